@@ -1,0 +1,343 @@
+//! Types shared by the XDP program (`agent-ebpf`) and the agent through BPF maps.
+//!
+//! Everything here is `#[repr(C)]` with explicit padding fields, so the kernel and userspace
+//! agree on the layout and no uninitialised padding byte ever ends up in a hash-map key.
+//! Map names are the `*_MAP` constants: the agent looks maps up by these names.
+#![no_std]
+
+// ===== map names =====
+
+/// `HashMap<u32 ifindex, IfaceConfig>`: per-interface switches, written by the agent.
+pub const IFACE_CONFIG_MAP: &str = "IFACE_CONFIG";
+/// `HashMap<VridKey, VridConfig>`: what a valid advert for a configured VRID looks like.
+pub const VRID_CONFIG_MAP: &str = "VRID_CONFIG";
+/// `HashMap<VridKey, VridState>`: the last valid advert per VRID, as the kernel saw it.
+pub const VRID_STATE_MAP: &str = "VRID_STATE";
+/// `PerCpuHashMap<VridKey, VridStats>`: packets and bytes per VRID and verdict.
+pub const VRID_STATS_MAP: &str = "VRID_STATS";
+/// `HashMap<VipKey, VipValue>`: virtual addresses this node answers ARP for (MASTER only).
+pub const VIPS_MAP: &str = "VIPS";
+/// `PerCpuArray<u64>` indexed by [`Counter`].
+pub const COUNTERS_MAP: &str = "COUNTERS";
+
+/// Name of the VRRP filter / ARP responder program.
+pub const VRRP_PROGRAM: &str = "vrrp_xdp";
+/// Name of a program that passes everything: the benchmark floor, and the peer program that
+/// native-mode `XDP_TX` on a veth needs.
+pub const PASS_PROGRAM: &str = "xdp_pass";
+
+pub const IFACE_CONFIG_MAX: u32 = 1024;
+pub const VRID_MAX_ENTRIES: u32 = 16384;
+pub const VIPS_MAX_ENTRIES: u32 = 16384;
+
+// ===== counters =====
+
+/// Why the program passed or dropped a VRRP packet. Index into [`VridStats`]; each one also has
+/// a global [`Counter`] (see [`VrrpVerdict::counter`]).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VrrpVerdict {
+    /// Passed all checks, handed to the agent (XDP_PASS).
+    Valid = 0,
+    /// TTL / hop limit is not 255 (RFC 5798 §7.1, RFC 3768 §7.1) for a multicast instance.
+    Ttl,
+    /// VRRP version not enabled for this VRID.
+    Version,
+    /// VRRP type is not 1 (ADVERTISEMENT).
+    Type,
+    /// VRID not configured on this interface while the interface's VRID filter is armed.
+    UnknownVrid,
+    /// IP payload shorter than the VRRP header, its address list and (v2) authentication data.
+    Length,
+    /// Bad VRRP checksum.
+    Checksum,
+    /// v2 authentication type differs from the instance's, or the PASS password is wrong.
+    Auth,
+}
+
+pub const VRRP_VERDICTS: usize = 8;
+
+impl VrrpVerdict {
+    pub const ALL: [VrrpVerdict; VRRP_VERDICTS] = [
+        VrrpVerdict::Valid,
+        VrrpVerdict::Ttl,
+        VrrpVerdict::Version,
+        VrrpVerdict::Type,
+        VrrpVerdict::UnknownVrid,
+        VrrpVerdict::Length,
+        VrrpVerdict::Checksum,
+        VrrpVerdict::Auth,
+    ];
+
+    /// The global counter that counts this verdict over all VRIDs.
+    #[inline(always)]
+    pub const fn counter(self) -> Counter {
+        match self {
+            VrrpVerdict::Valid => Counter::VrrpValid,
+            VrrpVerdict::Ttl => Counter::DropTtl,
+            VrrpVerdict::Version => Counter::DropVersion,
+            VrrpVerdict::Type => Counter::DropType,
+            VrrpVerdict::UnknownVrid => Counter::DropUnknownVrid,
+            VrrpVerdict::Length => Counter::DropLength,
+            VrrpVerdict::Checksum => Counter::DropChecksum,
+            VrrpVerdict::Auth => Counter::DropAuth,
+        }
+    }
+
+    /// Stable snake_case name, used in metrics labels and test output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            VrrpVerdict::Valid => "valid",
+            VrrpVerdict::Ttl => "ttl",
+            VrrpVerdict::Version => "version",
+            VrrpVerdict::Type => "type",
+            VrrpVerdict::UnknownVrid => "unknown_vrid",
+            VrrpVerdict::Length => "length",
+            VrrpVerdict::Checksum => "checksum",
+            VrrpVerdict::Auth => "auth",
+        }
+    }
+}
+
+/// Indices of the global per-CPU counter array. The one place counter indices are defined.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Every frame the program ran on.
+    Frames = 0,
+    /// Neither VRRP nor an ARP request: passed untouched.
+    PassOther,
+    /// Valid VRRP advert, passed to the agent.
+    VrrpValid,
+    /// VRRP for a VRID this interface does not run, passed because the filter is not armed.
+    VrrpPassUnfiltered,
+    /// VRRP the kernel does not verify (IPv4 fragment, longer than the in-kernel checksum
+    /// limit), passed: the agent checks everything it receives anyway.
+    VrrpPassUnchecked,
+    /// VRRP frame shorter than its own headers say.
+    DropTruncated,
+    /// IPv4 header length or total length inconsistent.
+    DropIpHeader,
+    DropTtl,
+    DropVersion,
+    DropType,
+    DropUnknownVrid,
+    DropLength,
+    DropChecksum,
+    DropAuth,
+    /// ARP request for an armed VIP answered with XDP_TX.
+    ArpReply,
+    /// ARP packet not answered in the kernel (not a request, not for an armed VIP, gratuitous,
+    /// malformed): passed to the kernel's own ARP.
+    ArpPass,
+}
+
+pub const COUNTER_COUNT: usize = 16;
+
+impl Counter {
+    pub const ALL: [Counter; COUNTER_COUNT] = [
+        Counter::Frames,
+        Counter::PassOther,
+        Counter::VrrpValid,
+        Counter::VrrpPassUnfiltered,
+        Counter::VrrpPassUnchecked,
+        Counter::DropTruncated,
+        Counter::DropIpHeader,
+        Counter::DropTtl,
+        Counter::DropVersion,
+        Counter::DropType,
+        Counter::DropUnknownVrid,
+        Counter::DropLength,
+        Counter::DropChecksum,
+        Counter::DropAuth,
+        Counter::ArpReply,
+        Counter::ArpPass,
+    ];
+
+    /// Stable snake_case name, used in metrics and test output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::Frames => "frames",
+            Counter::PassOther => "pass_other",
+            Counter::VrrpValid => "vrrp_valid",
+            Counter::VrrpPassUnfiltered => "vrrp_pass_unfiltered",
+            Counter::VrrpPassUnchecked => "vrrp_pass_unchecked",
+            Counter::DropTruncated => "drop_truncated",
+            Counter::DropIpHeader => "drop_ip_header",
+            Counter::DropTtl => "drop_ttl",
+            Counter::DropVersion => "drop_version",
+            Counter::DropType => "drop_type",
+            Counter::DropUnknownVrid => "drop_unknown_vrid",
+            Counter::DropLength => "drop_length",
+            Counter::DropChecksum => "drop_checksum",
+            Counter::DropAuth => "drop_auth",
+            Counter::ArpReply => "arp_reply",
+            Counter::ArpPass => "arp_pass",
+        }
+    }
+}
+
+// ===== map keys and values =====
+
+pub const FAMILY_V4: u8 = 4;
+pub const FAMILY_V6: u8 = 6;
+
+/// Per-interface switches.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IfaceConfig {
+    /// `IFACE_*` bits.
+    pub flags: u32,
+}
+
+/// Drop (and count) VRRP for VRIDs not configured on this interface. Off, such adverts pass.
+pub const IFACE_FILTER_ARMED: u32 = 1 << 0;
+
+/// A VRRP instance as the kernel sees it: interface, VLAN (0 = untagged), VRID, address family.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VridKey {
+    pub ifindex: u32,
+    /// 802.1Q VLAN id of the frame as seen by the program, 0 when untagged.
+    pub vlan: u16,
+    pub vrid: u8,
+    /// [`FAMILY_V4`] or [`FAMILY_V6`].
+    pub family: u8,
+}
+
+/// Accept VRRPv2 adverts for this VRID.
+pub const VRID_ALLOW_V2: u32 = 1 << 0;
+/// Accept VRRPv3 adverts for this VRID.
+pub const VRID_ALLOW_V3: u32 = 1 << 1;
+/// Require TTL / hop limit 255 (multicast instances; RFC 5798 §7.1).
+pub const VRID_CHECK_TTL: u32 = 1 << 2;
+/// VRRPv3 over IPv4: checksum without the pseudo-header (keepalived's `v3_checksum_as_v2`).
+pub const VRID_V3_CHECKSUM_AS_V2: u32 = 1 << 3;
+/// VRRPv2 PASS authentication: auth type must be 1 and the password must match `auth_pass`.
+/// Without it, v2 adverts must carry auth type 0 (keepalived: "received a N auth, expecting M").
+pub const VRID_AUTH_PASS: u32 = 1 << 4;
+
+/// What a valid advert for this VRID looks like.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VridConfig {
+    /// `VRID_*` bits.
+    pub flags: u32,
+    pub _pad: u32,
+    /// PASS password, zero-padded to 8 bytes as it is on the wire (RFC 2338 §5.3.10).
+    pub auth_pass: [u8; 8],
+}
+
+/// The last valid advert the kernel passed for a VRID: the master's heartbeat.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VridState {
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the advert was seen.
+    pub last_ns: u64,
+    /// Source address; IPv4 in the first 4 bytes.
+    pub src: [u8; 16],
+    pub priority: u8,
+    pub version: u8,
+    /// v3: Max Adver Int in centiseconds; v2: Adver Int in seconds.
+    pub interval: u16,
+    pub _pad: u32,
+}
+
+/// Packets and bytes per [`VrrpVerdict`] for one VRID, per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VridStats {
+    pub packets: [u64; VRRP_VERDICTS],
+    pub bytes: [u64; VRRP_VERDICTS],
+}
+
+/// A virtual address on an interface (and VLAN) that this node answers ARP/ND for.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VipKey {
+    pub ifindex: u32,
+    pub vlan: u16,
+    /// [`FAMILY_V4`] or [`FAMILY_V6`] (IPv6 NS→NA will use the same map).
+    pub family: u8,
+    pub _pad: u8,
+    /// The address; IPv4 in the first 4 bytes, the rest zero.
+    pub addr: [u8; 16],
+}
+
+impl VipKey {
+    #[inline(always)]
+    pub const fn v4(ifindex: u32, vlan: u16, addr: [u8; 4]) -> Self {
+        VipKey {
+            ifindex,
+            vlan,
+            family: FAMILY_V4,
+            _pad: 0,
+            addr: [
+                addr[0], addr[1], addr[2], addr[3], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ],
+        }
+    }
+
+    /// The IPv4 address of a [`FAMILY_V4`] key.
+    #[inline(always)]
+    pub const fn addr_v4(&self) -> [u8; 4] {
+        [self.addr[0], self.addr[1], self.addr[2], self.addr[3]]
+    }
+}
+
+/// How to answer for a VIP.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VipValue {
+    /// The MAC to answer with: the interface's, or the VRRP virtual MAC under `use_vmac`.
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are repr(C), made only of integers and byte arrays, with explicit
+    // padding fields, so every bit pattern is valid and there are no implicit holes.
+    unsafe impl aya::Pod for super::IfaceConfig {}
+    unsafe impl aya::Pod for super::VridKey {}
+    unsafe impl aya::Pod for super::VridConfig {}
+    unsafe impl aya::Pod for super::VridState {}
+    unsafe impl aya::Pod for super::VridStats {}
+    unsafe impl aya::Pod for super::VipKey {}
+    unsafe impl aya::Pod for super::VipValue {}
+}
+
+// Layout checks: a change here is a change to the kernel ABI between the two halves.
+const _: () = {
+    assert!(core::mem::size_of::<VridKey>() == 8);
+    assert!(core::mem::size_of::<VridConfig>() == 16);
+    assert!(core::mem::size_of::<VridState>() == 32);
+    assert!(core::mem::size_of::<VridStats>() == 16 * VRRP_VERDICTS);
+    assert!(core::mem::size_of::<VipKey>() == 24);
+    assert!(core::mem::size_of::<VipValue>() == 8);
+    assert!(Counter::ALL.len() == COUNTER_COUNT);
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_indices_match_their_position() {
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i, "{}", c.name());
+        }
+        for (i, v) in VrrpVerdict::ALL.iter().enumerate() {
+            assert_eq!(*v as usize, i, "{}", v.name());
+        }
+    }
+
+    #[test]
+    fn every_verdict_has_its_own_counter() {
+        for a in VrrpVerdict::ALL {
+            for b in VrrpVerdict::ALL {
+                assert_eq!(a == b, a.counter() == b.counter());
+            }
+        }
+    }
+}

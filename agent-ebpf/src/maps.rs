@@ -1,0 +1,66 @@
+//! The program's maps (layouts and names in agent-common) and the counting helpers.
+
+use agent_common::{
+    COUNTER_COUNT, Counter, IFACE_CONFIG_MAX, IfaceConfig, VIPS_MAX_ENTRIES, VRID_MAX_ENTRIES,
+    VipKey, VipValue, VridConfig, VridKey, VridState, VridStats, VrrpVerdict,
+};
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    macros::map,
+    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+};
+
+#[map]
+pub static IFACE_CONFIG: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(IFACE_CONFIG_MAX, 0);
+#[map]
+pub static VRID_CONFIG: HashMap<VridKey, VridConfig> =
+    HashMap::with_max_entries(VRID_MAX_ENTRIES, 0);
+#[map]
+pub static VRID_STATE: HashMap<VridKey, VridState> = HashMap::with_max_entries(VRID_MAX_ENTRIES, 0);
+#[map]
+pub static VRID_STATS: PerCpuHashMap<VridKey, VridStats> =
+    PerCpuHashMap::with_max_entries(VRID_MAX_ENTRIES, 0);
+#[map]
+pub static VIPS: HashMap<VipKey, VipValue> = HashMap::with_max_entries(VIPS_MAX_ENTRIES, 0);
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT as u32, 0);
+
+/// Scratch space for one VRRP message (per CPU, so never shared): the checksum is computed over
+/// a copy, at constant bounds the verifier can follow, instead of over packet memory of
+/// variable length.
+pub const SCRATCH_WORDS: usize = 260;
+#[map]
+pub static SCRATCH: PerCpuArray<[u32; SCRATCH_WORDS]> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+pub fn bump(counter: Counter) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: per-CPU slot, only this CPU's program writes it.
+        unsafe { *slot += 1 };
+    }
+}
+
+/// Counts a VRRP verdict globally and for its VRID. A VRID seen for the first time gets an
+/// entry (bounded by the map size: when full, only the global counter moves).
+#[inline(always)]
+pub fn count_vrid(key: &VridKey, verdict: VrrpVerdict, bytes: usize) {
+    bump(verdict.counter());
+    let stats = match VRID_STATS.get_ptr_mut(key) {
+        Some(stats) => stats,
+        None => {
+            let _ = VRID_STATS.insert(key, VridStats::default(), BPF_NOEXIST as u64);
+            match VRID_STATS.get_ptr_mut(key) {
+                Some(stats) => stats,
+                None => return,
+            }
+        }
+    };
+    // SAFETY: per-CPU value, only this CPU's program writes it.
+    let stats = unsafe { &mut *stats };
+    if let Some(p) = stats.packets.get_mut(verdict as usize) {
+        *p += 1;
+    }
+    if let Some(b) = stats.bytes.get_mut(verdict as usize) {
+        *b += bytes as u64;
+    }
+}

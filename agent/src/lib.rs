@@ -1,0 +1,6 @@
+//! vrrp-agent: a drop-in replacement for keepalived's VRRP side, with an XDP data path.
+//!
+//! Layers (arrows point down only): `xdp` holds the kernel program and its maps. The config,
+//! protocol engine, tracking and operations layers arrive with their issues (ARCHITECTURE.md).
+
+pub mod xdp;

@@ -1,0 +1,180 @@
+//! Typed access to the XDP program's maps. Per-CPU counters are summed here, so callers only
+//! ever see totals.
+
+use agent_common::{
+    COUNTER_COUNT, COUNTERS_MAP, Counter, IFACE_CONFIG_MAP, IfaceConfig, VIPS_MAP, VRID_CONFIG_MAP,
+    VRID_STATE_MAP, VRID_STATS_MAP, VRRP_VERDICTS, VipKey, VipValue, VridConfig, VridKey,
+    VridState, VridStats, VrrpVerdict,
+};
+use aya::{
+    Ebpf, Pod,
+    maps::{HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap},
+};
+
+use super::XdpError;
+
+pub struct Maps {
+    iface_config: HashMap<MapData, u32, IfaceConfig>,
+    vrid_config: HashMap<MapData, VridKey, VridConfig>,
+    vrid_state: HashMap<MapData, VridKey, VridState>,
+    vrid_stats: PerCpuHashMap<MapData, VridKey, VridStats>,
+    vips: HashMap<MapData, VipKey, VipValue>,
+    counters: PerCpuArray<MapData, u64>,
+}
+
+fn take<T: TryFrom<Map, Error = MapError>>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<T, XdpError> {
+    let map = ebpf.take_map(name).ok_or(XdpError::MissingMap(name))?;
+    T::try_from(map).map_err(|source| XdpError::Map { map: name, source })
+}
+
+fn map_err(map: &'static str) -> impl FnOnce(MapError) -> XdpError {
+    move |source| XdpError::Map { map, source }
+}
+
+/// `Ok(None)` for a missing key, the error otherwise.
+fn optional<V>(result: Result<V, MapError>, map: &'static str) -> Result<Option<V>, XdpError> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(MapError::KeyNotFound) => Ok(None),
+        Err(source) => Err(XdpError::Map { map, source }),
+    }
+}
+
+fn remove<K: Pod, V: Pod>(
+    map: &mut HashMap<MapData, K, V>,
+    key: &K,
+    name: &'static str,
+) -> Result<(), XdpError> {
+    optional(map.remove(key), name).map(|_| ())
+}
+
+impl Maps {
+    pub(super) fn take(ebpf: &mut Ebpf) -> Result<Self, XdpError> {
+        Ok(Maps {
+            iface_config: take(ebpf, IFACE_CONFIG_MAP)?,
+            vrid_config: take(ebpf, VRID_CONFIG_MAP)?,
+            vrid_state: take(ebpf, VRID_STATE_MAP)?,
+            vrid_stats: take(ebpf, VRID_STATS_MAP)?,
+            vips: take(ebpf, VIPS_MAP)?,
+            counters: take(ebpf, COUNTERS_MAP)?,
+        })
+    }
+
+    pub fn set_iface(&mut self, ifindex: u32, config: IfaceConfig) -> Result<(), XdpError> {
+        self.iface_config
+            .insert(ifindex, config, 0)
+            .map_err(map_err(IFACE_CONFIG_MAP))
+    }
+
+    /// Declares what a valid advert for `key` looks like; adverts for it are then checked.
+    pub fn set_vrid(&mut self, key: VridKey, config: VridConfig) -> Result<(), XdpError> {
+        self.vrid_config
+            .insert(key, config, 0)
+            .map_err(map_err(VRID_CONFIG_MAP))
+    }
+
+    pub fn remove_vrid(&mut self, key: &VridKey) -> Result<(), XdpError> {
+        remove(&mut self.vrid_config, key, VRID_CONFIG_MAP)?;
+        remove(&mut self.vrid_state, key, VRID_STATE_MAP)
+    }
+
+    /// Starts answering ARP for a VIP in the kernel (on becoming MASTER).
+    pub fn arm_vip(&mut self, key: VipKey, value: VipValue) -> Result<(), XdpError> {
+        self.vips.insert(key, value, 0).map_err(map_err(VIPS_MAP))
+    }
+
+    /// Stops answering ARP for a VIP (before the address is removed on leaving MASTER).
+    pub fn disarm_vip(&mut self, key: &VipKey) -> Result<(), XdpError> {
+        remove(&mut self.vips, key, VIPS_MAP)
+    }
+
+    /// The global counters, summed over CPUs.
+    pub fn counters(&self) -> Result<Counters, XdpError> {
+        let mut totals = [0u64; COUNTER_COUNT];
+        for (index, total) in totals.iter_mut().enumerate() {
+            let per_cpu = self
+                .counters
+                .get(&(index as u32), 0)
+                .map_err(map_err(COUNTERS_MAP))?;
+            *total = per_cpu.iter().sum();
+        }
+        Ok(Counters(totals))
+    }
+
+    /// Packets and bytes per verdict for one VRID, summed over CPUs; None if never seen.
+    pub fn vrid_counters(&self, key: &VridKey) -> Result<Option<VridCounters>, XdpError> {
+        let per_cpu = optional(self.vrid_stats.get(key, 0), VRID_STATS_MAP)?;
+        Ok(per_cpu.map(|values| VridCounters::sum(values.iter())))
+    }
+
+    /// Every VRID the program has counted, summed over CPUs, in key order.
+    pub fn all_vrid_counters(&self) -> Result<Vec<(VridKey, VridCounters)>, XdpError> {
+        let mut all = Vec::new();
+        for entry in self.vrid_stats.iter() {
+            let (key, values) = entry.map_err(map_err(VRID_STATS_MAP))?;
+            all.push((key, VridCounters::sum(values.iter())));
+        }
+        all.sort_by_key(|(key, _)| *key);
+        Ok(all)
+    }
+
+    /// The last valid advert the kernel saw for `key`.
+    pub fn vrid_state(&self, key: &VridKey) -> Result<Option<VridState>, XdpError> {
+        optional(self.vrid_state.get(key, 0), VRID_STATE_MAP)
+    }
+}
+
+/// The global counters at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters(pub [u64; COUNTER_COUNT]);
+
+impl Counters {
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.0[counter as usize]
+    }
+
+    /// Counter by counter difference since `earlier`.
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        let mut diff = [0u64; COUNTER_COUNT];
+        for (i, d) in diff.iter_mut().enumerate() {
+            *d = self.0[i].wrapping_sub(earlier.0[i]);
+        }
+        Counters(diff)
+    }
+
+    /// (name, value) pairs in index order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        Counter::ALL.iter().map(|c| (c.name(), self.get(*c)))
+    }
+}
+
+/// Packets and bytes per verdict for one VRID.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VridCounters {
+    pub packets: [u64; VRRP_VERDICTS],
+    pub bytes: [u64; VRRP_VERDICTS],
+}
+
+impl VridCounters {
+    fn sum<'a>(per_cpu: impl Iterator<Item = &'a VridStats>) -> Self {
+        let mut total = VridCounters::default();
+        for stats in per_cpu {
+            for i in 0..VRRP_VERDICTS {
+                total.packets[i] += stats.packets[i];
+                total.bytes[i] += stats.bytes[i];
+            }
+        }
+        total
+    }
+
+    pub fn packets(&self, verdict: VrrpVerdict) -> u64 {
+        self.packets[verdict as usize]
+    }
+
+    pub fn bytes(&self, verdict: VrrpVerdict) -> u64 {
+        self.bytes[verdict as usize]
+    }
+}

@@ -1,0 +1,307 @@
+//! The XDP program: loading, attaching (native mode, falling back to SKB mode), and typed
+//! access to its maps.
+//!
+//! The program is never pinned: the kernel detaches it when the last file descriptor of its
+//! link closes, so when the agent process dies nothing keeps answering ARP for its VIPs.
+
+mod maps;
+
+use std::{ffi::CString, fmt};
+
+use agent_common::{PASS_PROGRAM, VRRP_PROGRAM};
+use aya::{
+    Ebpf, EbpfError,
+    maps::MapError,
+    programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode, xdp::XdpLinkId},
+};
+use log::{info, warn};
+
+pub use maps::{Counters, VridCounters};
+
+/// The compiled XDP object, built by build.rs.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/agent-ebpf"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum XdpError {
+    #[error("loading the XDP object: {0}")]
+    Load(#[from] EbpfError),
+    #[error("XDP program {0} not found in the object")]
+    MissingProgram(&'static str),
+    #[error("XDP map {0} not found in the object")]
+    MissingMap(&'static str),
+    #[error("XDP program {name}: {source}")]
+    Program {
+        name: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("no interface named {0:?}")]
+    NoInterface(String),
+    #[error("attaching XDP to {iface}: native mode: {native}; SKB mode: {skb}")]
+    Attach {
+        iface: String,
+        native: ProgramError,
+        skb: ProgramError,
+    },
+    #[error("attaching XDP to {iface} in {mode} mode: {source}")]
+    AttachMode {
+        iface: String,
+        mode: AttachMode,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("XDP map {map}: {source}")]
+    Map {
+        map: &'static str,
+        #[source]
+        source: MapError,
+    },
+}
+
+/// How the program runs on an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachMode {
+    /// In the driver, before any socket buffer exists (XDP_FLAGS_DRV_MODE).
+    Native,
+    /// Generic XDP in the network stack (XDP_FLAGS_SKB_MODE): works on every device.
+    Skb,
+}
+
+impl fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AttachMode::Native => "native",
+            AttachMode::Skb => "skb",
+        })
+    }
+}
+
+impl AttachMode {
+    fn flags(self) -> XdpMode {
+        match self {
+            AttachMode::Native => XdpMode::Driver,
+            AttachMode::Skb => XdpMode::Skb,
+        }
+    }
+}
+
+/// Which program to attach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Program {
+    /// The VRRP filter and ARP responder.
+    Vrrp,
+    /// Passes everything (benchmark floor; the peer side of a veth for native XDP_TX).
+    Pass,
+}
+
+impl Program {
+    const fn name(self) -> &'static str {
+        match self {
+            Program::Vrrp => VRRP_PROGRAM,
+            Program::Pass => PASS_PROGRAM,
+        }
+    }
+}
+
+/// An interface the program is attached to.
+#[derive(Debug)]
+pub struct Attachment {
+    pub iface: String,
+    pub ifindex: u32,
+    pub mode: AttachMode,
+    pub program: Program,
+    link: XdpLinkId,
+}
+
+/// Result of one BPF_PROG_TEST_RUN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestRunOutput {
+    /// XDP action (`XDP_DROP` = 1, `XDP_PASS` = 2, `XDP_TX` = 3, ...).
+    pub action: u32,
+    /// The frame as the program left it.
+    pub frame: Vec<u8>,
+    /// Mean time per repetition as the kernel measured it.
+    pub duration: std::time::Duration,
+}
+
+/// The loaded XDP object: programs, maps and the interfaces they are attached to.
+pub struct XdpProgram {
+    ebpf: Ebpf,
+    pub maps: maps::Maps,
+    attachments: Vec<Attachment>,
+}
+
+impl XdpProgram {
+    /// Loads (and verifies) both programs and opens the maps. Needs root (CAP_BPF/CAP_NET_ADMIN).
+    pub fn load() -> Result<Self, XdpError> {
+        let mut ebpf = Ebpf::load(OBJECT)?;
+        for program in [Program::Vrrp, Program::Pass] {
+            program_mut(&mut ebpf, program)?
+                .load()
+                .map_err(|source| XdpError::Program {
+                    name: program.name(),
+                    source,
+                })?;
+        }
+        let maps = maps::Maps::take(&mut ebpf)?;
+        Ok(XdpProgram {
+            ebpf,
+            maps,
+            attachments: Vec::new(),
+        })
+    }
+
+    /// Attaches `program` to `iface` in native mode, or in SKB mode where the driver has no
+    /// native XDP, and logs which one it got.
+    pub fn attach(&mut self, iface: &str, program: Program) -> Result<&Attachment, XdpError> {
+        let ifindex = ifindex(iface)?;
+        let xdp = program_mut(&mut self.ebpf, program)?;
+        let (mode, link) = match xdp.attach_to_if_index(ifindex, XdpMode::Driver) {
+            Ok(link) => (AttachMode::Native, link),
+            Err(native) => {
+                warn!("{iface}: native XDP not available ({native}), falling back to SKB mode");
+                match xdp.attach_to_if_index(ifindex, XdpMode::Skb) {
+                    Ok(link) => (AttachMode::Skb, link),
+                    Err(skb) => {
+                        return Err(XdpError::Attach {
+                            iface: iface.to_string(),
+                            native,
+                            skb,
+                        });
+                    }
+                }
+            }
+        };
+        info!(
+            "{iface}: XDP program {} attached in {mode} mode",
+            program.name()
+        );
+        self.attachments.push(Attachment {
+            iface: iface.to_string(),
+            ifindex,
+            mode,
+            program,
+            link,
+        });
+        Ok(self.attachments.last().expect("just pushed"))
+    }
+
+    /// Attaches in exactly `mode`, with no fallback (tests and benchmarks).
+    pub fn attach_mode(
+        &mut self,
+        iface: &str,
+        program: Program,
+        mode: AttachMode,
+    ) -> Result<&Attachment, XdpError> {
+        let ifindex = ifindex(iface)?;
+        let link = program_mut(&mut self.ebpf, program)?
+            .attach_to_if_index(ifindex, mode.flags())
+            .map_err(|source| XdpError::AttachMode {
+                iface: iface.to_string(),
+                mode,
+                source,
+            })?;
+        info!(
+            "{iface}: XDP program {} attached in {mode} mode",
+            program.name()
+        );
+        self.attachments.push(Attachment {
+            iface: iface.to_string(),
+            ifindex,
+            mode,
+            program,
+            link,
+        });
+        Ok(self.attachments.last().expect("just pushed"))
+    }
+
+    /// Detaches from `iface` (every program attached there).
+    pub fn detach(&mut self, iface: &str) -> Result<(), XdpError> {
+        let mut kept = Vec::with_capacity(self.attachments.len());
+        for attachment in std::mem::take(&mut self.attachments) {
+            if attachment.iface != iface {
+                kept.push(attachment);
+                continue;
+            }
+            let program = attachment.program;
+            program_mut(&mut self.ebpf, program)?
+                .detach(attachment.link)
+                .map_err(|source| XdpError::Program {
+                    name: program.name(),
+                    source,
+                })?;
+            info!("{iface}: XDP program {} detached", program.name());
+        }
+        self.attachments = kept;
+        Ok(())
+    }
+
+    pub fn attachments(&self) -> &[Attachment] {
+        &self.attachments
+    }
+
+    /// Runs `program` once on `frame` with BPF_PROG_TEST_RUN (no network involved; the
+    /// ingress interface is the namespace's loopback). Needs root.
+    pub fn test_run(&self, program: Program, frame: &[u8]) -> Result<TestRunOutput, XdpError> {
+        self.test_run_repeat(program, frame, 1)
+    }
+
+    /// As [`Self::test_run`], `repeat` times over the same buffer (a frame the program rewrites
+    /// is rewritten again on the next repetition).
+    pub fn test_run_repeat(
+        &self,
+        program: Program,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<TestRunOutput, XdpError> {
+        let xdp: &Xdp = self
+            .ebpf
+            .program(program.name())
+            .ok_or(XdpError::MissingProgram(program.name()))?
+            .try_into()
+            .map_err(|source| XdpError::Program {
+                name: program.name(),
+                source,
+            })?;
+        // Room for the frame to grow: an empty data_out would let the kernel write past it, and
+        // one smaller than the result fails with ENOSPC.
+        let mut out = vec![0u8; frame.len() + 256];
+        let result = xdp
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                repeat: repeat.max(1),
+                ..Default::default()
+            })
+            .map_err(|source| XdpError::Program {
+                name: program.name(),
+                source,
+            })?;
+        out.truncate(result.data_size_out as usize);
+        Ok(TestRunOutput {
+            action: result.return_value,
+            frame: out,
+            duration: result.duration,
+        })
+    }
+}
+
+fn program_mut(ebpf: &mut Ebpf, program: Program) -> Result<&mut Xdp, XdpError> {
+    ebpf.program_mut(program.name())
+        .ok_or(XdpError::MissingProgram(program.name()))?
+        .try_into()
+        .map_err(|source| XdpError::Program {
+            name: program.name(),
+            source,
+        })
+}
+
+/// The index of interface `name` in the calling thread's network namespace.
+pub fn ifindex(name: &str) -> Result<u32, XdpError> {
+    let c_name = CString::new(name).map_err(|_| XdpError::NoInterface(name.to_string()))?;
+    // SAFETY: c_name is a valid NUL-terminated string for the duration of the call.
+    match unsafe { libc::if_nametoindex(c_name.as_ptr()) } {
+        0 => Err(XdpError::NoInterface(name.to_string())),
+        index => Ok(index),
+    }
+}
