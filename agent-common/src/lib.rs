@@ -11,9 +11,8 @@
 pub const IFACE_CONFIG_MAP: &str = "IFACE_CONFIG";
 /// `HashMap<VridKey, VridConfig>`: what a valid advert for a configured VRID looks like.
 pub const VRID_CONFIG_MAP: &str = "VRID_CONFIG";
-/// `HashMap<VridKey, VridState>`: the last valid advert per VRID, as the kernel saw it.
-pub const VRID_STATE_MAP: &str = "VRID_STATE";
-/// `PerCpuHashMap<VridKey, VridStats>`: packets and bytes per VRID and verdict.
+/// `PerCpuHashMap<VridKey, VridStats>`: packets and bytes per VRID and verdict, and the last
+/// valid advert each CPU saw (the newest of them is the master's heartbeat).
 pub const VRID_STATS_MAP: &str = "VRID_STATS";
 /// `HashMap<VipKey, VipValue>`: virtual addresses this node answers ARP for (MASTER only).
 pub const VIPS_MAP: &str = "VIPS";
@@ -102,11 +101,12 @@ impl VrrpVerdict {
 /// Indices of the global per-CPU counter array. The one place counter indices are defined.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// Every frame the program runs on moves exactly one of them, so their sum is the number of
+/// frames seen (no separate counter is paid for on every packet).
 pub enum Counter {
-    /// Every frame the program ran on.
-    Frames = 0,
     /// Neither VRRP nor an ARP request: passed untouched.
-    PassOther,
+    PassOther = 0,
     /// Valid VRRP advert, passed to the agent.
     VrrpValid,
     /// VRRP for a VRID this interface does not run, passed because the filter is not armed.
@@ -132,11 +132,10 @@ pub enum Counter {
     ArpPass,
 }
 
-pub const COUNTER_COUNT: usize = 16;
+pub const COUNTER_COUNT: usize = 15;
 
 impl Counter {
     pub const ALL: [Counter; COUNTER_COUNT] = [
-        Counter::Frames,
         Counter::PassOther,
         Counter::VrrpValid,
         Counter::VrrpPassUnfiltered,
@@ -157,7 +156,6 @@ impl Counter {
     /// Stable snake_case name, used in metrics and test output.
     pub const fn name(self) -> &'static str {
         match self {
-            Counter::Frames => "frames",
             Counter::PassOther => "pass_other",
             Counter::VrrpValid => "vrrp_valid",
             Counter::VrrpPassUnfiltered => "vrrp_pass_unfiltered",
@@ -243,12 +241,16 @@ pub struct VridState {
     pub _pad: u32,
 }
 
-/// Packets and bytes per [`VrrpVerdict`] for one VRID, per CPU.
+/// Packets and bytes per [`VrrpVerdict`] for one VRID, and the last valid advert, per CPU.
+/// Kept together so the program looks the VRID up once; per CPU so no two CPUs write the same
+/// cache line.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct VridStats {
     pub packets: [u64; VRRP_VERDICTS],
     pub bytes: [u64; VRRP_VERDICTS],
+    /// `last.last_ns == 0`: this CPU has seen no valid advert for the VRID.
+    pub last: VridState,
 }
 
 /// A virtual address on an interface (and VLAN) that this node answers ARP/ND for.
@@ -312,7 +314,7 @@ const _: () = {
     assert!(core::mem::size_of::<VridKey>() == 8);
     assert!(core::mem::size_of::<VridConfig>() == 16);
     assert!(core::mem::size_of::<VridState>() == 32);
-    assert!(core::mem::size_of::<VridStats>() == 16 * VRRP_VERDICTS);
+    assert!(core::mem::size_of::<VridStats>() == 16 * VRRP_VERDICTS + 32);
     assert!(core::mem::size_of::<VipKey>() == 24);
     assert!(core::mem::size_of::<VipValue>() == 8);
     assert!(Counter::ALL.len() == COUNTER_COUNT);

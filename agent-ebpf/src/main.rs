@@ -20,7 +20,6 @@ const ETH_P_IPV6: u16 = 0x86dd;
 /// The VRRP filter and ARP responder, attached to every interface that runs VRRP.
 #[xdp]
 pub fn vrrp_xdp(ctx: XdpContext) -> u32 {
-    maps::bump(Counter::Frames);
     let Some(l2) = parse::ethernet(&ctx) else {
         maps::bump(Counter::PassOther);
         return xdp_action::XDP_PASS;

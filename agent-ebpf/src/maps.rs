@@ -2,7 +2,7 @@
 
 use agent_common::{
     COUNTER_COUNT, Counter, IFACE_CONFIG_MAX, IfaceConfig, VIPS_MAX_ENTRIES, VRID_MAX_ENTRIES,
-    VipKey, VipValue, VridConfig, VridKey, VridState, VridStats, VrrpVerdict,
+    VipKey, VipValue, VridConfig, VridKey, VridStats, VrrpVerdict,
 };
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -15,8 +15,6 @@ pub static IFACE_CONFIG: HashMap<u32, IfaceConfig> = HashMap::with_max_entries(I
 #[map]
 pub static VRID_CONFIG: HashMap<VridKey, VridConfig> =
     HashMap::with_max_entries(VRID_MAX_ENTRIES, 0);
-#[map]
-pub static VRID_STATE: HashMap<VridKey, VridState> = HashMap::with_max_entries(VRID_MAX_ENTRIES, 0);
 #[map]
 pub static VRID_STATS: PerCpuHashMap<VridKey, VridStats> =
     PerCpuHashMap::with_max_entries(VRID_MAX_ENTRIES, 0);
@@ -40,23 +38,27 @@ pub fn bump(counter: Counter) {
     }
 }
 
-/// Counts a VRRP verdict globally and for its VRID. A VRID seen for the first time gets an
-/// entry (bounded by the map size: when full, only the global counter moves).
+/// The per-CPU statistics of a VRID. A VRID seen for the first time gets an entry (bounded by
+/// the map size: when it is full, only the global counters move).
 #[inline(always)]
-pub fn count_vrid(key: &VridKey, verdict: VrrpVerdict, bytes: usize) {
-    bump(verdict.counter());
+pub fn vrid_stats(key: &VridKey) -> Option<&'static mut VridStats> {
     let stats = match VRID_STATS.get_ptr_mut(key) {
         Some(stats) => stats,
         None => {
             let _ = VRID_STATS.insert(key, VridStats::default(), BPF_NOEXIST as u64);
-            match VRID_STATS.get_ptr_mut(key) {
-                Some(stats) => stats,
-                None => return,
-            }
+            VRID_STATS.get_ptr_mut(key)?
         }
     };
-    // SAFETY: per-CPU value, only this CPU's program writes it.
-    let stats = unsafe { &mut *stats };
+    // SAFETY: per-CPU value, only this CPU's program writes it, and map values outlive the
+    // program invocation.
+    Some(unsafe { &mut *stats })
+}
+
+/// Counts a VRRP verdict globally and, when there are `stats`, for its VRID.
+#[inline(always)]
+pub fn count_vrid(stats: Option<&mut VridStats>, verdict: VrrpVerdict, bytes: usize) {
+    bump(verdict.counter());
+    let Some(stats) = stats else { return };
     if let Some(p) = stats.packets.get_mut(verdict as usize) {
         *p += 1;
     }

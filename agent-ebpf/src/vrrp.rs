@@ -3,8 +3,7 @@
 
 use agent_common::{
     Counter, FAMILY_V4, FAMILY_V6, IFACE_FILTER_ARMED, VRID_ALLOW_V2, VRID_ALLOW_V3,
-    VRID_AUTH_PASS, VRID_CHECK_TTL, VRID_V3_CHECKSUM_AS_V2, VridConfig, VridKey, VridState,
-    VrrpVerdict,
+    VRID_AUTH_PASS, VRID_CHECK_TTL, VRID_V3_CHECKSUM_AS_V2, VridConfig, VridKey, VrrpVerdict,
 };
 use aya_ebpf::{
     EbpfContext as _,
@@ -15,7 +14,7 @@ use aya_ebpf::{
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use crate::{
-    maps::{self, IFACE_CONFIG, SCRATCH, SCRATCH_WORDS, VRID_CONFIG, VRID_STATE},
+    maps::{self, IFACE_CONFIG, SCRATCH, SCRATCH_WORDS, VRID_CONFIG},
     parse::{L2, ptr_at, remaining},
 };
 
@@ -188,7 +187,7 @@ fn advert(ctx: &XdpContext, l2: &L2, ip: &Carrier) -> u32 {
         let armed = unsafe { IFACE_CONFIG.get(&l2.ifindex) }
             .is_some_and(|c| c.flags & IFACE_FILTER_ARMED != 0);
         if armed {
-            maps::count_vrid(&key, VrrpVerdict::UnknownVrid, ip.len);
+            maps::count_vrid(maps::vrid_stats(&key), VrrpVerdict::UnknownVrid, ip.len);
             return xdp_action::XDP_DROP;
         }
         maps::bump(Counter::VrrpPassUnfiltered);
@@ -200,27 +199,26 @@ fn advert(ctx: &XdpContext, l2: &L2, ip: &Carrier) -> u32 {
             xdp_action::XDP_PASS
         }
         Outcome::Checked(VrrpVerdict::Valid) => {
-            maps::count_vrid(&key, VrrpVerdict::Valid, ip.len);
-            let version = hdr.vers_type >> 4;
-            let interval = if version == 2 {
-                hdr.word1_lo as u16
-            } else {
-                (((hdr.word1_hi & 0x0f) as u16) << 8) | hdr.word1_lo as u16
-            };
-            let state = VridState {
+            let mut stats = maps::vrid_stats(&key);
+            if let Some(stats) = stats.as_deref_mut() {
+                let version = hdr.vers_type >> 4;
+                let last = &mut stats.last;
                 // SAFETY: helper without arguments.
-                last_ns: unsafe { bpf_ktime_get_ns() },
-                src: ip.src,
-                priority: hdr.priority,
-                version,
-                interval,
-                _pad: 0,
-            };
-            let _ = VRID_STATE.insert(&key, &state, 0);
+                last.last_ns = unsafe { bpf_ktime_get_ns() };
+                last.src = ip.src;
+                last.priority = hdr.priority;
+                last.version = version;
+                last.interval = if version == 2 {
+                    hdr.word1_lo as u16
+                } else {
+                    (((hdr.word1_hi & 0x0f) as u16) << 8) | hdr.word1_lo as u16
+                };
+            }
+            maps::count_vrid(stats, VrrpVerdict::Valid, ip.len);
             xdp_action::XDP_PASS
         }
         Outcome::Checked(invalid) => {
-            maps::count_vrid(&key, invalid, ip.len);
+            maps::count_vrid(maps::vrid_stats(&key), invalid, ip.len);
             xdp_action::XDP_DROP
         }
     }

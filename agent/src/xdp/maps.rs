@@ -3,8 +3,8 @@
 
 use agent_common::{
     COUNTER_COUNT, COUNTERS_MAP, Counter, IFACE_CONFIG_MAP, IfaceConfig, VIPS_MAP, VRID_CONFIG_MAP,
-    VRID_STATE_MAP, VRID_STATS_MAP, VRRP_VERDICTS, VipKey, VipValue, VridConfig, VridKey,
-    VridState, VridStats, VrrpVerdict,
+    VRID_STATS_MAP, VRRP_VERDICTS, VipKey, VipValue, VridConfig, VridKey, VridState, VridStats,
+    VrrpVerdict,
 };
 use aya::{
     Ebpf, Pod,
@@ -16,7 +16,6 @@ use super::XdpError;
 pub struct Maps {
     iface_config: HashMap<MapData, u32, IfaceConfig>,
     vrid_config: HashMap<MapData, VridKey, VridConfig>,
-    vrid_state: HashMap<MapData, VridKey, VridState>,
     vrid_stats: PerCpuHashMap<MapData, VridKey, VridStats>,
     vips: HashMap<MapData, VipKey, VipValue>,
     counters: PerCpuArray<MapData, u64>,
@@ -56,7 +55,6 @@ impl Maps {
         Ok(Maps {
             iface_config: take(ebpf, IFACE_CONFIG_MAP)?,
             vrid_config: take(ebpf, VRID_CONFIG_MAP)?,
-            vrid_state: take(ebpf, VRID_STATE_MAP)?,
             vrid_stats: take(ebpf, VRID_STATS_MAP)?,
             vips: take(ebpf, VIPS_MAP)?,
             counters: take(ebpf, COUNTERS_MAP)?,
@@ -78,7 +76,7 @@ impl Maps {
 
     pub fn remove_vrid(&mut self, key: &VridKey) -> Result<(), XdpError> {
         remove(&mut self.vrid_config, key, VRID_CONFIG_MAP)?;
-        remove(&mut self.vrid_state, key, VRID_STATE_MAP)
+        optional(self.vrid_stats.remove(key), VRID_STATS_MAP).map(|_| ())
     }
 
     /// Starts answering ARP for a VIP in the kernel (on becoming MASTER).
@@ -121,9 +119,9 @@ impl Maps {
         Ok(all)
     }
 
-    /// The last valid advert the kernel saw for `key`.
+    /// The last valid advert the kernel saw for `key` (the newest over all CPUs).
     pub fn vrid_state(&self, key: &VridKey) -> Result<Option<VridState>, XdpError> {
-        optional(self.vrid_state.get(key, 0), VRID_STATE_MAP)
+        Ok(self.vrid_counters(key)?.and_then(|c| c.last))
     }
 }
 
@@ -145,6 +143,11 @@ impl Counters {
         Counters(diff)
     }
 
+    /// Frames the program ran on: each moves exactly one counter.
+    pub fn frames(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
     /// (name, value) pairs in index order.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         Counter::ALL.iter().map(|c| (c.name(), self.get(*c)))
@@ -156,6 +159,8 @@ impl Counters {
 pub struct VridCounters {
     pub packets: [u64; VRRP_VERDICTS],
     pub bytes: [u64; VRRP_VERDICTS],
+    /// The newest valid advert any CPU saw.
+    pub last: Option<VridState>,
 }
 
 impl VridCounters {
@@ -165,6 +170,12 @@ impl VridCounters {
             for i in 0..VRRP_VERDICTS {
                 total.packets[i] += stats.packets[i];
                 total.bytes[i] += stats.bytes[i];
+            }
+            let newer = total
+                .last
+                .is_none_or(|last| stats.last.last_ns > last.last_ns);
+            if stats.last.last_ns != 0 && newer {
+                total.last = Some(stats.last);
             }
         }
         total

@@ -1,0 +1,158 @@
+//! `cargo xtask setup`: installs what a fresh machine of this kind lacks. Idempotent: when
+//! everything is present it only checks (well under 2 s). Never reads stdin (CI has none).
+
+use std::{process::Command, time::Instant};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::run as exec;
+
+/// Debian packages the build and the tests use.
+const APT_PACKAGES: &[&str] = &[
+    // bpf-linker links eBPF objects with LLVM 22 (/usr/bin/llvm-config is LLVM 14).
+    "llvm-22-dev",
+    // ip netns / veth / bridge for the test lab.
+    "iproute2",
+    // arping: a real ARP client for the XDP responder tests.
+    "iputils-arping",
+    // The real peer for interoperability tests and benchmarks.
+    "keepalived",
+    "tcpdump",
+    "nftables",
+];
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+
+pub fn run() -> Result<()> {
+    let started = Instant::now();
+    apt()?;
+    rust_toolchains()?;
+    bpf_linker()?;
+    eprintln!(
+        "xtask: setup complete ({:.2} s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.stdin(std::process::Stdio::null()).output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn apt() -> Result<()> {
+    let status = output(
+        Command::new("dpkg-query")
+            .args(["-W", "-f", "${Package} ${Status}\\n"])
+            .args(APT_PACKAGES),
+    )
+    .unwrap_or_default();
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            !status
+                .lines()
+                .any(|l| l.starts_with(&format!("{p} ")) && l.ends_with("install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Debian packages: {}", missing.join(" "));
+    let apt = |args: &[&str]| -> Result<()> {
+        exec(
+            Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .env("NEEDRESTART_MODE", "a"),
+        )
+    };
+    apt(&["update", "-q"])?;
+    let mut args = vec![
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "-o",
+        "Dpkg::Options::=--force-confdef",
+        "-o",
+        "Dpkg::Options::=--force-confold",
+    ];
+    args.extend(missing);
+    apt(&args)
+}
+
+fn rust_toolchains() -> Result<()> {
+    let toolchains =
+        output(Command::new("rustup").args(["toolchain", "list"])).context("running rustup")?;
+    if !toolchains.lines().any(|l| l.starts_with("nightly")) {
+        bail!(
+            "the nightly toolchain is missing; it builds the eBPF crate and cannot be fetched \
+             here (rustup cannot download toolchains on this machine kind)"
+        );
+    }
+    let installed = |toolchain: &str| {
+        output(Command::new("rustup").args([
+            "component",
+            "list",
+            "--installed",
+            "--toolchain",
+            toolchain,
+        ]))
+        .unwrap_or_default()
+    };
+    let nightly = installed("nightly");
+    if !nightly.lines().any(|l| l.starts_with("rust-src")) {
+        exec(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
+    }
+    let stable = installed("stable");
+    for component in ["clippy", "rustfmt"] {
+        if !stable.lines().any(|l| l.starts_with(component)) {
+            exec(Command::new("rustup").args([
+                "component",
+                "add",
+                component,
+                "--toolchain",
+                "stable",
+            ]))?;
+        }
+    }
+    if !nightly.lines().any(|l| l.starts_with("clippy")) {
+        exec(Command::new("rustup").args([
+            "component",
+            "add",
+            "clippy",
+            "--toolchain",
+            "nightly",
+        ]))?;
+    }
+    Ok(())
+}
+
+fn bpf_linker() -> Result<()> {
+    let version = output(Command::new("bpf-linker").arg("--version")).unwrap_or_default();
+    if version.trim() == format!("bpf-linker {BPF_LINKER_VERSION}") {
+        return Ok(());
+    }
+    eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about a minute)");
+    exec(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "install",
+                &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+                "--locked",
+                "--no-default-features",
+                "--features",
+                "llvm-22",
+            ])
+            .env("LLVM_PREFIX", LLVM_PREFIX),
+    )
+}
