@@ -43,7 +43,7 @@ pub fn respond(ctx: &XdpContext, l2: &L2) -> u32 {
     }
     let key = VipKey::v4(l2.ifindex, l2.vlan, arp.tpa);
     // SAFETY: the value is only read, and entries are replaced whole by the agent.
-    let Some(vip) = (unsafe { VIPS.get(&key) }) else {
+    let Some(vip) = (unsafe { VIPS.get(key) }) else {
         return pass();
     };
     // RFC 826: the reply goes to the requester's hardware address, from the VIP's MAC. An RFC

@@ -182,9 +182,9 @@ fn advert(ctx: &XdpContext, l2: &L2, ip: &Carrier) -> u32 {
         family: ip.family,
     };
     // SAFETY: the value is only read, and entries are replaced whole by the agent.
-    let Some(config) = (unsafe { VRID_CONFIG.get(&key) }) else {
+    let Some(config) = (unsafe { VRID_CONFIG.get(key) }) else {
         // SAFETY: as above.
-        let armed = unsafe { IFACE_CONFIG.get(&l2.ifindex) }
+        let armed = unsafe { IFACE_CONFIG.get(l2.ifindex) }
             .is_some_and(|c| c.flags & IFACE_FILTER_ARMED != 0);
         if armed {
             maps::count_vrid(maps::vrid_stats(&key), VrrpVerdict::UnknownVrid, ip.len);

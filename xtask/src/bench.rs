@@ -31,10 +31,18 @@ pub fn run(names: &[String]) -> Result<()> {
     };
     for (name, bin) in selected {
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["run", "--quiet", "--release", "--package", "vrrp-tests", "--bin", bin])
-            .current_dir(root())
-            .stdin(Stdio::null())
-            .stderr(Stdio::inherit());
+        cmd.args([
+            "run",
+            "--quiet",
+            "--release",
+            "--package",
+            "vrrp-tests",
+            "--bin",
+            bin,
+        ])
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
         eprintln!("xtask: {}", display(&cmd));
         let out = cmd.output().with_context(|| format!("running {bin}"))?;
         if !out.status.success() {
@@ -56,7 +64,10 @@ fn write_section(name: &str, section: &str) -> Result<()> {
          figure is a median with its min–max.\n"
             .to_string()
     });
-    let (start, end) = (format!("<!-- bench:{name} -->"), format!("<!-- /bench:{name} -->"));
+    let (start, end) = (
+        format!("<!-- bench:{name} -->"),
+        format!("<!-- /bench:{name} -->"),
+    );
     let block = format!("{start}\n{}\n{end}", section.trim_end());
     match (text.find(&start), text.find(&end)) {
         (Some(s), Some(e)) if e > s => text.replace_range(s..e + end.len(), &block),

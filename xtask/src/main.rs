@@ -78,16 +78,91 @@ fn test() -> Result<()> {
              SKIPPED and not run"
         );
     }
-    run(cargo().args(["test", "--all-targets"]))?;
+    cargo_test()
+}
+
+/// `cargo test`, echoing its output, then one closing line with the totals of every test
+/// binary: `tests: N passed, N failed, N skipped` (skipped = ignored + root-only tests that
+/// printed SKIPPED).
+fn cargo_test() -> Result<()> {
+    use std::{
+        io::{BufRead, BufReader, Write},
+        process::Stdio,
+        sync::mpsc,
+    };
+    let mut cmd = cargo();
+    cmd.args(["test", "--all-targets"])
+        .current_dir(root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    eprintln!("xtask: {}", display(&cmd));
+    let mut child = cmd.spawn().context("starting cargo test")?;
+    let (tx, rx) = mpsc::channel::<String>();
+    let echo =
+        |stream: Box<dyn std::io::Read + Send>, to_stderr: bool, tx: mpsc::Sender<String>| {
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if to_stderr {
+                        let _ = writeln!(std::io::stderr(), "{line}");
+                    } else {
+                        let _ = writeln!(std::io::stdout(), "{line}");
+                    }
+                    let _ = tx.send(line);
+                }
+            })
+        };
+    let out = echo(
+        Box::new(child.stdout.take().expect("piped")),
+        false,
+        tx.clone(),
+    );
+    let err = echo(Box::new(child.stderr.take().expect("piped")), true, tx);
+    let status = child.wait().context("waiting for cargo test")?;
+    let _ = (out.join(), err.join());
+    let (mut passed, mut failed, mut skipped, mut root_skips) = (0u64, 0u64, 0u64, 0u64);
+    for line in rx.try_iter() {
+        if let Some(result) = line.strip_prefix("test result: ") {
+            let number = |word: &str| {
+                result
+                    .split(';')
+                    .find_map(|part| {
+                        part.trim()
+                            .strip_suffix(word)?
+                            .trim()
+                            .rsplit(' ')
+                            .next()?
+                            .parse::<u64>()
+                            .ok()
+                    })
+                    .unwrap_or(0)
+            };
+            passed += number("passed");
+            failed += number("failed");
+            skipped += number("ignored");
+        } else if line.starts_with("SKIPPED ") {
+            root_skips += 1;
+        }
+    }
+    // A root-only test that returned early was reported as passed by the harness.
+    let passed = passed.saturating_sub(root_skips);
+    let skipped = skipped + root_skips;
+    println!("tests: {passed} passed, {failed} failed, {skipped} skipped");
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
     Ok(())
 }
 
 /// Clippy on the eBPF crate, for its own target (it cannot be built for the host).
 fn clippy_ebpf() -> Result<()> {
-    let mut cmd = cargo();
+    let mut cmd = Command::new("rustup");
     cmd.args([
-        "+nightly",
+        "run",
+        "nightly",
+        "cargo",
         "clippy",
+        "--quiet",
         "--package",
         "agent-ebpf",
         "--release",
@@ -100,11 +175,10 @@ fn clippy_ebpf() -> Result<()> {
     .arg(root().join("target/ebpf-clippy"))
     .args(["--", "-D", "warnings"])
     .env("RUSTFLAGS", "--cfg=bpf_target_arch=\"x86_64\"")
-    // The nightly cargo must not pick up the stable toolchain from the outer cargo.
+    // The outer (stable) cargo's variables must not leak into the nightly one.
     .env_remove("RUSTC")
     .env_remove("RUSTUP_TOOLCHAIN")
     .env_remove("CARGO");
-    cmd.env("CARGO_TERM_QUIET", "true");
     run(&mut cmd)
 }
 

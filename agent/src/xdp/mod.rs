@@ -24,7 +24,7 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 #[derive(Debug, thiserror::Error)]
 pub enum XdpError {
     #[error("loading the XDP object: {0}")]
-    Load(#[from] EbpfError),
+    Load(#[from] Box<EbpfError>),
     #[error("XDP program {0} not found in the object")]
     MissingProgram(&'static str),
     #[error("XDP map {0} not found in the object")]
@@ -33,22 +33,22 @@ pub enum XdpError {
     Program {
         name: &'static str,
         #[source]
-        source: ProgramError,
+        source: Box<ProgramError>,
     },
     #[error("no interface named {0:?}")]
     NoInterface(String),
     #[error("attaching XDP to {iface}: native mode: {native}; SKB mode: {skb}")]
     Attach {
         iface: String,
-        native: ProgramError,
-        skb: ProgramError,
+        native: Box<ProgramError>,
+        skb: Box<ProgramError>,
     },
     #[error("attaching XDP to {iface} in {mode} mode: {source}")]
     AttachMode {
         iface: String,
         mode: AttachMode,
         #[source]
-        source: ProgramError,
+        source: Box<ProgramError>,
     },
     #[error("XDP map {map}: {source}")]
     Map {
@@ -134,13 +134,13 @@ pub struct XdpProgram {
 impl XdpProgram {
     /// Loads (and verifies) both programs and opens the maps. Needs root (CAP_BPF/CAP_NET_ADMIN).
     pub fn load() -> Result<Self, XdpError> {
-        let mut ebpf = Ebpf::load(OBJECT)?;
+        let mut ebpf = Ebpf::load(OBJECT).map_err(Box::new)?;
         for program in [Program::Vrrp, Program::Pass] {
             program_mut(&mut ebpf, program)?
                 .load()
                 .map_err(|source| XdpError::Program {
                     name: program.name(),
-                    source,
+                    source: Box::new(source),
                 })?;
         }
         let maps = maps::Maps::take(&mut ebpf)?;
@@ -165,8 +165,8 @@ impl XdpProgram {
                     Err(skb) => {
                         return Err(XdpError::Attach {
                             iface: iface.to_string(),
-                            native,
-                            skb,
+                            native: Box::new(native),
+                            skb: Box::new(skb),
                         });
                     }
                 }
@@ -199,7 +199,7 @@ impl XdpProgram {
             .map_err(|source| XdpError::AttachMode {
                 iface: iface.to_string(),
                 mode,
-                source,
+                source: Box::new(source),
             })?;
         info!(
             "{iface}: XDP program {} attached in {mode} mode",
@@ -228,7 +228,7 @@ impl XdpProgram {
                 .detach(attachment.link)
                 .map_err(|source| XdpError::Program {
                     name: program.name(),
-                    source,
+                    source: Box::new(source),
                 })?;
             info!("{iface}: XDP program {} detached", program.name());
         }
@@ -261,7 +261,7 @@ impl XdpProgram {
             .try_into()
             .map_err(|source| XdpError::Program {
                 name: program.name(),
-                source,
+                source: Box::new(source),
             })?;
         // Room for the frame to grow: an empty data_out would let the kernel write past it, and
         // one smaller than the result fails with ENOSPC.
@@ -275,7 +275,7 @@ impl XdpProgram {
             })
             .map_err(|source| XdpError::Program {
                 name: program.name(),
-                source,
+                source: Box::new(source),
             })?;
         out.truncate(result.data_size_out as usize);
         Ok(TestRunOutput {
@@ -292,7 +292,7 @@ fn program_mut(ebpf: &mut Ebpf, program: Program) -> Result<&mut Xdp, XdpError> 
         .try_into()
         .map_err(|source| XdpError::Program {
             name: program.name(),
-            source,
+            source: Box::new(source),
         })
 }
 

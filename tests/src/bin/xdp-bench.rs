@@ -66,7 +66,6 @@ fn main() -> Result<()> {
     let arp_vip = arp_request(CLIENT_MAC, CLIENT, VIP, None);
     let arp_other = arp_request(CLIENT_MAC, CLIENT, "192.0.2.77".parse()?, None);
 
-    let floor = repeated(&xdp, Program::Pass, &valid)?;
     let rows: Vec<(&str, Stats)> = vec![
         (
             "trivial pass program (floor)",

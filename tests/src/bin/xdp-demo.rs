@@ -24,7 +24,10 @@ const FLOOD: usize = 2000;
 
 fn arping(lab: &Lab, vip: &str) -> Result<String> {
     let started = Instant::now();
-    let out = lab.host("client").ns.output(&["arping", "-c", "1", "-w", "1", "-I", "eth0", vip])?;
+    let out = lab
+        .host("client")
+        .ns
+        .output(&["arping", "-c", "1", "-w", "1", "-I", "eth0", vip])?;
     let text = String::from_utf8_lossy(&out.stdout);
     Ok(match text.lines().find(|l| l.contains("reply from")) {
         Some(line) => line.trim().to_string(),
@@ -53,15 +56,42 @@ fn main() -> Result<()> {
         let index = ifindex("ens33")?;
         let mut auth_pass = [0u8; 8];
         auth_pass[..4].copy_from_slice(b"1111");
-        let key = VridKey { ifindex: index, vlan: 0, vrid: 51, family: FAMILY_V4 };
-        xdp.maps.set_vrid(key, VridConfig { flags: VRID_ALLOW_V2 | VRID_CHECK_TTL | VRID_AUTH_PASS, _pad: 0, auth_pass })?;
-        xdp.maps.set_iface(index, IfaceConfig { flags: IFACE_FILTER_ARMED })?;
+        let key = VridKey {
+            ifindex: index,
+            vlan: 0,
+            vrid: 51,
+            family: FAMILY_V4,
+        };
+        xdp.maps.set_vrid(
+            key,
+            VridConfig {
+                flags: VRID_ALLOW_V2 | VRID_CHECK_TTL | VRID_AUTH_PASS,
+                _pad: 0,
+                auth_pass,
+            },
+        )?;
+        xdp.maps.set_iface(
+            index,
+            IfaceConfig {
+                flags: IFACE_FILTER_ARMED,
+            },
+        )?;
         for vip in VIPS {
             let addr: std::net::Ipv4Addr = vip.parse()?;
-            xdp.maps.arm_vip(VipKey::v4(index, 0, addr.octets()), VipValue { mac: ROUTER_MAC, _pad: [0; 2] })?;
+            xdp.maps.arm_vip(
+                VipKey::v4(index, 0, addr.octets()),
+                VipValue {
+                    mac: ROUTER_MAC,
+                    _pad: [0; 2],
+                },
+            )?;
         }
         let attached = xdp.attach("ens33", Program::Vrrp)?;
-        println!("router: XDP attached to ens33 in {} mode; VRID 51 (v2, PASS 1111), VIPs armed: {}", attached.mode, VIPS.join(" "));
+        println!(
+            "router: XDP attached to ens33 in {} mode; VRID 51 (v2, PASS 1111), VIPs armed: {}",
+            attached.mode,
+            VIPS.join(" ")
+        );
         Ok(xdp)
     })??;
 
@@ -76,10 +106,19 @@ fn main() -> Result<()> {
     let vips: Vec<IpAddr> = VIPS.iter().map(|v| v.parse()).collect::<Result<_, _>>()?;
     let good = Advert::v2_pass(51, 200, &vips, "1111");
     let kinds = [
-        ("wrong password", wire.vrrp(&Advert::v2_pass(51, 200, &vips, "guess"))),
+        (
+            "wrong password",
+            wire.vrrp(&Advert::v2_pass(51, 200, &vips, "guess")),
+        ),
         ("TTL 254", wire.clone().with(|w| w.ttl = 254).vrrp(&good)),
-        ("bad checksum", wire.vrrp(&good.clone().with(|a| a.checksum = Checksum::Corrupt))),
-        ("other VRID (52)", wire.vrrp(&Advert::v2_pass(52, 200, &vips, "1111"))),
+        (
+            "bad checksum",
+            wire.vrrp(&good.clone().with(|a| a.checksum = Checksum::Corrupt)),
+        ),
+        (
+            "other VRID (52)",
+            wire.vrrp(&Advert::v2_pass(52, 200, &vips, "1111")),
+        ),
     ];
     let started = Instant::now();
     for (_, frame) in &kinds {
@@ -97,10 +136,18 @@ fn main() -> Result<()> {
             + c.get(agent_common::Counter::DropUnknownVrid);
         (drops >= expected).then_some(c)
     });
-    println!("sent {sent} frames in {:.0} ms", started.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "sent {sent} frames in {:.0} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
     let index = lab.host("router").ns.enter(|| ifindex("ens33"))??;
     for vrid in [51u8, 52] {
-        let key = VridKey { ifindex: index, vlan: 0, vrid, family: FAMILY_V4 };
+        let key = VridKey {
+            ifindex: index,
+            vlan: 0,
+            vrid,
+            family: FAMILY_V4,
+        };
         if let Some(stats) = xdp.maps.vrid_counters(&key)? {
             let reasons: Vec<String> = VrrpVerdict::ALL
                 .iter()
@@ -111,7 +158,11 @@ fn main() -> Result<()> {
         }
     }
     let counters = counted.map_or_else(|| xdp.maps.counters(), Ok)?;
-    let nonzero: Vec<String> = counters.iter().filter(|(_, v)| *v > 0).map(|(n, v)| format!("{n}={v}")).collect();
+    let nonzero: Vec<String> = counters
+        .iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect();
     println!("kernel counters, all: {}", nonzero.join(" "));
     println!("none of these reached userspace: the agent only ever reads valid adverts");
 
@@ -120,7 +171,9 @@ fn main() -> Result<()> {
     println!("client$ arping {}: {}", VIPS[0], arping(&lab, VIPS[0])?);
     drop(xdp);
     drop(lab);
-    println!("\nlab removed. The VRRP election and failover (two routers, a client measuring its outage)");
+    println!(
+        "\nlab removed. The VRRP election and failover (two routers, a client measuring its outage)"
+    );
     println!("join this demo with the VRRP engine; see README.md.");
     Ok(())
 }
