@@ -245,6 +245,16 @@ fn table() -> Vec<Row> {
             Pass(Counter::VrrpPassUnchecked),
         ),
         row(
+            "IPv4 header with options (IHL 6)",
+            with_ip_options(peer().vrrp(&Advert::v2_pass(51, 100, &vips(), PASS))),
+            Vrrp(51, FAMILY_V4, 0, V::Valid),
+        ),
+        row(
+            "IPv6 advert of 65 addresses (longer than the in-kernel check)",
+            peer6().vrrp(&Advert::v3(51, 100, &many_v6(65))),
+            Pass(Counter::VrrpPassUnchecked),
+        ),
+        row(
             "IP payload shorter than a VRRP header",
             peer().ip_frame(112, &[0x21, 51, 100]),
             Drop(Counter::DropLength),
@@ -318,6 +328,19 @@ fn tot_len(mut frame: Vec<u8>, extra: u16) -> Vec<u8> {
     let len = u16::from_be_bytes([frame[16], frame[17]]) + extra;
     frame[16..18].copy_from_slice(&len.to_be_bytes());
     frame
+}
+
+fn many_v6(n: u16) -> Vec<IpAddr> {
+    (0..n)
+        .map(|i| IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, i)))
+        .collect()
+}
+
+/// Inserts 4 bytes of NOP options into the IPv4 header (IHL 6).
+fn with_ip_options(mut frame: Vec<u8>) -> Vec<u8> {
+    frame.splice(34..34, [1, 1, 1, 1]);
+    frame[14] = 0x46;
+    tot_len(frame, 4)
 }
 
 fn fragment(mut frame: Vec<u8>) -> Vec<u8> {
@@ -420,13 +443,13 @@ fn every_packet_path_has_the_right_action_frame_and_counters() {
                     verdict.name()
                 ));
             }
-            let vrrp_len = frame.len() as u64
-                - if family == FAMILY_V4 {
-                    14 + 20
-                } else {
-                    14 + 40
-                }
-                - if vlan != 0 { 4 } else { 0 };
+            let l3 = if vlan != 0 { 18 } else { 14 };
+            let ip_header = if family == FAMILY_V4 {
+                (frame[l3] & 0x0f) as usize * 4
+            } else {
+                40
+            };
+            let vrrp_len = (frame.len() - l3 - ip_header) as u64;
             if after.bytes(verdict) != before.bytes(verdict) + vrrp_len {
                 problems.push(format!(
                     "VRID {vrid} {} bytes {} (want +{vrrp_len})",
