@@ -3,12 +3,9 @@
 //! parallel; everything is removed when the [`Lab`] drops, also when a test panics. Labs left
 //! behind by a killed test process are removed by the next lab created.
 
-use std::{
-    net::Ipv4Addr,
-    sync::atomic::{AtomicU32, Ordering},
-};
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::netns::{self, Netns};
 
@@ -82,29 +79,6 @@ impl Lab {
         Ok(self.hosts.last().expect("just pushed"))
     }
 
-    /// Plugs one more interface of host `name` into the LAN.
-    pub fn add_interface(
-        &mut self,
-        name: &str,
-        iface: &str,
-        mac: [u8; 6],
-        cidr: Option<&str>,
-    ) -> Result<()> {
-        let mut host = self.take_host(name)?;
-        let result = self.plug(&mut host, iface, mac, cidr);
-        self.hosts.push(host);
-        result
-    }
-
-    fn take_host(&mut self, name: &str) -> Result<Host> {
-        let i = self
-            .hosts
-            .iter()
-            .position(|h| h.name == name)
-            .with_context(|| format!("no host {name} in the lab"))?;
-        Ok(self.hosts.remove(i))
-    }
-
     fn plug(
         &mut self,
         host: &mut Host,
@@ -159,20 +133,6 @@ impl Lab {
     /// The prefix shared by every namespace of this lab.
     pub fn prefix(&self) -> &str {
         &self.prefix
-    }
-}
-
-impl Host {
-    /// IPv4 addresses of `iface`.
-    pub fn ipv4_addrs(&self, iface: &str) -> Result<Vec<Ipv4Addr>> {
-        let out = self
-            .ns
-            .run(&["ip", "-4", "-o", "addr", "show", "dev", iface])?;
-        Ok(out
-            .lines()
-            .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1))
-            .filter_map(|a| a.split('/').next()?.parse().ok())
-            .collect())
     }
 }
 

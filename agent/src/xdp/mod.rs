@@ -172,18 +172,7 @@ impl XdpProgram {
                 }
             }
         };
-        info!(
-            "{iface}: XDP program {} attached in {mode} mode",
-            program.name()
-        );
-        self.attachments.push(Attachment {
-            iface: iface.to_string(),
-            ifindex,
-            mode,
-            program,
-            link,
-        });
-        Ok(self.attachments.last().expect("just pushed"))
+        Ok(self.record(iface, ifindex, mode, program, link))
     }
 
     /// Attaches in exactly `mode`, with no fallback (tests and benchmarks).
@@ -201,6 +190,17 @@ impl XdpProgram {
                 mode,
                 source: Box::new(source),
             })?;
+        Ok(self.record(iface, ifindex, mode, program, link))
+    }
+
+    fn record(
+        &mut self,
+        iface: &str,
+        ifindex: u32,
+        mode: AttachMode,
+        program: Program,
+        link: XdpLinkId,
+    ) -> &Attachment {
         info!(
             "{iface}: XDP program {} attached in {mode} mode",
             program.name()
@@ -212,7 +212,7 @@ impl XdpProgram {
             program,
             link,
         });
-        Ok(self.attachments.last().expect("just pushed"))
+        self.attachments.last().expect("just pushed")
     }
 
     /// Detaches from `iface` (every program attached there).
