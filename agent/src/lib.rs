@@ -3,4 +3,5 @@
 //! Layers (arrows point down only): `xdp` holds the kernel program and its maps. The config,
 //! protocol engine, tracking and operations layers arrive with their issues (ARCHITECTURE.md).
 
+pub mod config;
 pub mod xdp;

@@ -1,0 +1,215 @@
+//! Logical lines → statements: a keyword, its arguments, and for a keyword followed by `{` the
+//! statements of its block. Braces are structural wherever they stand (`x {`, `x{`, `{` alone
+//! on the next line, `x { a b }` on one line, `} y`). Unbalanced braces are reported where
+//! they are, and the tree is still built.
+
+use super::{
+    diag::{Diags, Loc},
+    lexer::{Line, Token},
+};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stmt {
+    pub loc: Loc,
+    pub keyword: String,
+    pub args: Vec<Token>,
+    /// Present when the keyword opened a block.
+    pub block: Option<Vec<Stmt>>,
+}
+
+impl Stmt {
+    /// Argument `i` as text.
+    pub fn arg(&self, i: usize) -> Option<&str> {
+        self.args.get(i).map(|t| t.text.as_str())
+    }
+
+    pub fn children(&self) -> &[Stmt] {
+        self.block.as_deref().unwrap_or(&[])
+    }
+}
+
+struct Cursor<'a> {
+    lines: &'a [Line],
+    line: usize,
+    token: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<(&'a Token, &'a Loc, bool)> {
+        let line = self.lines.get(self.line)?;
+        let token = line.tokens.get(self.token)?;
+        Some((token, &line.loc, self.token == 0))
+    }
+
+    fn advance(&mut self) {
+        self.token += 1;
+        while self.line < self.lines.len() && self.token >= self.lines[self.line].tokens.len() {
+            self.line += 1;
+            self.token = 0;
+        }
+    }
+
+    fn at_line_start(&self) -> bool {
+        self.token == 0
+    }
+}
+
+/// Builds the statement tree of a whole file.
+pub fn build(lines: &[Line], diags: &mut Diags) -> Vec<Stmt> {
+    let mut cursor = Cursor {
+        lines,
+        line: 0,
+        token: 0,
+    };
+    // Skip leading empty lines (the lexer drops them, but be safe).
+    while cursor.line < lines.len() && lines[cursor.line].tokens.is_empty() {
+        cursor.line += 1;
+    }
+    let mut top = Vec::new();
+    loop {
+        top.extend(block(&mut cursor, diags, None));
+        match cursor.peek() {
+            Some((t, loc, _)) if t.is("}") => {
+                diags.error(Some(loc), "Unexpected '}' - ignoring");
+                cursor.advance();
+            }
+            _ => break,
+        }
+    }
+    top
+}
+
+/// Statements until a `}` that closes `opened` (left unconsumed) or the end of input.
+fn block(cursor: &mut Cursor<'_>, diags: &mut Diags, opened: Option<&Loc>) -> Vec<Stmt> {
+    let mut stmts = Vec::new();
+    while let Some((token, loc, _)) = cursor.peek() {
+        if token.is("}") {
+            return stmts;
+        }
+        if token.is("{") {
+            // A block with no keyword: keep its contents, report it.
+            diags.error(Some(loc), "'{' without a keyword - ignoring its block");
+            cursor.advance();
+            let _ = block(cursor, diags, Some(loc));
+            close(cursor);
+            continue;
+        }
+        let loc = loc.clone();
+        let keyword = token.text.clone();
+        let start_line = cursor.line;
+        cursor.advance();
+        let mut args = Vec::new();
+        let mut has_block = false;
+        while let Some((t, _, _)) = cursor.peek() {
+            if cursor.line != start_line {
+                // `{` alone at the start of the next line opens this statement's block.
+                if t.is("{") && cursor.at_line_start() {
+                    has_block = true;
+                    cursor.advance();
+                }
+                break;
+            }
+            if t.is("{") {
+                has_block = true;
+                cursor.advance();
+                break;
+            }
+            if t.is("}") {
+                break;
+            }
+            args.push(t.clone());
+            cursor.advance();
+        }
+        let block = has_block.then(|| {
+            let inner = block(cursor, diags, Some(&loc));
+            close(cursor);
+            inner
+        });
+        stmts.push(Stmt {
+            loc,
+            keyword,
+            args,
+            block,
+        });
+    }
+    if let Some(open) = opened {
+        diags.error(
+            Some(open),
+            "Missing '}' at end of configuration - block closed",
+        );
+    }
+    stmts
+}
+
+/// Consumes the `}` that ends a block, if there is one (at end of input there is not).
+fn close(cursor: &mut Cursor<'_>) {
+    if let Some((t, _, _)) = cursor.peek() {
+        if t.is("}") {
+            cursor.advance();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::lexer::{ReadOptions, read_str};
+
+    fn tree(text: &str) -> (Vec<Stmt>, Diags) {
+        let mut diags = Diags::default();
+        let lines = read_str(
+            Path::new("/t/k.conf"),
+            text.as_bytes(),
+            &ReadOptions {
+                config_id: "x".into(),
+            },
+            &mut diags,
+        );
+        let stmts = build(&lines, &mut diags);
+        (stmts, diags)
+    }
+
+    fn shape(stmts: &[Stmt]) -> String {
+        stmts
+            .iter()
+            .map(|s| {
+                let args: Vec<&str> = s.args.iter().map(|a| a.text.as_str()).collect();
+                let mut out = if args.is_empty() {
+                    s.keyword.clone()
+                } else {
+                    format!("{} {}", s.keyword, args.join(" "))
+                };
+                if let Some(b) = &s.block {
+                    out.push_str(&format!(" {{{}}}", shape(b)));
+                }
+                out
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[test]
+    fn blocks_in_every_brace_style() {
+        let (t, d) = tree("a x{\n b 1\n}\nc\n{\n d\n}\ne { f g }\nh { i { j } } k\n");
+        assert_eq!(shape(&t), "a x {b 1}; c {d}; e {f g}; h {i {j}}; k");
+        assert!(d.list.is_empty(), "{:?}", d.list);
+    }
+
+    #[test]
+    fn stray_closing_brace_is_reported_with_its_line() {
+        let (t, d) = tree("a {\n b\n}\n}\nc\n");
+        assert_eq!(shape(&t), "a {b}; c");
+        assert_eq!(d.list.len(), 1);
+        assert_eq!(d.list[0].loc.as_ref().unwrap().line, 4);
+    }
+
+    #[test]
+    fn missing_closing_brace_is_reported_at_the_opening() {
+        let (t, d) = tree("a {\n b {\n c\n}\n");
+        assert_eq!(shape(&t), "a {b {c}}");
+        assert_eq!(d.list.len(), 1);
+        assert_eq!(d.list[0].loc.as_ref().unwrap().line, 1);
+    }
+}
