@@ -11,36 +11,47 @@ pub struct Loc {
     pub line: u32,
 }
 
+/// `"file:line"` in `--dump-config`.
+impl serde::Serialize for Loc {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 impl fmt::Display for Loc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.file.display(), self.line)
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Severity {
-    /// Informational, like keepalived's plain log lines about the config.
-    Info,
-    /// keepalived logs and carries on; the config still loads.
-    Warning,
-    /// A config error (keepalived's report_config_error): the config test fails.
-    Error,
-}
-
-/// What kind of failure a diagnostic is, deciding `-t`'s exit status as keepalived does.
+/// How a diagnostic counts for the config test: keepalived's `config_err_t`, collapsed to the
+/// distinctions its `-t` exit status makes, in keepalived's order. keepalived keeps the *last*
+/// class of that order it has seen (so a fatal error plus an ordinary one exits as an ordinary
+/// one), and so does [`Diags::exit_code`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Class {
-    /// Nothing that changes the exit status.
-    None,
-    /// An error in the configuration text.
+    /// Reported, but not a config error (keepalived logs it and `-t` passes).
+    Note,
+    /// keepalived cannot run this config (missing file, bad interface, fatal): exit 4.
+    CannotRun,
+    /// A config error or warning keepalived runs despite: exit 5.
     Config,
-    /// Something on this host the configuration refers to (interface, script) is missing.
-    Host,
+    /// Scripts would run as root without `enable_script_security`: exit 6.
+    Security,
 }
+
+/// keepalived's `-t` exit statuses.
+pub const EXIT_OK: i32 = 0;
+/// A keyword is missing its value: keepalived stops reading at once.
+pub const EXIT_MISSING_PARAMETER: i32 = 2;
+/// A file that must exist (`includem`) does not: keepalived stops (KEEPALIVED_EXIT_NO_CONFIG).
+pub const EXIT_NO_CONFIG: i32 = 6;
+pub const EXIT_CANNOT_RUN: i32 = 4;
+pub const EXIT_CONFIG: i32 = 5;
+pub const EXIT_SECURITY: i32 = 6;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
-    pub severity: Severity,
     pub class: Class,
     pub loc: Option<Loc>,
     pub message: String,
@@ -66,45 +77,64 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, Default)]
 pub struct Diags {
     pub list: Vec<Diagnostic>,
+    /// keepalived stopped reading here (a keyword missing its value, a required file missing),
+    /// with this exit status; so do we.
+    pub stopped: Option<i32>,
 }
 
 impl Diags {
-    pub fn warn(&mut self, loc: Option<&Loc>, message: impl Into<String>) {
-        self.push(Severity::Warning, Class::None, loc, message);
+    /// A config error (keepalived's unknown keyword, invalid number, general error, warning,
+    /// deprecated: all make `-t` exit 5).
+    pub fn config(&mut self, loc: Option<&Loc>, message: impl Into<String>) {
+        self.push(Class::Config, loc, message);
     }
 
-    pub fn error(&mut self, loc: Option<&Loc>, message: impl Into<String>) {
-        self.push(Severity::Error, Class::Config, loc, message);
+    pub fn cannot_run(&mut self, loc: Option<&Loc>, message: impl Into<String>) {
+        self.push(Class::CannotRun, loc, message);
     }
 
-    pub fn host(&mut self, loc: Option<&Loc>, message: impl Into<String>) {
-        self.push(Severity::Error, Class::Host, loc, message);
+    pub fn security(&mut self, loc: Option<&Loc>, message: impl Into<String>) {
+        self.push(Class::Security, loc, message);
     }
 
-    pub fn info(&mut self, loc: Option<&Loc>, message: impl Into<String>) {
-        self.push(Severity::Info, Class::None, loc, message);
+    pub fn note(&mut self, loc: Option<&Loc>, message: impl Into<String>) {
+        self.push(Class::Note, loc, message);
     }
 
-    pub fn push(
-        &mut self,
-        severity: Severity,
-        class: Class,
-        loc: Option<&Loc>,
-        message: impl Into<String>,
-    ) {
+    /// Reported, and reading stops with exit status `code` (keepalived exits on the spot).
+    pub fn stop(&mut self, code: i32, loc: Option<&Loc>, message: impl Into<String>) {
+        self.push(Class::Config, loc, message);
+        self.stopped.get_or_insert(code);
+    }
+
+    pub fn push(&mut self, class: Class, loc: Option<&Loc>, message: impl Into<String>) {
+        if self.stopped.is_some() {
+            return;
+        }
         self.list.push(Diagnostic {
-            severity,
             class,
             loc: loc.cloned(),
             message: message.into(),
         });
     }
 
-    pub fn worst_class(&self) -> Class {
-        self.list
+    /// The exit status keepalived 2.2.7's `-t` gives for these diagnostics.
+    pub fn exit_code(&self) -> i32 {
+        if let Some(code) = self.stopped {
+            return code;
+        }
+        match self
+            .list
             .iter()
             .map(|d| d.class)
+            .filter(|c| *c != Class::Note)
             .max()
-            .unwrap_or(Class::None)
+        {
+            None => EXIT_OK,
+            Some(Class::Note) => EXIT_OK,
+            Some(Class::CannotRun) => EXIT_CANNOT_RUN,
+            Some(Class::Config) => EXIT_CONFIG,
+            Some(Class::Security) => EXIT_SECURITY,
+        }
     }
 }

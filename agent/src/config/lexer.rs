@@ -115,7 +115,7 @@ impl Reader<'_> {
     fn file(&mut self, path: &Path, from: Option<&Loc>) {
         let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         if self.stack.contains(&canonical) {
-            self.diags.error(
+            self.diags.note(
                 from,
                 format!(
                     "Configuration file {} includes itself - ignoring",
@@ -125,7 +125,7 @@ impl Reader<'_> {
             return;
         }
         if self.stack.len() >= MAX_INCLUDE_DEPTH {
-            self.diags.error(
+            self.diags.config(
                 from,
                 format!(
                     "include depth exceeds {MAX_INCLUDE_DEPTH} at {} - ignoring",
@@ -138,7 +138,7 @@ impl Reader<'_> {
             Ok(text) => text,
             Err(e) => {
                 if from.is_none() {
-                    self.diags.error(
+                    self.diags.config(
                         None,
                         format!(
                             "Configuration file '{}' could not be read: {e}",
@@ -146,7 +146,7 @@ impl Reader<'_> {
                         ),
                     );
                 } else {
-                    self.diags.warn(
+                    self.diags.note(
                         from,
                         format!("Could not open included file {}: {e}", path.display()),
                     );
@@ -168,12 +168,21 @@ impl Reader<'_> {
                 file: file.clone(),
                 line: index as u32 + 1,
             };
-            // Trailing backslash: the next physical line continues this one.
+            // A trailing backslash continues a `$NAME=` definition onto the next line. On any other
+            // line keepalived keeps it as part of the word (`virtual_router_id\` is then an
+            // unknown keyword), and so do we.
             let mut line = raw.trim_end_matches('\r').to_string();
-            while line.ends_with('\\') && !in_comment_or_quote_at_end(&line) {
+            let definition =
+                line.trim_start_matches(is_space).starts_with('$') && line.contains('=');
+            while definition && line.ends_with('\\') && !in_comment_or_quote_at_end(&line) {
                 line.pop();
+                // A multi-line parameter keeps its line breaks: used alone on a line, it
+                // expands to several lines (a list of VIPs, a whole block).
                 match physical.next() {
-                    Some((_, next)) => line.push_str(next.trim_end_matches('\r')),
+                    Some((_, next)) => {
+                        line.push('\n');
+                        line.push_str(next.trim_end_matches('\r'));
+                    }
                     None => break,
                 }
                 if line.len() > MAX_LINE {
@@ -181,7 +190,7 @@ impl Reader<'_> {
                 }
             }
             if line.len() > MAX_LINE {
-                self.diags.error(
+                self.diags.config(
                     Some(&loc),
                     format!("line longer than {MAX_LINE} bytes - ignoring"),
                 );
@@ -208,38 +217,51 @@ impl Reader<'_> {
             trimmed
         };
         // $NAME=value defines a parameter (no spaces before '=').
-        if let Some(def) = line.strip_prefix('$') {
-            if let Some((name, value)) = def.split_once('=') {
-                if is_param_name(name) {
-                    self.params
-                        .insert(name.to_string(), value.trim().to_string());
-                    return;
-                }
-            }
+        if let Some(def) = line.strip_prefix('$')
+            && let Some((name, value)) = def.split_once('=')
+            && is_param_name(name)
+        {
+            self.params
+                .insert(name.to_string(), value.trim().to_string());
+            return;
         }
-        let line = match self.substitute(loc, line) {
-            Some(line) => line,
-            None => return,
-        };
-        for expanded in self.generate(loc, &line) {
-            let tokens = tokenize(&expanded);
-            if tokens.is_empty() {
+        // Generators first (on the line as written), then parameters (a multi-line value
+        // becomes several lines), then tokens.
+        for generated in self.generate(loc, line) {
+            let Some(substituted) = self.substitute(loc, &generated) else {
                 continue;
+            };
+            for piece in substituted.split('\n') {
+                self.tokens(loc, piece);
             }
-            if tokens[0].is("include") {
-                self.include(loc, &tokens[1..]);
-                continue;
-            }
-            self.lines.push(Line {
-                loc: loc.clone(),
-                tokens,
-            });
         }
     }
 
-    fn include(&mut self, loc: &Loc, args: &[Token]) {
+    fn tokens(&mut self, loc: &Loc, line: &str) {
+        let (tokens, unmatched_quote) = tokenize_checked(line);
+        if unmatched_quote {
+            self.diags.config(
+                Some(loc),
+                format!("Unmatched quote: '{}'", line.trim_matches(is_space)),
+            );
+        }
+        if tokens.is_empty() {
+            return;
+        }
+        if tokens[0].is("include") || tokens[0].is("includem") {
+            self.include(loc, &tokens[1..], tokens[0].is("includem"));
+            return;
+        }
+        self.lines.push(Line {
+            loc: loc.clone(),
+            tokens,
+        });
+    }
+
+    /// `include` skips a pattern that matches nothing; `includem` (must exist) stops there.
+    fn include(&mut self, loc: &Loc, args: &[Token], must_exist: bool) {
         let Some(pattern) = args.first() else {
-            self.diags.error(Some(loc), "include requires a file name");
+            self.diags.config(Some(loc), "include requires a file name");
             return;
         };
         let base = loc.file.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -254,20 +276,29 @@ impl Reader<'_> {
             Ok(files) => files,
             Err(e) => {
                 self.diags
-                    .warn(Some(loc), format!("include {}: {e}", pattern.text));
+                    .note(Some(loc), format!("include {}: {e}", pattern.text));
                 return;
             }
         };
+        if files.is_empty() && must_exist {
+            self.diags.stop(
+                super::diag::EXIT_NO_CONFIG,
+                Some(loc),
+                format!("Config files missing '{}'.", pattern.text),
+            );
+            return;
+        }
         if files.is_empty() {
-            // keepalived skips a missing include and carries on.
-            self.diags.warn(
+            // keepalived skips a missing include and carries on (it says so only when asked to
+            // with include_check).
+            self.diags.note(
                 Some(loc),
                 format!("Unable to find configuration file {}", pattern.text),
             );
             return;
         }
         if files.len() > MAX_GLOB_FILES {
-            self.diags.error(
+            self.diags.config(
                 Some(loc),
                 format!(
                     "include {} matches {} files (limit {MAX_GLOB_FILES})",
@@ -294,7 +325,7 @@ impl Reader<'_> {
                 return Some(current);
             }
             if next.len() > MAX_LINE {
-                self.diags.error(
+                self.diags.config(
                     Some(loc),
                     format!(
                         "line longer than {MAX_LINE} bytes after parameter substitution - ignoring"
@@ -304,7 +335,7 @@ impl Reader<'_> {
             }
             current = next;
         }
-        self.diags.error(Some(loc), "parameter substitution does not terminate (a parameter refers to itself?) - ignoring line");
+        self.diags.config(Some(loc), "parameter substitution does not terminate (a parameter refers to itself?) - ignoring line");
         None
     }
 
@@ -322,7 +353,8 @@ impl Reader<'_> {
             return vec![line.to_string()];
         };
         let Some((inside, body)) = rest.split_once(')') else {
-            self.diags.error(Some(loc), format!("~{kind}: missing ')'"));
+            self.diags
+                .config(Some(loc), format!("~{kind}: missing ')'"));
             return Vec::new();
         };
         let args: Vec<&str> = inside.split(',').map(str::trim).collect();
@@ -331,7 +363,7 @@ impl Reader<'_> {
         };
         if !is_param_name(var) {
             self.diags
-                .error(Some(loc), format!("~{kind}: invalid variable name '{var}'"));
+                .config(Some(loc), format!("~{kind}: invalid variable name '{var}'"));
             return Vec::new();
         }
         let values: Vec<String> = if kind == "LST" {
@@ -342,7 +374,7 @@ impl Reader<'_> {
                 Ok([start, end]) => (*start, *end, if end >= start { 1 } else { -1 }),
                 Ok([start, end, step]) if *step != 0 => (*start, *end, *step),
                 _ => {
-                    self.diags.error(Some(loc), format!("~SEQ({inside}): expected (var, start, end[, step]) with integers and a non-zero step"));
+                    self.diags.config(Some(loc), format!("~SEQ({inside}): expected (var, start, end[, step]) with integers and a non-zero step"));
                     return Vec::new();
                 }
             };
@@ -351,7 +383,7 @@ impl Reader<'_> {
                 .filter(|c| *c >= 0)
                 .unwrap_or(0) as u64;
             if count > MAX_GENERATED_LINES as u64 {
-                self.diags.error(
+                self.diags.config(
                     Some(loc),
                     format!(
                         "~SEQ({inside}) would generate {count} lines (limit {MAX_GENERATED_LINES})"
@@ -363,17 +395,22 @@ impl Reader<'_> {
                 .map(|i| (start + i * step).to_string())
                 .collect()
         };
-        let mut params = self.params.clone();
         let mut out = Vec::with_capacity(values.len());
         for value in values {
-            params.insert(var.to_string(), value);
-            let body = substitute_once(body.trim_start_matches(is_space), &params);
+            // The loop variable is a parameter while this line is generated; the body is
+            // substituted now so that a parameter whose value uses it (`$INST` holding
+            // `VI_${i}`) sees this value.
+            let saved = self.params.insert(var.to_string(), value);
+            let body = self.substitute(loc, body.trim_start_matches(is_space));
+            match saved {
+                Some(old) => self.params.insert(var.to_string(), old),
+                None => self.params.remove(*var),
+            };
+            let Some(body) = body else { return Vec::new() };
             // A generated line may itself start with a generator.
-            let saved = std::mem::replace(&mut self.params, params.clone());
             out.extend(self.generate(loc, &body));
-            self.params = saved;
             if out.len() > MAX_GENERATED_LINES {
-                self.diags.error(
+                self.diags.config(
                     Some(loc),
                     format!("~{kind} generates more than {MAX_GENERATED_LINES} lines"),
                 );
@@ -446,6 +483,12 @@ fn in_comment_or_quote_at_end(line: &str) -> bool {
 /// Splits a line into tokens: whitespace separates, `{` and `}` are tokens of their own,
 /// `"..."` and `'...'` make one token, `!` or `#` outside quotes starts a comment.
 pub fn tokenize(line: &str) -> Vec<Token> {
+    tokenize_checked(line).0
+}
+
+/// [`tokenize`], and whether a quote was left open.
+fn tokenize_checked(line: &str) -> (Vec<Token>, bool) {
+    let mut unmatched = false;
     let mut tokens = Vec::new();
     let mut chars = line.chars().peekable();
     let mut current = String::new();
@@ -469,12 +512,15 @@ pub fn tokenize(line: &str) -> Vec<Token> {
             }
             '"' | '\'' if current.is_empty() => {
                 let mut quoted = String::new();
+                let mut closed = false;
                 for q in chars.by_ref() {
                     if q == c {
+                        closed = true;
                         break;
                     }
                     quoted.push(q);
                 }
+                unmatched |= !closed;
                 tokens.push(Token {
                     text: quoted,
                     quoted: true,
@@ -485,7 +531,7 @@ pub fn tokenize(line: &str) -> Vec<Token> {
         }
     }
     flush(&mut current, &mut tokens);
-    tokens
+    (tokens, unmatched)
 }
 
 /// Paths matching `pattern` (`*`, `?`, `[...]` in the last components), sorted.
@@ -589,9 +635,14 @@ mod tests {
     }
 
     #[test]
-    fn continuation_joins_lines_and_keeps_the_first_line_number() {
-        let (lines, _) = lines("a b \\\n  c\nd\n");
-        assert_eq!(lines, [vec!["a", "b", "c"], vec!["d"]]);
+    fn continuation_joins_parameter_definitions_only() {
+        let (lines, _) = lines("$V=a \\\n  b\nx $V\ny \\\nz\n");
+        // The value keeps its line break: substituted, it is two lines (keepalived's multi-line
+        // parameters, used for lists of VIPs or whole blocks).
+        assert_eq!(
+            lines,
+            [vec!["x", "a"], vec!["b"], vec!["y", "\\"], vec!["z"]]
+        );
     }
 
     #[test]

@@ -32,6 +32,8 @@ struct Cursor<'a> {
     lines: &'a [Line],
     line: usize,
     token: usize,
+    /// Blocks still open at the end of input.
+    unclosed: usize,
 }
 
 impl<'a> Cursor<'a> {
@@ -60,6 +62,7 @@ pub fn build(lines: &[Line], diags: &mut Diags) -> Vec<Stmt> {
         lines,
         line: 0,
         token: 0,
+        unclosed: 0,
     };
     // Skip leading empty lines (the lexer drops them, but be safe).
     while cursor.line < lines.len() && lines[cursor.line].tokens.is_empty() {
@@ -70,11 +73,18 @@ pub fn build(lines: &[Line], diags: &mut Diags) -> Vec<Stmt> {
         top.extend(block(&mut cursor, diags, None));
         match cursor.peek() {
             Some((t, loc, _)) if t.is("}") => {
-                diags.error(Some(loc), "Unexpected '}' - ignoring");
+                diags.config(Some(loc), "Extra '}' found");
                 cursor.advance();
             }
             _ => break,
         }
+    }
+    if cursor.unclosed > 0 {
+        let last = lines.last().map(|l| &l.loc);
+        diags.config(
+            last,
+            format!("There are {} missing '}}'s or extra '{{'s", cursor.unclosed),
+        );
     }
     top
 }
@@ -88,7 +98,7 @@ fn block(cursor: &mut Cursor<'_>, diags: &mut Diags, opened: Option<&Loc>) -> Ve
         }
         if token.is("{") {
             // A block with no keyword: keep its contents, report it.
-            diags.error(Some(loc), "'{' without a keyword - ignoring its block");
+            diags.config(Some(loc), "'{' without a keyword - ignoring its block");
             cursor.advance();
             let _ = block(cursor, diags, Some(loc));
             close(cursor);
@@ -132,21 +142,19 @@ fn block(cursor: &mut Cursor<'_>, diags: &mut Diags, opened: Option<&Loc>) -> Ve
             block,
         });
     }
-    if let Some(open) = opened {
-        diags.error(
-            Some(open),
-            "Missing '}' at end of configuration - block closed",
-        );
+    if opened.is_some() {
+        // Reported once for the whole file, with the count (keepalived's wording).
+        cursor.unclosed += 1;
     }
     stmts
 }
 
 /// Consumes the `}` that ends a block, if there is one (at end of input there is not).
 fn close(cursor: &mut Cursor<'_>) {
-    if let Some((t, _, _)) = cursor.peek() {
-        if t.is("}") {
-            cursor.advance();
-        }
+    if let Some((t, _, _)) = cursor.peek()
+        && t.is("}")
+    {
+        cursor.advance();
     }
 }
 
@@ -206,10 +214,10 @@ mod tests {
     }
 
     #[test]
-    fn missing_closing_brace_is_reported_at_the_opening() {
+    fn missing_closing_brace_is_counted() {
         let (t, d) = tree("a {\n b {\n c\n}\n");
         assert_eq!(shape(&t), "a {b {c}}");
         assert_eq!(d.list.len(), 1);
-        assert_eq!(d.list[0].loc.as_ref().unwrap().line, 1);
+        assert_eq!(d.list[0].message, "There are 1 missing '}'s or extra '{'s");
     }
 }

@@ -1,0 +1,312 @@
+//! The rules keepalived applies once the whole configuration is read: across blocks (trackers,
+//! sync groups, duplicate VRIDs), keepalived's corrections (owner priority, VRRPv3 and strict
+//! mode without authentication, preempt rules), and for the config test what the host must
+//! provide (interfaces, scripts). Messages are keepalived's, so operators recognise them.
+
+use std::{collections::HashMap, os::unix::fs::PermissionsExt, path::Path};
+
+use super::{diag::Diags, model::*};
+
+/// What the host offers, so the checks are testable without one.
+pub trait Host {
+    fn interface_exists(&self, name: &str) -> bool;
+    /// The file exists and can be executed (by root, as keepalived checks it).
+    fn executable(&self, path: &str) -> bool;
+    fn user_exists(&self, name: &str) -> bool;
+}
+
+/// The machine (its current network namespace).
+pub struct System;
+
+impl Host for System {
+    fn interface_exists(&self, name: &str) -> bool {
+        crate::xdp::ifindex(name).is_ok()
+    }
+
+    fn executable(&self, path: &str) -> bool {
+        Path::new(path)
+            .metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+
+    fn user_exists(&self, name: &str) -> bool {
+        let Ok(c) = std::ffi::CString::new(name) else {
+            return false;
+        };
+        // SAFETY: valid C string; getpwnam's result is only tested for NULL.
+        !unsafe { libc::getpwnam(c.as_ptr()) }.is_null()
+    }
+}
+
+/// keepalived's default user for scripts when `script_user` is not set.
+pub const DEFAULT_SCRIPT_USER: &str = "keepalived_script";
+
+/// Applies keepalived's post-parse rules to `config` (changing it as keepalived does) and
+/// reports what it finds.
+pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
+    let strict = config.global.vrrp_strict;
+    for (name, at) in &config.linkbeat_interfaces {
+        if !host.interface_exists(name) {
+            diags.cannot_run(
+                Some(at),
+                format!("unknown interface {name} specified for linkbeat interface"),
+            );
+        }
+    }
+    // A script whose user does not exist cannot be run: keepalived drops it while reading.
+    config.scripts.retain(|s| match &s.user {
+        Some(user) if !host.user_exists(user) => {
+            let path = s.script.first().map_or("", String::as_str);
+            diags.config(
+                Some(&s.at),
+                format!("Unable to set uid/gid for script '{path}'"),
+            );
+            false
+        }
+        _ => true,
+    });
+    let script_names: Vec<String> = config.scripts.iter().map(|s| s.name.clone()).collect();
+
+    // Duplicate instance names: the later one is dropped.
+    let mut seen = HashMap::new();
+    config.instances.retain(|i| {
+        if seen.insert(i.name.clone(), ()).is_some() {
+            diags.config(
+                Some(&i.at),
+                format!("vrrp instance {} already defined", i.name),
+            );
+            return false;
+        }
+        true
+    });
+
+    for i in &mut config.instances {
+        let loc = i.at.clone();
+        let name = i.name.clone();
+        if i.virtual_router_id.is_none() {
+            diags.config(None, format!("({name}) the virtual router id must be set"));
+        }
+        match &i.interface {
+            None => diags.config(None, format!("({name}) Unknown interface!")),
+            Some(ifname) if !host.interface_exists(ifname) => {
+                diags.config(
+                    Some(&loc),
+                    format!("WARNING - interface {ifname} for vrrp_instance {name} doesn't exist"),
+                );
+                diags.cannot_run(None, "Non-existent interface specified in configuration");
+            }
+            Some(_) => {}
+        }
+        // RFC 5798 §5.2.4: a router owning the addresses has priority 255; keepalived makes
+        // `state MASTER` without a priority the owner.
+        if i.state == State::Master && !i.priority_set {
+            i.priority = 255;
+        }
+        if i.version == 3 && i.auth != Auth::None {
+            diags.config(
+                Some(&loc),
+                format!("({name}) VRRP version 3 does not support authentication. Ignoring."),
+            );
+            i.auth = Auth::None;
+        } else if (strict || i.strict_mode == Some(true)) && i.auth != Auth::None {
+            diags.config(
+                Some(&loc),
+                format!("({name}) Strict mode does not support authentication. Ignoring."),
+            );
+            i.auth = Auth::None;
+        }
+        if i.nopreempt && i.state == State::Master {
+            diags.config(Some(&loc), format!("({name}) Warning - nopreempt will not work with initial state MASTER - clearing"));
+            i.nopreempt = false;
+        }
+        if i.nopreempt && i.preempt_delay > 0.0 {
+            diags.config(
+                Some(&loc),
+                format!("({name}) preempt_delay is incompatible with nopreempt mode - resetting"),
+            );
+            i.preempt_delay = 0.0;
+        }
+        // Tracked scripts must exist; an address owner (255) ignores weighted ones.
+        i.track_scripts.retain(|t| {
+            if !script_names.contains(&t.name) {
+                diags.config(
+                    Some(&t.at),
+                    format!("({name}) track script {} not found, ignoring...", t.name),
+                );
+                return false;
+            }
+            true
+        });
+        if i.priority == 255 {
+            let scripts = &config.scripts;
+            i.track_scripts.retain(|t| {
+                let weight = t.weight.unwrap_or_else(|| {
+                    scripts
+                        .iter()
+                        .find(|s| s.name == t.name)
+                        .map_or(0, |s| s.weight)
+                });
+                if weight != 0 {
+                    diags.config(
+                        Some(&t.at),
+                        format!(
+                            "({name}) ignoring tracked script {} with weights due to address_owner",
+                            t.name
+                        ),
+                    );
+                    return false;
+                }
+                true
+            });
+        }
+        if let Some(own) = i.interface.clone() {
+            i.track_interfaces.retain(|t| {
+                if t.name == own {
+                    diags.config(
+                        Some(&t.at),
+                        format!("({name}) Ignoring track_interface {own} since own interface"),
+                    );
+                    return false;
+                }
+                true
+            });
+        }
+        // VIPs must be of the instance's family: the first address decides it.
+        let family_v4 = i.virtual_ipaddress.first().map(|v| v.addr.is_ipv4());
+        if let Some(v4) = family_v4 {
+            i.virtual_ipaddress.retain(|v| {
+                if v.addr.is_ipv4() != v4 {
+                    diags.config(
+                        Some(&v.at),
+                        format!(
+                            "({name}): address family must match VRRP instance [{}] - ignoring",
+                            v.addr
+                        ),
+                    );
+                    return false;
+                }
+                true
+            });
+        }
+        for v in &i.virtual_ipaddress {
+            if let Some(dev) = &v.dev
+                && !host.interface_exists(dev)
+            {
+                diags.config(
+                    Some(&v.at),
+                    format!(
+                        "WARNING - interface {dev} for ip address {} doesn't exist",
+                        v.addr
+                    ),
+                );
+            }
+        }
+    }
+
+    // Two instances with one VRID on the same interface and family cannot both work.
+    let mut vrids: HashMap<(String, u8, bool), String> = HashMap::new();
+    for i in &config.instances {
+        let (Some(ifname), Some(vrid)) = (&i.interface, i.virtual_router_id) else {
+            continue;
+        };
+        let v4 = i.virtual_ipaddress.first().is_none_or(|v| v.addr.is_ipv4());
+        if let Some(other) = vrids.insert((ifname.clone(), vrid, v4), i.name.clone()) {
+            let family = if v4 { "IPv4" } else { "IPv6" };
+            diags.config(
+                Some(&i.at),
+                format!(
+                    "{other} and {} both use VRID {vrid} with {family} on interface {ifname}",
+                    i.name
+                ),
+            );
+        }
+    }
+
+    let instance_names: Vec<String> = config.instances.iter().map(|i| i.name.clone()).collect();
+    for g in &mut config.sync_groups {
+        let name = g.name.clone();
+        g.members.retain(|m| {
+            if !instance_names.contains(m) {
+                diags.config(
+                    None,
+                    format!(
+                        "Virtual router {m} specified in sync group {name} doesn't exist - ignoring"
+                    ),
+                );
+                return false;
+            }
+            true
+        });
+        if g.members.len() == 1 {
+            diags.config(None, format!("Sync group {name} has only 1 virtual router(s) - this probably isn't what you want"));
+        }
+    }
+
+    // Scripts: a script that cannot be run is disabled (keepalived's config test fails).
+    // One with its own (existing) user does not run as root.
+    let mut root_scripts = false;
+    for s in &config.scripts {
+        let path = s.script.first().map(String::as_str).unwrap_or("");
+        if path.is_empty() || !host.executable(path) {
+            diags.config(
+                None,
+                format!(
+                    "Disabling track script {} since not found/accessible",
+                    s.name
+                ),
+            );
+        } else if s.user.as_deref().is_none_or(|u| u == "root") {
+            root_scripts = true;
+        }
+    }
+    let notify_scripts = config
+        .instances
+        .iter()
+        .map(|i| &i.notify)
+        .chain(config.sync_groups.iter().map(|g| &g.notify))
+        .flat_map(|n| {
+            [
+                &n.master,
+                &n.backup,
+                &n.fault,
+                &n.stop,
+                &n.deleted,
+                &n.master_rx_lower_pri,
+                &n.generic,
+            ]
+        })
+        .flatten()
+        .any(|argv| argv.first().is_some_and(|p| host.executable(p)));
+    // Scripts run as root unless a user is given and exists; keepalived refuses that unless
+    // script security is enabled.
+    let user = config
+        .global
+        .script_user
+        .as_deref()
+        .unwrap_or(DEFAULT_SCRIPT_USER);
+    let as_root = user == "root" || !host.user_exists(user);
+    if (root_scripts || notify_scripts) && as_root && !config.global.enable_script_security {
+        diags.security(
+            None,
+            "SECURITY VIOLATION - scripts are being executed but script_security not enabled.",
+        );
+    }
+
+    for vs in &config.virtual_servers {
+        for_each_raw(&vs.real_servers, &mut |b| {
+            if b.keyword == "nb_get_retry" {
+                diags.config(
+                    Some(&b.at),
+                    "nb_get_retry is deprecated - please use 'retry'",
+                );
+            }
+        });
+    }
+}
+
+fn for_each_raw(blocks: &[RawBlock], f: &mut impl FnMut(&RawBlock)) {
+    for b in blocks {
+        f(b);
+        for_each_raw(&b.children, f);
+    }
+}

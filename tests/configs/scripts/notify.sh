@@ -1,0 +1,3 @@
+#!/bin/sh
+# trivial notify script for the config corpus
+exit 0
