@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result, bail};
 use crate::{display, is_root, root, setup};
 
 /// (name, binary in vrrp-tests) of every benchmark, in the order BENCHMARKS.md lists them.
-const BENCHES: &[(&str, &str)] = &[("xdp", "xdp-bench")];
+const BENCHES: &[(&str, &str)] = &[("xdp", "xdp-bench"), ("config", "config-bench")];
 
 pub fn run(names: &[String]) -> Result<()> {
     setup::run()?;
@@ -29,6 +29,17 @@ pub fn run(names: &[String]) -> Result<()> {
             })
             .collect::<Result<_>>()?
     };
+    // Benchmarks that run the real binary find it through VRRP_AGENT.
+    crate::run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args([
+            "build",
+            "--quiet",
+            "--release",
+            "--package",
+            "vrrp-agent",
+        ]),
+    )?;
+    let agent = root().join("target/release/vrrp-agent");
     for (name, bin) in selected {
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.args([
@@ -41,6 +52,7 @@ pub fn run(names: &[String]) -> Result<()> {
             bin,
         ])
         .current_dir(root())
+        .env("VRRP_AGENT", &agent)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit());
         eprintln!("xtask: {}", display(&cmd));

@@ -3,7 +3,8 @@
 //!   setup        install what a fresh machine lacks (idempotent, non-interactive)
 //!   test         setup, fmt check, clippy -D warnings (host and eBPF), every test
 //!   demo         setup, build, and show the XDP data path on a namespaced LAN
-//!   bench [xdp]  setup, run benchmarks, write BENCHMARKS.md
+//!   bench [NAME] setup, run benchmarks, write BENCHMARKS.md
+//!   fuzz [TARGET [SECONDS]]  setup, run a cargo-fuzz target (default: every target, 60 s each)
 mod bench;
 mod setup;
 
@@ -18,8 +19,11 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("demo") => demo(),
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <setup|test|demo|bench [xdp]>");
+            eprintln!(
+                "usage: cargo xtask <setup|test|demo|bench [NAME...]|fuzz [TARGET [SECONDS]]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -78,7 +82,40 @@ fn test() -> Result<()> {
              SKIPPED and not run"
         );
     }
-    cargo_test()
+    cargo_test()?;
+    // A short smoke run of every fuzz target: no crash, no hang, no leak within the time.
+    for target in FUZZ_TARGETS {
+        fuzz_run(target, FUZZ_SMOKE_SECONDS)?;
+    }
+    Ok(())
+}
+
+/// cargo-fuzz targets in fuzz/fuzz_targets.
+const FUZZ_TARGETS: &[&str] = &["config"];
+const FUZZ_SMOKE_SECONDS: u32 = 20;
+
+fn fuzz(args: &[String]) -> Result<()> {
+    setup::run()?;
+    let seconds: u32 = match args.get(1) {
+        Some(s) => s.parse().with_context(|| format!("SECONDS: {s}"))?,
+        None => 60,
+    };
+    match args.first() {
+        Some(target) => fuzz_run(target, seconds),
+        None => FUZZ_TARGETS.iter().try_for_each(|t| fuzz_run(t, seconds)),
+    }
+}
+
+/// Runs `target` for `seconds`; a crash fails (and leaves the input in fuzz/artifacts).
+fn fuzz_run(target: &str, seconds: u32) -> Result<()> {
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", "nightly", "cargo", "fuzz", "run", target, "--"])
+        .arg(format!("-max_total_time={seconds}"))
+        .args(["-rss_limit_mb=2048", "-timeout=10", "-print_final_stats=1"])
+        .env_remove("RUSTC")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO");
+    run(&mut cmd)
 }
 
 /// `cargo test`, echoing its output, then one closing line with the totals of every test

@@ -22,6 +22,7 @@ const APT_PACKAGES: &[&str] = &[
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 pub fn run() -> Result<()> {
@@ -29,6 +30,7 @@ pub fn run() -> Result<()> {
     apt()?;
     rust_toolchains()?;
     bpf_linker()?;
+    cargo_fuzz()?;
     eprintln!(
         "xtask: setup complete ({:.2} s)",
         started.elapsed().as_secs_f64()
@@ -154,5 +156,20 @@ fn bpf_linker() -> Result<()> {
                 "llvm-22",
             ])
             .env("LLVM_PREFIX", LLVM_PREFIX),
+    )
+}
+
+fn cargo_fuzz() -> Result<()> {
+    let version = output(Command::new("cargo-fuzz").arg("--version")).unwrap_or_default();
+    if version.trim() == format!("cargo-fuzz {CARGO_FUZZ_VERSION}") {
+        return Ok(());
+    }
+    eprintln!("xtask: installing cargo-fuzz {CARGO_FUZZ_VERSION}");
+    exec(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args([
+            "install",
+            &format!("cargo-fuzz@{CARGO_FUZZ_VERSION}"),
+            "--locked",
+        ]),
     )
 }

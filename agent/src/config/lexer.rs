@@ -54,12 +54,15 @@ pub struct ReadOptions {
     /// The config id `@ID` lines are matched against (keepalived's `-i`, default: the short
     /// host name).
     pub config_id: String,
+    /// Read `include`d files (off when fuzzing: the parser is under test, not the filesystem).
+    pub follow_includes: bool,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
         ReadOptions {
             config_id: short_hostname(),
+            follow_includes: true,
         }
     }
 }
@@ -260,6 +263,10 @@ impl Reader<'_> {
 
     /// `include` skips a pattern that matches nothing; `includem` (must exist) stops there.
     fn include(&mut self, loc: &Loc, args: &[Token], must_exist: bool) {
+        if !self.opts.follow_includes {
+            self.diags.note(Some(loc), "include not followed");
+            return;
+        }
         let Some(pattern) = args.first() else {
             self.diags.config(Some(loc), "include requires a file name");
             return;
@@ -584,6 +591,7 @@ mod tests {
         let mut diags = Diags::default();
         let opts = ReadOptions {
             config_id: "lb01".into(),
+            follow_includes: true,
         };
         let lines = read_str(
             Path::new("/nonexistent/k.conf"),

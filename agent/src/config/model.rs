@@ -23,10 +23,17 @@ pub struct Config {
     pub sync_groups: Vec<SyncGroup>,
     pub instances: Vec<Instance>,
     /// Interfaces whose link state is polled (`linkbeat_interfaces`); each must exist.
-    pub linkbeat_interfaces: Vec<(String, Loc)>,
+    pub linkbeat_interfaces: Vec<InterfaceRef>,
     /// LVS side: parsed so configs load; not run by vrrp-agent yet.
     pub virtual_server_groups: Vec<RawBlock>,
     pub virtual_servers: Vec<VirtualServer>,
+}
+
+/// An interface named somewhere in the config.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct InterfaceRef {
+    pub name: String,
+    pub at: Loc,
 }
 
 /// A block kept as written (LVS side, and blocks later layers will model).

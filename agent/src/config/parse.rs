@@ -180,11 +180,12 @@ fn top_level(stmts: &[Stmt], config: &mut Config, diags: &mut Diags) {
             }
             "virtual_server_group" => config.virtual_server_groups.push(raw(stmt)),
             "virtual_server" => config.virtual_servers.push(virtual_server(stmt, diags)),
-            "linkbeat_interfaces" => config.linkbeat_interfaces.extend(
-                stmt.children()
-                    .iter()
-                    .map(|c| (c.keyword.clone(), c.loc.clone())),
-            ),
+            "linkbeat_interfaces" => config
+                .linkbeat_interfaces
+                .extend(stmt.children().iter().map(|c| InterfaceRef {
+                    name: c.keyword.clone(),
+                    at: c.loc.clone(),
+                })),
             "static_ipaddress"
             | "static_routes"
             | "static_rules"
@@ -732,7 +733,7 @@ fn instance(name: String, stmt: &Stmt, version: u8, diags: &mut Diags) -> Instan
                         Ok(v) if (1..=255).contains(&v) => i.virtual_router_id = Some(v as u8),
                         _ => diags.config(
                             Some(&c.loc),
-                            format!("({name}) VRID '{text}' not valid - must be between 1 & 255"),
+                            format!("({name}): VRID '{text}' not valid - must be between 1 & 255"),
                         ),
                     }
                 }
@@ -744,7 +745,23 @@ fn instance(name: String, stmt: &Stmt, version: u8, diags: &mut Diags) -> Instan
                             i.priority = v as u8;
                             i.priority_set = true;
                         }
-                        _ => diags.config(Some(&c.loc), format!("({name}) Priority not valid! must be between 1 & 255. Reconfigure !")),
+                        Ok(_) => {
+                            diags.config(
+                                Some(&c.loc),
+                                format!("number '{text}' outside range [1, 255]"),
+                            );
+                            diags.config(Some(&c.loc), format!("({name}) Priority not valid! must be between 1 & 255. Using default 100"));
+                        }
+                        Err(_) => {
+                            let what = if text.starts_with('-') && text[1..].parse::<u64>().is_ok()
+                            {
+                                "negative number"
+                            } else {
+                                "invalid number"
+                            };
+                            diags.config(Some(&c.loc), format!("{what} '{text}'"));
+                            diags.config(Some(&c.loc), format!("({name}) Priority not valid! must be between 1 & 255. Using default 100"));
+                        }
                     }
                 }
             }
@@ -752,7 +769,7 @@ fn instance(name: String, stmt: &Stmt, version: u8, diags: &mut Diags) -> Instan
                 if let Some(text) = arg1(c, diags) {
                     match text.parse::<f64>() {
                         Ok(v) if v.is_finite() && v > 0.0 => advert = Some((v, c.loc.clone())),
-                        _ => diags.config(Some(&c.loc), format!("({name}) Advert interval (in sec) not valid! must be > 0 - Reconfigure !")),
+                        _ => diags.config(Some(&c.loc), format!("({name}) Advert interval ({text}) not valid! Must be > 0 - ignoring")),
                     }
                 }
             }
@@ -801,7 +818,11 @@ fn instance(name: String, stmt: &Stmt, version: u8, diags: &mut Diags) -> Instan
             }
             "unicast_peer" => {
                 for p in c.children() {
-                    if let Some(a) = addr(p, &p.keyword, "unicast_peer", diags) {
+                    let Ok(a) = p.keyword.parse::<IpAddr>() else {
+                        diags.config(Some(&p.loc), format!("Configuration error: VRRP instance[{name}] malformed unicast peer address[{}]. Skipping...", p.keyword));
+                        continue;
+                    };
+                    {
                         let ttl = |word: &str| {
                             p.args
                                 .iter()
@@ -869,18 +890,24 @@ fn instance(name: String, stmt: &Stmt, version: u8, diags: &mut Diags) -> Instan
 fn advert_cs(name: &str, secs: f64, version: u8, loc: &Loc, diags: &mut Diags) -> u32 {
     let cs = (secs * 100.0).round();
     if version == 3 {
-        if !(1.0..=4095.0).contains(&cs) {
-            diags.config(Some(loc), format!("({name}) VRRPv3 advert interval {secs} invalid - must be between 0.01 and 40.95 seconds"));
-            return 100;
+        // keepalived clamps into the 12-bit centisecond field rather than refusing.
+        if cs > 4095.0 {
+            diags.config(Some(loc), format!("({name}) VRRPv3 advertisement interval {secs:.2}s is out of range. Must be less than 40.96s. Setting to 40.95s"));
+            return 4095;
         }
-        return cs as u32;
+        return cs.max(1.0) as u32;
     }
-    if cs % 100.0 != 0.0 || !(100.0..=25500.0).contains(&cs) {
-        let rounded = ((cs / 100.0).round() as u32).clamp(1, 255);
-        diags.config(Some(loc), format!("({name}) VRRPv2 advert interval {secs} is not a whole number of seconds between 1 and 255 - using {rounded}"));
-        return rounded * 100;
+    // v2 carries whole seconds: keepalived rounds (half up, at least 1 s) and says so.
+    if cs % 100.0 != 0.0 {
+        diags.config(
+            Some(loc),
+            format!(
+                "({name}) VRRPv2 advertisement interval {secs:.6}s must be an integer. rounding"
+            ),
+        );
     }
-    cs as u32
+    let whole = ((cs / 100.0).round() as u32).clamp(1, 255);
+    whole * 100
 }
 
 fn authentication(stmt: &Stmt, name: &str, diags: &mut Diags) -> Auth {
@@ -935,10 +962,7 @@ fn addresses(stmt: &Stmt, owner: &str, diags: &mut Diags) -> Vec<VirtualAddress>
         let Ok(address) = text.parse::<IpAddr>() else {
             diags.config(
                 Some(&c.loc),
-                format!(
-                    "({owner}) VIP '{}' is not a valid IP address - ignoring",
-                    c.keyword
-                ),
+                format!("VRRP parsed invalid IP {}. skipping IP...", c.keyword),
             );
             continue;
         };
@@ -947,14 +971,16 @@ fn addresses(stmt: &Stmt, owner: &str, diags: &mut Diags) -> Vec<VirtualAddress>
             None => max,
             Some(Ok(p)) if p <= max => p,
             Some(_) => {
+                // keepalived uses the longest prefix of the family and says so.
                 diags.config(
                     Some(&c.loc),
                     format!(
-                        "({owner}) VIP '{}' has an invalid prefix length - ignoring",
+                        "Invalid address prefix len {} for address {} - using {max}",
+                        prefix.unwrap_or(""),
                         c.keyword
                     ),
                 );
-                continue;
+                max
             }
         };
         let mut vip = VirtualAddress {

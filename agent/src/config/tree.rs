@@ -34,7 +34,16 @@ struct Cursor<'a> {
     token: usize,
     /// Blocks still open at the end of input.
     unclosed: usize,
+    /// Blocks open around the current position.
+    depth: usize,
+    /// Whether the nesting limit has been reported (once per file).
+    too_deep: bool,
 }
+
+/// Deepest nesting read (keepalived's deepest real nesting is 4: virtual_server → real_server
+/// → checker → url). Deeper blocks are skipped without recursion, so hostile input cannot
+/// exhaust the stack.
+pub const MAX_NESTING: usize = 32;
 
 impl<'a> Cursor<'a> {
     fn peek(&self) -> Option<(&'a Token, &'a Loc, bool)> {
@@ -63,6 +72,8 @@ pub fn build(lines: &[Line], diags: &mut Diags) -> Vec<Stmt> {
         line: 0,
         token: 0,
         unclosed: 0,
+        depth: 0,
+        too_deep: false,
     };
     // Skip leading empty lines (the lexer drops them, but be safe).
     while cursor.line < lines.len() && lines[cursor.line].tokens.is_empty() {
@@ -100,8 +111,8 @@ fn block(cursor: &mut Cursor<'_>, diags: &mut Diags, opened: Option<&Loc>) -> Ve
             // A block with no keyword: keep its contents, report it.
             diags.config(Some(loc), "'{' without a keyword - ignoring its block");
             cursor.advance();
-            let _ = block(cursor, diags, Some(loc));
-            close(cursor);
+            let loc = loc.clone();
+            let _ = nested(cursor, diags, &loc);
             continue;
         }
         let loc = loc.clone();
@@ -130,11 +141,11 @@ fn block(cursor: &mut Cursor<'_>, diags: &mut Diags, opened: Option<&Loc>) -> Ve
             args.push(t.clone());
             cursor.advance();
         }
-        let block = has_block.then(|| {
-            let inner = block(cursor, diags, Some(&loc));
-            close(cursor);
-            inner
-        });
+        let block = if has_block {
+            nested(cursor, diags, &loc)
+        } else {
+            None
+        };
         stmts.push(Stmt {
             loc,
             keyword,
@@ -147,6 +158,45 @@ fn block(cursor: &mut Cursor<'_>, diags: &mut Diags, opened: Option<&Loc>) -> Ve
         cursor.unclosed += 1;
     }
     stmts
+}
+
+/// The block just opened at `loc` (its `{` consumed), read recursively up to the nesting limit
+/// and skipped beyond it.
+fn nested(cursor: &mut Cursor<'_>, diags: &mut Diags, loc: &Loc) -> Option<Vec<Stmt>> {
+    if cursor.depth >= MAX_NESTING {
+        if !cursor.too_deep {
+            cursor.too_deep = true;
+            diags.config(
+                Some(loc),
+                format!("blocks nested deeper than {MAX_NESTING} - ignoring the inner ones"),
+            );
+        }
+        skip(cursor);
+        return None;
+    }
+    cursor.depth += 1;
+    let inner = block(cursor, diags, Some(loc));
+    cursor.depth -= 1;
+    close(cursor);
+    Some(inner)
+}
+
+/// Skips to just after the `}` that closes an already opened block, counting braces.
+fn skip(cursor: &mut Cursor<'_>) {
+    let mut open = 1usize;
+    while let Some((t, _, _)) = cursor.peek() {
+        if t.is("{") {
+            open += 1;
+        } else if t.is("}") {
+            open -= 1;
+            if open == 0 {
+                cursor.advance();
+                return;
+            }
+        }
+        cursor.advance();
+    }
+    cursor.unclosed += 1;
 }
 
 /// Consumes the `}` that ends a block, if there is one (at end of input there is not).
@@ -172,6 +222,7 @@ mod tests {
             text.as_bytes(),
             &ReadOptions {
                 config_id: "x".into(),
+                follow_includes: true,
             },
             &mut diags,
         );
