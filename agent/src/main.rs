@@ -1,6 +1,6 @@
 use std::{path::PathBuf, process::ExitCode};
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use clap::Parser;
 use vrrp_agent::config::{self, ReadOptions, validate::System};
 
@@ -16,7 +16,8 @@ struct Cli {
 
     /// Check the configuration (and what it needs from this host) and exit with keepalived's
     /// status: 0 fine, 2 a keyword missing its value, 4 cannot run, 5 errors or warnings,
-    /// 6 script security or a required file missing.
+    /// 6 script security or a required file missing. With =FILE, the messages go to FILE
+    /// instead of stderr (as keepalived's).
     #[arg(short = 't', long = "config-test", value_name = "FILE", num_args = 0..=1, require_equals = true, default_missing_value = "")]
     config_test: Option<String>,
 
@@ -42,21 +43,22 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<u8> {
-    // --config-test=FILE names the file itself; otherwise -f, otherwise keepalived's default.
-    let path = match &cli.config_test {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => cli
-            .use_file
-            .clone()
-            .unwrap_or_else(|| DEFAULT_CONFIG.into()),
-    };
+    let path = cli
+        .use_file
+        .clone()
+        .unwrap_or_else(|| DEFAULT_CONFIG.into());
     let mut opts = ReadOptions::default();
     if let Some(id) = &cli.config_id {
         opts.config_id = id.clone();
     }
     let loaded = config::load(&path, &opts, &System);
-    for d in &loaded.diags.list {
-        eprintln!("{d}");
+    let messages: String = loaded.diags.list.iter().map(|d| format!("{d}\n")).collect();
+    match cli.config_test.as_deref() {
+        Some(out) if !out.is_empty() => {
+            std::fs::write(out, &messages)
+                .with_context(|| format!("writing the config test messages to {out}"))?;
+        }
+        _ => eprint!("{messages}"),
     }
     let code = loaded.exit_code();
     if cli.config_test.is_some() {

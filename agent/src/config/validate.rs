@@ -98,6 +98,13 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
         true
     });
 
+    // Members of sync groups that do not allow weighted tracking.
+    let unweighted_members: Vec<String> = config
+        .sync_groups
+        .iter()
+        .filter(|g| !g.sync_group_tracking_weight && !g.other.contains_key("global_tracking"))
+        .flat_map(|g| g.members.iter().cloned())
+        .collect();
     for i in &mut config.instances {
         let loc = i.at.clone();
         let name = i.name.clone();
@@ -155,27 +162,17 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
             }
             true
         });
-        if i.priority == 255 {
-            let scripts = &config.scripts;
-            i.track_scripts.retain(|t| {
-                let weight = t.weight.unwrap_or_else(|| {
-                    scripts
-                        .iter()
-                        .find(|s| s.name == t.name)
-                        .map_or(0, |s| s.weight)
-                });
-                if weight != 0 {
-                    diags.config(
-                        Some(&t.at),
-                        format!(
-                            "({name}) ignoring tracked script {} with weights due to address_owner",
-                            t.name
-                        ),
-                    );
-                    return false;
-                }
-                true
-            });
+        // keepalived's vrrp_complete_instance: a sync-group member (unless the group allows
+        // weights) and the address owner cannot have their priority moved by trackers.
+        let reason = if unweighted_members.contains(&i.name) {
+            Some("SYNC group")
+        } else if i.priority == 255 {
+            Some("address_owner")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            drop_weighted_trackers(i, reason, &config.scripts, &config.track_files, diags);
         }
         if let Some(own) = i.interface.clone() {
             i.track_interfaces.retain(|t| {
@@ -320,6 +317,78 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
             }
         });
     }
+}
+
+/// Removes (or makes unweighted) the trackers that would move the priority of an instance
+/// that must not move: `reason` is "SYNC group" or "address_owner", as in keepalived's texts.
+fn drop_weighted_trackers(
+    i: &mut Instance,
+    reason: &str,
+    scripts: &[VrrpScript],
+    files: &[TrackFile],
+    diags: &mut Diags,
+) {
+    let name = i.name.clone();
+    let owner = reason == "address_owner";
+    i.track_interfaces.retain_mut(|t| {
+        if t.weight.unwrap_or(0) == 0 {
+            return true;
+        }
+        if owner {
+            diags.config(
+                Some(&t.at),
+                format!(
+                    "({name}) ignoring {} tracked interface due to address owner",
+                    t.name
+                ),
+            );
+            return false;
+        }
+        diags.config(
+            Some(&t.at),
+            format!(
+                "({name}) ignoring {} tracked interface weight due to SYNC group",
+                t.name
+            ),
+        );
+        t.weight = Some(0);
+        true
+    });
+    i.track_scripts.retain(|t| {
+        let weight = t.weight.unwrap_or_else(|| {
+            scripts
+                .iter()
+                .find(|s| s.name == t.name)
+                .map_or(0, |s| s.weight)
+        });
+        if weight == 0 {
+            return true;
+        }
+        diags.config(
+            Some(&t.at),
+            format!(
+                "({name}) ignoring tracked script {} with weights due to {reason}",
+                t.name
+            ),
+        );
+        false
+    });
+    i.track_files.retain_mut(|t| {
+        let weight = t.weight.unwrap_or_else(|| files.iter().find(|f| f.name == t.name).map_or(1, |f| f.weight));
+        match weight {
+            0 => true,
+            // The default weight: the file becomes a fault tracker.
+            1 => {
+                diags.config(Some(&t.at), format!("({name}) ignoring weight from tracked file {} due to {reason}. specify weight 0", t.name));
+                t.weight = Some(0);
+                true
+            }
+            w => {
+                diags.config(Some(&t.at), format!("({name}) ignoring tracked file {} with weight {w} due to {reason}", t.name));
+                false
+            }
+        }
+    });
 }
 
 fn for_each_raw(blocks: &[RawBlock], f: &mut impl FnMut(&RawBlock)) {
