@@ -156,6 +156,20 @@ fn vrrp_agent_gives_keepalived_verdict_on_every_corpus_config() {
             ));
         }
     }
+    // keepalived copies the config into `config_save_dir` even under -t (kw-config-save-dir).
+    for entry in std::fs::read_dir("/run/vrrp-agent-tests")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("keepalived.conf.")
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     eprintln!("corpus: {} configs, verdicts {verdicts:?}", names.len());
     assert!(
         mismatches.is_empty(),

@@ -44,14 +44,10 @@ const GLOBAL_OTHER: &[&str] = &[
     "vrrp_cpu_affinity",
     "checker_cpu_affinity",
     "bfd_cpu_affinity",
-    "vrrp_garp_master_refresh",
-    "vrrp_iptables",
-    "vrrp_ipsets",
     "vrrp_nftables",
     "nftables_priority",
     "nftables_ifindex",
     "nftables_counters",
-    "vrrp_version",
     "net_namespace",
     "net_namespace_ipvs",
     "namespace_with_ipsets",
@@ -67,7 +63,6 @@ const GLOBAL_OTHER: &[&str] = &[
     "vrrp_tx_bufs",
     "max_auto_priority",
     "min_auto_priority_delay",
-    "vrrp_startup_delay",
     "log_unknown_vrids",
     "umask",
     "random_seed",
@@ -100,26 +95,39 @@ const GLOBAL_OTHER: &[&str] = &[
     "enable_dbus",
     "enable_dbus_instance_name",
     "vrrp_notify_priority_changes",
-    "notify_fifo_script",
     "local_name",
     "email_from",
-    "vrrp_strict",
     "default_interface",
     "disable_local_igmp",
+    "process_name",
+    "lvs_process_name",
+    "vrrp_rlimit_rttime",
+    "checker_rlimit_rttime",
+    "bfd_rlimit_rttime",
+    "nftables",
+    "nftables_ipvs",
+    "nftables_ipvs_priority",
+    "nftables_ipvs_start_fwmark",
+    "process_monitor_rcv_bufs",
+    "process_monitor_rcv_bufs_force",
+    "rs_init_notifies",
+    "no_checker_emails",
+    "lvs_flush_on_stop",
+    "include_check",
+    "vmac_prefix",
+    "vmac_addr_prefix",
+    "lvs_notify_fifo",
+    "lvs_notify_fifo_script",
+    "dbus_service_name",
 ];
 
 const INSTANCE_OTHER: &[&str] = &[
     "native_ipv6",
     "debug",
     "kernel_rx_buf_size",
-    "linkbeat_use_polling",
-    "lvs_sync_daemon_interface",
     "notify_priority_changes",
-    "version",
     "track_bfd",
     "evip_use_interface",
-    "vmac_xmit_base",
-    "no_accept",
     "higher_prio_send_advert",
     "lower_prio_no_advert",
     "send_unsolicited_na",
@@ -131,6 +139,12 @@ const INSTANCE_OTHER: &[&str] = &[
     "ipsets",
     "iptables",
     "nftables",
+    "mcast_dst_ip",
+    "track_src_ip",
+    "garp_extra_if",
+    "use_vmac_addr",
+    "use_ipvlan",
+    "vrf",
 ];
 
 /// Builds the model. Unknown keywords are warnings, malformed values errors; both located.
@@ -195,7 +209,11 @@ fn top_level(stmts: &[Stmt], config: &mut Config, diags: &mut Diags) {
             | "net_namespace_ipvs"
             | "instance"
             | "use_pid_dir"
-            | "namespace_with_ipsets" => {}
+            | "namespace_with_ipsets"
+            | "interface_up_down_delays"
+            | "track_group"
+            | "child_wait_time"
+            | "linkbeat_use_polling" => {}
             _ => unknown(stmt, diags, |children, diags| {
                 top_level(children, config, diags)
             }),
@@ -443,6 +461,15 @@ fn global_defs(stmts: &[Stmt], g: &mut GlobalDefs, diags: &mut Diags) {
             "notify_fifo_script" => g.notify_fifo_script = named(stmt, diags),
             "vrrp_notify_fifo" => g.vrrp_notify_fifo = named(stmt, diags),
             "vrrp_notify_fifo_script" => g.vrrp_notify_fifo_script = named(stmt, diags),
+            "vrrp_vmac_garp_intvl" => {
+                diags.config(Some(&stmt.loc), "Keyword \"vrrp_vmac_garp_intvl\" is deprecated - please use \"vrrp_garp_extra_if\"");
+                keep(&mut g.other, stmt);
+            }
+            // Debian's keepalived 2.2.7 is built with nftables and without iptables/ipset.
+            "vrrp_iptables" => {
+                diags.config(Some(&stmt.loc), "iptables not supported, using nftables instead. Please replace 'vrrp_iptables and 'vrrp_ipsets' with 'nftables' config option");
+                keep(&mut g.other, stmt);
+            }
             _ if GLOBAL_OTHER.contains(&kw) => keep(&mut g.other, stmt),
             _ => unknown(stmt, diags, |children, diags| {
                 global_defs(children, g, diags)
@@ -590,7 +617,7 @@ fn track_process(name: String, stmt: &Stmt, diags: &mut Diags) -> TrackProcess {
                 t.quorum = int_in(c, "quorum", 1, 65535, diags).map_or(t.quorum, |v| v as u32)
             }
             "quorum_max" => {
-                t.quorum_max = int_in(c, "quorum_max", 1, 65535, diags).map(|v| v as u32)
+                t.quorum_max = int_in(c, "quorum_max", 0, 65535, diags).map(|v| v as u32)
             }
             "delay" => t.delay = secs_in(c, "delay", 0.0, 3600.0, diags),
             "terminate_delay" | "fork_delay" | "full_command" | "param_match" => {
@@ -627,6 +654,7 @@ fn tracked_list(stmt: &Stmt, owner: &str, what: &str, diags: &mut Diags) -> Vec<
                     }
                 },
                 "reverse" => t.reverse = true,
+                "noreverse" => t.reverse = false,
                 _ => {
                     diags.config(
                         Some(&c.loc),
@@ -647,6 +675,10 @@ fn tracked_list(stmt: &Stmt, owner: &str, what: &str, diags: &mut Diags) -> Vec<
 }
 
 fn notify_argv(stmt: &Stmt, diags: &mut Diags) -> Option<Vec<String>> {
+    // `notify_deleted` alone: report deletion as a stop, with no script of its own.
+    if stmt.keyword == "notify_deleted" && stmt.args.is_empty() {
+        return Some(Vec::new());
+    }
     arg1(stmt, diags)?;
     Some(script_argv(stmt))
 }
@@ -695,7 +727,11 @@ fn sync_group(name: String, stmt: &Stmt, diags: &mut Diags) -> SyncGroup {
             "track_process" => g.track_processes = tracked_list(c, &name, "track_process", diags),
             "smtp_alert" => g.smtp_alert = flag(c, diags),
             "sync_group_tracking_weight" => g.sync_group_tracking_weight = true,
-            "global_tracking" | "notify_priority_changes" | "track_bfd" => keep(&mut g.other, c),
+            "global_tracking" => {
+                diags.config(Some(&c.loc), format!("({name}) global_tracking is deprecated. Use track_interface/script/file on the sync group"));
+                keep(&mut g.other, c);
+            }
+            "notify_priority_changes" | "track_bfd" => keep(&mut g.other, c),
             _ if notify(&mut g.notify, c, diags) => {}
             _ => unknown(c, diags, |_, _| {}),
         }
@@ -806,6 +842,21 @@ fn instance(name: String, stmt: &Stmt, version: u8, diags: &mut Diags) -> Instan
                     .extend(tracked_list(c, &name, "track_process", diags))
             }
             "dont_track_primary" => i.dont_track_primary = true,
+            "linkbeat_use_polling" => {
+                diags.config(Some(&c.loc), format!("({name}) 'linkbeat_use_polling' in vrrp instance deprecated - use linkbeat_interfaces block"));
+                keep(&mut i.other, c);
+            }
+            "lvs_sync_daemon_interface" => {
+                diags.config(Some(&c.loc), format!("({name}) Specifying lvs_sync_daemon_interface against a vrrp is deprecated."));
+                keep(&mut i.other, c);
+            }
+            "vmac_garp_intvl" => {
+                diags.config(
+                    Some(&c.loc),
+                    "Keyword \"vmac_garp_intvl\" is deprecated - please use \"garp_extra_if\"",
+                );
+                keep(&mut i.other, c);
+            }
             "mcast_src_ip" | "unicast_src_ip" => {
                 if let Some(text) = arg1(c, diags) {
                     let a = addr(c, text, kw, diags);
@@ -1008,17 +1059,19 @@ fn addresses(stmt: &Stmt, owner: &str, diags: &mut Diags) -> Vec<VirtualAddress>
                 v
             };
             match word {
-                "brd" | "broadcast" => {
-                    vip.brd = value(word, diags).and_then(|v| addr(c, v, "brd", diags))
-                }
+                "brd" | "broadcast" => match value(word, diags) {
+                    // `+` / `-`: the broadcast address computed from the prefix (or none).
+                    Some(v @ ("+" | "-")) => vip.other.extend([word.to_string(), v.to_string()]),
+                    Some(v) => vip.brd = addr(c, v, "brd", diags),
+                    None => {}
+                },
                 "dev" => vip.dev = value(word, diags).map(str::to_string),
                 "scope" => vip.scope = value(word, diags).map(str::to_string),
                 "label" => vip.label = value(word, diags).map(str::to_string),
                 "peer" => vip.peer = value(word, diags).and_then(|v| addr(c, v, "peer", diags)),
                 "no_track" => vip.no_track = true,
-                "home" | "-nodad" | "nodad" | "noprefixroute" | "autojoin" => {
-                    vip.other.push(word.to_string())
-                }
+                "home" | "-nodad" | "nodad" | "noprefixroute" | "autojoin" | "mngtmpaddr"
+                | "use_vmac" => vip.other.push(word.to_string()),
                 "preferred_lft" | "valid_lft" | "metric" | "track_group" => {
                     vip.other.push(word.to_string());
                     if let Some(v) = value(word, diags) {
