@@ -120,8 +120,10 @@ impl Out {
             ("notify_master_rx_lower_pri", &n.master_rx_lower_pri),
             ("notify", &n.generic),
         ] {
-            if let Some(argv) = v {
-                self.line(format!("{kw} {}", command(argv)));
+            match v {
+                Some(argv) if argv.is_empty() => self.line(kw),
+                Some(argv) => self.line(format!("{kw} {}", command(argv))),
+                None => {}
             }
         }
     }
