@@ -82,11 +82,13 @@ fn test() -> Result<()> {
              SKIPPED and not run"
         );
     }
-    cargo_test()?;
+    let totals = cargo_test()?;
     // A short smoke run of every fuzz target: no crash, no hang, no leak within the time.
     for target in FUZZ_TARGETS {
         fuzz_run(target, FUZZ_SMOKE_SECONDS)?;
     }
+    // Last, so it is the closing line of the run.
+    println!("{totals}");
     Ok(())
 }
 
@@ -118,10 +120,10 @@ fn fuzz_run(target: &str, seconds: u32) -> Result<()> {
     run(&mut cmd)
 }
 
-/// `cargo test`, echoing its output, then one closing line with the totals of every test
-/// binary: `tests: N passed, N failed, N skipped` (skipped = ignored + root-only tests that
-/// printed SKIPPED).
-fn cargo_test() -> Result<()> {
+/// `cargo test`, echoing its output. Returns the totals of every test binary as one line,
+/// `tests: N passed, N failed, N skipped` (skipped = ignored + root-only tests that printed
+/// SKIPPED); on failure prints it and fails.
+fn cargo_test() -> Result<String> {
     use std::{
         io::{BufRead, BufReader, Write},
         process::Stdio,
@@ -184,11 +186,12 @@ fn cargo_test() -> Result<()> {
     // A root-only test that returned early was reported as passed by the harness.
     let passed = passed.saturating_sub(root_skips);
     let skipped = skipped + root_skips;
-    println!("tests: {passed} passed, {failed} failed, {skipped} skipped");
+    let totals = format!("tests: {passed} passed, {failed} failed, {skipped} skipped");
     if !status.success() {
+        println!("{totals}");
         bail!("cargo test failed ({status})");
     }
-    Ok(())
+    Ok(totals)
 }
 
 /// Clippy on the eBPF crate, for its own target (it cannot be built for the host).
