@@ -4,4 +4,5 @@
 //! protocol engine, tracking and operations layers arrive with their issues (ARCHITECTURE.md).
 
 pub mod config;
+pub mod iface;
 pub mod xdp;

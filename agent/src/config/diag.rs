@@ -54,21 +54,33 @@ pub const EXIT_SECURITY: i32 = 6;
 pub struct Diagnostic {
     pub class: Class,
     pub loc: Option<Loc>,
+    /// The column of the offending word, for malformed values.
+    pub col: Option<u32>,
     pub message: String,
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // keepalived's format: "(FILE: Line N) message"; the message says how bad it is.
-        match &self.loc {
-            Some(loc) => write!(
+        // keepalived's format, "(FILE: Line N) message"; a malformed value also says where on
+        // the line it is.
+        match (&self.loc, self.col) {
+            (Some(loc), Some(col)) => {
+                write!(
+                    f,
+                    "({}: Line {}, column {col}) {}",
+                    loc.file.display(),
+                    loc.line,
+                    self.message
+                )
+            }
+            (Some(loc), None) => write!(
                 f,
                 "({}: Line {}) {}",
                 loc.file.display(),
                 loc.line,
                 self.message
             ),
-            None => f.write_str(&self.message),
+            (None, _) => f.write_str(&self.message),
         }
     }
 }
@@ -107,6 +119,14 @@ impl Diags {
         self.stopped.get_or_insert(code);
     }
 
+    /// A malformed value at column `col` of `loc`'s line (a config error).
+    pub fn value(&mut self, loc: &Loc, col: u32, message: impl Into<String>) {
+        self.push(Class::Config, Some(loc), message);
+        if let Some(last) = self.list.last_mut() {
+            last.col = Some(col);
+        }
+    }
+
     pub fn push(&mut self, class: Class, loc: Option<&Loc>, message: impl Into<String>) {
         if self.stopped.is_some() {
             return;
@@ -114,6 +134,7 @@ impl Diags {
         self.list.push(Diagnostic {
             class,
             loc: loc.cloned(),
+            col: None,
             message: message.into(),
         });
     }

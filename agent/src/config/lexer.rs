@@ -34,6 +34,8 @@ pub struct Token {
     pub text: String,
     /// Written in quotes: never a brace, never a comment.
     pub quoted: bool,
+    /// 1-based column (in characters) where the token starts on its logical line.
+    pub col: u32,
 }
 
 impl Token {
@@ -205,6 +207,8 @@ impl Reader<'_> {
 
     fn logical(&mut self, loc: &Loc, line: &str) {
         let trimmed = line.trim_start_matches(is_space);
+        // Token columns count from the start of the written line.
+        let indent = (line.len() - trimmed.len()) as u32;
         // @ID line / @^ID line: the line counts only on a host whose config id is (not) ID.
         let line = if let Some(rest) = trimmed.strip_prefix('@') {
             let (cond, rest) = rest.split_once(is_space).unwrap_or((rest, ""));
@@ -235,13 +239,16 @@ impl Reader<'_> {
                 continue;
             };
             for piece in substituted.split('\n') {
-                self.tokens(loc, piece);
+                self.tokens(loc, piece, indent);
             }
         }
     }
 
-    fn tokens(&mut self, loc: &Loc, line: &str) {
-        let (tokens, unmatched_quote) = tokenize_checked(line);
+    fn tokens(&mut self, loc: &Loc, line: &str, indent: u32) {
+        let (mut tokens, unmatched_quote) = tokenize_checked(line);
+        for token in &mut tokens {
+            token.col += indent;
+        }
         if unmatched_quote {
             self.diags.config(
                 Some(loc),
@@ -497,30 +504,34 @@ pub fn tokenize(line: &str) -> Vec<Token> {
 fn tokenize_checked(line: &str) -> (Vec<Token>, bool) {
     let mut unmatched = false;
     let mut tokens = Vec::new();
-    let mut chars = line.chars().peekable();
+    let mut chars = line.chars().zip(1u32..).peekable();
+    // The word being read and the column it started at.
     let mut current = String::new();
-    let flush = |current: &mut String, tokens: &mut Vec<Token>| {
+    let mut start = 0;
+    let flush = |current: &mut String, start: u32, tokens: &mut Vec<Token>| {
         if !current.is_empty() {
             tokens.push(Token {
                 text: std::mem::take(current),
                 quoted: false,
+                col: start,
             });
         }
     };
-    while let Some(c) = chars.next() {
+    while let Some((c, col)) = chars.next() {
         match c {
             '!' | '#' => break,
             '{' | '}' => {
-                flush(&mut current, &mut tokens);
+                flush(&mut current, start, &mut tokens);
                 tokens.push(Token {
                     text: c.to_string(),
                     quoted: false,
+                    col,
                 });
             }
             '"' | '\'' if current.is_empty() => {
                 let mut quoted = String::new();
                 let mut closed = false;
-                for q in chars.by_ref() {
+                for (q, _) in chars.by_ref() {
                     if q == c {
                         closed = true;
                         break;
@@ -531,13 +542,19 @@ fn tokenize_checked(line: &str) -> (Vec<Token>, bool) {
                 tokens.push(Token {
                     text: quoted,
                     quoted: true,
+                    col,
                 });
             }
-            c if is_space(c) => flush(&mut current, &mut tokens),
-            c => current.push(c),
+            c if is_space(c) => flush(&mut current, start, &mut tokens),
+            c => {
+                if current.is_empty() {
+                    start = col;
+                }
+                current.push(c);
+            }
         }
     }
-    flush(&mut current, &mut tokens);
+    flush(&mut current, start, &mut tokens);
     (tokens, unmatched)
 }
 

@@ -249,8 +249,15 @@ mod keyword_families {
 
     const INSTANCE: &str = "vrrp_instance V {\n interface eth0\n virtual_router_id 7\n";
 
+    /// An instance with `body`, and one VIP unless `body` has its own (keepalived reports an
+    /// instance without VIPs).
     fn inst(body: &str) -> String {
-        format!("{INSTANCE}{body}\n}}\n")
+        let vip = if body.contains("virtual_ipaddress") {
+            ""
+        } else {
+            " virtual_ipaddress {\n 10.1.1.1\n }\n"
+        };
+        format!("{INSTANCE}{vip}{body}\n}}\n")
     }
 
     #[test]
@@ -392,13 +399,13 @@ mod keyword_families {
     #[test]
     fn vrid_and_advert_int_per_version() {
         check(
-            "vrrp_instance V {\n interface eth0\n virtual_router_id 0\n}\n",
+            "vrrp_instance V {\n interface eth0\n virtual_router_id 0\n virtual_ipaddress {\n 10.1.1.1\n }\n}\n",
             "/instances/0/virtual_router_id",
             json!(null),
             5,
         );
         check(
-            "vrrp_instance V {\n interface eth0\n virtual_router_id 255\n}\n",
+            "vrrp_instance V {\n interface eth0\n virtual_router_id 255\n virtual_ipaddress {\n 10.1.1.1\n }\n}\n",
             "/instances/0/virtual_router_id",
             json!(255),
             0,
@@ -630,6 +637,152 @@ mod keyword_families {
             "/sync_groups/0/members",
             json!(["V"]),
             5,
+        );
+    }
+
+    #[test]
+    fn sync_group_members_lose_weighted_trackers_unless_the_group_allows_them() {
+        let script =
+            "global_defs {\n enable_script_security\n}\nvrrp_script chk {\n script /bin/true\n}\n";
+        let member = |name: &str, vrid: u8| {
+            format!(
+                "vrrp_instance {name} {{\n interface eth0\n virtual_router_id {vrid}\n virtual_ipaddress {{\n 10.1.1.{vrid}\n }}\n \
+                 track_script {{\n chk weight -20\n }}\n track_interface {{\n eth1 weight -10\n }}\n}}\n"
+            )
+        };
+        let group =
+            |extra: &str| format!("vrrp_sync_group G {{\n group {{\n V\n W\n }}\n{extra}}}\n");
+        let text = format!("{script}{}{}{}", member("V", 1), member("W", 2), group(""));
+        check(&text, "/instances/0/track_scripts/0", json!(null), 5);
+        check(&text, "/instances/0/track_interfaces/0/weight", json!(0), 5);
+        let allowed = format!(
+            "{script}{}{}{}",
+            member("V", 1),
+            member("W", 2),
+            group(" sync_group_tracking_weight\n")
+        );
+        check(
+            &allowed,
+            "/instances/0/track_scripts/0/weight",
+            json!(-20),
+            0,
+        );
+        check(
+            &allowed,
+            "/instances/0/track_interfaces/0/weight",
+            json!(-10),
+            0,
+        );
+    }
+
+    #[test]
+    fn virtual_addresses_decide_version_and_validity() {
+        let bare = format!("{INSTANCE}}}\n");
+        check(&bare, "/instances/0/name", json!("V"), 5); // "at least one is sensible"
+        let v3 = format!("global_defs {{\n vrrp_version 3\n}}\n{bare}");
+        check(&v3, "/instances/0", json!(null), 5); // "at least one is required": dropped
+        check(
+            &inst("virtual_ipaddress {\n fd00::1\n }"),
+            "/instances/0/version",
+            json!(3),
+            0,
+        );
+        check(
+            &inst("version 2\n virtual_ipaddress {\n fd00::1\n }"),
+            "/instances/0/version",
+            json!(2),
+            0,
+        );
+        check(
+            &inst("priority 255"),
+            "/instances/0/state",
+            json!("MASTER"),
+            0,
+        );
+    }
+
+    #[test]
+    fn strict_mode_consequences() {
+        let strict = |body: &str| format!("global_defs {{\n vrrp_strict\n}}\n{}", inst(body));
+        check(&strict(""), "/instances/0/accept", json!(false), 0);
+        check(
+            &strict("priority 255"),
+            "/instances/0/accept",
+            json!(true),
+            0,
+        );
+        check(&strict("accept"), "/instances/0/accept", json!(false), 5);
+        check(
+            &strict("preempt_delay 5"),
+            "/instances/0/preempt_delay",
+            json!(0.0),
+            5,
+        );
+        check(
+            &strict("down_timer_adverts 5"),
+            "/instances/0/down_timer_adverts",
+            json!(3),
+            5,
+        );
+        check(
+            &strict("garp_lower_prio_repeat 2"),
+            "/instances/0/garp_lower_prio_repeat",
+            json!(0),
+            5,
+        );
+        check(
+            &strict("higher_prio_send_advert"),
+            "/instances/0/higher_prio_send_advert",
+            json!(false),
+            5,
+        );
+        check(
+            &strict("state MASTER\n priority 100"),
+            "/instances/0/state",
+            json!("BACKUP"),
+            5,
+        );
+        check(
+            &strict("version 2\n virtual_ipaddress {\n fd00::1\n }"),
+            "/instances/0/version",
+            json!(3),
+            5,
+        );
+        // strict_mode on the instance does the same without the global switch.
+        check(
+            &inst("strict_mode\n preempt_delay 5"),
+            "/instances/0/preempt_delay",
+            json!(0.0),
+            5,
+        );
+    }
+
+    #[test]
+    fn malformed_values_say_where() {
+        let opts = ReadOptions {
+            config_id: "t".into(),
+            follow_includes: true,
+        };
+        let text = inst("priority 300\n garp_master_delay abc");
+        let loaded = load_str(
+            Path::new("/t/k.conf"),
+            text.as_bytes(),
+            &opts,
+            &validate::Unchecked,
+        );
+        let shown: Vec<String> = loaded.diags.list.iter().map(ToString::to_string).collect();
+        assert!(
+            shown.contains(
+                &"(/t/k.conf: Line 7, column 10) number '300' outside range [1, 255]".to_string()
+            ),
+            "{shown:#?}"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|d| d
+                    .starts_with("(/t/k.conf: Line 8, column 20) garp_master_delay 'abc' invalid")),
+            "{shown:#?}"
         );
     }
 }

@@ -274,8 +274,17 @@ pub struct Instance {
     pub priority_set: bool,
     /// Centiseconds (v2: whole seconds × 100).
     pub advert_int_cs: u32,
-    /// 2 or 3; default the global vrrp_version.
+    /// 2 or 3; default the global vrrp_version (3 for an IPv6 instance).
     pub version: u8,
+    /// `state` / `version` were written (keepalived derives them otherwise).
+    #[serde(skip)]
+    pub state_set: bool,
+    #[serde(skip)]
+    pub version_set: bool,
+    /// Instance overrides of the global defaults (None: the global value).
+    pub down_timer_adverts: Option<u32>,
+    pub lower_prio_no_advert: Option<bool>,
+    pub higher_prio_send_advert: Option<bool>,
     pub nopreempt: bool,
     /// Seconds.
     pub preempt_delay: f64,
@@ -323,6 +332,11 @@ impl Instance {
             priority_set: false,
             advert_int_cs: 100,
             version,
+            state_set: false,
+            version_set: false,
+            down_timer_adverts: None,
+            lower_prio_no_advert: None,
+            higher_prio_send_advert: None,
             nopreempt: false,
             preempt_delay: 0.0,
             auth: Auth::None,

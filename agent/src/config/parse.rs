@@ -128,11 +128,8 @@ const INSTANCE_OTHER: &[&str] = &[
     "notify_priority_changes",
     "track_bfd",
     "evip_use_interface",
-    "higher_prio_send_advert",
-    "lower_prio_no_advert",
     "send_unsolicited_na",
     "promote_secondaries",
-    "down_timer_adverts",
     "unicast_fault_no_peer",
     "virtual_ipaddress_ipset",
     "old_unicast_checksum",
@@ -280,6 +277,14 @@ fn all_args(stmt: &Stmt) -> Vec<String> {
     stmt.args.iter().map(|a| a.text.clone()).collect()
 }
 
+/// Reports a malformed value `text` of `stmt` at the column of the word that holds it.
+fn bad_value(stmt: &Stmt, text: &str, diags: &mut Diags, message: String) {
+    match stmt.args.iter().find(|a| a.text == text) {
+        Some(word) => diags.value(&stmt.loc, word.col, message),
+        None => diags.config(Some(&stmt.loc), message),
+    }
+}
+
 /// An integer argument in `min..=max`; out of range or not a number is an error naming what
 /// was expected.
 fn int_in(stmt: &Stmt, what: &str, min: i64, max: i64, diags: &mut Diags) -> Option<i64> {
@@ -287,8 +292,10 @@ fn int_in(stmt: &Stmt, what: &str, min: i64, max: i64, diags: &mut Diags) -> Opt
     match text.parse::<i64>() {
         Ok(v) if (min..=max).contains(&v) => Some(v),
         _ => {
-            diags.config(
-                Some(&stmt.loc),
+            bad_value(
+                stmt,
+                text,
+                diags,
                 format!("{what} '{text}' invalid - must be an integer between {min} and {max}"),
             );
             None
@@ -302,8 +309,10 @@ fn secs_in(stmt: &Stmt, what: &str, min: f64, max: f64, diags: &mut Diags) -> Op
     match text.parse::<f64>() {
         Ok(v) if v.is_finite() && v >= min && v <= max => Some(v),
         _ => {
-            diags.config(
-                Some(&stmt.loc),
+            bad_value(
+                stmt,
+                text,
+                diags,
                 format!("{what} '{text}' invalid - must be a number between {min} and {max}"),
             );
             None
@@ -315,8 +324,10 @@ fn addr(stmt: &Stmt, text: &str, what: &str, diags: &mut Diags) -> Option<IpAddr
     match text.parse::<IpAddr>() {
         Ok(a) => Some(a),
         Err(_) => {
-            diags.config(
-                Some(&stmt.loc),
+            bad_value(
+                stmt,
+                text,
+                diags,
                 format!("{what} '{text}' is not a valid IP address - ignoring"),
             );
             None
@@ -333,8 +344,10 @@ fn flag(stmt: &Stmt, diags: &mut Diags) -> bool {
             "true" | "on" | "yes" | "1" => true,
             "false" | "off" | "no" | "0" => false,
             _ => {
-                diags.config(
-                    Some(&stmt.loc),
+                bad_value(
+                    stmt,
+                    v,
+                    diags,
                     format!(
                         "{} '{v}' invalid - expected true/false, on/off, yes/no",
                         stmt.keyword
@@ -748,6 +761,7 @@ fn instance(name: String, stmt: &Stmt, version: u8, diags: &mut Diags) -> Instan
         let kw = c.keyword.as_str();
         match kw {
             "state" => {
+                i.state_set = true;
                 if let Some(s) = arg1(c, diags) {
                     i.state = match s {
                         "MASTER" => State::Master,
@@ -767,8 +781,10 @@ fn instance(name: String, stmt: &Stmt, version: u8, diags: &mut Diags) -> Instan
                 if let Some(text) = arg1(c, diags) {
                     match text.parse::<u16>() {
                         Ok(v) if (1..=255).contains(&v) => i.virtual_router_id = Some(v as u8),
-                        _ => diags.config(
-                            Some(&c.loc),
+                        _ => bad_value(
+                            c,
+                            text,
+                            diags,
                             format!("({name}): VRID '{text}' not valid - must be between 1 & 255"),
                         ),
                     }
@@ -782,8 +798,10 @@ fn instance(name: String, stmt: &Stmt, version: u8, diags: &mut Diags) -> Instan
                             i.priority_set = true;
                         }
                         Ok(_) => {
-                            diags.config(
-                                Some(&c.loc),
+                            bad_value(
+                                c,
+                                text,
+                                diags,
                                 format!("number '{text}' outside range [1, 255]"),
                             );
                             diags.config(Some(&c.loc), format!("({name}) Priority not valid! must be between 1 & 255. Using default 100"));
@@ -795,7 +813,7 @@ fn instance(name: String, stmt: &Stmt, version: u8, diags: &mut Diags) -> Instan
                             } else {
                                 "invalid number"
                             };
-                            diags.config(Some(&c.loc), format!("{what} '{text}'"));
+                            bad_value(c, text, diags, format!("{what} '{text}'"));
                             diags.config(Some(&c.loc), format!("({name}) Priority not valid! must be between 1 & 255. Using default 100"));
                         }
                     }
@@ -812,6 +830,7 @@ fn instance(name: String, stmt: &Stmt, version: u8, diags: &mut Diags) -> Instan
             "version" => {
                 if let Some(v) = int_in(c, "version", 2, 3, diags) {
                     i.version = v as u8;
+                    i.version_set = true;
                 }
             }
             "nopreempt" => i.nopreempt = true,
@@ -842,6 +861,11 @@ fn instance(name: String, stmt: &Stmt, version: u8, diags: &mut Diags) -> Instan
                     .extend(tracked_list(c, &name, "track_process", diags))
             }
             "dont_track_primary" => i.dont_track_primary = true,
+            "down_timer_adverts" => {
+                i.down_timer_adverts = int_in(c, kw, 1, 100, diags).map(|v| v as u32)
+            }
+            "lower_prio_no_advert" => i.lower_prio_no_advert = Some(flag(c, diags)),
+            "higher_prio_send_advert" => i.higher_prio_send_advert = Some(flag(c, diags)),
             "linkbeat_use_polling" => {
                 diags.config(Some(&c.loc), format!("({name}) 'linkbeat_use_polling' in vrrp instance deprecated - use linkbeat_interfaces block"));
                 keep(&mut i.other, c);

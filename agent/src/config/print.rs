@@ -375,6 +375,9 @@ fn instance(o: &mut Out, i: &Instance) {
         o.line(format!("priority {}", i.priority));
     }
     o.line(format!("version {}", i.version));
+    o.opt("down_timer_adverts", &i.down_timer_adverts);
+    o.opt("lower_prio_no_advert", &i.lower_prio_no_advert);
+    o.opt("higher_prio_send_advert", &i.higher_prio_send_advert);
     o.line(format!("advert_int {}", f64::from(i.advert_int_cs) / 100.0));
     o.flag("nopreempt", i.nopreempt);
     o.line(format!("preempt_delay {}", i.preempt_delay));

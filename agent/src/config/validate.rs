@@ -3,7 +3,11 @@
 //! mode without authentication, preempt rules), and for the config test what the host must
 //! provide (interfaces, scripts). Messages are keepalived's, so operators recognise them.
 
-use std::{collections::HashMap, os::unix::fs::PermissionsExt, path::Path};
+use std::{
+    collections::{HashMap, HashSet},
+    os::unix::fs::PermissionsExt,
+    path::Path,
+};
 
 use super::{diag::Diags, model::*};
 
@@ -20,7 +24,7 @@ pub struct System;
 
 impl Host for System {
     fn interface_exists(&self, name: &str) -> bool {
-        crate::xdp::ifindex(name).is_ok()
+        crate::iface::index(name).is_some()
     }
 
     fn executable(&self, path: &str) -> bool {
@@ -86,9 +90,9 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
     let script_names: Vec<String> = config.scripts.iter().map(|s| s.name.clone()).collect();
 
     // Duplicate instance names: the later one is dropped.
-    let mut seen = HashMap::new();
+    let mut seen = HashSet::new();
     config.instances.retain(|i| {
-        if seen.insert(i.name.clone(), ()).is_some() {
+        if !seen.insert(i.name.clone()) {
             diags.config(
                 Some(&i.at),
                 format!("vrrp instance {} already defined", i.name),
@@ -105,6 +109,7 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
         .filter(|g| !g.sync_group_tracking_weight && !g.other.contains_key("global_tracking"))
         .flat_map(|g| g.members.iter().cloned())
         .collect();
+    let mut dropped = Vec::new();
     for i in &mut config.instances {
         let loc = i.at.clone();
         let name = i.name.clone();
@@ -122,10 +127,51 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
             }
             Some(_) => {}
         }
+        let strict = i.strict_mode.unwrap_or(strict);
+        // An IPv6 instance is VRRPv3 unless `version 2` is written (and then only outside
+        // strict mode).
+        if i.virtual_ipaddress
+            .first()
+            .is_some_and(|v| v.addr.is_ipv6())
+        {
+            if i.version_set && i.version == 2 && strict {
+                diags.config(
+                    Some(&loc),
+                    format!("({name}) cannot use IPv6 with VRRP version 2; setting version 3"),
+                );
+                i.version = 3;
+            } else if !i.version_set {
+                i.version = 3;
+            }
+        }
+        if i.virtual_ipaddress.is_empty() {
+            if i.version == 3 || strict {
+                diags.config(
+                    Some(&loc),
+                    format!("({name}) No VIP specified; at least one is required"),
+                );
+                dropped.push(name.clone());
+                continue;
+            }
+            diags.config(
+                Some(&loc),
+                format!("({name}) No VIP specified; at least one is sensible"),
+            );
+        }
         // RFC 5798 §5.2.4: a router owning the addresses has priority 255; keepalived makes
-        // `state MASTER` without a priority the owner.
+        // `state MASTER` without a priority the owner, and the owner without a state MASTER.
         if i.state == State::Master && !i.priority_set {
             i.priority = 255;
+        }
+        let owner = i.priority == 255;
+        if !i.state_set {
+            i.state = if owner { State::Master } else { State::Backup };
+        } else if strict && (i.state == State::Master) != owner {
+            diags.config(
+                Some(&loc),
+                format!("({name}) State MASTER must match being address owner"),
+            );
+            i.state = if owner { State::Master } else { State::Backup };
         }
         if i.version == 3 && i.auth != Auth::None {
             diags.config(
@@ -144,12 +190,22 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
             diags.config(Some(&loc), format!("({name}) Warning - nopreempt will not work with initial state MASTER - clearing"));
             i.nopreempt = false;
         }
+        if strict && i.preempt_delay > 0.0 {
+            diags.config(
+                Some(&loc),
+                format!("({name}) preempt_delay is incompatible with strict mode - resetting"),
+            );
+            i.preempt_delay = 0.0;
+        }
         if i.nopreempt && i.preempt_delay > 0.0 {
             diags.config(
                 Some(&loc),
                 format!("({name}) preempt_delay is incompatible with nopreempt mode - resetting"),
             );
             i.preempt_delay = 0.0;
+        }
+        if strict {
+            strict_mode(i, diags);
         }
         // Tracked scripts must exist; an address owner (255) ignores weighted ones.
         i.track_scripts.retain(|t| {
@@ -217,6 +273,8 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
             }
         }
     }
+
+    config.instances.retain(|i| !dropped.contains(&i.name));
 
     // Two instances with one VRID on the same interface and family cannot both work.
     let mut vrids: HashMap<(String, u8, bool), String> = HashMap::new();
@@ -316,6 +374,63 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
                 );
             }
         });
+    }
+}
+
+/// What `vrrp_strict` / `strict_mode` changes in an instance beyond authentication and
+/// preempt_delay (keepalived's vrrp_complete_instance, in its order and words).
+fn strict_mode(i: &mut Instance, diags: &mut Diags) {
+    let (name, loc) = (i.name.clone(), i.at.clone());
+    if i.down_timer_adverts.is_some_and(|d| d != 3) {
+        diags.config(
+            Some(&loc),
+            format!("({name}) down_timer_adverts is incompatible with strict mode - resetting"),
+        );
+        i.down_timer_adverts = Some(3);
+    }
+    // RFC 3768 has no accept mode: only the address owner accepts (default no_accept).
+    let owner = i.priority == 255;
+    let accept = i.accept.unwrap_or(owner);
+    if accept && !owner && i.version == 2 {
+        diags.config(Some(&loc), format!("({name}) warning - accept mode for VRRP version 2 does not comply with RFC3768 - resetting"));
+        i.accept = Some(false);
+    } else {
+        i.accept = Some(accept);
+    }
+    if i.garp_lower_prio_repeat.is_some_and(|r| r != 0) {
+        diags.config(
+            Some(&loc),
+            format!("({name}) Strict mode requires no repeat garps. resetting"),
+        );
+    }
+    i.garp_lower_prio_repeat = Some(0);
+    if i.garp_lower_prio_delay.is_some_and(|d| d != 0) {
+        diags.config(
+            Some(&loc),
+            format!("({name}) Strict mode requires no repeat garp delay. resetting"),
+        );
+    }
+    i.garp_lower_prio_delay = Some(0);
+    if i.lower_prio_no_advert == Some(false) {
+        diags.config(
+            Some(&loc),
+            format!("({name}) Strict mode requires no lower priority advert. resetting"),
+        );
+    }
+    i.lower_prio_no_advert = Some(true);
+    if i.higher_prio_send_advert == Some(true) {
+        diags.config(
+            Some(&loc),
+            format!("({name}) strict mode requires higher_prio_send_advert to be clear. resetting"),
+        );
+    }
+    i.higher_prio_send_advert = Some(false);
+    if i.use_vmac.is_some() && i.vmac_xmit_base {
+        diags.config(
+            Some(&loc),
+            format!("({name}) xmit_base is incompatible with strict mode - resetting"),
+        );
+        i.vmac_xmit_base = false;
     }
 }
 

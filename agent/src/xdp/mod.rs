@@ -6,7 +6,7 @@
 
 mod maps;
 
-use std::{ffi::CString, fmt};
+use std::fmt;
 
 use agent_common::{PASS_PROGRAM, VRRP_PROGRAM};
 use aya::{
@@ -298,10 +298,5 @@ fn program_mut(ebpf: &mut Ebpf, program: Program) -> Result<&mut Xdp, XdpError> 
 
 /// The index of interface `name` in the calling thread's network namespace.
 pub fn ifindex(name: &str) -> Result<u32, XdpError> {
-    let c_name = CString::new(name).map_err(|_| XdpError::NoInterface(name.to_string()))?;
-    // SAFETY: c_name is a valid NUL-terminated string for the duration of the call.
-    match unsafe { libc::if_nametoindex(c_name.as_ptr()) } {
-        0 => Err(XdpError::NoInterface(name.to_string())),
-        index => Ok(index),
-    }
+    crate::iface::index(name).ok_or_else(|| XdpError::NoInterface(name.to_string()))
 }
