@@ -92,31 +92,29 @@ struct Reader<'a> {
 
 /// Reads `path` and everything it includes.
 pub fn read(path: &Path, opts: &ReadOptions, diags: &mut Diags) -> Vec<Line> {
-    let mut reader = Reader {
-        opts,
-        diags,
-        params: HashMap::new(),
-        lines: Vec::new(),
-        stack: Vec::new(),
-    };
+    let mut reader = Reader::new(opts, diags);
     reader.file(path, None);
     reader.lines
 }
 
 /// Reads config text given in memory (tests, fuzzing); includes resolve against `name`'s dir.
 pub fn read_str(name: &Path, text: &[u8], opts: &ReadOptions, diags: &mut Diags) -> Vec<Line> {
-    let mut reader = Reader {
-        opts,
-        diags,
-        params: HashMap::new(),
-        lines: Vec::new(),
-        stack: Vec::new(),
-    };
+    let mut reader = Reader::new(opts, diags);
     reader.text(name, text);
     reader.lines
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    fn new(opts: &'a ReadOptions, diags: &'a mut Diags) -> Self {
+        Reader {
+            opts,
+            diags,
+            params: HashMap::new(),
+            lines: Vec::new(),
+            stack: Vec::new(),
+        }
+    }
+
     fn file(&mut self, path: &Path, from: Option<&Loc>) {
         let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         if self.stack.contains(&canonical) {

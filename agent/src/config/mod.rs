@@ -144,20 +144,24 @@ mod hostile_input {
         );
     }
 
+    fn load_file(path: &Path) -> Loaded {
+        load(
+            path,
+            &ReadOptions {
+                config_id: "x".into(),
+                follow_includes: true,
+            },
+            &validate::Unchecked,
+        )
+    }
+
     #[test]
     fn include_loops_end() {
         let dir = std::env::temp_dir().join(format!("vrrp-agent-loop-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a.conf"), "include b.conf\nrouter_id x\n").unwrap();
         std::fs::write(dir.join("b.conf"), "include a.conf\n").unwrap();
-        let loaded = load(
-            &dir.join("a.conf"),
-            &ReadOptions {
-                config_id: "x".into(),
-                follow_includes: true,
-            },
-            &validate::Unchecked,
-        );
+        let loaded = load_file(&dir.join("a.conf"));
         assert!(
             loaded
                 .diags
@@ -176,14 +180,7 @@ mod hostile_input {
             std::fs::write(dir.join(format!("d/{i}.conf")), "").unwrap();
         }
         std::fs::write(dir.join("main.conf"), "include d/*.conf\n").unwrap();
-        let loaded = load(
-            &dir.join("main.conf"),
-            &ReadOptions {
-                config_id: "x".into(),
-                follow_includes: true,
-            },
-            &validate::Unchecked,
-        );
+        let loaded = load_file(&dir.join("main.conf"));
         assert!(
             loaded
                 .diags

@@ -5,7 +5,6 @@
 use std::{
     fmt::Write as _,
     path::Path,
-    process::Command,
     time::{Duration, Instant},
 };
 
@@ -126,28 +125,10 @@ fn main() -> Result<()> {
     let (lm, lmin, lmax) = median(lib);
     let (om, omin, omax) = median(ours);
     let (km, kmin, kmax) = median(theirs);
-    let date = String::from_utf8_lossy(
-        &Command::new("date")
-            .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-            .output()?
-            .stdout,
-    )
-    .trim()
-    .to_string();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
     println!("## Config (`cargo xtask bench config`)\n");
     println!(
-        "Measured {date} on {cpu}, {} cores. A generated keepalived.conf of {INSTANCES} vrrp_instances (PASS",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
+        "Measured {}. A generated keepalived.conf of {INSTANCES} vrrp_instances (PASS",
+        vrrp_tests::machine()
     );
     println!(
         "auth, one VIP, one tracked script each) and {SCRIPTS} vrrp_scripts, {} bytes; keepalived 2.2.7 and",

@@ -111,32 +111,8 @@ fn main() -> Result<()> {
         ),
     ];
 
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let date = String::from_utf8_lossy(
-        &std::process::Command::new("date")
-            .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-            .output()?
-            .stdout,
-    )
-    .trim()
-    .to_string();
-
     println!("## XDP data path (`cargo xtask bench xdp`)\n");
-    println!(
-        "Measured {date} on {cpu}, {cores} cores, Linux {}.",
-        kernel.trim()
-    );
+    println!("Measured {}.", vrrp_tests::machine());
     println!(
         "BPF_PROG_TEST_RUN; the kernel times the program alone (no NIC, no driver). keepalived has no"
     );
