@@ -7,6 +7,7 @@ pub mod lexer;
 pub mod model;
 pub mod parse;
 pub mod print;
+pub mod specs;
 pub mod tree;
 pub mod validate;
 

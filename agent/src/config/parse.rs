@@ -6,13 +6,13 @@ use std::net::IpAddr;
 use super::{
     diag::{Diags, Loc},
     model::*,
+    specs,
     tree::Stmt,
 };
 
 /// Keywords keepalived accepts in a block that are kept as written (behaviour in a later
 /// layer). Anything not listed and not modelled is an unknown keyword.
 const GLOBAL_OTHER: &[&str] = &[
-    "lvs_id",
     "lvs_sync_daemon",
     "lvs_flush",
     "lvs_flush_onstop",
@@ -44,23 +44,15 @@ const GLOBAL_OTHER: &[&str] = &[
     "vrrp_cpu_affinity",
     "checker_cpu_affinity",
     "bfd_cpu_affinity",
-    "vrrp_nftables",
     "nftables_priority",
     "nftables_ifindex",
     "nftables_counters",
-    "net_namespace",
-    "net_namespace_ipvs",
-    "namespace_with_ipsets",
-    "instance",
-    "use_pid_dir",
-    "linkbeat_use_polling",
     "vrrp_netlink_cmd_rcv_bufs",
     "vrrp_netlink_cmd_rcv_bufs_force",
     "vrrp_netlink_monitor_rcv_bufs",
     "vrrp_netlink_monitor_rcv_bufs_force",
     "vrrp_rx_bufs_policy",
     "vrrp_rx_bufs_multiplier",
-    "vrrp_tx_bufs",
     "max_auto_priority",
     "min_auto_priority_delay",
     "log_unknown_vrids",
@@ -73,17 +65,12 @@ const GLOBAL_OTHER: &[&str] = &[
     "config_save_dir",
     "data_use_instance",
     "tmp_config_directory",
-    "state_dump_file",
-    "stats_dump_file",
-    "json_dump_file",
     "fifo_write_vrrp_states_on_reload",
     "startup_script",
     "startup_script_timeout",
     "shutdown_script",
     "shutdown_script_timeout",
-    "script_security",
     "vrrp_garp_extra_if",
-    "vrrp_own_all_if",
     "snmp_socket",
     "enable_snmp_vrrp",
     "enable_snmp_keepalived",
@@ -93,10 +80,7 @@ const GLOBAL_OTHER: &[&str] = &[
     "enable_snmp_checker",
     "enable_traps",
     "enable_dbus",
-    "enable_dbus_instance_name",
     "vrrp_notify_priority_changes",
-    "local_name",
-    "email_from",
     "default_interface",
     "disable_local_igmp",
     "process_name",
@@ -127,15 +111,9 @@ const INSTANCE_OTHER: &[&str] = &[
     "kernel_rx_buf_size",
     "notify_priority_changes",
     "track_bfd",
-    "evip_use_interface",
-    "send_unsolicited_na",
     "promote_secondaries",
     "unicast_fault_no_peer",
-    "virtual_ipaddress_ipset",
     "old_unicast_checksum",
-    "ipsets",
-    "iptables",
-    "nftables",
     "mcast_dst_ip",
     "track_src_ip",
     "garp_extra_if",
@@ -483,7 +461,10 @@ fn global_defs(stmts: &[Stmt], g: &mut GlobalDefs, diags: &mut Diags) {
                 diags.config(Some(&stmt.loc), "iptables not supported, using nftables instead. Please replace 'vrrp_iptables and 'vrrp_ipsets' with 'nftables' config option");
                 keep(&mut g.other, stmt);
             }
-            _ if GLOBAL_OTHER.contains(&kw) => keep(&mut g.other, stmt),
+            _ if GLOBAL_OTHER.contains(&kw) => {
+                specs::check("global_defs", "", stmt, diags);
+                keep(&mut g.other, stmt);
+            }
             _ => unknown(stmt, diags, |children, diags| {
                 global_defs(children, g, diags)
             }),
@@ -634,7 +615,8 @@ fn track_process(name: String, stmt: &Stmt, diags: &mut Diags) -> TrackProcess {
             }
             "delay" => t.delay = secs_in(c, "delay", 0.0, 3600.0, diags),
             "terminate_delay" | "fork_delay" | "full_command" | "param_match" => {
-                keep(&mut t.other, c)
+                specs::check("vrrp_track_process", &t.name, c, diags);
+                keep(&mut t.other, c);
             }
             _ => unknown(c, diags, |_, _| {}),
         }
@@ -744,7 +726,10 @@ fn sync_group(name: String, stmt: &Stmt, diags: &mut Diags) -> SyncGroup {
                 diags.config(Some(&c.loc), format!("({name}) global_tracking is deprecated. Use track_interface/script/file on the sync group"));
                 keep(&mut g.other, c);
             }
-            "notify_priority_changes" | "track_bfd" => keep(&mut g.other, c),
+            "notify_priority_changes" | "track_bfd" => {
+                specs::check("vrrp_sync_group", &name, c, diags);
+                keep(&mut g.other, c);
+            }
             _ if notify(&mut g.notify, c, diags) => {}
             _ => unknown(c, diags, |_, _| {}),
         }
@@ -950,7 +935,10 @@ fn instance(name: String, stmt: &Stmt, version: u8, diags: &mut Diags) -> Instan
             "check_unicast_src" => i.check_unicast_src = true,
             "v3_checksum_as_v2" => i.v3_checksum_as_v2 = true,
             _ if notify(&mut i.notify, c, diags) => {}
-            _ if INSTANCE_OTHER.contains(&kw) => keep(&mut i.other, c),
+            _ if INSTANCE_OTHER.contains(&kw) => {
+                specs::check("vrrp_instance", &name, c, diags);
+                keep(&mut i.other, c);
+            }
             _ => unknown(c, diags, |_, _| {}),
         }
     }
