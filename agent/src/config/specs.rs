@@ -462,6 +462,7 @@ pub fn check(block: &str, owner: &str, stmt: &Stmt, diags: &mut Diags) {
         .iter()
         .find(|(b, k, ..)| *b == block && *k == stmt.keyword)
     else {
+        special(block, owner, stmt, diags);
         return;
     };
     // `%d` in keepalived's texts is the upper bound of the range.
@@ -526,5 +527,197 @@ pub fn check(block: &str, owner: &str, stmt: &Stmt, diags: &mut Diags) {
             say(value)
         };
         diags.value(&stmt.loc, word.col, specific);
+    }
+}
+
+/// Keywords whose arguments have a grammar of their own (keepalived 2.2.7's handlers).
+fn special(block: &str, owner: &str, stmt: &Stmt, diags: &mut Diags) {
+    let kw = stmt.keyword.as_str();
+    let words: Vec<&str> = stmt.args.iter().map(|a| a.text.as_str()).collect();
+    let first = words.first().copied();
+    let col = |i: usize| stmt.args.get(i).map_or(0, |a| a.col);
+    match (block, kw) {
+        ("global_defs", "lvs_flush_on_stop" | "lvs_flush_onstop") => {
+            if let Some(w) = first.filter(|w| *w != "VS") {
+                diags.value(
+                    &stmt.loc,
+                    col(0),
+                    format!("Unknown lvs_flush_on_stop type {w}"),
+                );
+            }
+        }
+        ("global_defs", "dynamic_interfaces") => {
+            if let Some(w) = first.filter(|w| *w != "allow_if_changes") {
+                diags.value(
+                    &stmt.loc,
+                    col(0),
+                    format!("Unknown dynamic_interfaces option '{w}'"),
+                );
+            }
+        }
+        ("global_defs", "vrrp_cpu_affinity" | "checker_cpu_affinity" | "bfd_cpu_affinity") => {
+            let process = kw.trim_end_matches("_cpu_affinity");
+            if words.is_empty() {
+                diags.config(
+                    Some(&stmt.loc),
+                    format!("No {process} cpu_id set specified"),
+                );
+                return;
+            }
+            // CPUs online on this host, as keepalived checks them.
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as i64);
+            let invalid = |w: &&str| !w.parse::<i64>().is_ok_and(|c| (0..cpus).contains(&c));
+            if let Some((i, w)) = words.iter().enumerate().find(|(_, w)| invalid(w)) {
+                let id = w.parse::<i64>().unwrap_or(0);
+                diags.value(
+                    &stmt.loc,
+                    col(i),
+                    format!("Invalid cpu_id:{id} specified for {process} process"),
+                );
+            }
+        }
+        ("global_defs", "umask") => umask(stmt, &words, diags),
+        ("global_defs", "vrrp_garp_extra_if") | ("vrrp_instance", "garp_extra_if") => {
+            let (min, prefix) = if block == "global_defs" {
+                (1, String::new())
+            } else {
+                (0, format!("({owner}): "))
+            };
+            let mut time = false;
+            for (i, w) in words.iter().enumerate() {
+                if *w == "all" {
+                    continue;
+                }
+                if w.parse::<u64>().is_ok_and(|t| (min..=86400).contains(&t)) {
+                    time = true;
+                } else {
+                    diags.value(
+                        &stmt.loc,
+                        col(i),
+                        format!("{prefix}{kw} '{w}' invalid - ignoring"),
+                    );
+                    return;
+                }
+            }
+            if !time {
+                diags.config(
+                    Some(&stmt.loc),
+                    format!("{prefix}{kw} specified without time - ignoring"),
+                );
+            }
+        }
+        ("global_defs", "nftables" | "nftables_ipvs") => {
+            if first.is_some_and(|t| t.len() >= 32) {
+                diags.value(
+                    &stmt.loc,
+                    col(0),
+                    format!("{kw} table name too long - ignoring"),
+                );
+            }
+        }
+        ("global_defs", "include_check") => {
+            for (i, w) in words.iter().enumerate() {
+                let name = w.trim_start_matches(['+', '-']);
+                if !matches!(name, "read" | "match" | "wildcard_match" | "brace_match") {
+                    diags.value(
+                        &stmt.loc,
+                        col(i),
+                        format!("Unknown include_check type '{name}' - ignoring"),
+                    );
+                }
+            }
+        }
+        ("global_defs", "lvs_timeouts") => {
+            if words.len() < 2 {
+                diags.config(Some(&stmt.loc), "lvs_timeouts requires at least one option");
+                return;
+            }
+            let mut i = 0;
+            while i < words.len() {
+                let option = words[i];
+                if !matches!(option, "tcp" | "tcpfin" | "udp") {
+                    diags.value(
+                        &stmt.loc,
+                        col(i),
+                        format!("Unknown option {option} specified for lvs_timeouts"),
+                    );
+                    i += 1;
+                    continue;
+                }
+                match words.get(i + 1) {
+                    None => diags.config(
+                        Some(&stmt.loc),
+                        format!("No value specified for lvs_timeout {option} - ignoring"),
+                    ),
+                    Some(v) if !v.parse::<u64>().is_ok_and(|t| t <= 86400 * 31) => {
+                        diags.value(
+                            &stmt.loc,
+                            col(i + 1),
+                            format!("Invalid lvs_timeout {option} ({v}) - ignoring"),
+                        );
+                    }
+                    Some(_) => {}
+                }
+                i += 2;
+            }
+        }
+        ("vrrp_instance", "old_unicast_checksum") => {
+            if let Some(w) = first.filter(|w| *w != "never") {
+                diags.value(
+                    &stmt.loc,
+                    col(0),
+                    format!("({owner}) Unknown old_unicast_chksum mode {w} - ignoring"),
+                );
+            }
+        }
+        ("vrrp_track_process", "param_match") => {
+            if let Some(w) = first.filter(|w| !matches!(*w, "initial" | "partial")) {
+                diags.value(
+                    &stmt.loc,
+                    col(0),
+                    format!("Invalid param_match type {w} - ignoring"),
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `umask 022` (octal, hex or decimal, at most 0777) or `umask IWGRP|IWOTH` (symbolic bits).
+fn umask(stmt: &Stmt, words: &[&str], diags: &mut Diags) {
+    let col = stmt.args.first().map_or(0, |a| a.col);
+    let Some(first) = words.first() else {
+        diags.stop(
+            super::diag::EXIT_MISSING_PARAMETER,
+            Some(&stmt.loc),
+            "*** Configuration line starting `umask` is missing a parameter after keyword `umask` at word position 2",
+        );
+        return;
+    };
+    if first.starts_with(|c: char| c.is_ascii_digit()) {
+        let value = if let Some(hex) = first.strip_prefix("0x") {
+            u32::from_str_radix(hex, 16).ok()
+        } else if first.len() > 1 && first.starts_with('0') {
+            u32::from_str_radix(&first[1..], 8).ok()
+        } else {
+            first.parse::<u32>().ok()
+        };
+        if !value.is_some_and(|v| v <= 0o777) {
+            diags.value(&stmt.loc, col, format!("invalid umask value {first}"));
+        } else if words.len() > 1 {
+            diags.config(Some(&stmt.loc), "Extra parameter(s) to umask option");
+        }
+        return;
+    }
+    const BITS: [&str; 9] = [
+        "IRUSR", "IWUSR", "IXUSR", "IRGRP", "IWGRP", "IXGRP", "IROTH", "IWOTH", "IXOTH",
+    ];
+    let joined: String = words.concat();
+    if joined.ends_with('|') {
+        diags.config(Some(&stmt.loc), "umask missing bit value");
+        return;
+    }
+    if let Some(bit) = joined.split('|').find(|bit| !BITS.contains(bit)) {
+        diags.value(&stmt.loc, col, format!("Unknown umask bit {bit}"));
     }
 }
