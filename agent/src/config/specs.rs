@@ -606,14 +606,12 @@ fn special(block: &str, owner: &str, stmt: &Stmt, diags: &mut Diags) {
                 );
             }
         }
-        ("global_defs", "nftables" | "nftables_ipvs") => {
-            if first.is_some_and(|t| t.len() >= 32) {
-                diags.value(
-                    &stmt.loc,
-                    col(0),
-                    format!("{kw} table name too long - ignoring"),
-                );
-            }
+        ("global_defs", "nftables" | "nftables_ipvs") if first.is_some_and(|t| t.len() >= 32) => {
+            diags.value(
+                &stmt.loc,
+                col(0),
+                format!("{kw} table name too long - ignoring"),
+            );
         }
         ("global_defs", "include_check") => {
             for (i, w) in words.iter().enumerate() {
@@ -702,7 +700,7 @@ fn umask(stmt: &Stmt, words: &[&str], diags: &mut Diags) {
         } else {
             first.parse::<u32>().ok()
         };
-        if !value.is_some_and(|v| v <= 0o777) {
+        if value.is_none_or(|v| v > 0o777) {
             diags.value(&stmt.loc, col, format!("invalid umask value {first}"));
         } else if words.len() > 1 {
             diags.config(Some(&stmt.loc), "Extra parameter(s) to umask option");
