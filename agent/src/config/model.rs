@@ -22,6 +22,8 @@ pub struct Config {
     pub track_processes: Vec<TrackProcess>,
     pub sync_groups: Vec<SyncGroup>,
     pub instances: Vec<Instance>,
+    /// The `bfd_instance` blocks, as written (what `track_bfd` may name; run by a later layer).
+    pub bfd_instances: Vec<RawBlock>,
     /// Interfaces whose link state is polled (`linkbeat_interfaces`); each must exist.
     pub linkbeat_interfaces: Vec<InterfaceRef>,
     /// LVS side: parsed so configs load; not run by vrrp-agent yet.
@@ -193,6 +195,7 @@ pub struct SyncGroup {
     pub track_interfaces: Vec<Tracked>,
     pub track_files: Vec<Tracked>,
     pub track_processes: Vec<Tracked>,
+    pub track_bfds: Vec<Tracked>,
     pub notify: Notify,
     pub smtp_alert: bool,
     pub sync_group_tracking_weight: bool,
@@ -297,6 +300,7 @@ pub struct Instance {
     pub track_scripts: Vec<Tracked>,
     pub track_files: Vec<Tracked>,
     pub track_processes: Vec<Tracked>,
+    pub track_bfds: Vec<Tracked>,
     pub dont_track_primary: bool,
     pub mcast_src_ip: Option<IpAddr>,
     pub unicast_src_ip: Option<IpAddr>,
@@ -348,6 +352,7 @@ impl Instance {
             track_scripts: Vec::new(),
             track_files: Vec::new(),
             track_processes: Vec::new(),
+            track_bfds: Vec::new(),
             dont_track_primary: false,
             mcast_src_ip: None,
             unicast_src_ip: None,

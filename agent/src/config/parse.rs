@@ -110,7 +110,6 @@ const INSTANCE_OTHER: &[&str] = &[
     "debug",
     "kernel_rx_buf_size",
     "notify_priority_changes",
-    "track_bfd",
     "promote_secondaries",
     "unicast_fault_no_peer",
     "old_unicast_checksum",
@@ -169,6 +168,7 @@ fn top_level(stmts: &[Stmt], config: &mut Config, diags: &mut Diags) {
             }
             "virtual_server_group" => config.virtual_server_groups.push(raw(stmt)),
             "virtual_server" => config.virtual_servers.push(virtual_server(stmt, diags)),
+            "bfd_instance" => config.bfd_instances.push(raw(stmt)),
             "linkbeat_interfaces" => config
                 .linkbeat_interfaces
                 .extend(stmt.children().iter().map(|c| InterfaceRef {
@@ -179,7 +179,6 @@ fn top_level(stmts: &[Stmt], config: &mut Config, diags: &mut Diags) {
             | "static_routes"
             | "static_rules"
             | "garp_group"
-            | "bfd_instance"
             | "net_namespace"
             | "net_namespace_ipvs"
             | "instance"
@@ -702,6 +701,7 @@ fn sync_group(name: String, stmt: &Stmt, diags: &mut Diags) -> SyncGroup {
         track_interfaces: Vec::new(),
         track_files: Vec::new(),
         track_processes: Vec::new(),
+        track_bfds: Vec::new(),
         notify: Notify::default(),
         smtp_alert: false,
         sync_group_tracking_weight: false,
@@ -726,7 +726,8 @@ fn sync_group(name: String, stmt: &Stmt, diags: &mut Diags) -> SyncGroup {
                 diags.config(Some(&c.loc), format!("({name}) global_tracking is deprecated. Use track_interface/script/file on the sync group"));
                 keep(&mut g.other, c);
             }
-            "notify_priority_changes" | "track_bfd" => {
+            "track_bfd" => g.track_bfds = tracked_list(c, &name, "track bfd", diags),
+            "notify_priority_changes" => {
                 specs::check("vrrp_sync_group", &name, c, diags);
                 keep(&mut g.other, c);
             }
@@ -845,6 +846,9 @@ fn instance(name: String, stmt: &Stmt, version: u8, diags: &mut Diags) -> Instan
                 i.track_processes
                     .extend(tracked_list(c, &name, "track_process", diags))
             }
+            "track_bfd" => i
+                .track_bfds
+                .extend(tracked_list(c, &name, "track bfd", diags)),
             "dont_track_primary" => i.dont_track_primary = true,
             "down_timer_adverts" => {
                 i.down_timer_adverts = int_in(c, kw, 1, 100, diags).map(|v| v as u32)

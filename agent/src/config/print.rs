@@ -190,6 +190,9 @@ pub fn print(config: &Config) -> String {
         }
         o.close();
     }
+    for b in &config.bfd_instances {
+        o.raw(b);
+    }
     for s in &config.scripts {
         o.open(format!("vrrp_script {}", word(&s.name)));
         if !s.script.is_empty() {
@@ -262,6 +265,7 @@ pub fn print(config: &Config) -> String {
         o.tracked("track_interface", &g.track_interfaces);
         o.tracked("track_file", &g.track_files);
         o.tracked("track_process", &g.track_processes);
+        o.tracked("track_bfd", &g.track_bfds);
         o.notify(&g.notify);
         o.flag("smtp_alert", g.smtp_alert);
         o.flag("sync_group_tracking_weight", g.sync_group_tracking_weight);
@@ -412,6 +416,7 @@ fn instance(o: &mut Out, i: &Instance) {
     o.tracked("track_script", &i.track_scripts);
     o.tracked("track_file", &i.track_files);
     o.tracked("track_process", &i.track_processes);
+    o.tracked("track_bfd", &i.track_bfds);
     o.flag("dont_track_primary", i.dont_track_primary);
     o.opt("mcast_src_ip", &i.mcast_src_ip);
     o.opt("unicast_src_ip", &i.unicast_src_ip);

@@ -261,6 +261,7 @@ fn generate(rng: &mut Rng) -> Config {
             track_interfaces: Vec::new(),
             track_files: Vec::new(),
             track_processes: Vec::new(),
+            track_bfds: rng.tracked(),
             notify: Notify {
                 backup: rng.maybe(Rng::argv),
                 ..Notify::default()

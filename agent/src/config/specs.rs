@@ -677,7 +677,193 @@ fn special(block: &str, owner: &str, stmt: &Stmt, diags: &mut Diags) {
                 );
             }
         }
+        ("global_defs", "lvs_sync_daemon") => lvs_sync_daemon(stmt, &words, diags),
+        ("global_defs", "vrrp_rx_bufs_policy") => {
+            if words.is_empty() {
+                diags.config(Some(&stmt.loc), "vrrp_rx_bufs_policy missing");
+                return;
+            }
+            let (mut mtu, mut advert, mut size) = (false, false, false);
+            for (i, w) in words.iter().enumerate() {
+                if w.eq_ignore_ascii_case("MTU") {
+                    mtu = true;
+                } else if w.eq_ignore_ascii_case("ADVERT") {
+                    advert = true;
+                } else if words[0].parse::<u32>().is_ok() {
+                    // keepalived reads the size from the first word whichever word this is.
+                    size = true;
+                } else {
+                    diags.value(
+                        &stmt.loc,
+                        col(i),
+                        format!("Invalid vrrp_rx_bufs_policy {w}"),
+                    );
+                }
+            }
+            if size && (mtu || advert) {
+                diags.config(
+                    Some(&stmt.loc),
+                    "Cannot set vrrp_rx_bufs_policy size and policy, ignoring policy",
+                );
+            } else if mtu && advert {
+                diags.config(
+                    Some(&stmt.loc),
+                    "Cannot set both vrrp_rx_bufs_policy MTU and ADVERT, ignoring ADVERT",
+                );
+            }
+        }
+        ("global_defs", "startup_script" | "shutdown_script") if words.is_empty() => {
+            let which = kw.trim_end_matches("_script");
+            diags.config(Some(&stmt.loc), format!("{which} script missing"));
+        }
+        ("global_defs", "lvs_notify_fifo") if words.is_empty() => {
+            diags.config(Some(&stmt.loc), "No lvs_notify_fifo name specified");
+        }
+        ("global_defs", "lvs_notify_fifo_script") if words.is_empty() => {
+            diags.config(Some(&stmt.loc), "No lvs_notify_fifo_script specified");
+        }
+        ("vrrp_instance", "use_ipvlan") => {
+            let (mut kind, mut name) = (None, None);
+            for (i, w) in words.iter().enumerate() {
+                if matches!(*w, "bridge" | "private" | "vepa") {
+                    if kind.replace(*w).is_some() {
+                        diags.value(
+                            &stmt.loc,
+                            col(i),
+                            format!("({owner}) ipvlan type already specified - ignoring '{w}'"),
+                        );
+                    }
+                } else if w.contains([':', '.'])
+                    && w.split('/')
+                        .next()
+                        .is_some_and(|a| a.parse::<std::net::IpAddr>().is_ok())
+                {
+                    // The address; its family is checked against the instance's.
+                } else if w.len() >= 16 {
+                    diags.value(
+                        &stmt.loc,
+                        col(i),
+                        format!("({owner}) IPVLAN interface name '{w}' too long - ignoring"),
+                    );
+                } else if name.replace(*w).is_some() {
+                    diags.value(
+                        &stmt.loc,
+                        col(i),
+                        format!("({owner}) IPVLAN interface already specified - ignoring '{w}'"),
+                    );
+                }
+            }
+        }
         _ => {}
+    }
+}
+
+/// `lvs_sync_daemon IFNAME [inst INSTANCE] [id 0..255] [maxlen 1..65507] [port 1..65535]
+/// [ttl 1..255] [group MCAST]`, or the old positional `IFNAME INSTANCE [SYNCID]`.
+fn lvs_sync_daemon(stmt: &Stmt, words: &[&str], diags: &mut Diags) {
+    let col = |i: usize| stmt.args.get(i).map_or(0, |a| a.col);
+    let Some(ifname) = words.first() else {
+        diags.config(Some(&stmt.loc), "lvs_sync_daemon requires interface");
+        return;
+    };
+    if ifname.len() >= 16 {
+        diags.value(
+            &stmt.loc,
+            col(0),
+            format!("lvs_sync_daemon interface name '{ifname}' too long - ignoring"),
+        );
+        return;
+    }
+    let mut i = 1;
+    while i < words.len() {
+        let option = words[i];
+        let range = match option {
+            "inst" => None,
+            "id" => Some((0, 255)),
+            "maxlen" => Some((1, 65507)),
+            "port" => Some((1, 65535)),
+            "ttl" => Some((1, 255)),
+            "group" => None,
+            _ if i == 1 => {
+                // The old positional form: the instance name, then perhaps the sync id.
+                if let Some(id) = words.get(2) {
+                    if !id.parse::<u32>().is_ok_and(|v| v <= 255) {
+                        diags.value(
+                            &stmt.loc,
+                            col(2),
+                            format!("Invalid syncid ({id}) - defaulting to vrid"),
+                        );
+                    } else {
+                        diags.config(
+                            Some(&stmt.loc),
+                            "Please use keyword \"id\" before lvs_sync_daemon SYNCID",
+                        );
+                    }
+                }
+                return;
+            }
+            _ => {
+                diags.value(
+                    &stmt.loc,
+                    col(i),
+                    format!("Unknown option {option} specified for lvs_sync_daemon"),
+                );
+                i += 1;
+                continue;
+            }
+        };
+        let Some(value) = words.get(i + 1) else {
+            if option == "inst" {
+                diags.stop(
+                    super::diag::EXIT_MISSING_PARAMETER,
+                    Some(&stmt.loc),
+                    "*** Configuration line starting `lvs_sync_daemon` is missing a parameter after keyword `inst` at word position 3",
+                );
+            } else if option == "id" {
+                diags.config(
+                    Some(&stmt.loc),
+                    "No value specified for lvs_sync_daemon id, defaulting to vrid",
+                );
+            } else {
+                diags.config(
+                    Some(&stmt.loc),
+                    format!("No value specified for lvs_sync_daemon {option} - ignoring"),
+                );
+            }
+            return;
+        };
+        match (option, range) {
+            ("group", _) => match value
+                .split(['-', '/'])
+                .next()
+                .unwrap_or("")
+                .parse::<std::net::IpAddr>()
+            {
+                Ok(a) if a.is_multicast() => {}
+                Ok(_) => diags.value(
+                    &stmt.loc,
+                    col(i + 1),
+                    format!("lvs_sync_daemon group address {value} is not multicast - ignoring"),
+                ),
+                Err(_) => diags.value(
+                    &stmt.loc,
+                    col(i + 1),
+                    format!("Invalid lvs_sync_daemon group ({value}) - ignoring"),
+                ),
+            },
+            (_, Some((min, max)))
+                if !value.parse::<u32>().is_ok_and(|v| (min..=max).contains(&v)) =>
+            {
+                let message = if option == "id" {
+                    format!("Invalid syncid ({value}) - defaulting to vrid")
+                } else {
+                    format!("Invalid lvs_sync_daemon {option} ({value}) - ignoring")
+                };
+                diags.value(&stmt.loc, col(i + 1), message);
+            }
+            _ => {}
+        }
+        i += 2;
     }
 }
 

@@ -218,6 +218,18 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
             }
             true
         });
+        // A tracked BFD must be one of the config's bfd_instance blocks.
+        let bfds = &config.bfd_instances;
+        i.track_bfds.retain(|t| {
+            if bfds.iter().any(|b| b.args.first() == Some(&t.name)) {
+                return true;
+            }
+            diags.config(
+                Some(&t.at),
+                format!("({name}) track bfd {} not found, ignoring...", t.name),
+            );
+            false
+        });
         // keepalived's vrrp_complete_instance: a sync-group member (unless the group allows
         // weights) and the address owner cannot have their priority moved by trackers.
         let reason = if unweighted_members.contains(&i.name) {
@@ -365,6 +377,24 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
         );
     }
 
+    // startup_script / shutdown_script run as root too unless given an existing user.
+    let start_stop_as_root = ["startup_script", "shutdown_script"]
+        .iter()
+        .filter_map(|kw| config.global.other.get(*kw))
+        .flatten()
+        .any(|args| {
+            let command = args
+                .first()
+                .map(|c| super::lexer::tokenize(c))
+                .unwrap_or_default();
+            let runnable = command.first().is_some_and(|p| host.executable(&p.text));
+            let user = args.get(1).map_or(user, String::as_str);
+            runnable && (user == "root" || !host.user_exists(user))
+        });
+    if start_stop_as_root && !config.global.enable_script_security {
+        diags.security(None, "SECURITY VIOLATION - start/shutdown scripts are being executed but script_security not enabled.");
+    }
+
     for vs in &config.virtual_servers {
         for_each_raw(&vs.real_servers, &mut |b| {
             if b.keyword == "nb_get_retry" {
@@ -487,6 +517,19 @@ fn drop_weighted_trackers(
             ),
         );
         false
+    });
+    i.track_bfds.retain(|t| match t.weight {
+        Some(w) if w != 0 => {
+            diags.config(
+                Some(&t.at),
+                format!(
+                    "({name}) ignoring tracked bfd {} with weight {w} due to {reason}",
+                    t.name
+                ),
+            );
+            false
+        }
+        _ => true,
     });
     i.track_files.retain_mut(|t| {
         let weight = t.weight.unwrap_or_else(|| files.iter().find(|f| f.name == t.name).map_or(1, |f| f.weight));
