@@ -4,6 +4,7 @@
 
 pub mod diag;
 pub mod lexer;
+pub mod lvs;
 pub mod model;
 pub mod parse;
 pub mod print;

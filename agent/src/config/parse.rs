@@ -167,7 +167,10 @@ fn top_level(stmts: &[Stmt], config: &mut Config, diags: &mut Diags) {
                 }
             }
             "virtual_server_group" => config.virtual_server_groups.push(raw(stmt)),
-            "virtual_server" => config.virtual_servers.push(virtual_server(stmt, diags)),
+            "virtual_server" => {
+                super::lvs::virtual_server(stmt, diags);
+                config.virtual_servers.push(virtual_server(stmt));
+            }
             "bfd_instance" => config.bfd_instances.push(raw(stmt)),
             "linkbeat_interfaces" => config
                 .linkbeat_interfaces
@@ -1106,42 +1109,17 @@ fn addresses(stmt: &Stmt, owner: &str, diags: &mut Diags) -> Vec<VirtualAddress>
 
 // ===== LVS =====
 
-/// The LVS side is kept as written (running it is a later layer); the checks keepalived makes
-/// while reading it are made here so `-t` agrees.
-fn virtual_server(stmt: &Stmt, diags: &mut Diags) -> VirtualServer {
-    let mut vs = VirtualServer {
+/// The LVS side is kept as written (running it is a later layer); `lvs` checks it.
+fn virtual_server(stmt: &Stmt) -> VirtualServer {
+    let (real_servers, other) = stmt
+        .children()
+        .iter()
+        .map(raw)
+        .partition(|b| b.keyword == "real_server");
+    VirtualServer {
         address: all_args(stmt),
         at: stmt.loc.clone(),
-        real_servers: Vec::new(),
-        other: Vec::new(),
-    };
-    for c in stmt.children() {
-        match c.keyword.as_str() {
-            "real_server" => {
-                for checker in c.children() {
-                    let http = matches!(checker.keyword.as_str(), "HTTP_GET" | "SSL_GET");
-                    if http && !checker.children().iter().any(|u| u.keyword == "url") {
-                        diags.config(
-                            Some(&checker.loc),
-                            "HTTP/SSL_GET checker has no urls specified - ignoring",
-                        );
-                    }
-                }
-                vs.real_servers.push(raw(c));
-            }
-            "lb_kind" | "lvs_method" => {
-                if let Some(kind) = arg1(c, diags)
-                    && !matches!(kind, "NAT" | "DR" | "TUN")
-                {
-                    diags.config(
-                        Some(&c.loc),
-                        format!("PARSER : unknown [{kind}] routing method for virtual server."),
-                    );
-                }
-                vs.other.push(raw(c));
-            }
-            _ => vs.other.push(raw(c)),
-        }
+        real_servers,
+        other,
     }
-    vs
 }

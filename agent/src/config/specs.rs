@@ -18,6 +18,8 @@ pub enum Spec {
     Word,
     /// An IP address.
     Addr,
+    /// One of these words.
+    Enum(&'static [&'static str]),
 }
 
 /// What keepalived does when the argument is missing.
@@ -456,14 +458,26 @@ pub const SPECS: &[(&str, &str, Spec, &str, Missing)] = &[
     ),
 ];
 
-/// Checks `stmt`'s argument against its spec, if it has one, reporting as keepalived does.
+/// Checks `stmt`'s argument against its spec (or its grammar), reporting as keepalived does.
 pub fn check(block: &str, owner: &str, stmt: &Stmt, diags: &mut Diags) {
-    let Some((_, kw, spec, message, missing)) = SPECS
+    if !check_in(SPECS, block, owner, stmt, diags) {
+        special(block, owner, stmt, diags);
+    }
+}
+
+/// Checks `stmt` against its entry in `table`, if it has one (returns whether it had).
+pub fn check_in(
+    table: &[(&str, &str, Spec, &str, Missing)],
+    block: &str,
+    owner: &str,
+    stmt: &Stmt,
+    diags: &mut Diags,
+) -> bool {
+    let Some((_, kw, spec, message, missing)) = table
         .iter()
         .find(|(b, k, ..)| *b == block && *k == stmt.keyword)
     else {
-        special(block, owner, stmt, diags);
-        return;
+        return false;
     };
     // `%d` in keepalived's texts is the upper bound of the range.
     let bound = match spec {
@@ -489,7 +503,7 @@ pub fn check(block: &str, owner: &str, stmt: &Stmt, diags: &mut Diags) {
                 diags.config(Some(&stmt.loc), text);
             }
         }
-        return;
+        return true;
     };
     let value = word.text.as_str();
     let problem = match spec {
@@ -509,6 +523,7 @@ pub fn check(block: &str, owner: &str, stmt: &Stmt, diags: &mut Diags) {
             Err(_) => Some(format!("invalid number '{value}'")),
         },
         Spec::Word => None,
+        Spec::Enum(words) => (!words.contains(&value)).then(String::new),
         Spec::Addr => value
             .split(['-', '/'])
             .next()
@@ -528,6 +543,7 @@ pub fn check(block: &str, owner: &str, stmt: &Stmt, diags: &mut Diags) {
         };
         diags.value(&stmt.loc, word.col, specific);
     }
+    true
 }
 
 /// Keywords whose arguments have a grammar of their own (keepalived 2.2.7's handlers).

@@ -394,16 +394,45 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
     if start_stop_as_root && !config.global.enable_script_security {
         diags.security(None, "SECURITY VIOLATION - start/shutdown scripts are being executed but script_security not enabled.");
     }
-
+    // LVS check scripts: MISC_CHECK, notify_up/down of real servers, quorum_up/down.
+    let runs_as_root = |command: &str, script_user: Option<&str>| {
+        let words = super::lexer::tokenize(command);
+        let runnable = words.first().is_some_and(|p| host.executable(&p.text));
+        let user = script_user.unwrap_or(user);
+        runnable && (user == "root" || !host.user_exists(user))
+    };
+    let mut check_scripts_as_root = false;
     for vs in &config.virtual_servers {
-        for_each_raw(&vs.real_servers, &mut |b| {
-            if b.keyword == "nb_get_retry" {
-                diags.config(
-                    Some(&b.at),
-                    "nb_get_retry is deprecated - please use 'retry'",
-                );
+        for b in vs
+            .other
+            .iter()
+            .filter(|b| matches!(b.keyword.as_str(), "quorum_up" | "quorum_down"))
+        {
+            check_scripts_as_root |= b.args.first().is_some_and(|c| runs_as_root(c, None));
+        }
+        for rs in &vs.real_servers {
+            for b in &rs.children {
+                match b.keyword.as_str() {
+                    "notify_up" | "notify_down" => {
+                        check_scripts_as_root |=
+                            b.args.first().is_some_and(|c| runs_as_root(c, None))
+                    }
+                    "MISC_CHECK" => {
+                        let field = |k: &str| b.children.iter().find(|c| c.keyword == k);
+                        let user = field("user")
+                            .and_then(|u| u.args.first())
+                            .map(String::as_str);
+                        if let Some(path) = field("misc_path").and_then(|p| p.args.first()) {
+                            check_scripts_as_root |= runs_as_root(path, user);
+                        }
+                    }
+                    _ => {}
+                }
             }
-        });
+        }
+    }
+    if check_scripts_as_root && !config.global.enable_script_security {
+        diags.security(None, "SECURITY VIOLATION - check scripts are being executed but script_security not enabled.");
     }
 }
 
@@ -547,11 +576,4 @@ fn drop_weighted_trackers(
             }
         }
     });
-}
-
-fn for_each_raw(blocks: &[RawBlock], f: &mut impl FnMut(&RawBlock)) {
-    for b in blocks {
-        f(b);
-        for_each_raw(&b.children, f);
-    }
 }

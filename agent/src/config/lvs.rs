@@ -1,0 +1,711 @@
+//! The LVS side of keepalived.conf (virtual_server_group, virtual_server, real_server and the
+//! checkers), checked as keepalived 2.2.7 checks it while reading (check_parser.c, check_*.c,
+//! check_data.c): which keywords each block knows, what their values must be, and what a block
+//! must have. The blocks themselves are kept as written; running them is a later layer.
+
+use super::{
+    diag::Diags,
+    specs::{self, Missing, Spec},
+    tree::Stmt,
+};
+
+/// Keywords each LVS block knows (checker_common: those every checker block knows).
+const KNOWN: &[(&str, &[&str])] = &[
+    ("virtual_server_group", &["virtual_server_group"]),
+    (
+        "virtual_server",
+        &[
+            "ip_family",
+            "retry",
+            "delay_before_retry",
+            "warmup",
+            "connect_timeout",
+            "delay_loop",
+            "inhibit_on_failure",
+            "lb_algo",
+            "lvs_sched",
+            "hashed",
+            "ops",
+            "flag-1",
+            "flag-2",
+            "flag-3",
+            "sh-port",
+            "sh-fallback",
+            "mh-port",
+            "mh-fallback",
+            "lb_kind",
+            "lvs_method",
+            "persistence_engine",
+            "persistence_timeout",
+            "persistence_granularity",
+            "protocol",
+            "ha_suspend",
+            "smtp_alert",
+            "virtualhost",
+            "snmp_name",
+            "alpha",
+            "omega",
+            "quorum_up",
+            "quorum_down",
+            "quorum",
+            "hysteresis",
+            "weight",
+            "sorry_server",
+            "sorry_server_inhibit",
+            "sorry_server_lvs_method",
+            "real_server",
+        ],
+    ),
+    (
+        "real_server",
+        &[
+            "weight",
+            "lvs_method",
+            "uthreshold",
+            "lthreshold",
+            "inhibit_on_failure",
+            "notify_up",
+            "notify_down",
+            "alpha",
+            "retry",
+            "delay_before_retry",
+            "warmup",
+            "connect_timeout",
+            "delay_loop",
+            "smtp_alert",
+            "virtualhost",
+            "snmp_name",
+            "HTTP_GET",
+            "SSL_GET",
+            "TCP_CHECK",
+            "SMTP_CHECK",
+            "DNS_CHECK",
+            "MISC_CHECK",
+            "BFD_CHECK",
+            "UDP_CHECK",
+            "FILE_CHECK",
+            "PING_CHECK",
+        ],
+    ),
+    (
+        "checker_common",
+        &[
+            "connect_ip",
+            "connect_port",
+            "bindto",
+            "bind_port",
+            "bind_if",
+            "connect_timeout",
+            "fwmark",
+            "retry",
+            "delay_before_retry",
+            "warmup",
+            "delay_loop",
+            "alpha",
+            "log_all_failures",
+        ],
+    ),
+    (
+        "HTTP_GET",
+        &[
+            "nb_get_retry",
+            "virtualhost",
+            "http_protocol",
+            "enable_sni",
+            "fast_recovery",
+            "url",
+        ],
+    ),
+    (
+        "SSL_GET",
+        &[
+            "nb_get_retry",
+            "virtualhost",
+            "http_protocol",
+            "enable_sni",
+            "fast_recovery",
+            "url",
+        ],
+    ),
+    (
+        "url",
+        &[
+            "path",
+            "digest",
+            "status_code",
+            "virtualhost",
+            "regex",
+            "regex_no_match",
+            "regex_options",
+            "regex_min_offset",
+            "regex_max_offset",
+            "regex_stack",
+        ],
+    ),
+    (
+        "MISC_CHECK",
+        &["misc_path", "misc_timeout", "misc_dynamic", "user"],
+    ),
+    ("DNS_CHECK", &["type", "name"]),
+    ("SMTP_CHECK", &["helo_name", "host"]),
+    (
+        "UDP_CHECK",
+        &[
+            "payload",
+            "require_reply",
+            "min_reply_length",
+            "max_reply_length",
+        ],
+    ),
+    ("FILE_CHECK", &["track_file", "weight"]),
+    ("BFD_CHECK", &["name", "alpha"]),
+    ("SSL", &["SSL", "password", "ca", "certificate", "key"]),
+];
+
+/// Values, as `specs::SPECS`.
+const SPECS: &[(&str, &str, Spec, &str, Missing)] = &[
+    (
+        "virtual_server",
+        "ip_family",
+        Spec::Enum(&["inet", "inet6"]),
+        "unknown address family %s",
+        Missing::Fatal,
+    ),
+    (
+        "virtual_server",
+        "retry",
+        Spec::Int(1, 4294967295),
+        "retry value invalid - %s",
+        Missing::Fatal,
+    ),
+    (
+        "virtual_server",
+        "delay_before_retry",
+        Spec::Decimal(0.0, 18446744073709.55),
+        "virtual server delay before retry '%s' invalid - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "virtual_server",
+        "warmup",
+        Spec::Decimal(0.0, 18446744073709.55),
+        "virtual server warmup '%s' invalid - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "virtual_server",
+        "connect_timeout",
+        Spec::Decimal(1e-06, 4294.967295),
+        "virtual server connect_timeout %s invalid - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "virtual_server",
+        "delay_loop",
+        Spec::Decimal(1e-06, 18446744073709.55),
+        "virtual server delay loop '%s' invalid - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "virtual_server",
+        "lb_algo",
+        Spec::Enum(&[
+            "rr", "wrr", "lc", "wlc", "lblc", "sh", "mh", "dh", "fo", "ovf", "lblcr", "sed", "nq",
+            "twos",
+        ]),
+        "Invalid lvs_scheduler '%s' - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "virtual_server",
+        "lvs_sched",
+        Spec::Enum(&[
+            "rr", "wrr", "lc", "wlc", "lblc", "sh", "mh", "dh", "fo", "ovf", "lblcr", "sed", "nq",
+            "twos",
+        ]),
+        "Invalid lvs_scheduler '%s' - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "virtual_server",
+        "persistence_timeout",
+        Spec::Int(1, 2678400),
+        "persistence_timeout invalid",
+        Missing::Allowed,
+    ),
+    (
+        "virtual_server",
+        "protocol",
+        Spec::Enum(&["TCP", "UDP", "SCTP"]),
+        "Unknown protocol %s - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "virtual_server",
+        "smtp_alert",
+        Spec::Bool,
+        "Invalid virtual_server smtp_alert parameter %s",
+        Missing::Error(""),
+    ),
+    (
+        "virtual_server",
+        "quorum",
+        Spec::Int(1, 4294967295),
+        "Quorum %s must be in [1, %u]. Setting to 1.",
+        Missing::Fatal,
+    ),
+    (
+        "virtual_server",
+        "hysteresis",
+        Spec::Int(0, 4294967295),
+        "Hysteresis %s must be in [0, %u] - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "virtual_server",
+        "weight",
+        Spec::Int(1, 2147483647),
+        "Virtual server weight %s is outside range 1-%d",
+        Missing::Fatal,
+    ),
+    (
+        "real_server",
+        "weight",
+        Spec::Int(0, 2147483647),
+        "Real server weight %s is outside range 0-%d",
+        Missing::Fatal,
+    ),
+    (
+        "real_server",
+        "uthreshold",
+        Spec::Int(0, 4294967295),
+        "Invalid real_server uthreshold '%s' - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "real_server",
+        "lthreshold",
+        Spec::Int(0, 4294967295),
+        "Invalid real_server lthreshold '%s' - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "real_server",
+        "inhibit_on_failure",
+        Spec::Bool,
+        "Invalid inhibit_on_failure parameter %s",
+        Missing::Error(""),
+    ),
+    (
+        "real_server",
+        "alpha",
+        Spec::Bool,
+        "Invalid alpha parameter %s",
+        Missing::Error(""),
+    ),
+    (
+        "real_server",
+        "retry",
+        Spec::Int(1, 4294967295),
+        "retry value invalid - %s",
+        Missing::Fatal,
+    ),
+    (
+        "real_server",
+        "delay_before_retry",
+        Spec::Decimal(0.0, 18446744073709.55),
+        "real server delay_before_retry '%s' invalid - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "real_server",
+        "warmup",
+        Spec::Decimal(0.0, 18446744073709.55),
+        "real server warmup '%s' invalid - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "real_server",
+        "connect_timeout",
+        Spec::Decimal(1e-06, 4294.967295),
+        "real server connect_timeout %s invalid - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "real_server",
+        "delay_loop",
+        Spec::Decimal(1e-06, 18446744073709.55),
+        "real server delay_loop '%s' invalid - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "real_server",
+        "smtp_alert",
+        Spec::Bool,
+        "Invalid real_server smtp_alert parameter %s",
+        Missing::Error(""),
+    ),
+    (
+        "checker_common",
+        "connect_ip",
+        Spec::Addr,
+        "Invalid connect_ip address %s - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "checker_common",
+        "connect_port",
+        Spec::Int(1, 65535),
+        "Invalid checker connect_port '%s'",
+        Missing::Fatal,
+    ),
+    (
+        "checker_common",
+        "bindto",
+        Spec::Addr,
+        "Invalid bindto address %s - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "checker_common",
+        "bind_port",
+        Spec::Int(1, 65535),
+        "Invalid checker bind_port '%s'",
+        Missing::Fatal,
+    ),
+    (
+        "checker_common",
+        "connect_timeout",
+        Spec::Decimal(1e-06, 4294.967295),
+        "connect_timeout %s invalid - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "checker_common",
+        "fwmark",
+        Spec::Int(0, 4294967295),
+        "Invalid fwmark connection value '%s'",
+        Missing::Fatal,
+    ),
+    (
+        "checker_common",
+        "retry",
+        Spec::Int(0, 4294967295),
+        "Invalid retry connection value '%s'",
+        Missing::Fatal,
+    ),
+    (
+        "checker_common",
+        "delay_before_retry",
+        Spec::Decimal(0.0, 18446744073709.55),
+        "Invalid delay_before_retry connection value '%s'",
+        Missing::Fatal,
+    ),
+    (
+        "checker_common",
+        "warmup",
+        Spec::Decimal(0.0, 18446744073709.55),
+        "Invalid warmup connection value '%s'",
+        Missing::Fatal,
+    ),
+    (
+        "checker_common",
+        "delay_loop",
+        Spec::Decimal(1e-06, 18446744073709.55),
+        "delay_loop '%s' is invalid - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "checker_common",
+        "alpha",
+        Spec::Bool,
+        "Invalid alpha parameter %s",
+        Missing::Error(""),
+    ),
+    (
+        "checker_common",
+        "log_all_failures",
+        Spec::Bool,
+        "Invalid log_all_failures parameter %s",
+        Missing::Error(""),
+    ),
+    (
+        "HTTP_GET",
+        "nb_get_retry",
+        Spec::Int(0, 4294967295),
+        "nb_get_retry is deprecated - please use 'retry'",
+        Missing::Fatal,
+    ),
+    (
+        "HTTP_GET",
+        "http_protocol",
+        Spec::Enum(&["1.0", "1.1", "1.0C", "1.0c"]),
+        "Missing http_protocol version",
+        Missing::Error(""),
+    ),
+    (
+        "HTTP_GET",
+        "enable_sni",
+        Spec::Bool,
+        "Invalid enable_sni parameter %s",
+        Missing::Error(""),
+    ),
+    (
+        "HTTP_GET",
+        "fast_recovery",
+        Spec::Bool,
+        "Invalid fast_recovery parameter %s",
+        Missing::Error(""),
+    ),
+    (
+        "SSL_GET",
+        "nb_get_retry",
+        Spec::Int(0, 4294967295),
+        "nb_get_retry is deprecated - please use 'retry'",
+        Missing::Fatal,
+    ),
+    (
+        "SSL_GET",
+        "http_protocol",
+        Spec::Enum(&["1.0", "1.1", "1.0C", "1.0c"]),
+        "Missing http_protocol version",
+        Missing::Error(""),
+    ),
+    (
+        "SSL_GET",
+        "enable_sni",
+        Spec::Bool,
+        "Invalid enable_sni parameter %s",
+        Missing::Error(""),
+    ),
+    (
+        "SSL_GET",
+        "fast_recovery",
+        Spec::Bool,
+        "Invalid fast_recovery parameter %s",
+        Missing::Error(""),
+    ),
+    (
+        "MISC_CHECK",
+        "misc_timeout",
+        Spec::Int(0, 4294),
+        "Invalid misc_timeout value '%s'",
+        Missing::Fatal,
+    ),
+    (
+        "DNS_CHECK",
+        "type",
+        Spec::Enum(&[
+            "A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA", "RRSIG", "DNSKEY",
+        ]),
+        "Unknown DNS check type %s - ignoring",
+        Missing::Fatal,
+    ),
+    (
+        "UDP_CHECK",
+        "min_reply_length",
+        Spec::Int(0, 65535),
+        "UDP_CHECK min length %s not valid - must be between 0 & %d",
+        Missing::Fatal,
+    ),
+    (
+        "UDP_CHECK",
+        "max_reply_length",
+        Spec::Int(0, 65535),
+        "UDP_CHECK max length %s not valid - must be between 0 & %d",
+        Missing::Fatal,
+    ),
+    (
+        "BFD_CHECK",
+        "alpha",
+        Spec::Bool,
+        "Invalid alpha parameter %s",
+        Missing::Error(""),
+    ),
+];
+
+const CHECKERS: &[&str] = &[
+    "HTTP_GET",
+    "SSL_GET",
+    "TCP_CHECK",
+    "MISC_CHECK",
+    "DNS_CHECK",
+    "SMTP_CHECK",
+    "UDP_CHECK",
+    "FILE_CHECK",
+    "BFD_CHECK",
+];
+
+fn knows(block: &str, keyword: &str) -> bool {
+    let listed = |b: &str| {
+        KNOWN
+            .iter()
+            .any(|(kb, kws)| *kb == b && kws.contains(&keyword))
+    };
+    listed(block) || (CHECKERS.contains(&block) && listed("checker_common"))
+}
+
+/// Checks the statements of an LVS `block` (recursively), as keepalived reads them.
+fn block_contents(block: &str, owner: &str, stmts: &[Stmt], diags: &mut Diags) {
+    for stmt in stmts {
+        let kw = stmt.keyword.as_str();
+        if !knows(block, kw) {
+            diags.config(Some(&stmt.loc), format!("Unknown keyword '{kw}'"));
+            continue;
+        }
+        let table_block = if CHECKERS.contains(&block)
+            && !SPECS.iter().any(|(b, k, ..)| *b == block && *k == kw)
+        {
+            "checker_common"
+        } else {
+            block
+        };
+        specs::check_in(SPECS, table_block, owner, stmt, diags);
+        match kw {
+            "lb_kind" | "lvs_method" | "sorry_server_lvs_method" => {
+                if let Some(kind) = stmt.arg(0).filter(|k| !matches!(*k, "NAT" | "DR" | "TUN")) {
+                    diags.config(
+                        Some(&stmt.loc),
+                        format!("PARSER : unknown [{kind}] routing method for virtual server."),
+                    );
+                }
+            }
+            "nb_get_retry" => diags.config(
+                Some(&stmt.loc),
+                "nb_get_retry is deprecated - please use 'retry'",
+            ),
+            "real_server" => real_server(stmt, diags),
+            "url" => {
+                if !stmt.children().iter().any(|c| c.keyword == "path") {
+                    diags.config(
+                        Some(&stmt.loc),
+                        "HTTP/SSL_GET checker url has no path - ignoring",
+                    );
+                }
+                block_contents("url", owner, stmt.children(), diags);
+            }
+            _ if CHECKERS.contains(&kw) => checker(stmt, diags),
+            _ => {}
+        }
+    }
+}
+
+fn real_server(stmt: &Stmt, diags: &mut Diags) {
+    let owner = stmt
+        .args
+        .iter()
+        .map(|a| a.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    block_contents("real_server", &owner, stmt.children(), diags);
+}
+
+/// What a checker block must have once it is read.
+fn checker(stmt: &Stmt, diags: &mut Diags) {
+    let kw = stmt.keyword.as_str();
+    block_contents(kw, kw, stmt.children(), diags);
+    let has = |k: &str| stmt.children().iter().any(|c| c.keyword == k);
+    let missing = match kw {
+        "HTTP_GET" | "SSL_GET" if !has("url") => {
+            Some("HTTP/SSL_GET checker has no urls specified - ignoring".to_string())
+        }
+        "MISC_CHECK" if !has("misc_path") => {
+            Some("No script path has been specified for MISC_CHECKER - skipping".to_string())
+        }
+        "FILE_CHECK" if !has("track_file") => {
+            Some("FILE_CHECK has no track_file specified - ignoring".to_string())
+        }
+        "BFD_CHECK" if !has("name") => {
+            Some("(BFD_CHECK) No name has been specified for BFD_CHECKER - skipping".to_string())
+        }
+        _ => None,
+    };
+    if let Some(message) = missing {
+        diags.config(Some(&stmt.loc), message);
+    }
+}
+
+/// A `virtual_server` block: its keywords, its real servers and checkers, and what keepalived
+/// completes or refuses once it is read.
+pub fn virtual_server(stmt: &Stmt, diags: &mut Diags) {
+    let name = stmt
+        .args
+        .iter()
+        .map(|a| a.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    block_contents("virtual_server", &name, stmt.children(), diags);
+    let header: Vec<&str> = stmt.args.iter().map(|a| a.text.as_str()).collect();
+    if matches!(header.first(), Some(&"fwmark" | &"group")) && header.len() < 2 {
+        // keepalived 2.2.7 crashes here; we say what is missing instead.
+        diags.config(
+            Some(&stmt.loc),
+            format!("virtual_server {} needs a value", header[0]),
+        );
+        return;
+    }
+    let has = |k: &[&str]| {
+        stmt.children()
+            .iter()
+            .any(|c| k.contains(&c.keyword.as_str()))
+    };
+    let reals: Vec<&Stmt> = stmt
+        .children()
+        .iter()
+        .filter(|c| c.keyword == "real_server")
+        .collect();
+    if reals.is_empty() {
+        diags.config(
+            Some(&stmt.loc),
+            format!("Virtual server {name} has no real servers - ignoring"),
+        );
+        return;
+    }
+    if header
+        .first()
+        .is_some_and(|h| !matches!(*h, "fwmark" | "group"))
+    {
+        if !has(&["protocol"]) {
+            diags.config(
+                Some(&stmt.loc),
+                format!("Virtual server {name}: no protocol set - defaulting to UDP"),
+            );
+        }
+        if header.get(1).is_none_or(|p| *p == "0")
+            && !has(&["persistence_timeout", "persistence_granularity"])
+        {
+            diags.config(
+                Some(&stmt.loc),
+                format!(
+                    "Virtual server {name}: zero port only valid for persistent services - setting"
+                ),
+            );
+        }
+    }
+    if !has(&["lb_algo", "lvs_sched"]) {
+        diags.config(
+            Some(&stmt.loc),
+            format!("Virtual server {name}: no scheduler set, setting default 'wlc'"),
+        );
+    }
+    if !has(&["lb_kind", "lvs_method"]) {
+        diags.config(
+            Some(&stmt.loc),
+            format!("Virtual server {name}: no forwarding method set, setting default NAT"),
+        );
+    }
+    let mut seen: Vec<Vec<&str>> = Vec::new();
+    for rs in reals {
+        let address: Vec<&str> = rs.args.iter().map(|a| a.text.as_str()).collect();
+        if seen.contains(&address) {
+            diags.config(
+                Some(&rs.loc),
+                format!(
+                    "VS {name}: real server {} is duplicated - removing second rs",
+                    address.join(" ")
+                ),
+            );
+        }
+        seen.push(address);
+    }
+}
