@@ -5,4 +5,5 @@
 
 pub mod config;
 pub mod iface;
+pub mod vrrp;
 pub mod xdp;

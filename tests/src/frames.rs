@@ -375,27 +375,18 @@ pub mod captured {
     /// `shared/configs/hot-standby-master.conf` as master, source 192.168.11.1: VRRPv2, VRID 51,
     /// priority 100, PASS "1111", 192.168.11.200-202, checksum 0xb210.
     pub fn keepalived_v2_pass() -> Vec<u8> {
-        hex("0100 5e00 0012 8e2a bd47 fb59 0800 45c0
-             0030 0001 0000 ff70 0ee1 c0a8 0b01 e000
-             0012 2133 6403 0101 b210 c0a8 0bc8 c0a8
-             0bc9 c0a8 0bca 3131 3131 0000 0000")
+        hex(include_str!("../vectors/keepalived-2.2.7-v2-pass.hex"))
     }
 
     /// `vrrp_version 3`, VRID 52, priority 100, 100 cs, 192.168.11.200, from 192.168.11.1;
     /// checksum 0xf1bc includes the IPv4 pseudo-header.
     pub fn keepalived_v3_ipv4() -> Vec<u8> {
-        hex("0100 5e00 0012 ca29 b6c1 2b88 0800 45c0
-             0020 0001 0000 ff70 0ef1 c0a8 0b01 e000
-             0012 3134 6401 0064 f1bc c0a8 0bc8")
+        hex(include_str!("../vectors/keepalived-2.2.7-v3-ipv4.hex"))
     }
 
     /// VRRPv3 over IPv6, VRID 53, priority 100, 100 cs, fd00::200, from
     /// fe80::c829:b6ff:fec1:2b88; checksum 0xc3d2.
     pub fn keepalived_v3_ipv6() -> Vec<u8> {
-        hex("3333 0000 0012 ca29 b6c1 2b88 86dd 6c0a
-             c294 0018 70ff fe80 0000 0000 0000 c829
-             b6ff fec1 2b88 ff02 0000 0000 0000 0000
-             0000 0000 0012 3135 6401 0064 c3d2 fd00
-             0000 0000 0000 0000 0000 0000 0200")
+        hex(include_str!("../vectors/keepalived-2.2.7-v3-ipv6.hex"))
     }
 }

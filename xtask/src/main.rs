@@ -93,7 +93,7 @@ fn test() -> Result<()> {
 }
 
 /// cargo-fuzz targets in fuzz/fuzz_targets.
-const FUZZ_TARGETS: &[&str] = &["config"];
+const FUZZ_TARGETS: &[&str] = &["config", "vrrp_decode"];
 const FUZZ_SMOKE_SECONDS: u32 = 20;
 
 fn fuzz(args: &[String]) -> Result<()> {
