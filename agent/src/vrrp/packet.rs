@@ -175,7 +175,9 @@ impl Advert {
                 if v6 || src.is_ipv6() {
                     return Err(EncodeError::V2OverIpv6);
                 }
-                if !self.interval_cs.is_multiple_of(100) || !(100..=25500).contains(&self.interval_cs) {
+                if !self.interval_cs.is_multiple_of(100)
+                    || !(100..=25500).contains(&self.interval_cs)
+                {
                     return Err(EncodeError::V2Interval(self.interval_cs));
                 }
                 let auth_type = match self.auth {
