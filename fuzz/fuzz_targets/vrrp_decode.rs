@@ -1,11 +1,11 @@
 //! The VRRP decoder on arbitrary bytes, for both families and checksum modes: it never panics,
-//! and whatever it accepts encodes back to the same message.
+//! and whatever it accepts (AH aside) encodes back to an advert that decodes the same.
 #![no_main]
 
 use std::net::IpAddr;
 
 use libfuzzer_sys::fuzz_target;
-use vrrp_agent::vrrp::packet::{Advert, ChecksumMode};
+use vrrp_agent::vrrp::packet::{Advert, Auth, ChecksumMode};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, bytes)) = data.split_first() else { return };
@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
         ("fe80::1".parse().unwrap(), "ff02::12".parse().unwrap())
     };
     let mode = if selector & 2 == 0 { ChecksumMode::Rfc } else { ChecksumMode::V3AsV2 };
-    if let Ok(advert) = Advert::decode(bytes, src, dst, mode) {
+    // AH-authenticated adverts travel inside IPsec and are not encoded by this codec.
+    if let Ok(advert) = Advert::decode(bytes, src, dst, mode)
+        && advert.auth != Auth::Ah
+    {
         let again = advert.encode(src, dst, mode).expect("a decoded advert encodes");
         assert_eq!(Advert::decode(&again, src, dst, mode).as_ref(), Ok(&advert));
     }

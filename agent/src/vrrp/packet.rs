@@ -107,6 +107,8 @@ pub enum DecodeError {
     Checksum,
     #[error("authentication type {0} (want 0, 1 or 2)")]
     AuthType(u8),
+    #[error("advertisement interval 0")]
+    ZeroInterval,
     #[error("source and destination are of different families")]
     Family,
 }
@@ -296,6 +298,11 @@ impl Advert {
             }
             Version::V3 => (u16::from_be_bytes([bytes[4] & 0x0f, bytes[5]]), Auth::None),
         };
+        // An interval of 0 would make Master_Down_Interval nothing but the skew time: one forged
+        // advert could then provoke takeovers at will. Neither RFC allows it.
+        if interval_cs == 0 {
+            return Err(DecodeError::ZeroInterval);
+        }
         Ok(Advert {
             version,
             vrid: bytes[1],
@@ -469,6 +476,29 @@ mod tests {
         assert_eq!(
             Advert::decode(&v2, V6_MCAST, V6_MCAST, ChecksumMode::Rfc),
             Err(DecodeError::V2OverIpv6)
+        );
+    }
+
+    /// Found by the vrrp_decode fuzz target: a zero interval decoded but could not be sent.
+    #[test]
+    fn zero_interval_is_malformed() {
+        let src: IpAddr = "10.0.0.1".parse().unwrap();
+        let advert = Advert {
+            version: Version::V2,
+            vrid: 1,
+            priority: 100,
+            interval_cs: 100,
+            addrs: vec![],
+            auth: Auth::None,
+        };
+        let mut bytes = advert.encode(src, V4_MCAST, ChecksumMode::Rfc).unwrap();
+        // Interval 1 s → 0 s, and the checksum adjusted by the same amount.
+        bytes[5] = 0;
+        let checksum = u16::from_be_bytes([bytes[6], bytes[7]]) + 1;
+        bytes[6..8].copy_from_slice(&checksum.to_be_bytes());
+        assert_eq!(
+            Advert::decode(&bytes, src, V4_MCAST, ChecksumMode::Rfc),
+            Err(DecodeError::ZeroInterval)
         );
     }
 
