@@ -1,0 +1,83 @@
+//! The real binary's config commands, as an operator runs them.
+
+use std::{path::PathBuf, process::Command};
+
+fn agent() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vrrp-agent"));
+    cmd.current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."));
+    cmd
+}
+
+#[test]
+fn dump_config_shows_the_effective_configuration_as_json() {
+    let out = agent()
+        .args([
+            "--dump-config",
+            "-f",
+            "tests/configs/seed-hot-standby-master.conf",
+        ])
+        .output()
+        .unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let vi = &config["instances"][0];
+    assert_eq!(vi["name"], "VI_1");
+    assert_eq!(vi["state"], "MASTER");
+    assert_eq!(vi["virtual_router_id"], 51);
+    assert_eq!(vi["priority"], 100);
+    assert_eq!(vi["advert_int_cs"], 100);
+    assert_eq!(vi["auth"], serde_json::json!({"Pass": "1111"}));
+    let vips: Vec<&str> = vi["virtual_ipaddress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["addr"].as_str().unwrap())
+        .collect();
+    assert_eq!(vips, ["192.168.11.200", "192.168.11.201", "192.168.11.202"]);
+    assert_eq!(config["global"]["router_id"], "LVS_DEVEL");
+}
+
+#[test]
+fn config_test_to_a_file_writes_the_messages_there() {
+    let file = std::env::temp_dir().join(format!("vrrp-agent-ct-{}.txt", std::process::id()));
+    let out = agent()
+        .arg(format!("--config-test={}", file.display()))
+        .args(["-f", "tests/configs/state-lowercase.conf"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let messages = std::fs::read_to_string(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert!(
+        messages.contains("(VI_1) unknown state 'master', defaulting to BACKUP"),
+        "{messages}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("unknown state"),
+        "messages went to the file, not stderr"
+    );
+}
+
+#[test]
+fn running_says_clearly_that_instances_do_not_run_yet() {
+    let out = agent()
+        .args(["-f", "tests/configs/seed-lvs-dr-master.conf"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not implemented yet"), "{stderr}");
+    assert!(
+        stderr.contains("virtual_server blocks are read but not active"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_config_file_fails_the_config_test() {
+    let out = agent()
+        .args(["-t", "-f", "tests/configs/does-not-exist.conf"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Config files missing"));
+}
