@@ -4,6 +4,7 @@
 //! The program is never pinned: the kernel detaches it when the last file descriptor of its
 //! link closes, so when the agent process dies nothing keeps answering ARP for its VIPs.
 
+mod entries;
 mod maps;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use aya::{
 };
 use log::{info, warn};
 
+pub use entries::vrid_entry;
 pub use maps::{Counters, VridCounters};
 
 /// The compiled XDP object, built by build.rs.
