@@ -1,16 +1,18 @@
-//! `cargo xtask demo`: the XDP data path on a namespaced LAN, with the VRID, password and VIPs of
-//! the seed hot-standby pair (shared/configs/hot-standby-master.conf). The VRRP election and
+//! `cargo xtask demo`: the XDP data path on a namespaced LAN, programmed from the seed
+//! hot-standby master's keepalived.conf (tests/configs/seed-hot-standby-master.conf, a copy of
+//! shared/configs/hot-standby-master.conf) the way the agent will: read, validated, translated
+//! by `xdp::vrid_entry`. The VRRP election and
 //! failover join this demo with the VRRP engine; until then it shows the kernel side: ARP for a
 //! VIP answered in XDP, a flood of forged adverts dropped and counted by reason, and nothing
 //! answering once the program is gone.
 use std::{net::IpAddr, time::Instant};
 
-use agent_common::{
-    FAMILY_V4, IFACE_FILTER_ARMED, IfaceConfig, VRID_ALLOW_V2, VRID_AUTH_PASS, VRID_CHECK_TTL,
-    VipKey, VipValue, VridConfig, VridKey, VrrpVerdict,
+use agent_common::{IFACE_FILTER_ARMED, IfaceConfig, VipKey, VipValue, VridKey, VrrpVerdict};
+use anyhow::{Context as _, Result, bail};
+use vrrp_agent::{
+    config::{self, ReadOptions, model::Auth, validate::Unchecked},
+    xdp::{AttachMode, Program, XdpProgram, ifindex, vrid_entry},
 };
-use anyhow::{Context as _, Result};
-use vrrp_agent::xdp::{AttachMode, Program, XdpProgram, ifindex};
 use vrrp_tests::{
     Capture, Lab,
     frames::{Advert, Checksum, Wire},
@@ -19,7 +21,8 @@ use vrrp_tests::{
 const ROUTER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
 const CLIENT_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x50];
 const FORGER_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x66];
-const VIPS: [&str; 3] = ["192.168.11.200", "192.168.11.201", "192.168.11.202"];
+/// The config the demo router runs, relative to the workspace root.
+const SEED: &str = "tests/configs/seed-hot-standby-master.conf";
 const FLOOD: usize = 2000;
 
 fn arping(lab: &Lab, vip: &str) -> Result<String> {
@@ -37,6 +40,44 @@ fn arping(lab: &Lab, vip: &str) -> Result<String> {
 
 fn main() -> Result<()> {
     println!("== vrrp-agent XDP data path demo ==");
+    let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(SEED);
+    // Checked against the lab router's interfaces when attaching; here only the text is judged.
+    let loaded = config::load(&seed, &ReadOptions::default(), &Unchecked);
+    if loaded.exit_code() != 0 {
+        bail!("{SEED} does not load cleanly: {:?}", loaded.diags.list);
+    }
+    let instance = loaded
+        .config
+        .instances
+        .into_iter()
+        .next()
+        .context("the seed has an instance")?;
+    let vips: Vec<std::net::Ipv4Addr> = instance
+        .virtual_ipaddress
+        .iter()
+        .filter_map(|v| match v.addr {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    let vip_list = vips
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let vrid = instance
+        .virtual_router_id
+        .context("the seed instance has a VRID")?;
+    let pass = match &instance.auth {
+        Auth::Pass(p) => p.clone(),
+        _ => String::new(),
+    };
+    println!(
+        "config: {SEED}: {} VRID {vrid}, priority {}, PASS {pass:?}, VIPs {vip_list}",
+        instance.name, instance.priority
+    );
     let mut lab = Lab::new()?;
     lab.add_host("router", "ens33", ROUTER_MAC, "192.168.11.1/24")?;
     lab.add_host("client", "eth0", CLIENT_MAC, "192.168.11.50/24")?;
@@ -54,61 +95,36 @@ fn main() -> Result<()> {
     let mut xdp = lab.host("router").ns.enter(|| -> Result<XdpProgram> {
         let mut xdp = XdpProgram::load().context("loading the XDP program (root?)")?;
         let index = ifindex("ens33")?;
-        let mut auth_pass = [0u8; 8];
-        auth_pass[..4].copy_from_slice(b"1111");
-        let key = VridKey {
-            ifindex: index,
-            vlan: 0,
-            vrid: 51,
-            family: FAMILY_V4,
-        };
-        xdp.maps.set_vrid(
-            key,
-            VridConfig {
-                flags: VRID_ALLOW_V2 | VRID_CHECK_TTL | VRID_AUTH_PASS,
-                _pad: 0,
-                auth_pass,
-            },
-        )?;
-        xdp.maps.set_iface(
-            index,
-            IfaceConfig {
-                flags: IFACE_FILTER_ARMED,
-            },
-        )?;
-        for vip in VIPS {
-            let addr: std::net::Ipv4Addr = vip.parse()?;
-            xdp.maps.arm_vip(
-                VipKey::v4(index, 0, addr.octets()),
-                VipValue {
-                    mac: ROUTER_MAC,
-                    _pad: [0; 2],
-                },
-            )?;
+        let (key, entry) = vrid_entry(&instance, index).context("the seed instance has a VRID entry")?;
+        xdp.maps.set_vrid(key, entry)?;
+        xdp.maps.set_iface(index, IfaceConfig { flags: IFACE_FILTER_ARMED })?;
+        for vip in &vips {
+            xdp.maps.arm_vip(VipKey::v4(index, 0, vip.octets()), VipValue { mac: ROUTER_MAC, _pad: [0; 2] })?;
         }
         let attached = xdp.attach("ens33", Program::Vrrp)?;
         println!(
-            "router: XDP attached to ens33 in {} mode; VRID 51 (v2, PASS 1111), VIPs armed: {}",
-            attached.mode,
-            VIPS.join(" ")
+            "router: XDP attached to ens33 in {} mode; VRID entry from the config, VIPs armed: {vip_list}",
+            attached.mode
         );
         Ok(xdp)
     })??;
 
     println!("\n-- ARP for the VIPs, answered inside the kernel (no interface holds them) --");
-    for vip in VIPS {
-        println!("client$ arping {vip}: {}", arping(&lab, vip)?);
+    for vip in &vips {
+        println!("client$ arping {vip}: {}", arping(&lab, &vip.to_string())?);
     }
 
     println!("\n-- {FLOOD} forged adverts of each kind from the forger --");
     let forger = Capture::open(&lab.host("forger").ns, "eth0")?;
     let wire = Wire::vrrp_multicast(FORGER_MAC, "192.168.11.66".parse()?);
-    let vips: Vec<IpAddr> = VIPS.iter().map(|v| v.parse()).collect::<Result<_, _>>()?;
-    let good = Advert::v2_pass(51, 200, &vips, "1111");
+    let vips: Vec<IpAddr> = vips.iter().map(|v| IpAddr::V4(*v)).collect();
+    let good = Advert::v2_pass(vrid, 200, &vips, &pass);
+    // A VRID this router does not run, for the unknown-VRID filter.
+    let other = if vrid == 255 { 1 } else { vrid + 1 };
     let kinds = [
         (
             "wrong password",
-            wire.vrrp(&Advert::v2_pass(51, 200, &vips, "guess")),
+            wire.vrrp(&Advert::v2_pass(vrid, 200, &vips, "guess")),
         ),
         ("TTL 254", wire.clone().with(|w| w.ttl = 254).vrrp(&good)),
         (
@@ -116,8 +132,8 @@ fn main() -> Result<()> {
             wire.vrrp(&good.clone().with(|a| a.checksum = Checksum::Corrupt)),
         ),
         (
-            "other VRID (52)",
-            wire.vrrp(&Advert::v2_pass(52, 200, &vips, "1111")),
+            "another VRID",
+            wire.vrrp(&Advert::v2_pass(other, 200, &vips, &pass)),
         ),
     ];
     let started = Instant::now();
@@ -141,13 +157,10 @@ fn main() -> Result<()> {
         started.elapsed().as_secs_f64() * 1e3
     );
     let index = lab.host("router").ns.enter(|| ifindex("ens33"))??;
-    for vrid in [51u8, 52] {
-        let key = VridKey {
-            ifindex: index,
-            vlan: 0,
-            vrid,
-            family: FAMILY_V4,
-        };
+    let (seed_key, _) =
+        vrid_entry(&instance, index).context("the seed instance has a VRID entry")?;
+    for vrid in [vrid, other] {
+        let key = VridKey { vrid, ..seed_key };
         if let Some(stats) = xdp.maps.vrid_counters(&key)? {
             let reasons: Vec<String> = VrrpVerdict::ALL
                 .iter()
@@ -168,7 +181,8 @@ fn main() -> Result<()> {
 
     println!("\n-- program detached (as when the agent stops or dies: it is never pinned) --");
     xdp.detach("ens33")?;
-    println!("client$ arping {}: {}", VIPS[0], arping(&lab, VIPS[0])?);
+    let first = vips[0].to_string();
+    println!("client$ arping {first}: {}", arping(&lab, &first)?);
     drop(xdp);
     drop(lab);
     println!(
