@@ -1,4 +1,8 @@
-//! The VRRP protocol, sans-IO: packets now; the per-instance state machine (RFC 5798 §6)
-//! arrives with the rest of the VRRP engine issue.
+//! The VRRP protocol, sans-IO: the packet codec, one instance's state machine (RFC 5798 §6),
+//! and the translation of a parsed `vrrp_instance` into its parameters.
 
+pub mod instance;
 pub mod packet;
+pub mod params;
+#[cfg(test)]
+mod sim;
