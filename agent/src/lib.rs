@@ -5,5 +5,8 @@
 
 pub mod config;
 pub mod iface;
+pub mod io;
+pub mod logging;
+pub mod netlink;
 pub mod vrrp;
 pub mod xdp;

@@ -1,10 +1,15 @@
-use std::{path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use vrrp_agent::config::{self, ReadOptions, validate::System};
+use vrrp_agent::{
+    config::{self, ReadOptions, validate::System},
+    io::runtime::{Options, Runtime},
+    logging::Logger,
+};
 
 const DEFAULT_CONFIG: &str = "/etc/keepalived/keepalived.conf";
+const DEFAULT_PID_FILE: &str = "/run/vrrp-agent.pid";
 
 /// vrrp-agent: keepalived's VRRP side, with an XDP data path. Reads keepalived.conf.
 #[derive(Parser, Debug)]
@@ -28,15 +33,59 @@ struct Cli {
     /// Print the effective configuration (after includes, parameters and defaults) as JSON.
     #[arg(long)]
     dump_config: bool,
+
+    /// Stay in the foreground (keepalived's -n).
+    #[arg(short = 'n', long = "dont-fork")]
+    dont_fork: bool,
+
+    /// Log to the console (stderr) too (keepalived's -l).
+    #[arg(short = 'l', long = "log-console")]
+    log_console: bool,
+
+    /// Detailed log messages (keepalived's -D).
+    #[arg(short = 'D', long = "log-detail")]
+    log_detail: bool,
+
+    /// Do not log to syslog (keepalived's -G).
+    #[arg(short = 'G', long = "no-syslog")]
+    no_syslog: bool,
+
+    /// Run the VRRP side only (keepalived's -P; vrrp-agent has no other side yet).
+    #[arg(short = 'P', long = "vrrp")]
+    vrrp_only: bool,
+
+    /// Syslog facility (keepalived's -S; accepted, vrrp-agent logs as daemon).
+    #[arg(short = 'S', long = "log-facility", value_name = "N")]
+    log_facility: Option<u8>,
+
+    /// Main pid file (keepalived's -p; default /run/vrrp-agent.pid).
+    #[arg(short = 'p', long = "pid", value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+
+    /// VRRP pid file (keepalived's -r): vrrp-agent is one process, so it holds the same pid.
+    #[arg(short = 'r', long = "vrrp_pid", value_name = "FILE")]
+    vrrp_pid_file: Option<PathBuf>,
+
+    /// Run without the XDP program (for hosts where BPF is not allowed).
+    #[arg(long)]
+    no_xdp: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let running = cli.config_test.is_none() && !cli.dump_config;
+    if running {
+        Logger::init(cli.log_console, !cli.no_syslog);
+    } else {
+        Logger::init(true, false);
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("vrrp-agent: {e:#}");
+            log::error!("{e:#}");
+            if running {
+                eprintln!("vrrp-agent: {e:#}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -53,20 +102,23 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     }
     let loaded = config::load(&path, &opts, &System);
     let messages: String = loaded.diags.list.iter().map(|d| format!("{d}\n")).collect();
-    match cli.config_test.as_deref() {
-        Some(out) if !out.is_empty() => {
-            std::fs::write(out, &messages)
-                .with_context(|| format!("writing the config test messages to {out}"))?;
-        }
-        _ => eprint!("{messages}"),
-    }
     let code = loaded.exit_code();
-    if cli.config_test.is_some() {
+    if cli.config_test.is_some() || cli.dump_config {
+        match cli.config_test.as_deref() {
+            Some(out) if !out.is_empty() => {
+                std::fs::write(out, &messages)
+                    .with_context(|| format!("writing the config test messages to {out}"))?;
+            }
+            _ => eprint!("{messages}"),
+        }
+        if cli.dump_config {
+            println!("{}", serde_json::to_string_pretty(&loaded.config)?);
+        }
         return Ok(code as u8);
     }
-    if cli.dump_config {
-        println!("{}", serde_json::to_string_pretty(&loaded.config)?);
-        return Ok(code as u8);
+    // Running: keepalived reports what is wrong with the file and runs what it can.
+    for d in &loaded.diags.list {
+        log::warn!("{d}");
     }
     if !loaded.config.virtual_servers.is_empty() || !loaded.config.virtual_server_groups.is_empty()
     {
@@ -75,11 +127,111 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             path.display()
         );
     }
-    // The XDP data path exists (vrrp_agent::xdp) and the config is read; running VRRP
-    // instances arrives with the VRRP engine. Refuse clearly rather than pretend.
-    bail!(
-        "{}: running VRRP instances is not implemented yet (the VRRP engine is still to come); \
-         nothing was started",
-        path.display()
-    )
+    let _ = (cli.vrrp_only, cli.log_facility);
+    if !cli.dont_fork {
+        daemonize()?;
+    }
+    let pid_files: Vec<PathBuf> = [
+        Some(
+            cli.pid_file
+                .clone()
+                .unwrap_or_else(|| DEFAULT_PID_FILE.into()),
+        ),
+        cli.vrrp_pid_file.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for f in &pid_files {
+        write_pid_file(f)?;
+    }
+    log::info!("Starting vrrp-agent {} (VRRP)", env!("CARGO_PKG_VERSION"));
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(async {
+            let rt = Runtime::new(
+                &loaded.config,
+                Options {
+                    log_detail: cli.log_detail,
+                    no_xdp: cli.no_xdp,
+                },
+            )
+            .await?;
+            rt.run(
+                Duration::from_secs_f64(loaded.config.global.vrrp_startup_delay.max(0.0)),
+                stop_signal(),
+            )
+            .await
+        });
+    for f in &pid_files {
+        let _ = std::fs::remove_file(f);
+    }
+    result?;
+    log::info!("Stopped vrrp-agent");
+    Ok(0)
+}
+
+/// Resolves on SIGTERM or SIGINT (keepalived's graceful stop). SIGHUP (reload) is logged and
+/// otherwise ignored until reloading exists.
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        log::error!("cannot install signal handlers; stopping");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => log::warn!("Reload (SIGHUP) is not implemented yet: configuration unchanged"),
+        }
+    }
+    log::info!("Stopping");
+}
+
+/// keepalived's default: detach into the background (fork, new session, stdio to /dev/null).
+fn daemonize() -> anyhow::Result<()> {
+    // SAFETY: single-threaded at this point (no runtime yet); the parent exits at once.
+    match unsafe { libc::fork() } {
+        -1 => bail!("fork: {}", std::io::Error::last_os_error()),
+        0 => {}
+        _ => std::process::exit(0),
+    }
+    // SAFETY: plain syscalls on this process.
+    unsafe {
+        libc::setsid();
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            libc::dup2(null, 0);
+            libc::dup2(null, 1);
+            libc::dup2(null, 2);
+            if null > 2 {
+                libc::close(null);
+            }
+        }
+    }
+    std::env::set_current_dir("/").context("chdir /")?;
+    Ok(())
+}
+
+/// Writes our pid, refusing to start over a running instance (as keepalived does).
+fn write_pid_file(path: &std::path::Path) -> anyhow::Result<()> {
+    if let Ok(old) = std::fs::read_to_string(path)
+        && let Ok(pid) = old.trim().parse::<i32>()
+        && pid != std::process::id() as i32
+        && std::path::Path::new(&format!("/proc/{pid}")).exists()
+    {
+        bail!(
+            "{}: vrrp-agent is already running (pid {pid})",
+            path.display()
+        );
+    }
+    std::fs::write(path, format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing pid file {}", path.display()))
 }

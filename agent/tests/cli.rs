@@ -58,18 +58,31 @@ fn config_test_to_a_file_writes_the_messages_there() {
 }
 
 #[test]
-fn running_says_clearly_that_instances_do_not_run_yet() {
+fn running_with_a_missing_interface_fails_clearly() {
+    let dir = std::env::temp_dir().join(format!("vrrp-agent-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("k.conf");
+    std::fs::write(
+        &conf,
+        "vrrp_instance VI_1 {\n interface vtnosuch0\n virtual_router_id 5\n virtual_ipaddress {\n 10.9.9.9\n }\n}\n",
+    )
+    .unwrap();
+    let pid = dir.join("pid");
     let out = agent()
-        .args(["-f", "tests/configs/seed-lvs-dr-master.conf"])
+        .args(["-n", "-l", "-G", "-f"])
+        .arg(&conf)
+        .arg("-p")
+        .arg(&pid)
         .output()
         .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not implemented yet"), "{stderr}");
     assert!(
-        stderr.contains("virtual_server blocks are read but not active"),
+        stderr.contains("(VI_1) interface vtnosuch0: interface vtnosuch0 does not exist"),
         "{stderr}"
     );
+    assert!(!pid.exists(), "the pid file is removed on exit");
 }
 
 #[test]

@@ -1,0 +1,6 @@
+//! The I/O edges around the sans-IO state machine: VRRP sockets, gratuitous ARP / NA frames,
+//! and the runtime loop that joins them with netlink and the XDP maps.
+
+pub mod garp;
+pub mod runtime;
+pub mod socket;

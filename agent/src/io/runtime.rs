@@ -1,0 +1,527 @@
+//! The runtime: runs every configured VRRP instance. Packets, timers, link changes and the
+//! stop signal become [`Event`]s for the sans-IO state machines; their [`Action`]s are carried
+//! out here (sockets, netlink, XDP maps, logs).
+//!
+//! One thread, one loop. Timers are served before packets (a biased select), and only the
+//! state machine moves its advert deadline, so a flood of received packets can delay an advert
+//! by at most the handling of one packet and never re-arms it.
+
+use std::{collections::HashMap, net::IpAddr, sync::Arc, time::Duration};
+
+use agent_common::{IFACE_FILTER_ARMED, IfaceConfig, VipKey, VipValue, VridConfig, VridKey};
+use anyhow::{Context as _, Result, anyhow, bail};
+use log::{debug, info, warn};
+use tokio::{sync::mpsc, time::Instant};
+
+use super::{
+    garp::{self, FrameSocket},
+    socket::{Packet, RxSocket, TxSocket},
+};
+use crate::{
+    config::model::{Config, Instance as InstanceConfig, VirtualAddress},
+    netlink::{Link, Netlink},
+    vrrp::{
+        instance::{Action, Event, Instance, LogLevel, Received},
+        packet::{Advert, ChecksumMode},
+    },
+    xdp::{self, Program, XdpProgram},
+};
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// keepalived's `-D`: log the detail lines too.
+    pub log_detail: bool,
+    /// Run without the XDP program (it is still tried by default; failing to load it is a
+    /// warning, not a stop).
+    pub no_xdp: bool,
+}
+
+/// A virtual address with the interface it goes on.
+struct Vip {
+    link: Link,
+    addr: VirtualAddress,
+}
+
+struct Slot {
+    inst: Instance,
+    link: Link,
+    tx: TxSocket,
+    /// Where adverts go: the multicast group, or every unicast peer.
+    dsts: Vec<IpAddr>,
+    checksum: ChecksumMode,
+    v6: bool,
+    /// The instance's entry in the XDP VRID filter.
+    xdp_entry: Option<(VridKey, VridConfig)>,
+    vips: Vec<Vip>,
+    excluded: Vec<Vip>,
+    /// `vrrp_garp_interval` / `vrrp_gna_interval`: spacing of one burst.
+    garp_interval: Duration,
+    na_router: bool,
+}
+
+pub struct Runtime {
+    opts: Options,
+    epoch: Instant,
+    slots: Vec<Slot>,
+    netlink: Netlink,
+    xdp: Option<XdpProgram>,
+    frames: HashMap<u32, Arc<FrameSocket>>,
+    rx_tx: mpsc::UnboundedSender<(u32, bool, Packet)>,
+    rx: mpsc::UnboundedReceiver<(u32, bool, Packet)>,
+}
+
+impl Runtime {
+    /// Resolves interfaces and addresses, opens sockets and loads the XDP program. Nothing is
+    /// sent and no address is touched until [`Runtime::run`].
+    pub async fn new(config: &Config, opts: Options) -> Result<Runtime> {
+        if config.instances.is_empty() {
+            bail!("no vrrp_instance configured: nothing to run");
+        }
+        let netlink = Netlink::new().context("opening netlink")?;
+        let (rx_tx, rx) = mpsc::unbounded_channel();
+        let mut rt = Runtime {
+            opts,
+            epoch: Instant::now(),
+            slots: Vec::new(),
+            netlink,
+            xdp: None,
+            frames: HashMap::new(),
+            rx_tx,
+            rx,
+        };
+        let mut rx_sockets: HashMap<(u32, bool), RxSocket> = HashMap::new();
+        for ic in &config.instances {
+            let slot = rt.slot(config, ic).await?;
+            let group = if slot.v6 {
+                config.global.vrrp_mcast_group6
+            } else {
+                config.global.vrrp_mcast_group4
+            };
+            let unicast = !ic.unicast_peers.is_empty();
+            match rx_sockets.get(&(slot.link.index, slot.v6)) {
+                Some(s) if !unicast => {
+                    // Already joined for another instance; joining again is harmless.
+                    let _ = s.join(group, slot.link.index);
+                }
+                Some(_) => {}
+                None => {
+                    let s = RxSocket::open(&slot.link.name, slot.link.index, group, unicast)
+                        .with_context(|| {
+                            format!(
+                                "({}) opening the VRRP receive socket on {}",
+                                ic.name, slot.link.name
+                            )
+                        })?;
+                    rx_sockets.insert((slot.link.index, slot.v6), s);
+                }
+            }
+            for vip in slot.vips.iter().chain(&slot.excluded) {
+                if let std::collections::hash_map::Entry::Vacant(e) =
+                    rt.frames.entry(vip.link.index)
+                {
+                    e.insert(Arc::new(FrameSocket::open(vip.link.index).with_context(
+                        || format!("opening a packet socket on {}", vip.link.name),
+                    )?));
+                }
+            }
+            rt.slots.push(slot);
+        }
+        for ((ifindex, v6), sock) in rx_sockets {
+            let tx = rt.rx_tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    match sock.recv().await {
+                        Ok(p) => {
+                            if tx.send((ifindex, v6, p)).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            warn!("VRRP receive on interface {ifindex}: {e}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            });
+        }
+        if !rt.opts.no_xdp {
+            rt.xdp = rt.load_xdp();
+        }
+        Ok(rt)
+    }
+
+    async fn slot(&mut self, config: &Config, ic: &InstanceConfig) -> Result<Slot> {
+        let params = crate::vrrp::instance::Params::from_config(ic, &config.global)?;
+        let ifname = ic.interface.as_deref().expect("checked by Params");
+        let link = self
+            .netlink
+            .link(ifname)
+            .await
+            .with_context(|| format!("({}) interface {ifname}", ic.name))?;
+        let v6 = params.is_ipv6();
+        let src = match (ic.unicast_src_ip.or(ic.mcast_src_ip), v6) {
+            (Some(a), _) => a,
+            (None, v6) => self
+                .netlink
+                .primary_address(link.index, v6)
+                .await?
+                .ok_or_else(|| {
+                    anyhow!(
+                        "({}) interface {ifname} has no {} address to send adverts from",
+                        ic.name,
+                        if v6 { "IPv6 link-local" } else { "IPv4" }
+                    )
+                })?,
+        };
+        let tx = TxSocket::open(&link.name, link.index, src, ic.unicast_ttl)
+            .with_context(|| format!("({}) opening the VRRP send socket from {src}", ic.name))?;
+        let dsts = if ic.unicast_peers.is_empty() {
+            vec![if v6 {
+                config.global.vrrp_mcast_group6
+            } else {
+                config.global.vrrp_mcast_group4
+            }]
+        } else {
+            ic.unicast_peers.iter().map(|p| p.addr).collect()
+        };
+        let mut vips = Vec::new();
+        for a in &ic.virtual_ipaddress {
+            vips.push(self.vip(&link, a).await?);
+        }
+        let mut excluded = Vec::new();
+        for a in &ic.virtual_ipaddress_excluded {
+            excluded.push(self.vip(&link, a).await?);
+        }
+        let mut inst = Instance::new(params, src);
+        inst.set_link_initially(link.up);
+        Ok(Slot {
+            inst,
+            xdp_entry: xdp::vrid_entry(ic, link.index),
+            na_router: garp::ipv6_forwarding(&link.name),
+            link,
+            tx,
+            dsts,
+            checksum: if ic.v3_checksum_as_v2 {
+                ChecksumMode::V3AsV2
+            } else {
+                ChecksumMode::Rfc
+            },
+            v6,
+            vips,
+            excluded,
+            garp_interval: Duration::from_secs_f64(if v6 {
+                config.global.vrrp_gna_interval
+            } else {
+                config.global.vrrp_garp_interval
+            }),
+        })
+    }
+
+    async fn vip(&self, link: &Link, a: &VirtualAddress) -> Result<Vip> {
+        let link = match &a.dev {
+            Some(dev) if *dev != link.name => self
+                .netlink
+                .link(dev)
+                .await
+                .with_context(|| format!("virtual address {}: interface {dev}", a.addr))?,
+            _ => link.clone(),
+        };
+        Ok(Vip {
+            link,
+            addr: a.clone(),
+        })
+    }
+
+    /// Loads the XDP program, attaches it to every instance interface and programs the VRID
+    /// filter. Failing is a warning: the agent then runs on its userspace checks alone.
+    fn load_xdp(&mut self) -> Option<XdpProgram> {
+        let mut prog = match XdpProgram::load() {
+            Ok(p) => p,
+            Err(e) => {
+                warn!("XDP program not loaded, running without it: {e}");
+                return None;
+            }
+        };
+        let mut done: Vec<u32> = Vec::new();
+        for slot in &self.slots {
+            if !done.contains(&slot.link.index) {
+                if let Err(e) = prog.attach(&slot.link.name, Program::Vrrp) {
+                    warn!(
+                        "XDP not attached to {}, running without it: {e}",
+                        slot.link.name
+                    );
+                    return None;
+                }
+                done.push(slot.link.index);
+            }
+        }
+        for slot in &self.slots {
+            let Some((key, entry)) = slot.xdp_entry else {
+                continue;
+            };
+            if let Err(e) = prog.maps.set_vrid(key, entry) {
+                warn!("({}) XDP VRID entry: {e}", slot.inst.name());
+                return None;
+            }
+        }
+        for ifindex in done {
+            if let Err(e) = prog.maps.set_iface(
+                ifindex,
+                IfaceConfig {
+                    flags: IFACE_FILTER_ARMED,
+                },
+            ) {
+                warn!("XDP interface entry: {e}");
+                return None;
+            }
+        }
+        Some(prog)
+    }
+
+    fn now(&self) -> Duration {
+        Instant::now().duration_since(self.epoch)
+    }
+
+    /// Runs until `stop` completes, then stops every instance gracefully (priority-0 adverts,
+    /// addresses removed, XDP detached).
+    pub async fn run(
+        mut self,
+        startup_delay: Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
+        tokio::pin!(stop);
+        let mut links = crate::netlink::Netlink::link_changes().context("netlink link monitor")?;
+        if !startup_delay.is_zero() {
+            info!(
+                "Delaying startup for {:.6} seconds",
+                startup_delay.as_secs_f64()
+            );
+            tokio::select! {
+                _ = &mut stop => return self.shutdown().await,
+                _ = tokio::time::sleep(startup_delay) => {}
+            }
+        }
+        for k in 0..self.slots.len() {
+            self.event(k, Event::Start).await;
+        }
+        loop {
+            let next = self
+                .slots
+                .iter()
+                .filter_map(|s| s.inst.next_deadline())
+                .min()
+                .map(|d| self.epoch + d)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                biased;
+                _ = &mut stop => break,
+                _ = tokio::time::sleep_until(next) => {
+                    let now = self.now();
+                    for k in 0..self.slots.len() {
+                        if self.slots[k].inst.next_deadline().is_some_and(|d| d <= now) {
+                            self.event(k, Event::Timer).await;
+                        }
+                    }
+                }
+                Some((ifindex, v6, packet)) = self.rx.recv() => self.dispatch(ifindex, v6, packet).await,
+                Some(change) = links.recv() => {
+                    for k in 0..self.slots.len() {
+                        if self.slots[k].link.index == change.index && self.slots[k].link.up != change.up {
+                            self.slots[k].link.up = change.up;
+                            let ev = if change.up { Event::LinkUp } else { Event::LinkDown };
+                            info!("Netlink reports {} {}", self.slots[k].link.name, if change.up { "up" } else { "down" });
+                            self.event(k, ev).await;
+                        }
+                    }
+                }
+            }
+        }
+        self.shutdown().await
+    }
+
+    async fn shutdown(mut self) -> Result<()> {
+        for k in 0..self.slots.len() {
+            self.event(k, Event::Stop).await;
+        }
+        if let Some(mut prog) = self.xdp.take() {
+            let names: Vec<String> = prog.attachments().iter().map(|a| a.iface.clone()).collect();
+            for n in names {
+                if let Err(e) = prog.detach(&n) {
+                    warn!("{n}: detaching XDP: {e}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn dispatch(&mut self, ifindex: u32, v6: bool, p: Packet) {
+        let Some(&vrid) = p.payload.get(1) else {
+            return;
+        };
+        let Some(k) = self
+            .slots
+            .iter()
+            .position(|s| s.link.index == ifindex && s.v6 == v6 && s.inst.params().vrid == vrid)
+        else {
+            debug!("Unknown VRID({vrid}) received on interface({ifindex}). ignoring...");
+            return;
+        };
+        let advert = match Advert::decode(&p.payload, p.src, p.dst, self.slots[k].checksum) {
+            Ok(a) => a,
+            Err(e) => {
+                if self.opts.log_detail {
+                    info!(
+                        "({}) invalid advert from {}: {e}",
+                        self.slots[k].inst.name(),
+                        p.src
+                    );
+                }
+                return;
+            }
+        };
+        let multicast = p.dst.is_multicast();
+        self.event(
+            k,
+            Event::Advert(Received {
+                src: p.src,
+                ttl: p.ttl,
+                multicast,
+                advert,
+            }),
+        )
+        .await;
+    }
+
+    async fn event(&mut self, k: usize, ev: Event) {
+        let now = self.now();
+        let actions = self.slots[k].inst.handle(now, ev);
+        for a in actions {
+            self.apply(k, a).await;
+        }
+    }
+
+    async fn apply(&mut self, k: usize, action: Action) {
+        let slot = &self.slots[k];
+        let name = slot.inst.name().to_string();
+        match action {
+            Action::Log(LogLevel::Info, m) => info!("{m}"),
+            Action::Log(LogLevel::Detail, m) => {
+                if self.opts.log_detail {
+                    info!("{m}");
+                }
+            }
+            Action::SendAdvert(ad) => {
+                for &dst in &slot.dsts {
+                    match ad.encode(slot.inst.src(), dst, slot.checksum) {
+                        Ok(bytes) => {
+                            if let Err(e) = slot.tx.send(dst, &bytes) {
+                                warn!("({name}) sending advert to {dst}: {e}");
+                            }
+                        }
+                        Err(e) => warn!("({name}) cannot encode advert: {e}"),
+                    }
+                }
+            }
+            Action::ArmXdp | Action::DisarmXdp => {
+                let arm = action == Action::ArmXdp;
+                let Some(prog) = self.xdp.as_mut() else {
+                    return;
+                };
+                for vip in &slot.vips {
+                    let IpAddr::V4(a) = vip.addr.addr else {
+                        continue;
+                    };
+                    let key = VipKey::v4(vip.link.index, 0, a.octets());
+                    let r = if arm {
+                        prog.maps.arm_vip(
+                            key,
+                            VipValue {
+                                mac: vip.link.mac,
+                                _pad: [0; 2],
+                            },
+                        )
+                    } else {
+                        prog.maps.disarm_vip(&key)
+                    };
+                    if let Err(e) = r {
+                        warn!("({name}) XDP VIP {a}: {e}");
+                    }
+                }
+            }
+            Action::Garp { repeat } => {
+                let interval = slot.garp_interval;
+                let targets: Vec<(u32, [u8; 6], IpAddr)> = slot
+                    .vips
+                    .iter()
+                    .chain(&slot.excluded)
+                    .map(|v| (v.link.index, v.link.mac, v.addr.addr))
+                    .collect();
+                if self.opts.log_detail {
+                    for v in slot.vips.iter().chain(&slot.excluded) {
+                        info!(
+                            "({name}) Sending/queueing {} on {} for {}",
+                            if v.addr.addr.is_ipv6() {
+                                "Unsolicited Neighbour Adverts"
+                            } else {
+                                "gratuitous ARPs"
+                            },
+                            v.link.name,
+                            v.addr.addr
+                        );
+                    }
+                }
+                let router = slot.na_router;
+                let targets: Vec<(Arc<FrameSocket>, [u8; 6], IpAddr)> = targets
+                    .into_iter()
+                    .filter_map(|(i, mac, a)| self.frames.get(&i).map(|f| (f.clone(), mac, a)))
+                    .collect();
+                let send_round = move |targets: &[(Arc<FrameSocket>, [u8; 6], IpAddr)]| {
+                    for (f, mac, addr) in targets {
+                        if let Err(e) = f.announce(*mac, *addr, router) {
+                            warn!("({name}) gratuitous ARP/NA for {addr}: {e}");
+                        }
+                    }
+                };
+                if repeat == 0 {
+                    return;
+                }
+                // The first round goes now, in the transition; with vrrp_garp_interval the
+                // rest are spaced in their own task so the loop goes on.
+                send_round(&targets);
+                if interval.is_zero() {
+                    for _ in 1..repeat {
+                        send_round(&targets);
+                    }
+                } else if repeat > 1 {
+                    tokio::spawn(async move {
+                        for _ in 1..repeat {
+                            tokio::time::sleep(interval).await;
+                            send_round(&targets);
+                        }
+                    });
+                }
+            }
+            Action::AddVips | Action::RemoveVips => {
+                let add = action == Action::AddVips;
+                if self.opts.log_detail {
+                    info!(
+                        "({name}) {} VIPs.",
+                        if add { "setting" } else { "removing" }
+                    );
+                }
+                for vip in slot.vips.iter().chain(&slot.excluded) {
+                    let r = if add {
+                        self.netlink.add_address(vip.link.index, &vip.addr).await
+                    } else {
+                        self.netlink.del_address(vip.link.index, &vip.addr).await
+                    };
+                    if let Err(e) = r {
+                        warn!("({name}) {e} on {}", vip.link.name);
+                    }
+                }
+            }
+            Action::Notify(state) => debug!("({name}) now {}", state.name()),
+            Action::NotifyMasterRxLowerPri => {}
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! keepalived's logging: to syslog (`/dev/log`, facility daemon) unless `-G`, and to the
+//! console with `-l`, each line as `DATE: message` as keepalived prints it there.
+
+use std::{io::Write as _, os::unix::net::UnixDatagram, sync::Mutex};
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+pub struct Logger {
+    console: bool,
+    syslog: Option<Mutex<UnixDatagram>>,
+    ident: String,
+    level: LevelFilter,
+}
+
+/// `Sun Nov 22 05:57:01 2026`, local time, as keepalived's console lines start.
+fn ctime_now() -> String {
+    // SAFETY: time/localtime_r/strftime on stack buffers of the sizes passed.
+    unsafe {
+        let t = libc::time(std::ptr::null_mut());
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&t, &mut tm);
+        let mut buf = [0u8; 64];
+        let n = libc::strftime(
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            c"%a %b %e %H:%M:%S %Y".as_ptr(),
+            &tm,
+        );
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+impl Logger {
+    /// Installs the logger. `RUST_LOG=debug` adds the debug lines.
+    pub fn init(console: bool, syslog: bool) {
+        let level = match std::env::var("RUST_LOG").as_deref() {
+            Ok("debug") | Ok("trace") => LevelFilter::Debug,
+            Ok("warn") => LevelFilter::Warn,
+            Ok("error") => LevelFilter::Error,
+            _ => LevelFilter::Info,
+        };
+        let syslog = syslog
+            .then(|| {
+                let s = UnixDatagram::unbound().ok()?;
+                s.connect("/dev/log").ok()?;
+                Some(Mutex::new(s))
+            })
+            .flatten();
+        let logger = Logger {
+            console,
+            syslog,
+            ident: format!("vrrp-agent[{}]", std::process::id()),
+            level,
+        };
+        if log::set_boxed_logger(Box::new(logger)).is_ok() {
+            log::set_max_level(level);
+        }
+    }
+}
+
+impl Log for Logger {
+    fn enabled(&self, m: &Metadata) -> bool {
+        m.level() <= self.level
+    }
+
+    fn log(&self, r: &Record) {
+        if !self.enabled(r.metadata()) {
+            return;
+        }
+        let msg = r.args().to_string();
+        if self.console {
+            let _ = writeln!(std::io::stderr(), "{}: {msg}", ctime_now());
+        }
+        if let Some(s) = &self.syslog {
+            // Facility daemon (3); severity from the level.
+            let severity = match r.level() {
+                Level::Error => 3,
+                Level::Warn => 4,
+                Level::Info => 6,
+                Level::Debug | Level::Trace => 7,
+            };
+            let line = format!("<{}>{}: {msg}", 3 * 8 + severity, self.ident);
+            if let Ok(s) = s.lock() {
+                let _ = s.send(line.as_bytes());
+            }
+        }
+    }
+
+    fn flush(&self) {}
+}

@@ -1,0 +1,276 @@
+//! Links and addresses through rtnetlink: what the runtime needs to know of an interface
+//! (index, MAC, primary addresses, up or down) and the virtual addresses it adds and removes,
+//! as keepalived does with `ip address add VIP/PREFIX [brd B] dev IF [scope S] [label L]`.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use futures_util::stream::{StreamExt, TryStreamExt};
+use netlink_packet_route::{
+    AddressFamily, RouteNetlinkMessage,
+    address::{AddressAttribute, AddressMessage, AddressScope},
+    link::{LinkAttribute, LinkFlags, LinkMessage},
+};
+use rtnetlink::{Handle, MulticastGroup, new_connection, new_multicast_connection};
+use thiserror::Error;
+
+use crate::config::model::VirtualAddress;
+
+#[derive(Debug, Error)]
+pub enum NetlinkError {
+    #[error("netlink socket: {0}")]
+    Socket(#[from] std::io::Error),
+    #[error("interface {0} does not exist")]
+    NoSuchLink(String),
+    #[error("{what}: {source}")]
+    Request {
+        what: String,
+        source: rtnetlink::Error,
+    },
+    #[error("unknown scope {0:?} (want global, site, link, host, nowhere or 0..255)")]
+    Scope(String),
+}
+
+/// What the runtime needs of an interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub mac: [u8; 6],
+    /// keepalived's IF_ISUP: administratively up and running (carrier).
+    pub up: bool,
+}
+
+/// A link came up or went down.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkChange {
+    pub index: u32,
+    pub up: bool,
+}
+
+#[derive(Clone)]
+pub struct Netlink {
+    handle: Handle,
+}
+
+fn request(what: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetlinkError {
+    let what = what.into();
+    move |source| NetlinkError::Request { what, source }
+}
+
+fn link_of(msg: &LinkMessage) -> Link {
+    let mut link = Link {
+        index: msg.header.index,
+        name: String::new(),
+        mac: [0; 6],
+        up: is_up(msg.header.flags),
+    };
+    for a in &msg.attributes {
+        match a {
+            LinkAttribute::IfName(n) => link.name = n.clone(),
+            LinkAttribute::Address(m) if m.len() == 6 => link.mac.copy_from_slice(m),
+            _ => {}
+        }
+    }
+    link
+}
+
+fn is_up(flags: LinkFlags) -> bool {
+    flags.contains(LinkFlags::Up) && flags.contains(LinkFlags::Running)
+}
+
+/// keepalived's scope names (`ip address`'s).
+pub fn scope(name: &str) -> Result<AddressScope, NetlinkError> {
+    Ok(match name {
+        "global" | "universe" => AddressScope::Universe,
+        "site" => AddressScope::Site,
+        "link" => AddressScope::Link,
+        "host" => AddressScope::Host,
+        "nowhere" => AddressScope::Nowhere,
+        n => AddressScope::from(
+            n.parse::<u8>()
+                .map_err(|_| NetlinkError::Scope(n.to_string()))?,
+        ),
+    })
+}
+
+/// The address message for `vip` on interface `index` (for adding and for deleting).
+fn address_message(index: u32, vip: &VirtualAddress) -> Result<AddressMessage, NetlinkError> {
+    let mut m = AddressMessage::default();
+    m.header.index = index;
+    m.header.prefix_len = vip.prefix;
+    m.header.family = if vip.addr.is_ipv6() {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    if let Some(s) = &vip.scope {
+        m.header.scope = scope(s)?;
+    }
+    match vip.addr {
+        IpAddr::V4(_) => {
+            m.attributes.push(AddressAttribute::Local(vip.addr));
+            let peer = vip.peer.unwrap_or(vip.addr);
+            m.attributes.push(AddressAttribute::Address(peer));
+            if let Some(IpAddr::V4(b)) = vip.brd {
+                m.attributes.push(AddressAttribute::Broadcast(b));
+            }
+        }
+        IpAddr::V6(_) => {
+            m.attributes.push(AddressAttribute::Address(vip.addr));
+            if let Some(p) = vip.peer {
+                m.attributes.push(AddressAttribute::Local(vip.addr));
+                m.attributes.push(AddressAttribute::Address(p));
+            }
+        }
+    }
+    if let Some(l) = &vip.label {
+        m.attributes.push(AddressAttribute::Label(l.clone()));
+    }
+    Ok(m)
+}
+
+fn errno(e: &rtnetlink::Error) -> Option<i32> {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.code.map(|c| -c.get()),
+        _ => None,
+    }
+}
+
+impl Netlink {
+    /// Opens the request socket (its connection runs on the current tokio runtime).
+    pub fn new() -> Result<Netlink, NetlinkError> {
+        let (conn, handle, _) = new_connection()?;
+        tokio::spawn(conn);
+        Ok(Netlink { handle })
+    }
+
+    pub async fn link(&self, name: &str) -> Result<Link, NetlinkError> {
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
+        match links.try_next().await {
+            Ok(Some(m)) => Ok(link_of(&m)),
+            Ok(None) => Err(NetlinkError::NoSuchLink(name.to_string())),
+            Err(e) if errno(&e) == Some(libc::ENODEV) => {
+                Err(NetlinkError::NoSuchLink(name.to_string()))
+            }
+            Err(e) => Err(request(format!("reading interface {name}"))(e)),
+        }
+    }
+
+    /// The interface's addresses of one family, primary (non-secondary) ones first.
+    pub async fn addresses(&self, index: u32, v6: bool) -> Result<Vec<IpAddr>, NetlinkError> {
+        let mut out = Vec::new();
+        let mut stream = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute();
+        while let Some(m) = stream.try_next().await.map_err(request(format!(
+            "reading the addresses of interface {index}"
+        )))? {
+            if m.header.index != index {
+                continue;
+            }
+            let secondary = m
+                .header
+                .flags
+                .contains(netlink_packet_route::address::AddressHeaderFlags::Secondary);
+            for a in &m.attributes {
+                let addr = match a {
+                    AddressAttribute::Local(a) if a.is_ipv4() && !v6 => *a,
+                    AddressAttribute::Address(a) if a.is_ipv6() && v6 => *a,
+                    _ => continue,
+                };
+                out.push((secondary, addr));
+            }
+        }
+        out.sort_by_key(|(secondary, _)| *secondary);
+        out.dedup();
+        Ok(out.into_iter().map(|(_, a)| a).collect())
+    }
+
+    /// The source keepalived uses for an instance's adverts: the interface's first IPv4
+    /// address, or its IPv6 link-local address.
+    pub async fn primary_address(
+        &self,
+        index: u32,
+        v6: bool,
+    ) -> Result<Option<IpAddr>, NetlinkError> {
+        let addrs = self.addresses(index, v6).await?;
+        Ok(if v6 {
+            addrs.into_iter().find(|a| match a {
+                IpAddr::V6(a) => is_link_local(a),
+                IpAddr::V4(_) => false,
+            })
+        } else {
+            addrs.into_iter().next()
+        })
+    }
+
+    /// Adds a virtual address; one already there is fine (keepalived logs nothing either).
+    pub async fn add_address(&self, index: u32, vip: &VirtualAddress) -> Result<(), NetlinkError> {
+        let msg = address_message(index, vip)?;
+        let mut req = self.handle.address().add(index, vip.addr, vip.prefix);
+        *req.message_mut() = msg;
+        match req.execute().await {
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+            r => r.map_err(request(format!("adding {}/{}", vip.addr, vip.prefix))),
+        }
+    }
+
+    /// Removes a virtual address; one already gone is fine.
+    pub async fn del_address(&self, index: u32, vip: &VirtualAddress) -> Result<(), NetlinkError> {
+        let msg = address_message(index, vip)?;
+        match self.handle.address().del(msg).execute().await {
+            Err(e)
+                if matches!(
+                    errno(&e),
+                    Some(libc::EADDRNOTAVAIL | libc::ENODEV | libc::ENOENT)
+                ) =>
+            {
+                Ok(())
+            }
+            r => r.map_err(request(format!("removing {}/{}", vip.addr, vip.prefix))),
+        }
+    }
+
+    /// Link up/down changes, as they happen (RTNLGRP_LINK).
+    pub fn link_changes() -> Result<tokio::sync::mpsc::UnboundedReceiver<LinkChange>, NetlinkError>
+    {
+        let (conn, _handle, mut messages) = new_multicast_connection(&[MulticastGroup::Link])?;
+        tokio::spawn(conn);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some((m, _)) = messages.next().await {
+                let change = match m.payload {
+                    netlink_packet_core::NetlinkPayload::InnerMessage(
+                        RouteNetlinkMessage::NewLink(l),
+                    ) => LinkChange {
+                        index: l.header.index,
+                        up: is_up(l.header.flags),
+                    },
+                    netlink_packet_core::NetlinkPayload::InnerMessage(
+                        RouteNetlinkMessage::DelLink(l),
+                    ) => LinkChange {
+                        index: l.header.index,
+                        up: false,
+                    },
+                    _ => continue,
+                };
+                if tx.send(change).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
+pub fn is_link_local(a: &Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
