@@ -87,7 +87,8 @@ impl Capture {
     }
 }
 
-fn open(iface: &str) -> Result<Capture> {
+/// Opens a capture on `iface` of the calling thread's namespace.
+pub fn open(iface: &str) -> Result<Capture> {
     let ifindex =
         vrrp_agent::xdp::ifindex(iface).with_context(|| format!("capture on {iface}"))? as i32;
     // SAFETY: plain socket(2); the fd is owned right away.

@@ -69,6 +69,13 @@ impl Lab {
     /// "10.0.0.1/24") plugged into the LAN.
     pub fn add_host(&mut self, name: &str, iface: &str, mac: [u8; 6], cidr: &str) -> Result<&Host> {
         let ns = Netns::create(&format!("{}-{name}", self.prefix))?;
+        // No duplicate address detection: IPv6 link-local addresses are usable at once (a
+        // tentative address cannot be bound to send VRRPv3 from).
+        ns.output(&[
+            "sh",
+            "-c",
+            "echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad; echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad",
+        ])?;
         let mut host = Host {
             name: name.to_string(),
             ns,

@@ -9,6 +9,8 @@ pub mod fixture;
 pub mod frames;
 pub mod lab;
 pub mod netns;
+pub mod probe;
+pub mod routers;
 
 pub use capture::Capture;
 pub use lab::{Host, Lab};

@@ -119,6 +119,24 @@ impl Netns {
         })
     }
 
+    /// Starts a thread that lives in this namespace (for long-running probes).
+    pub fn thread<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<std::thread::JoinHandle<Result<T>>> {
+        let file = File::open(format!("{NETNS_DIR}/{}", self.name))
+            .with_context(|| format!("opening namespace {}", self.name))?;
+        let name = self.name.clone();
+        Ok(std::thread::spawn(move || {
+            // SAFETY: setns on a valid namespace fd affects this thread only.
+            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error())
+                    .with_context(|| format!("setns into {name}"));
+            }
+            Ok(f())
+        }))
+    }
+
     /// Kills every process in the namespace (keeps the namespace).
     pub fn kill_all(&self) {
         if let Ok(out) = Command::new("ip")

@@ -1,0 +1,426 @@
+//! End-to-end VRRP in a namespace LAN: vrrp-agent against itself and against the real
+//! keepalived 2.2.7, in both roles; VRRPv2 with PASS, VRRPv3 over IPv4 and IPv6, multicast and
+//! unicast. A client probes the VIP; the tests assert who holds it, who answers (by MAC), and
+//! that once stable only one router ever answers.
+
+use std::{
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
+
+use vrrp_tests::{
+    routers::{Daemon, VrrpLab},
+    skip_unless_root,
+};
+
+const A_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
+const B_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
+const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xcc];
+const SEED_VIP: &str = "192.168.11.200";
+
+fn agent() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_vrrp-agent"))
+}
+
+fn seed(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/../../shared/configs/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// Routers a (192.168.11.11) and b (.12) and a client (.100) on `iface`.
+fn seed_lab(iface: &str) -> VrrpLab {
+    let mut lab = VrrpLab::new(agent()).expect("lab");
+    lab.add_router("a", iface, A_MAC, "192.168.11.11/24")
+        .unwrap();
+    lab.add_router("b", iface, B_MAC, "192.168.11.12/24")
+        .unwrap();
+    lab.add_client(
+        "client",
+        iface,
+        CLIENT_MAC,
+        Ipv4Addr::new(192, 168, 11, 100),
+        24,
+    )
+    .unwrap();
+    // IPv6 addresses for the VRRPv3-over-IPv6 cases (link-local come with the link).
+    lab.lab
+        .host("a")
+        .ns
+        .ip(&["addr", "add", "fd00:11::11/64", "dev", iface])
+        .unwrap();
+    lab.lab
+        .host("b")
+        .ns
+        .ip(&["addr", "add", "fd00:11::12/64", "dev", iface])
+        .unwrap();
+    lab
+}
+
+const LONG: Duration = Duration::from_secs(15);
+
+/// After the election settles: the VIP answers from `router`'s MAC only.
+fn assert_answers_from(lab: &VrrpLab, router: &str, vip: Ipv4Addr) {
+    let probe = lab.probe(vip, Duration::from_millis(5), 5).unwrap();
+    let t0 = Instant::now();
+    // An observation window, not a synchronisation: every answer in it must come from one MAC.
+    std::thread::sleep(Duration::from_millis(400));
+    let rec = probe.stop().unwrap();
+    let from = t0 + Duration::from_millis(100);
+    let macs = rec.macs_since(from);
+    assert_eq!(
+        macs,
+        [lab.mac(router)],
+        "the VIP must answer from {router} only: {}\n{}",
+        lab.describe(&rec),
+        lab.logs()
+    );
+}
+
+// ----- agent pair on the seed configs -----
+
+#[test]
+fn seed_hot_standby_agents_elect_fail_over_and_preempt_back() {
+    if skip_unless_root("seed_hot_standby_agents_elect_fail_over_and_preempt_back") {
+        return;
+    }
+    let mut lab = seed_lab("ens33");
+    let vip: Ipv4Addr = SEED_VIP.parse().unwrap();
+    lab.start("a", Daemon::Agent, &seed("hot-standby-master.conf"))
+        .unwrap();
+    lab.start("b", Daemon::Agent, &seed("hot-standby-backup.conf"))
+        .unwrap();
+    lab.wait_sole_holder("a", SEED_VIP, LONG).unwrap();
+    lab.wait_log("b", "(VI_1) Entering BACKUP STATE (init)", LONG)
+        .unwrap();
+    for v in ["192.168.11.201", "192.168.11.202"] {
+        assert!(lab.holds("a", v), "every VIP of the seed moves together");
+    }
+    assert_answers_from(&lab, "a", vip);
+
+    // Crash: b takes over after Master_Down_Interval (3 s + skew).
+    lab.crash("a").unwrap();
+    lab.wait_sole_holder("b", SEED_VIP, LONG).unwrap();
+    lab.wait_log("b", "(VI_1) Receive advertisement timeout", LONG)
+        .unwrap();
+    assert_answers_from(&lab, "b", vip);
+
+    // a comes back: preempts (higher priority) and b steps down.
+    lab.power_on("a").unwrap();
+    lab.start("a", Daemon::Agent, &seed("hot-standby-master.conf"))
+        .unwrap();
+    lab.wait_sole_holder("a", SEED_VIP, LONG).unwrap();
+    lab.wait_log(
+        "b",
+        "(VI_1) Master received advert from 192.168.11.11 with higher priority 100, ours 90",
+        LONG,
+    )
+    .unwrap();
+    assert_answers_from(&lab, "a", vip);
+
+    // Graceful stop: priority 0, b takes over after its skew time only, a's VIPs are gone.
+    let t0 = Instant::now();
+    lab.stop("a", LONG).unwrap();
+    lab.wait_sole_holder("b", SEED_VIP, LONG).unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_millis(2500),
+        "a priority-0 advert hands over in skew time, took {:?}",
+        t0.elapsed()
+    );
+    lab.wait_log("b", "(VI_1) Backup received priority 0 advertisement", LONG)
+        .unwrap();
+    assert!(!lab.holds("a", SEED_VIP));
+}
+
+#[test]
+fn seed_lb_pair_with_dev_and_label_runs_unchanged() {
+    if skip_unless_root("seed_lb_pair_with_dev_and_label_runs_unchanged") {
+        return;
+    }
+    // lb01/lb02 put the VIP on eth1 with a label; the lab names interfaces as the files do.
+    let text = seed("lb01.conf");
+    assert!(
+        text.contains("label eth1:1"),
+        "the seed is the one with a label"
+    );
+    let mut lab = VrrpLab::new(agent()).unwrap();
+    lab.add_router("a", "eth1", A_MAC, "192.168.190.1/24")
+        .unwrap();
+    lab.add_router("b", "eth2", B_MAC, "192.168.190.2/24")
+        .unwrap();
+    lab.start("a", Daemon::Agent, &text).unwrap();
+    lab.start("b", Daemon::Agent, &seed("lb02.conf")).unwrap();
+    let vip = text
+        .lines()
+        .find(|l| l.contains("label eth1:1"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let master = vrrp_tests::poll(LONG, || {
+        let h = lab.holders(&vip);
+        (h.len() == 1).then(|| h[0].clone())
+    })
+    .unwrap_or_else(|| panic!("no single holder of {vip}\n{}", lab.logs()));
+    assert_eq!(master, "a", "lb01 has the higher priority\n{}", lab.logs());
+    let shown = lab
+        .lab
+        .host("a")
+        .ns
+        .run(&["ip", "-o", "addr", "show", "dev", "eth1"])
+        .unwrap();
+    assert!(shown.contains("eth1:1"), "the label is applied: {shown}");
+    // b holds it after a crash, with its own label.
+    lab.crash("a").unwrap();
+    lab.wait_sole_holder("b", &vip, LONG).unwrap();
+    let shown = lab
+        .lab
+        .host("b")
+        .ns
+        .run(&["ip", "-o", "addr", "show", "dev", "eth2"])
+        .unwrap();
+    assert!(shown.contains("eth2:1"), "the label is applied: {shown}");
+}
+
+// ----- against keepalived 2.2.7 -----
+
+#[derive(Clone, Copy, Debug)]
+enum Proto {
+    V2Pass,
+    V3,
+    V3Ipv6,
+    V3Unicast,
+}
+
+/// A two-router config: `prio` on router `me` (a or b), the VIP of the protocol.
+fn conf(proto: Proto, me: &str, prio: u8, extra: &str) -> String {
+    let (mine, peer) = if me == "a" {
+        ("11", "12")
+    } else {
+        ("12", "11")
+    };
+    let (version, int, auth, vip) = match proto {
+        Proto::V2Pass => (
+            2,
+            "1",
+            "authentication {\n auth_type PASS\n auth_pass s3cret\n }",
+            "192.168.11.200/24",
+        ),
+        Proto::V3 | Proto::V3Unicast => (3, "0.1", "", "192.168.11.200/24"),
+        Proto::V3Ipv6 => (3, "0.1", "", "fd00:11::200/64"),
+    };
+    let unicast = match proto {
+        Proto::V3Unicast => {
+            format!("unicast_src_ip 192.168.11.{mine}\n unicast_peer {{\n 192.168.11.{peer}\n }}")
+        }
+        _ => String::new(),
+    };
+    format!(
+        "global_defs {{\n vrrp_version {version}\n}}\n\
+         vrrp_instance VI_1 {{\n interface eth0\n virtual_router_id 42\n priority {prio}\n\
+         advert_int {int}\n {auth}\n {unicast}\n {extra}\n virtual_ipaddress {{\n {vip}\n }}\n}}\n"
+    )
+}
+
+fn vip_of(proto: Proto) -> &'static str {
+    match proto {
+        Proto::V3Ipv6 => "fd00:11::200",
+        _ => "192.168.11.200",
+    }
+}
+
+/// `master` (priority 150 on a) and `backup` (100 on b): election, graceful stop, preempt
+/// back, crash.
+fn mixed(master: Daemon, backup: Daemon, proto: Proto) {
+    let mut lab = seed_lab("eth0");
+    let vip = vip_of(proto);
+    lab.start("b", backup, &conf(proto, "b", 100, "")).unwrap();
+    // b alone becomes master first; then a with the higher priority preempts it.
+    lab.wait_sole_holder("b", vip, LONG).unwrap();
+    lab.start("a", master, &conf(proto, "a", 150, "")).unwrap();
+    lab.wait_sole_holder("a", vip, LONG).unwrap();
+    if let Ok(v4) = vip.parse::<Ipv4Addr>() {
+        assert_answers_from(&lab, "a", v4);
+    }
+    // Graceful stop of the master: b takes over.
+    lab.stop("a", LONG).unwrap();
+    lab.wait_sole_holder("b", vip, LONG).unwrap();
+    // Back, and preempting.
+    lab.start("a", master, &conf(proto, "a", 150, "")).unwrap();
+    lab.wait_sole_holder("a", vip, LONG).unwrap();
+    // Crash: b takes over.
+    lab.crash("a").unwrap();
+    lab.wait_sole_holder("b", vip, LONG).unwrap();
+    if let Ok(v4) = vip.parse::<Ipv4Addr>() {
+        assert_answers_from(&lab, "b", v4);
+    }
+    assert!(lab.is_running("b"), "{}", lab.logs());
+}
+
+macro_rules! mixed_tests {
+    ($($name:ident: $master:ident, $backup:ident, $proto:ident;)*) => {$(
+        #[test]
+        fn $name() {
+            if skip_unless_root(stringify!($name)) {
+                return;
+            }
+            mixed(Daemon::$master, Daemon::$backup, Proto::$proto);
+        }
+    )*};
+}
+
+mixed_tests! {
+    agent_master_keepalived_backup_v2_pass: Agent, Keepalived, V2Pass;
+    keepalived_master_agent_backup_v2_pass: Keepalived, Agent, V2Pass;
+    agent_master_keepalived_backup_v3: Agent, Keepalived, V3;
+    keepalived_master_agent_backup_v3: Keepalived, Agent, V3;
+    agent_master_keepalived_backup_v3_ipv6: Agent, Keepalived, V3Ipv6;
+    keepalived_master_agent_backup_v3_ipv6: Keepalived, Agent, V3Ipv6;
+    agent_master_keepalived_backup_v3_unicast: Agent, Keepalived, V3Unicast;
+    keepalived_master_agent_backup_v3_unicast: Keepalived, Agent, V3Unicast;
+    agent_pair_v3: Agent, Agent, V3;
+    agent_pair_v3_ipv6: Agent, Agent, V3Ipv6;
+}
+
+// ----- election rules end to end -----
+
+#[test]
+fn nopreempt_keeps_the_current_master() {
+    if skip_unless_root("nopreempt_keeps_the_current_master") {
+        return;
+    }
+    let mut lab = seed_lab("eth0");
+    lab.start("b", Daemon::Keepalived, &conf(Proto::V3, "b", 100, ""))
+        .unwrap();
+    lab.wait_sole_holder("b", "192.168.11.200", LONG).unwrap();
+    lab.start("a", Daemon::Agent, &conf(Proto::V3, "a", 150, "nopreempt"))
+        .unwrap();
+    lab.wait_log("a", "(VI_1) Entering BACKUP STATE (init)", LONG)
+        .unwrap();
+    // Many Master_Down_Intervals later, b still holds it.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(lab.holders("192.168.11.200"), ["b"], "{}", lab.logs());
+    assert!(
+        !lab.log("a").contains("Entering MASTER STATE"),
+        "{}",
+        lab.logs()
+    );
+}
+
+#[test]
+fn preempt_delay_holds_the_higher_router_back() {
+    if skip_unless_root("preempt_delay_holds_the_higher_router_back") {
+        return;
+    }
+    let mut lab = seed_lab("eth0");
+    lab.start("b", Daemon::Keepalived, &conf(Proto::V3, "b", 100, ""))
+        .unwrap();
+    lab.wait_sole_holder("b", "192.168.11.200", LONG).unwrap();
+    let t0 = Instant::now();
+    lab.start(
+        "a",
+        Daemon::Agent,
+        &conf(Proto::V3, "a", 150, "preempt_delay 2"),
+    )
+    .unwrap();
+    lab.wait_sole_holder("a", "192.168.11.200", LONG).unwrap();
+    assert!(
+        t0.elapsed() >= Duration::from_secs(2),
+        "preempted after {:?}, before the 2 s delay",
+        t0.elapsed()
+    );
+}
+
+/// Bridge port isolation between a and b: a partition with every link up.
+fn isolate(lab: &VrrpLab, on: bool) {
+    for r in ["a", "b"] {
+        let port = lab.lab.port_of(r, "eth0").to_string();
+        let out = lab
+            .lab
+            .lan()
+            .output(&[
+                "bridge",
+                "link",
+                "set",
+                "dev",
+                &port,
+                "isolated",
+                if on { "on" } else { "off" },
+            ])
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn equal_priority_masters_meeting_higher_address_wins() {
+    if skip_unless_root("equal_priority_masters_meeting_higher_address_wins") {
+        return;
+    }
+    // RFC 5798 §6.4.3: the tie-break applies between masters (a backup hearing an equal
+    // priority stays backup). Partition the LAN (links stay up) so both become master, then
+    // heal it.
+    let mut lab = seed_lab("eth0");
+    isolate(&lab, true);
+    lab.start("a", Daemon::Keepalived, &conf(Proto::V3, "a", 100, ""))
+        .unwrap();
+    lab.start("b", Daemon::Agent, &conf(Proto::V3, "b", 100, ""))
+        .unwrap();
+    lab.wait_log("a", "(VI_1) Entering MASTER STATE", LONG)
+        .unwrap();
+    lab.wait_log("b", "(VI_1) Entering MASTER STATE", LONG)
+        .unwrap();
+    isolate(&lab, false);
+    lab.wait_sole_holder("b", "192.168.11.200", LONG).unwrap();
+    lab.wait_log(
+        "a",
+        "(VI_1) Master received advert from 192.168.11.12 with same priority 100 but higher IP address than ours",
+        LONG,
+    )
+    .unwrap();
+    // And the other way round: the agent as the lower address yields to keepalived.
+    let mut lab = seed_lab("eth0");
+    isolate(&lab, true);
+    lab.start("a", Daemon::Agent, &conf(Proto::V3, "a", 100, ""))
+        .unwrap();
+    lab.start("b", Daemon::Keepalived, &conf(Proto::V3, "b", 100, ""))
+        .unwrap();
+    lab.wait_log("a", "(VI_1) Entering MASTER STATE", LONG)
+        .unwrap();
+    lab.wait_log("b", "(VI_1) Entering MASTER STATE", LONG)
+        .unwrap();
+    isolate(&lab, false);
+    lab.wait_sole_holder("b", "192.168.11.200", LONG).unwrap();
+    lab.wait_log(
+        "a",
+        "(VI_1) Master received advert from 192.168.11.12 with same priority 100 but higher IP address than ours",
+        LONG,
+    )
+    .unwrap();
+}
+
+#[test]
+fn xdp_answers_arp_for_the_vips_while_master_only() {
+    if skip_unless_root("xdp_answers_arp_for_the_vips_while_master_only") {
+        return;
+    }
+    let mut lab = seed_lab("ens33");
+    lab.start("a", Daemon::Agent, &seed("hot-standby-master.conf"))
+        .unwrap();
+    lab.start("b", Daemon::Agent, &seed("hot-standby-backup.conf"))
+        .unwrap();
+    lab.wait_sole_holder("a", SEED_VIP, LONG).unwrap();
+    lab.wait_log("a", "XDP program vrrp_xdp attached", LONG)
+        .unwrap();
+    // ARP requests for the VIP get exactly one answer, from a (the kernel of b must not
+    // answer: it does not hold the VIP, and its XDP responder is disarmed).
+    assert_answers_from(&lab, "a", SEED_VIP.parse().unwrap());
+}
