@@ -4,7 +4,7 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use vrrp_agent::{
     config::{self, ReadOptions, validate::System},
-    io::runtime::{Options, Runtime},
+    io::runtime::{Control, Options, Runtime},
     logging::Logger,
 };
 
@@ -151,6 +151,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         .build()
         .context("starting the runtime")?
         .block_on(async {
+            // Signals first: a SIGTERM during start-up is a graceful stop too.
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(signals(tx));
             let rt = Runtime::new(
                 &loaded.config,
                 Options {
@@ -161,7 +164,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             .await?;
             rt.run(
                 Duration::from_secs_f64(loaded.config.global.vrrp_startup_delay.max(0.0)),
-                stop_signal(),
+                rx,
             )
             .await
         });
@@ -173,16 +176,19 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Resolves on SIGTERM or SIGINT (keepalived's graceful stop). SIGHUP (reload) is logged and
-/// otherwise ignored until reloading exists.
-async fn stop_signal() {
+/// keepalived's signals: SIGTERM / SIGINT stop gracefully, SIGUSR2 dumps statistics (here the
+/// XDP counters, to the log). SIGHUP (reload) is logged and otherwise ignored until reloading
+/// exists.
+async fn signals(tx: tokio::sync::mpsc::UnboundedSender<Control>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+    let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut usr2)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined2()),
     ) else {
         log::error!("cannot install signal handlers; stopping");
+        let _ = tx.send(Control::Stop);
         return;
     };
     loop {
@@ -190,9 +196,11 @@ async fn stop_signal() {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => log::warn!("Reload (SIGHUP) is not implemented yet: configuration unchanged"),
+            _ = usr2.recv() => { let _ = tx.send(Control::DumpStats); }
         }
     }
     log::info!("Stopping");
+    let _ = tx.send(Control::Stop);
 }
 
 /// keepalived's default: detach into the background (fork, new session, stdio to /dev/null).

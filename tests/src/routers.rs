@@ -221,6 +221,19 @@ impl VrrpLab {
         Ok(())
     }
 
+    /// Sends `signal` to the router's daemon.
+    pub fn signal(&self, router: &str, signal: i32) -> Result<()> {
+        let p = self.routers[router]
+            .process
+            .as_ref()
+            .context("the daemon is not running")?;
+        // SAFETY: plain kill(2) on our child.
+        if unsafe { libc::kill(p.pid() as i32, signal) } != 0 {
+            bail!("kill: {}", std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     pub fn is_running(&mut self, router: &str) -> bool {
         self.routers
             .get_mut(router)

@@ -2,7 +2,7 @@
 //!
 //!   setup        install what a fresh machine lacks (idempotent, non-interactive)
 //!   test         setup, fmt check, clippy -D warnings (host and eBPF), every test
-//!   demo         setup, build, and show the XDP data path on a namespaced LAN
+//!   demo         setup, build, and run two agents on the seed pair: election, crash, outage
 //!   bench [NAME] setup, run benchmarks, write BENCHMARKS.md
 //!   fuzz [TARGET [SECONDS]]  setup, run a cargo-fuzz target (default: every target, 60 s each)
 mod bench;
@@ -227,14 +227,18 @@ fn demo() -> Result<()> {
     if !is_root() {
         bail!("the demo builds network namespaces and attaches XDP: run it as root");
     }
-    run(cargo().args([
-        "run",
-        "--release",
-        "--package",
-        "vrrp-tests",
-        "--bin",
-        "xdp-demo",
-    ]))
+    // The demo runs the real binary; it finds it through VRRP_AGENT.
+    run(cargo().args(["build", "--release", "--package", "vrrp-agent"]))?;
+    run(cargo()
+        .args([
+            "run",
+            "--release",
+            "--package",
+            "vrrp-tests",
+            "--bin",
+            "vrrp-demo",
+        ])
+        .env("VRRP_AGENT", root().join("target/release/vrrp-agent")))
 }
 
 pub fn is_root() -> bool {

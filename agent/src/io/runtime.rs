@@ -27,6 +27,15 @@ use crate::{
     xdp::{self, Program, XdpProgram},
 };
 
+/// What the signal handlers ask of the runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// SIGTERM / SIGINT: graceful stop.
+    Stop,
+    /// SIGUSR2 (keepalived's statistics dump): log the kernel counters.
+    DumpStats,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     /// keepalived's `-D`: log the detail lines too.
@@ -282,14 +291,13 @@ impl Runtime {
         Instant::now().duration_since(self.epoch)
     }
 
-    /// Runs until `stop` completes, then stops every instance gracefully (priority-0 adverts,
-    /// addresses removed, XDP detached).
+    /// Runs until [`Control::Stop`] (or the control channel closes), then stops every instance
+    /// gracefully (priority-0 adverts, addresses removed, XDP detached).
     pub async fn run(
         mut self,
         startup_delay: Duration,
-        stop: impl std::future::Future<Output = ()>,
+        mut control: mpsc::UnboundedReceiver<Control>,
     ) -> Result<()> {
-        tokio::pin!(stop);
         let mut links = crate::netlink::Netlink::link_changes().context("netlink link monitor")?;
         if !startup_delay.is_zero() {
             info!(
@@ -297,7 +305,7 @@ impl Runtime {
                 startup_delay.as_secs_f64()
             );
             tokio::select! {
-                _ = &mut stop => return self.shutdown().await,
+                _ = control.recv() => return self.shutdown().await,
                 _ = tokio::time::sleep(startup_delay) => {}
             }
         }
@@ -314,7 +322,14 @@ impl Runtime {
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 biased;
-                _ = &mut stop => break,
+                c = control.recv() => match c {
+                    Some(Control::DumpStats) => {
+                        if let Some(prog) = &self.xdp {
+                            log_xdp_counters(prog, &self.slots);
+                        }
+                    }
+                    Some(Control::Stop) | None => break,
+                },
                 _ = tokio::time::sleep_until(next) => {
                     let now = self.now();
                     for k in 0..self.slots.len() {
@@ -344,6 +359,7 @@ impl Runtime {
             self.event(k, Event::Stop).await;
         }
         if let Some(mut prog) = self.xdp.take() {
+            log_xdp_counters(&prog, &self.slots);
             let names: Vec<String> = prog.attachments().iter().map(|a| a.iface.clone()).collect();
             for n in names {
                 if let Err(e) = prog.detach(&n) {
@@ -522,6 +538,39 @@ impl Runtime {
             }
             Action::Notify(state) => debug!("({name}) now {}", state.name()),
             Action::NotifyMasterRxLowerPri => {}
+        }
+    }
+}
+
+/// What the kernel saw while we ran: the totals, and per instance the adverts passed and
+/// dropped for its VRID (logged at stop; the agent's maps are not pinned).
+fn log_xdp_counters(prog: &XdpProgram, slots: &[Slot]) {
+    match prog.maps.counters() {
+        Ok(c) => {
+            let nonzero: Vec<String> = c
+                .iter()
+                .filter(|(_, v)| *v > 0)
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect();
+            info!("XDP counters: frames={} {}", c.frames(), nonzero.join(" "));
+        }
+        Err(e) => warn!("reading XDP counters: {e}"),
+    }
+    for slot in slots {
+        let Some((key, _)) = slot.xdp_entry else {
+            continue;
+        };
+        if let Ok(Some(v)) = prog.maps.vrid_counters(&key) {
+            let dropped: u64 = agent_common::VrrpVerdict::ALL
+                .iter()
+                .filter(|v| **v != agent_common::VrrpVerdict::Valid)
+                .map(|r| v.packets(*r))
+                .sum();
+            info!(
+                "({}) XDP: {} valid adverts passed, {dropped} dropped",
+                slot.inst.name(),
+                v.packets(agent_common::VrrpVerdict::Valid)
+            );
         }
     }
 }
