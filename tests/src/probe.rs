@@ -24,6 +24,10 @@ use crate::{capture, netns::Netns};
 pub enum Kind {
     Echo,
     Arp,
+    /// A VRRP advert seen on the LAN (with its priority).
+    Advert(u8),
+    /// A gratuitous ARP for the VIP.
+    Garp,
 }
 
 /// One reply seen on the client's interface.
@@ -149,7 +153,8 @@ fn arp_request(mac: [u8; 6], src: Ipv4Addr, vip: Ipv4Addr) -> Vec<u8> {
     f
 }
 
-/// An echo reply for `id` or an ARP reply for `vip`, as (kind, seq, sender MAC).
+/// An echo reply for `id`, an ARP reply or gratuitous ARP for `vip`, or a VRRP advert, as
+/// (kind, seq, sender MAC).
 fn parse_reply(f: &[u8], id: u16, vip: Ipv4Addr, ours: [u8; 6]) -> Option<(Kind, u16, [u8; 6])> {
     if f.len() < 42 || f[6..12] == ours {
         return None;
@@ -157,6 +162,14 @@ fn parse_reply(f: &[u8], id: u16, vip: Ipv4Addr, ours: [u8; 6]) -> Option<(Kind,
     let mac: [u8; 6] = f[6..12].try_into().ok()?;
     match u16::from_be_bytes([f[12], f[13]]) {
         0x0806 if f[20..22] == [0, 2] && f[28..32] == vip.octets() => Some((Kind::Arp, 0, mac)),
+        0x0806 if f[20..22] == [0, 1] && f[28..32] == vip.octets() && f[38..42] == vip.octets() => {
+            Some((Kind::Garp, 0, mac))
+        }
+        0x0800 if f[23] == 112 => {
+            let ihl = usize::from(f[14] & 0x0f) * 4;
+            let prio = *f.get(14 + ihl + 2)?;
+            Some((Kind::Advert(prio), 0, mac))
+        }
         0x0800 => {
             let ihl = usize::from(f[14] & 0x0f) * 4;
             let icmp = f.get(14 + ihl..)?;
@@ -203,7 +216,7 @@ fn run(
         {
             rec.replies.push(Reply {
                 kind,
-                seq: if kind == Kind::Arp {
+                seq: if kind != Kind::Echo {
                     seq.wrapping_sub(1)
                 } else {
                     s
@@ -244,12 +257,12 @@ impl Record {
             .max()
     }
 
-    /// Every MAC that answered (echo or ARP) at or after `from`.
+    /// Every MAC that answered (echo or ARP reply) at or after `from`.
     pub fn macs_since(&self, from: Instant) -> Vec<[u8; 6]> {
         let mut m: Vec<[u8; 6]> = self
             .replies
             .iter()
-            .filter(|r| r.at >= from)
+            .filter(|r| r.at >= from && matches!(r.kind, Kind::Echo | Kind::Arp))
             .map(|r| r.mac)
             .collect();
         m.sort();

@@ -177,15 +177,17 @@ impl VrrpLab {
     /// leaves its VIPs configured; a dead box answers nothing.)
     pub fn crash(&mut self, router: &str) -> Result<()> {
         let r = self.routers.get_mut(router).context("no such router")?;
-        if let Some(mut p) = r.process.take() {
-            p.kill();
-        }
         r.powered = false;
         let iface = r.iface.clone();
-        self.lab
-            .host(router)
-            .ns
-            .ip(&["link", "set", &iface, "down"])
+        let process = r.process.take();
+        let ns = &self.lab.host(router).ns;
+        // The link first, so nothing more leaves the box (not even a dying daemon's
+        // priority-0 advert); then every process of the router at once, since keepalived's
+        // VRRP child would otherwise notice its parent's death and stop gracefully.
+        ns.ip(&["link", "set", &iface, "down"])?;
+        ns.kill_all();
+        drop(process);
+        Ok(())
     }
 
     /// Brings a crashed router's link back (its daemon is started again with [`Self::start`]).
@@ -200,6 +202,11 @@ impl VrrpLab {
             }
         }
         ns.ip(&["link", "set", &iface, "up"])?;
+        // A reboot empties /run: pid files of killed daemons must not block their restart
+        // (an orphaned child may linger as a zombie nobody reaps in a container).
+        for what in ["main", "vrrp"] {
+            let _ = std::fs::remove_file(self.dir.join(format!("{router}-{what}.pid")));
+        }
         if let Some(r) = self.routers.get_mut(router) {
             r.powered = true;
         }

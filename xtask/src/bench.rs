@@ -9,7 +9,11 @@ use anyhow::{Context as _, Result, bail};
 use crate::{display, is_root, root, setup};
 
 /// (name, binary in vrrp-tests) of every benchmark, in the order BENCHMARKS.md lists them.
-const BENCHES: &[(&str, &str)] = &[("xdp", "xdp-bench"), ("config", "config-bench")];
+const BENCHES: &[(&str, &str)] = &[
+    ("xdp", "xdp-bench"),
+    ("config", "config-bench"),
+    ("failover", "failover-bench"),
+];
 
 pub fn run(names: &[String]) -> Result<()> {
     setup::run()?;

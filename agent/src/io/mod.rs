@@ -4,3 +4,4 @@
 pub mod garp;
 pub mod runtime;
 pub mod socket;
+pub mod timer;

@@ -11,11 +11,12 @@ use std::{collections::HashMap, net::IpAddr, sync::Arc, time::Duration};
 use agent_common::{IFACE_FILTER_ARMED, IfaceConfig, VipKey, VipValue, VridConfig, VridKey};
 use anyhow::{Context as _, Result, anyhow, bail};
 use log::{debug, info, warn};
-use tokio::{sync::mpsc, time::Instant};
+use tokio::sync::mpsc;
 
 use super::{
     garp::{self, FrameSocket},
     socket::{Packet, RxSocket, TxSocket},
+    timer::{Timer, monotonic_now},
 };
 use crate::{
     config::model::{Config, Instance as InstanceConfig, VirtualAddress},
@@ -70,7 +71,6 @@ struct Slot {
 
 pub struct Runtime {
     opts: Options,
-    epoch: Instant,
     slots: Vec<Slot>,
     netlink: Netlink,
     xdp: Option<XdpProgram>,
@@ -90,7 +90,6 @@ impl Runtime {
         let (rx_tx, rx) = mpsc::unbounded_channel();
         let mut rt = Runtime {
             opts,
-            epoch: Instant::now(),
             slots: Vec::new(),
             netlink,
             xdp: None,
@@ -288,7 +287,7 @@ impl Runtime {
     }
 
     fn now(&self) -> Duration {
-        Instant::now().duration_since(self.epoch)
+        monotonic_now()
     }
 
     /// Runs until [`Control::Stop`] (or the control channel closes), then stops every instance
@@ -312,14 +311,14 @@ impl Runtime {
         for k in 0..self.slots.len() {
             self.event(k, Event::Start).await;
         }
+        let mut timer = Timer::new().context("timerfd")?;
         loop {
             let next = self
                 .slots
                 .iter()
                 .filter_map(|s| s.inst.next_deadline())
-                .min()
-                .map(|d| self.epoch + d)
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+                .min();
+            timer.set(next).context("arming the timer")?;
             tokio::select! {
                 biased;
                 c = control.recv() => match c {
@@ -330,7 +329,7 @@ impl Runtime {
                     }
                     Some(Control::Stop) | None => break,
                 },
-                _ = tokio::time::sleep_until(next) => {
+                _ = timer.wait() => {
                     let now = self.now();
                     for k in 0..self.slots.len() {
                         if self.slots[k].inst.next_deadline().is_some_and(|d| d <= now) {
@@ -354,11 +353,13 @@ impl Runtime {
         self.shutdown().await
     }
 
+    /// The XDP program goes first, while we are still master and the VIPs are still on the
+    /// interface (the kernel answers ARP for them meanwhile): detaching takes the RTNL lock for
+    /// milliseconds, and done after the priority-0 advert it would hold up the new master's
+    /// address configuration whenever both share a kernel. Then each instance stops
+    /// (priority 0, VIPs removed).
     async fn shutdown(mut self) -> Result<()> {
-        for k in 0..self.slots.len() {
-            self.event(k, Event::Stop).await;
-        }
-        if let Some(mut prog) = self.xdp.take() {
+        let prog = self.xdp.take().map(|mut prog| {
             log_xdp_counters(&prog, &self.slots);
             let names: Vec<String> = prog.attachments().iter().map(|a| a.iface.clone()).collect();
             for n in names {
@@ -366,7 +367,12 @@ impl Runtime {
                     warn!("{n}: detaching XDP: {e}");
                 }
             }
+            prog
+        });
+        for k in 0..self.slots.len() {
+            self.event(k, Event::Stop).await;
         }
+        drop(prog);
         Ok(())
     }
 
@@ -525,6 +531,7 @@ impl Runtime {
                         if add { "setting" } else { "removing" }
                     );
                 }
+                let t0 = monotonic_now();
                 for vip in slot.vips.iter().chain(&slot.excluded) {
                     let r = if add {
                         self.netlink.add_address(vip.link.index, &vip.addr).await
@@ -535,6 +542,11 @@ impl Runtime {
                         warn!("({name}) {e} on {}", vip.link.name);
                     }
                 }
+                debug!(
+                    "({name}) VIPs {} in {:?}",
+                    if add { "set" } else { "removed" },
+                    monotonic_now() - t0
+                );
             }
             Action::Notify(state) => debug!("({name}) now {}", state.name()),
             Action::NotifyMasterRxLowerPri => {}
