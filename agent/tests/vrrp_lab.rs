@@ -186,6 +186,67 @@ fn seed_lb_pair_with_dev_and_label_runs_unchanged() {
     assert!(shown.contains("eth2:1"), "the label is applied: {shown}");
 }
 
+/// The other seed pairs as written: each router on the interface its file names, with the
+/// address its `mcast_src_ip` needs; every VIP ends up on exactly the router with the higher
+/// priority for it.
+#[test]
+fn every_seed_pair_runs_unchanged() {
+    if skip_unless_root("every_seed_pair_runs_unchanged") {
+        return;
+    }
+    // (a's file, b's file or "", interface, a's address, b's address, [(VIP, holder)])
+    let cases: [(&str, &str, &str, &str, &str, &[(&str, &str)]); 4] = [
+        (
+            "nginx-master.conf",
+            "nginx-backup.conf",
+            "eth0",
+            "192.168.1.210/24",
+            "192.168.1.211/24",
+            &[("192.168.1.200", "a")],
+        ),
+        (
+            "dual-master-a.conf",
+            "dual-master-b.conf",
+            "eth0",
+            "192.168.137.201/24",
+            "192.168.137.202/24",
+            // Two instances each, crossed priorities: both routers serve.
+            &[("192.168.137.200", "a"), ("192.168.137.100", "b")],
+        ),
+        (
+            "lvs-dr-master.conf",
+            "lvs-dr-backup.conf",
+            "ens33",
+            "192.168.11.11/24",
+            "192.168.11.12/24",
+            &[("192.168.11.200", "a")],
+        ),
+        (
+            // Kept verbatim with its mistakes; its instance is named " insid_network".
+            "annotated-messy.conf",
+            "",
+            "eth0",
+            "192.168.202.1/24",
+            "192.168.202.2/24",
+            &[("192.168.202.200", "a")],
+        ),
+    ];
+    for (fa, fb, iface, addr_a, addr_b, vips) in cases {
+        let mut lab = VrrpLab::new(agent()).unwrap();
+        lab.add_router("a", iface, A_MAC, addr_a).unwrap();
+        lab.add_router("b", iface, B_MAC, addr_b).unwrap();
+        lab.start("a", Daemon::Agent, &seed(fa)).unwrap();
+        if !fb.is_empty() {
+            lab.start("b", Daemon::Agent, &seed(fb)).unwrap();
+        }
+        for (vip, holder) in vips {
+            lab.wait_sole_holder(holder, vip, LONG)
+                .unwrap_or_else(|e| panic!("{fa} / {fb}: {e:#}"));
+        }
+        assert!(lab.is_running("a"), "{fa}\n{}", lab.logs());
+    }
+}
+
 // ----- against keepalived 2.2.7 -----
 
 #[derive(Clone, Copy, Debug)]
