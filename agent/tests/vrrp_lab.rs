@@ -396,6 +396,36 @@ fn preempt_delay_holds_the_higher_router_back() {
     );
 }
 
+#[test]
+fn virtual_routes_follow_mastership() {
+    if skip_unless_root("virtual_routes_follow_mastership") {
+        return;
+    }
+    let routes = "virtual_routes {\n 10.99.0.0/16 via 192.168.11.254 dev eth0 metric 7\n blackhole 10.98.0.0/16\n }";
+    let has_routes = |lab: &VrrpLab, r: &str| {
+        let out = lab.lab.host(r).ns.run(&["ip", "route", "show"]).unwrap();
+        out.contains("10.99.0.0/16 via 192.168.11.254 dev eth0")
+            && out.contains("blackhole 10.98.0.0/16")
+    };
+    let mut lab = seed_lab("eth0");
+    lab.start("a", Daemon::Agent, &conf(Proto::V3, "a", 150, routes))
+        .unwrap();
+    lab.start("b", Daemon::Agent, &conf(Proto::V3, "b", 100, routes))
+        .unwrap();
+    lab.wait_sole_holder("a", "192.168.11.200", LONG).unwrap();
+    vrrp_tests::poll(LONG, || has_routes(&lab, "a").then_some(()))
+        .unwrap_or_else(|| panic!("a (master) has its virtual routes\n{}", lab.logs()));
+    assert!(!has_routes(&lab, "b"), "b (backup) has none");
+    lab.stop("a", LONG).unwrap();
+    lab.wait_sole_holder("b", "192.168.11.200", LONG).unwrap();
+    vrrp_tests::poll(LONG, || has_routes(&lab, "b").then_some(()))
+        .unwrap_or_else(|| panic!("b (new master) has the routes\n{}", lab.logs()));
+    assert!(
+        !has_routes(&lab, "a"),
+        "a removed its routes when it stopped"
+    );
+}
+
 /// Bridge port isolation between a and b: a partition with every link up.
 fn isolate(lab: &VrrpLab, on: bool) {
     for r in ["a", "b"] {

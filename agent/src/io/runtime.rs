@@ -20,7 +20,10 @@ use super::{
 };
 use crate::{
     config::model::{Config, Instance as InstanceConfig, VirtualAddress},
-    netlink::{Link, Netlink},
+    netlink::{
+        Link, Netlink,
+        route::{self, VirtualRoute},
+    },
     vrrp::{
         instance::{Action, Event, Instance, LogLevel, Received},
         packet::{Advert, ChecksumMode},
@@ -64,6 +67,8 @@ struct Slot {
     xdp_entry: Option<(VridKey, VridConfig)>,
     vips: Vec<Vip>,
     excluded: Vec<Vip>,
+    /// `virtual_routes`, with the index of their `dev` when they name one.
+    routes: Vec<(VirtualRoute, Option<u32>)>,
     /// `vrrp_garp_interval` / `vrrp_gna_interval`: spacing of one burst.
     garp_interval: Duration,
     na_router: bool,
@@ -200,6 +205,24 @@ impl Runtime {
         for a in &ic.virtual_ipaddress_excluded {
             excluded.push(self.vip(&link, a).await?);
         }
+        let mut routes = Vec::new();
+        for block in &ic.virtual_routes {
+            let words: Vec<String> = std::iter::once(block.keyword.clone())
+                .chain(block.args.iter().cloned())
+                .collect();
+            let r = route::parse(&words).with_context(|| format!("({}) {}", ic.name, block.at))?;
+            let oif = match &r.dev {
+                Some(dev) => Some(
+                    self.netlink
+                        .link(dev)
+                        .await
+                        .with_context(|| format!("({}) virtual route via {dev}", ic.name))?
+                        .index,
+                ),
+                None => None,
+            };
+            routes.push((r, oif));
+        }
         let mut inst = Instance::new(params, src);
         inst.set_link_initially(link.up);
         Ok(Slot {
@@ -217,6 +240,7 @@ impl Runtime {
             v6,
             vips,
             excluded,
+            routes,
             garp_interval: Duration::from_secs_f64(if v6 {
                 config.global.vrrp_gna_interval
             } else {
@@ -532,6 +556,14 @@ impl Runtime {
                     );
                 }
                 let t0 = monotonic_now();
+                // keepalived: routes go after the addresses they may need, and before them.
+                if !add {
+                    for (r, oif) in &slot.routes {
+                        if let Err(e) = self.netlink.del_route(r, *oif).await {
+                            warn!("({name}) {e}");
+                        }
+                    }
+                }
                 for vip in slot.vips.iter().chain(&slot.excluded) {
                     let r = if add {
                         self.netlink.add_address(vip.link.index, &vip.addr).await
@@ -540,6 +572,13 @@ impl Runtime {
                     };
                     if let Err(e) = r {
                         warn!("({name}) {e} on {}", vip.link.name);
+                    }
+                }
+                if add {
+                    for (r, oif) in &slot.routes {
+                        if let Err(e) = self.netlink.add_route(r, *oif).await {
+                            warn!("({name}) {e}");
+                        }
                     }
                 }
                 debug!(

@@ -15,6 +15,8 @@ use thiserror::Error;
 
 use crate::config::model::VirtualAddress;
 
+pub mod route;
+
 #[derive(Debug, Error)]
 pub enum NetlinkError {
     #[error("netlink socket: {0}")]
@@ -28,6 +30,8 @@ pub enum NetlinkError {
     },
     #[error("unknown scope {0:?} (want global, site, link, host, nowhere or 0..255)")]
     Scope(String),
+    #[error("route: {0}")]
+    Route(String),
 }
 
 /// What the runtime needs of an interface.
@@ -273,4 +277,89 @@ impl Netlink {
 
 pub fn is_link_local(a: &Ipv6Addr) -> bool {
     a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+// ===== routes =====
+
+fn route_message(
+    r: &route::VirtualRoute,
+    oif: Option<u32>,
+) -> Result<netlink_packet_route::route::RouteMessage, NetlinkError> {
+    use netlink_packet_route::route::{RouteFlags, RouteProtocol, RouteScope, RouteType};
+    use rtnetlink::RouteMessageBuilder;
+    let invalid = |e: &dyn std::fmt::Display| NetlinkError::Route(e.to_string());
+    let mut b = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(r.dest, r.prefix)
+        .map_err(|e| invalid(&e))?;
+    if let Some(g) = r.gateway {
+        b = b.gateway(g).map_err(|e| invalid(&e))?;
+    }
+    if let Some(s) = r.src {
+        b = b.pref_source(s).map_err(|e| invalid(&e))?;
+    }
+    if let Some(i) = oif {
+        b = b.output_interface(i);
+    }
+    if let Some(t) = r.table {
+        b = b.table_id(t);
+    }
+    if let Some(m) = r.metric {
+        b = b.priority(m);
+    }
+    b = b.protocol(RouteProtocol::from(r.protocol.unwrap_or(4)));
+    if let Some(s) = &r.scope {
+        b = b.scope(match scope(s)? {
+            AddressScope::Universe => RouteScope::Universe,
+            AddressScope::Site => RouteScope::Site,
+            AddressScope::Link => RouteScope::Link,
+            AddressScope::Host => RouteScope::Host,
+            AddressScope::Nowhere => RouteScope::NoWhere,
+            AddressScope::Other(n) => RouteScope::from(n),
+            _ => RouteScope::Universe,
+        });
+    } else if r.gateway.is_none() && r.kind == route::RouteKind::Unicast {
+        // `ip route add DEST dev IF` without a gateway is a link-scope route.
+        b = b.scope(RouteScope::Link);
+    }
+    b = b.kind(match r.kind {
+        route::RouteKind::Unicast => RouteType::Unicast,
+        route::RouteKind::Blackhole => RouteType::BlackHole,
+        route::RouteKind::Unreachable => RouteType::Unreachable,
+        route::RouteKind::Prohibit => RouteType::Prohibit,
+    });
+    let mut m = b.build();
+    if r.onlink {
+        m.header.flags |= RouteFlags::Onlink;
+    }
+    Ok(m)
+}
+
+impl Netlink {
+    /// Adds a virtual route (`oif`: the index of its `dev`); one already there is fine.
+    pub async fn add_route(
+        &self,
+        r: &route::VirtualRoute,
+        oif: Option<u32>,
+    ) -> Result<(), NetlinkError> {
+        let msg = route_message(r, oif)?;
+        match self.handle.route().add(msg).execute().await {
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+            res => res.map_err(request(format!("adding route {}/{}", r.dest, r.prefix))),
+        }
+    }
+
+    /// Removes a virtual route; one already gone is fine.
+    pub async fn del_route(
+        &self,
+        r: &route::VirtualRoute,
+        oif: Option<u32>,
+    ) -> Result<(), NetlinkError> {
+        let msg = route_message(r, oif)?;
+        match self.handle.route().del(msg).execute().await {
+            Err(e) if matches!(errno(&e), Some(libc::ESRCH | libc::ENOENT | libc::ENODEV)) => {
+                Ok(())
+            }
+            res => res.map_err(request(format!("removing route {}/{}", r.dest, r.prefix))),
+        }
+    }
 }
