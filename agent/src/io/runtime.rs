@@ -205,6 +205,20 @@ impl Runtime {
         for a in &ic.virtual_ipaddress_excluded {
             excluded.push(self.vip(&link, a).await?);
         }
+        // Read but not applied yet: said once, loudly, at start (README: "Not there yet").
+        if let Some(vmac) = &ic.use_vmac {
+            warn!(
+                "({}) use_vmac {vmac} is not implemented yet: the VIPs stay on {ifname} with its own MAC (gratuitous ARPs still move them)",
+                ic.name
+            );
+        }
+        if !ic.virtual_rules.is_empty() {
+            warn!(
+                "({}) virtual_rules are not implemented yet: {} rule(s) will not be applied",
+                ic.name,
+                ic.virtual_rules.len()
+            );
+        }
         let mut routes = Vec::new();
         for block in &ic.virtual_routes {
             let words: Vec<String> = std::iter::once(block.keyword.clone())
@@ -426,8 +440,16 @@ impl Runtime {
             }
         };
         let multicast = p.dst.is_multicast();
-        self.event(
+        // The kernel's receive time, never in the future and at most one second old (a wall
+        // clock step between the stamp and now would otherwise move it).
+        let now = self.now();
+        let at = p
+            .rx_at
+            .filter(|t| *t <= now && now - *t < Duration::from_secs(1))
+            .unwrap_or(now);
+        self.event_at(
             k,
+            at,
             Event::Advert(Received {
                 src: p.src,
                 ttl: p.ttl,
@@ -440,6 +462,10 @@ impl Runtime {
 
     async fn event(&mut self, k: usize, ev: Event) {
         let now = self.now();
+        self.event_at(k, now, ev).await;
+    }
+
+    async fn event_at(&mut self, k: usize, now: Duration, ev: Event) {
         let actions = self.slots[k].inst.handle(now, ev);
         for a in actions {
             self.apply(k, a).await;

@@ -26,6 +26,8 @@ pub struct Packet {
     pub ttl: u8,
     /// The VRRP message (the IP payload).
     pub payload: Vec<u8>,
+    /// When the kernel received it (SO_TIMESTAMPNS), on CLOCK_MONOTONIC.
+    pub rx_at: Option<std::time::Duration>,
 }
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -137,6 +139,10 @@ impl RxSocket {
         if !unicast {
             join(&fd, group, ifindex)?;
         }
+        // Kernel receive timestamps: a backup's timer counts from when the advert arrived,
+        // not from when the loop got to it.
+        let on: libc::c_int = 1;
+        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &on)?;
         if v6 {
             let on: libc::c_int = 1;
             setsockopt(&fd, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, &on)?;
@@ -193,6 +199,34 @@ impl RxSocket {
             return Ok(None);
         }
         let data = &buf[..n];
+        let mut dst6 = None;
+        let mut ttl6 = None;
+        let mut stamp = None;
+        // SAFETY: walking the control buffer the kernel filled, with the CMSG macros.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                let h = &*c;
+                let d = libc::CMSG_DATA(c);
+                match (h.cmsg_level, h.cmsg_type) {
+                    (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT) => {
+                        let v = std::ptr::read_unaligned(d.cast::<libc::c_int>());
+                        ttl6 = u8::try_from(v).ok();
+                    }
+                    (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
+                        let info = std::ptr::read_unaligned(d.cast::<libc::in6_pktinfo>());
+                        dst6 = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+                    }
+                    (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => {
+                        let ts = std::ptr::read_unaligned(d.cast::<libc::timespec>());
+                        stamp = Some(ts);
+                    }
+                    _ => {}
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        let rx_at = stamp.and_then(realtime_to_monotonic);
         if !self.v6 {
             // IPv4 raw sockets deliver the IP header.
             if data.len() < 20 || data[0] >> 4 != 4 {
@@ -209,30 +243,11 @@ impl RxSocket {
                 dst: dst.into(),
                 ttl: data[8],
                 payload: data[ihl..].to_vec(),
+                rx_at,
             }));
         }
         let src = Ipv6Addr::from(name.sin6_addr.s6_addr);
-        let mut dst = None;
-        let mut ttl = None;
-        // SAFETY: walking the control buffer the kernel filled, with the CMSG macros.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(&msg);
-            while !c.is_null() {
-                let h = &*c;
-                if h.cmsg_level == libc::IPPROTO_IPV6 {
-                    let data = libc::CMSG_DATA(c);
-                    if h.cmsg_type == libc::IPV6_HOPLIMIT {
-                        let v = std::ptr::read_unaligned(data.cast::<libc::c_int>());
-                        ttl = u8::try_from(v).ok();
-                    } else if h.cmsg_type == libc::IPV6_PKTINFO {
-                        let info = std::ptr::read_unaligned(data.cast::<libc::in6_pktinfo>());
-                        dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
-                    }
-                }
-                c = libc::CMSG_NXTHDR(&msg, c);
-            }
-        }
-        let (Some(dst), Some(ttl)) = (dst, ttl) else {
+        let (Some(dst), Some(ttl)) = (dst6, ttl6) else {
             return Ok(None);
         };
         Ok(Some(Packet {
@@ -240,8 +255,23 @@ impl RxSocket {
             dst: dst.into(),
             ttl,
             payload: data.to_vec(),
+            rx_at,
         }))
     }
+}
+
+/// The kernel stamps packets with CLOCK_REALTIME; the state machines run on CLOCK_MONOTONIC.
+/// The offset between the clocks now converts it (a step of the wall clock between the stamp
+/// and now would skew one packet's time; the runtime clamps it to the present).
+fn realtime_to_monotonic(ts: libc::timespec) -> Option<std::time::Duration> {
+    let stamp = std::time::Duration::new(u64::try_from(ts.tv_sec).ok()?, u32::try_from(ts.tv_nsec).ok()?);
+    let mut rt = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: rt is a valid timespec to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut rt) };
+    let rt_now = std::time::Duration::new(u64::try_from(rt.tv_sec).ok()?, u32::try_from(rt.tv_nsec).ok()?);
+    let mono_now = super::timer::monotonic_now();
+    let age = rt_now.checked_sub(stamp)?;
+    mono_now.checked_sub(age)
 }
 
 // ===== TxSocket =====
