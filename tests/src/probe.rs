@@ -47,8 +47,12 @@ pub struct Record {
     pub replies: Vec<Reply>,
 }
 
+/// The newest VRRP advert seen: (when, sender MAC).
+type LastAdvert = Arc<std::sync::Mutex<Option<(Instant, [u8; 6])>>>;
+
 pub struct Probe {
     stop: Arc<AtomicBool>,
+    last_advert: LastAdvert,
     thread: Option<JoinHandle<Result<Result<Record>>>>,
 }
 
@@ -65,11 +69,24 @@ impl Probe {
     ) -> Result<Probe> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let last_advert = LastAdvert::default();
+        let seen = last_advert.clone();
         let iface = iface.to_string();
-        let thread =
-            ns.thread(move || run(&iface, mac, src, vip, interval, arp_every.max(1), &flag))?;
+        let thread = ns.thread(move || {
+            run(
+                &iface,
+                mac,
+                src,
+                vip,
+                interval,
+                arp_every.max(1),
+                &flag,
+                &seen,
+            )
+        })?;
         Ok(Probe {
             stop,
+            last_advert,
             thread: Some(thread),
         })
     }
@@ -79,6 +96,25 @@ impl Probe {
         let t = self.thread.take().expect("stopped once");
         t.join()
             .map_err(|_| anyhow::anyhow!("probe thread panicked"))??
+    }
+}
+
+impl Probe {
+    /// Waits for the next advert from `mac` (after this call); when it was seen.
+    pub fn next_advert_from(&self, mac: [u8; 6], timeout: Duration) -> Option<Instant> {
+        let after = Instant::now();
+        // A fine-grained poll: the caller times a fault against this advert.
+        while after.elapsed() < timeout {
+            let l = *self.last_advert.lock().ok()?;
+            if let Some((at, m)) = l
+                && at > after
+                && m == mac
+            {
+                return Some(at);
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        None
     }
 }
 
@@ -192,6 +228,7 @@ fn run(
     interval: Duration,
     arp_every: u16,
     stop: &AtomicBool,
+    last_advert: &LastAdvert,
 ) -> Result<Record> {
     let cap = capture::open(iface).context("probe capture")?;
     let icmp = icmp_socket()?;
@@ -214,6 +251,12 @@ fn run(
         if let Some(f) = cap.next_matching(next - now, |f| parse_reply(f, id, vip, mac).is_some())
             && let Some((kind, s, m)) = parse_reply(&f, id, vip, mac)
         {
+            let at = Instant::now();
+            if matches!(kind, Kind::Advert(p) if p > 0)
+                && let Ok(mut l) = last_advert.lock()
+            {
+                *l = Some((at, m));
+            }
             rec.replies.push(Reply {
                 kind,
                 seq: if kind != Kind::Echo {
@@ -221,7 +264,7 @@ fn run(
                 } else {
                     s
                 },
-                at: Instant::now(),
+                at,
                 mac: m,
             });
         }

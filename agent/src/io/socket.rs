@@ -264,11 +264,20 @@ impl RxSocket {
 /// The offset between the clocks now converts it (a step of the wall clock between the stamp
 /// and now would skew one packet's time; the runtime clamps it to the present).
 fn realtime_to_monotonic(ts: libc::timespec) -> Option<std::time::Duration> {
-    let stamp = std::time::Duration::new(u64::try_from(ts.tv_sec).ok()?, u32::try_from(ts.tv_nsec).ok()?);
-    let mut rt = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let stamp = std::time::Duration::new(
+        u64::try_from(ts.tv_sec).ok()?,
+        u32::try_from(ts.tv_nsec).ok()?,
+    );
+    let mut rt = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: rt is a valid timespec to fill.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut rt) };
-    let rt_now = std::time::Duration::new(u64::try_from(rt.tv_sec).ok()?, u32::try_from(rt.tv_nsec).ok()?);
+    let rt_now = std::time::Duration::new(
+        u64::try_from(rt.tv_sec).ok()?,
+        u32::try_from(rt.tv_nsec).ok()?,
+    );
     let mono_now = super::timer::monotonic_now();
     let age = rt_now.checked_sub(stamp)?;
     mono_now.checked_sub(age)

@@ -1,8 +1,9 @@
 //! `cargo xtask bench failover`: the outage a client sees when the master fails, side by side
 //! for keepalived 2.2.7 pairs, vrrp-agent pairs and mixed pairs, in the same lab and run.
 //!
-//! Per row: the master (a, priority 150) crashes (SIGKILL + link down) or stops gracefully
-//! (SIGTERM) at a random point of its advert cycle; the backup (b, priority 100) takes over.
+//! Per row: the master (a, priority 150) crashes (link down, then SIGKILL) or stops gracefully
+//! (SIGTERM) at a point of its advert cycle (run k of every row at the same point); the backup
+//! (b, priority 100) takes over.
 //! A client pings the VIP every millisecond and captures the LAN:
 //! - outage: the widest gap between answered pings around the fault, less one probe interval;
 //! - timer error: the backup's first advert as master, less when the RFC says it is due: the
@@ -184,8 +185,16 @@ fn one_row(
         lab.start("a", master, &conf(iv, 150))?;
         lab.wait_sole_holder("a", VIP, LONG)?;
         let probe = lab.probe(vip, Duration::from_millis(1), 1000)?;
-        // Service seen before the fault, then the fault at a random point of the cycle.
-        std::thread::sleep(Duration::from_millis(300) + jitter(run, interval));
+        // Service seen before the fault; then the fault at the same points of the master's
+        // advert cycle for every row (a spread over the cycle, the same spread each row), so
+        // rows differ by the implementations, not by where the fault happened to land.
+        std::thread::sleep(Duration::from_millis(300));
+        let advert = probe
+            .next_advert_from(A_MAC, interval * 3)
+            .context("the master's adverts are not seen")?;
+        std::thread::sleep(
+            (advert + jitter(run, interval)).saturating_duration_since(Instant::now()),
+        );
         let fault_at = Instant::now();
         match fault {
             Fault::Crash => lab.crash("a")?,
@@ -308,7 +317,9 @@ fn main() -> Result<()> {
     println!("{}\n", vrrp_tests::machine());
     println!(
         "Two routers and a client in network namespaces on one bridge; the master (priority 150) \
-         fails at a random point of its advert cycle and the backup (priority 100) takes over. \
+         fails (crash: link down, then SIGKILL; graceful: SIGTERM) at a point of its advert \
+         cycle, run k of every row at the same point (spread over the cycle), and the backup \
+         (priority 100) takes over. \
          The client pings the VIP every 1 ms; outage = widest gap between answered pings, less \
          the probe interval. {runs} runs per row, median and min–max. Ratio: this row's median \
          over the keepalived pair's in the same run. Timer error: the backup's first advert as \
