@@ -80,8 +80,8 @@ pub struct Runtime {
     netlink: Netlink,
     xdp: Option<XdpProgram>,
     frames: HashMap<u32, Arc<FrameSocket>>,
-    rx_tx: mpsc::UnboundedSender<(u32, bool, Packet)>,
-    rx: mpsc::UnboundedReceiver<(u32, bool, Packet)>,
+    rx_tx: mpsc::Sender<(u32, bool, Packet)>,
+    rx: mpsc::Receiver<(u32, bool, Packet)>,
 }
 
 impl Runtime {
@@ -92,7 +92,9 @@ impl Runtime {
             bail!("no vrrp_instance configured: nothing to run");
         }
         let netlink = Netlink::new().context("opening netlink")?;
-        let (rx_tx, rx) = mpsc::unbounded_channel();
+        // Bounded: if adverts arrive faster than the loop handles them, the receive tasks wait
+        // and the kernel's socket buffer drops the excess, rather than memory growing.
+        let (rx_tx, rx) = mpsc::channel(1024);
         let mut rt = Runtime {
             opts,
             slots: Vec::new(),
@@ -145,7 +147,7 @@ impl Runtime {
                 loop {
                     match sock.recv().await {
                         Ok(p) => {
-                            if tx.send((ifindex, v6, p)).is_err() {
+                            if tx.send((ifindex, v6, p)).await.is_err() {
                                 break;
                             }
                         }
