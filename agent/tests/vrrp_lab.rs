@@ -426,6 +426,95 @@ fn virtual_routes_follow_mastership() {
     );
 }
 
+#[test]
+fn use_vmac_keeps_the_vip_on_the_virtual_mac_across_failover() {
+    if skip_unless_root("use_vmac_keeps_the_vip_on_the_virtual_mac_across_failover") {
+        return;
+    }
+    const VMAC: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, 42];
+    let on_vmac = |lab: &VrrpLab, r: &str| {
+        lab.lab
+            .host(r)
+            .ns
+            .run(&["ip", "-o", "addr", "show", "dev", "vrrp.42"])
+            .is_ok_and(|o| o.contains("192.168.11.200/24"))
+    };
+    let mut lab = seed_lab("eth0");
+    lab.start("a", Daemon::Agent, &conf(Proto::V3, "a", 150, "use_vmac"))
+        .unwrap();
+    lab.start("b", Daemon::Agent, &conf(Proto::V3, "b", 100, "use_vmac"))
+        .unwrap();
+    vrrp_tests::poll(LONG, || on_vmac(&lab, "a").then_some(()))
+        .unwrap_or_else(|| panic!("a holds the VIP on vrrp.42\n{}", lab.logs()));
+    assert!(!on_vmac(&lab, "b"));
+    let vip: Ipv4Addr = "192.168.11.200".parse().unwrap();
+    // ARP for the VIP answers with the virtual MAC; pings are answered by a.
+    let seen = |lab: &VrrpLab| {
+        let probe = lab.probe(vip, Duration::from_millis(5), 5).unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        probe.stop().unwrap()
+    };
+    let rec = seen(&lab);
+    let arp: Vec<[u8; 6]> = rec
+        .replies
+        .iter()
+        .filter(|r| r.kind == vrrp_tests::probe::Kind::Arp)
+        .map(|r| r.mac)
+        .collect();
+    assert!(
+        !arp.is_empty() && arp.iter().all(|m| *m == VMAC),
+        "ARP replies: {arp:?}\n{}",
+        lab.logs()
+    );
+    // The ARP reply's sender hardware address is what clients cache: it is the VMAC too.
+    assert_eq!(rec.last_echo_mac(), Some(A_MAC), "{}", lab.describe(&rec));
+    // Failover: the client's cached MAC stays right; b answers behind it.
+    lab.stop("a", LONG).unwrap();
+    vrrp_tests::poll(LONG, || on_vmac(&lab, "b").then_some(()))
+        .unwrap_or_else(|| panic!("b holds the VIP on vrrp.42\n{}", lab.logs()));
+    let rec = seen(&lab);
+    assert_eq!(rec.last_echo_mac(), Some(B_MAC), "{}", lab.describe(&rec));
+    assert!(
+        lab.lab
+            .host("a")
+            .ns
+            .run(&["ip", "link", "show", "vrrp.42"])
+            .is_err(),
+        "a removed its VMAC when it stopped"
+    );
+}
+
+#[test]
+fn use_vmac_interoperates_with_keepalived_both_ways() {
+    if skip_unless_root("use_vmac_interoperates_with_keepalived_both_ways") {
+        return;
+    }
+    let on_vmac = |lab: &VrrpLab, r: &str| {
+        lab.lab
+            .host(r)
+            .ns
+            .run(&["ip", "-o", "addr", "show", "dev", "vrrp.42"])
+            .is_ok_and(|o| o.contains("192.168.11.200/24"))
+    };
+    for (master, backup) in [
+        (Daemon::Agent, Daemon::Keepalived),
+        (Daemon::Keepalived, Daemon::Agent),
+    ] {
+        let mut lab = seed_lab("eth0");
+        lab.start("a", master, &conf(Proto::V3, "a", 150, "use_vmac"))
+            .unwrap();
+        lab.start("b", backup, &conf(Proto::V3, "b", 100, "use_vmac"))
+            .unwrap();
+        vrrp_tests::poll(LONG, || {
+            (on_vmac(&lab, "a") && !on_vmac(&lab, "b")).then_some(())
+        })
+        .unwrap_or_else(|| panic!("{master:?} master on vrrp.42 only\n{}", lab.logs()));
+        lab.stop("a", LONG).unwrap();
+        vrrp_tests::poll(LONG, || on_vmac(&lab, "b").then_some(()))
+            .unwrap_or_else(|| panic!("{backup:?} takes over on vrrp.42\n{}", lab.logs()));
+    }
+}
+
 /// Bridge port isolation between a and b: a partition with every link up.
 fn isolate(lab: &VrrpLab, on: bool) {
     for r in ["a", "b"] {

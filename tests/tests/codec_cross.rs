@@ -120,7 +120,10 @@ fn tcpdump_capture_decodes_as_tcpdump_reads_it_and_reencodes_byte_for_byte() {
                 let (kind, pass) = match advert.auth {
                     packet::Auth::Pass(p) => (
                         "simple",
-                        format!(" auth \"{}\"", String::from_utf8_lossy(&p).trim_end_matches('\0')),
+                        format!(
+                            " auth \"{}\"",
+                            String::from_utf8_lossy(&p).trim_end_matches('\0')
+                        ),
                     ),
                     _ => ("none", String::new()),
                 };

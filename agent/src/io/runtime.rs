@@ -53,6 +53,16 @@ pub struct Options {
 struct Vip {
     link: Link,
     addr: VirtualAddress,
+    /// Where the XDP program sees ARP for it: the base interface of a VMAC.
+    xdp_ifindex: u32,
+}
+
+/// A VMAC interface this run created, and the base interface's ARP settings to put back.
+struct Vmac {
+    link: Link,
+    created: bool,
+    base: String,
+    base_arp: Option<(u32, u32)>,
 }
 
 struct Slot {
@@ -67,6 +77,11 @@ struct Slot {
     xdp_entry: Option<(VridKey, VridConfig)>,
     vips: Vec<Vip>,
     excluded: Vec<Vip>,
+    vmac: Option<Vmac>,
+    /// Where adverts are read: the VMAC if any. Linux's macvlan hands a multicast frame whose
+    /// source is a local private macvlan's MAC (the master's adverts, sent from the same
+    /// virtual MAC) to that macvlan only, not to its base.
+    rx_link: Link,
     /// `virtual_routes`, with the index of their `dev` when they name one.
     routes: Vec<(VirtualRoute, Option<u32>)>,
     /// `vrrp_garp_interval` / `vrrp_gna_interval`: spacing of one burst.
@@ -113,21 +128,22 @@ impl Runtime {
                 config.global.vrrp_mcast_group4
             };
             let unicast = !ic.unicast_peers.is_empty();
-            match rx_sockets.get(&(slot.link.index, slot.v6)) {
+            let rx_link = slot.rx_link.clone();
+            match rx_sockets.get(&(rx_link.index, slot.v6)) {
                 Some(s) if !unicast => {
                     // Already joined for another instance; joining again is harmless.
-                    let _ = s.join(group, slot.link.index);
+                    let _ = s.join(group, rx_link.index);
                 }
                 Some(_) => {}
                 None => {
-                    let s = RxSocket::open(&slot.link.name, slot.link.index, group, unicast)
+                    let s = RxSocket::open(&rx_link.name, rx_link.index, group, unicast)
                         .with_context(|| {
                             format!(
                                 "({}) opening the VRRP receive socket on {}",
-                                ic.name, slot.link.name
+                                ic.name, rx_link.name
                             )
                         })?;
-                    rx_sockets.insert((slot.link.index, slot.v6), s);
+                    rx_sockets.insert((rx_link.index, slot.v6), s);
                 }
             }
             for vip in slot.vips.iter().chain(&slot.excluded) {
@@ -188,7 +204,15 @@ impl Runtime {
                     )
                 })?,
         };
-        let tx = TxSocket::open(&link.name, link.index, src, ic.unicast_ttl)
+        let vmac = match &ic.use_vmac {
+            Some(name) => Some(self.vmac(ic, name, &link, v6).await?),
+            None => None,
+        };
+        // RFC 5798 §7.3 / keepalived: with a VMAC, adverts leave from it (source MAC = the
+        // virtual MAC) unless `vmac_xmit_base`; VIPs without a `dev` live on it.
+        let vip_link = vmac.as_ref().map_or(&link, |v| &v.link).clone();
+        let send_link = if ic.vmac_xmit_base { &link } else { &vip_link };
+        let tx = TxSocket::open(&send_link.name, send_link.index, src, ic.unicast_ttl)
             .with_context(|| format!("({}) opening the VRRP send socket from {src}", ic.name))?;
         let dsts = if ic.unicast_peers.is_empty() {
             vec![if v6 {
@@ -201,19 +225,13 @@ impl Runtime {
         };
         let mut vips = Vec::new();
         for a in &ic.virtual_ipaddress {
-            vips.push(self.vip(&link, a).await?);
+            vips.push(self.vip(&vip_link, link.index, a).await?);
         }
         let mut excluded = Vec::new();
         for a in &ic.virtual_ipaddress_excluded {
-            excluded.push(self.vip(&link, a).await?);
+            excluded.push(self.vip(&vip_link, link.index, a).await?);
         }
         // Read but not applied yet: said once, loudly, at start (README: "Not there yet").
-        if let Some(vmac) = &ic.use_vmac {
-            warn!(
-                "({}) use_vmac {vmac} is not implemented yet: the VIPs stay on {ifname} with its own MAC (gratuitous ARPs still move them)",
-                ic.name
-            );
-        }
         if !ic.virtual_rules.is_empty() {
             warn!(
                 "({}) virtual_rules are not implemented yet: {} rule(s) will not be applied",
@@ -256,6 +274,8 @@ impl Runtime {
             v6,
             vips,
             excluded,
+            rx_link: vip_link.clone(),
+            vmac,
             routes,
             garp_interval: Duration::from_secs_f64(if v6 {
                 config.global.vrrp_gna_interval
@@ -265,18 +285,87 @@ impl Runtime {
         })
     }
 
-    async fn vip(&self, link: &Link, a: &VirtualAddress) -> Result<Vip> {
-        let link = match &a.dev {
-            Some(dev) if *dev != link.name => self
-                .netlink
-                .link(dev)
-                .await
-                .with_context(|| format!("virtual address {}: interface {dev}", a.addr))?,
-            _ => link.clone(),
+    /// `link`: where VIPs without `dev` go (the VMAC, if any); `base`: the instance's
+    /// interface, where the XDP program runs.
+    async fn vip(&self, link: &Link, base: u32, a: &VirtualAddress) -> Result<Vip> {
+        let (link, xdp_ifindex) = match &a.dev {
+            Some(dev) if *dev != link.name => {
+                let l = self
+                    .netlink
+                    .link(dev)
+                    .await
+                    .with_context(|| format!("virtual address {}: interface {dev}", a.addr))?;
+                let i = l.index;
+                (l, i)
+            }
+            _ => (link.clone(), base),
         };
         Ok(Vip {
             link,
             addr: a.clone(),
+            xdp_ifindex,
+        })
+    }
+
+    /// keepalived's `use_vmac`: the macvlan with the virtual MAC, and keepalived's ARP
+    /// settings (VMAC: arp_ignore 1, accept_local 1, rp_filter 0; base: arp_ignore 1,
+    /// arp_filter 1, put back at stop), so only the VMAC answers ARP for the VIPs.
+    async fn vmac(&self, ic: &InstanceConfig, name: &str, base: &Link, v6: bool) -> Result<Vmac> {
+        let vrid = ic.virtual_router_id.unwrap_or(0);
+        // The parser names an unnamed VMAC before it may have seen the VRID.
+        let name = if name == "vrrp.0" && vrid != 0 {
+            format!("vrrp.{vrid}")
+        } else {
+            name.to_string()
+        };
+        let mac = crate::netlink::virtual_mac(vrid, v6);
+        let (link, created) = self
+            .netlink
+            .ensure_vmac(&name, base, mac)
+            .await
+            .with_context(|| format!("({}) use_vmac", ic.name))?;
+        let mut base_arp = None;
+        if !v6 {
+            for (k, v) in [("arp_ignore", 1), ("accept_local", 1), ("rp_filter", 0)] {
+                if let Err(e) = crate::netlink::set_sysctl(&link.name, k, v) {
+                    warn!("({}) {}: setting {k}: {e}", ic.name, link.name);
+                }
+            }
+            let old = (
+                crate::netlink::get_sysctl(&base.name, "arp_ignore").unwrap_or(0),
+                crate::netlink::get_sysctl(&base.name, "arp_filter").unwrap_or(0),
+            );
+            for (k, v) in [("arp_ignore", 1), ("arp_filter", 1)] {
+                if let Err(e) = crate::netlink::set_sysctl(&base.name, k, v) {
+                    warn!("({}) {}: setting {k}: {e}", ic.name, base.name);
+                }
+            }
+            base_arp = Some(old);
+            // keepalived sets IPv6 address generation off on an IPv4 VMAC: a backup's VMAC
+            // must send nothing (no DAD, no MLD), or the LAN's switches would learn the
+            // virtual MAC at the backup's port.
+            let _ = std::fs::write(
+                format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", link.name),
+                "1",
+            );
+        }
+        self.netlink
+            .set_up(link.index)
+            .await
+            .with_context(|| format!("({}) bringing {} up", ic.name, link.name))?;
+        let link = self.netlink.link(&link.name).await?;
+        info!(
+            "({}) VMAC {} ({}) on {}",
+            ic.name,
+            link.name,
+            crate::netlink::mac_string(mac),
+            base.name
+        );
+        Ok(Vmac {
+            link,
+            created,
+            base: base.name.clone(),
+            base_arp,
         })
     }
 
@@ -413,6 +502,19 @@ impl Runtime {
             self.event(k, Event::Stop).await;
         }
         drop(prog);
+        // keepalived removes the VMACs it made and puts the base's ARP settings back.
+        for slot in &self.slots {
+            let Some(v) = &slot.vmac else { continue };
+            if v.created
+                && let Err(e) = self.netlink.delete_link(v.link.index).await
+            {
+                warn!("{}: removing the VMAC: {e}", v.link.name);
+            }
+            if let Some((ignore, filter)) = v.base_arp {
+                let _ = crate::netlink::set_sysctl(&v.base, "arp_ignore", ignore);
+                let _ = crate::netlink::set_sysctl(&v.base, "arp_filter", filter);
+            }
+        }
         Ok(())
     }
 
@@ -423,7 +525,7 @@ impl Runtime {
         let Some(k) = self
             .slots
             .iter()
-            .position(|s| s.link.index == ifindex && s.v6 == v6 && s.inst.params().vrid == vrid)
+            .position(|s| s.rx_link.index == ifindex && s.v6 == v6 && s.inst.params().vrid == vrid)
         else {
             debug!("Unknown VRID({vrid}) received on interface({ifindex}). ignoring...");
             return;
@@ -510,7 +612,7 @@ impl Runtime {
                     let IpAddr::V4(a) = vip.addr.addr else {
                         continue;
                     };
-                    let key = VipKey::v4(vip.link.index, 0, a.octets());
+                    let key = VipKey::v4(vip.xdp_ifindex, 0, a.octets());
                     let r = if arm {
                         prog.maps.arm_vip(
                             key,

@@ -363,3 +363,93 @@ impl Netlink {
         }
     }
 }
+
+// ===== VMAC (use_vmac) =====
+
+/// RFC 5798 §7.3: the virtual router MAC, 00-00-5E-00-01-{VRID} (IPv4) or 00-00-5E-00-02-{VRID}
+/// (IPv6).
+pub fn virtual_mac(vrid: u8, v6: bool) -> [u8; 6] {
+    [0x00, 0x00, 0x5e, 0x00, if v6 { 0x02 } else { 0x01 }, vrid]
+}
+
+impl Netlink {
+    /// keepalived's VMAC interface: a private-mode macvlan `name` on `base` with `mac`, created
+    /// down so the caller can configure it before anything leaves it ([`Self::set_up`]). One
+    /// left by an earlier run (same MAC) is reused; another interface of that name is an error.
+    pub async fn ensure_vmac(
+        &self,
+        name: &str,
+        base: &Link,
+        mac: [u8; 6],
+    ) -> Result<(Link, bool), NetlinkError> {
+        match self.link(name).await {
+            Ok(l) if l.mac == mac => return Ok((l, false)),
+            Ok(_) => {
+                return Err(NetlinkError::Route(format!(
+                    "interface {name} exists with another MAC: not a VMAC of this instance"
+                )));
+            }
+            Err(NetlinkError::NoSuchLink(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let msg = rtnetlink::LinkMacVlan::new(
+            name,
+            base.index,
+            netlink_packet_route::link::MacVlanMode::Private,
+        )
+        .address(mac.to_vec())
+        .build();
+        self.handle
+            .link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(request(format!(
+                "creating VMAC interface {name} on {}",
+                base.name
+            )))?;
+        Ok((self.link(name).await?, true))
+    }
+
+    pub async fn set_up(&self, index: u32) -> Result<(), NetlinkError> {
+        let msg = rtnetlink::LinkUnspec::new_with_index(index).up().build();
+        self.handle
+            .link()
+            .set(msg)
+            .execute()
+            .await
+            .map_err(request(format!("setting interface {index} up")))
+    }
+
+    pub async fn delete_link(&self, index: u32) -> Result<(), NetlinkError> {
+        match self.handle.link().del(index).execute().await {
+            Err(e) if errno(&e) == Some(libc::ENODEV) => Ok(()),
+            r => r.map_err(request(format!("deleting interface {index}"))),
+        }
+    }
+}
+
+/// Reads `net/ipv4/conf/IF/NAME`.
+pub fn get_sysctl(ifname: &str, name: &str) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{ifname}/{name}"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Writes `net/ipv4/conf/IF/NAME`.
+pub fn set_sysctl(ifname: &str, name: &str, value: u32) -> std::io::Result<()> {
+    std::fs::write(
+        format!("/proc/sys/net/ipv4/conf/{ifname}/{name}"),
+        value.to_string(),
+    )
+}
+
+/// `00:00:5e:00:01:33`.
+pub fn mac_string(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
