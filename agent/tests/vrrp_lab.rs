@@ -397,15 +397,19 @@ fn preempt_delay_holds_the_higher_router_back() {
 }
 
 #[test]
-fn virtual_routes_follow_mastership() {
-    if skip_unless_root("virtual_routes_follow_mastership") {
+fn virtual_routes_and_rules_follow_mastership() {
+    if skip_unless_root("virtual_routes_and_rules_follow_mastership") {
         return;
     }
-    let routes = "virtual_routes {\n 10.99.0.0/16 via 192.168.11.254 dev eth0 metric 7\n blackhole 10.98.0.0/16\n }";
+    let routes = "virtual_routes {\n 10.99.0.0/16 via 192.168.11.254 dev eth0 metric 7\n blackhole 10.98.0.0/16\n }\n\
+                  virtual_rules {\n from 192.168.11.200 table 100 priority 1000\n }";
     let has_routes = |lab: &VrrpLab, r: &str| {
-        let out = lab.lab.host(r).ns.run(&["ip", "route", "show"]).unwrap();
-        out.contains("10.99.0.0/16 via 192.168.11.254 dev eth0")
-            && out.contains("blackhole 10.98.0.0/16")
+        let ns = &lab.lab.host(r).ns;
+        let routes = ns.run(&["ip", "route", "show"]).unwrap();
+        let rules = ns.run(&["ip", "rule", "show"]).unwrap();
+        routes.contains("10.99.0.0/16 via 192.168.11.254 dev eth0")
+            && routes.contains("blackhole 10.98.0.0/16")
+            && rules.contains("1000:\tfrom 192.168.11.200 lookup 100")
     };
     let mut lab = seed_lab("eth0");
     lab.start("a", Daemon::Agent, &conf(Proto::V3, "a", 150, routes))

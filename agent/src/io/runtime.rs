@@ -23,6 +23,7 @@ use crate::{
     netlink::{
         Link, Netlink,
         route::{self, VirtualRoute},
+        rule::{self, VirtualRule},
     },
     vrrp::{
         instance::{Action, Event, Instance, LogLevel, Received},
@@ -84,6 +85,8 @@ struct Slot {
     rx_link: Link,
     /// `virtual_routes`, with the index of their `dev` when they name one.
     routes: Vec<(VirtualRoute, Option<u32>)>,
+    /// `virtual_rules`.
+    rules: Vec<VirtualRule>,
     /// `vrrp_garp_interval` / `vrrp_gna_interval`: spacing of one burst.
     garp_interval: Duration,
     na_router: bool,
@@ -232,12 +235,12 @@ impl Runtime {
             excluded.push(self.vip(&vip_link, link.index, a).await?);
         }
         // Read but not applied yet: said once, loudly, at start (README: "Not there yet").
-        if !ic.virtual_rules.is_empty() {
-            warn!(
-                "({}) virtual_rules are not implemented yet: {} rule(s) will not be applied",
-                ic.name,
-                ic.virtual_rules.len()
-            );
+        let mut rules = Vec::new();
+        for block in &ic.virtual_rules {
+            let words: Vec<String> = std::iter::once(block.keyword.clone())
+                .chain(block.args.iter().cloned())
+                .collect();
+            rules.push(rule::parse(&words).with_context(|| format!("({}) {}", ic.name, block.at))?);
         }
         let mut routes = Vec::new();
         for block in &ic.virtual_routes {
@@ -277,6 +280,7 @@ impl Runtime {
             rx_link: vip_link.clone(),
             vmac,
             routes,
+            rules,
             garp_interval: Duration::from_secs_f64(if v6 {
                 config.global.vrrp_gna_interval
             } else {
@@ -691,8 +695,14 @@ impl Runtime {
                     );
                 }
                 let t0 = monotonic_now();
-                // keepalived: routes go after the addresses they may need, and before them.
+                // keepalived: routes and rules go after the addresses they may need, and
+                // before them (rules first).
                 if !add {
+                    for r in &slot.rules {
+                        if let Err(e) = self.netlink.del_rule(r).await {
+                            warn!("({name}) {e}");
+                        }
+                    }
                     for (r, oif) in &slot.routes {
                         if let Err(e) = self.netlink.del_route(r, *oif).await {
                             warn!("({name}) {e}");
@@ -712,6 +722,11 @@ impl Runtime {
                 if add {
                     for (r, oif) in &slot.routes {
                         if let Err(e) = self.netlink.add_route(r, *oif).await {
+                            warn!("({name}) {e}");
+                        }
+                    }
+                    for r in &slot.rules {
+                        if let Err(e) = self.netlink.add_rule(r).await {
                             warn!("({name}) {e}");
                         }
                     }

@@ -16,6 +16,7 @@ use thiserror::Error;
 use crate::config::model::VirtualAddress;
 
 pub mod route;
+pub mod rule;
 
 #[derive(Debug, Error)]
 pub enum NetlinkError {
@@ -452,4 +453,71 @@ pub fn mac_string(mac: [u8; 6]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+// ===== rules =====
+
+fn rule_message(r: &rule::VirtualRule) -> netlink_packet_route::rule::RuleMessage {
+    use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+    let mut m = RuleMessage::default();
+    m.header.family = if r.v6 {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    if let Some((a, len)) = r.from {
+        m.header.src_len = len;
+        m.attributes.push(RuleAttribute::Source(a));
+    }
+    if let Some((a, len)) = r.to {
+        m.header.dst_len = len;
+        m.attributes.push(RuleAttribute::Destination(a));
+    }
+    m.header.tos = r.tos.unwrap_or(0);
+    m.header.action = match r.action {
+        rule::RuleAction::Table(t) => {
+            if t > 255 {
+                m.attributes.push(RuleAttribute::Table(t));
+            } else {
+                m.header.table = t as u8;
+            }
+            RuleAction::ToTable
+        }
+        rule::RuleAction::Blackhole => RuleAction::Blackhole,
+        rule::RuleAction::Unreachable => RuleAction::Unreachable,
+        rule::RuleAction::Prohibit => RuleAction::Prohibit,
+    };
+    if let Some(p) = r.priority {
+        m.attributes.push(RuleAttribute::Priority(p));
+    }
+    if let Some(f) = r.fwmark {
+        m.attributes.push(RuleAttribute::FwMark(f));
+    }
+    if let Some(i) = &r.iif {
+        m.attributes.push(RuleAttribute::Iifname(i.clone()));
+    }
+    if let Some(o) = &r.oif {
+        m.attributes.push(RuleAttribute::Oifname(o.clone()));
+    }
+    m
+}
+
+impl Netlink {
+    /// Adds a virtual rule; one already there is fine.
+    pub async fn add_rule(&self, r: &rule::VirtualRule) -> Result<(), NetlinkError> {
+        let mut req = self.handle.rule().add();
+        *req.message_mut() = rule_message(r);
+        match req.execute().await {
+            Err(e) if errno(&e) == Some(libc::EEXIST) => Ok(()),
+            res => res.map_err(request(format!("adding rule {r:?}"))),
+        }
+    }
+
+    /// Removes a virtual rule; one already gone is fine.
+    pub async fn del_rule(&self, r: &rule::VirtualRule) -> Result<(), NetlinkError> {
+        match self.handle.rule().del(rule_message(r)).execute().await {
+            Err(e) if matches!(errno(&e), Some(libc::ENOENT | libc::ESRCH)) => Ok(()),
+            res => res.map_err(request(format!("removing rule {r:?}"))),
+        }
+    }
 }
