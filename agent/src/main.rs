@@ -191,16 +191,25 @@ async fn signals(tx: tokio::sync::mpsc::UnboundedSender<Control>) {
         let _ = tx.send(Control::Stop);
         return;
     };
+    // Runs for the life of the process: a second SIGTERM during a graceful stop's hand-over
+    // releases at once.
     loop {
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => log::warn!("Reload (SIGHUP) is not implemented yet: configuration unchanged"),
-            _ = usr2.recv() => { let _ = tx.send(Control::DumpStats); }
+        let stop = tokio::select! {
+            _ = term.recv() => true,
+            _ = int.recv() => true,
+            _ = hup.recv() => {
+                log::warn!("Reload (SIGHUP) is not implemented yet: configuration unchanged");
+                false
+            }
+            _ = usr2.recv() => { let _ = tx.send(Control::DumpStats); false }
+        };
+        if stop {
+            log::info!("Stopping");
+            if tx.send(Control::Stop).is_err() {
+                return;
+            }
         }
     }
-    log::info!("Stopping");
-    let _ = tx.send(Control::Stop);
 }
 
 /// keepalived's default: detach into the background (fork, new session, stdio to /dev/null).

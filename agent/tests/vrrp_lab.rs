@@ -195,7 +195,15 @@ fn every_seed_pair_runs_unchanged() {
         return;
     }
     // (a's file, b's file or "", interface, a's address, b's address, [(VIP, holder)])
-    let cases: [(&str, &str, &str, &str, &str, &[(&str, &str)]); 4] = [
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+    );
+    let cases: [Case; 4] = [
         (
             "nginx-master.conf",
             "nginx-backup.conf",

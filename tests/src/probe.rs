@@ -73,16 +73,15 @@ impl Probe {
         let seen = last_advert.clone();
         let iface = iface.to_string();
         let thread = ns.thread(move || {
-            run(
-                &iface,
+            let setup = Setup {
+                iface: &iface,
                 mac,
                 src,
                 vip,
                 interval,
-                arp_every.max(1),
-                &flag,
-                &seen,
-            )
+                arp_every: arp_every.max(1),
+            };
+            run(&setup, &flag, &seen)
         })?;
         Ok(Probe {
             stop,
@@ -220,16 +219,25 @@ fn parse_reply(f: &[u8], id: u16, vip: Ipv4Addr, ours: [u8; 6]) -> Option<(Kind,
     }
 }
 
-fn run(
-    iface: &str,
+/// What one probe sends, from where.
+struct Setup<'a> {
+    iface: &'a str,
     mac: [u8; 6],
     src: Ipv4Addr,
     vip: Ipv4Addr,
     interval: Duration,
     arp_every: u16,
-    stop: &AtomicBool,
-    last_advert: &LastAdvert,
-) -> Result<Record> {
+}
+
+fn run(setup: &Setup, stop: &AtomicBool, last_advert: &LastAdvert) -> Result<Record> {
+    let &Setup {
+        iface,
+        mac,
+        src,
+        vip,
+        interval,
+        arp_every,
+    } = setup;
     let cap = capture::open(iface).context("probe capture")?;
     let icmp = icmp_socket()?;
     let id = (std::process::id() & 0xffff) as u16;

@@ -172,11 +172,13 @@ mod tests {
         assert_eq!(ip.header().hop_limit(), 255);
         assert_eq!(
             icmp.icmp_type(),
-            etherparse::Icmpv6Type::Unknown {
-                type_u8: 136,
-                code_u8: 0,
-                bytes5to8: [0x20, 0, 0, 0]
-            }
+            etherparse::Icmpv6Type::NeighborAdvertisement(
+                etherparse::icmpv6::NeighborAdvertisementHeader {
+                    router: false,
+                    solicited: false,
+                    r#override: true
+                }
+            )
         );
         let expect = icmp
             .icmp_type()

@@ -26,11 +26,14 @@ use crate::{
         rule::{self, VirtualRule},
     },
     vrrp::{
-        instance::{Action, Event, Instance, LogLevel, Received},
+        instance::{Action, Event, Instance, LogLevel, Received, State},
         packet::{Advert, ChecksumMode},
     },
     xdp::{self, Program, XdpProgram},
 };
+
+/// The longest a graceful stop waits for successors before releasing anyway.
+const MAX_HANDOVER: Duration = Duration::from_secs(5);
 
 /// What the signal handlers ask of the runtime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -437,7 +440,7 @@ impl Runtime {
                 startup_delay.as_secs_f64()
             );
             tokio::select! {
-                _ = control.recv() => return self.shutdown().await,
+                _ = control.recv() => return self.finish().await,
                 _ = tokio::time::sleep(startup_delay) => {}
             }
         }
@@ -445,7 +448,16 @@ impl Runtime {
             self.event(k, Event::Start).await;
         }
         let mut timer = Timer::new().context("timerfd")?;
+        // Set once a stop was asked for: the instances hand over, then we finish.
+        let mut stop_deadline: Option<Duration> = None;
+        let mut control_open = true;
         loop {
+            if let Some(deadline) = stop_deadline {
+                let all_stopped = self.slots.iter().all(|s| s.inst.state() == State::Init);
+                if all_stopped || self.now() >= deadline {
+                    break;
+                }
+            }
             let next = self
                 .slots
                 .iter()
@@ -454,13 +466,20 @@ impl Runtime {
             timer.set(next).context("arming the timer")?;
             tokio::select! {
                 biased;
-                c = control.recv() => match c {
+                c = control.recv(), if control_open => match c {
                     Some(Control::DumpStats) => {
                         if let Some(prog) = &self.xdp {
                             log_xdp_counters(prog, &self.slots);
                         }
                     }
-                    Some(Control::Stop) | None => break,
+                    Some(Control::Stop) if stop_deadline.is_none() => {
+                        self.begin_stop().await;
+                        stop_deadline = Some(self.now() + MAX_HANDOVER);
+                    }
+                    // A second stop: release at once.
+                    Some(Control::Stop) => break,
+                    // Nobody can ask any more (the caller dropped the sender): carry on.
+                    None => control_open = false,
                 },
                 _ = timer.wait() => {
                     let now = self.now();
@@ -483,16 +502,16 @@ impl Runtime {
                 }
             }
         }
-        self.shutdown().await
+        self.finish().await
     }
 
-    /// The XDP program goes first, while we are still master and the VIPs are still on the
-    /// interface (the kernel answers ARP for them meanwhile): detaching takes the RTNL lock for
-    /// milliseconds, and done after the priority-0 advert it would hold up the new master's
-    /// address configuration whenever both share a kernel. Then each instance stops
-    /// (priority 0, VIPs removed).
-    async fn shutdown(mut self) -> Result<()> {
-        let prog = self.xdp.take().map(|mut prog| {
+    /// A graceful stop begins. The XDP program goes first, while we are still master and the
+    /// VIPs are still on the interface (the kernel answers ARP for them meanwhile): detaching
+    /// takes the RTNL lock for milliseconds, and done later it would hold up the new master's
+    /// address configuration whenever both share a kernel. Then each instance stops: priority
+    /// 0 now, the VIPs once a successor advertises (`Instance::stop`).
+    async fn begin_stop(&mut self) {
+        if let Some(mut prog) = self.xdp.take() {
             log_xdp_counters(&prog, &self.slots);
             let names: Vec<String> = prog.attachments().iter().map(|a| a.iface.clone()).collect();
             for n in names {
@@ -500,12 +519,24 @@ impl Runtime {
                     warn!("{n}: detaching XDP: {e}");
                 }
             }
-            prog
-        });
+        }
         for k in 0..self.slots.len() {
             self.event(k, Event::Stop).await;
         }
-        drop(prog);
+    }
+
+    /// Every instance released (a second Stop releases one still handing over), then the
+    /// VMACs go.
+    async fn finish(mut self) -> Result<()> {
+        if let Some(prog) = &self.xdp {
+            log_xdp_counters(prog, &self.slots);
+        }
+        for k in 0..self.slots.len() {
+            while self.slots[k].inst.state() != State::Init {
+                self.event(k, Event::Stop).await;
+            }
+        }
+        drop(self.xdp.take());
         // keepalived removes the VMACs it made and puts the base's ARP settings back.
         for slot in &self.slots {
             let Some(v) = &slot.vmac else { continue };

@@ -171,7 +171,12 @@ pub struct Instance {
     lower_prio_garp_at: Option<Duration>,
     /// preempt_delay: until this time lower-priority adverts still hold us in BACKUP.
     preempt_at: Option<Duration>,
+    /// Graceful stop in progress: the addresses go when a successor advertises or then.
+    handover_until: Option<Duration>,
 }
+
+/// Allowance for the successor's advert to reach us after its skew time.
+const HANDOVER_MARGIN: Duration = Duration::from_millis(20);
 
 // ===== impl Instance =====
 
@@ -191,6 +196,7 @@ impl Instance {
             garp_refresh_at: None,
             lower_prio_garp_at: None,
             preempt_at: None,
+            handover_until: None,
         }
     }
 
@@ -242,6 +248,7 @@ impl Instance {
             self.garp_delay_at,
             self.garp_refresh_at,
             self.lower_prio_garp_at,
+            self.handover_until,
         ]
         .into_iter()
         .flatten()
@@ -291,7 +298,7 @@ impl Instance {
         let mut out = Vec::new();
         match event {
             Event::Start => self.start(now, &mut out),
-            Event::Stop => self.stop(&mut out),
+            Event::Stop => self.stop(now, &mut out),
             Event::Timer => self.timer(now, &mut out),
             Event::Advert(rx) => self.receive(now, rx, &mut out),
             Event::Priority(p) => self.set_priority(p),
@@ -343,17 +350,42 @@ impl Instance {
         out.push(Action::Notify(State::Backup));
     }
 
-    /// RFC 5798 §6.4.3 (Shutdown): a master sends an advert with priority 0 and gives up its
-    /// addresses; every timer stops.
-    fn stop(&mut self, out: &mut Vec<Action>) {
-        if self.state == State::Master {
-            self.release_master(true, out);
+    /// RFC 5798 §6.4.3 (Shutdown): a master sends an advert with priority 0; every timer
+    /// stops.
+    ///
+    /// Make before break: the addresses stay until a successor is heard advertising (it takes
+    /// over after its Skew_Time) or until the longest skew has passed, so clients are served
+    /// all the way through the hand-over. keepalived drops them at once; both share the VIP
+    /// for the microseconds between the successor's first advert and our release. A second
+    /// Stop releases at once.
+    fn stop(&mut self, now: Duration, out: &mut Vec<Action>) {
+        if self.state == State::Master && self.handover_until.is_none() {
+            out.push(Action::SendAdvert(self.advert(PRIORITY_STOP)));
+            self.log(out, LogLevel::Detail, "sent 0 priority".into());
+            self.clear_timers();
+            self.handover_until = Some(now + self.longest_skew() + HANDOVER_MARGIN);
+            return;
         }
+        if self.state == State::Master {
+            self.release_master(false, out);
+        }
+        self.handover_until = None;
         if self.state != State::Init {
             self.state = State::Init;
             out.push(Action::Notify(State::Init));
         }
         self.clear_timers();
+    }
+
+    /// The longest Skew_Time a backup can have (priority 1): how long a successor may take to
+    /// answer our priority-0 advert.
+    fn longest_skew(&self) -> Duration {
+        self.skew_for(255)
+    }
+
+    /// Whether a graceful stop is still handing over (addresses kept, waiting for a successor).
+    pub fn handing_over(&self) -> bool {
+        self.handover_until.is_some()
     }
 
     fn leave_fault(&mut self, now: Duration, out: &mut Vec<Action>) {
@@ -463,6 +495,11 @@ impl Instance {
 
     fn timer(&mut self, now: Duration, out: &mut Vec<Action>) {
         let due = |t: Option<Duration>| t.is_some_and(|t| t <= now);
+        if due(self.handover_until) {
+            // Nobody took over within the longest skew: release anyway.
+            self.stop(now, out);
+            return;
+        }
         match self.state {
             State::Backup if due(self.down_at) => {
                 // RFC 5798 §6.4.2: Master_Down_Timer fired.
@@ -595,6 +632,18 @@ impl Instance {
 
     fn receive(&mut self, now: Duration, rx: Received, out: &mut Vec<Action>) {
         if !matches!(self.state, State::Backup | State::Master) || !self.accept(&rx, out) {
+            return;
+        }
+        if self.handover_until.is_some() {
+            if rx.advert.priority != PRIORITY_STOP && rx.src != self.src {
+                // A successor advertises: it holds the VIPs now; let go.
+                self.log(
+                    out,
+                    LogLevel::Detail,
+                    format!("{} took over, releasing", rx.src),
+                );
+                self.stop(now, out);
+            }
             return;
         }
         match self.state {

@@ -33,6 +33,8 @@ struct Router {
     inst: Instance,
     /// Running (a crashed or stopped router neither sends nor receives).
     up: bool,
+    /// Stopping gracefully: still running while it hands over.
+    stopping: bool,
 }
 
 struct Lan {
@@ -74,6 +76,7 @@ impl Lan {
                 Router {
                     inst: Instance::new(p, src),
                     up: false,
+                    stopping: false,
                 }
             })
             .collect();
@@ -102,6 +105,13 @@ impl Lan {
     fn event(&mut self, k: usize, ev: Event, rng: &mut Rng) {
         let actions = self.routers[k].inst.handle(self.now, ev);
         self.apply(k, actions, rng);
+        // A graceful stop ends when the instance has handed over: the process exits.
+        let r = &mut self.routers[k];
+        if r.up && r.stopping && r.inst.state() == State::Init {
+            r.up = false;
+            r.stopping = false;
+            r.inst = Instance::new(r.inst.params().clone(), r.inst.src());
+        }
     }
 
     /// Runs every timer and delivery up to `until`.
@@ -152,14 +162,17 @@ impl Lan {
 
     fn masters(&self) -> Vec<usize> {
         (0..self.routers.len())
-            .filter(|&k| self.routers[k].up && self.routers[k].inst.state() == State::Master)
+            .filter(|&k| {
+                let r = &self.routers[k];
+                r.up && r.inst.state() == State::Master && !r.inst.handing_over()
+            })
             .collect()
     }
 
     /// The router that must win: highest (priority, address) among those running.
     fn rightful(&self) -> Option<usize> {
         (0..self.routers.len())
-            .filter(|&k| self.routers[k].up)
+            .filter(|&k| self.routers[k].up && !self.routers[k].stopping)
             .max_by_key(|&k| {
                 let i = &self.routers[k].inst;
                 (i.priority(), i.src())
@@ -184,14 +197,15 @@ fn chaos_then_quiet(seed: u64, version: Version, int_cs: u16) {
             0 if lan.routers[k].up => {
                 // Crash: silent, no priority-0 advert; addresses are gone with the process.
                 lan.routers[k].up = false;
+                lan.routers[k].stopping = false;
                 lan.routers[k].inst = Instance::new(
                     lan.routers[k].inst.params().clone(),
                     lan.routers[k].inst.src(),
                 );
             }
-            1 if lan.routers[k].up => {
+            1 if lan.routers[k].up && !lan.routers[k].stopping => {
+                lan.routers[k].stopping = true;
                 lan.event(k, Event::Stop, &mut rng);
-                lan.routers[k].up = false;
             }
             2 if !lan.routers[k].up => {
                 lan.routers[k].up = true;
@@ -210,8 +224,14 @@ fn chaos_then_quiet(seed: u64, version: Version, int_cs: u16) {
     // Quiet: no loss, no events. Make sure somebody is running.
     lan.loss_percent = 0;
     if lan.rightful().is_none() {
-        lan.routers[0].up = true;
-        lan.event(0, Event::Start, &mut rng);
+        // Let graceful stops finish, then start one router.
+        let until = lan.now + interval * 2;
+        lan.run(until, &mut rng);
+        let k = (0..n)
+            .find(|&k| !lan.routers[k].up)
+            .expect("a stopped router");
+        lan.routers[k].up = true;
+        lan.event(k, Event::Start, &mut rng);
     }
     let quiet_from = lan.now;
     let right = lan.rightful().unwrap();

@@ -624,21 +624,54 @@ fn keepalived_skip_check_adv_addr_trusts_the_known_master() {
 // ----- stop, fault, priority -----
 
 #[test]
-fn rfc5798_6_4_3_shutdown_sends_priority_zero_and_releases() {
-    let mut i = master(v2(100));
+fn rfc5798_6_4_3_shutdown_sends_priority_zero_and_hands_over_before_releasing() {
+    let p = v2(100);
+    let mut i = master(p.clone());
     let a = i.handle(ms(9000), Event::Stop);
-    assert_eq!(i.state(), State::Init);
+    // Priority 0 at once; the addresses stay while a successor takes over (make before break).
     assert_eq!(adverts(&a), [0]);
-    let a = without_logs(a);
+    assert!(!a.contains(&Action::RemoveVips));
+    assert!(i.handing_over());
+    // Our own adverts stop.
     assert_eq!(
-        a[1..],
+        i.next_deadline(),
+        Some(ms(9000) + us(255 * 1_000_000 / 256) + ms(20))
+    );
+    // The successor's first advert: release (kernel responder off before the addresses go).
+    let a = without_logs(i.handle(ms(9600), from(&p, HIGHER_IP, 90)));
+    assert_eq!(
+        a,
         [
             Action::DisarmXdp,
             Action::RemoveVips,
             Action::Notify(State::Init)
         ]
     );
+    assert_eq!(i.state(), State::Init);
     assert_eq!(i.next_deadline(), None);
+}
+
+#[test]
+fn shutdown_without_a_successor_releases_after_the_longest_skew() {
+    let mut i = master(v3(100, 10));
+    i.handle(ms(9000), Event::Stop);
+    let t = i.next_deadline().unwrap();
+    assert_eq!(t, ms(9000) + us(255 * 100_000 / 256) + ms(20));
+    let a = i.handle(t, Event::Timer);
+    assert!(a.contains(&Action::RemoveVips));
+    assert_eq!(i.state(), State::Init);
+}
+
+#[test]
+fn a_second_stop_releases_at_once_and_a_backup_stops_at_once() {
+    let mut i = master(v2(100));
+    i.handle(ms(9000), Event::Stop);
+    let a = i.handle(ms(9001), Event::Stop);
+    assert!(a.contains(&Action::RemoveVips));
+    assert!(adverts(&a).is_empty(), "priority 0 was sent once");
+    let mut b = started(v2(100));
+    let a = b.handle(ms(10), Event::Stop);
+    assert_eq!(a, [Action::Notify(State::Init)]);
 }
 
 #[test]
