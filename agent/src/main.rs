@@ -74,6 +74,8 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let running = cli.config_test.is_none() && !cli.dump_config;
+    // Where the final error goes besides the log: stderr, unless the log already writes there.
+    let also_stderr = running && !cli.log_console;
     if running {
         Logger::init(cli.log_console, !cli.no_syslog);
     } else {
@@ -83,7 +85,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             log::error!("{e:#}");
-            if running {
+            if also_stderr {
                 eprintln!("vrrp-agent: {e:#}");
             }
             ExitCode::FAILURE

@@ -145,8 +145,8 @@ fn main() -> Result<()> {
         .map(|m| lab.router_of(m).unwrap_or(mac_string(m)));
     println!("b holds {VIP} {:.2} s after the crash", took.as_secs_f64());
     println!(
-        "client: outage {:.1} ms (Master_Down_Interval = 3 × 1 s + skew (256−90)/256 s = 3.648 s); \
-         now answered by {}",
+        "client: outage {:.1} ms (b waits Master_Down_Interval = 3 × 1 s + (256−90)/256 s = 3.648 s \
+         from the last advert it heard); now answered by {}",
         outage.as_secs_f64() * 1e3,
         last.as_deref().unwrap_or("nobody")
     );
@@ -176,7 +176,9 @@ fn main() -> Result<()> {
         ))
     );
 
-    println!("\n-- graceful stop of both (SIGTERM: priority 0, VIPs removed, XDP detached) --");
+    println!(
+        "\n-- graceful stop of both (SIGTERM: XDP detached, priority 0, VIPs released once a successor advertises) --"
+    );
     lab.stop("a", Duration::from_secs(10))?;
     lab.stop("b", Duration::from_secs(10))?;
     show_log(&lab, "a", seen_a, &["XDP", "priority 0", "Stopp"]);
