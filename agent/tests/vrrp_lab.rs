@@ -321,13 +321,53 @@ fn mixed(master: Daemon, backup: Daemon, proto: Proto) {
     // Back, and preempting.
     lab.start("a", master, &conf(proto, "a", 150, "")).unwrap();
     lab.wait_sole_holder("a", vip, LONG).unwrap();
-    // Crash: b takes over.
+    // Crash: b takes over, announcing the VIP (gratuitous ARP or unsolicited NA) on the way.
+    let client = vrrp_tests::Capture::open(&lab.lab.host("client").ns, "eth0").unwrap();
     lab.crash("a").unwrap();
     lab.wait_sole_holder("b", vip, LONG).unwrap();
+    let announced = client.next_matching(LONG, |f| announces(f, vip) == Some(B_MAC));
+    assert!(
+        announced.is_some(),
+        "no GARP/NA for {vip} from b\n{}",
+        lab.logs()
+    );
     if let Ok(v4) = vip.parse::<Ipv4Addr>() {
         assert_answers_from(&lab, "b", v4);
     }
     assert!(lab.is_running("b"), "{}", lab.logs());
+}
+
+/// The sender MAC of a gratuitous ARP or an unsolicited NA (RFC 4861 §4.4, to all-nodes,
+/// Override set) for `vip`.
+fn announces(f: &[u8], vip: &str) -> Option<[u8; 6]> {
+    use etherparse::{Icmpv6Type, NetSlice, SlicedPacket, TransportSlice};
+    let p = SlicedPacket::from_ethernet(f).ok()?;
+    let mac: [u8; 6] = f.get(6..12)?.try_into().ok()?;
+    match (&p.net, &p.transport) {
+        (Some(NetSlice::Arp(arp)), _) => {
+            let target: std::net::IpAddr = vip.parse().ok()?;
+            let std::net::IpAddr::V4(t) = target else {
+                return None;
+            };
+            (arp.operation() == etherparse::ArpOperation::REQUEST
+                && arp.sender_protocol_addr() == t.octets()
+                && arp.target_protocol_addr() == t.octets())
+            .then_some(mac)
+        }
+        (Some(NetSlice::Ipv6(ip)), Some(TransportSlice::Icmpv6(icmp))) => {
+            let Icmpv6Type::NeighborAdvertisement(h) = icmp.icmp_type() else {
+                return None;
+            };
+            let target =
+                std::net::Ipv6Addr::from(<[u8; 16]>::try_from(icmp.payload().get(..16)?).ok()?);
+            (h.r#override
+                && ip.header().destination_addr()
+                    == "ff02::1".parse::<std::net::Ipv6Addr>().ok()?
+                && target.to_string() == vip)
+                .then_some(mac)
+        }
+        _ => None,
+    }
 }
 
 macro_rules! mixed_tests {
@@ -357,27 +397,36 @@ mixed_tests! {
 
 // ----- election rules end to end -----
 
+/// (the router already master, the newcomer whose rule is under test): against keepalived,
+/// and agent to agent.
+const RULE_PAIRS: [(Daemon, Daemon); 2] = [
+    (Daemon::Keepalived, Daemon::Agent),
+    (Daemon::Agent, Daemon::Agent),
+];
+
 #[test]
 fn nopreempt_keeps_the_current_master() {
     if skip_unless_root("nopreempt_keeps_the_current_master") {
         return;
     }
-    let mut lab = seed_lab("eth0");
-    lab.start("b", Daemon::Keepalived, &conf(Proto::V3, "b", 100, ""))
-        .unwrap();
-    lab.wait_sole_holder("b", "192.168.11.200", LONG).unwrap();
-    lab.start("a", Daemon::Agent, &conf(Proto::V3, "a", 150, "nopreempt"))
-        .unwrap();
-    lab.wait_log("a", "(VI_1) Entering BACKUP STATE (init)", LONG)
-        .unwrap();
-    // Many Master_Down_Intervals later, b still holds it.
-    std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(lab.holders("192.168.11.200"), ["b"], "{}", lab.logs());
-    assert!(
-        !lab.log("a").contains("Entering MASTER STATE"),
-        "{}",
-        lab.logs()
-    );
+    for (current, newcomer) in RULE_PAIRS {
+        let mut lab = seed_lab("eth0");
+        lab.start("b", current, &conf(Proto::V3, "b", 100, ""))
+            .unwrap();
+        lab.wait_sole_holder("b", "192.168.11.200", LONG).unwrap();
+        lab.start("a", newcomer, &conf(Proto::V3, "a", 150, "nopreempt"))
+            .unwrap();
+        lab.wait_log("a", "(VI_1) Entering BACKUP STATE (init)", LONG)
+            .unwrap();
+        // An observation window of many Master_Down_Intervals: b still holds it.
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(lab.holders("192.168.11.200"), ["b"], "{}", lab.logs());
+        assert!(
+            !lab.log("a").contains("Entering MASTER STATE"),
+            "{}",
+            lab.logs()
+        );
+    }
 }
 
 #[test]
@@ -385,23 +434,21 @@ fn preempt_delay_holds_the_higher_router_back() {
     if skip_unless_root("preempt_delay_holds_the_higher_router_back") {
         return;
     }
-    let mut lab = seed_lab("eth0");
-    lab.start("b", Daemon::Keepalived, &conf(Proto::V3, "b", 100, ""))
-        .unwrap();
-    lab.wait_sole_holder("b", "192.168.11.200", LONG).unwrap();
-    let t0 = Instant::now();
-    lab.start(
-        "a",
-        Daemon::Agent,
-        &conf(Proto::V3, "a", 150, "preempt_delay 2"),
-    )
-    .unwrap();
-    lab.wait_sole_holder("a", "192.168.11.200", LONG).unwrap();
-    assert!(
-        t0.elapsed() >= Duration::from_secs(2),
-        "preempted after {:?}, before the 2 s delay",
-        t0.elapsed()
-    );
+    for (current, newcomer) in RULE_PAIRS {
+        let mut lab = seed_lab("eth0");
+        lab.start("b", current, &conf(Proto::V3, "b", 100, ""))
+            .unwrap();
+        lab.wait_sole_holder("b", "192.168.11.200", LONG).unwrap();
+        let t0 = Instant::now();
+        lab.start("a", newcomer, &conf(Proto::V3, "a", 150, "preempt_delay 2"))
+            .unwrap();
+        lab.wait_sole_holder("a", "192.168.11.200", LONG).unwrap();
+        assert!(
+            t0.elapsed() >= Duration::from_secs(2),
+            "{newcomer:?} preempted {current:?} after {:?}, before the 2 s delay",
+            t0.elapsed()
+        );
+    }
 }
 
 #[test]
@@ -578,6 +625,19 @@ fn equal_priority_masters_meeting_higher_address_wins() {
         LONG,
     )
     .unwrap();
+    // Agent to agent.
+    let mut lab = seed_lab("eth0");
+    isolate(&lab, true);
+    lab.start("a", Daemon::Agent, &conf(Proto::V3, "a", 100, ""))
+        .unwrap();
+    lab.start("b", Daemon::Agent, &conf(Proto::V3, "b", 100, ""))
+        .unwrap();
+    lab.wait_log("a", "(VI_1) Entering MASTER STATE", LONG)
+        .unwrap();
+    lab.wait_log("b", "(VI_1) Entering MASTER STATE", LONG)
+        .unwrap();
+    isolate(&lab, false);
+    lab.wait_sole_holder("b", "192.168.11.200", LONG).unwrap();
     // And the other way round: the agent as the lower address yields to keepalived.
     let mut lab = seed_lab("eth0");
     isolate(&lab, true);

@@ -318,6 +318,14 @@ impl Runtime {
     /// settings (VMAC: arp_ignore 1, accept_local 1, rp_filter 0; base: arp_ignore 1,
     /// arp_filter 1, put back at stop), so only the VMAC answers ARP for the VIPs.
     async fn vmac(&self, ic: &InstanceConfig, name: &str, base: &Link, v6: bool) -> Result<Vmac> {
+        if v6 {
+            // keepalived gives an IPv6 VMAC its own link-local address to advertise from;
+            // until that exists here, refuse rather than run with the wrong source.
+            bail!(
+                "({}) use_vmac on an IPv6 instance is not supported by vrrp-agent yet",
+                ic.name
+            );
+        }
         let vrid = ic.virtual_router_id.unwrap_or(0);
         // The parser names an unnamed VMAC before it may have seen the VRID.
         let name = if name == "vrrp.0" && vrid != 0 {
