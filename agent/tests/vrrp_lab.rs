@@ -544,8 +544,8 @@ fn use_vmac_keeps_the_vip_on_the_virtual_mac_across_failover() {
 }
 
 #[test]
-fn use_vmac_interoperates_with_keepalived_both_ways() {
-    if skip_unless_root("use_vmac_interoperates_with_keepalived_both_ways") {
+fn use_vmac_over_ipv6_moves_the_vip_on_the_vmac() {
+    if skip_unless_root("use_vmac_over_ipv6_moves_the_vip_on_the_vmac") {
         return;
     }
     let on_vmac = |lab: &VrrpLab, r: &str| {
@@ -553,24 +553,80 @@ fn use_vmac_interoperates_with_keepalived_both_ways() {
             .host(r)
             .ns
             .run(&["ip", "-o", "addr", "show", "dev", "vrrp.42"])
-            .is_ok_and(|o| o.contains("192.168.11.200/24"))
+            .is_ok_and(|o| o.contains("fd00:11::200/64"))
     };
-    for (master, backup) in [
-        (Daemon::Agent, Daemon::Keepalived),
-        (Daemon::Keepalived, Daemon::Agent),
+    let mut lab = seed_lab("eth0");
+    lab.start(
+        "a",
+        Daemon::Agent,
+        &conf(Proto::V3Ipv6, "a", 150, "use_vmac"),
+    )
+    .unwrap();
+    lab.start(
+        "b",
+        Daemon::Agent,
+        &conf(Proto::V3Ipv6, "b", 100, "use_vmac"),
+    )
+    .unwrap();
+    vrrp_tests::poll(LONG, || {
+        (on_vmac(&lab, "a") && !on_vmac(&lab, "b")).then_some(())
+    })
+    .unwrap_or_else(|| panic!("a holds the IPv6 VIP on vrrp.42 only\n{}", lab.logs()));
+    // The VMAC carries the IPv6 virtual router MAC.
+    let link = lab
+        .lab
+        .host("a")
+        .ns
+        .run(&["ip", "link", "show", "vrrp.42"])
+        .unwrap();
+    assert!(link.contains("00:00:5e:00:02:2a"), "{link}");
+    lab.stop("a", LONG).unwrap();
+    vrrp_tests::poll(LONG, || on_vmac(&lab, "b").then_some(()))
+        .unwrap_or_else(|| panic!("b takes over on vrrp.42\n{}", lab.logs()));
+}
+
+#[test]
+fn use_vmac_interoperates_with_keepalived_both_ways() {
+    if skip_unless_root("use_vmac_interoperates_with_keepalived_both_ways") {
+        return;
+    }
+    let on_vmac = |lab: &VrrpLab, r: &str, vip: &str| {
+        lab.lab
+            .host(r)
+            .ns
+            .run(&["ip", "-o", "addr", "show", "dev", "vrrp.42"])
+            .is_ok_and(|o| o.contains(vip))
+    };
+    for (proto, vip) in [
+        (Proto::V3, "192.168.11.200/24"),
+        (Proto::V3Ipv6, "fd00:11::200/64"),
     ] {
-        let mut lab = seed_lab("eth0");
-        lab.start("a", master, &conf(Proto::V3, "a", 150, "use_vmac"))
-            .unwrap();
-        lab.start("b", backup, &conf(Proto::V3, "b", 100, "use_vmac"))
-            .unwrap();
-        vrrp_tests::poll(LONG, || {
-            (on_vmac(&lab, "a") && !on_vmac(&lab, "b")).then_some(())
-        })
-        .unwrap_or_else(|| panic!("{master:?} master on vrrp.42 only\n{}", lab.logs()));
-        lab.stop("a", LONG).unwrap();
-        vrrp_tests::poll(LONG, || on_vmac(&lab, "b").then_some(()))
-            .unwrap_or_else(|| panic!("{backup:?} takes over on vrrp.42\n{}", lab.logs()));
+        for (master, backup) in [
+            (Daemon::Agent, Daemon::Keepalived),
+            (Daemon::Keepalived, Daemon::Agent),
+        ] {
+            let mut lab = seed_lab("eth0");
+            lab.start("a", master, &conf(proto, "a", 150, "use_vmac"))
+                .unwrap();
+            lab.start("b", backup, &conf(proto, "b", 100, "use_vmac"))
+                .unwrap();
+            vrrp_tests::poll(LONG, || {
+                (on_vmac(&lab, "a", vip) && !on_vmac(&lab, "b", vip)).then_some(())
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "{proto:?}: {master:?} master on vrrp.42 only\n{}",
+                    lab.logs()
+                )
+            });
+            lab.stop("a", LONG).unwrap();
+            vrrp_tests::poll(LONG, || on_vmac(&lab, "b", vip).then_some(())).unwrap_or_else(|| {
+                panic!(
+                    "{proto:?}: {backup:?} takes over on vrrp.42\n{}",
+                    lab.logs()
+                )
+            });
+        }
     }
 }
 

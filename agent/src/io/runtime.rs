@@ -211,7 +211,7 @@ impl Runtime {
                 })?,
         };
         let vmac = match &ic.use_vmac {
-            Some(name) => Some(self.vmac(ic, name, &link, v6).await?),
+            Some(name) => Some(self.vmac(ic, name, &link, v6, src).await?),
             None => None,
         };
         // RFC 5798 §7.3 / keepalived: with a VMAC, adverts leave from it (source MAC = the
@@ -317,15 +317,17 @@ impl Runtime {
     /// keepalived's `use_vmac`: the macvlan with the virtual MAC, and keepalived's ARP
     /// settings (VMAC: arp_ignore 1, accept_local 1, rp_filter 0; base: arp_ignore 1,
     /// arp_filter 1, put back at stop), so only the VMAC answers ARP for the VIPs.
-    async fn vmac(&self, ic: &InstanceConfig, name: &str, base: &Link, v6: bool) -> Result<Vmac> {
-        if v6 {
-            // keepalived gives an IPv6 VMAC its own link-local address to advertise from;
-            // until that exists here, refuse rather than run with the wrong source.
-            bail!(
-                "({}) use_vmac on an IPv6 instance is not supported by vrrp-agent yet",
-                ic.name
-            );
-        }
+    /// `src`: the instance's source address. An IPv6 VMAC gets it (the base's link-local
+    /// address) as its only address, so adverts leave it from this router's own link-local
+    /// address, as keepalived's do.
+    async fn vmac(
+        &self,
+        ic: &InstanceConfig,
+        name: &str,
+        base: &Link,
+        v6: bool,
+        src: IpAddr,
+    ) -> Result<Vmac> {
         let vrid = ic.virtual_router_id.unwrap_or(0);
         // The parser names an unnamed VMAC before it may have seen the VRID.
         let name = if name == "vrrp.0" && vrid != 0 {
@@ -364,10 +366,39 @@ impl Runtime {
                 "1",
             );
         }
+        if v6 {
+            // No address of its own (the VMAC's EUI-64 link-local would be the same on every
+            // router), no DAD, no router solicitations: it stays quiet until it holds VIPs.
+            for (k, v) in [
+                ("addr_gen_mode", "1"),
+                ("accept_dad", "0"),
+                ("router_solicitations", "0"),
+            ] {
+                let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{}/{k}", link.name), v);
+            }
+        }
         self.netlink
             .set_up(link.index)
             .await
             .with_context(|| format!("({}) bringing {} up", ic.name, link.name))?;
+        if v6 {
+            let ll = VirtualAddress {
+                addr: src,
+                prefix: 64,
+                brd: None,
+                dev: None,
+                scope: Some("link".into()),
+                label: None,
+                peer: None,
+                no_track: false,
+                other: Vec::new(),
+                at: ic.at.clone(),
+            };
+            self.netlink
+                .add_address(link.index, &ll)
+                .await
+                .with_context(|| format!("({}) {src} on {}", ic.name, link.name))?;
+        }
         let link = self.netlink.link(&link.name).await?;
         info!(
             "({}) VMAC {} ({}) on {}",
