@@ -111,6 +111,11 @@ fn address_message(index: u32, vip: &VirtualAddress) -> Result<AddressMessage, N
     if let Some(s) = &vip.scope {
         m.header.scope = scope(s)?;
     }
+    if vip.addr.is_ipv6() {
+        // keepalived adds IPv6 VIPs without duplicate address detection: a tentative address
+        // answers nothing (and cannot be bound) for a second after a takeover.
+        m.header.flags |= netlink_packet_route::address::AddressHeaderFlags::Nodad;
+    }
     match vip.addr {
         IpAddr::V4(_) => {
             m.attributes.push(AddressAttribute::Local(vip.addr));
