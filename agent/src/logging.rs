@@ -8,7 +8,6 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 pub struct Logger {
     console: bool,
     syslog: Option<Mutex<UnixDatagram>>,
-    ident: String,
     level: LevelFilter,
 }
 
@@ -49,7 +48,6 @@ impl Logger {
         let logger = Logger {
             console,
             syslog,
-            ident: format!("vrrp-agent[{}]", std::process::id()),
             level,
         };
         if log::set_boxed_logger(Box::new(logger)).is_ok() {
@@ -79,7 +77,12 @@ impl Log for Logger {
                 Level::Info => 6,
                 Level::Debug | Level::Trace => 7,
             };
-            let line = format!("<{}>{}: {msg}", 3 * 8 + severity, self.ident);
+            // The pid at the time of logging: the daemon forks after the logger is set up.
+            let line = format!(
+                "<{}>vrrp-agent[{}]: {msg}",
+                3 * 8 + severity,
+                std::process::id()
+            );
             if let Ok(s) = s.lock() {
                 let _ = s.send(line.as_bytes());
             }

@@ -130,9 +130,6 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         );
     }
     let _ = (cli.vrrp_only, cli.log_facility);
-    if !cli.dont_fork {
-        daemonize()?;
-    }
     let pid_files: Vec<PathBuf> = [
         Some(
             cli.pid_file
@@ -144,8 +141,22 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     .into_iter()
     .flatten()
     .collect();
+    // Refuse a second agent before forking, so the caller sees the failure.
     for f in &pid_files {
-        write_pid_file(f)?;
+        if let Some(pid) = running_pid(f) {
+            bail!("{}: vrrp-agent is already running (pid {pid})", f.display());
+        }
+    }
+    if !cli.dont_fork {
+        daemonize()?;
+    }
+    for (n, f) in pid_files.iter().enumerate() {
+        if let Err(e) = write_pid_file(f) {
+            for written in &pid_files[..n] {
+                let _ = std::fs::remove_file(written);
+            }
+            return Err(e);
+        }
     }
     log::info!("Starting vrrp-agent {} (VRRP)", env!("CARGO_PKG_VERSION"));
     let result = tokio::runtime::Builder::new_current_thread()
@@ -239,13 +250,20 @@ fn daemonize() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The pid in `path` if that process still runs (keepalived refuses to start over it).
+fn running_pid(path: &std::path::Path) -> Option<i32> {
+    let pid = std::fs::read_to_string(path)
+        .ok()?
+        .trim()
+        .parse::<i32>()
+        .ok()?;
+    (pid != std::process::id() as i32 && std::path::Path::new(&format!("/proc/{pid}")).exists())
+        .then_some(pid)
+}
+
 /// Writes our pid, refusing to start over a running instance (as keepalived does).
 fn write_pid_file(path: &std::path::Path) -> anyhow::Result<()> {
-    if let Ok(old) = std::fs::read_to_string(path)
-        && let Ok(pid) = old.trim().parse::<i32>()
-        && pid != std::process::id() as i32
-        && std::path::Path::new(&format!("/proc/{pid}")).exists()
-    {
+    if let Some(pid) = running_pid(path) {
         bail!(
             "{}: vrrp-agent is already running (pid {pid})",
             path.display()

@@ -94,3 +94,39 @@ fn a_missing_config_file_fails_the_config_test() {
     assert_eq!(out.status.code(), Some(6));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Config files missing"));
 }
+
+#[test]
+fn a_running_agent_in_the_pid_file_is_refused_before_forking() {
+    let dir = std::env::temp_dir().join(format!("vrrp-agent-cli-pid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("k.conf");
+    std::fs::write(
+        &conf,
+        "vrrp_instance VI_1 {\n interface lo\n virtual_router_id 5\n virtual_ipaddress {\n 10.9.9.9\n }\n}\n",
+    )
+    .unwrap();
+    // This test process stands in for a running agent.
+    let pid = dir.join("pid");
+    std::fs::write(&pid, format!("{}\n", std::process::id())).unwrap();
+    // Without -n: the refusal must reach the caller, not a forked child.
+    let out = agent()
+        .args(["-G", "-f"])
+        .arg(&conf)
+        .arg("-p")
+        .arg(&pid)
+        .output()
+        .unwrap();
+    let kept = std::fs::read_to_string(&pid).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("vrrp-agent is already running"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        kept.trim(),
+        std::process::id().to_string(),
+        "the pid file is untouched"
+    );
+}

@@ -452,6 +452,27 @@ fn preempt_delay_holds_the_higher_router_back() {
 }
 
 #[test]
+fn vips_left_by_a_previous_run_are_removed_at_start() {
+    if skip_unless_root("vips_left_by_a_previous_run_are_removed_at_start") {
+        return;
+    }
+    let mut lab = seed_lab("eth0");
+    lab.start("b", Daemon::Keepalived, &conf(Proto::V3, "b", 150, ""))
+        .unwrap();
+    lab.wait_sole_holder("b", "192.168.11.200", LONG).unwrap();
+    // As if an agent had been killed while master: its VIP is still on a's interface.
+    lab.lab
+        .host("a")
+        .ns
+        .ip(&["addr", "add", "192.168.11.200/24", "dev", "eth0"])
+        .unwrap();
+    lab.start("a", Daemon::Agent, &conf(Proto::V3, "a", 100, ""))
+        .unwrap();
+    lab.wait_sole_holder("b", "192.168.11.200", LONG).unwrap();
+    lab.wait_log("a", "(VI_1) removing VIPs.", LONG).unwrap();
+}
+
+#[test]
 fn virtual_routes_and_rules_follow_mastership() {
     if skip_unless_root("virtual_routes_and_rules_follow_mastership") {
         return;

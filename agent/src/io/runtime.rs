@@ -61,12 +61,10 @@ struct Vip {
     xdp_ifindex: u32,
 }
 
-/// A VMAC interface this run created, and the base interface's ARP settings to put back.
+/// A VMAC interface, and whether this run created it.
 struct Vmac {
     link: Link,
     created: bool,
-    base: String,
-    base_arp: Option<(u32, u32)>,
 }
 
 struct Slot {
@@ -90,6 +88,8 @@ struct Slot {
     routes: Vec<(VirtualRoute, Option<u32>)>,
     /// `virtual_rules`.
     rules: Vec<VirtualRule>,
+    /// The spaced GARP burst in progress (`vrrp_garp_interval`).
+    garp_task: Option<tokio::task::AbortHandle>,
     /// `vrrp_garp_interval` / `vrrp_gna_interval`: spacing of one burst.
     garp_interval: Duration,
     na_router: bool,
@@ -101,6 +101,8 @@ pub struct Runtime {
     netlink: Netlink,
     xdp: Option<XdpProgram>,
     frames: HashMap<u32, Arc<FrameSocket>>,
+    /// Base interfaces of VMACs: their ARP settings before we changed them.
+    base_arp: HashMap<String, (u32, u32)>,
     rx_tx: mpsc::Sender<(u32, bool, Packet)>,
     rx: mpsc::Receiver<(u32, bool, Packet)>,
 }
@@ -122,12 +124,20 @@ impl Runtime {
             netlink,
             xdp: None,
             frames: HashMap::new(),
+            base_arp: HashMap::new(),
             rx_tx,
             rx,
         };
         let mut rx_sockets: HashMap<(u32, bool), RxSocket> = HashMap::new();
         for ic in &config.instances {
-            let slot = rt.slot(config, ic).await?;
+            let slot = match rt.slot(config, ic).await {
+                Ok(slot) => slot,
+                Err(e) => {
+                    // Undo what the instances before this one set up (their VMACs).
+                    rt.finish().await?;
+                    return Err(e);
+                }
+            };
             let group = if slot.v6 {
                 config.global.vrrp_mcast_group6
             } else {
@@ -162,6 +172,25 @@ impl Runtime {
                 }
             }
             rt.slots.push(slot);
+        }
+        // keepalived reports a VRID used twice on one interface; two instances cannot share
+        // one (the second would never hear an advert and become master), so refuse.
+        for (i, a) in rt.slots.iter().enumerate() {
+            if let Some(b) = rt.slots[..i].iter().find(|b| {
+                b.rx_link.index == a.rx_link.index
+                    && b.v6 == a.v6
+                    && b.inst.params().vrid == a.inst.params().vrid
+            }) {
+                let e = anyhow!(
+                    "({}) and ({}) both use VRID {} on {}: refusing to start",
+                    b.inst.name(),
+                    a.inst.name(),
+                    a.inst.params().vrid,
+                    a.rx_link.name
+                );
+                rt.finish().await?;
+                return Err(e);
+            }
         }
         for ((ifindex, v6), sock) in rx_sockets {
             let tx = rt.rx_tx.clone();
@@ -284,6 +313,7 @@ impl Runtime {
             vmac,
             routes,
             rules,
+            garp_task: None,
             garp_interval: Duration::from_secs_f64(if v6 {
                 config.global.vrrp_gna_interval
             } else {
@@ -321,7 +351,7 @@ impl Runtime {
     /// address) as its only address, so adverts leave it from this router's own link-local
     /// address, as keepalived's do.
     async fn vmac(
-        &self,
+        &mut self,
         ic: &InstanceConfig,
         name: &str,
         base: &Link,
@@ -341,23 +371,25 @@ impl Runtime {
             .ensure_vmac(&name, base, mac)
             .await
             .with_context(|| format!("({}) use_vmac", ic.name))?;
-        let mut base_arp = None;
         if !v6 {
             for (k, v) in [("arp_ignore", 1), ("accept_local", 1), ("rp_filter", 0)] {
                 if let Err(e) = crate::netlink::set_sysctl(&link.name, k, v) {
                     warn!("({}) {}: setting {k}: {e}", ic.name, link.name);
                 }
             }
-            let old = (
-                crate::netlink::get_sysctl(&base.name, "arp_ignore").unwrap_or(0),
-                crate::netlink::get_sysctl(&base.name, "arp_filter").unwrap_or(0),
-            );
+            // The base's own values, recorded once however many VMACs share it.
+            if !self.base_arp.contains_key(&base.name) {
+                let old = (
+                    crate::netlink::get_sysctl(&base.name, "arp_ignore").unwrap_or(0),
+                    crate::netlink::get_sysctl(&base.name, "arp_filter").unwrap_or(0),
+                );
+                self.base_arp.insert(base.name.clone(), old);
+            }
             for (k, v) in [("arp_ignore", 1), ("arp_filter", 1)] {
                 if let Err(e) = crate::netlink::set_sysctl(&base.name, k, v) {
                     warn!("({}) {}: setting {k}: {e}", ic.name, base.name);
                 }
             }
-            base_arp = Some(old);
             // keepalived sets IPv6 address generation off on an IPv4 VMAC: a backup's VMAC
             // must send nothing (no DAD, no MLD), or the LAN's switches would learn the
             // virtual MAC at the backup's port.
@@ -407,12 +439,7 @@ impl Runtime {
             crate::netlink::mac_string(mac),
             base.name
         );
-        Ok(Vmac {
-            link,
-            created,
-            base: base.name.clone(),
-            base_arp,
-        })
+        Ok(Vmac { link, created })
     }
 
     /// Loads the XDP program, attaches it to every instance interface and programs the VRID
@@ -472,7 +499,18 @@ impl Runtime {
         startup_delay: Duration,
         mut control: mpsc::UnboundedReceiver<Control>,
     ) -> Result<()> {
-        let mut links = crate::netlink::Netlink::link_changes().context("netlink link monitor")?;
+        // Everything that can fail comes before the instances start, so a failure leaves
+        // nothing configured behind (finish() undoes the VMACs).
+        let (mut links, mut timer) = match (
+            crate::netlink::Netlink::link_changes().context("netlink link monitor"),
+            Timer::new().context("timerfd"),
+        ) {
+            (Ok(l), Ok(t)) => (l, t),
+            (Err(e), _) | (_, Err(e)) => {
+                self.finish().await?;
+                return Err(e);
+            }
+        };
         if !startup_delay.is_zero() {
             info!(
                 "Delaying startup for {:.6} seconds",
@@ -483,10 +521,14 @@ impl Runtime {
                 _ = tokio::time::sleep(startup_delay) => {}
             }
         }
+        // keepalived removes whatever a previous run left configured (a crash as master leaves
+        // the VIPs), so a router starting as backup never holds them.
+        for k in 0..self.slots.len() {
+            self.remove_leftovers(k).await;
+        }
         for k in 0..self.slots.len() {
             self.event(k, Event::Start).await;
         }
-        let mut timer = Timer::new().context("timerfd")?;
         // Set once a stop was asked for: the instances hand over, then we finish.
         let mut stop_deadline: Option<Duration> = None;
         let mut control_open = true;
@@ -502,7 +544,10 @@ impl Runtime {
                 .iter()
                 .filter_map(|s| s.inst.next_deadline())
                 .min();
-            timer.set(next).context("arming the timer")?;
+            if let Err(e) = timer.set(next) {
+                warn!("arming the timer: {e}; stopping");
+                break;
+            }
             tokio::select! {
                 biased;
                 c = control.recv(), if control_open => match c {
@@ -521,6 +566,14 @@ impl Runtime {
                     None => control_open = false,
                 },
                 _ = timer.wait() => {
+                    // Adverts already received count first: one that arrived before a
+                    // backup's deadline must reset it, however late the loop got to it.
+                    // Bounded, so a flood cannot hold a master's advert back.
+                    tokio::task::yield_now().await;
+                    for _ in 0..64 {
+                        let Ok((ifindex, v6, packet)) = self.rx.try_recv() else { break };
+                        self.dispatch(ifindex, v6, packet).await;
+                    }
                     let now = self.now();
                     for k in 0..self.slots.len() {
                         if self.slots[k].inst.next_deadline().is_some_and(|d| d <= now) {
@@ -542,6 +595,30 @@ impl Runtime {
             }
         }
         self.finish().await
+    }
+
+    /// What a previous run may have left: the VIPs (but never the address adverts come
+    /// from), routes and rules. keepalived logs "removing VIPs." here too.
+    async fn remove_leftovers(&mut self, k: usize) {
+        let slot = &self.slots[k];
+        let name = slot.inst.name().to_string();
+        if self.opts.log_detail {
+            info!("({name}) removing VIPs.");
+        }
+        for r in &slot.rules {
+            let _ = self.netlink.del_rule(r).await;
+        }
+        for (r, oif) in &slot.routes {
+            let _ = self.netlink.del_route(r, *oif).await;
+        }
+        for vip in slot.vips.iter().chain(&slot.excluded) {
+            if vip.addr.addr == slot.inst.src() {
+                continue;
+            }
+            if let Err(e) = self.netlink.del_address(vip.link.index, &vip.addr).await {
+                warn!("({name}) {e}");
+            }
+        }
     }
 
     /// A graceful stop begins. The XDP program goes first, while we are still master and the
@@ -584,10 +661,10 @@ impl Runtime {
             {
                 warn!("{}: removing the VMAC: {e}", v.link.name);
             }
-            if let Some((ignore, filter)) = v.base_arp {
-                let _ = crate::netlink::set_sysctl(&v.base, "arp_ignore", ignore);
-                let _ = crate::netlink::set_sysctl(&v.base, "arp_filter", filter);
-            }
+        }
+        for (base, (ignore, filter)) in &self.base_arp {
+            let _ = crate::netlink::set_sysctl(base, "arp_ignore", *ignore);
+            let _ = crate::netlink::set_sysctl(base, "arp_filter", *filter);
         }
         Ok(())
     }
@@ -618,12 +695,12 @@ impl Runtime {
             }
         };
         let multicast = p.dst.is_multicast();
-        // The kernel's receive time, never in the future and at most one second old (a wall
-        // clock step between the stamp and now would otherwise move it).
+        // The kernel's receive time, never in the future and at most 100 ms old: the stamp is
+        // wall-clock time, and a clock step between it and now would otherwise move it.
         let now = self.now();
         let at = p
             .rx_at
-            .filter(|t| *t <= now && now - *t < Duration::from_secs(1))
+            .filter(|t| *t <= now && now - *t < Duration::from_millis(100))
             .unwrap_or(now);
         self.event_at(
             k,
@@ -748,16 +825,25 @@ impl Runtime {
                         send_round(&targets);
                     }
                 } else if repeat > 1 {
-                    tokio::spawn(async move {
+                    // One spaced burst per instance at a time: a new one replaces it, and
+                    // leaving MASTER (RemoveVips) ends it.
+                    let task = tokio::spawn(async move {
                         for _ in 1..repeat {
                             tokio::time::sleep(interval).await;
                             send_round(&targets);
                         }
                     });
+                    if let Some(old) = self.slots[k].garp_task.replace(task.abort_handle()) {
+                        old.abort();
+                    }
                 }
             }
             Action::AddVips | Action::RemoveVips => {
                 let add = action == Action::AddVips;
+                if !add && let Some(task) = self.slots[k].garp_task.take() {
+                    task.abort();
+                }
+                let slot = &self.slots[k];
                 if self.opts.log_detail {
                     info!(
                         "({name}) {} VIPs.",

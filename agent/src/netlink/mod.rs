@@ -43,6 +43,8 @@ pub struct Link {
     pub mac: [u8; 6],
     /// keepalived's IF_ISUP: administratively up and running (carrier).
     pub up: bool,
+    /// The lower device (IFLA_LINK) of a macvlan, VLAN...
+    pub parent: Option<u32>,
 }
 
 /// A link came up or went down.
@@ -68,10 +70,12 @@ fn link_of(msg: &LinkMessage) -> Link {
         name: String::new(),
         mac: [0; 6],
         up: is_up(msg.header.flags),
+        parent: None,
     };
     for a in &msg.attributes {
         match a {
             LinkAttribute::IfName(n) => link.name = n.clone(),
+            LinkAttribute::Link(i) => link.parent = Some(*i),
             LinkAttribute::Address(m) if m.len() == 6 => link.mac.copy_from_slice(m),
             _ => {}
         }
@@ -389,10 +393,12 @@ impl Netlink {
         mac: [u8; 6],
     ) -> Result<(Link, bool), NetlinkError> {
         match self.link(name).await {
-            Ok(l) if l.mac == mac => return Ok((l, false)),
+            Ok(l) if l.mac == mac && l.parent == Some(base.index) => return Ok((l, false)),
             Ok(_) => {
                 return Err(NetlinkError::Route(format!(
-                    "interface {name} exists with another MAC: not a VMAC of this instance"
+                    "interface {name} exists, but is not a VMAC {} on {}: give this instance's use_vmac another name",
+                    mac_string(mac),
+                    base.name
                 )));
             }
             Err(NetlinkError::NoSuchLink(_)) => {}

@@ -79,6 +79,7 @@ pub fn parse(words: &[String]) -> Result<VirtualRoute, RouteError> {
     };
     let mut dest_seen = false;
     let mut default = false;
+    let mut inet6 = false;
     let mut it = words.iter();
     while let Some(w) = it.next() {
         let mut value = |name: &str| {
@@ -94,7 +95,8 @@ pub fn parse(words: &[String]) -> Result<VirtualRoute, RouteError> {
                 let v = value("src")?;
                 r.src = Some(v.parse().map_err(|_| bad("src", &v))?);
             }
-            "to" | "inet" | "inet6" | "no_track" => {}
+            "to" | "inet" | "no_track" => {}
+            "inet6" => inet6 = true,
             "unicast" => r.kind = RouteKind::Unicast,
             "blackhole" => r.kind = RouteKind::Blackhole,
             "unreachable" => r.kind = RouteKind::Unreachable,
@@ -147,7 +149,7 @@ pub fn parse(words: &[String]) -> Result<VirtualRoute, RouteError> {
     if !dest_seen {
         return Err(RouteError::NoDestination(line));
     }
-    if default && r.gateway.or(r.src).is_some_and(|a| a.is_ipv6()) {
+    if default && (inet6 || r.gateway.or(r.src).is_some_and(|a| a.is_ipv6())) {
         r.dest = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
     }
     Ok(r)
@@ -176,6 +178,7 @@ mod tests {
         assert_eq!(r.kind, RouteKind::Blackhole);
         let r = p("default via fe80::1 dev eth0").unwrap();
         assert!(r.dest.is_ipv6());
+        assert!(p("inet6 blackhole default").unwrap().dest.is_ipv6());
         assert_eq!(
             p("10.0.0.0/8 via 10.0.0.1 mtu 1400"),
             Err(RouteError::Unsupported(

@@ -87,8 +87,13 @@ pub struct Params {
     /// The virtual addresses carried in adverts (and checked in received ones).
     pub addrs: Vec<IpAddr>,
     pub auth: Auth,
-    /// Unicast peers configured: adverts go to them, TTL is not checked.
+    /// Unicast peers configured: adverts go to them, TTL 255 is not required.
     pub unicast: bool,
+    /// The unicast peers with their optional TTL bounds (`unicast_peer { ADDR min_ttl N
+    /// max_ttl M }`).
+    pub peers: Vec<Peer>,
+    /// `check_unicast_src` (instance or global): a unicast advert must come from a peer.
+    pub check_unicast_src: bool,
     /// `lower_prio_no_advert`: a master does not answer a lower-priority advert with its own.
     pub lower_prio_no_advert: bool,
     /// `higher_prio_send_advert`: a master answers a higher-priority advert before yielding.
@@ -96,6 +101,15 @@ pub struct Params {
     /// `skip_check_adv_addr`: do not re-check the address list of the known master's adverts.
     pub skip_check_adv_addr: bool,
     pub garp: GarpSchedule,
+}
+
+/// A unicast peer and the TTL range its adverts must arrive with (keepalived: 0–255 unless
+/// set).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Peer {
+    pub addr: IpAddr,
+    pub min_ttl: u8,
+    pub max_ttl: u8,
 }
 
 /// A received advert, already decoded (checksum and message format checked by the codec, and
@@ -302,6 +316,11 @@ impl Instance {
             Event::Timer => self.timer(now, &mut out),
             Event::Advert(rx) => self.receive(now, rx, &mut out),
             Event::Priority(p) => self.set_priority(p),
+            // A link change while handing over ends the hand-over: we are leaving anyway.
+            Event::LinkDown | Event::LinkUp if self.handover_until.is_some() => {
+                self.link_up = event == Event::LinkUp;
+                self.stop(now, &mut out);
+            }
             Event::LinkDown => {
                 self.link_up = false;
                 if matches!(self.state, State::Backup | State::Master) {
@@ -602,6 +621,28 @@ impl Instance {
                 format!("Expected {want}icast packet but received {got}icast packet"),
             );
         }
+        if self.p.unicast {
+            // keepalived: the sender must be a peer (`check_unicast_src`), and a peer's
+            // adverts must arrive within its TTL range.
+            match self.p.peers.iter().find(|p| p.addr == rx.src) {
+                None if self.p.check_unicast_src => {
+                    return reject(
+                        out,
+                        format!("unicast source address {} not a unicast peer", rx.src),
+                    );
+                }
+                Some(p) if !(p.min_ttl..=p.max_ttl).contains(&rx.ttl) => {
+                    return reject(
+                        out,
+                        format!(
+                            "TTL/HL {} not in range {} - {}",
+                            rx.ttl, p.min_ttl, p.max_ttl
+                        ),
+                    );
+                }
+                _ => {}
+            }
+        }
         // keepalived: `skip_check_adv_addr` skips the address list only for the master it
         // already knows.
         let known_master =
@@ -713,6 +754,9 @@ impl Instance {
         if prio == PRIORITY_STOP || (self.p.higher_prio_send_advert && higher) {
             out.push(Action::SendAdvert(self.advert(self.priority)));
             if prio == PRIORITY_STOP {
+                // RFC 5798 §6.4.3: send an advert and reset the Adver_Timer (the next one
+                // follows an interval after the one just sent; nothing is skipped).
+                self.advert_at = Some(now + cs(self.p.advert_int_cs));
                 self.log(
                     out,
                     LogLevel::Detail,

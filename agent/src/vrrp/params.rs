@@ -6,7 +6,7 @@ use std::{net::IpAddr, time::Duration};
 use thiserror::Error;
 
 use super::{
-    instance::{GarpSchedule, Params},
+    instance::{GarpSchedule, Params, Peer},
     packet::{Auth, Version},
 };
 use crate::config::model::{self, GlobalDefs, Instance, State};
@@ -107,6 +107,16 @@ impl Params {
             addrs,
             auth,
             unicast: !i.unicast_peers.is_empty(),
+            peers: i
+                .unicast_peers
+                .iter()
+                .map(|p| Peer {
+                    addr: p.addr,
+                    min_ttl: p.min_ttl.unwrap_or(0),
+                    max_ttl: p.max_ttl.unwrap_or(255),
+                })
+                .collect(),
+            check_unicast_src: i.check_unicast_src || g.vrrp_check_unicast_src,
             lower_prio_no_advert: i
                 .lower_prio_no_advert
                 .unwrap_or(g.vrrp_lower_prio_no_advert),

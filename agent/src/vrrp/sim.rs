@@ -67,6 +67,8 @@ impl Lan {
                         Auth::None
                     },
                     unicast: false,
+                    peers: Vec::new(),
+                    check_unicast_src: false,
                     lower_prio_no_advert: false,
                     higher_prio_send_advert: false,
                     skip_check_adv_addr: false,

@@ -31,6 +31,8 @@ fn v2(priority: u8) -> Params {
         addrs: vec![VIP],
         auth: Auth::Pass(*b"1111\0\0\0\0"),
         unicast: false,
+        peers: Vec::new(),
+        check_unicast_src: false,
         lower_prio_no_advert: false,
         higher_prio_send_advert: false,
         skip_check_adv_addr: false,
@@ -488,6 +490,8 @@ fn rfc5798_6_4_3_master_answers_priority_zero_with_an_advert() {
     let a = i.handle(ms(5000), from(&p, HIGHER_IP, 0));
     assert_eq!(adverts(&a), [100]);
     assert_eq!(i.state(), State::Master);
+    // ... and resets its Adver_Timer from that advert.
+    assert_eq!(i.next_deadline(), Some(ms(6000)));
 }
 
 #[test]
@@ -709,4 +713,44 @@ fn priority_change_moves_skew_and_adverts() {
     let mut o = Instance::new(owner, ME);
     o.handle(ms(0), Event::Priority(10));
     assert_eq!(o.priority(), 255, "an address owner's priority is fixed");
+}
+
+#[test]
+fn keepalived_check_unicast_src_rejects_non_peers() {
+    let mut p = v2(100);
+    p.unicast = true;
+    p.check_unicast_src = true;
+    p.peers = vec![Peer {
+        addr: LOWER_IP,
+        min_ttl: 0,
+        max_ttl: 255,
+    }];
+    let a = rejected(&p, |rx| rx.src = HIGHER_IP);
+    assert_eq!(
+        logs(&a),
+        ["(VI_1) unicast source address 10.0.0.3 not a unicast peer"]
+    );
+}
+
+#[test]
+fn keepalived_unicast_peer_ttl_range_is_enforced() {
+    let mut p = v2(100);
+    p.unicast = true;
+    p.peers = vec![Peer {
+        addr: HIGHER_IP,
+        min_ttl: 250,
+        max_ttl: 255,
+    }];
+    let a = rejected(&p, |rx| rx.ttl = 64);
+    assert_eq!(logs(&a), ["(VI_1) TTL/HL 64 not in range 250 - 255"]);
+}
+
+#[test]
+fn a_link_flap_while_handing_over_ends_the_stop() {
+    let mut i = master(v2(100));
+    i.handle(ms(9000), Event::Stop);
+    i.handle(ms(9010), Event::LinkDown);
+    let a = i.handle(ms(9020), Event::LinkUp);
+    assert_eq!(i.state(), State::Init, "{a:?}");
+    assert_eq!(i.next_deadline(), None);
 }
