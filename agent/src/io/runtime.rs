@@ -492,8 +492,9 @@ impl Runtime {
         monotonic_now()
     }
 
-    /// Runs until [`Control::Stop`] (or the control channel closes), then stops every instance
-    /// gracefully (priority-0 adverts, addresses removed, XDP detached).
+    /// Runs until [`Control::Stop`], then stops every instance gracefully: XDP detached,
+    /// priority-0 adverts, the addresses released once successors advertise (at most
+    /// [`MAX_HANDOVER`]; a second Stop releases at once).
     pub async fn run(
         mut self,
         startup_delay: Duration,
