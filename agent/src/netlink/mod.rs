@@ -33,6 +33,8 @@ pub enum NetlinkError {
     Scope(String),
     #[error("route: {0}")]
     Route(String),
+    #[error("{0}")]
+    Vmac(String),
 }
 
 /// What the runtime needs of an interface.
@@ -395,7 +397,7 @@ impl Netlink {
         match self.link(name).await {
             Ok(l) if l.mac == mac && l.parent == Some(base.index) => return Ok((l, false)),
             Ok(_) => {
-                return Err(NetlinkError::Route(format!(
+                return Err(NetlinkError::Vmac(format!(
                     "interface {name} exists, but is not a VMAC {} on {}: give this instance's use_vmac another name",
                     mac_string(mac),
                     base.name
