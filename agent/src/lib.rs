@@ -8,5 +8,7 @@ pub mod iface;
 pub mod io;
 pub mod logging;
 pub mod netlink;
+#[cfg(test)]
+mod test_rng;
 pub mod vrrp;
 pub mod xdp;

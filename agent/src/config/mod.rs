@@ -348,6 +348,19 @@ mod keyword_families {
     }
 
     #[test]
+    fn use_vmac_without_a_name_is_vrrp_vrid_even_before_the_vrid() {
+        let text = "vrrp_instance V {\n interface eth0\n use_vmac\n virtual_router_id 42\n \
+                    virtual_ipaddress {\n 10.1.1.1\n }\n}\n";
+        check(text, "/instances/0/use_vmac", json!("vrrp.42"), 0);
+        check(
+            &inst("use_vmac vmac7"),
+            "/instances/0/use_vmac",
+            json!("vmac7"),
+            0,
+        );
+    }
+
+    #[test]
     fn priority_state_and_owner() {
         check(
             &inst("priority 150"),

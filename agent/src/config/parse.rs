@@ -908,12 +908,9 @@ fn instance(name: String, stmt: &Stmt, version: u8, diags: &mut Diags) -> Instan
                 i.unicast_ttl =
                     int_in(c, "unicast_ttl", 1, 255, diags).map_or(i.unicast_ttl, |v| v as u8)
             }
-            "use_vmac" => {
-                i.use_vmac = Some(c.arg(0).map_or_else(
-                    || format!("vrrp.{}", i.virtual_router_id.unwrap_or(0)),
-                    str::to_string,
-                ))
-            }
+            // Without a name: keepalived's `vrrp.VRID`, named once the block (and its VRID,
+            // which may come later) has been read.
+            "use_vmac" => i.use_vmac = Some(c.arg(0).unwrap_or_default().to_string()),
             "vmac_xmit_base" => i.vmac_xmit_base = true,
             "accept" => i.accept = Some(true),
             "no_accept" => i.accept = Some(false),
@@ -951,6 +948,9 @@ fn instance(name: String, stmt: &Stmt, version: u8, diags: &mut Diags) -> Instan
     }
     if let Some((secs, loc)) = advert {
         i.advert_int_cs = advert_cs(&name, secs, i.version, &loc, diags);
+    }
+    if let Some(vmac) = i.use_vmac.as_mut().filter(|v| v.is_empty()) {
+        *vmac = format!("vrrp.{}", i.virtual_router_id.unwrap_or(0));
     }
     i
 }

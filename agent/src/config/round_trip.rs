@@ -1,6 +1,7 @@
 //! Round trip: model → printed keepalived.conf → model gives the same model (locations
 //! aside), for every corpus config and for many generated models.
 
+use crate::test_rng::Rng;
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::Path,
@@ -82,19 +83,7 @@ fn every_corpus_config_round_trips() {
     assert!(n >= 40, "only {n} corpus configs read completely");
 }
 
-/// xorshift64*: deterministic, so a failing seed can be replayed.
-struct Rng(u64);
-
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
     fn range(&mut self, lo: i64, hi: i64) -> i64 {
         lo + self.below((hi - lo + 1) as u64) as i64
     }

@@ -46,7 +46,8 @@ pub enum RouteError {
     NoDestination(String),
 }
 
-fn prefix_of(text: &str, words: &str, what: &str) -> Result<(IpAddr, u8), RouteError> {
+/// `ADDR[/LEN]` (LEN defaults to the full length), or a `BadValue` naming `what` in `line`.
+pub(super) fn prefix_of(text: &str, words: &str, what: &str) -> Result<(IpAddr, u8), RouteError> {
     let bad = || RouteError::BadValue(words.to_string(), what.to_string(), text.to_string());
     let (a, p) = match text.split_once('/') {
         Some((a, p)) => (a, Some(p)),

@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use super::route::RouteError;
+use super::route::{RouteError, prefix_of as prefix};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RuleAction {
@@ -29,20 +29,6 @@ pub struct VirtualRule {
     pub tos: Option<u8>,
     /// inet6 written, or an address is IPv6.
     pub v6: bool,
-}
-
-fn prefix(text: &str, line: &str, what: &str) -> Result<(IpAddr, u8), RouteError> {
-    let bad = || RouteError::BadValue(line.to_string(), what.to_string(), text.to_string());
-    let (a, p) = text
-        .split_once('/')
-        .map_or((text, None), |(a, p)| (a, Some(p)));
-    let addr: IpAddr = a.parse().map_err(|_| bad())?;
-    let max = if addr.is_ipv6() { 128 } else { 32 };
-    let len = match p {
-        Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(bad)?,
-        None => max,
-    };
-    Ok((addr, len))
 }
 
 fn number<T: std::str::FromStr>(v: &str) -> Option<T> {

@@ -6,25 +6,15 @@
 
 use std::{net::IpAddr, time::Duration};
 
+use crate::test_rng::Rng;
+
 use super::{
     instance::{Action, Event, GarpSchedule, Instance, Params, Received, State},
     packet::{Auth, Version},
 };
 
-/// xorshift64*: deterministic, seedable, enough for choosing events.
-struct Rng(u64);
-
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
+    fn chance_percent(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
 }
@@ -57,7 +47,7 @@ impl Lan {
                     priority: 1 + rng.below(254) as u8,
                     advert_int_cs: int_cs,
                     down_timer_adverts: 3,
-                    want_master: rng.chance(30),
+                    want_master: rng.chance_percent(30),
                     nopreempt: false,
                     preempt_delay: Duration::ZERO,
                     addrs: vec!["192.0.2.100".parse().unwrap()],
@@ -95,7 +85,7 @@ impl Lan {
         for a in actions {
             if let Action::SendAdvert(ad) = a {
                 for to in 0..self.routers.len() {
-                    if to != from && !rng.chance(self.loss_percent) {
+                    if to != from && !rng.chance_percent(self.loss_percent) {
                         self.wire
                             .push((self.now + self.latency, to, from, ad.clone()));
                     }
