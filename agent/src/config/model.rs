@@ -214,14 +214,24 @@ pub struct Tracked {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Notify {
-    pub master: Option<Vec<String>>,
-    pub backup: Option<Vec<String>>,
-    pub fault: Option<Vec<String>>,
-    pub stop: Option<Vec<String>>,
-    pub deleted: Option<Vec<String>>,
-    pub master_rx_lower_pri: Option<Vec<String>>,
+    pub master: Option<NotifyScript>,
+    pub backup: Option<NotifyScript>,
+    pub fault: Option<NotifyScript>,
+    pub stop: Option<NotifyScript>,
+    /// `notify_deleted` with no script: deletion is reported as DELETED, not FAULT.
+    pub deleted: Option<NotifyScript>,
+    pub master_rx_lower_pri: Option<NotifyScript>,
     /// `notify`: called with TYPE NAME STATE PRIORITY appended.
-    pub generic: Option<Vec<String>>,
+    pub generic: Option<NotifyScript>,
+}
+
+/// `notify_X "COMMAND ARGS" [USER [GROUP]]`: keepalived splits the (quoted) first argument into
+/// argv; the second and third name who it runs as.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct NotifyScript {
+    pub argv: Vec<String>,
+    pub user: Option<String>,
+    pub group: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -671,13 +671,25 @@ fn tracked_list(stmt: &Stmt, owner: &str, what: &str, diags: &mut Diags) -> Vec<
     out
 }
 
-fn notify_argv(stmt: &Stmt, diags: &mut Diags) -> Option<Vec<String>> {
-    // `notify_deleted` alone: report deletion as a stop, with no script of its own.
+fn notify_argv(stmt: &Stmt, diags: &mut Diags) -> Option<NotifyScript> {
+    // `notify_deleted` alone: report deletion as DELETED, with no script of its own.
     if stmt.keyword == "notify_deleted" && stmt.args.is_empty() {
-        return Some(Vec::new());
+        return Some(NotifyScript::default());
     }
-    arg1(stmt, diags)?;
-    Some(script_argv(stmt))
+    let first = arg1(stmt, diags)?;
+    // keepalived's notify_script_init: the first argument is the command line (split on
+    // spaces, quotes kept), then the user and the group.
+    let parts = super::lexer::tokenize(first);
+    let argv = if parts.is_empty() {
+        vec![first.to_string()]
+    } else {
+        parts.into_iter().map(|t| t.text).collect()
+    };
+    Some(NotifyScript {
+        argv,
+        user: stmt.arg(1).map(str::to_string),
+        group: stmt.arg(2).map(str::to_string),
+    })
 }
 
 fn notify(n: &mut Notify, stmt: &Stmt, diags: &mut Diags) -> bool {

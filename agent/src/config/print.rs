@@ -121,8 +121,15 @@ impl Out {
             ("notify", &n.generic),
         ] {
             match v {
-                Some(argv) if argv.is_empty() => self.line(kw),
-                Some(argv) => self.line(format!("{kw} {}", command(argv))),
+                Some(n) if n.argv.is_empty() => self.line(kw),
+                Some(n) => {
+                    let mut l = format!("{kw} {}", command(&n.argv));
+                    for w in n.user.iter().chain(&n.group) {
+                        l.push(' ');
+                        l.push_str(&word(w));
+                    }
+                    self.line(l)
+                }
                 None => {}
             }
         }

@@ -123,6 +123,17 @@ impl Rng {
             })
             .collect()
     }
+    fn notify_script(&mut self) -> NotifyScript {
+        let argv = self.argv();
+        let user = self.maybe(Rng::name);
+        let group = if user.is_some() {
+            self.maybe(Rng::name)
+        } else {
+            None
+        };
+        NotifyScript { argv, user, group }
+    }
+
     fn argv(&mut self) -> Vec<String> {
         let mut argv = vec![format!("/usr/bin/{}", self.name())];
         argv.extend((0..self.below(3)).map(|_| self.name()));
@@ -233,8 +244,8 @@ fn generate(rng: &mut Rng) -> Config {
         i.accept = rng.maybe(Rng::chance);
         i.garp_master_delay = rng.maybe(|r| r.range(0, 255) as u32);
         i.garp_master_refresh = rng.maybe(|r| r.range(0, 100_000) as u32);
-        i.notify.master = rng.maybe(Rng::argv);
-        i.notify.generic = rng.maybe(Rng::argv);
+        i.notify.master = rng.maybe(Rng::notify_script);
+        i.notify.generic = rng.maybe(Rng::notify_script);
         i.smtp_alert = rng.chance();
         i.strict_mode = rng.maybe(Rng::chance);
         i.v3_checksum_as_v2 = rng.chance();
@@ -252,7 +263,7 @@ fn generate(rng: &mut Rng) -> Config {
             track_processes: Vec::new(),
             track_bfds: rng.tracked(),
             notify: Notify {
-                backup: rng.maybe(Rng::argv),
+                backup: rng.maybe(Rng::notify_script),
                 ..Notify::default()
             },
             smtp_alert: rng.chance(),

@@ -17,6 +17,9 @@ pub trait Host {
     /// The file exists and can be executed (by root, as keepalived checks it).
     fn executable(&self, path: &str) -> bool;
     fn user_exists(&self, name: &str) -> bool;
+    /// keepalived's check_script_secure for a script run as root: the path that anyone but
+    /// root could change (the script or a directory above it), if any.
+    fn insecure(&self, path: &str) -> Option<String>;
 }
 
 /// The machine (its current network namespace).
@@ -40,6 +43,15 @@ impl Host for System {
         // SAFETY: valid C string; getpwnam's result is only tested for NULL.
         !unsafe { libc::getpwnam(c.as_ptr()) }.is_null()
     }
+
+    fn insecure(&self, path: &str) -> Option<String> {
+        use crate::track::security::{Insecure, check};
+        match check(path) {
+            Ok(()) => None,
+            Err(Insecure::NotFound(_)) => None,
+            Err(Insecure::WrongType(p) | Insecure::Writable(p)) => Some(p.display().to_string()),
+        }
+    }
 }
 
 /// A host that has every interface, script and user: only the text is judged (fuzzing, tests
@@ -57,6 +69,10 @@ impl Host for Unchecked {
 
     fn user_exists(&self, _: &str) -> bool {
         true
+    }
+
+    fn insecure(&self, _: &str) -> Option<String> {
+        None
     }
 }
 
@@ -87,6 +103,103 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
         }
         _ => true,
     });
+    // Who scripts run as when they name nobody: root unless script_user (or the user
+    // keepalived_script) exists.
+    let default_user = config
+        .global
+        .script_user
+        .as_deref()
+        .unwrap_or(DEFAULT_SCRIPT_USER);
+    let default_root = default_user == "root" || !host.user_exists(default_user);
+    let security = config.global.enable_script_security;
+    // keepalived's check_vrrp_script_security: a script that cannot be run, or (with
+    // enable_script_security) one run as root that others could change, is disabled and
+    // silently taken out of every instance and group that tracks it.
+    let mut disabled = HashSet::new();
+    let mut insecure_scripts = false;
+    config.scripts.retain(|s| {
+        let path = s.script.first().map(String::as_str).unwrap_or("");
+        if path.is_empty() || !host.executable(path) {
+            diags.config(
+                None,
+                format!(
+                    "Disabling track script {} since not found/accessible",
+                    s.name
+                ),
+            );
+            disabled.insert(s.name.clone());
+            return false;
+        }
+        let as_root = match s.user.as_deref() {
+            Some(u) => u == "root",
+            None => default_root,
+        };
+        if as_root && let Some(bad) = host.insecure(path) {
+            insecure_scripts = true;
+            let _ = bad;
+            if security {
+                diags.config(
+                    None,
+                    format!("Unsafe permissions found for script '{path}' - disabling."),
+                );
+                diags.config(
+                    None,
+                    format!("Disabling track script {} due to insecure", s.name),
+                );
+                disabled.insert(s.name.clone());
+                return false;
+            }
+            diags.config(
+                None,
+                format!("Unsafe permissions found for script '{path}'."),
+            );
+        }
+        true
+    });
+    // Notify scripts run as root under the same rule.
+    let notifies = config
+        .instances
+        .iter_mut()
+        .map(|i| &mut i.notify)
+        .chain(config.sync_groups.iter_mut().map(|g| &mut g.notify));
+    for n in notifies {
+        for slot in [
+            &mut n.master,
+            &mut n.backup,
+            &mut n.fault,
+            &mut n.stop,
+            &mut n.deleted,
+            &mut n.master_rx_lower_pri,
+            &mut n.generic,
+        ] {
+            let Some(script) = slot else { continue };
+            let Some(path) = script.argv.first().cloned() else {
+                continue;
+            };
+            let as_root = match script.user.as_deref() {
+                Some(u) => u == "root",
+                None => default_root,
+            };
+            if as_root && host.executable(&path) && host.insecure(&path).is_some() {
+                insecure_scripts = true;
+                if security {
+                    diags.config(
+                        None,
+                        format!("Unsafe permissions found for script '{path}' - disabling."),
+                    );
+                    *slot = None;
+                } else {
+                    diags.config(
+                        None,
+                        format!("Unsafe permissions found for script '{path}'."),
+                    );
+                }
+            }
+        }
+    }
+    for g in &mut config.sync_groups {
+        g.track_scripts.retain(|t| !disabled.contains(&t.name));
+    }
     let script_names: Vec<String> = config.scripts.iter().map(|s| s.name.clone()).collect();
 
     // Duplicate instance names: the later one is dropped.
@@ -209,6 +322,9 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
         }
         // Tracked scripts must exist; an address owner (255) ignores weighted ones.
         i.track_scripts.retain(|t| {
+            if disabled.contains(&t.name) {
+                return false;
+            }
             if !script_names.contains(&t.name) {
                 diags.config(
                     Some(&t.at),
@@ -331,16 +447,7 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
     // One with its own (existing) user does not run as root.
     let mut root_scripts = false;
     for s in &config.scripts {
-        let path = s.script.first().map(String::as_str).unwrap_or("");
-        if path.is_empty() || !host.executable(path) {
-            diags.config(
-                None,
-                format!(
-                    "Disabling track script {} since not found/accessible",
-                    s.name
-                ),
-            );
-        } else if s.user.as_deref().is_none_or(|u| u == "root") {
+        if s.user.as_deref().is_none_or(|u| u == "root") {
             root_scripts = true;
         }
     }
@@ -361,19 +468,16 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
             ]
         })
         .flatten()
-        .any(|argv| argv.first().is_some_and(|p| host.executable(p)));
+        .any(|n| n.argv.first().is_some_and(|p| host.executable(p)));
     // Scripts run as root unless a user is given and exists; keepalived refuses that unless
     // script security is enabled.
-    let user = config
-        .global
-        .script_user
-        .as_deref()
-        .unwrap_or(DEFAULT_SCRIPT_USER);
-    let as_root = user == "root" || !host.user_exists(user);
-    if (root_scripts || notify_scripts) && as_root && !config.global.enable_script_security {
+    if (root_scripts || notify_scripts) && default_root && !security {
         diags.security(
             None,
-            "SECURITY VIOLATION - scripts are being executed but script_security not enabled.",
+            format!(
+                "SECURITY VIOLATION - scripts are being executed but script_security not enabled.{}",
+                if insecure_scripts { " There are insecure scripts." } else { "" }
+            ),
         );
     }
 
@@ -388,7 +492,7 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
                 .map(|c| super::lexer::tokenize(c))
                 .unwrap_or_default();
             let runnable = command.first().is_some_and(|p| host.executable(&p.text));
-            let user = args.get(1).map_or(user, String::as_str);
+            let user = args.get(1).map_or(default_user, String::as_str);
             runnable && (user == "root" || !host.user_exists(user))
         });
     if start_stop_as_root && !config.global.enable_script_security {
@@ -398,7 +502,7 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
     let runs_as_root = |command: &str, script_user: Option<&str>| {
         let words = super::lexer::tokenize(command);
         let runnable = words.first().is_some_and(|p| host.executable(&p.text));
-        let user = script_user.unwrap_or(user);
+        let user = script_user.unwrap_or(default_user);
         runnable && (user == "root" || !host.user_exists(user))
     };
     let mut check_scripts_as_root = false;

@@ -5,3 +5,4 @@ pub mod garp;
 pub mod runtime;
 pub mod socket;
 pub mod timer;
+pub mod tracking;

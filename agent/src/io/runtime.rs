@@ -6,7 +6,12 @@
 //! state machine moves its advert deadline, so a flood of received packets can delay an advert
 //! by at most the handling of one packet and never re-arms it.
 
-use std::{collections::HashMap, net::IpAddr, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, VecDeque},
+    net::IpAddr,
+    sync::Arc,
+    time::Duration,
+};
 
 use agent_common::{IFACE_FILTER_ARMED, IfaceConfig, VipKey, VipValue, VridConfig, VridKey};
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -17,6 +22,7 @@ use super::{
     garp::{self, FrameSocket},
     socket::{Packet, RxSocket, TxSocket},
     timer::{Timer, monotonic_now},
+    tracking::Tracking,
 };
 use crate::{
     config::model::{Config, Instance as InstanceConfig, VirtualAddress},
@@ -25,6 +31,7 @@ use crate::{
         route::{self, VirtualRoute},
         rule::{self, VirtualRule},
     },
+    notify::{self, Note, Notifier},
     vrrp::{
         instance::{Action, Event, Instance, LogLevel, Received, State},
         packet::{Advert, ChecksumMode},
@@ -34,6 +41,8 @@ use crate::{
 
 /// The longest a graceful stop waits for successors before releasing anyway.
 const MAX_HANDOVER: Duration = Duration::from_secs(5);
+/// The longest the STOP notifications (and any still queued) are waited for at exit.
+const MAX_NOTIFY_DRAIN: Duration = Duration::from_secs(3);
 
 /// What the signal handlers ask of the runtime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +104,34 @@ struct Slot {
     /// `vrrp_garp_interval` / `vrrp_gna_interval`: spacing of one burst.
     garp_interval: Duration,
     na_router: bool,
+    /// The configured priority (trackers move the effective one from here).
+    base_priority: u8,
+    /// `dont_track_primary`: the own interface's link changes are ignored.
+    dont_track_primary: bool,
+    /// The sync group it belongs to (index into `Runtime::groups`).
+    group: Option<usize>,
+    /// keepalived's `notifies_sent`: a member entering its group's state notifies only once.
+    notified: bool,
+}
+
+/// A `vrrp_sync_group` (keepalived's vrrp_sync.c): members go FAULT, BACKUP and MASTER
+/// together.
+struct Group {
+    name: String,
+    members: Vec<usize>,
+    /// Where the group is going (set when a sync starts, so members' own transitions during
+    /// the sync do not start another).
+    target: State,
+    /// What the group last notified (set after its members have moved).
+    notified: State,
+}
+
+/// Work that a transition leads to, done in order after it.
+enum Work {
+    Event(usize, Event),
+    Log(String),
+    /// The group's members have moved: notify the group's own scripts.
+    GroupNotify(usize, State),
 }
 
 pub struct Runtime {
@@ -107,6 +144,9 @@ pub struct Runtime {
     base_arp: HashMap<String, (u32, u32)>,
     rx_tx: mpsc::Sender<(u32, bool, Packet)>,
     rx: mpsc::Receiver<(u32, bool, Packet)>,
+    tracking: Tracking,
+    notifier: Notifier,
+    groups: Vec<Group>,
 }
 
 impl Runtime {
@@ -117,6 +157,26 @@ impl Runtime {
             bail!("no vrrp_instance configured: nothing to run");
         }
         let netlink = Netlink::new().context("opening netlink")?;
+        let helpers = crate::track::watch::helper_thread().context("starting the helper thread")?;
+        let tracking = Tracking::new(config, &netlink, &helpers).await?;
+        let notifier = Notifier::start(
+            notify::Setup::from_config(config, opts.log_detail),
+            &helpers,
+        );
+        let groups = config
+            .sync_groups
+            .iter()
+            .map(|g| Group {
+                name: g.name.clone(),
+                members: g
+                    .members
+                    .iter()
+                    .filter_map(|m| config.instances.iter().position(|i| &i.name == m))
+                    .collect(),
+                target: State::Backup,
+                notified: State::Init,
+            })
+            .collect();
         // Bounded: if adverts arrive faster than the loop handles them, the receive tasks wait
         // and the kernel's socket buffer drops the excess, rather than memory growing.
         let (rx_tx, rx) = mpsc::channel(1024);
@@ -129,6 +189,9 @@ impl Runtime {
             base_arp: HashMap::new(),
             rx_tx,
             rx,
+            tracking,
+            notifier,
+            groups,
         };
         let mut rx_sockets: HashMap<(u32, bool), RxSocket> = HashMap::new();
         for ic in &config.instances {
@@ -219,7 +282,13 @@ impl Runtime {
     }
 
     async fn slot(&mut self, config: &Config, ic: &InstanceConfig) -> Result<Slot> {
-        let params = crate::vrrp::instance::Params::from_config(ic, &config.global)?;
+        let mut params = crate::vrrp::instance::Params::from_config(ic, &config.global)?;
+        let group = config
+            .sync_groups
+            .iter()
+            .position(|g| g.members.contains(&ic.name));
+        params.sync_group = group.is_some();
+        let base_priority = params.priority;
         let ifname = ic.interface.as_deref().expect("checked by Params");
         let link = self
             .netlink
@@ -295,7 +364,7 @@ impl Runtime {
             routes.push((r, oif));
         }
         let mut inst = Instance::new(params, src);
-        inst.set_link_initially(link.up);
+        inst.set_link_initially(link.up || ic.dont_track_primary);
         Ok(Slot {
             name: ic.name.as_str().into(),
             inst,
@@ -322,6 +391,10 @@ impl Runtime {
             } else {
                 config.global.vrrp_garp_interval
             }),
+            base_priority,
+            dont_track_primary: ic.dont_track_primary,
+            group,
+            notified: false,
         })
     }
 
@@ -524,9 +597,7 @@ impl Runtime {
         for k in 0..self.slots.len() {
             self.remove_leftovers(k).await;
         }
-        for k in 0..self.slots.len() {
-            self.event(k, Event::Start).await;
-        }
+        self.start_all().await;
         // Set once a stop was asked for: the instances hand over, then we finish.
         let mut stop_deadline: Option<Duration> = None;
         let mut control_open = true;
@@ -584,10 +655,21 @@ impl Runtime {
                     for k in 0..self.slots.len() {
                         if self.slots[k].link.index == change.index && self.slots[k].link.up != change.up {
                             self.slots[k].link.up = change.up;
+                            if self.slots[k].dont_track_primary {
+                                continue;
+                            }
                             let ev = if change.up { Event::LinkUp } else { Event::LinkDown };
                             info!("Netlink reports {} {}", self.slots[k].link.name, if change.up { "up" } else { "down" });
                             self.event(k, ev).await;
                         }
+                    }
+                    for k in self.tracking.link_change(change.index, change.up) {
+                        self.track(k).await;
+                    }
+                }
+                Some(update) = self.tracking.rx.recv() => {
+                    for k in self.tracking.update(update) {
+                        self.track(k).await;
                     }
                 }
             }
@@ -650,6 +732,10 @@ impl Runtime {
                 self.event(k, Event::Stop).await;
             }
         }
+        // keepalived notifies every group STOP after its members.
+        for g in 0..self.groups.len() {
+            self.group_notify(g, State::Init);
+        }
         drop(self.xdp.take());
         // keepalived removes the VMACs it made and puts the base's ARP settings back.
         for slot in &self.slots {
@@ -664,6 +750,8 @@ impl Runtime {
             let _ = crate::netlink::set_sysctl(base, "arp_ignore", *ignore);
             let _ = crate::netlink::set_sysctl(base, "arp_filter", *filter);
         }
+        // The STOP notifications (and anything still queued) are delivered before we exit.
+        self.notifier.drain(MAX_NOTIFY_DRAIN).await;
         Ok(())
     }
 
@@ -718,14 +806,170 @@ impl Runtime {
         self.event_at(k, now, ev).await;
     }
 
+    /// Starts every instance with its trackers' initial verdict, sync groups first (keepalived
+    /// notifies a BACKUP or FAULT group before its members start).
+    async fn start_all(&mut self) {
+        let now = self.now();
+        for k in 0..self.slots.len() {
+            let v = self.tracking.verdict(k);
+            let prio = v.priority(self.slots[k].base_priority);
+            let fault = v.fault.is_some();
+            if let Some(line) = self.tracking.startup_fault_line(k, &self.slots[k].name) {
+                info!("{line}");
+            }
+            let inst = &mut self.slots[k].inst;
+            inst.set_track_fault_initially(fault);
+            // Before Start: no "Changing effective priority" line (keepalived sets it quietly).
+            let _ = inst.handle(now, Event::Priority(prio));
+        }
+        for g in 0..self.groups.len() {
+            let faulty = self.groups[g]
+                .members
+                .iter()
+                .any(|&m| self.slots[m].inst.own_fault());
+            let state = if faulty { State::Fault } else { State::Backup };
+            if faulty {
+                info!(
+                    "VRRP_Group({}): Syncing {} to FAULT state",
+                    self.groups[g].name, self.groups[g].name
+                );
+                for m in self.groups[g].members.clone() {
+                    let _ = self.slots[m].inst.handle(now, Event::GroupFault(true));
+                }
+            }
+            self.groups[g].target = state;
+            self.group_notify(g, state);
+        }
+        for k in 0..self.slots.len() {
+            self.event(k, Event::Start).await;
+        }
+    }
+
+    /// A tracker of instance `k` changed: its effective priority and FAULT follow.
+    async fn track(&mut self, k: usize) {
+        let v = self.tracking.verdict(k);
+        let prio = v.priority(self.slots[k].base_priority);
+        if prio != self.slots[k].inst.priority() {
+            self.event(k, Event::Priority(prio)).await;
+        }
+        let fault = v.fault.is_some();
+        if fault != self.slots[k].inst.track_fault() {
+            self.event(k, Event::TrackFault(fault)).await;
+        }
+    }
+
+    /// Handles an event and everything its transitions lead to: sync group members following
+    /// (keepalived's vrrp_sync_fault / _backup / _master), in order.
     async fn event_at(&mut self, k: usize, now: Duration, ev: Event) {
-        let mut actions = self.slots[k].inst.handle(now, ev);
-        // The packets go first; the log lines of the batch follow in their order (formatting
-        // and writing them costs tens of µs a transition should not wait for). A stable sort
-        // in place: a batch is a handful of actions, no allocation.
-        actions.sort_by_key(|a| matches!(a, Action::Log(..)));
-        for a in actions {
-            self.apply(k, a).await;
+        let mut work = VecDeque::from([Work::Event(k, ev)]);
+        while let Some(w) = work.pop_front() {
+            let (k, ev) = match w {
+                Work::Event(k, ev) => (k, ev),
+                Work::Log(line) => {
+                    info!("{line}");
+                    continue;
+                }
+                Work::GroupNotify(g, state) => {
+                    self.group_notify(g, state);
+                    continue;
+                }
+            };
+            let old = self.slots[k].inst.state();
+            let mut actions = self.slots[k].inst.handle(now, ev);
+            // The packets go first; the log lines of the batch follow in their order
+            // (formatting and writing them costs tens of µs a transition should not wait
+            // for). A stable sort in place: a batch is a handful of actions, no allocation.
+            actions.sort_by_key(|a| matches!(a, Action::Log(..)));
+            let wants_master = actions.contains(&Action::WantMaster);
+            for a in actions {
+                self.apply(k, a).await;
+            }
+            if let Some(g) = self.slots[k].group {
+                self.sync(g, k, old, wants_master, &mut work);
+            }
+        }
+    }
+
+    /// keepalived's sync group rules after member `k` moved from `old`.
+    fn sync(
+        &mut self,
+        g: usize,
+        k: usize,
+        old: State,
+        wants_master: bool,
+        work: &mut VecDeque<Work>,
+    ) {
+        let new = self.slots[k].inst.state();
+        let members = self.groups[g].members.clone();
+        let name = self.groups[g].name.clone();
+        if new == State::Fault && old != State::Fault && self.groups[g].target != State::Fault {
+            // One member faulty: all go FAULT, and stay there until none is (each holds the
+            // group's fault until then).
+            self.groups[g].target = State::Fault;
+            work.push_back(Work::Log(format!(
+                "VRRP_Group({name}) Syncing instances to FAULT state"
+            )));
+            for &m in &members {
+                work.push_back(Work::Event(m, Event::GroupFault(true)));
+            }
+            work.push_back(Work::GroupNotify(g, State::Fault));
+            return;
+        }
+        if self.groups[g].target == State::Fault
+            && !members.iter().any(|&m| self.slots[m].inst.own_fault())
+        {
+            // The last faulty member recovered: everyone leaves FAULT together.
+            self.groups[g].target = State::Backup;
+            work.push_back(Work::Log(format!(
+                "VRRP_Group({name}) Syncing instances to BACKUP state"
+            )));
+            for &m in &members {
+                work.push_back(Work::Event(m, Event::GroupFault(false)));
+            }
+            work.push_back(Work::GroupNotify(g, State::Backup));
+            return;
+        }
+        if old == State::Master && new == State::Backup && self.groups[g].target != State::Backup {
+            self.groups[g].target = State::Backup;
+            work.push_back(Work::Log(format!(
+                "VRRP_Group({name}) Syncing instances to BACKUP state"
+            )));
+            for &m in members.iter().filter(|&&m| m != k) {
+                work.push_back(Work::Event(m, Event::GroupBackup));
+            }
+            work.push_back(Work::GroupNotify(g, State::Backup));
+            return;
+        }
+        if wants_master {
+            // keepalived's vrrp_sync_can_goto_master: only when every other member wants it
+            // too (or already is master).
+            let all = members.iter().filter(|&&m| m != k).all(|&m| {
+                let i = &self.slots[m].inst;
+                i.state() == State::Master || i.wants_master()
+            });
+            if all {
+                self.groups[g].target = State::Master;
+                work.push_back(Work::Event(k, Event::GroupMaster));
+                work.push_back(Work::Log(format!(
+                    "VRRP_Group({name}) Syncing instances to MASTER state"
+                )));
+                for &m in members.iter().filter(|&&m| m != k) {
+                    work.push_back(Work::Event(m, Event::GroupMaster));
+                }
+                work.push_back(Work::GroupNotify(g, State::Master));
+            }
+        }
+    }
+
+    /// Notifies a sync group's own scripts, FIFO line and mail.
+    fn group_notify(&mut self, g: usize, state: State) {
+        self.groups[g].notified = state;
+        if let Some(st) = notify_state(state) {
+            self.notifier.send(Note {
+                target: self.slots.len() + g,
+                state: st,
+                priority: 0,
+            });
         }
     }
 
@@ -890,10 +1134,44 @@ impl Runtime {
                     monotonic_now() - t0
                 );
             }
-            Action::Notify(state) => debug!("({name}) now {}", state.name()),
-            Action::NotifyMasterRxLowerPri => {}
+            Action::Notify(state) => {
+                // keepalived's send_instance_notifies: a sync group member that has notified
+                // once does not notify entering the state its group is already in.
+                if let Some(g) = slot.group
+                    && slot.notified
+                    && self.groups[g].notified == state
+                {
+                    return;
+                }
+                let priority = slot.inst.priority();
+                self.slots[k].notified = true;
+                if let Some(st) = notify_state(state) {
+                    self.notifier.send(Note {
+                        target: k,
+                        state: st,
+                        priority,
+                    });
+                }
+            }
+            Action::NotifyMasterRxLowerPri => self.notifier.send(Note {
+                target: k,
+                state: notify::State::MasterRxLowerPri,
+                priority: slot.inst.priority(),
+            }),
+            // Handled by the sync group logic after the batch.
+            Action::WantMaster => {}
         }
     }
+}
+
+/// The notification for entering a state (INIT is where a stopped instance goes: STOP).
+fn notify_state(state: State) -> Option<notify::State> {
+    Some(match state {
+        State::Master => notify::State::Master,
+        State::Backup => notify::State::Backup,
+        State::Fault => notify::State::Fault,
+        State::Init => notify::State::Stop,
+    })
 }
 
 /// What the kernel saw while we ran: the totals, and per instance the adverts passed and

@@ -101,6 +101,9 @@ pub struct Params {
     /// `skip_check_adv_addr`: do not re-check the address list of the known master's adverts.
     pub skip_check_adv_addr: bool,
     pub garp: GarpSchedule,
+    /// A member of a `vrrp_sync_group`: it becomes master only together with the whole group
+    /// (the runtime answers [`Action::WantMaster`] with [`Event::GroupMaster`]).
+    pub sync_group: bool,
 }
 
 /// A unicast peer and the TTL range its adverts must arrive with (keepalived: 0–255 unless
@@ -135,7 +138,20 @@ pub enum Event {
     Priority(u8),
     LinkDown,
     LinkUp,
+    /// A tracker with weight 0 failed (true) or every such tracker is fine again (false).
+    TrackFault(bool),
+    /// Another member of our sync group is faulty (true), or none is any more (false).
+    GroupFault(bool),
+    /// The sync group goes MASTER: every member that wants to, or is backup, takes over.
+    GroupMaster,
+    /// A sync group member went back to BACKUP: a master member follows.
+    GroupBackup,
 }
+
+/// Why an instance is in FAULT (several can hold at once; all must clear).
+const FAULT_LINK: u8 = 1;
+const FAULT_TRACK: u8 = 2;
+const FAULT_GROUP: u8 = 4;
 
 /// keepalived's log levels as the state machine uses them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,6 +178,9 @@ pub enum Action {
     Notify(State),
     /// A master received a lower-priority advert (`notify_master_rx_lower_pri`).
     NotifyMasterRxLowerPri,
+    /// A sync group member's Master_Down_Timer fired: it becomes master only with its group
+    /// (keepalived's `vrrp_sync_can_goto_master`); until then it stays BACKUP.
+    WantMaster,
     Log(LogLevel, String),
 }
 
@@ -175,7 +194,10 @@ pub struct Instance {
     priority: u8,
     /// Master_Adver_Interval (RFC 5798 §6.1): the master's interval as learned by a v3 backup.
     master_adv_int_cs: u16,
-    link_up: bool,
+    /// FAULT_* reasons that hold now.
+    faults: u8,
+    /// A sync group member whose Master_Down_Timer fired, waiting for its group.
+    wants_master: bool,
     /// The last master heard (address, priority).
     master: Option<(IpAddr, u8)>,
     advert_at: Option<Duration>,
@@ -202,7 +224,8 @@ impl Instance {
             p,
             src,
             state: State::Init,
-            link_up: true,
+            faults: 0,
+            wants_master: false,
             master: None,
             advert_at: None,
             down_at: None,
@@ -250,7 +273,37 @@ impl Instance {
     /// Whether the link is thought up (before Start: the runtime's initial view).
     pub fn set_link_initially(&mut self, up: bool) {
         if self.state == State::Init {
-            self.link_up = up;
+            self.set_fault(FAULT_LINK, !up);
+        }
+    }
+
+    /// Whether a weight-0 tracker holds the instance in FAULT (before Start: the initial view).
+    pub fn set_track_fault_initially(&mut self, fault: bool) {
+        if self.state == State::Init {
+            self.set_fault(FAULT_TRACK, fault);
+        }
+    }
+
+    /// Its own reasons for FAULT (the link, its trackers), not its sync group's.
+    pub fn own_fault(&self) -> bool {
+        self.faults & (FAULT_LINK | FAULT_TRACK) != 0
+    }
+
+    /// Whether a weight-0 tracker holds the instance in FAULT.
+    pub fn track_fault(&self) -> bool {
+        self.faults & FAULT_TRACK != 0
+    }
+
+    /// A sync group member waiting for the group to go master.
+    pub fn wants_master(&self) -> bool {
+        self.wants_master
+    }
+
+    fn set_fault(&mut self, reason: u8, on: bool) {
+        if on {
+            self.faults |= reason;
+        } else {
+            self.faults &= !reason;
         }
     }
 
@@ -315,26 +368,43 @@ impl Instance {
             Event::Stop => self.stop(now, &mut out),
             Event::Timer => self.timer(now, &mut out),
             Event::Advert(rx) => self.receive(now, rx, &mut out),
-            Event::Priority(p) => self.set_priority(p),
-            // A link change while handing over ends the hand-over: we are leaving anyway.
-            Event::LinkDown | Event::LinkUp if self.handover_until.is_some() => {
-                self.link_up = event == Event::LinkUp;
-                self.stop(now, &mut out);
-            }
-            Event::LinkDown => {
-                self.link_up = false;
-                if matches!(self.state, State::Backup | State::Master) {
-                    self.change_state(now, State::Fault, &mut out);
+            Event::Priority(p) => self.set_priority(p, &mut out),
+            Event::LinkDown => self.fault(now, FAULT_LINK, true, &mut out),
+            Event::LinkUp => self.fault(now, FAULT_LINK, false, &mut out),
+            Event::TrackFault(on) => self.fault(now, FAULT_TRACK, on, &mut out),
+            Event::GroupFault(on) => self.fault(now, FAULT_GROUP, on, &mut out),
+            Event::GroupMaster => {
+                if self.state == State::Backup && self.handover_until.is_none() {
+                    self.change_state(now, State::Master, &mut out);
                 }
             }
-            Event::LinkUp => {
-                self.link_up = true;
-                if self.state == State::Fault {
-                    self.leave_fault(now, &mut out);
+            Event::GroupBackup => {
+                if self.state == State::Master && self.handover_until.is_none() {
+                    self.change_state(now, State::Backup, &mut out);
                 }
             }
         }
         out
+    }
+
+    /// A reason for FAULT starts or ends (keepalived's `down_instance` / `try_up_instance`).
+    fn fault(&mut self, now: Duration, reason: u8, on: bool, out: &mut Vec<Action>) {
+        let was = self.faults != 0;
+        self.set_fault(reason, on);
+        // A change while handing over ends the hand-over: we are leaving anyway.
+        if self.handover_until.is_some() {
+            if was != (self.faults != 0) {
+                self.stop(now, out);
+            }
+            return;
+        }
+        match (was, self.faults != 0) {
+            (false, true) if matches!(self.state, State::Backup | State::Master) => {
+                self.change_state(now, State::Fault, out);
+            }
+            (true, false) if self.state == State::Fault => self.leave_fault(now, out),
+            _ => {}
+        }
     }
 
     // ----- start, stop, fault -----
@@ -347,7 +417,7 @@ impl Instance {
         if self.state != State::Init {
             return;
         }
-        if !self.link_up {
+        if self.faults != 0 {
             self.log(out, LogLevel::Info, "Entering FAULT STATE (init)".into());
             self.state = State::Fault;
             out.push(Action::Notify(State::Fault));
@@ -415,15 +485,26 @@ impl Instance {
         }
     }
 
-    fn set_priority(&mut self, p: u8) {
+    fn set_priority(&mut self, p: u8, out: &mut Vec<Action>) {
         // keepalived: an address owner's priority is not changed by tracking.
         if self.p.priority == PRIORITY_OWNER {
             return;
         }
-        self.priority = p.clamp(1, PRIORITY_OWNER - 1);
+        let p = p.clamp(1, PRIORITY_OWNER - 1);
+        if p != self.priority && self.state != State::Init {
+            // keepalived's vrrp_set_effective_priority. The new priority goes out with the
+            // next advert; a backup's skew follows from its next Master_Down_Timer.
+            self.log(
+                out,
+                LogLevel::Info,
+                format!("Changing effective priority from {} to {p}", self.priority),
+            );
+        }
+        self.priority = p;
     }
 
     fn clear_timers(&mut self) {
+        self.wants_master = false;
         self.advert_at = None;
         self.down_at = None;
         self.garp_delay_at = None;
@@ -520,6 +601,16 @@ impl Instance {
             return;
         }
         match self.state {
+            State::Backup if due(self.down_at) && self.p.sync_group => {
+                // keepalived's vrrp_sync_can_goto_master: a group member waits (timer reset)
+                // until every member wants to be master; the runtime then moves them all.
+                if !self.wants_master {
+                    self.log(out, LogLevel::Info, "Receive advertisement timeout".into());
+                }
+                self.wants_master = true;
+                self.down_at = Some(now + self.master_down_interval());
+                out.push(Action::WantMaster);
+            }
             State::Backup if due(self.down_at) => {
                 // RFC 5798 §6.4.2: Master_Down_Timer fired.
                 self.log(out, LogLevel::Info, "Receive advertisement timeout".into());
@@ -714,6 +805,7 @@ impl Instance {
                 self.master_adv_int_cs = rx.advert.interval_cs;
             }
             self.down_at = Some(now + self.master_down_interval());
+            self.wants_master = false;
             self.master = Some((rx.src, prio));
             if !self.p.preempt_delay.is_zero() {
                 if prio >= self.priority {

@@ -125,6 +125,8 @@ impl Params {
                 .unwrap_or(g.vrrp_higher_prio_send_advert),
             skip_check_adv_addr: i.skip_check_adv_addr.unwrap_or(g.vrrp_skip_check_adv_addr),
             garp,
+            // Set by the runtime, which sees the sync groups.
+            sync_group: false,
         })
     }
 

@@ -63,6 +63,7 @@ impl Lan {
                     higher_prio_send_advert: false,
                     skip_check_adv_addr: false,
                     garp: GarpSchedule::default(),
+                    sync_group: false,
                 };
                 let src: IpAddr = format!("192.0.2.{}", k + 1).parse().unwrap();
                 Router {

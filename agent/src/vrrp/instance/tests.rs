@@ -37,6 +37,7 @@ fn v2(priority: u8) -> Params {
         higher_prio_send_advert: false,
         skip_check_adv_addr: false,
         garp: GarpSchedule::default(),
+        sync_group: false,
     }
 }
 

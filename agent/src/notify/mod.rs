@@ -1,0 +1,439 @@
+//! Notifications: notify scripts, notify FIFOs and SMTP alerts for every instance and sync
+//! group transition, with keepalived's argv, line format and mail texts.
+//!
+//! Delivery is ordered: each instance (and group) has its own queue, and its scripts run one
+//! after another — the state's own script, then `notify` — each waited for before the next
+//! transition's, so scripts see transitions in the order they happened and never overlap
+//! (keepalived forks them all without waiting: keepalived#996, #1055). A slow script delays
+//! only its own instance's later notifications. FIFO lines are written at once, in the order
+//! of the transitions across all instances. Everything runs on the helper thread; the VRRP
+//! loop only queues.
+
+pub mod fifo;
+pub mod smtp;
+
+use std::time::Duration;
+
+use log::warn;
+use tokio::{
+    runtime::Handle,
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
+
+use crate::{
+    config::model::{Config, Notify, NotifyScript},
+    track::exec::{self, Outcome, RunAs},
+};
+
+/// What is notified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Master,
+    Backup,
+    Fault,
+    Stop,
+    Deleted,
+    /// A master heard a lower priority (`notify_master_rx_lower_pri`; FIFO only otherwise).
+    MasterRxLowerPri,
+}
+
+impl State {
+    /// keepalived's word (argv of `notify`, FIFO lines).
+    pub fn word(self) -> &'static str {
+        match self {
+            State::Master => "MASTER",
+            State::Backup => "BACKUP",
+            State::Fault => "FAULT",
+            State::Stop => "STOP",
+            State::Deleted => "DELETED",
+            State::MasterRxLowerPri => "MASTER_RX_LOWER_PRI",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Instance,
+    Group,
+}
+
+impl Kind {
+    fn word(self) -> &'static str {
+        match self {
+            Kind::Instance => "INSTANCE",
+            Kind::Group => "GROUP",
+        }
+    }
+}
+
+/// A script and who it runs as.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Script {
+    pub argv: Vec<String>,
+    pub run_as: RunAs,
+}
+
+/// An instance or a sync group, as notifications see it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Target {
+    pub kind: Option<Kind>,
+    pub name: String,
+    pub master: Option<Script>,
+    pub backup: Option<Script>,
+    pub fault: Option<Script>,
+    pub stop: Option<Script>,
+    pub deleted: Option<Script>,
+    pub master_rx_lower_pri: Option<Script>,
+    pub generic: Option<Script>,
+    /// `smtp_alert` resolved (instance, then global `smtp_alert_vrrp`, then `smtp_alert`).
+    pub smtp_alert: bool,
+}
+
+impl Target {
+    fn kind(&self) -> Kind {
+        self.kind.unwrap_or(Kind::Instance)
+    }
+
+    /// The scripts one transition runs, in order, with their timeout.
+    pub fn scripts(&self, state: State, priority: u8) -> Vec<(Vec<String>, RunAs)> {
+        let own = match state {
+            State::Master => &self.master,
+            State::Backup => &self.backup,
+            State::Fault => &self.fault,
+            State::Stop => &self.stop,
+            State::Deleted => &self.deleted,
+            State::MasterRxLowerPri => &self.master_rx_lower_pri,
+        };
+        let mut out = Vec::new();
+        if let Some(s) = own
+            && !s.argv.is_empty()
+        {
+            out.push((s.argv.clone(), s.run_as));
+        }
+        // keepalived never calls `notify` for MASTER_RX_LOWER_PRI.
+        if let Some(g) = &self.generic
+            && state != State::MasterRxLowerPri
+        {
+            let mut argv = g.argv.clone();
+            argv.push(self.kind().word().into());
+            argv.push(self.name.clone());
+            argv.push(state.word().into());
+            argv.push(self.shown_priority(priority).to_string());
+            out.push((argv, g.run_as));
+        }
+        out
+    }
+
+    /// keepalived reports a group's priority as 0.
+    fn shown_priority(&self, priority: u8) -> u8 {
+        match self.kind() {
+            Kind::Instance => priority,
+            Kind::Group => 0,
+        }
+    }
+
+    /// keepalived's FIFO line: `INSTANCE "VI_1" MASTER 100`.
+    pub fn fifo_line(&self, state: State, priority: u8) -> String {
+        format!(
+            "{} \"{}\" {} {}\n",
+            self.kind().word(),
+            self.name,
+            state.word(),
+            self.shown_priority(priority)
+        )
+    }
+
+    /// keepalived's mail subject and body for a transition (None: no mail for it).
+    pub fn mail(&self, router_id: &str, state: State) -> Option<(String, String)> {
+        let (what, body) = match (self.kind(), state) {
+            (_, State::MasterRxLowerPri) => return None,
+            (Kind::Instance, State::Master) => (
+                "Entering MASTER state",
+                "=> VRRP Instance is now owning VRRP VIPs <=",
+            ),
+            (Kind::Instance, State::Backup) => (
+                "Entering BACKUP state",
+                "=> VRRP Instance is no longer owning VRRP VIPs <=",
+            ),
+            (Kind::Instance, State::Fault) => (
+                "Entering FAULT state",
+                "=> VRRP Instance is no longer owning VRRP VIPs <=",
+            ),
+            (Kind::Instance, State::Stop) => ("Stopping", "=> VRRP Instance stopping <="),
+            (Kind::Instance, State::Deleted) => ("Deleted", "=> VRRP Deleted at reload <="),
+            (Kind::Group, State::Master) => (
+                "Entering MASTER state",
+                "=> All VRRP group instances are now in MASTER state <=",
+            ),
+            (Kind::Group, State::Backup) => (
+                "Entering BACKUP state",
+                "=> All VRRP group instances are now in BACKUP state <=",
+            ),
+            (Kind::Group, State::Fault) => (
+                "Entering FAULT state",
+                "=> All VRRP group instances are now in FAULT state <=",
+            ),
+            (Kind::Group, State::Stop | State::Deleted) => (
+                "Stopping",
+                "=> All VRRP group instances are now stopping <=",
+            ),
+        };
+        let kind = match self.kind() {
+            Kind::Instance => "Instance",
+            Kind::Group => "Group",
+        };
+        Some((
+            format!("[{router_id}] VRRP {kind} {} - {what}", self.name),
+            body.to_string(),
+        ))
+    }
+}
+
+/// One transition to notify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub target: usize,
+    pub state: State,
+    pub priority: u8,
+}
+
+/// Everything the notifier needs, built from the configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Setup {
+    pub targets: Vec<Target>,
+    pub fifos: Vec<fifo::Spec>,
+    pub smtp: Option<smtp::Smtp>,
+}
+
+impl Setup {
+    /// Targets are the instances in configuration order, then the sync groups.
+    pub fn from_config(config: &Config, log_detail: bool) -> Setup {
+        let g = &config.global;
+        let default = exec::default_run_as(g.script_user.as_deref(), g.script_group.as_deref());
+        let script = |n: &Option<NotifyScript>| {
+            n.as_ref().map(|n| Script {
+                argv: n.argv.clone(),
+                run_as: exec::run_as(n.user.as_deref(), n.group.as_deref(), default),
+            })
+        };
+        let target = |kind, name: &str, n: &Notify, smtp_alert: bool| Target {
+            kind: Some(kind),
+            name: name.to_string(),
+            master: script(&n.master),
+            backup: script(&n.backup),
+            fault: script(&n.fault),
+            stop: script(&n.stop),
+            deleted: script(&n.deleted),
+            master_rx_lower_pri: script(&n.master_rx_lower_pri),
+            generic: script(&n.generic),
+            // keepalived: the instance's smtp_alert, else smtp_alert_vrrp, else smtp_alert.
+            smtp_alert: smtp_alert || g.smtp_alert_vrrp || g.smtp_alert,
+        };
+        let mut targets: Vec<Target> = config
+            .instances
+            .iter()
+            .map(|i| target(Kind::Instance, &i.name, &i.notify, i.smtp_alert))
+            .collect();
+        targets.extend(
+            config
+                .sync_groups
+                .iter()
+                .map(|sg| target(Kind::Group, &sg.name, &sg.notify, sg.smtp_alert)),
+        );
+        let fifo_script = |s: &Option<String>| {
+            s.as_ref().map(|s| Script {
+                argv: s.split_whitespace().map(str::to_string).collect(),
+                run_as: default,
+            })
+        };
+        let mut fifos = Vec::new();
+        if let Some(path) = &g.notify_fifo {
+            fifos.push(fifo::Spec {
+                path: path.clone(),
+                script: fifo_script(&g.notify_fifo_script),
+                prefix: "",
+            });
+        }
+        if let Some(path) = &g.vrrp_notify_fifo {
+            if g.notify_fifo.as_ref() == Some(path) {
+                warn!(
+                    "notify FIFO {path} has been specified for global and vrrp FIFO - ignoring vrrp FIFO"
+                );
+            } else {
+                fifos.push(fifo::Spec {
+                    path: path.clone(),
+                    script: fifo_script(&g.vrrp_notify_fifo_script),
+                    prefix: "vrrp_",
+                });
+            }
+        }
+        // keepalived mails only with both a server and recipients.
+        let smtp = match (&g.smtp_server, g.notification_email.is_empty()) {
+            (Some(server), false) => {
+                let host = local_name();
+                Some(smtp::Smtp {
+                    host: server.host.clone(),
+                    port: server.port,
+                    helo: g.smtp_helo_name.clone().unwrap_or_else(|| host.clone()),
+                    from: g
+                        .notification_email_from
+                        .clone()
+                        .unwrap_or_else(|| format!("{}@{host}", login_name())),
+                    to: g.notification_email.clone(),
+                    timeout: Duration::from_secs(u64::from(g.smtp_connect_timeout.max(1))),
+                    router_id: g.router_id.clone().unwrap_or(host),
+                    log_detail,
+                })
+            }
+            _ => None,
+        };
+        Setup {
+            targets,
+            fifos,
+            smtp,
+        }
+    }
+}
+
+/// keepalived's `local_name`: the host name.
+pub fn local_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname into our buffer.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return "[unknown]".into();
+    }
+    let n = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// The login name of our uid (keepalived's default sender is `<login>@<host>`).
+fn login_name() -> String {
+    // SAFETY: getpwuid's result is read at once, on this thread.
+    unsafe {
+        let pw = libc::getpwuid(libc::getuid());
+        if pw.is_null() {
+            return "root".into();
+        }
+        std::ffi::CStr::from_ptr((*pw).pw_name)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+enum Msg {
+    Note(Note),
+    /// Finish every queue (bounded by the deadline), close the FIFOs, then answer.
+    Drain(Duration, oneshot::Sender<()>),
+}
+
+/// The runtime's handle on the notifier (the work happens on the helper thread).
+pub struct Notifier {
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl Notifier {
+    pub fn start(setup: Setup, helpers: &Handle) -> Notifier {
+        let (tx, rx) = mpsc::unbounded_channel();
+        helpers.spawn(dispatch(setup, rx));
+        Notifier { tx }
+    }
+
+    /// Queues a notification; never waits.
+    pub fn send(&self, note: Note) {
+        let _ = self.tx.send(Msg::Note(note));
+    }
+
+    /// Waits until every queued notification has been delivered (at most `limit`), then closes
+    /// the FIFOs and stops their scripts.
+    pub async fn drain(&self, limit: Duration) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Drain(limit, tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Runs one target's scripts, one transition after another.
+async fn script_queue(target: Target, mut rx: mpsc::UnboundedReceiver<(State, u8)>) {
+    while let Some((state, priority)) = rx.recv().await {
+        // keepalived gives STOP scripts a second (then kills their process group).
+        let timeout = (state == State::Stop).then_some(Duration::from_secs(1));
+        for (argv, run_as) in target.scripts(state, priority) {
+            match exec::run(&argv, run_as, timeout).await {
+                Outcome::NotStarted(e) => {
+                    warn!("Error exec-ing command '{}', error: {e}", argv[0]);
+                }
+                Outcome::TimedOut => {
+                    warn!("Notify script {} (STOP) killed after 1 second", argv[0]);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Sends one target's mails in order; keepalived mails a state only when it differs from the
+/// last one mailed.
+async fn mail_queue(target: Target, smtp: smtp::Smtp, mut rx: mpsc::UnboundedReceiver<State>) {
+    let mut last: Option<State> = None;
+    while let Some(state) = rx.recv().await {
+        if last == Some(state) {
+            continue;
+        }
+        let Some((subject, body)) = target.mail(&smtp.router_id, state) else {
+            continue;
+        };
+        last = Some(state);
+        smtp::send(&smtp, &subject, &body).await;
+    }
+}
+
+async fn dispatch(setup: Setup, mut rx: mpsc::UnboundedReceiver<Msg>) {
+    let mut fifos = fifo::Fifos::open(&setup.fifos);
+    let mut scripts = Vec::new();
+    let mut mails = Vec::new();
+    let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+    for t in &setup.targets {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tasks.push(tokio::spawn(script_queue(t.clone(), rx)));
+        scripts.push(tx);
+        let mail = match (&setup.smtp, t.smtp_alert) {
+            (Some(smtp), true) => {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tasks.push(tokio::spawn(mail_queue(t.clone(), smtp.clone(), rx)));
+                Some(tx)
+            }
+            _ => None,
+        };
+        mails.push(mail);
+    }
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            Msg::Note(n) => {
+                let Some(t) = setup.targets.get(n.target) else {
+                    continue;
+                };
+                fifos.write(&t.fifo_line(n.state, n.priority));
+                let _ = scripts[n.target].send((n.state, n.priority));
+                if let Some(m) = &mails[n.target] {
+                    let _ = m.send(n.state);
+                }
+            }
+            Msg::Drain(limit, done) => {
+                scripts.clear();
+                mails.clear();
+                let all = futures_util::future::join_all(tasks.drain(..));
+                if tokio::time::timeout(limit, all).await.is_err() {
+                    warn!("notifications still running at exit - not waiting for them");
+                }
+                fifos.close().await;
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
