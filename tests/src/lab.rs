@@ -86,6 +86,25 @@ impl Lab {
         Ok(self.hosts.last().expect("just pushed"))
     }
 
+    /// Plugs another interface of host `name` into the LAN.
+    pub fn add_interface(
+        &mut self,
+        name: &str,
+        iface: &str,
+        mac: [u8; 6],
+        cidr: &str,
+    ) -> Result<()> {
+        let k = self
+            .hosts
+            .iter()
+            .position(|h| h.name == name)
+            .unwrap_or_else(|| panic!("no host {name} in the lab"));
+        let mut host = self.hosts.remove(k);
+        let r = self.plug(&mut host, iface, mac, Some(cidr));
+        self.hosts.insert(k, host);
+        r
+    }
+
     fn plug(
         &mut self,
         host: &mut Host,

@@ -115,6 +115,23 @@ impl VrrpLab {
         Ok(())
     }
 
+    /// Another interface of router `name` on the LAN.
+    pub fn add_interface(
+        &mut self,
+        name: &str,
+        iface: &str,
+        mac: [u8; 6],
+        cidr: &str,
+    ) -> Result<()> {
+        self.lab.add_interface(name, iface, mac, cidr)?;
+        self.pass_on_port(name, iface)
+    }
+
+    /// The directory of this lab's files (configs, logs, pid files); removed with the lab.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The client host that probes VIPs.
     pub fn add_client(
         &mut self,
@@ -248,13 +265,12 @@ impl VrrpLab {
             .is_some_and(|p| p.child.try_wait().ok().flatten().is_none())
     }
 
-    /// Whether `router` has `vip` on its interface.
+    /// Whether `router` has `vip` on one of its interfaces.
     pub fn holds(&self, router: &str, vip: &str) -> bool {
-        let iface = &self.routers[router].iface;
         self.lab
             .host(router)
             .ns
-            .run(&["ip", "-o", "addr", "show", "dev", iface])
+            .run(&["ip", "-o", "addr", "show"])
             .is_ok_and(|out| {
                 out.split_whitespace()
                     .any(|w| w.split('/').next() == Some(vip))

@@ -19,6 +19,8 @@ const APT_PACKAGES: &[&str] = &[
     "keepalived",
     "tcpdump",
     "nftables",
+    // The seed nginx deployment (track script failover test).
+    "nginx-light",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

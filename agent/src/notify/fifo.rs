@@ -108,21 +108,20 @@ impl Fifos {
     pub async fn close(&mut self) {
         for f in self.open.drain(..) {
             drop(f.fd);
-            if let Some(mut child) = f.script {
+            if let Some(mut child) = f.script
+                && tokio::time::timeout(Duration::from_secs(1), child.wait())
+                    .await
+                    .is_err()
+                && let Some(pid) = child.id()
+            {
+                // SAFETY: plain syscall on the script's process group.
+                unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
                 if tokio::time::timeout(Duration::from_secs(1), child.wait())
                     .await
                     .is_err()
-                    && let Some(pid) = child.id()
                 {
-                    // SAFETY: plain syscall on the script's process group.
-                    unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
-                    if tokio::time::timeout(Duration::from_secs(1), child.wait())
-                        .await
-                        .is_err()
-                    {
-                        // SAFETY: as above.
-                        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-                    }
+                    // SAFETY: as above.
+                    unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
                 }
             }
             if f.created {
