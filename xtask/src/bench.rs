@@ -13,6 +13,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("xdp", "xdp-bench"),
     ("config", "config-bench"),
     ("failover", "failover-bench"),
+    ("track", "track-bench"),
 ];
 
 pub fn run(names: &[String]) -> Result<()> {
