@@ -112,6 +112,12 @@ struct Slot {
     group: Option<usize>,
     /// keepalived's `notifies_sent`: a member entering its group's state notifies only once.
     notified: bool,
+    /// Starting in FAULT only because scripts have not answered yet: keepalived does not
+    /// notify that FAULT.
+    quiet_init_fault: bool,
+    /// `notify_priority_changes` (instance, else its sync group, else the global
+    /// `vrrp_notify_priority_changes`): FIFO lines for effective priority changes.
+    notify_priority: bool,
 }
 
 /// A `vrrp_sync_group` (keepalived's vrrp_sync.c): members go FAULT, BACKUP and MASTER
@@ -393,8 +399,17 @@ impl Runtime {
             }),
             base_priority,
             dont_track_primary: ic.dont_track_primary,
+            notify_priority: notify::flag(&ic.other, "notify_priority_changes")
+                .or_else(|| {
+                    group.and_then(|g| {
+                        notify::flag(&config.sync_groups[g].other, "notify_priority_changes")
+                    })
+                })
+                .or_else(|| notify::flag(&config.global.other, "vrrp_notify_priority_changes"))
+                .unwrap_or(false),
             group,
             notified: false,
+            quiet_init_fault: false,
         })
     }
 
@@ -817,6 +832,7 @@ impl Runtime {
             if let Some(line) = self.tracking.startup_fault_line(k, &self.slots[k].name) {
                 info!("{line}");
             }
+            self.slots[k].quiet_init_fault = self.tracking.only_pending(k) && self.slots[k].link.up;
             let inst = &mut self.slots[k].inst;
             inst.set_track_fault_initially(fault);
             // Before Start: no "Changing effective priority" line (keepalived sets it quietly).
@@ -851,6 +867,18 @@ impl Runtime {
         let prio = v.priority(self.slots[k].base_priority);
         if prio != self.slots[k].inst.priority() {
             self.event(k, Event::Priority(prio)).await;
+            let slot = &self.slots[k];
+            if slot.notify_priority && slot.inst.priority() == prio {
+                self.notifier.send(Note {
+                    target: k,
+                    state: if slot.inst.state() == State::Master {
+                        notify::State::MasterPriority
+                    } else {
+                        notify::State::BackupPriority
+                    },
+                    priority: prio,
+                });
+            }
         }
         let fault = v.fault.is_some();
         if fault != self.slots[k].inst.track_fault() {
@@ -1135,6 +1163,10 @@ impl Runtime {
                 );
             }
             Action::Notify(state) => {
+                if std::mem::take(&mut self.slots[k].quiet_init_fault) && state == State::Fault {
+                    return;
+                }
+                let slot = &self.slots[k];
                 // keepalived's send_instance_notifies: a sync group member that has notified
                 // once does not notify entering the state its group is already in.
                 if let Some(g) = slot.group

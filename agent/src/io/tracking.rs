@@ -163,8 +163,28 @@ impl Tracking {
         })
     }
 
-    /// keepalived's start-up line for an instance held in FAULT by a tracker.
+    /// Whether the instance's only FAULT is scripts that have not finished their first run:
+    /// keepalived says "Entering FAULT STATE (init)" then but notifies nothing.
+    pub fn only_pending(&self, slot: usize) -> bool {
+        let mut any = false;
+        for d in &self.deps[slot] {
+            let status = self.status.get(&d.id).copied().unwrap_or(Status::Up(true));
+            if d.contribution(status) == crate::track::Contribution::Fault {
+                if status != Status::Pending {
+                    return false;
+                }
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// keepalived's start-up line for an instance held in FAULT by a tracker (none for
+    /// scripts still pending).
     pub fn startup_fault_line(&self, slot: usize, name: &str) -> Option<String> {
+        if self.only_pending(slot) {
+            return None;
+        }
         let v = self.verdict(slot);
         let culprit = v.fault?;
         let dep = self.deps[slot].iter().find(|d| d.name == culprit)?;

@@ -36,6 +36,9 @@ pub enum State {
     Deleted,
     /// A master heard a lower priority (`notify_master_rx_lower_pri`; FIFO only otherwise).
     MasterRxLowerPri,
+    /// The effective priority changed (`notify_priority_changes`; FIFO only).
+    MasterPriority,
+    BackupPriority,
 }
 
 impl State {
@@ -48,6 +51,8 @@ impl State {
             State::Stop => "STOP",
             State::Deleted => "DELETED",
             State::MasterRxLowerPri => "MASTER_RX_LOWER_PRI",
+            State::MasterPriority => "MASTER_PRIORITY",
+            State::BackupPriority => "BACKUP_PRIORITY",
         }
     }
 }
@@ -88,6 +93,8 @@ pub struct Target {
     pub generic: Option<Script>,
     /// `smtp_alert` resolved (instance, then global `smtp_alert_vrrp`, then `smtp_alert`).
     pub smtp_alert: bool,
+    /// `no_email_faults`: no mail for FAULT.
+    pub no_email_faults: bool,
 }
 
 impl Target {
@@ -104,6 +111,7 @@ impl Target {
             State::Stop => &self.stop,
             State::Deleted => &self.deleted,
             State::MasterRxLowerPri => &self.master_rx_lower_pri,
+            State::MasterPriority | State::BackupPriority => return Vec::new(),
         };
         let mut out = Vec::new();
         if let Some(s) = own
@@ -147,7 +155,9 @@ impl Target {
     /// keepalived's mail subject and body for a transition (None: no mail for it).
     pub fn mail(&self, router_id: &str, state: State) -> Option<(String, String)> {
         let (what, body) = match (self.kind(), state) {
-            (_, State::MasterRxLowerPri) => return None,
+            (_, State::MasterRxLowerPri | State::MasterPriority | State::BackupPriority) => {
+                return None;
+            }
             (Kind::Instance, State::Master) => (
                 "Entering MASTER state",
                 "=> VRRP Instance is now owning VRRP VIPs <=",
@@ -229,6 +239,7 @@ impl Setup {
             generic: script(&n.generic),
             // keepalived: the instance's smtp_alert, else smtp_alert_vrrp, else smtp_alert.
             smtp_alert: smtp_alert || g.smtp_alert_vrrp || g.smtp_alert,
+            no_email_faults: flag(&g.other, "no_email_faults").unwrap_or(false),
         };
         let mut targets: Vec<Target> = config
             .instances
@@ -294,6 +305,15 @@ impl Setup {
             smtp,
         }
     }
+}
+
+/// A boolean keyword kept in a block's `other` map: present alone is true, else its word.
+pub fn flag(other: &crate::config::model::Other, keyword: &str) -> Option<bool> {
+    let args = other.get(keyword)?.last()?;
+    Some(match args.first().map(String::as_str) {
+        None => true,
+        Some(w) => matches!(w, "true" | "on" | "yes"),
+    })
 }
 
 /// keepalived's `local_name`: the host name.
@@ -378,7 +398,7 @@ async fn script_queue(target: Target, mut rx: mpsc::UnboundedReceiver<(State, u8
 async fn mail_queue(target: Target, smtp: smtp::Smtp, mut rx: mpsc::UnboundedReceiver<State>) {
     let mut last: Option<State> = None;
     while let Some(state) = rx.recv().await {
-        if last == Some(state) {
+        if last == Some(state) || (state == State::Fault && target.no_email_faults) {
             continue;
         }
         let Some((subject, body)) = target.mail(&smtp.router_id, state) else {

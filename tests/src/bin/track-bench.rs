@@ -209,7 +209,7 @@ fn main() -> Result<()> {
          -100), b (100) nothing, VRRPv2 1 s adverts. From the script's first failing exit to the \
          client's first echo answered by b. RFC 5798 bounds it between 2.6 and 3.6 s (b ignores \
          a's lower-priority adverts and takes over Master_Down_Interval after a's last \
-         higher-priority one; the script's phase against the adverts decides where). {runs} runs, \
+         higher-priority one; the script's phase against the adverts decides where: each daemon fixes it at start-up, so the rows differ by phase, not by reaction time). {runs} runs, \
          median and min–max; ratio: this row's median over keepalived's.\n"
     );
     println!("| daemon | median s | min–max s | ratio to keepalived |");

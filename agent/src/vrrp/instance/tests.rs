@@ -755,3 +755,101 @@ fn a_link_flap_while_handing_over_ends_the_stop() {
     assert_eq!(i.state(), State::Init, "{a:?}");
     assert_eq!(i.next_deadline(), None);
 }
+
+// ----- tracking and sync groups -----
+
+#[test]
+fn keepalived_effective_priority_change_is_logged_once_running() {
+    let mut i = Instance::new(v2(100), ME);
+    // Before start: set quietly (keepalived's initialise_tracking_priorities).
+    assert!(logs(&i.handle(ms(0), Event::Priority(102))).is_empty());
+    assert_eq!(i.priority(), 102);
+    i.handle(ms(0), Event::Start);
+    let a = i.handle(ms(10), Event::Priority(101));
+    assert_eq!(
+        logs(&a),
+        ["(VI_1) Changing effective priority from 102 to 101"]
+    );
+    assert!(logs(&i.handle(ms(20), Event::Priority(101))).is_empty());
+}
+
+#[test]
+fn keepalived_weight_zero_tracker_failure_is_fault_until_every_reason_clears() {
+    let mut i = master(v2(100));
+    let a = i.handle(ms(9000), Event::TrackFault(true));
+    assert_eq!(i.state(), State::Fault);
+    assert_eq!(
+        adverts(&a),
+        [0],
+        "a master leaving for FAULT sends priority 0"
+    );
+    // The link goes down too; the tracker recovering is not enough.
+    i.handle(ms(9100), Event::LinkDown);
+    i.handle(ms(9200), Event::TrackFault(false));
+    assert_eq!(i.state(), State::Fault);
+    let a = i.handle(ms(9300), Event::LinkUp);
+    assert_eq!(i.state(), State::Backup);
+    assert_eq!(logs(&a), ["(VI_1) Entering BACKUP STATE"]);
+}
+
+#[test]
+fn a_pending_tracker_at_start_is_fault_init() {
+    let mut i = Instance::new(v2(100), ME);
+    i.set_track_fault_initially(true);
+    let a = i.handle(ms(0), Event::Start);
+    assert_eq!(i.state(), State::Fault);
+    assert_eq!(logs(&a), ["(VI_1) Entering FAULT STATE (init)"]);
+    i.handle(ms(500), Event::TrackFault(false));
+    assert_eq!(i.state(), State::Backup);
+}
+
+#[test]
+fn keepalived_sync_group_member_waits_for_its_group_to_go_master() {
+    let mut p = v2(100);
+    p.sync_group = true;
+    let mut i = started(p);
+    let t = i.next_deadline().unwrap();
+    let a = i.handle(t, Event::Timer);
+    assert_eq!(i.state(), State::Backup, "not master alone");
+    assert!(a.contains(&Action::WantMaster));
+    assert!(i.wants_master());
+    // The timer is re-armed and asks again, without logging the timeout twice.
+    let t2 = i.next_deadline().unwrap();
+    assert_eq!(t2, t + i.master_down_interval());
+    let a = i.handle(t2, Event::Timer);
+    assert!(a.contains(&Action::WantMaster));
+    assert!(logs(&a).is_empty());
+    let a = i.handle(t2 + ms(1), Event::GroupMaster);
+    assert_eq!(i.state(), State::Master);
+    assert_eq!(logs(&a), ["(VI_1) Entering MASTER STATE"]);
+    assert!(!i.wants_master());
+}
+
+#[test]
+fn keepalived_sync_group_member_stops_wanting_master_when_a_master_is_heard() {
+    let mut p = v2(100);
+    p.sync_group = true;
+    let mut i = started(p.clone());
+    let t = i.next_deadline().unwrap();
+    i.handle(t, Event::Timer);
+    assert!(i.wants_master());
+    i.handle(t + ms(10), from(&p, HIGHER_IP, 150));
+    assert!(!i.wants_master());
+}
+
+#[test]
+fn keepalived_sync_group_backup_and_fault_move_members() {
+    let mut i = master(v2(100));
+    let a = i.handle(ms(9000), Event::GroupBackup);
+    assert_eq!(i.state(), State::Backup);
+    assert!(
+        adverts(&a).is_empty(),
+        "following the group to BACKUP sends no priority 0"
+    );
+    let mut i = master(v2(100));
+    i.handle(ms(9000), Event::GroupFault(true));
+    assert_eq!(i.state(), State::Fault);
+    assert!(!i.own_fault(), "the group's fault is not the member's own");
+    i.handle(ms(9100), Event::GroupFault(false));
+    assert_eq!(i.state(), State::Backup);
+}
