@@ -130,3 +130,57 @@ fn a_running_agent_in_the_pid_file_is_refused_before_forking() {
         "the pid file is untouched"
     );
 }
+
+#[test]
+fn script_security_refuses_scripts_others_could_change() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!("vrrp-agent-sec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A directory anyone may write to (no sticky bit): its script could be swapped.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let script = dir.join("chk.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let conf = dir.join("k.conf");
+    let text = |security: bool| {
+        format!(
+            "global_defs {{\n{}}}\nvrrp_script chk {{\n script \"{}\"\n}}\n\
+             vrrp_instance VI_1 {{\n interface lo\n virtual_router_id 5\n track_script {{\n chk\n }}\n\
+             notify_master \"/bin/true\" nosuchuser\n virtual_ipaddress {{\n 10.9.9.9\n }}\n}}\n",
+            if security {
+                " enable_script_security\n"
+            } else {
+                ""
+            },
+            script.display()
+        )
+    };
+    std::fs::write(&conf, text(true)).unwrap();
+    let out = agent().arg("-t").arg("-f").arg(&conf).output().unwrap();
+    let msgs = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        msgs.contains(&format!(
+            "Unsafe permissions found for script '{}' - disabling.",
+            script.display()
+        )),
+        "{msgs}"
+    );
+    assert!(
+        msgs.contains("Disabling track script chk due to insecure"),
+        "{msgs}"
+    );
+    assert!(
+        msgs.contains("Unable to resolve script username 'nosuchuser' - ignoring"),
+        "{msgs}"
+    );
+    // Without security the script runs, and keepalived's warning says why that is unsafe.
+    std::fs::write(&conf, text(false)).unwrap();
+    let out = agent().arg("-t").arg("-f").arg(&conf).output().unwrap();
+    let msgs = String::from_utf8_lossy(&out.stderr).to_string();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(
+        msgs.contains("SECURITY VIOLATION - scripts are being executed but script_security not enabled. There are insecure scripts."),
+        "{msgs}"
+    );
+    assert!(!msgs.contains("Disabling track script"), "{msgs}");
+}

@@ -482,15 +482,26 @@ fn sync_group_members_fail_over_together() {
             .unwrap();
         lab.add_interface("b", "eth1", B1_MAC, "192.168.12.12/24")
             .unwrap();
-        let cfg = |prio: u8| {
+        let dir = lab.dir().to_path_buf();
+        // Each router's group notify script writes its own file.
+        let group_log = dir.join("a-group.log");
+        for r in ["a", "b"] {
+            script(
+                &dir.join(format!("{r}-group-notify.sh")),
+                &format!("echo \"$1 $2 $3 $4\" >> {}/{r}-group.log", dir.display()),
+            );
+        }
+        let cfg = |prio: u8, r: &str| {
+            let notify = dir.join(format!("{r}-group-notify.sh"));
             format!(
-                "vrrp_sync_group G {{\n  group {{\n    VI_1\n    VI_2\n  }}\n}}\n\
+                "vrrp_sync_group G {{\n  group {{\n    VI_1\n    VI_2\n  }}\n  notify \"{}\"\n}}\n\
                  vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  priority {prio}\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n\
-                 vrrp_instance VI_2 {{\n  state BACKUP\n  interface eth1\n  virtual_router_id 52\n  priority {prio}\n  advert_int 1\n  virtual_ipaddress {{\n    192.168.12.200/24\n  }}\n}}\n"
+                 vrrp_instance VI_2 {{\n  state BACKUP\n  interface eth1\n  virtual_router_id 52\n  priority {prio}\n  advert_int 1\n  virtual_ipaddress {{\n    192.168.12.200/24\n  }}\n}}\n",
+                notify.display()
             )
         };
-        lab.start("a", Daemon::Agent, &cfg(150)).unwrap();
-        lab.start("b", peer, &cfg(100)).unwrap();
+        lab.start("a", Daemon::Agent, &cfg(150, "a")).unwrap();
+        lab.start("b", peer, &cfg(100, "b")).unwrap();
         lab.wait_sole_holder("a", VIP, LONG).unwrap();
         lab.wait_sole_holder("a", "192.168.12.200", LONG).unwrap();
         lab.lab
@@ -512,6 +523,39 @@ fn sync_group_members_fail_over_together() {
         let log = lab.log("a");
         assert!(
             log.contains("VRRP_Group(G) Syncing instances to MASTER state"),
+            "{}",
+            lab.logs()
+        );
+        // The group's own `notify` (GROUP G STATE 0), in order: a FAULT and back, alone.
+        lab.stop("b", LONG).unwrap();
+        std::fs::remove_file(&group_log).ok();
+        lab.lab
+            .host("a")
+            .ns
+            .ip(&["link", "set", "eth1", "down"])
+            .unwrap();
+        lab.wait_log("a", "(VI_1) Entering FAULT STATE", LONG)
+            .unwrap();
+        lab.lab
+            .host("a")
+            .ns
+            .ip(&["link", "set", "eth1", "up"])
+            .unwrap();
+        lab.wait_sole_holder("a", VIP, LONG).unwrap();
+        lab.stop("a", LONG).unwrap();
+        let lines: Vec<String> = std::fs::read_to_string(&group_log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "GROUP G FAULT 0",
+                "GROUP G BACKUP 0",
+                "GROUP G MASTER 0",
+                "GROUP G STOP 0"
+            ],
             "{}",
             lab.logs()
         );

@@ -176,6 +176,17 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
             let Some(path) = script.argv.first().cloned() else {
                 continue;
             };
+            // `notify_X SCRIPT USER [GROUP]`: a user that does not exist drops the script.
+            if let Some(user) = script.user.clone()
+                && !host.user_exists(&user)
+            {
+                diags.config(
+                    None,
+                    format!("Unable to resolve script username '{user}' - ignoring"),
+                );
+                *slot = None;
+                continue;
+            }
             let as_root = match script.user.as_deref() {
                 Some(u) => u == "root",
                 None => default_root,

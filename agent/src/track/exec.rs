@@ -195,6 +195,24 @@ mod tests {
     }
 
     #[test]
+    fn scripts_run_as_the_configured_user() {
+        let Some(nobody) = RunAs::lookup("nobody", None) else {
+            return;
+        };
+        rt().block_on(async {
+            let check = format!(
+                "test \"$(id -u)\" = {} && test \"$(id -g)\" = {}",
+                nobody.uid, nobody.gid
+            );
+            assert_eq!(run(&sh(&check), nobody, None).await, Outcome::Exited(0));
+            assert_eq!(
+                run(&sh("test \"$(id -u)\" = 0"), nobody, None).await,
+                Outcome::Exited(1)
+            );
+        });
+    }
+
+    #[test]
     fn a_missing_program_does_not_start() {
         rt().block_on(async {
             let out = run(&["/nonexistent/x".into()], RunAs::ROOT, None).await;
