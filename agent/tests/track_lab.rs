@@ -392,6 +392,51 @@ fn misbehaving_scripts_are_contained() {
     assert!(!log.contains("VRRP_Script(noexec)"), "{log}");
 }
 
+/// A weight-0 script that fails from the start: the instance waits in FAULT (init), quietly,
+/// until the script has answered, then FAULT is notified once (keepalived's order).
+#[test]
+fn a_script_failing_from_the_start_notifies_fault_once() {
+    if skip_unless_root("a_script_failing_from_the_start_notifies_fault_once") {
+        return;
+    }
+    let mut lab = lab();
+    let dir = lab.dir().to_path_buf();
+    let chk = script(&dir.join("chk.sh"), "exit 1");
+    let states = dir.join("states.log");
+    let note = |s: &str| {
+        script(
+            &dir.join(format!("{s}.sh")),
+            &format!("echo {s} >> {}", states.display()),
+        )
+    };
+    let head = format!(
+        "vrrp_script chk {{\n  script \"{}\"\n  interval 1\n  weight 0\n}}",
+        chk.display()
+    );
+    let extra = format!(
+        "  track_script {{\n    chk\n  }}\n  notify_fault \"{}\"\n  notify_backup \"{}\"",
+        note("FAULT").display(),
+        note("BACKUP").display()
+    );
+    lab.start("a", Daemon::Agent, &conf(&head, 150, &extra))
+        .unwrap();
+    lab.wait_log("a", "VRRP_Script(chk) failed (exited with status 1)", LONG)
+        .unwrap();
+    poll(LONG, || {
+        std::fs::read_to_string(&states)
+            .ok()
+            .filter(|s| s.contains("FAULT"))
+    })
+    .expect("FAULT notified");
+    lab.stop("a", LONG).unwrap();
+    assert_eq!(std::fs::read_to_string(&states).unwrap(), "FAULT\n");
+    assert!(
+        lab.log("a").contains("(VI_1) Entering FAULT STATE (init)"),
+        "{}",
+        lab.logs()
+    );
+}
+
 // ===== interfaces, files, processes =====
 
 /// a (150) tracks eth1 (weight 0: FAULT while down), a file (weight -1: minus its number) and

@@ -85,9 +85,10 @@ pub struct GlobalDefs {
     /// Seconds (fractional).
     pub vrrp_startup_delay: f64,
     pub notify_fifo: Option<String>,
-    pub notify_fifo_script: Option<String>,
+    /// `notify_fifo_script "CMD ARGS" [USER [GROUP]]`.
+    pub notify_fifo_script: Option<NotifyScript>,
     pub vrrp_notify_fifo: Option<String>,
-    pub vrrp_notify_fifo_script: Option<String>,
+    pub vrrp_notify_fifo_script: Option<NotifyScript>,
     pub other: Other,
 }
 
@@ -208,7 +209,8 @@ pub struct Tracked {
     pub name: String,
     /// None: the tracker's own weight (scripts, files) or 0 (interfaces).
     pub weight: Option<i32>,
-    pub reverse: bool,
+    /// `reverse` / `noreverse` (None: the tracker's own setting).
+    pub reverse: Option<bool>,
     pub at: Loc,
 }
 

@@ -451,9 +451,9 @@ fn global_defs(stmts: &[Stmt], g: &mut GlobalDefs, diags: &mut Diags) {
                 g.vrrp_startup_delay = secs_in(stmt, kw, 0.0, 3600.0, diags).unwrap_or(0.0)
             }
             "notify_fifo" => g.notify_fifo = named(stmt, diags),
-            "notify_fifo_script" => g.notify_fifo_script = named(stmt, diags),
+            "notify_fifo_script" => g.notify_fifo_script = notify_argv(stmt, diags),
             "vrrp_notify_fifo" => g.vrrp_notify_fifo = named(stmt, diags),
-            "vrrp_notify_fifo_script" => g.vrrp_notify_fifo_script = named(stmt, diags),
+            "vrrp_notify_fifo_script" => g.vrrp_notify_fifo_script = notify_argv(stmt, diags),
             "vrrp_vmac_garp_intvl" => {
                 diags.config(Some(&stmt.loc), "Keyword \"vrrp_vmac_garp_intvl\" is deprecated - please use \"vrrp_garp_extra_if\"");
                 keep(&mut g.other, stmt);
@@ -546,14 +546,53 @@ fn vrrp_script(name: String, stmt: &Stmt, diags: &mut Diags) -> VrrpScript {
 /// are.
 fn script_argv(stmt: &Stmt) -> Vec<String> {
     if stmt.args.len() == 1 {
-        let text = &stmt.args[0].text;
-        let parts = super::lexer::tokenize(text);
-        if !parts.is_empty() {
-            return parts.into_iter().map(|t| t.text).collect();
-        }
-        return vec![text.clone()];
+        return split_command(&stmt.args[0].text);
     }
     all_args(stmt)
+}
+
+/// A command line as keepalived splits it for execve: words separated by blanks, single or
+/// double quotes keeping blanks (and each other) in a word, a backslash escaping the next
+/// character. Nothing else is special (`!`, `#` and braces are plain characters here).
+pub fn split_command(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (_, '\\') => {
+                if let Some(n) = chars.next() {
+                    word.push(n);
+                }
+                in_word = true;
+            }
+            (Some(_), c) => word.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    if words.is_empty() {
+        words.push(text.to_string());
+    }
+    words
 }
 
 fn track_file(name: String, stmt: &Stmt, diags: &mut Diags) -> TrackFile {
@@ -575,8 +614,14 @@ fn track_file(name: String, stmt: &Stmt, diags: &mut Diags) -> TrackFile {
                 }
             }
             "init_file" => {
-                let value = c.arg(0).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-                t.init_file = Some((value, c.arg(1) == Some("overwrite")));
+                // `init_file [VALUE] [overwrite]`: either may be left out.
+                let overwrite = c.args.iter().any(|a| a.text == "overwrite");
+                let value = c
+                    .arg(0)
+                    .filter(|v| *v != "overwrite")
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .unwrap_or(0);
+                t.init_file = Some((value, overwrite));
             }
             _ => unknown(c, diags, |_, _| {}),
         }
@@ -633,7 +678,7 @@ fn tracked_list(stmt: &Stmt, owner: &str, what: &str, diags: &mut Diags) -> Vec<
         let mut t = Tracked {
             name: c.keyword.clone(),
             weight: None,
-            reverse: false,
+            reverse: None,
             at: c.loc.clone(),
         };
         let mut args = c.args.iter().map(|a| a.text.as_str());
@@ -650,8 +695,8 @@ fn tracked_list(stmt: &Stmt, owner: &str, what: &str, diags: &mut Diags) -> Vec<
                         break;
                     }
                 },
-                "reverse" => t.reverse = true,
-                "noreverse" => t.reverse = false,
+                "reverse" => t.reverse = Some(true),
+                "noreverse" => t.reverse = Some(false),
                 _ => {
                     diags.config(
                         Some(&c.loc),
@@ -679,12 +724,7 @@ fn notify_argv(stmt: &Stmt, diags: &mut Diags) -> Option<NotifyScript> {
     let first = arg1(stmt, diags)?;
     // keepalived's notify_script_init: the first argument is the command line (split on
     // spaces, quotes kept), then the user and the group.
-    let parts = super::lexer::tokenize(first);
-    let argv = if parts.is_empty() {
-        vec![first.to_string()]
-    } else {
-        parts.into_iter().map(|t| t.text).collect()
-    };
+    let argv = split_command(first);
     Some(NotifyScript {
         argv,
         user: stmt.arg(1).map(str::to_string),
@@ -1133,5 +1173,26 @@ fn virtual_server(stmt: &Stmt) -> VirtualServer {
         at: stmt.loc.clone(),
         real_servers,
         other,
+    }
+}
+
+#[cfg(test)]
+mod command_tests {
+    use super::split_command;
+
+    #[test]
+    fn keepalived_splits_a_command_line_on_blanks_with_quotes_and_escapes() {
+        assert_eq!(split_command("/bin/x a  b"), ["/bin/x", "a", "b"]);
+        assert_eq!(
+            split_command("/bin/x 'a b' \"c d\""),
+            ["/bin/x", "a b", "c d"]
+        );
+        assert_eq!(split_command("/bin/x a\\ b"), ["/bin/x", "a b"]);
+        // Config comment and brace characters are plain inside a command.
+        assert_eq!(
+            split_command("/bin/x !1 #2 {3}"),
+            ["/bin/x", "!1", "#2", "{3}"]
+        );
+        assert_eq!(split_command("/bin/x ''"), ["/bin/x", ""]);
     }
 }

@@ -110,6 +110,17 @@ impl Out {
         }
     }
 
+    fn script(&mut self, kw: &str, v: &Option<NotifyScript>) {
+        if let Some(n) = v {
+            let mut l = format!("{kw} {}", command(&n.argv));
+            for w in n.user.iter().chain(&n.group) {
+                l.push(' ');
+                l.push_str(&word(w));
+            }
+            self.line(l)
+        }
+    }
+
     fn notify(&mut self, n: &Notify) {
         for (kw, v) in [
             ("notify_master", &n.master),
@@ -122,15 +133,7 @@ impl Out {
         ] {
             match v {
                 Some(n) if n.argv.is_empty() => self.line(kw),
-                Some(n) => {
-                    let mut l = format!("{kw} {}", command(&n.argv));
-                    for w in n.user.iter().chain(&n.group) {
-                        l.push(' ');
-                        l.push_str(&word(w));
-                    }
-                    self.line(l)
-                }
-                None => {}
+                v => self.script(kw, v),
             }
         }
     }
@@ -145,8 +148,10 @@ impl Out {
             if let Some(w) = t.weight {
                 let _ = write!(l, " weight {w}");
             }
-            if t.reverse {
-                l.push_str(" reverse");
+            match t.reverse {
+                Some(true) => l.push_str(" reverse"),
+                Some(false) => l.push_str(" noreverse"),
+                None => {}
             }
             self.line(l);
         }
@@ -367,9 +372,9 @@ fn global_defs(o: &mut Out, g: &GlobalDefs) {
     ));
     o.line(format!("vrrp_startup_delay {}", g.vrrp_startup_delay));
     o.opt("notify_fifo", &g.notify_fifo);
-    o.opt("notify_fifo_script", &g.notify_fifo_script);
+    o.script("notify_fifo_script", &g.notify_fifo_script);
     o.opt("vrrp_notify_fifo", &g.vrrp_notify_fifo);
-    o.opt("vrrp_notify_fifo_script", &g.vrrp_notify_fifo_script);
+    o.script("vrrp_notify_fifo_script", &g.vrrp_notify_fifo_script);
     o.other(&g.other);
     o.close();
 }

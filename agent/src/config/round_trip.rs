@@ -118,7 +118,7 @@ impl Rng {
             .map(|_| Tracked {
                 name: self.name(),
                 weight: self.maybe(|r| r.range(-254, 254) as i32),
-                reverse: self.chance(),
+                reverse: self.maybe(Rng::chance),
                 at: loc(),
             })
             .collect()

@@ -17,6 +17,9 @@ pub trait Host {
     /// The file exists and can be executed (by root, as keepalived checks it).
     fn executable(&self, path: &str) -> bool;
     fn user_exists(&self, name: &str) -> bool;
+    fn group_exists(&self, _name: &str) -> bool {
+        true
+    }
     /// keepalived's check_script_secure for a script run as root: the path that anyone but
     /// root could change (the script or a directory above it), if any.
     fn insecure(&self, path: &str) -> Option<String>;
@@ -42,6 +45,14 @@ impl Host for System {
         };
         // SAFETY: valid C string; getpwnam's result is only tested for NULL.
         !unsafe { libc::getpwnam(c.as_ptr()) }.is_null()
+    }
+
+    fn group_exists(&self, name: &str) -> bool {
+        let Ok(c) = std::ffi::CString::new(name) else {
+            return false;
+        };
+        // SAFETY: valid C string; getgrnam's result is only tested for NULL.
+        !unsafe { libc::getgrnam(c.as_ptr()) }.is_null()
     }
 
     fn insecure(&self, path: &str) -> Option<String> {
@@ -91,17 +102,31 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
             );
         }
     }
-    // A script whose user does not exist cannot be run: keepalived drops it while reading.
-    config.scripts.retain(|s| match &s.user {
-        Some(user) if !host.user_exists(user) => {
-            let path = s.script.first().map_or("", String::as_str);
+    // A script whose user or group does not exist cannot be run: keepalived drops it while
+    // reading (it never falls back to root).
+    config.scripts.retain(|s| {
+        let path = s.script.first().map_or("", String::as_str);
+        let bad_user = s.user.as_ref().is_some_and(|u| !host.user_exists(u));
+        let bad_group = s.group.as_ref().is_some_and(|g| !host.group_exists(g));
+        if bad_user || bad_group {
             diags.config(
                 Some(&s.at),
                 format!("Unable to set uid/gid for script '{path}'"),
             );
-            false
+            return false;
         }
-        _ => true,
+        true
+    });
+    // A track_file needs its file.
+    config.track_files.retain(|t| {
+        if t.file.is_none() {
+            diags.config(
+                Some(&t.at),
+                format!("No file set for track_file {} - ignoring", t.name),
+            );
+            return false;
+        }
+        true
     });
     // Who scripts run as when they name nobody: root unless script_user (or the user
     // keepalived_script) exists.
@@ -156,14 +181,15 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
         }
         true
     });
-    // Notify scripts run as root under the same rule.
+    // Notify scripts (and the FIFO readers) run as root under the same rule.
     let notifies = config
         .instances
         .iter_mut()
         .map(|i| &mut i.notify)
         .chain(config.sync_groups.iter_mut().map(|g| &mut g.notify));
+    let mut slots: Vec<&mut Option<NotifyScript>> = Vec::new();
     for n in notifies {
-        for slot in [
+        slots.extend([
             &mut n.master,
             &mut n.backup,
             &mut n.fault,
@@ -171,18 +197,34 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
             &mut n.deleted,
             &mut n.master_rx_lower_pri,
             &mut n.generic,
-        ] {
+        ]);
+    }
+    slots.push(&mut config.global.notify_fifo_script);
+    slots.push(&mut config.global.vrrp_notify_fifo_script);
+    {
+        for slot in slots {
             let Some(script) = slot else { continue };
             let Some(path) = script.argv.first().cloned() else {
                 continue;
             };
-            // `notify_X SCRIPT USER [GROUP]`: a user that does not exist drops the script.
+            // `notify_X SCRIPT USER [GROUP]`: a user or group that does not exist drops the
+            // script (it never falls back to root).
             if let Some(user) = script.user.clone()
                 && !host.user_exists(&user)
             {
                 diags.config(
                     None,
                     format!("Unable to resolve script username '{user}' - ignoring"),
+                );
+                *slot = None;
+                continue;
+            }
+            if let Some(group) = script.group.clone()
+                && !host.group_exists(&group)
+            {
+                diags.config(
+                    None,
+                    format!("Unable to resolve script group name '{group}' - ignoring"),
                 );
                 *slot = None;
                 continue;
@@ -435,9 +477,17 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
     }
 
     let instance_names: Vec<String> = config.instances.iter().map(|i| i.name.clone()).collect();
+    let mut grouped: HashSet<String> = HashSet::new();
     for g in &mut config.sync_groups {
         let name = g.name.clone();
         g.members.retain(|m| {
+            if instance_names.contains(m) && !grouped.insert(m.clone()) {
+                diags.config(
+                    None,
+                    format!("Virtual router {m} cannot exist in more than one sync group; ignoring {name}"),
+                );
+                return false;
+            }
             if !instance_names.contains(m) {
                 diags.config(
                     None,

@@ -115,6 +115,8 @@ struct Slot {
     /// Starting in FAULT only because scripts have not answered yet: keepalived does not
     /// notify that FAULT.
     quiet_init_fault: bool,
+    /// That FAULT was not notified: if it remains once the scripts answer, it is.
+    owe_fault_note: bool,
     /// `notify_priority_changes` (instance, else its sync group, else the global
     /// `vrrp_notify_priority_changes`): FIFO lines for effective priority changes.
     notify_priority: bool,
@@ -153,6 +155,8 @@ pub struct Runtime {
     tracking: Tracking,
     notifier: Notifier,
     groups: Vec<Group>,
+    /// The configured instances: notification targets are the instances, then the groups.
+    instances: usize,
 }
 
 impl Runtime {
@@ -198,6 +202,7 @@ impl Runtime {
             tracking,
             notifier,
             groups,
+            instances: config.instances.len(),
         };
         let mut rx_sockets: HashMap<(u32, bool), RxSocket> = HashMap::new();
         for ic in &config.instances {
@@ -410,6 +415,7 @@ impl Runtime {
             group,
             notified: false,
             quiet_init_fault: false,
+            owe_fault_note: false,
         })
     }
 
@@ -747,9 +753,12 @@ impl Runtime {
                 self.event(k, Event::Stop).await;
             }
         }
-        // keepalived notifies every group STOP after its members.
+        // keepalived notifies every group STOP after its members (a group that never
+        // started has nothing to stop).
         for g in 0..self.groups.len() {
-            self.group_notify(g, State::Init);
+            if self.groups[g].notified != State::Init {
+                self.group_notify(g, State::Init);
+            }
         }
         drop(self.xdp.take());
         // keepalived removes the VMACs it made and puts the base's ARP settings back.
@@ -839,11 +848,18 @@ impl Runtime {
             let _ = inst.handle(now, Event::Priority(prio));
         }
         for g in 0..self.groups.len() {
-            let faulty = self.groups[g]
-                .members
+            // Members waiting only for their scripts' first result are not faulty yet; while
+            // any is, keepalived keeps the group in INIT and notifies nothing.
+            let members = self.groups[g].members.clone();
+            let faulty = members
                 .iter()
-                .any(|&m| self.slots[m].inst.own_fault());
+                .any(|&m| self.slots[m].inst.own_fault() && !self.tracking.only_pending(m));
+            let initialising = members.iter().any(|&m| self.tracking.only_pending(m));
             let state = if faulty { State::Fault } else { State::Backup };
+            if !faulty && initialising {
+                self.groups[g].target = State::Backup;
+                continue;
+            }
             if faulty {
                 info!(
                     "VRRP_Group({}): Syncing {} to FAULT state",
@@ -884,12 +900,34 @@ impl Runtime {
         if fault != self.slots[k].inst.track_fault() {
             self.event(k, Event::TrackFault(fault)).await;
         }
+        // Started in a quiet FAULT while its scripts had not answered: once they have, a FAULT
+        // that remains is notified (keepalived's down_instance), and its sync group follows.
+        if self.slots[k].owe_fault_note && !self.tracking.only_pending(k) {
+            self.slots[k].owe_fault_note = false;
+            if self.slots[k].inst.state() == State::Fault {
+                self.notifier.send(Note {
+                    target: k,
+                    state: notify::State::Fault,
+                    priority: self.slots[k].inst.priority(),
+                });
+                self.slots[k].notified = true;
+                if let Some(g) = self.slots[k].group {
+                    let mut work = VecDeque::new();
+                    self.sync(g, k, State::Fault, false, &mut work);
+                    self.process(work, self.now()).await;
+                }
+            }
+        }
     }
 
     /// Handles an event and everything its transitions lead to: sync group members following
     /// (keepalived's vrrp_sync_fault / _backup / _master), in order.
     async fn event_at(&mut self, k: usize, now: Duration, ev: Event) {
-        let mut work = VecDeque::from([Work::Event(k, ev)]);
+        self.process(VecDeque::from([Work::Event(k, ev)]), now)
+            .await;
+    }
+
+    async fn process(&mut self, mut work: VecDeque<Work>, now: Duration) {
         while let Some(w) = work.pop_front() {
             let (k, ev) = match w {
                 Work::Event(k, ev) => (k, ev),
@@ -930,7 +968,9 @@ impl Runtime {
         let new = self.slots[k].inst.state();
         let members = self.groups[g].members.clone();
         let name = self.groups[g].name.clone();
-        if new == State::Fault && old != State::Fault && self.groups[g].target != State::Fault {
+        // A member in FAULT for a reason of its own (not scripts still pending at start).
+        let own_fault = self.slots[k].inst.own_fault() && !self.tracking.only_pending(k);
+        if new == State::Fault && own_fault && self.groups[g].target != State::Fault {
             // One member faulty: all go FAULT, and stay there until none is (each holds the
             // group's fault until then).
             self.groups[g].target = State::Fault;
@@ -994,7 +1034,7 @@ impl Runtime {
         self.groups[g].notified = state;
         if let Some(st) = notify_state(state) {
             self.notifier.send(Note {
-                target: self.slots.len() + g,
+                target: self.instances + g,
                 state: st,
                 priority: 0,
             });
@@ -1164,8 +1204,10 @@ impl Runtime {
             }
             Action::Notify(state) => {
                 if std::mem::take(&mut self.slots[k].quiet_init_fault) && state == State::Fault {
+                    self.slots[k].owe_fault_note = true;
                     return;
                 }
+                self.slots[k].owe_fault_note = false;
                 let slot = &self.slots[k];
                 // keepalived's send_instance_notifies: a sync group member that has notified
                 // once does not notify entering the state its group is already in.

@@ -96,11 +96,17 @@ impl Tracking {
             if !used(TrackerId::Script(index)) {
                 continue;
             }
+            let Some(run_as) = exec::run_as(s.user.as_deref(), s.group.as_deref(), default) else {
+                // Checked at load; gone since. It cannot run, so it has failed.
+                warn!("Invalid user/group for vrrp script {} - it fails", s.name);
+                status.insert(TrackerId::Script(index), Status::Up(false));
+                continue;
+            };
             status.insert(TrackerId::Script(index), Status::Pending);
             let job = script::Job {
                 index,
-                argv: s.script.clone(),
-                run_as: exec::run_as(s.user.as_deref(), s.group.as_deref(), default),
+                argv: exec::canonical(&s.script),
+                run_as,
                 interval: Duration::from_secs_f64(s.interval.max(0.001)),
                 timeout: script::timeout(s.interval, s.timeout),
             };
@@ -286,7 +292,7 @@ fn script_dep(config: &Config, t: &Tracked) -> Option<Dep> {
         id: TrackerId::Script(i),
         name: t.name.clone(),
         weight: t.weight.unwrap_or(s.weight),
-        reverse: t.reverse || (t.weight.is_none() && s.weight_reverse),
+        reverse: t.reverse.unwrap_or(s.weight_reverse),
     })
 }
 
@@ -300,7 +306,7 @@ fn file_dep(config: &Config, t: &Tracked) -> Option<Dep> {
         id: TrackerId::File(i),
         name: t.name.clone(),
         weight: t.weight.unwrap_or(f.weight),
-        reverse: t.reverse || (t.weight.is_none() && f.weight_reverse),
+        reverse: t.reverse.unwrap_or(f.weight_reverse),
     })
 }
 
@@ -314,7 +320,7 @@ fn process_dep(config: &Config, t: &Tracked) -> Option<Dep> {
         id: TrackerId::Process(i),
         name: t.name.clone(),
         weight: t.weight.unwrap_or(p.weight),
-        reverse: t.reverse || (t.weight.is_none() && p.weight_reverse),
+        reverse: t.reverse.unwrap_or(p.weight_reverse),
     })
 }
 
@@ -334,12 +340,42 @@ async fn interface_dep(
                 name: t.name.clone(),
                 // keepalived clamps ±254 to ±253 for interfaces.
                 weight: t.weight.unwrap_or(0).clamp(-253, 253),
-                reverse: t.reverse,
+                reverse: t.reverse.unwrap_or(false),
             })
         }
         Err(_) => {
             warn!("({}) tracked interface {} doesn't exist", ic.name, t.name);
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, lexer::ReadOptions, validate::Unchecked};
+
+    fn config(text: &str) -> Config {
+        config::load_str(
+            std::path::Path::new("t.conf"),
+            text.as_bytes(),
+            &ReadOptions::default(),
+            &Unchecked,
+        )
+        .config
+    }
+
+    #[test]
+    fn keepalived_a_tracker_line_keeps_the_scripts_reverse_unless_it_says_otherwise() {
+        let c = config(
+            "vrrp_script chk {\n script /bin/true\n weight -10 reverse\n}\n\
+             vrrp_instance A {\n interface lo\n virtual_router_id 1\n track_script {\n chk weight -20\n }\n}\n\
+             vrrp_instance B {\n interface lo\n virtual_router_id 2\n track_script {\n chk weight -20 noreverse\n }\n}\n\
+             vrrp_instance C {\n interface lo\n virtual_router_id 3\n track_script {\n chk\n }\n}\n",
+        );
+        let dep = |k: usize| script_dep(&c, &c.instances[k].track_scripts[0]).unwrap();
+        assert_eq!((dep(0).weight, dep(0).reverse), (-20, true));
+        assert_eq!((dep(1).weight, dep(1).reverse), (-20, false));
+        assert_eq!((dep(2).weight, dep(2).reverse), (-10, true));
     }
 }

@@ -72,6 +72,22 @@ impl Fifos {
                     libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOFOLLOW,
                 )
             };
+            // SAFETY: fstat into a zeroed struct on our descriptor.
+            let is_fifo = fd >= 0
+                && unsafe {
+                    let mut st: libc::stat = std::mem::zeroed();
+                    libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO
+                };
+            if fd >= 0 && !is_fifo {
+                // Never write notifications into a regular file (or device) at that path.
+                warn!(
+                    "{}notify fifo {} is not a FIFO - ignoring",
+                    s.prefix, s.path
+                );
+                // SAFETY: our descriptor, closed once.
+                unsafe { libc::close(fd) };
+                continue;
+            }
             if fd < 0 {
                 warn!(
                     "Unable to open {}notify fifo {} - errno {}",

@@ -222,9 +222,17 @@ impl Setup {
         let g = &config.global;
         let default = exec::default_run_as(g.script_user.as_deref(), g.script_group.as_deref());
         let script = |n: &Option<NotifyScript>| {
-            n.as_ref().map(|n| Script {
-                argv: n.argv.clone(),
-                run_as: exec::run_as(n.user.as_deref(), n.group.as_deref(), default),
+            let n = n.as_ref()?;
+            let Some(run_as) = exec::run_as(n.user.as_deref(), n.group.as_deref(), default) else {
+                warn!(
+                    "Invalid user/group for notify script {} - ignoring",
+                    n.argv.first().map_or("", String::as_str)
+                );
+                return None;
+            };
+            Some(Script {
+                argv: exec::canonical(&n.argv),
+                run_as,
             })
         };
         let target = |kind, name: &str, n: &Notify, smtp_alert: bool| Target {
@@ -252,12 +260,7 @@ impl Setup {
                 .iter()
                 .map(|sg| target(Kind::Group, &sg.name, &sg.notify, sg.smtp_alert)),
         );
-        let fifo_script = |s: &Option<String>| {
-            s.as_ref().map(|s| Script {
-                argv: s.split_whitespace().map(str::to_string).collect(),
-                run_as: default,
-            })
-        };
+        let fifo_script = |s: &Option<NotifyScript>| script(s);
         let mut fifos = Vec::new();
         if let Some(path) = &g.notify_fifo {
             fifos.push(fifo::Spec {
@@ -369,25 +372,48 @@ impl Notifier {
     pub async fn drain(&self, limit: Duration) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Drain(limit, tx)).is_ok() {
-            let _ = rx.await;
+            // Bounded here too: the helper thread may be stuck in a read.
+            let _ = tokio::time::timeout(limit + Duration::from_secs(3), rx).await;
         }
     }
 }
 
+/// How long one notify script is waited for before the queue moves on (the script is left
+/// running): ordering must not let one hung script silence an instance for good.
+pub const NOTIFY_WAIT: Duration = Duration::from_secs(60);
+
 /// Runs one target's scripts, one transition after another.
 async fn script_queue(target: Target, mut rx: mpsc::UnboundedReceiver<(State, u8)>) {
     while let Some((state, priority)) = rx.recv().await {
-        // keepalived gives STOP scripts a second (then kills their process group).
-        let timeout = (state == State::Stop).then_some(Duration::from_secs(1));
         for (argv, run_as) in target.scripts(state, priority) {
-            match exec::run(&argv, run_as, timeout).await {
-                Outcome::NotStarted(e) => {
-                    warn!("Error exec-ing command '{}', error: {e}", argv[0]);
-                }
-                Outcome::TimedOut => {
+            if state == State::Stop {
+                // keepalived gives STOP scripts a second, then kills their process group.
+                if exec::run(&argv, run_as, Some(Duration::from_secs(1))).await == Outcome::TimedOut
+                {
                     warn!("Notify script {} (STOP) killed after 1 second", argv[0]);
                 }
-                _ => {}
+                continue;
+            }
+            let mut child = match exec::spawn_detached(&argv, run_as) {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!("Error exec-ing command '{}', error: {e}", argv[0]);
+                    continue;
+                }
+            };
+            if tokio::time::timeout(NOTIFY_WAIT, child.wait())
+                .await
+                .is_err()
+            {
+                warn!(
+                    "Notify script {} still running after {} s - not waiting for it",
+                    argv[0],
+                    NOTIFY_WAIT.as_secs()
+                );
+                // Reaped in the background when it ends.
+                tokio::spawn(async move {
+                    let _ = child.wait().await;
+                });
             }
         }
     }

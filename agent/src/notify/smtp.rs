@@ -150,7 +150,10 @@ type Reader = BufReader<tokio::net::tcp::OwnedReadHalf>;
 async fn reply(rd: &mut Reader, timeout: Duration, addr: &SocketAddr) -> Result<u16, Failure> {
     loop {
         let mut line = String::new();
-        match tokio::time::timeout(timeout, rd.read_line(&mut line)).await {
+        // keepalived reads into a fixed buffer: a reply line longer than this is cut, and a
+        // server streaming junk cannot make us hold more.
+        let mut limited = tokio::io::AsyncReadExt::take(&mut *rd, 1024);
+        match tokio::time::timeout(timeout, limited.read_line(&mut line)).await {
             Err(_) => {
                 warn!(
                     "Timeout reading data to remote SMTP server {}.",

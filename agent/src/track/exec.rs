@@ -58,12 +58,26 @@ pub fn default_run_as(script_user: Option<&str>, script_group: Option<&str>) -> 
     }
 }
 
-/// A script's own `user [group]`, else the default.
-pub fn run_as(user: Option<&str>, group: Option<&str>, default: RunAs) -> RunAs {
+/// A script's own `user [group]`, else the default. None when the named user or group does
+/// not exist: such a script never runs (never as root instead).
+pub fn run_as(user: Option<&str>, group: Option<&str>, default: RunAs) -> Option<RunAs> {
     match user {
-        Some(u) => RunAs::lookup(u, group).unwrap_or(default),
-        None => default,
+        Some(u) => RunAs::lookup(u, group),
+        None => Some(default),
     }
+}
+
+/// argv with its program resolved to the canonical path that was security-checked
+/// (keepalived runs the realpath too, so a symlink swapped later cannot redirect it).
+pub fn canonical(argv: &[String]) -> Vec<String> {
+    let mut out = argv.to_vec();
+    if let Some(p) = out.first_mut()
+        && let Ok(real) = std::fs::canonicalize(&*p)
+        && let Some(real) = real.to_str()
+    {
+        *p = real.to_string();
+    }
+    out
 }
 
 /// How a run ended.

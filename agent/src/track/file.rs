@@ -56,12 +56,26 @@ pub fn parse(text: &[u8]) -> Option<i64> {
         .then_some(value as i64)
 }
 
-/// The file's number now: a missing or unreadable file is 0, as in keepalived.
+/// The file's number now: a missing or unreadable file is 0, as in keepalived. At most 127
+/// bytes are read, and the file is opened non-blocking (a FIFO put there cannot hang us).
 pub fn read(path: &Path) -> Option<i64> {
-    match std::fs::read(path) {
-        Ok(bytes) => parse(&bytes),
-        Err(_) => Some(0),
+    use std::{io::Read as _, os::unix::fs::OpenOptionsExt as _};
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return Some(0);
+    };
+    let mut buf = [0u8; 127];
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
     }
+    parse(&buf[..n])
 }
 
 /// keepalived's `init_file [VALUE] [overwrite]`: write VALUE if the file does not exist, or

@@ -147,7 +147,9 @@ pub struct Counter {
 
 impl Counter {
     pub fn new(rise: u32, fall: u32) -> Counter {
-        let (rise, fall) = (rise.max(1), fall.max(1));
+        // Bounded so rise + fall never overflows (keepalived reads them as ints).
+        let bound = |v: u32| v.clamp(1, u32::MAX / 4);
+        let (rise, fall) = (bound(rise), bound(fall));
         Counter {
             rise,
             fall,

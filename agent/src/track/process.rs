@@ -184,8 +184,12 @@ pub async fn watch(jobs: Vec<Job>, initial: Vec<bool>, tx: UnboundedSender<Updat
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        // A scan takes a few ms at most, on the helper thread.
-        let counts = counts(&jobs);
+        // A scan reads /proc (a process stuck in D state can make that slow): off the helper
+        // thread's runtime.
+        let scan_jobs = jobs.clone();
+        let Ok(counts) = tokio::task::spawn_blocking(move || counts(&scan_jobs)).await else {
+            continue;
+        };
         let now = tokio::time::Instant::now();
         for (k, job) in jobs.iter().enumerate() {
             let ok = job.ok(counts[k]);

@@ -423,14 +423,17 @@ impl Instance {
             out.push(Action::Notify(State::Fault));
             return;
         }
-        if self.p.want_master && self.p.priority == PRIORITY_OWNER {
+        if self.owner_takes_over() {
             self.change_state(now, State::Master, out);
             return;
         }
         self.log(out, LogLevel::Info, "Entering BACKUP STATE (init)".into());
         self.state = State::Backup;
         self.down_at = Some(
-            now + if self.p.want_master {
+            now + if self.p.want_master && self.p.priority == PRIORITY_OWNER {
+                // A sync group's owner asks its group at once (keepalived's 1 µs timer).
+                Duration::ZERO
+            } else if self.p.want_master {
                 self.master_adv_int() + self.skew_for(1)
             } else {
                 self.master_down_interval()
@@ -477,11 +480,20 @@ impl Instance {
         self.handover_until.is_some()
     }
 
+    /// An address owner asked to be master takes over at once — unless it is in a sync
+    /// group, which decides for all its members (keepalived's vrrp_sync_can_goto_master).
+    fn owner_takes_over(&self) -> bool {
+        self.p.want_master && self.p.priority == PRIORITY_OWNER && !self.p.sync_group
+    }
+
     fn leave_fault(&mut self, now: Duration, out: &mut Vec<Action>) {
-        if self.p.want_master && self.p.priority == PRIORITY_OWNER {
+        if self.owner_takes_over() {
             self.change_state(now, State::Master, out);
         } else {
             self.change_state(now, State::Backup, out);
+            if self.p.want_master && self.p.priority == PRIORITY_OWNER {
+                self.down_at = Some(now);
+            }
         }
     }
 

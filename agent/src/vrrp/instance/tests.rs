@@ -853,3 +853,23 @@ fn keepalived_sync_group_backup_and_fault_move_members() {
     i.handle(ms(9100), Event::GroupFault(false));
     assert_eq!(i.state(), State::Backup);
 }
+
+#[test]
+fn keepalived_an_owner_in_a_sync_group_asks_its_group_first() {
+    let mut p = v2(255);
+    p.want_master = true;
+    p.sync_group = true;
+    let mut i = Instance::new(p, ME);
+    i.handle(ms(0), Event::Start);
+    assert_eq!(i.state(), State::Backup, "the group decides");
+    assert_eq!(i.next_deadline(), Some(ms(0)));
+    let a = i.handle(ms(0), Event::Timer);
+    assert!(a.contains(&Action::WantMaster));
+    i.handle(ms(1), Event::GroupMaster);
+    assert_eq!(i.state(), State::Master);
+    // Back from FAULT: the group again.
+    i.handle(ms(10), Event::LinkDown);
+    i.handle(ms(20), Event::LinkUp);
+    assert_eq!(i.state(), State::Backup);
+    assert_eq!(i.next_deadline(), Some(ms(20)));
+}
