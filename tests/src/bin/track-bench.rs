@@ -9,7 +9,8 @@
 //!    over when Master_Down_Interval (3 intervals + skew) has passed since a's last
 //!    higher-priority advert: between 2.6 and 3.6 s after the failing exit.
 //! 2. CPU with 500 track scripts (/bin/true, interval 1 s) on one instance: the daemon's own
-//!    CPU and its scripts' (reaped children), over a 10 s window.
+//!    CPU and its scripts' (reaped children), over a 10 s window, and the largest gap between
+//!    the master's adverts meanwhile (do 500 forks a second delay an advert?).
 //!
 //! `RUNS` (default 5) failover runs per daemon, 3 CPU windows per daemon.
 
@@ -126,8 +127,9 @@ fn pids(dir: &Path, daemon: Daemon) -> Result<Vec<u32>> {
         .collect()
 }
 
-/// (daemon CPU %, scripts' CPU %) of one core over the window.
-fn cpu_once(daemon: Daemon) -> Result<(f64, f64)> {
+/// (daemon CPU %, scripts' CPU %) of one core over the window, and the largest gap between
+/// the master's adverts the client saw meanwhile (seconds).
+fn cpu_once(daemon: Daemon) -> Result<(f64, f64, f64)> {
     let mut lab = lab()?;
     let dir = lab.dir().to_path_buf();
     let mut conf = String::new();
@@ -150,15 +152,27 @@ fn cpu_once(daemon: Daemon) -> Result<(f64, f64)> {
             Ok((a + x, b + y))
         })
     };
+    let probe = lab.probe(VIP.parse()?, Duration::from_millis(10), 1000)?;
     let before = sum(&pids)?;
     let t = Instant::now();
     std::thread::sleep(CPU_WINDOW);
     let after = sum(&pids)?;
+    let rec = probe.stop()?;
+    let adverts: Vec<Instant> = rec
+        .replies
+        .iter()
+        .filter(|r| matches!(r.kind, Kind::Advert(_)) && r.mac == A_MAC)
+        .map(|r| r.at)
+        .collect();
+    let gap = adverts
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .fold(0.0, f64::max);
     let secs = t.elapsed().as_secs_f64();
     // SAFETY: sysconf is always safe.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let pct = |d: u64| d as f64 / hz / secs * 100.0;
-    Ok((pct(after.0 - before.0), pct(after.1 - before.1)))
+    Ok((pct(after.0 - before.0), pct(after.1 - before.1), gap))
 }
 
 fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
@@ -190,17 +204,19 @@ fn main() -> Result<()> {
     }
     let mut cpu = Vec::new();
     for d in daemons {
-        let (mut own, mut kids) = (Vec::new(), Vec::new());
+        let (mut own, mut kids, mut gaps) = (Vec::new(), Vec::new(), Vec::new());
         for run in 0..3 {
-            let (o, k) = cpu_once(d).with_context(|| format!("{} CPU run {run}", d.name()))?;
+            let (o, k, g) = cpu_once(d).with_context(|| format!("{} CPU run {run}", d.name()))?;
             eprintln!(
-                "track-bench: {} CPU run {run}: daemon {o:.1} %, scripts {k:.1} %",
-                d.name()
+                "track-bench: {} CPU run {run}: daemon {o:.1} %, scripts {k:.1} %, largest advert gap {:.1} ms",
+                d.name(),
+                g * 1e3
             );
             own.push(o);
             kids.push(k);
+            gaps.push(g * 1e3);
         }
-        cpu.push((stats(own), stats(kids)));
+        cpu.push((stats(own), stats(kids), stats(gaps)));
     }
     println!("## Tracking\n");
     println!("{}\n", vrrp_tests::machine());
@@ -225,14 +241,17 @@ fn main() -> Result<()> {
         "\nCPU with {SCRIPTS} track scripts (/bin/true, interval 1 s, weight 0) on one instance: % of \
          one core over {} s windows, 3 windows, median and min–max. \"daemon\" is the daemon's \
          own CPU (keepalived: its parent and VRRP processes); \"scripts\" is what the scripts \
-         themselves used (reaped children).\n",
+         themselves used (reaped children). Advert gap: the largest gap between the master's \
+         adverts the client saw in the window (1 s interval: about 1000 ms means none was late).\n",
         CPU_WINDOW.as_secs()
     );
-    println!("| daemon | daemon CPU % | min–max | ratio to keepalived | scripts CPU % | min–max |");
-    println!("|---|---|---|---|---|---|");
-    for (d, ((m, lo, hi), (km, klo, khi))) in daemons.iter().zip(&cpu) {
+    println!(
+        "| daemon | daemon CPU % | min–max | ratio to keepalived | scripts CPU % | min–max | largest advert gap ms (min–max) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (d, ((m, lo, hi), (km, klo, khi), (gm, glo, ghi))) in daemons.iter().zip(&cpu) {
         println!(
-            "| {} | {m:.1} | {lo:.1}–{hi:.1} | {:.2} | {km:.1} | {klo:.1}–{khi:.1} |",
+            "| {} | {m:.1} | {lo:.1}–{hi:.1} | {:.2} | {km:.1} | {klo:.1}–{khi:.1} | {gm:.1} ({glo:.1}–{ghi:.1}) |",
             d.name(),
             m / cpu[0].0.0
         );
