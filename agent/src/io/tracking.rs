@@ -88,9 +88,17 @@ impl Tracking {
         // Scripts: each tracked one runs on the helper thread; pending until its first result.
         let mut scripts = Vec::new();
         for (index, s) in config.scripts.iter().enumerate() {
+            // `init_fail`: down from the start, so the weights apply as failed and `rise`
+            // successes bring it up (keepalived 2.2.7 documents this but its track_script line
+            // resets it: a bug).
+            let counter = if s.init_fail {
+                Counter::failed(s.rise, s.fall)
+            } else {
+                Counter::new(s.rise, s.fall)
+            };
             scripts.push(ScriptState {
                 name: s.name.clone(),
-                counter: Counter::new(s.rise, s.fall),
+                counter,
                 last_code: 0,
             });
             if !used(TrackerId::Script(index)) {
@@ -102,7 +110,14 @@ impl Tracking {
                 status.insert(TrackerId::Script(index), Status::Up(false));
                 continue;
             };
-            status.insert(TrackerId::Script(index), Status::Pending);
+            status.insert(
+                TrackerId::Script(index),
+                if s.init_fail {
+                    Status::Up(false)
+                } else {
+                    Status::Pending
+                },
+            );
             let job = script::Job {
                 index,
                 argv: exec::canonical(&s.script),

@@ -159,6 +159,14 @@ impl Counter {
         }
     }
 
+    /// `init_fail`: starts decided and down, so `rise` successes are needed to come up.
+    pub fn failed(rise: u32, fall: u32) -> Counter {
+        let mut c = Counter::new(rise, fall);
+        c.result = 0;
+        c.decided = true;
+        c
+    }
+
     /// None until the first result.
     pub fn up(&self) -> Option<bool> {
         self.decided.then_some(self.result >= self.rise)

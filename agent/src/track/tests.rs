@@ -210,6 +210,19 @@ fn keepalived_rise_successes_in_a_row_bring_it_up() {
 }
 
 #[test]
+fn init_fail_starts_down_and_needs_rise_successes() {
+    let mut c = Counter::failed(2, 2);
+    assert_eq!(c.up(), Some(false));
+    assert_eq!(
+        c.record(false),
+        None,
+        "already down: no transition to report"
+    );
+    assert_eq!(c.record(true), None);
+    assert_eq!(c.record(true), Some(true));
+}
+
+#[test]
 fn a_flapping_script_is_held_by_rise_and_fall() {
     let mut c = Counter::new(2, 2);
     c.record(true);
