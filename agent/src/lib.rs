@@ -10,6 +10,7 @@ pub mod io;
 pub mod logging;
 pub mod netlink;
 pub mod notify;
+pub mod ops;
 #[cfg(test)]
 mod test_rng;
 pub mod track;

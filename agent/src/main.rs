@@ -69,10 +69,39 @@ struct Cli {
     /// Run without the XDP program (for hosts where BPF is not allowed).
     #[arg(long)]
     no_xdp: bool,
+
+    /// The control socket's name (an abstract unix socket, one per network namespace).
+    #[arg(long, value_name = "NAME", default_value = vrrp_agent::ops::control::DEFAULT_SOCKET)]
+    socket: String,
+
+    /// Serve Prometheus/OpenMetrics at http://ADDR:PORT/metrics (off by default; e.g.
+    /// 127.0.0.1:9650).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Show the running agent's instances (state, priorities, master, last advert, VIPs,
+    /// trackers, counters) and its XDP mode and counters. Root only.
+    Status {
+        /// The raw JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The control socket's name.
+        #[arg(long, value_name = "NAME", default_value = vrrp_agent::ops::control::DEFAULT_SOCKET)]
+        socket: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Status { json, socket }) = &cli.command {
+        return status(*json, socket);
+    }
     let running = cli.config_test.is_none() && !cli.dump_config;
     // Where the final error goes besides the log: stderr, unless the log already writes there.
     let also_stderr = running && !cli.log_console;
@@ -88,6 +117,35 @@ fn main() -> ExitCode {
             if also_stderr {
                 eprintln!("vrrp-agent: {e:#}");
             }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `vrrp-agent status`: asks the agent of this network namespace.
+fn status(json: bool, socket: &str) -> ExitCode {
+    match vrrp_agent::ops::control::request_status(socket) {
+        Ok(v) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                print!("{}", vrrp_agent::ops::control::render(&v));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+            ) =>
+        {
+            eprintln!(
+                "vrrp-agent status: no vrrp-agent is running in this network namespace (control socket @{socket})"
+            );
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("vrrp-agent status: @{socket}: {e}");
             ExitCode::FAILURE
         }
     }
@@ -166,7 +224,23 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         .block_on(async {
             // Signals first: a SIGTERM during start-up is a graceful stop too.
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            tokio::spawn(signals(tx));
+            tokio::spawn(signals(tx.clone()));
+            if let Some(addr) = cli.metrics_listen {
+                let l = vrrp_agent::ops::metrics::bind(addr)
+                    .await
+                    .with_context(|| format!("--metrics-listen {addr}"))?;
+                log::info!("Serving metrics on http://{addr}/metrics");
+                tokio::spawn(vrrp_agent::ops::metrics::serve(l, tx.clone()));
+            }
+            match vrrp_agent::ops::control::bind(&cli.socket) {
+                Ok(l) => {
+                    tokio::spawn(vrrp_agent::ops::control::serve(l, tx));
+                }
+                Err(e) => log::warn!(
+                    "control socket @{}: {e} (another vrrp-agent in this network namespace?): `vrrp-agent status` cannot reach this one",
+                    cli.socket
+                ),
+            }
             let rt = Runtime::new(
                 &loaded.config,
                 Options {

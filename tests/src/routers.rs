@@ -154,6 +154,18 @@ impl VrrpLab {
 
     /// Starts `daemon` on `router` with `config`; its output goes to the router's log.
     pub fn start(&mut self, router: &str, daemon: Daemon, config: &str) -> Result<()> {
+        self.start_with(router, daemon, config, &[], &[])
+    }
+
+    /// [`Self::start`] with extra command-line arguments and environment variables.
+    pub fn start_with(
+        &mut self,
+        router: &str,
+        daemon: Daemon,
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<()> {
         let conf = self.dir.join(format!("{router}.conf"));
         std::fs::write(&conf, config)?;
         let r = self.routers.get_mut(router).context("no such router")?;
@@ -183,6 +195,7 @@ impl VrrpLab {
                 c
             }
         };
+        cmd.args(args).envs(env.iter().copied());
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);

@@ -34,7 +34,7 @@ use crate::{
     notify::{self, Note, Notifier},
     vrrp::{
         instance::{Action, Event, Instance, LogLevel, Received, State},
-        packet::{Advert, ChecksumMode},
+        packet::{Advert, ChecksumMode, DecodeError},
     },
     xdp::{self, Program, XdpProgram},
 };
@@ -44,13 +44,15 @@ const MAX_HANDOVER: Duration = Duration::from_secs(5);
 /// The longest the STOP notifications (and any still queued) are waited for at exit.
 const MAX_NOTIFY_DRAIN: Duration = Duration::from_secs(3);
 
-/// What the signal handlers ask of the runtime.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What the signal handlers and the control socket ask of the runtime.
+#[derive(Debug)]
 pub enum Control {
     /// SIGTERM / SIGINT: graceful stop.
     Stop,
-    /// SIGUSR2 (keepalived's statistics dump): log the kernel counters.
+    /// SIGUSR2 (keepalived's statistics dump): the stats file, and the kernel counters logged.
     DumpStats,
+    /// The state of every instance, for `vrrp-agent status` and the JSON dump.
+    Status(tokio::sync::oneshot::Sender<serde_json::Value>),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -645,6 +647,10 @@ impl Runtime {
                         if let Some(prog) = &self.xdp {
                             log_xdp_counters(prog, &self.slots);
                         }
+                        self.write_stats_file();
+                    }
+                    Some(Control::Status(reply)) => {
+                        let _ = reply.send(self.snapshot());
                     }
                     Some(Control::Stop) if stop_deadline.is_none() => {
                         self.begin_stop().await;
@@ -794,6 +800,16 @@ impl Runtime {
         let advert = match Advert::decode(&p.payload, p.src, p.dst, self.slots[k].checksum) {
             Ok(a) => a,
             Err(e) => {
+                // keepalived's counters for what its own checks reject.
+                let stats = self.slots[k].inst.stats_mut();
+                match e {
+                    DecodeError::TooShort(_) | DecodeError::Length { .. } => {
+                        stats.packet_len_err += 1
+                    }
+                    DecodeError::Type(_) => stats.invalid_type_rcvd += 1,
+                    DecodeError::AuthType(_) => stats.invalid_authtype += 1,
+                    _ => {}
+                }
                 if self.opts.log_detail {
                     info!(
                         "({}) invalid advert from {}: {e}",
@@ -828,6 +844,107 @@ impl Runtime {
     async fn event(&mut self, k: usize, ev: Event) {
         let now = self.now();
         self.event_at(k, now, ev).await;
+    }
+
+    /// SIGUSR2: keepalived's `keepalived.stats` in the dump directory.
+    fn write_stats_file(&self) {
+        use std::io::Write as _;
+        let list: Vec<(&str, &crate::vrrp::instance::Stats)> = self
+            .slots
+            .iter()
+            .map(|s| (s.inst.name(), s.inst.stats()))
+            .collect();
+        let text = stats_text(&list);
+        match create_dump_file("keepalived.stats") {
+            Ok((_, mut f)) => {
+                if let Err(e) = f.write_all(text.as_bytes()) {
+                    warn!("writing keepalived.stats: {e}");
+                }
+            }
+            Err(e) => info!(
+                "Can't open {} ({}: {e})",
+                dump_dir().join("keepalived.stats").display(),
+                e.raw_os_error().unwrap_or(0)
+            ),
+        }
+    }
+
+    /// Everything `vrrp-agent status` shows: per instance its state, priorities, master,
+    /// last advert, VIPs, trackers and counters; the XDP mode and counters.
+    fn snapshot(&self) -> serde_json::Value {
+        use serde_json::json;
+        let now = self.now();
+        let ago = |t: Option<Duration>| t.map(|t| (now.saturating_sub(t)).as_secs_f64());
+        let instances: Vec<serde_json::Value> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                let p = s.inst.params();
+                // The newest valid advert the XDP program saw for this VRID (its ktime is
+                // CLOCK_MONOTONIC, as ours).
+                let kernel_age = match (&self.xdp, s.xdp_entry) {
+                    (Some(prog), Some((key, _))) => prog
+                        .maps
+                        .vrid_counters(&key)
+                        .ok()
+                        .flatten()
+                        .and_then(|v| v.last)
+                        .map(|l| now.saturating_sub(Duration::from_nanos(l.last_ns)).as_secs_f64()),
+                    _ => None,
+                };
+                let xdp = match (&self.xdp, s.xdp_entry) {
+                    (Some(prog), Some((key, _))) => prog.maps.vrid_counters(&key).ok().flatten().map(|v| {
+                        let by: serde_json::Map<String, serde_json::Value> = agent_common::VrrpVerdict::ALL
+                            .iter()
+                            .map(|r| (r.name().to_string(), json!(v.packets(*r))))
+                            .collect();
+                        json!(by)
+                    }),
+                    _ => None,
+                };
+                json!({
+                    "name": s.inst.name(),
+                    "interface": s.link.name,
+                    "vrid": p.vrid,
+                    "version": match p.version { crate::vrrp::packet::Version::V2 => 2, crate::vrrp::packet::Version::V3 => 3 },
+                    "state": s.inst.state().name(),
+                    "priority": s.base_priority,
+                    "effective_priority": s.inst.priority(),
+                    "master": s.inst.master().map(|(a, _)| a.to_string()),
+                    "master_priority": s.inst.master().map(|(_, p)| p),
+                    "last_advert_age_s": ago(s.inst.last_rx()),
+                    "last_transition_age_s": ago(s.inst.last_transition()),
+                    "advert_interval_s": f64::from(p.advert_int_cs) / 100.0,
+                    "vips": s.vips.iter().map(|v| v.addr.addr.to_string()).collect::<Vec<_>>(),
+                    "sync_group": s.group.map(|g| self.groups[g].name.clone()),
+                    "trackers": self.tracking.describe(k),
+                    "stats": s.inst.stats(),
+                    "transitions": s.inst.transitions().iter().map(|(st, n)| (st.name().to_lowercase(), json!(n))).collect::<serde_json::Map<String, serde_json::Value>>(),
+                    "kernel_last_advert_age_s": kernel_age,
+                    "xdp_adverts": xdp,
+                })
+            })
+            .collect();
+        let xdp = self.xdp.as_ref().map(|prog| {
+            let attachments: Vec<serde_json::Value> = prog
+                .attachments()
+                .iter()
+                .map(|a| json!({"interface": a.iface, "mode": format!("{:?}", a.mode).to_lowercase()}))
+                .collect();
+            let counters: serde_json::Map<String, serde_json::Value> = prog
+                .maps
+                .counters()
+                .map(|c| c.iter().map(|(n, v)| (n.to_string(), json!(v))).collect())
+                .unwrap_or_default();
+            json!({"attachments": attachments, "counters": counters})
+        });
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "pid": std::process::id(),
+            "instances": instances,
+            "xdp": xdp,
+        })
     }
 
     /// Starts every instance with its trackers' initial verdict, sync groups first (keepalived
@@ -1052,6 +1169,12 @@ impl Runtime {
                 }
             }
             Action::SendAdvert(ad) => {
+                let stats = self.slots[k].inst.stats_mut();
+                stats.advert_sent += 1;
+                if ad.priority == 0 {
+                    stats.pri_zero_sent += 1;
+                }
+                let slot = &self.slots[k];
                 for &dst in &slot.dsts {
                     match ad.encode(slot.inst.src(), dst, slot.checksum) {
                         Ok(bytes) => {
@@ -1236,6 +1359,58 @@ impl Runtime {
             Action::WantMaster => {}
         }
     }
+}
+
+/// keepalived's dump directory: `$TMPDIR` if absolute, else /tmp.
+pub fn dump_dir() -> std::path::PathBuf {
+    match std::env::var_os("TMPDIR") {
+        Some(d) if std::path::Path::new(&d).is_absolute() => d.into(),
+        _ => "/tmp".into(),
+    }
+}
+
+/// Creates a dump file safely in a shared directory: an old file is removed first, and the
+/// new one is created exclusively without following symlinks, mode 0600 (keepalived's
+/// fopen_safe).
+pub fn create_dump_file(name: &str) -> std::io::Result<(std::path::PathBuf, std::fs::File)> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = dump_dir().join(name);
+    let _ = std::fs::remove_file(&path);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)?;
+    Ok((path, f))
+}
+
+/// keepalived's SIGUSR2 text (vrrp_print_stats).
+pub fn stats_text(instances: &[(&str, &crate::vrrp::instance::Stats)]) -> String {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    for (name, s) in instances {
+        let _ = writeln!(t, "VRRP Instance: {name}");
+        let _ = writeln!(t, "  Advertisements:");
+        let _ = writeln!(t, "    Received: {}", s.advert_rcvd);
+        let _ = writeln!(t, "    Sent: {}", s.advert_sent);
+        let _ = writeln!(t, "  Became master: {}", s.become_master);
+        let _ = writeln!(t, "  Released master: {}", s.release_master);
+        let _ = writeln!(t, "  Packet Errors:");
+        let _ = writeln!(t, "    Length: {}", s.packet_len_err);
+        let _ = writeln!(t, "    TTL: {}", s.ip_ttl_err);
+        let _ = writeln!(t, "    Invalid Type: {}", s.invalid_type_rcvd);
+        let _ = writeln!(t, "    Advertisement Interval: {}", s.advert_interval_err);
+        let _ = writeln!(t, "    Address List: {}", s.addr_list_err);
+        let _ = writeln!(t, "  Authentication Errors:");
+        let _ = writeln!(t, "    Invalid Type: {}", s.invalid_authtype);
+        let _ = writeln!(t, "    Type Mismatch: {}", s.authtype_mismatch);
+        let _ = writeln!(t, "    Failure: {}", s.auth_failure);
+        let _ = writeln!(t, "  Priority Zero:");
+        let _ = writeln!(t, "    Received: {}", s.pri_zero_rcvd);
+        let _ = writeln!(t, "    Sent: {}", s.pri_zero_sent);
+    }
+    t
 }
 
 /// The notification for entering a state (INIT is where a stopped instance goes: STOP).

@@ -291,6 +291,43 @@ impl Tracking {
             .collect()
     }
 
+    /// The instance's trackers as the status command shows them.
+    pub fn describe(&self, slot: usize) -> Vec<serde_json::Value> {
+        self.deps[slot]
+            .iter()
+            .map(|d| {
+                let status = self.status.get(&d.id).copied().unwrap_or(Status::Up(true));
+                let (kind, shown) = match (d.id, status) {
+                    (TrackerId::Script(_), Status::Pending) => ("script", "pending".to_string()),
+                    (TrackerId::Script(_), Status::Up(u)) => {
+                        ("script", if u { "ok" } else { "failed" }.to_string())
+                    }
+                    (TrackerId::Interface(_), Status::Up(u)) => {
+                        ("interface", if u { "up" } else { "down" }.to_string())
+                    }
+                    (TrackerId::Process(_), Status::Up(u)) => (
+                        "process",
+                        if u { "quorum" } else { "no quorum" }.to_string(),
+                    ),
+                    (TrackerId::File(_), Status::Value(v)) => ("file", v.to_string()),
+                    (_, s) => ("other", format!("{s:?}")),
+                };
+                let effect = match d.contribution(status) {
+                    crate::track::Contribution::Fault => "fault".to_string(),
+                    crate::track::Contribution::Weight(w) => format!("{w:+}"),
+                };
+                serde_json::json!({
+                    "name": d.name,
+                    "kind": kind,
+                    "status": shown,
+                    "weight": d.weight,
+                    "reverse": d.reverse,
+                    "effect": effect,
+                })
+            })
+            .collect()
+    }
+
     /// Names for the status of file trackers (log lines).
     pub fn file_name(&self, index: usize) -> &str {
         self.file_names.get(index).map_or("?", String::as_str)

@@ -184,6 +184,28 @@ pub enum Action {
     Log(LogLevel, String),
 }
 
+/// keepalived's per-instance counters (`vrrp_stats`, its SIGUSR2 dump and JSON), counted where
+/// keepalived counts them. The runtime adds what only it sees (sent adverts, decode errors).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Adverts of the right type, version and length for us (before the address checks).
+    pub advert_rcvd: u64,
+    pub advert_sent: u64,
+    pub become_master: u64,
+    pub release_master: u64,
+    pub packet_len_err: u64,
+    /// keepalived 2.2.7 never counts this; here: a VRRPv2 advert with another interval.
+    pub advert_interval_err: u64,
+    pub ip_ttl_err: u64,
+    pub invalid_type_rcvd: u64,
+    pub addr_list_err: u64,
+    pub invalid_authtype: u64,
+    pub authtype_mismatch: u64,
+    pub auth_failure: u64,
+    pub pri_zero_rcvd: u64,
+    pub pri_zero_sent: u64,
+}
+
 /// One VRRP instance.
 #[derive(Clone, Debug)]
 pub struct Instance {
@@ -209,6 +231,13 @@ pub struct Instance {
     preempt_at: Option<Duration>,
     /// Graceful stop in progress: the addresses go when a successor advertises or then.
     handover_until: Option<Duration>,
+    stats: Stats,
+    /// When the state last changed (the `now` of that event).
+    last_transition: Option<Duration>,
+    /// When the last advert we accepted arrived.
+    last_rx: Option<Duration>,
+    /// Transitions into each state (INIT, BACKUP, MASTER, FAULT).
+    transitions: [u64; 4],
 }
 
 /// Allowance for the successor's advert to reach us after its skew time.
@@ -234,7 +263,36 @@ impl Instance {
             lower_prio_garp_at: None,
             preempt_at: None,
             handover_until: None,
+            stats: Stats::default(),
+            last_transition: None,
+            last_rx: None,
+            transitions: [0; 4],
         }
+    }
+
+    /// How often the instance entered each state: (state, count).
+    pub fn transitions(&self) -> [(State, u64); 4] {
+        [State::Init, State::Backup, State::Master, State::Fault]
+            .map(|st| (st, self.transitions[st as usize]))
+    }
+
+    /// When the last advert this instance accepted arrived.
+    pub fn last_rx(&self) -> Option<Duration> {
+        self.last_rx
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// For the counters only the runtime sees (adverts sent, undecodable packets).
+    pub fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.stats
+    }
+
+    /// When the state last changed.
+    pub fn last_transition(&self) -> Option<Duration> {
+        self.last_transition
     }
 
     pub fn params(&self) -> &Params {
@@ -362,6 +420,16 @@ impl Instance {
     }
 
     pub fn handle(&mut self, now: Duration, event: Event) -> Vec<Action> {
+        let before = self.state;
+        let out = self.handle_inner(now, event);
+        if self.state != before {
+            self.last_transition = Some(now);
+            self.transitions[self.state as usize] += 1;
+        }
+        out
+    }
+
+    fn handle_inner(&mut self, now: Duration, event: Event) -> Vec<Action> {
         let mut out = Vec::new();
         match event {
             Event::Start => self.start(now, &mut out),
@@ -538,6 +606,7 @@ impl Instance {
                 // addresses follow.
                 self.log(out, LogLevel::Info, "Entering MASTER STATE".into());
                 self.state = State::Master;
+                self.stats.become_master += 1;
                 self.master_adv_int_cs = self.p.advert_int_cs;
                 self.clear_timers();
                 out.push(Action::SendAdvert(self.advert(self.priority)));
@@ -595,6 +664,7 @@ impl Instance {
     /// Leaves MASTER: optionally a priority-0 advert, then the kernel stops answering ARP for
     /// the VIPs, then the VIPs go.
     fn release_master(&mut self, send_stop: bool, out: &mut Vec<Action>) {
+        self.stats.release_master += 1;
         if send_stop {
             out.push(Action::SendAdvert(self.advert(PRIORITY_STOP)));
             self.log(out, LogLevel::Detail, "sent 0 priority".into());
@@ -666,20 +736,22 @@ impl Instance {
 
     /// RFC 5798 §7.1 and keepalived's `vrrp_check_packet`: what makes a decoded advert one for
     /// this instance. A rejected advert changes nothing (not even a backup's timer).
-    fn accept(&self, rx: &Received, out: &mut Vec<Action>) -> bool {
+    fn reject(&self, out: &mut Vec<Action>, msg: String) -> bool {
+        self.log(out, LogLevel::Info, msg);
+        false
+    }
+
+    fn accept(&mut self, rx: &Received, out: &mut Vec<Action>) -> bool {
         let a = &rx.advert;
-        let reject = |out: &mut Vec<Action>, msg: String| {
-            self.log(out, LogLevel::Info, msg);
-            false
-        };
         if !self.p.unicast && rx.ttl != super::packet::VRRP_TTL {
-            return reject(
+            self.stats.ip_ttl_err += 1;
+            return self.reject(
                 out,
                 format!("invalid TTL/HL. Received {} and expect 255", rx.ttl),
             );
         }
         if a.version != self.p.version {
-            return reject(
+            return self.reject(
                 out,
                 format!(
                     "wrong version. Received {} and expect {}",
@@ -694,16 +766,19 @@ impl Instance {
         if self.p.version == Version::V2 {
             let (got, want) = (auth_number(a.auth), auth_number(self.p.auth));
             if got != want {
-                return reject(out, format!("received a {got} auth, expecting {want}!"));
+                self.stats.authtype_mismatch += 1;
+                return self.reject(out, format!("received a {got} auth, expecting {want}!"));
             }
             if let (Auth::Pass(got), Auth::Pass(want)) = (a.auth, self.p.auth)
                 && !constant_time_eq(&got, &want)
             {
-                return reject(out, "received an invalid passwd!".into());
+                self.stats.auth_failure += 1;
+                return self.reject(out, "received an invalid passwd!".into());
             }
             // RFC 3768 §7.1: the interval must be ours ("to prevent concurrent VRID running").
             if a.interval_cs != self.p.advert_int_cs {
-                return reject(
+                self.stats.advert_interval_err += 1;
+                return self.reject(
                     out,
                     format!(
                         "advertisement interval mismatch mine={} sec rcv'd={} sec",
@@ -719,23 +794,27 @@ impl Instance {
             } else {
                 ("mult", "un")
             };
-            return reject(
+            self.stats.addr_list_err += 1;
+            return self.reject(
                 out,
                 format!("Expected {want}icast packet but received {got}icast packet"),
             );
         }
+        // keepalived: right type, version and length for us — an advertisement.
+        self.stats.advert_rcvd += 1;
         if self.p.unicast {
             // keepalived: the sender must be a peer (`check_unicast_src`), and a peer's
             // adverts must arrive within its TTL range.
             match self.p.peers.iter().find(|p| p.addr == rx.src) {
                 None if self.p.check_unicast_src => {
-                    return reject(
+                    return self.reject(
                         out,
                         format!("unicast source address {} not a unicast peer", rx.src),
                     );
                 }
                 Some(p) if !(p.min_ttl..=p.max_ttl).contains(&rx.ttl) => {
-                    return reject(
+                    self.stats.ip_ttl_err += 1;
+                    return self.reject(
                         out,
                         format!(
                             "TTL/HL {} not in range {} - {}",
@@ -752,7 +831,7 @@ impl Instance {
             self.p.skip_check_adv_addr && self.master.is_some_and(|(m, _)| m == rx.src);
         if !known_master || self.state == State::Master {
             if a.addrs.len() != self.p.addrs.len() {
-                return reject(
+                return self.reject(
                     out,
                     format!(
                         "received an unexpected ip number count {}, expected {}!",
@@ -762,7 +841,8 @@ impl Instance {
                 );
             }
             if let Some(missing) = self.p.addrs.iter().find(|v| !a.addrs.contains(v)) {
-                return reject(
+                self.stats.addr_list_err += 1;
+                return self.reject(
                     out,
                     format!(
                         "ip address associated with VRID {} not present in MASTER advert: {missing}",
@@ -778,6 +858,10 @@ impl Instance {
         if !matches!(self.state, State::Backup | State::Master) || !self.accept(&rx, out) {
             return;
         }
+        if rx.advert.priority == PRIORITY_STOP {
+            self.stats.pri_zero_rcvd += 1;
+        }
+        self.last_rx = Some(now);
         if self.handover_until.is_some() {
             if rx.advert.priority != PRIORITY_STOP && rx.src != self.src {
                 // A successor advertises: it holds the VIPs now; let go.

@@ -1,0 +1,202 @@
+//! The control socket: an abstract unix socket (`@vrrp-agent` by default), so every network
+//! namespace has its own agent's and nothing lingers on disk. Only root peers are answered
+//! (checked with SO_PEERCRED). One request per connection, one line, bounded; the answer is
+//! JSON and the connection closes.
+
+use std::{
+    io::{self, Read as _, Write as _},
+    os::linux::net::SocketAddrExt as _,
+    time::Duration,
+};
+
+use log::{debug, warn};
+use serde_json::Value;
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
+    net::{UnixListener, UnixStream},
+    sync::{mpsc, oneshot},
+};
+
+use crate::io::runtime::Control;
+
+/// The default name of the abstract socket.
+pub const DEFAULT_SOCKET: &str = "vrrp-agent";
+/// The longest request line read.
+const MAX_REQUEST: u64 = 64;
+/// How long a client has to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// The largest answer a client accepts.
+const MAX_ANSWER: u64 = 64 << 20;
+
+fn address(name: &str) -> io::Result<std::os::unix::net::SocketAddr> {
+    std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+}
+
+/// Binds the socket (an agent already running in this namespace holds it: an error).
+pub fn bind(name: &str) -> io::Result<UnixListener> {
+    let std = std::os::unix::net::UnixListener::bind_addr(&address(name)?)?;
+    std.set_nonblocking(true)?;
+    UnixListener::from_std(std)
+}
+
+/// Serves requests until the runtime goes away.
+pub async fn serve(listener: UnixListener, control: mpsc::UnboundedSender<Control>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let control = control.clone();
+        tokio::spawn(async move {
+            if let Err(e) = answer(stream, control).await {
+                debug!("control socket: {e}");
+            }
+        });
+    }
+}
+
+async fn answer(stream: UnixStream, control: mpsc::UnboundedSender<Control>) -> io::Result<()> {
+    let cred = stream.peer_cred()?;
+    let (rd, mut wr) = stream.into_split();
+    if cred.uid() != 0 {
+        warn!(
+            "control socket: refused a request from uid {} (root only)",
+            cred.uid()
+        );
+        wr.write_all(b"{\"error\":\"permission denied: root only\"}\n")
+            .await?;
+        return Ok(());
+    }
+    let mut line = String::new();
+    let mut rd = BufReader::new(rd.take(MAX_REQUEST));
+    tokio::time::timeout(REQUEST_TIMEOUT, rd.read_line(&mut line))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no request"))??;
+    let reply: Value = match line.trim() {
+        "status" => {
+            let (tx, rx) = oneshot::channel();
+            if control.send(Control::Status(tx)).is_err() {
+                return Ok(());
+            }
+            match rx.await {
+                Ok(v) => v,
+                Err(_) => return Ok(()),
+            }
+        }
+        other => serde_json::json!({ "error": format!("unknown request {:?}", other) }),
+    };
+    let mut text = serde_json::to_vec(&reply).map_err(io::Error::other)?;
+    text.push(b'\n');
+    wr.write_all(&text).await
+}
+
+/// The client side: asks the agent of this namespace for its status.
+pub fn request_status(name: &str) -> io::Result<Value> {
+    let mut s = std::os::unix::net::UnixStream::connect_addr(&address(name)?)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(b"status\n")?;
+    let mut buf = Vec::new();
+    s.take(MAX_ANSWER).read_to_end(&mut buf)?;
+    let v: Value = serde_json::from_slice(&buf).map_err(io::Error::other)?;
+    if let Some(e) = v.get("error").and_then(Value::as_str) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            e.to_string(),
+        ));
+    }
+    Ok(v)
+}
+
+/// `vrrp-agent status` as a table.
+pub fn render(v: &Value) -> String {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    let s = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    let _ = writeln!(t, "vrrp-agent {} (pid {})", s(&v["version"]), s(&v["pid"]));
+    let _ = writeln!(
+        t,
+        "{:<12} {:<10} {:>4} {:<7} {:>5} {:>5} {:<16} {:>9}  VIPS",
+        "INSTANCE", "INTERFACE", "VRID", "STATE", "PRIO", "EFF", "MASTER", "ADVERT"
+    );
+    for i in v["instances"].as_array().into_iter().flatten() {
+        let age = i["last_advert_age_s"]
+            .as_f64()
+            .map_or("-".to_string(), |a| format!("{a:.1}s ago"));
+        let vips: Vec<String> = i["vips"].as_array().into_iter().flatten().map(s).collect();
+        let _ = writeln!(
+            t,
+            "{:<12} {:<10} {:>4} {:<7} {:>5} {:>5} {:<16} {:>9}  {}",
+            s(&i["name"]),
+            s(&i["interface"]),
+            s(&i["vrid"]),
+            s(&i["state"]),
+            s(&i["priority"]),
+            s(&i["effective_priority"]),
+            s(&i["master"]),
+            age,
+            vips.join(" ")
+        );
+        for tr in i["trackers"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                t,
+                "    {} {}: {} (weight {}, {})",
+                s(&tr["kind"]),
+                s(&tr["name"]),
+                s(&tr["status"]),
+                s(&tr["weight"]),
+                s(&tr["effect"])
+            );
+        }
+        let st = &i["stats"];
+        let _ = writeln!(
+            t,
+            "    adverts received {} sent {}, became master {}, released {}",
+            s(&st["advert_rcvd"]),
+            s(&st["advert_sent"]),
+            s(&st["become_master"]),
+            s(&st["release_master"])
+        );
+        if let Some(x) = i["xdp_adverts"].as_object() {
+            let parts: Vec<String> = x
+                .iter()
+                .filter(|(_, n)| n.as_u64() != Some(0))
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            let _ = writeln!(
+                t,
+                "    XDP adverts: {}",
+                if parts.is_empty() {
+                    "none".into()
+                } else {
+                    parts.join(", ")
+                }
+            );
+        }
+    }
+    match v["xdp"].as_object() {
+        None => {
+            let _ = writeln!(t, "XDP: not loaded");
+        }
+        Some(x) => {
+            let modes: Vec<String> = x["attachments"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| format!("{} {}", s(&a["interface"]), s(&a["mode"])))
+                .collect();
+            let _ = writeln!(t, "XDP: {}", modes.join(", "));
+            if let Some(c) = x["counters"].as_object() {
+                let parts: Vec<String> = c
+                    .iter()
+                    .filter(|(_, n)| n.as_u64() != Some(0))
+                    .map(|(k, n)| format!("{k}={n}"))
+                    .collect();
+                let _ = writeln!(t, "XDP counters: {}", parts.join(" "));
+            }
+        }
+    }
+    t
+}

@@ -1,0 +1,226 @@
+//! Operations end to end: `vrrp-agent status` (table, JSON, no agent, non-root refused), the
+//! SIGUSR2 statistics file in keepalived's format, and the Prometheus endpoint, whose XDP
+//! counters move when crafted adverts hit the LAN.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    path::Path,
+    time::Duration,
+};
+
+use vrrp_tests::{
+    capture::Capture,
+    frames::{Advert, Wire},
+    poll,
+    routers::{Daemon, VrrpLab},
+    skip_unless_root,
+};
+
+const A_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
+const B_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
+const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xcc];
+const VIP: &str = "192.168.11.200";
+const LONG: Duration = Duration::from_secs(20);
+
+fn agent() -> &'static str {
+    env!("CARGO_BIN_EXE_vrrp-agent")
+}
+
+fn conf(priority: u8) -> String {
+    format!(
+        "vrrp_script chk {{\n  script \"/bin/true\"\n  interval 1\n  weight 2\n}}\n\
+         vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n  advert_int 1\n\
+         authentication {{\n    auth_type PASS\n    auth_pass 1111\n  }}\n  track_script {{\n    chk\n  }}\n\
+         virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+    )
+}
+
+fn metric(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn status_stats_dump_and_metrics_show_what_runs() {
+    if skip_unless_root("status_stats_dump_and_metrics_show_what_runs") {
+        return;
+    }
+    let mut lab = VrrpLab::new(Path::new(agent())).expect("lab");
+    lab.add_router("a", "eth0", A_MAC, "192.168.11.11/24")
+        .unwrap();
+    lab.add_router("b", "eth0", B_MAC, "192.168.11.12/24")
+        .unwrap();
+    lab.add_client(
+        "client",
+        "eth0",
+        CLIENT_MAC,
+        Ipv4Addr::new(192, 168, 11, 100),
+        24,
+    )
+    .unwrap();
+    let dir = lab.dir().to_path_buf();
+    let (a_tmp, b_tmp) = (dir.join("a-tmp"), dir.join("b-tmp"));
+    std::fs::create_dir_all(&a_tmp).unwrap();
+    std::fs::create_dir_all(&b_tmp).unwrap();
+    lab.start_with(
+        "a",
+        Daemon::Agent,
+        &conf(150),
+        &["--metrics-listen", "127.0.0.1:9650"],
+        &[("TMPDIR", a_tmp.to_str().unwrap())],
+    )
+    .unwrap();
+    lab.start_with(
+        "b",
+        Daemon::Agent,
+        &conf(100),
+        &[],
+        &[("TMPDIR", b_tmp.to_str().unwrap())],
+    )
+    .unwrap();
+    lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    let ns = |h: &str| &lab.lab.host(h).ns;
+    ns("a").ip(&["link", "set", "lo", "up"]).unwrap();
+
+    // status: the table and the JSON, on each router, for its own agent.
+    let json = |h: &str| -> serde_json::Value {
+        let out = ns(h).output(&[agent(), "status", "--json"]).unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // The script's first result lifts a to 152 within a second or so.
+    let a = poll(LONG, || {
+        let v = json("a");
+        (v["instances"][0]["effective_priority"] == 152).then_some(v)
+    })
+    .expect("a's effective priority 152");
+    let vi = &a["instances"][0];
+    assert_eq!(vi["state"], "MASTER");
+    assert_eq!(vi["priority"], 150);
+    assert_eq!(vi["vips"][0], VIP);
+    assert_eq!(vi["trackers"][0]["name"], "chk");
+    assert_eq!(vi["trackers"][0]["status"], "ok");
+    let b = json("b");
+    assert_eq!(b["instances"][0]["state"], "BACKUP");
+    assert_eq!(b["instances"][0]["master"], "192.168.11.11");
+    let table = ns("a").run(&[agent(), "status"]).unwrap();
+    assert!(
+        table.contains("VI_1") && table.contains("MASTER") && table.contains("script chk: ok"),
+        "{table}"
+    );
+    // No agent in the client's namespace: a clear message, failure status.
+    let out = ns("client").output(&[agent(), "status"]).unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no vrrp-agent is running in this network namespace"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Root only.
+    let out = ns("a")
+        .output(&[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            agent(),
+            "status",
+        ])
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // SIGUSR2: keepalived's statistics file, in the agent's $TMPDIR.
+    lab.signal("a", libc::SIGUSR2).unwrap();
+    let stats = poll(LONG, || {
+        std::fs::read_to_string(a_tmp.join("keepalived.stats")).ok()
+    })
+    .expect("keepalived.stats written");
+    assert!(
+        stats.starts_with("VRRP Instance: VI_1\n  Advertisements:\n    Received: "),
+        "{stats}"
+    );
+    assert!(stats.contains("  Became master: 1\n"), "{stats}");
+    let sent: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("    Sent: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(sent > 0, "{stats}");
+
+    // Metrics: the instance, and the kernel's counters moving under crafted adverts.
+    let scrape = || {
+        ns("a")
+            .run(&["curl", "-s", "-m", "5", "http://127.0.0.1:9650/metrics"])
+            .unwrap()
+    };
+    let before = scrape();
+    assert!(before.contains("# EOF"), "{before}");
+    let id = "instance=\"VI_1\",interface=\"eth0\",vrid=\"51\"";
+    assert_eq!(
+        metric(
+            &before,
+            &format!("vrrp_agent_instance_state{{{id},state=\"master\"}}")
+        ),
+        Some(1.0),
+        "{before}"
+    );
+    assert_eq!(
+        metric(
+            &before,
+            &format!("vrrp_agent_instance_effective_priority{{{id}}}")
+        ),
+        Some(152.0)
+    );
+    let ttl_key = format!("vrrp_agent_xdp_vrrp_packets_total{{{id},verdict=\"ttl\"}}");
+    let ttl_before = metric(&before, &ttl_key).unwrap_or(0.0);
+    let cap = Capture::open(ns("client"), "eth0").unwrap();
+    let wire =
+        Wire::vrrp_multicast(CLIENT_MAC, "192.168.11.100".parse().unwrap()).with(|w| w.ttl = 254);
+    let vips: Vec<IpAddr> = vec![VIP.parse().unwrap()];
+    let frame = wire.vrrp(&Advert::v2_pass(51, 250, &vips, "1111"));
+    for _ in 0..50 {
+        while cap.send(&frame).is_err() {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    let after = poll(LONG, || {
+        let t = scrape();
+        (metric(&t, &ttl_key).unwrap_or(0.0) >= ttl_before + 50.0).then_some(t)
+    })
+    .unwrap_or_else(|| panic!("the TTL drops did not show:\n{}", scrape()));
+    assert!(
+        metric(&after, "vrrp_agent_xdp_frames_total{counter=\"drop_ttl\"}").unwrap_or(0.0) >= 50.0,
+        "{after}"
+    );
+    // Anything but /metrics is 404.
+    let code = ns("a")
+        .run(&[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "http://127.0.0.1:9650/",
+        ])
+        .unwrap();
+    assert_eq!(code.trim(), "404");
+    assert_eq!(
+        lab.holders(VIP),
+        ["a"],
+        "the forged adverts changed nothing"
+    );
+}
