@@ -249,6 +249,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 },
             )
             .await?;
+            // Config loaded, sockets open, XDP attached: ready (systemd Type=notify).
+            vrrp_agent::ops::systemd::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
             rt.run(
                 Duration::from_secs_f64(loaded.config.global.vrrp_startup_delay.max(0.0)),
                 rx,

@@ -184,3 +184,42 @@ fn script_security_refuses_scripts_others_could_change() {
     );
     assert!(!msgs.contains("Disabling track script"), "{msgs}");
 }
+
+#[test]
+fn the_systemd_unit_passes_systemd_analyze_verify() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED the_systemd_unit_passes_systemd_analyze_verify: no systemd-analyze");
+        return;
+    }
+    let unit = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../packaging/vrrp-agent.service"),
+    )
+    .unwrap();
+    assert!(unit.contains("Type=notify"));
+    assert!(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"));
+    // Verified against the binary just built (the packaged path is /usr/sbin).
+    let dir = std::env::temp_dir().join(format!("vrrp-agent-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("vrrp-agent.service");
+    std::fs::write(
+        &file,
+        unit.replace("/usr/sbin/vrrp-agent", env!("CARGO_BIN_EXE_vrrp-agent")),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -224,3 +224,41 @@ fn status_stats_dump_and_metrics_show_what_runs() {
         "the forged adverts changed nothing"
     );
 }
+
+/// systemd `Type=notify`: READY=1 arrives once the agent runs (the XDP program attached, so
+/// `status` already shows it), STOPPING=1 when it stops.
+#[test]
+fn systemd_readiness_follows_the_start_and_the_stop() {
+    if skip_unless_root("systemd_readiness_follows_the_start_and_the_stop") {
+        return;
+    }
+    let mut lab = VrrpLab::new(Path::new(agent())).expect("lab");
+    lab.add_router("a", "eth0", A_MAC, "192.168.11.11/24")
+        .unwrap();
+    let sock_path = lab.dir().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(LONG)).unwrap();
+    lab.start_with(
+        "a",
+        Daemon::Agent,
+        &conf(150),
+        &[],
+        &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())],
+    )
+    .unwrap();
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).expect("READY=1 within the deadline");
+    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(msg.starts_with("READY=1\nMAINPID="), "{msg}");
+    let out = lab
+        .lab
+        .host("a")
+        .ns
+        .output(&[agent(), "status", "--json"])
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["xdp"]["attachments"][0]["interface"], "eth0", "{v}");
+    lab.stop("a", LONG).unwrap();
+    let n = sock.recv(&mut buf).expect("STOPPING=1");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+}

@@ -57,6 +57,13 @@ pub async fn serve(listener: UnixListener, control: mpsc::UnboundedSender<Contro
 async fn answer(stream: UnixStream, control: mpsc::UnboundedSender<Control>) -> io::Result<()> {
     let cred = stream.peer_cred()?;
     let (rd, mut wr) = stream.into_split();
+    // The request is read (bounded) before anything is answered, so a refusal reaches the
+    // client rather than a reset connection.
+    let mut line = String::new();
+    let mut rd = BufReader::new(rd.take(MAX_REQUEST));
+    tokio::time::timeout(REQUEST_TIMEOUT, rd.read_line(&mut line))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no request"))??;
     if cred.uid() != 0 {
         warn!(
             "control socket: refused a request from uid {} (root only)",
@@ -66,11 +73,6 @@ async fn answer(stream: UnixStream, control: mpsc::UnboundedSender<Control>) -> 
             .await?;
         return Ok(());
     }
-    let mut line = String::new();
-    let mut rd = BufReader::new(rd.take(MAX_REQUEST));
-    tokio::time::timeout(REQUEST_TIMEOUT, rd.read_line(&mut line))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no request"))??;
     let reply: Value = match line.trim() {
         "status" => {
             let (tx, rx) = oneshot::channel();
@@ -93,7 +95,8 @@ async fn answer(stream: UnixStream, control: mpsc::UnboundedSender<Control>) -> 
 pub fn request_status(name: &str) -> io::Result<Value> {
     let mut s = std::os::unix::net::UnixStream::connect_addr(&address(name)?)?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.write_all(b"status\n")?;
+    // A refusal may close the socket before the request is written: read the answer anyway.
+    let _ = s.write_all(b"status\n");
     let mut buf = Vec::new();
     s.take(MAX_ANSWER).read_to_end(&mut buf)?;
     let v: Value = serde_json::from_slice(&buf).map_err(io::Error::other)?;
