@@ -95,12 +95,31 @@ enum Command {
         #[arg(long, value_name = "NAME", default_value = vrrp_agent::ops::control::DEFAULT_SOCKET)]
         socket: String,
     },
+    /// Print the man page (roff) on stdout (used to build the package).
+    #[command(hide = true)]
+    Man,
+    /// Print shell completions for SHELL on stdout (used to build the package).
+    #[command(hide = true)]
+    Completions { shell: clap_complete::Shell },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Status { json, socket }) = &cli.command {
-        return status(*json, socket);
+    match &cli.command {
+        Some(Command::Status { json, socket }) => return status(*json, socket),
+        Some(Command::Man) => {
+            let man = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).section("8");
+            return match man.render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            };
+        }
+        Some(Command::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "vrrp-agent", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        None => {}
     }
     let running = cli.config_test.is_none() && !cli.dump_config;
     // Where the final error goes besides the log: stderr, unless the log already writes there.

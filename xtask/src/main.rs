@@ -5,6 +5,7 @@
 //!   demo         setup, build, and run two agents on the seed pair: election, crash, outage
 //!   bench [NAME] setup, run benchmarks, write BENCHMARKS.md
 //!   fuzz [TARGET [SECONDS]]  setup, run a cargo-fuzz target (default: every target, 60 s each)
+//!   deb          setup, build the Debian package (binary, systemd unit, man page, completions)
 mod bench;
 mod setup;
 
@@ -20,9 +21,12 @@ fn main() -> ExitCode {
         Some("demo") => demo(),
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("deb") => setup::run()
+            .and_then(|()| deb())
+            .map(|p| println!("{}", p.display())),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup|test|demo|bench [NAME...]|fuzz [TARGET [SECONDS]]>"
+                "usage: cargo xtask <setup|test|demo|bench [NAME...]|fuzz [TARGET [SECONDS]]|deb>"
             );
             return ExitCode::from(2);
         }
@@ -87,8 +91,92 @@ fn test() -> Result<()> {
     for target in FUZZ_TARGETS {
         fuzz_run(target, FUZZ_SMOKE_SECONDS)?;
     }
+    // The package builds, and unpacked into a directory it holds what it should.
+    check_deb(&deb()?)?;
     // Last, so it is the closing line of the run.
     println!("{totals}");
+    Ok(())
+}
+
+/// Builds the release binary, generates the man page and completions from it, and packages
+/// them with the systemd unit (cargo-deb). Returns the .deb's path.
+fn deb() -> Result<std::path::PathBuf> {
+    run(cargo().args(["build", "--release", "--package", "vrrp-agent"]))?;
+    let bin = root().join("target/release/vrrp-agent");
+    let assets = root().join("target/deb-assets");
+    std::fs::create_dir_all(&assets)?;
+    let capture = |args: &[&str]| -> Result<Vec<u8>> {
+        let out = Command::new(&bin).args(args).output()?;
+        if !out.status.success() {
+            bail!("vrrp-agent {} failed", args.join(" "));
+        }
+        Ok(out.stdout)
+    };
+    std::fs::write(assets.join("vrrp-agent.8"), capture(&["man"])?)?;
+    let _ = std::fs::remove_file(assets.join("vrrp-agent.8.gz"));
+    run(Command::new("gzip")
+        .args(["-9n"])
+        .arg(assets.join("vrrp-agent.8")))?;
+    for (shell, file) in [
+        ("bash", "vrrp-agent.bash"),
+        ("zsh", "_vrrp-agent"),
+        ("fish", "vrrp-agent.fish"),
+    ] {
+        std::fs::write(assets.join(file), capture(&["completions", shell])?)?;
+    }
+    let out_dir = root().join("target/debian");
+    run(cargo()
+        .args(["deb", "--package", "vrrp-agent", "--no-build", "--output"])
+        .arg(&out_dir))?;
+    let deb = std::fs::read_dir(&out_dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .context("cargo deb wrote no .deb")?;
+    eprintln!("xtask: built {}", deb.display());
+    Ok(deb)
+}
+
+/// Unpacks the package into a scratch directory (no install on this machine) and checks it:
+/// every file in place, the binary runs, the unit passes `systemd-analyze verify`.
+fn check_deb(deb: &std::path::Path) -> Result<()> {
+    let dir = root().join("target/deb-check");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&dir))?;
+    for f in [
+        "usr/sbin/vrrp-agent",
+        "lib/systemd/system/vrrp-agent.service",
+        "usr/share/man/man8/vrrp-agent.8.gz",
+        "usr/share/bash-completion/completions/vrrp-agent",
+        "usr/share/zsh/vendor-completions/_vrrp-agent",
+        "usr/share/fish/vendor_completions.d/vrrp-agent.fish",
+    ] {
+        if !dir.join(f).is_file() {
+            bail!("{}: {f} missing from the package", deb.display());
+        }
+    }
+    let bin = dir.join("usr/sbin/vrrp-agent");
+    run(Command::new(&bin).arg("--version"))?;
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let unit = std::fs::read_to_string(dir.join("lib/systemd/system/vrrp-agent.service"))?;
+        let check = dir.join("vrrp-agent.service");
+        std::fs::write(
+            &check,
+            unit.replace("/usr/sbin/vrrp-agent", &bin.to_string_lossy()),
+        )?;
+        run(Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&check))?;
+    }
+    eprintln!(
+        "xtask: {} unpacks with every file, runs, and its unit verifies",
+        deb.display()
+    );
     Ok(())
 }
 

@@ -25,6 +25,7 @@ const APT_PACKAGES: &[&str] = &[
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
+const CARGO_DEB_VERSION: &str = "3.8.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 pub fn run() -> Result<()> {
@@ -33,6 +34,7 @@ pub fn run() -> Result<()> {
     rust_toolchains()?;
     bpf_linker()?;
     cargo_fuzz()?;
+    cargo_deb()?;
     eprintln!(
         "xtask: setup complete ({:.2} s)",
         started.elapsed().as_secs_f64()
@@ -158,6 +160,21 @@ fn bpf_linker() -> Result<()> {
                 "llvm-22",
             ])
             .env("LLVM_PREFIX", LLVM_PREFIX),
+    )
+}
+
+fn cargo_deb() -> Result<()> {
+    let version = output(Command::new("cargo-deb").arg("--version")).unwrap_or_default();
+    if version.split_whitespace().last() == Some(CARGO_DEB_VERSION) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing cargo-deb {CARGO_DEB_VERSION}");
+    exec(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args([
+            "install",
+            &format!("cargo-deb@{CARGO_DEB_VERSION}"),
+            "--locked",
+        ]),
     )
 }
 
