@@ -13,8 +13,12 @@ const DEFAULT_PID_FILE: &str = "/run/vrrp-agent.pid";
 
 /// vrrp-agent: keepalived's VRRP side, with an XDP data path. Reads keepalived.conf.
 #[derive(Parser, Debug)]
-#[command(name = "vrrp-agent", version, about)]
+#[command(name = "vrrp-agent", version, about, disable_version_flag = true)]
 struct Cli {
+    /// Print the version and exit (keepalived's -v).
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    version: (),
+
     /// Use the specified configuration file (keepalived's -f).
     #[arg(short = 'f', long = "use-file", value_name = "FILE")]
     use_file: Option<PathBuf>,
@@ -74,6 +78,11 @@ struct Cli {
     #[arg(long, value_name = "NAME", default_value = vrrp_agent::ops::control::DEFAULT_SOCKET)]
     socket: String,
 
+    /// Print the signal number for STOP, RELOAD, DATA, STATS, STATS_CLEAR or JSON, and exit
+    /// (keepalived's --signum).
+    #[arg(long, value_name = "SIGFUNC")]
+    signum: Option<String>,
+
     /// Serve Prometheus/OpenMetrics at http://ADDR:PORT/metrics (off by default; e.g.
     /// 127.0.0.1:9650).
     #[arg(long, value_name = "ADDR:PORT")]
@@ -103,8 +112,34 @@ enum Command {
     Completions { shell: clap_complete::Shell },
 }
 
+/// keepalived's signal for a function name (`--signum`).
+fn signum(name: &str) -> Option<i32> {
+    Some(match name {
+        "STOP" => libc::SIGTERM,
+        "RELOAD" => libc::SIGHUP,
+        "DATA" => libc::SIGUSR1,
+        "STATS" => libc::SIGUSR2,
+        "STATS_CLEAR" => libc::SIGRTMAX() - 1,
+        "JSON" => libc::SIGRTMIN() + 2,
+        _ => return None,
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(name) = &cli.signum {
+        // keepalived's --signum: the number to `kill -s` for a function.
+        return match signum(name) {
+            Some(n) => {
+                println!("{n}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("Unknown sigfunc {name}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match &cli.command {
         Some(Command::Status { json, socket }) => return status(*json, socket),
         Some(Command::Man) => {
@@ -289,12 +324,28 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 /// exists.
 async fn signals(tx: tokio::sync::mpsc::UnboundedSender<Control>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut usr2)) = (
+    let (
+        Ok(mut term),
+        Ok(mut int),
+        Ok(mut hup),
+        Ok(mut usr1),
+        Ok(mut usr2),
+        Ok(mut json),
+        Ok(mut clear),
+    ) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
         signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
         signal(SignalKind::user_defined2()),
-    ) else {
+        signal(SignalKind::from_raw(
+            signum("JSON").unwrap_or(libc::SIGRTMIN() + 2),
+        )),
+        signal(SignalKind::from_raw(
+            signum("STATS_CLEAR").unwrap_or(libc::SIGRTMAX() - 1),
+        )),
+    )
+    else {
         log::error!("cannot install signal handlers; stopping");
         let _ = tx.send(Control::Stop);
         return;
@@ -309,7 +360,10 @@ async fn signals(tx: tokio::sync::mpsc::UnboundedSender<Control>) {
                 log::warn!("Reload (SIGHUP) is not implemented yet: configuration unchanged");
                 false
             }
+            _ = usr1.recv() => { let _ = tx.send(Control::DumpData); false }
             _ = usr2.recv() => { let _ = tx.send(Control::DumpStats); false }
+            _ = json.recv() => { let _ = tx.send(Control::DumpJson); false }
+            _ = clear.recv() => { let _ = tx.send(Control::DumpStatsClear); false }
         };
         if stop {
             log::info!("Stopping");

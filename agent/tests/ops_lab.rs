@@ -160,6 +160,71 @@ fn status_stats_dump_and_metrics_show_what_runs() {
         .unwrap();
     assert!(sent > 0, "{stats}");
 
+    // SIGUSR1: keepalived's data dump; the JSON signal (--signum=JSON): keepalived.json.
+    lab.signal("a", libc::SIGUSR1).unwrap();
+    let data = poll(LONG, || {
+        std::fs::read_to_string(a_tmp.join("keepalived.data")).ok()
+    })
+    .expect("keepalived.data written");
+    for line in [
+        "------< VRRP Topology >------",
+        " VRRP Instance = VI_1",
+        "   State = MASTER",
+        "   Virtual Router ID = 51",
+        "   Priority = 150",
+        "   Effective priority = 152",
+        "   Authentication type = SIMPLE_PASSWORD",
+        "     192.168.11.200/24 dev eth0 scope global",
+    ] {
+        assert!(data.lines().any(|l| l == line), "{line:?} missing:\n{data}");
+    }
+    let json_sig: i32 = String::from_utf8_lossy(
+        &std::process::Command::new(agent())
+            .arg("--signum=JSON")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    lab.signal("a", json_sig).unwrap();
+    let dump: serde_json::Value = poll(LONG, || {
+        std::fs::read(a_tmp.join("keepalived.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    })
+    .expect("keepalived.json written");
+    assert_eq!(dump[0]["data"]["iname"], "VI_1");
+    assert_eq!(dump[0]["data"]["state"], 2, "keepalived's MASTER");
+    assert_eq!(dump[0]["data"]["effective_priority"], 152);
+    assert_eq!(dump[0]["data"]["track_script"][0], "chk");
+    assert!(dump[0]["stats"]["advert_sent"].as_u64().unwrap() > 0);
+    // STATS_CLEAR: written, then zeroed (the next dump starts again from 0).
+    let clear: i32 = String::from_utf8_lossy(
+        &std::process::Command::new(agent())
+            .arg("--signum=STATS_CLEAR")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    std::fs::remove_file(a_tmp.join("keepalived.stats")).unwrap();
+    lab.signal("a", clear).unwrap();
+    poll(LONG, || {
+        std::fs::read_to_string(a_tmp.join("keepalived.stats")).ok()
+    })
+    .unwrap();
+    std::fs::remove_file(a_tmp.join("keepalived.stats")).unwrap();
+    lab.signal("a", libc::SIGUSR2).unwrap();
+    let again = poll(LONG, || {
+        std::fs::read_to_string(a_tmp.join("keepalived.stats")).ok()
+    })
+    .unwrap();
+    assert!(again.contains("  Became master: 0\n"), "{again}");
+
     // Metrics: the instance, and the kernel's counters moving under crafted adverts.
     let scrape = || {
         ns("a")

@@ -39,6 +39,8 @@ use crate::{
     xdp::{self, Program, XdpProgram},
 };
 
+mod dump;
+
 /// The longest a graceful stop waits for successors before releasing anyway.
 const MAX_HANDOVER: Duration = Duration::from_secs(5);
 /// The longest the STOP notifications (and any still queued) are waited for at exit.
@@ -51,6 +53,12 @@ pub enum Control {
     Stop,
     /// SIGUSR2 (keepalived's statistics dump): the stats file, and the kernel counters logged.
     DumpStats,
+    /// keepalived's STATS_CLEAR (SIGRTMAX-1): the stats file, then the counters zeroed.
+    DumpStatsClear,
+    /// SIGUSR1: keepalived's data dump.
+    DumpData,
+    /// keepalived's JSON signal (SIGRTMIN+2): keepalived.json.
+    DumpJson,
     /// The state of every instance, for `vrrp-agent status` and the JSON dump.
     Status(tokio::sync::oneshot::Sender<serde_json::Value>),
 }
@@ -647,8 +655,11 @@ impl Runtime {
                         if let Some(prog) = &self.xdp {
                             log_xdp_counters(prog, &self.slots);
                         }
-                        self.write_stats_file();
+                        self.dump_stats(false);
                     }
+                    Some(Control::DumpStatsClear) => self.dump_stats(true),
+                    Some(Control::DumpData) => self.dump_data(),
+                    Some(Control::DumpJson) => self.dump_json(),
                     Some(Control::Status(reply)) => {
                         let _ = reply.send(self.snapshot());
                     }
@@ -845,29 +856,6 @@ impl Runtime {
     async fn event(&mut self, k: usize, ev: Event) {
         let now = self.now();
         self.event_at(k, now, ev).await;
-    }
-
-    /// SIGUSR2: keepalived's `keepalived.stats` in the dump directory.
-    fn write_stats_file(&self) {
-        use std::io::Write as _;
-        let list: Vec<(&str, &crate::vrrp::instance::Stats)> = self
-            .slots
-            .iter()
-            .map(|s| (s.inst.name(), s.inst.stats()))
-            .collect();
-        let text = stats_text(&list);
-        match create_dump_file("keepalived.stats") {
-            Ok((_, mut f)) => {
-                if let Err(e) = f.write_all(text.as_bytes()) {
-                    warn!("writing keepalived.stats: {e}");
-                }
-            }
-            Err(e) => info!(
-                "Can't open {} ({}: {e})",
-                dump_dir().join("keepalived.stats").display(),
-                e.raw_os_error().unwrap_or(0)
-            ),
-        }
     }
 
     /// Everything `vrrp-agent status` shows: per instance its state, priorities, master,

@@ -1,0 +1,368 @@
+//! keepalived's dump files for the VRRP side: SIGUSR1 `keepalived.data` (the VRRP topology
+//! part, in keepalived's line format), SIGUSR2 `keepalived.stats` (and SIGRTMAX-1, the same
+//! then cleared), and SIGRTMIN+2 `keepalived.json` (keepalived's JSON: an array of
+//! `{"data": …, "stats": …}` per instance). All go to `$TMPDIR` (if absolute) or /tmp.
+
+use std::{fmt::Write as _, io::Write as _, time::Duration};
+
+use log::{info, warn};
+use serde_json::json;
+
+use super::{Runtime, create_dump_file, dump_dir, stats_text};
+use crate::vrrp::{
+    instance::{State, Stats},
+    packet::{Auth, Version},
+};
+
+/// keepalived's numbers for states in its JSON (vrrp.h).
+fn state_number(s: State) -> u8 {
+    match s {
+        State::Init => 0,
+        State::Backup => 1,
+        State::Master => 2,
+        State::Fault => 3,
+    }
+}
+
+/// A monotonic instant as wall-clock seconds since the epoch.
+fn wall(at: Duration, now: Duration) -> f64 {
+    let real = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    real.saturating_sub(now.saturating_sub(at)).as_secs_f64()
+}
+
+/// Written under a temporary name, then renamed: a reader sees the whole file or none (a
+/// rename replaces whatever is at the name, never writing through a symlink).
+fn write_file(name: &str, text: &str) {
+    match create_dump_file(&format!(".{name}.tmp")) {
+        Ok((tmp, mut f)) => {
+            let r = f
+                .write_all(text.as_bytes())
+                .and_then(|()| std::fs::rename(&tmp, dump_dir().join(name)));
+            if let Err(e) = r {
+                warn!("writing {name}: {e}");
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+        Err(e) => info!(
+            "Can't open dump file {} ({}: {e})",
+            dump_dir().join(name).display(),
+            e.raw_os_error().unwrap_or(0)
+        ),
+    }
+}
+
+impl Runtime {
+    /// SIGUSR2 (and STATS_CLEAR, which then zeroes the counters).
+    pub(super) fn dump_stats(&mut self, clear: bool) {
+        let list: Vec<(&str, &Stats)> = self
+            .slots
+            .iter()
+            .map(|s| (s.inst.name(), s.inst.stats()))
+            .collect();
+        write_file("keepalived.stats", &stats_text(&list));
+        if clear {
+            for s in &mut self.slots {
+                *s.inst.stats_mut() = Stats::default();
+            }
+        }
+    }
+
+    /// SIGUSR1: the VRRP topology as keepalived's `dump_vrrp` writes it (the lines that
+    /// apply to what vrrp-agent runs).
+    pub(super) fn dump_data(&self) {
+        let now = self.now();
+        let mut t = String::new();
+        let _ = writeln!(t, "------< VRRP Topology >------");
+        for s in &self.slots {
+            let i = &s.inst;
+            let p = i.params();
+            let w = |t: &mut String, line: String| {
+                let _ = writeln!(t, "{line}");
+            };
+            w(&mut t, format!(" VRRP Instance = {}", i.name()));
+            w(
+                &mut t,
+                format!(
+                    "   VRRP Version = {}",
+                    if p.version == Version::V2 { 2 } else { 3 }
+                ),
+            );
+            if let Some(g) = s.group {
+                w(&mut t, format!("   Sync group = {}", self.groups[g].name));
+            }
+            if s.v6 {
+                w(&mut t, "   Using Native IPv6".into());
+            }
+            w(&mut t, format!("   State = {}", i.state().name()));
+            if i.state() == State::Backup
+                && let Some((addr, prio)) = i.master()
+            {
+                w(&mut t, format!("   Master router = {addr}"));
+                w(&mut t, format!("   Master priority = {prio}"));
+            }
+            w(&mut t, format!("   Wantstate = {}", i.state().name()));
+            if let Some(at) = i.last_transition() {
+                w(&mut t, format!("   Last transition = {:.6}", wall(at, now)));
+            }
+            w(&mut t, format!("   Interface = {}", s.link.name));
+            if let Some(v) = &s.vmac {
+                w(
+                    &mut t,
+                    format!(
+                        "   Use VMAC, i/f name {}, xmit_base = {}",
+                        v.link.name,
+                        if s.rx_link.index == s.link.index {
+                            "yes"
+                        } else {
+                            "no"
+                        }
+                    ),
+                );
+            }
+            if s.dont_track_primary {
+                w(&mut t, "   VRRP interface tracking disabled".into());
+            }
+            w(&mut t, format!("   Using src_ip = {}", i.src()));
+            if !p.unicast {
+                w(
+                    &mut t,
+                    format!(
+                        "   Multicast address {}",
+                        s.dsts.first().map(|a| a.to_string()).unwrap_or_default()
+                    ),
+                );
+            }
+            w(
+                &mut t,
+                format!("   Gratuitous ARP delay = {}", p.garp.delay.as_secs()),
+            );
+            w(
+                &mut t,
+                format!("   Gratuitous ARP repeat = {}", p.garp.repeat),
+            );
+            w(
+                &mut t,
+                format!("   Gratuitous ARP refresh = {}", p.garp.refresh.as_secs()),
+            );
+            w(
+                &mut t,
+                format!(
+                    "   Gratuitous ARP refresh repeat = {}",
+                    p.garp.refresh_repeat
+                ),
+            );
+            w(
+                &mut t,
+                format!(
+                    "   Gratuitous ARP lower priority delay = {}",
+                    p.garp.lower_prio_delay.as_secs()
+                ),
+            );
+            w(
+                &mut t,
+                format!(
+                    "   Gratuitous ARP lower priority repeat = {}",
+                    p.garp.lower_prio_repeat
+                ),
+            );
+            w(
+                &mut t,
+                format!("   Down timer adverts = {}", p.down_timer_adverts),
+            );
+            w(
+                &mut t,
+                format!(
+                    "   Send advert after receive lower priority advert = {}",
+                    !p.lower_prio_no_advert
+                ),
+            );
+            w(
+                &mut t,
+                format!(
+                    "   Send advert after receive higher priority advert = {}",
+                    p.higher_prio_send_advert
+                ),
+            );
+            w(&mut t, format!("   Virtual Router ID = {}", p.vrid));
+            w(&mut t, format!("   Priority = {}", s.base_priority));
+            w(&mut t, format!("   Effective priority = {}", i.priority()));
+            w(
+                &mut t,
+                match p.version {
+                    Version::V2 => format!("   Advert interval = {} sec", p.advert_int_cs / 100),
+                    Version::V3 => format!(
+                        "   Advert interval = {} milli-sec",
+                        u32::from(p.advert_int_cs) * 10
+                    ),
+                },
+            );
+            if p.version == Version::V3 {
+                w(
+                    &mut t,
+                    format!(
+                        "   Master advert interval = {} milli-sec",
+                        i.master_adv_int().as_millis()
+                    ),
+                );
+            }
+            w(
+                &mut t,
+                format!(
+                    "   Preempt = {}",
+                    if p.nopreempt { "disabled" } else { "enabled" }
+                ),
+            );
+            if !p.preempt_delay.is_zero() {
+                w(
+                    &mut t,
+                    format!("   Preempt delay = {} secs", p.preempt_delay.as_secs_f64()),
+                );
+            }
+            match p.auth {
+                Auth::Pass(pw) => {
+                    w(&mut t, "   Authentication type = SIMPLE_PASSWORD".into());
+                    let end = pw.iter().position(|b| *b == 0).unwrap_or(pw.len());
+                    w(
+                        &mut t,
+                        format!("   Password = {}", String::from_utf8_lossy(&pw[..end])),
+                    );
+                }
+                Auth::Ah => w(&mut t, "   Authentication type = IPSEC_AH".into()),
+                Auth::None => w(&mut t, "   Authentication type = none".into()),
+            }
+            if !s.vips.is_empty() {
+                w(&mut t, format!("   Virtual IP ({}):", s.vips.len()));
+                for v in &s.vips {
+                    w(
+                        &mut t,
+                        format!(
+                            "     {}/{} dev {} scope {}",
+                            v.addr.addr,
+                            v.addr.prefix,
+                            v.link.name,
+                            v.addr.scope.as_deref().unwrap_or("global")
+                        ),
+                    );
+                }
+            }
+            if !s.excluded.is_empty() {
+                w(&mut t, "   Virtual IP Excluded :".into());
+                for v in &s.excluded {
+                    w(
+                        &mut t,
+                        format!(
+                            "     {}/{} dev {} scope {}",
+                            v.addr.addr,
+                            v.addr.prefix,
+                            v.link.name,
+                            v.addr.scope.as_deref().unwrap_or("global")
+                        ),
+                    );
+                }
+            }
+            if p.unicast {
+                w(
+                    &mut t,
+                    format!(
+                        "   Check unicast src : {}",
+                        if p.check_unicast_src { "yes" } else { "no" }
+                    ),
+                );
+                w(&mut t, "   Unicast Peer :".into());
+                for peer in &p.peers {
+                    w(
+                        &mut t,
+                        format!(
+                            "     {} min_ttl {} max_ttl {}",
+                            peer.addr, peer.min_ttl, peer.max_ttl
+                        ),
+                    );
+                }
+            }
+        }
+        write_file("keepalived.data", &t);
+    }
+
+    /// SIGRTMIN+2: keepalived's `keepalived.json`.
+    pub(super) fn dump_json(&self) {
+        let now = self.now();
+        let list: Vec<serde_json::Value> = self
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                let i = &s.inst;
+                let p = i.params();
+                let trackers = self.tracking.describe(k);
+                let tracked = |kind: &str| -> Vec<serde_json::Value> {
+                    trackers
+                        .iter()
+                        .filter(|t| t["kind"] == kind)
+                        .map(|t| t["name"].clone())
+                        .collect()
+                };
+                let (auth_type, auth_data) = match p.auth {
+                    Auth::None => (0, String::new()),
+                    Auth::Pass(pw) => {
+                        let end = pw.iter().position(|b| *b == 0).unwrap_or(pw.len());
+                        (1, String::from_utf8_lossy(&pw[..end]).into_owned())
+                    }
+                    Auth::Ah => (2, String::new()),
+                };
+                let ips = |v: &[super::Vip]| -> Vec<String> {
+                    v.iter()
+                        .map(|v| format!("{}/{} dev {} scope {}", v.addr.addr, v.addr.prefix, v.link.name, v.addr.scope.as_deref().unwrap_or("global")))
+                        .collect()
+                };
+                json!({
+                    "data": {
+                        "iname": i.name(),
+                        "dont_track_primary": u8::from(s.dont_track_primary),
+                        "skip_check_adv_addr": u8::from(p.skip_check_adv_addr),
+                        "strict_mode": 0,
+                        "vmac_ifname": s.vmac.as_ref().map(|v| v.link.name.clone()).unwrap_or_default(),
+                        "ifp_ifname": s.link.name,
+                        "master_priority": i.master().map_or(0, |(_, p)| p),
+                        "last_transition": i.last_transition().map_or(0.0, |at| wall(at, now)),
+                        "garp_delay": p.garp.delay.as_secs_f64(),
+                        "garp_refresh": p.garp.refresh.as_secs(),
+                        "garp_rep": p.garp.repeat,
+                        "garp_refresh_rep": p.garp.refresh_repeat,
+                        "garp_lower_prio_delay": p.garp.lower_prio_delay.as_secs(),
+                        "garp_lower_prio_rep": p.garp.lower_prio_repeat,
+                        "lower_prio_no_advert": u8::from(p.lower_prio_no_advert),
+                        "higher_prio_send_advert": u8::from(p.higher_prio_send_advert),
+                        "vrid": p.vrid,
+                        "base_priority": s.base_priority,
+                        "effective_priority": i.priority(),
+                        "vipset": i.state() == State::Master,
+                        "promote_secondaries": false,
+                        "adver_int": f64::from(p.advert_int_cs) / 100.0,
+                        "master_adver_int": i.master_adv_int().as_secs_f64(),
+                        "accept": 1,
+                        "nopreempt": p.nopreempt,
+                        "preempt_delay": p.preempt_delay.as_secs(),
+                        "state": state_number(i.state()),
+                        "wantstate": state_number(i.state()),
+                        "version": if p.version == Version::V2 { 2 } else { 3 },
+                        "smtp_alert": false,
+                        "notify_deleted": false,
+                        "vips": ips(&s.vips),
+                        "evips": ips(&s.excluded),
+                        "vroutes": [],
+                        "vrules": [],
+                        "track_ifp": tracked("interface"),
+                        "track_script": tracked("script"),
+                        "auth_type": auth_type,
+                        "auth_data": auth_data,
+                    },
+                    "stats": i.stats(),
+                })
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&list).unwrap_or_default();
+        write_file("keepalived.json", &text);
+    }
+}
