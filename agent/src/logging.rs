@@ -8,6 +8,8 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 pub struct Logger {
     console: bool,
     syslog: Option<Mutex<UnixDatagram>>,
+    /// keepalived's `-g FILE`: every line, as on the console.
+    file: Option<Mutex<std::fs::File>>,
     level: LevelFilter,
 }
 
@@ -32,6 +34,12 @@ fn ctime_now() -> String {
 impl Logger {
     /// Installs the logger. `RUST_LOG=debug` adds the debug lines.
     pub fn init(console: bool, syslog: bool) {
+        Logger::init_with_file(console, syslog, None);
+    }
+
+    /// As [`Logger::init`], also appending to `file` (keepalived's `-g`; created 0640).
+    pub fn init_with_file(console: bool, syslog: bool, file: Option<&std::path::Path>) {
+        use std::os::unix::fs::OpenOptionsExt as _;
         let level = match std::env::var("RUST_LOG").as_deref() {
             Ok("debug") | Ok("trace") => LevelFilter::Debug,
             Ok("warn") => LevelFilter::Warn,
@@ -45,9 +53,21 @@ impl Logger {
                 Some(Mutex::new(s))
             })
             .flatten();
+        let file = file.and_then(|f| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o640)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(f)
+                .map_err(|e| eprintln!("vrrp-agent: log file {}: {e}", f.display()))
+                .ok()
+                .map(Mutex::new)
+        });
         let logger = Logger {
             console,
             syslog,
+            file,
             level,
         };
         if log::set_boxed_logger(Box::new(logger)).is_ok() {
@@ -66,8 +86,16 @@ impl Log for Logger {
             return;
         }
         let msg = r.args().to_string();
-        if self.console {
-            let _ = writeln!(std::io::stderr(), "{}: {msg}", ctime_now());
+        if self.console || self.file.is_some() {
+            let line = format!("{}: {msg}\n", ctime_now());
+            if self.console {
+                let _ = std::io::stderr().write_all(line.as_bytes());
+            }
+            if let Some(f) = &self.file
+                && let Ok(mut f) = f.lock()
+            {
+                let _ = f.write_all(line.as_bytes());
+            }
         }
         if let Some(s) = &self.syslog {
             // Facility daemon (3); severity from the level.

@@ -50,6 +50,18 @@ struct Cli {
     #[arg(short = 'D', long = "log-detail")]
     log_detail: bool,
 
+    /// Also log to FILE (keepalived's -g).
+    #[arg(short = 'g', long = "log-file", value_name = "FILE")]
+    log_file: Option<PathBuf>,
+
+    /// Dump the effective configuration to the log at start (keepalived's -d).
+    #[arg(short = 'd', long = "dump-conf")]
+    dump_conf: bool,
+
+    /// keepalived's SNMP subagent (-x): not supported; accepted so unit files keep working.
+    #[arg(short = 'x', long = "snmp")]
+    snmp: bool,
+
     /// Do not log to syslog (keepalived's -G).
     #[arg(short = 'G', long = "no-syslog")]
     no_syslog: bool,
@@ -160,7 +172,7 @@ fn main() -> ExitCode {
     // Where the final error goes besides the log: stderr, unless the log already writes there.
     let also_stderr = running && !cli.log_console;
     if running {
-        Logger::init(cli.log_console, !cli.no_syslog);
+        Logger::init_with_file(cli.log_console, !cli.no_syslog, cli.log_file.as_deref());
     } else {
         Logger::init(true, false);
     }
@@ -242,6 +254,15 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         );
     }
     let _ = (cli.vrrp_only, cli.log_facility);
+    if cli.snmp {
+        log::warn!("SNMP (-x) is not supported by vrrp-agent: use --metrics-listen");
+    }
+    if cli.dump_conf {
+        // keepalived's -d: the configuration as it will run, in keepalived's syntax.
+        for line in config::print::print(&loaded.config).lines() {
+            log::info!("{line}");
+        }
+    }
     let pid_files: Vec<PathBuf> = [
         Some(
             cli.pid_file

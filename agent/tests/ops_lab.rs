@@ -303,11 +303,13 @@ fn systemd_readiness_follows_the_start_and_the_stop() {
     let sock_path = lab.dir().join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(LONG)).unwrap();
+    // keepalived's -g (a log file) and -d (the configuration dumped to the log) too.
+    let log_file = lab.dir().join("agent-g.log");
     lab.start_with(
         "a",
         Daemon::Agent,
         &conf(150),
-        &[],
+        &["-g", log_file.to_str().unwrap(), "-d", "-x"],
         &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())],
     )
     .unwrap();
@@ -326,4 +328,16 @@ fn systemd_readiness_follows_the_start_and_the_stop() {
     lab.stop("a", LONG).unwrap();
     let n = sock.recv(&mut buf).expect("STOPPING=1");
     assert_eq!(&buf[..n], b"STOPPING=1");
+    let logged = std::fs::read_to_string(&log_file).unwrap();
+    for want in [
+        "Starting vrrp-agent",
+        ": vrrp_instance VI_1 {",
+        "SNMP (-x) is not supported",
+        "Stopped vrrp-agent",
+    ] {
+        assert!(
+            logged.contains(want),
+            "{want:?} not in the -g file:\n{logged}"
+        );
+    }
 }
