@@ -299,7 +299,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         .block_on(async {
             // Signals first: a SIGTERM during start-up is a graceful stop too.
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            tokio::spawn(signals(tx.clone()));
+            tokio::spawn(signals(tx.clone(), path.clone(), opts.clone()));
             if let Some(addr) = cli.metrics_listen {
                 let l = vrrp_agent::ops::metrics::bind(addr)
                     .await
@@ -343,7 +343,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
 /// keepalived's signals: SIGTERM / SIGINT stop gracefully, SIGUSR2 dumps statistics (here the
 /// XDP counters, to the log). SIGHUP (reload) is logged and otherwise ignored until reloading
 /// exists.
-async fn signals(tx: tokio::sync::mpsc::UnboundedSender<Control>) {
+async fn signals(
+    tx: tokio::sync::mpsc::UnboundedSender<Control>,
+    path: PathBuf,
+    opts: ReadOptions,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let (
         Ok(mut term),
@@ -378,7 +382,12 @@ async fn signals(tx: tokio::sync::mpsc::UnboundedSender<Control>) {
             _ = term.recv() => true,
             _ = int.recv() => true,
             _ = hup.recv() => {
-                log::warn!("Reload (SIGHUP) is not implemented yet: configuration unchanged");
+                // Read off the loop (a big configuration takes milliseconds), then applied by it.
+                let (p, o) = (path.clone(), opts.clone());
+                match tokio::task::spawn_blocking(move || config::load(&p, &o, &System)).await {
+                    Ok(loaded) => { let _ = tx.send(Control::Reload(Box::new(loaded))); }
+                    Err(e) => log::warn!("Reload: reading {}: {e}", path.display()),
+                }
                 false
             }
             _ = usr1.recv() => { let _ = tx.send(Control::DumpData); false }

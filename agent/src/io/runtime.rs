@@ -40,6 +40,7 @@ use crate::{
 };
 
 mod dump;
+mod reload;
 
 /// The longest a graceful stop waits for successors before releasing anyway.
 const MAX_HANDOVER: Duration = Duration::from_secs(5);
@@ -59,6 +60,8 @@ pub enum Control {
     DumpData,
     /// keepalived's JSON signal (SIGRTMIN+2): keepalived.json.
     DumpJson,
+    /// SIGHUP: the configuration read again (reading happens off the loop).
+    Reload(Box<crate::config::Loaded>),
     /// The state of every instance, for `vrrp-agent status` and the JSON dump.
     Status(tokio::sync::oneshot::Sender<serde_json::Value>),
 }
@@ -73,6 +76,7 @@ pub struct Options {
 }
 
 /// A virtual address with the interface it goes on.
+#[derive(Clone)]
 struct Vip {
     link: Link,
     addr: VirtualAddress,
@@ -167,6 +171,8 @@ pub struct Runtime {
     groups: Vec<Group>,
     /// The configured instances: notification targets are the instances, then the groups.
     instances: usize,
+    /// The configuration running (a reload is compared with it).
+    config: Config,
 }
 
 impl Runtime {
@@ -213,6 +219,7 @@ impl Runtime {
             notifier,
             groups,
             instances: config.instances.len(),
+            config: config.clone(),
         };
         let mut rx_sockets: HashMap<(u32, bool), RxSocket> = HashMap::new();
         for ic in &config.instances {
@@ -660,6 +667,8 @@ impl Runtime {
                     Some(Control::DumpStatsClear) => self.dump_stats(true),
                     Some(Control::DumpData) => self.dump_data(),
                     Some(Control::DumpJson) => self.dump_json(),
+                    Some(Control::Reload(loaded)) if stop_deadline.is_none() => self.reload(*loaded).await,
+                    Some(Control::Reload(_)) => info!("Reload ignored: stopping"),
                     Some(Control::Status(reply)) => {
                         let _ = reply.send(self.snapshot());
                     }

@@ -346,6 +346,8 @@ fn login_name() -> String {
 
 enum Msg {
     Note(Note),
+    /// A reload's targets (same count and order; changed ones get fresh queues).
+    Update(Vec<Target>),
     /// Finish every queue (bounded by the deadline), close the FIFOs, then answer.
     Drain(Duration, oneshot::Sender<()>),
 }
@@ -360,6 +362,11 @@ impl Notifier {
         let (tx, rx) = mpsc::unbounded_channel();
         helpers.spawn(dispatch(setup, rx));
         Notifier { tx }
+    }
+
+    /// A reload changed notify settings: later notifications use them.
+    pub fn update(&self, targets: Vec<Target>) {
+        let _ = self.tx.send(Msg::Update(targets));
     }
 
     /// Queues a notification; never waits.
@@ -435,7 +442,7 @@ async fn mail_queue(target: Target, smtp: smtp::Smtp, mut rx: mpsc::UnboundedRec
     }
 }
 
-async fn dispatch(setup: Setup, mut rx: mpsc::UnboundedReceiver<Msg>) {
+async fn dispatch(mut setup: Setup, mut rx: mpsc::UnboundedReceiver<Msg>) {
     let mut fifos = fifo::Fifos::open(&setup.fifos);
     let mut scripts = Vec::new();
     let mut mails = Vec::new();
@@ -464,6 +471,26 @@ async fn dispatch(setup: Setup, mut rx: mpsc::UnboundedReceiver<Msg>) {
                 let _ = scripts[n.target].send((n.state, n.priority));
                 if let Some(m) = &mails[n.target] {
                     let _ = m.send(n.state);
+                }
+            }
+            Msg::Update(targets) => {
+                for (k, t) in targets.into_iter().enumerate() {
+                    if setup.targets.get(k) == Some(&t) || k >= scripts.len() {
+                        continue;
+                    }
+                    // A fresh queue with the new scripts; the old one finishes what it has.
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    tasks.push(tokio::spawn(script_queue(t.clone(), rx)));
+                    scripts[k] = tx;
+                    mails[k] = match (&setup.smtp, t.smtp_alert) {
+                        (Some(smtp), true) => {
+                            let (tx, rx) = mpsc::unbounded_channel();
+                            tasks.push(tokio::spawn(mail_queue(t.clone(), smtp.clone(), rx)));
+                            Some(tx)
+                        }
+                        _ => None,
+                    };
+                    setup.targets[k] = t;
                 }
             }
             Msg::Drain(limit, done) => {

@@ -347,6 +347,21 @@ impl Instance {
         self.faults & (FAULT_LINK | FAULT_TRACK) != 0
     }
 
+    /// A reload's new parameters, in place: state, timers and the master heard are kept; the
+    /// next advert carries the new interval, addresses and authentication. The effective
+    /// priority follows through [`Event::Priority`] (an address owner's is its own).
+    pub fn reconfigure(&mut self, p: Params) {
+        if p.priority == PRIORITY_OWNER {
+            self.priority = PRIORITY_OWNER;
+        } else if self.p.priority == PRIORITY_OWNER {
+            self.priority = p.priority;
+        }
+        if self.state != State::Backup || self.p.version == Version::V2 {
+            self.master_adv_int_cs = p.advert_int_cs;
+        }
+        self.p = p;
+    }
+
     /// Whether a weight-0 tracker holds the instance in FAULT.
     pub fn track_fault(&self) -> bool {
         self.faults & FAULT_TRACK != 0
