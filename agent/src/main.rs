@@ -397,6 +397,7 @@ async fn signals(
         };
         if stop {
             log::info!("Stopping");
+            vrrp_agent::ops::systemd::notify("STOPPING=1");
             if tx.send(Control::Stop).is_err() {
                 return;
             }

@@ -673,7 +673,6 @@ impl Runtime {
                         let _ = reply.send(self.snapshot());
                     }
                     Some(Control::Stop) if stop_deadline.is_none() => {
-                        crate::ops::systemd::notify("STOPPING=1");
                         self.begin_stop().await;
                         stop_deadline = Some(self.now() + MAX_HANDOVER);
                     }
