@@ -10,6 +10,8 @@ pub struct Logger {
     syslog: Option<Mutex<UnixDatagram>>,
     /// keepalived's `-g FILE`: every line, as on the console.
     file: Option<Mutex<std::fs::File>>,
+    /// The syslog facility: daemon (3), or local0..local7 (16..23) with keepalived's `-S N`.
+    facility: u8,
     level: LevelFilter,
 }
 
@@ -34,11 +36,17 @@ fn ctime_now() -> String {
 impl Logger {
     /// Installs the logger. `RUST_LOG=debug` adds the debug lines.
     pub fn init(console: bool, syslog: bool) {
-        Logger::init_with_file(console, syslog, None);
+        Logger::init_with_file(console, syslog, None, None);
     }
 
     /// As [`Logger::init`], also appending to `file` (keepalived's `-g`; created 0640).
-    pub fn init_with_file(console: bool, syslog: bool, file: Option<&std::path::Path>) {
+    /// `local`: keepalived's `-S N` (0..7): syslog facility localN instead of daemon.
+    pub fn init_with_file(
+        console: bool,
+        syslog: bool,
+        file: Option<&std::path::Path>,
+        local: Option<u8>,
+    ) {
         use std::os::unix::fs::OpenOptionsExt as _;
         let level = match std::env::var("RUST_LOG").as_deref() {
             Ok("debug") | Ok("trace") => LevelFilter::Debug,
@@ -68,6 +76,7 @@ impl Logger {
             console,
             syslog,
             file,
+            facility: local.filter(|n| *n <= 7).map_or(3, |n| 16 + n),
             level,
         };
         if log::set_boxed_logger(Box::new(logger)).is_ok() {
@@ -108,7 +117,7 @@ impl Log for Logger {
             // The pid at the time of logging: the daemon forks after the logger is set up.
             let line = format!(
                 "<{}>vrrp-agent[{}]: {msg}",
-                3 * 8 + severity,
+                u32::from(self.facility) * 8 + severity,
                 std::process::id()
             );
             if let Ok(s) = s.lock() {

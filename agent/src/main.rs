@@ -70,8 +70,8 @@ struct Cli {
     #[arg(short = 'P', long = "vrrp")]
     vrrp_only: bool,
 
-    /// Syslog facility (keepalived's -S; accepted, vrrp-agent logs as daemon).
-    #[arg(short = 'S', long = "log-facility", value_name = "N")]
+    /// Syslog facility local0..local7 (keepalived's -S N; default daemon).
+    #[arg(short = 'S', long = "log-facility", value_name = "N", value_parser = clap::value_parser!(u8).range(0..=7))]
     log_facility: Option<u8>,
 
     /// Main pid file (keepalived's -p; default /run/vrrp-agent.pid).
@@ -172,7 +172,12 @@ fn main() -> ExitCode {
     // Where the final error goes besides the log: stderr, unless the log already writes there.
     let also_stderr = running && !cli.log_console;
     if running {
-        Logger::init_with_file(cli.log_console, !cli.no_syslog, cli.log_file.as_deref());
+        Logger::init_with_file(
+            cli.log_console,
+            !cli.no_syslog,
+            cli.log_file.as_deref(),
+            cli.log_facility,
+        );
     } else {
         Logger::init(true, false);
     }
