@@ -39,10 +39,24 @@ pub fn bind(name: &str) -> io::Result<UnixListener> {
     UnixListener::from_std(std)
 }
 
+/// At most this many connections are served at once; more are closed at once (any local user
+/// can connect, and each may hold its connection for the request timeout).
+const MAX_CONNECTIONS: usize = 16;
+
 /// Serves requests until the runtime goes away.
 pub async fn serve(listener: UnixListener, control: mpsc::UnboundedSender<Control>) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // Out of descriptors, for instance: do not spin.
+                debug!("control socket: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
             continue;
         };
         let control = control.clone();
@@ -50,6 +64,7 @@ pub async fn serve(listener: UnixListener, control: mpsc::UnboundedSender<Contro
             if let Err(e) = answer(stream, control).await {
                 debug!("control socket: {e}");
             }
+            drop(permit);
         });
     }
 }
