@@ -345,9 +345,9 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// keepalived's signals: SIGTERM / SIGINT stop gracefully, SIGUSR2 dumps statistics (here the
-/// XDP counters, to the log). SIGHUP (reload) is logged and otherwise ignored until reloading
-/// exists.
+/// keepalived's signals: SIGTERM / SIGINT stop gracefully (a second one releases at once),
+/// SIGHUP reloads (the file read here, off the VRRP loop), SIGUSR1 / SIGUSR2 / JSON /
+/// STATS_CLEAR write keepalived's dump files.
 async fn signals(
     tx: tokio::sync::mpsc::UnboundedSender<Control>,
     path: PathBuf,
