@@ -421,14 +421,7 @@ impl Runtime {
             }),
             base_priority,
             dont_track_primary: ic.dont_track_primary,
-            notify_priority: notify::flag(&ic.other, "notify_priority_changes")
-                .or_else(|| {
-                    group.and_then(|g| {
-                        notify::flag(&config.sync_groups[g].other, "notify_priority_changes")
-                    })
-                })
-                .or_else(|| notify::flag(&config.global.other, "vrrp_notify_priority_changes"))
-                .unwrap_or(false),
+            notify_priority: notify_priority(config, ic, group),
             group,
             notified: false,
             quiet_init_fault: false,
@@ -1356,6 +1349,18 @@ impl Runtime {
             Action::WantMaster => {}
         }
     }
+}
+
+/// `notify_priority_changes`: the instance's, else its sync group's, else the global
+/// `vrrp_notify_priority_changes`.
+fn notify_priority(config: &Config, ic: &InstanceConfig, group: Option<usize>) -> bool {
+    notify::flag(&ic.other, "notify_priority_changes")
+        .or_else(|| {
+            group
+                .and_then(|g| notify::flag(&config.sync_groups[g].other, "notify_priority_changes"))
+        })
+        .or_else(|| notify::flag(&config.global.other, "vrrp_notify_priority_changes"))
+        .unwrap_or(false)
 }
 
 /// keepalived's dump directory: `$TMPDIR` if absolute, else /tmp.

@@ -233,6 +233,7 @@ impl Runtime {
         slot.vips = vips;
         slot.excluded = excluded;
         slot.base_priority = params.priority;
+        slot.notify_priority = super::notify_priority(new, ic, slot.group);
         slot.garp_interval = Duration::from_secs_f64(if slot.v6 {
             new.global.vrrp_gna_interval
         } else {
