@@ -1030,8 +1030,28 @@ impl Runtime {
     /// Handles an event and everything its transitions lead to: sync group members following
     /// (keepalived's vrrp_sync_fault / _backup / _master), in order.
     async fn event_at(&mut self, k: usize, now: Duration, ev: Event) {
-        self.process(VecDeque::from([Work::Event(k, ev)]), now)
-            .await;
+        // The queue allocates only when a sync group has follow-up work: a packet or a timer
+        // for an instance on its own allocates nothing here.
+        let mut work = VecDeque::new();
+        self.step(k, now, ev, &mut work).await;
+        self.process(work, now).await;
+    }
+
+    /// One event for one instance: its actions carried out, its group's rules queued.
+    async fn step(&mut self, k: usize, now: Duration, ev: Event, work: &mut VecDeque<Work>) {
+        let old = self.slots[k].inst.state();
+        let mut actions = self.slots[k].inst.handle(now, ev);
+        // The packets go first; the log lines of the batch follow in their order (formatting
+        // and writing them costs tens of µs a transition should not wait for). A stable sort
+        // in place: a batch is a handful of actions, no allocation.
+        actions.sort_by_key(|a| matches!(a, Action::Log(..)));
+        let wants_master = actions.contains(&Action::WantMaster);
+        for a in actions {
+            self.apply(k, a).await;
+        }
+        if let Some(g) = self.slots[k].group {
+            self.sync(g, k, old, wants_master, work);
+        }
     }
 
     async fn process(&mut self, mut work: VecDeque<Work>, now: Duration) {
@@ -1047,19 +1067,7 @@ impl Runtime {
                     continue;
                 }
             };
-            let old = self.slots[k].inst.state();
-            let mut actions = self.slots[k].inst.handle(now, ev);
-            // The packets go first; the log lines of the batch follow in their order
-            // (formatting and writing them costs tens of µs a transition should not wait
-            // for). A stable sort in place: a batch is a handful of actions, no allocation.
-            actions.sort_by_key(|a| matches!(a, Action::Log(..)));
-            let wants_master = actions.contains(&Action::WantMaster);
-            for a in actions {
-                self.apply(k, a).await;
-            }
-            if let Some(g) = self.slots[k].group {
-                self.sync(g, k, old, wants_master, &mut work);
-            }
+            self.step(k, now, ev, &mut work).await;
         }
     }
 
@@ -1073,6 +1081,14 @@ impl Runtime {
         work: &mut VecDeque<Work>,
     ) {
         let new = self.slots[k].inst.state();
+        // Nothing to do (most events: adverts, timers): return before copying anything.
+        let quiet = new == old
+            && !wants_master
+            && new != State::Fault
+            && self.groups[g].target != State::Fault;
+        if quiet {
+            return;
+        }
         let members = self.groups[g].members.clone();
         let name = self.groups[g].name.clone();
         // A member in FAULT for a reason of its own (not scripts still pending at start).
