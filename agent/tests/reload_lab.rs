@@ -1,13 +1,18 @@
 //! SIGHUP reload without flaps, during a 10 ms VRRPv3 run: an unchanged configuration and one
 //! with a VIP added change nothing in the election (no transition on either router) and leave
 //! no gap in the master's adverts; the new VIP is there within a second. A configuration that
-//! cannot run, or one that changes what an instance is, is refused and the running one kept.
+//! cannot run is refused and the running one kept. Instances removed, added and re-created by a
+//! reload: the removed one hands over at once (priority 0) and is notified DELETED, the added
+//! one starts, the kept one does not move; a reload whose new instance cannot run (a VRID used
+//! twice) is refused whole.
 
 use std::{
     net::Ipv4Addr,
     path::Path,
     time::{Duration, Instant},
 };
+
+use std::os::unix::fs::PermissionsExt as _;
 
 use vrrp_tests::{
     poll,
@@ -122,15 +127,6 @@ fn sighup_reload_changes_nothing_but_what_changed() {
     lab.signal("a", libc::SIGHUP).unwrap();
     lab.wait_log("a", "Reload rejected: the configuration cannot run", LONG)
         .unwrap();
-    // 4. Another VRID: what the instance is changes: refused too (a restart does it).
-    std::fs::write(&a_conf, conf(150, &[VIP], 52)).unwrap();
-    lab.signal("a", libc::SIGHUP).unwrap();
-    lab.wait_log(
-        "a",
-        "which needs a restart; the running configuration is kept",
-        LONG,
-    )
-    .unwrap();
     assert!(
         lab.holds("a", VIP) && lab.holds("a", VIP2),
         "{}",
@@ -138,4 +134,169 @@ fn sighup_reload_changes_nothing_but_what_changed() {
     );
     assert_eq!(lab.holders(VIP), ["a"]);
     assert_eq!(count(&lab.log("b"), "Entering MASTER STATE"), b_masters);
+}
+
+/// An instance on eth0 at 100 ms VRRPv3 adverts; `extra` goes inside its block.
+fn instance(name: &str, vrid: u8, priority: u8, vip: &str, extra: &str) -> String {
+    format!(
+        "vrrp_instance {name} {{\n  interface eth0\n  virtual_router_id {vrid}\n  priority {priority}\n  advert_int 0.1\n{extra}  virtual_ipaddress {{\n    {vip}/24\n  }}\n}}\n"
+    )
+}
+
+const V1: &str = "192.168.11.201";
+const V2: &str = "192.168.11.202";
+const V3: &str = "192.168.11.203";
+
+fn masters(log: &str, name: &str) -> usize {
+    count(log, &format!("({name}) Entering MASTER STATE"))
+}
+
+#[test]
+fn sighup_reload_removes_adds_and_recreates_instances() {
+    if skip_unless_root("sighup_reload_removes_adds_and_recreates_instances") {
+        return;
+    }
+    let agent = env!("CARGO_BIN_EXE_vrrp-agent");
+    let mut lab = VrrpLab::new(Path::new(agent)).expect("lab");
+    lab.add_router("a", "eth0", A_MAC, "192.168.11.11/24")
+        .unwrap();
+    lab.add_router("b", "eth0", B_MAC, "192.168.11.12/24")
+        .unwrap();
+    let dir = lab.dir().to_path_buf();
+    let notify = dir.join("notify.sh");
+    std::fs::write(
+        &notify,
+        format!("#!/bin/sh\necho \"$*\" >> {}/notify.log\n", dir.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&notify, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let notified = || std::fs::read_to_string(dir.join("notify.log")).unwrap_or_default();
+    let head = "global_defs {\n  vrrp_version 3\n}\n";
+    let vi2_extra = format!("  notify_deleted\n  notify \"{}\"\n", notify.display());
+    let a0 = format!(
+        "{head}{}{}",
+        instance("VI_1", 51, 150, V1, ""),
+        instance("VI_2", 52, 150, V2, &vi2_extra)
+    );
+    let b_conf = |vi3_vrid: u8| {
+        format!(
+            "{head}{}{}{}",
+            instance("VI_1", 51, 100, V1, ""),
+            instance("VI_2", 52, 100, V2, ""),
+            instance("VI_3", vi3_vrid, 100, V3, "")
+        )
+    };
+    lab.start("a", Daemon::Agent, &a0).unwrap();
+    lab.start("b", Daemon::Agent, &b_conf(53)).unwrap();
+    lab.wait_sole_holder("a", V1, LONG).unwrap();
+    lab.wait_sole_holder("a", V2, LONG).unwrap();
+    lab.wait_sole_holder("b", V3, LONG).unwrap();
+    let b_vi1 = masters(&lab.log("b"), "VI_1");
+    let reloads = |lab: &VrrpLab| count(&lab.log("a"), "Reload finished");
+
+    // 1. VI_2 removed, VI_3 added, VI_1 kept with a tracker added (+10 while it succeeds).
+    let chk = "vrrp_script chk {\n  script \"/bin/true\"\n  interval 1\n  weight 10\n}\n";
+    let a1 = |vi3_vrid: u8| {
+        format!(
+            "{head}{chk}{}{}",
+            instance("VI_1", 51, 150, V1, "  track_script {\n    chk\n  }\n"),
+            instance("VI_3", vi3_vrid, 150, V3, "")
+        )
+    };
+    let a_conf = dir.join("a.conf");
+    std::fs::write(&a_conf, a1(53)).unwrap();
+    lab.signal("a", libc::SIGHUP).unwrap();
+    poll(LONG, || (reloads(&lab) == 1).then_some(())).expect("reload 1 finished");
+    let la = lab.log("a");
+    assert!(
+        la.contains("Reload: 1 instance(s) kept, 1 removed, 1 started"),
+        "{la}"
+    );
+    // The removed master handed over with a priority-0 advert, and said DELETED.
+    lab.wait_sole_holder("b", V2, LONG)
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    poll(LONG, || {
+        notified()
+            .contains("INSTANCE VI_2 DELETED 150")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("notify log: {:?}\n{}", notified(), lab.logs()));
+    // The added instance started and took its VIP over (it preempts b's).
+    lab.wait_sole_holder("a", V3, LONG)
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    // The kept one: its tracker counts, and nothing moved.
+    let status = || -> serde_json::Value {
+        let out = lab
+            .lab
+            .host("a")
+            .ns
+            .output(&[agent, "status", "--json"])
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_default()
+    };
+    let out = lab
+        .lab
+        .host("b")
+        .ns
+        .output(&[agent, "status", "--json"])
+        .unwrap();
+    let b_status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        b_status["instances"][1]["stats"]["pri_zero_rcvd"], 1,
+        "{b_status}"
+    );
+    let st = poll(LONG, || {
+        let v = status();
+        (v["instances"][0]["effective_priority"] == 160).then_some(v)
+    })
+    .unwrap_or_else(|| panic!("{}\n{}", status(), lab.logs()));
+    let names: Vec<&str> = st["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["VI_1", "VI_3"]);
+    assert_eq!(st["instances"][0]["trackers"][0]["name"], "chk");
+    assert_eq!(masters(&lab.log("a"), "VI_1"), 1, "{}", lab.log("a"));
+    assert_eq!(masters(&lab.log("b"), "VI_1"), b_vi1, "{}", lab.log("b"));
+    assert_eq!(lab.holders(V1), ["a"]);
+
+    // 2. VI_3's VRID changes (on both routers): it is re-created; a ends up its master.
+    std::fs::write(&a_conf, a1(55)).unwrap();
+    lab.signal("a", libc::SIGHUP).unwrap();
+    poll(LONG, || (reloads(&lab) == 2).then_some(())).expect("reload 2 finished");
+    std::fs::write(dir.join("b.conf"), b_conf(55)).unwrap();
+    lab.signal("b", libc::SIGHUP).unwrap();
+    lab.wait_log("b", "Reload finished", LONG).unwrap();
+    assert!(lab.log("a").contains("(VI_3) removed by the reload"));
+    lab.wait_sole_holder("a", V3, LONG)
+        .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
+    assert_eq!(masters(&lab.log("a"), "VI_1"), 1, "{}", lab.log("a"));
+
+    // 3. A new instance that cannot run beside the others (VI_1's VRID again): the whole
+    // reload is refused, nothing changes.
+    std::fs::write(
+        &a_conf,
+        format!(
+            "{}{}",
+            a1(55),
+            instance("VI_4", 51, 150, "192.168.11.204", "")
+        ),
+    )
+    .unwrap();
+    lab.signal("a", libc::SIGHUP).unwrap();
+    lab.wait_log(
+        "a",
+        "Reload rejected: (VI_1) and (VI_4) both use VRID 51 on eth0; the running configuration is kept",
+        LONG,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", lab.log("a")));
+    assert!(!lab.holds("a", "192.168.11.204"));
+    assert_eq!(lab.holders(V1), ["a"]);
+    assert_eq!(lab.holders(V3), ["a"]);
+    assert_eq!(masters(&lab.log("a"), "VI_1"), 1, "{}", lab.log("a"));
+    // VI_1's address line moved down the file (the script block above it): the same VIP, not
+    // removed and added again.
+    assert!(!lab.log("a").contains("(VI_1) reload:"), "{}", lab.log("a"));
 }

@@ -163,6 +163,16 @@ pub struct VrrpScript {
     pub other: Other,
 }
 
+impl VrrpScript {
+    /// Defined the same way, wherever it was written.
+    pub fn same_as(&self, other: &VrrpScript) -> bool {
+        VrrpScript {
+            at: other.at.clone(),
+            ..self.clone()
+        } == *other
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TrackFile {
     pub name: String,
@@ -266,6 +276,16 @@ pub struct VirtualAddress {
     /// Options read but not modelled yet (e.g. `home`, `-nodad`, `preferred_lft`).
     pub other: Vec<String>,
     pub at: Loc,
+}
+
+impl VirtualAddress {
+    /// The same address line, wherever it was written.
+    pub fn same_as(&self, other: &VirtualAddress) -> bool {
+        VirtualAddress {
+            at: other.at.clone(),
+            ..self.clone()
+        } == *other
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -134,6 +134,8 @@ struct Slot {
     /// `notify_priority_changes` (instance, else its sync group, else the global
     /// `vrrp_notify_priority_changes`): FIFO lines for effective priority changes.
     notify_priority: bool,
+    /// Removed by a reload: its stop notifies as keepalived's deletion does, not STOP.
+    deleting: bool,
 }
 
 /// A `vrrp_sync_group` (keepalived's vrrp_sync.c): members go FAULT, BACKUP and MASTER
@@ -146,6 +148,26 @@ struct Group {
     target: State,
     /// What the group last notified (set after its members have moved).
     notified: State,
+}
+
+impl Group {
+    /// The configuration's sync groups, members as slot indices (the configuration's order).
+    fn all(config: &Config) -> Vec<Group> {
+        config
+            .sync_groups
+            .iter()
+            .map(|g| Group {
+                name: g.name.clone(),
+                members: g
+                    .members
+                    .iter()
+                    .filter_map(|m| config.instances.iter().position(|i| &i.name == m))
+                    .collect(),
+                target: State::Backup,
+                notified: State::Init,
+            })
+            .collect()
+    }
 }
 
 /// Work that a transition leads to, done in order after it.
@@ -173,6 +195,10 @@ pub struct Runtime {
     instances: usize,
     /// The configuration running (a reload is compared with it).
     config: Config,
+    /// The helper thread's runtime (trackers and notifications run there).
+    helpers: tokio::runtime::Handle,
+    /// The receive sockets, one per interface and family, each read by its own task.
+    rx_sockets: HashMap<(u32, bool), Arc<RxSocket>>,
 }
 
 impl Runtime {
@@ -184,25 +210,12 @@ impl Runtime {
         }
         let netlink = Netlink::new().context("opening netlink")?;
         let helpers = crate::track::watch::helper_thread().context("starting the helper thread")?;
-        let tracking = Tracking::new(config, &netlink, &helpers).await?;
+        let tracking = Tracking::new(config, &netlink, &helpers, None).await?;
         let notifier = Notifier::start(
             notify::Setup::from_config(config, opts.log_detail),
             &helpers,
         );
-        let groups = config
-            .sync_groups
-            .iter()
-            .map(|g| Group {
-                name: g.name.clone(),
-                members: g
-                    .members
-                    .iter()
-                    .filter_map(|m| config.instances.iter().position(|i| &i.name == m))
-                    .collect(),
-                target: State::Backup,
-                notified: State::Init,
-            })
-            .collect();
+        let groups = Group::all(config);
         // Bounded: if adverts arrive faster than the loop handles them, the receive tasks wait
         // and the kernel's socket buffer drops the excess, rather than memory growing.
         let (rx_tx, rx) = mpsc::channel(1024);
@@ -220,8 +233,9 @@ impl Runtime {
             groups,
             instances: config.instances.len(),
             config: config.clone(),
+            helpers,
+            rx_sockets: HashMap::new(),
         };
-        let mut rx_sockets: HashMap<(u32, bool), RxSocket> = HashMap::new();
         for ic in &config.instances {
             let slot = match rt.slot(config, ic).await {
                 Ok(slot) => slot,
@@ -231,82 +245,80 @@ impl Runtime {
                     return Err(e);
                 }
             };
-            let group = if slot.v6 {
-                config.global.vrrp_mcast_group6
-            } else {
-                config.global.vrrp_mcast_group4
-            };
-            let unicast = !ic.unicast_peers.is_empty();
-            let rx_link = slot.rx_link.clone();
-            match rx_sockets.get(&(rx_link.index, slot.v6)) {
-                Some(s) if !unicast => {
-                    // Already joined for another instance; joining again is harmless.
-                    let _ = s.join(group, rx_link.index);
-                }
-                Some(_) => {}
-                None => {
-                    let s = RxSocket::open(&rx_link.name, rx_link.index, group, unicast)
-                        .with_context(|| {
-                            format!(
-                                "({}) opening the VRRP receive socket on {}",
-                                ic.name, rx_link.name
-                            )
-                        })?;
-                    rx_sockets.insert((rx_link.index, slot.v6), s);
-                }
-            }
-            for vip in slot.vips.iter().chain(&slot.excluded) {
-                if let std::collections::hash_map::Entry::Vacant(e) =
-                    rt.frames.entry(vip.link.index)
-                {
-                    e.insert(Arc::new(FrameSocket::open(vip.link.index).with_context(
-                        || format!("opening a packet socket on {}", vip.link.name),
-                    )?));
-                }
-            }
-            rt.slots.push(slot);
-        }
-        // keepalived reports a VRID used twice on one interface; two instances cannot share
-        // one (the second would never hear an advert and become master), so refuse.
-        for (i, a) in rt.slots.iter().enumerate() {
-            if let Some(b) = rt.slots[..i].iter().find(|b| {
-                b.rx_link.index == a.rx_link.index
-                    && b.v6 == a.v6
-                    && b.inst.params().vrid == a.inst.params().vrid
-            }) {
-                let e = anyhow!(
-                    "({}) and ({}) both use VRID {} on {}: refusing to start",
-                    b.inst.name(),
-                    a.inst.name(),
-                    a.inst.params().vrid,
-                    a.rx_link.name
-                );
+            if let Err(e) = rt.listen(config, ic, &slot) {
                 rt.finish().await?;
                 return Err(e);
             }
+            rt.slots.push(slot);
         }
-        for ((ifindex, v6), sock) in rx_sockets {
-            let tx = rt.rx_tx.clone();
-            tokio::spawn(async move {
-                loop {
-                    match sock.recv().await {
-                        Ok(p) => {
-                            if tx.send((ifindex, v6, p)).await.is_err() {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            warn!("VRRP receive on interface {ifindex}: {e}");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                    }
-                }
-            });
+        if let Err(e) = shared_vrid(&rt.slots.iter().collect::<Vec<_>>()) {
+            rt.finish().await?;
+            return Err(e.context("refusing to start"));
         }
         if !rt.opts.no_xdp {
             rt.xdp = rt.load_xdp();
         }
         Ok(rt)
+    }
+
+    /// Adverts for the instance are read: the receive socket of its interface and family is
+    /// opened (and read by a task of its own), or the group joined on the one already open;
+    /// packet sockets for its VIPs' interfaces (GARP/NA) are opened too.
+    fn listen(&mut self, config: &Config, ic: &InstanceConfig, slot: &Slot) -> Result<()> {
+        let group = if slot.v6 {
+            config.global.vrrp_mcast_group6
+        } else {
+            config.global.vrrp_mcast_group4
+        };
+        let unicast = !ic.unicast_peers.is_empty();
+        let rx_link = &slot.rx_link;
+        let key = (rx_link.index, slot.v6);
+        match self.rx_sockets.get(&key) {
+            Some(s) if !unicast => {
+                // Already joined for another instance; joining again is harmless.
+                let _ = s.join(group, rx_link.index);
+            }
+            Some(_) => {}
+            None => {
+                let sock = Arc::new(
+                    RxSocket::open(&rx_link.name, rx_link.index, group, unicast).with_context(
+                        || {
+                            format!(
+                                "({}) opening the VRRP receive socket on {}",
+                                ic.name, rx_link.name
+                            )
+                        },
+                    )?,
+                );
+                self.rx_sockets.insert(key, sock.clone());
+                let tx = self.rx_tx.clone();
+                let (ifindex, v6) = key;
+                tokio::spawn(async move {
+                    loop {
+                        match sock.recv().await {
+                            Ok(p) => {
+                                if tx.send((ifindex, v6, p)).await.is_err() {
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                warn!("VRRP receive on interface {ifindex}: {e}");
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                        }
+                    }
+                });
+            }
+        }
+        for vip in slot.vips.iter().chain(&slot.excluded) {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.frames.entry(vip.link.index)
+            {
+                e.insert(Arc::new(FrameSocket::open(vip.link.index).with_context(
+                    || format!("opening a packet socket on {}", vip.link.name),
+                )?));
+            }
+        }
+        Ok(())
     }
 
     async fn slot(&mut self, config: &Config, ic: &InstanceConfig) -> Result<Slot> {
@@ -426,6 +438,7 @@ impl Runtime {
             notified: false,
             quiet_init_fault: false,
             owe_fault_note: false,
+            deleting: false,
         })
     }
 
@@ -553,40 +566,42 @@ impl Runtime {
                 return None;
             }
         };
-        let mut done: Vec<u32> = Vec::new();
-        for slot in &self.slots {
-            if !done.contains(&slot.link.index) {
-                if let Err(e) = prog.attach(&slot.link.name, Program::Vrrp) {
-                    warn!(
-                        "XDP not attached to {}, running without it: {e}",
-                        slot.link.name
-                    );
-                    return None;
-                }
-                done.push(slot.link.index);
-            }
-        }
-        for slot in &self.slots {
-            let Some((key, entry)) = slot.xdp_entry else {
-                continue;
-            };
-            if let Err(e) = prog.maps.set_vrid(key, entry) {
-                warn!("({}) XDP VRID entry: {e}", slot.inst.name());
-                return None;
-            }
-        }
-        for ifindex in done {
-            if let Err(e) = prog.maps.set_iface(
-                ifindex,
-                IfaceConfig {
-                    flags: IFACE_FILTER_ARMED,
-                },
-            ) {
-                warn!("XDP interface entry: {e}");
-                return None;
-            }
+        let all: Vec<usize> = (0..self.slots.len()).collect();
+        if let Err(e) = self.xdp_add(&mut prog, &all) {
+            warn!("{e}, running without XDP");
+            return None;
         }
         Some(prog)
+    }
+
+    /// Attaches the program to the instances' interfaces it is not on yet, arms the filter
+    /// there, and enters their VRIDs.
+    fn xdp_add(&self, prog: &mut XdpProgram, ks: &[usize]) -> Result<()> {
+        for &k in ks {
+            let slot = &self.slots[k];
+            if prog.attachments().iter().any(|a| a.iface == slot.link.name) {
+                continue;
+            }
+            prog.attach(&slot.link.name, Program::Vrrp)
+                .with_context(|| format!("XDP not attached to {}", slot.link.name))?;
+            prog.maps
+                .set_iface(
+                    slot.link.index,
+                    IfaceConfig {
+                        flags: IFACE_FILTER_ARMED,
+                    },
+                )
+                .context("XDP interface entry")?;
+        }
+        for &k in ks {
+            let slot = &self.slots[k];
+            if let Some((key, entry)) = slot.xdp_entry {
+                prog.maps
+                    .set_vrid(key, entry)
+                    .with_context(|| format!("({}) XDP VRID entry", slot.name))?;
+            }
+        }
+        Ok(())
     }
 
     fn now(&self) -> Duration {
@@ -940,8 +955,15 @@ impl Runtime {
     /// Starts every instance with its trackers' initial verdict, sync groups first (keepalived
     /// notifies a BACKUP or FAULT group before its members start).
     async fn start_all(&mut self) {
+        let ks: Vec<usize> = (0..self.slots.len()).collect();
+        let gs: Vec<usize> = (0..self.groups.len()).collect();
+        self.start(&ks, &gs).await;
+    }
+
+    /// Starts instances `ks` and sync groups `gs` (whose members are among `ks`).
+    async fn start(&mut self, ks: &[usize], gs: &[usize]) {
         let now = self.now();
-        for k in 0..self.slots.len() {
+        for &k in ks {
             let v = self.tracking.verdict(k);
             let prio = v.priority(self.slots[k].base_priority);
             let fault = v.fault.is_some();
@@ -954,7 +976,7 @@ impl Runtime {
             // Before Start: no "Changing effective priority" line (keepalived sets it quietly).
             let _ = inst.handle(now, Event::Priority(prio));
         }
-        for g in 0..self.groups.len() {
+        for &g in gs {
             // Members waiting only for their scripts' first result are not faulty yet; while
             // any is, keepalived keeps the group in INIT and notifies nothing.
             let members = self.groups[g].members.clone();
@@ -979,7 +1001,7 @@ impl Runtime {
             self.groups[g].target = state;
             self.group_notify(g, state);
         }
-        for k in 0..self.slots.len() {
+        for &k in ks {
             self.event(k, Event::Start).await;
         }
     }
@@ -1331,6 +1353,7 @@ impl Runtime {
                     monotonic_now() - t0
                 );
             }
+            Action::Notify(_) if self.slots[k].deleting => {}
             Action::Notify(state) => {
                 if std::mem::take(&mut self.slots[k].quiet_init_fault) && state == State::Fault {
                     self.slots[k].owe_fault_note = true;
@@ -1365,6 +1388,27 @@ impl Runtime {
             Action::WantMaster => {}
         }
     }
+}
+
+/// keepalived reports a VRID used twice on one interface; two instances cannot share one (the
+/// second would never hear an advert and become master).
+fn shared_vrid(slots: &[&Slot]) -> Result<()> {
+    for (i, a) in slots.iter().enumerate() {
+        if let Some(b) = slots[..i].iter().find(|b| {
+            b.rx_link.index == a.rx_link.index
+                && b.v6 == a.v6
+                && b.inst.params().vrid == a.inst.params().vrid
+        }) {
+            bail!(
+                "({}) and ({}) both use VRID {} on {}",
+                b.inst.name(),
+                a.inst.name(),
+                a.inst.params().vrid,
+                a.rx_link.name
+            );
+        }
+    }
+    Ok(())
 }
 
 /// `notify_priority_changes`: the instance's, else its sync group's, else the global

@@ -42,8 +42,14 @@ pub struct Tracking {
 impl Tracking {
     /// Resolves every tracker the instances use, reads the initial states that can be read at
     /// once (interfaces, files, processes; scripts start pending), and starts the watchers on
-    /// the helper thread.
-    pub async fn new(config: &Config, netlink: &Netlink, helpers: &Handle) -> Result<Tracking> {
+    /// the helper thread. `previous`: the configuration a reload replaces (a track file it
+    /// had already is not initialised again).
+    pub async fn new(
+        config: &Config,
+        netlink: &Netlink,
+        helpers: &Handle,
+        previous: Option<&Config>,
+    ) -> Result<Tracking> {
         let g = &config.global;
         let default = exec::default_run_as(g.script_user.as_deref(), g.script_group.as_deref());
         let mut deps = Vec::new();
@@ -132,7 +138,13 @@ impl Tracking {
         for (index, f) in config.track_files.iter().enumerate() {
             let Some(path) = &f.file else { continue };
             let path = PathBuf::from(path);
+            let known = previous.is_some_and(|p| {
+                p.track_files
+                    .iter()
+                    .any(|o| o.name == f.name && o.file == f.file)
+            });
             if let Some((value, overwrite)) = f.init_file
+                && !known
                 && let Err(e) = file::init(&path, value, overwrite)
             {
                 warn!("Unable to initialise track file {}: {e}", path.display());
@@ -176,6 +188,33 @@ impl Tracking {
             interfaces,
             rx,
         })
+    }
+
+    /// After a reload: a script defined the same way in both configurations keeps its
+    /// result and counters (keepalived's clear_diff_script copies them), so an instance's
+    /// priority does not wait for its scripts' next runs. Files, processes and interfaces
+    /// were read afresh already.
+    pub fn carry(&mut self, old: &Tracking, old_config: &Config, new_config: &Config) {
+        for (i, s) in new_config.scripts.iter().enumerate() {
+            let Some(j) = old_config
+                .scripts
+                .iter()
+                .position(|o| o.name == s.name && o.same_as(s))
+            else {
+                continue;
+            };
+            let (Some(state), Some(prev)) = (self.scripts.get_mut(i), old.scripts.get(j)) else {
+                continue;
+            };
+            state.counter = prev.counter.clone();
+            state.last_code = prev.last_code;
+            if let (Some(new), Some(prev)) = (
+                self.status.get_mut(&TrackerId::Script(i)),
+                old.status.get(&TrackerId::Script(j)),
+            ) {
+                *new = *prev;
+            }
+        }
     }
 
     pub fn verdict(&self, slot: usize) -> Verdict {

@@ -346,8 +346,9 @@ fn login_name() -> String {
 
 enum Msg {
     Note(Note),
-    /// A reload's targets (same count and order; changed ones get fresh queues).
-    Update(Vec<Target>),
+    /// A reload's setup: targets are matched by kind and name; an unchanged one keeps its
+    /// queue, a changed or new one gets a fresh queue, and changed FIFOs are reopened.
+    Update(Setup),
     /// Finish every queue (bounded by the deadline), close the FIFOs, then answer.
     Drain(Duration, oneshot::Sender<()>),
 }
@@ -364,9 +365,10 @@ impl Notifier {
         Notifier { tx }
     }
 
-    /// A reload changed notify settings: later notifications use them.
-    pub fn update(&self, targets: Vec<Target>) {
-        let _ = self.tx.send(Msg::Update(targets));
+    /// A reload: later notifications use the new setup (targets in the new order; notes
+    /// queued before this keep the old order).
+    pub fn update(&self, setup: Setup) {
+        let _ = self.tx.send(Msg::Update(setup));
     }
 
     /// Queues a notification; never waits.
@@ -442,16 +444,17 @@ async fn mail_queue(target: Target, smtp: smtp::Smtp, mut rx: mpsc::UnboundedRec
     }
 }
 
-async fn dispatch(mut setup: Setup, mut rx: mpsc::UnboundedReceiver<Msg>) {
-    let mut fifos = fifo::Fifos::open(&setup.fifos);
-    let mut scripts = Vec::new();
-    let mut mails = Vec::new();
-    let mut tasks: Vec<JoinHandle<()>> = Vec::new();
-    for t in &setup.targets {
+/// One target's queues: its scripts, and its mails when it sends any.
+struct Queues {
+    scripts: mpsc::UnboundedSender<(State, u8)>,
+    mails: Option<mpsc::UnboundedSender<State>>,
+}
+
+impl Queues {
+    fn start(t: &Target, smtp: &Option<smtp::Smtp>, tasks: &mut Vec<JoinHandle<()>>) -> Queues {
         let (tx, rx) = mpsc::unbounded_channel();
         tasks.push(tokio::spawn(script_queue(t.clone(), rx)));
-        scripts.push(tx);
-        let mail = match (&setup.smtp, t.smtp_alert) {
+        let mails = match (smtp, t.smtp_alert) {
             (Some(smtp), true) => {
                 let (tx, rx) = mpsc::unbounded_channel();
                 tasks.push(tokio::spawn(mail_queue(t.clone(), smtp.clone(), rx)));
@@ -459,43 +462,56 @@ async fn dispatch(mut setup: Setup, mut rx: mpsc::UnboundedReceiver<Msg>) {
             }
             _ => None,
         };
-        mails.push(mail);
+        Queues { scripts: tx, mails }
     }
+}
+
+async fn dispatch(mut setup: Setup, mut rx: mpsc::UnboundedReceiver<Msg>) {
+    let mut fifos = fifo::Fifos::open(&setup.fifos);
+    let mut tasks: Vec<JoinHandle<()>> = Vec::new();
+    let mut queues: Vec<Queues> = setup
+        .targets
+        .iter()
+        .map(|t| Queues::start(t, &setup.smtp, &mut tasks))
+        .collect();
     while let Some(msg) = rx.recv().await {
         match msg {
             Msg::Note(n) => {
-                let Some(t) = setup.targets.get(n.target) else {
+                let (Some(t), Some(q)) = (setup.targets.get(n.target), queues.get(n.target)) else {
                     continue;
                 };
                 fifos.write(&t.fifo_line(n.state, n.priority));
-                let _ = scripts[n.target].send((n.state, n.priority));
-                if let Some(m) = &mails[n.target] {
+                let _ = q.scripts.send((n.state, n.priority));
+                if let Some(m) = &q.mails {
                     let _ = m.send(n.state);
                 }
             }
-            Msg::Update(targets) => {
-                for (k, t) in targets.into_iter().enumerate() {
-                    if setup.targets.get(k) == Some(&t) || k >= scripts.len() {
-                        continue;
-                    }
-                    // A fresh queue with the new scripts; the old one finishes what it has.
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    tasks.push(tokio::spawn(script_queue(t.clone(), rx)));
-                    scripts[k] = tx;
-                    mails[k] = match (&setup.smtp, t.smtp_alert) {
-                        (Some(smtp), true) => {
-                            let (tx, rx) = mpsc::unbounded_channel();
-                            tasks.push(tokio::spawn(mail_queue(t.clone(), smtp.clone(), rx)));
-                            Some(tx)
-                        }
-                        _ => None,
-                    };
-                    setup.targets[k] = t;
+            Msg::Update(new) => {
+                if new.fifos != setup.fifos {
+                    // The old FIFOs' readers see EOF (their scripts are stopped), the new
+                    // ones open.
+                    fifos.close().await;
+                    fifos = fifo::Fifos::open(&new.fifos);
                 }
+                let mut old: Vec<Option<Queues>> = queues.drain(..).map(Some).collect();
+                for t in &new.targets {
+                    // Unchanged: the same queue, so its order holds across the reload. Changed
+                    // or new: a fresh one (the old one finishes what it has).
+                    let same = setup
+                        .targets
+                        .iter()
+                        .position(|o| o == t)
+                        .filter(|_| new.smtp == setup.smtp)
+                        .and_then(|k| old[k].take());
+                    queues.push(same.unwrap_or_else(|| Queues::start(t, &new.smtp, &mut tasks)));
+                }
+                setup = new;
+                // Queues of targets that are gone close here; their tasks finish what they have.
+                drop(old);
+                tasks.retain(|t| !t.is_finished());
             }
             Msg::Drain(limit, done) => {
-                scripts.clear();
-                mails.clear();
+                queues.clear();
                 let all = futures_util::future::join_all(tasks.drain(..));
                 if tokio::time::timeout(limit, all).await.is_err() {
                     warn!("notifications still running at exit - not waiting for them");

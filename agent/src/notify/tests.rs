@@ -157,3 +157,47 @@ fn one_targets_scripts_run_in_order_and_never_overlap() {
     assert_eq!(got, want);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_reload_reorders_targets_by_name() {
+    let dir = std::env::temp_dir().join(format!("notify-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("log");
+    let s = format!("echo $2 $3 >> {}", log.display());
+    let target = |name: &str| Target {
+        kind: Some(Kind::Instance),
+        name: name.into(),
+        generic: Some(Script {
+            argv: argv(&["/bin/sh", "-c", &s, "sh"]),
+            run_as: RunAs::ROOT,
+        }),
+        ..Target::default()
+    };
+    let setup = |names: &[&str]| Setup {
+        targets: names.iter().map(|n| target(n)).collect(),
+        ..Setup::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let n = Notifier::start(setup(&["A", "B"]), &Handle::current());
+        let note = |target, state| Note {
+            target,
+            state,
+            priority: 100,
+        };
+        // Before the reload, target 0 is A; after it (A removed, C added), B then C.
+        n.send(note(0, State::Deleted));
+        n.update(setup(&["B", "C"]));
+        n.send(note(0, State::Backup));
+        n.send(note(1, State::Master));
+        n.drain(Duration::from_secs(20)).await;
+    });
+    let got = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<&str> = got.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["A DELETED", "B BACKUP", "C MASTER"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

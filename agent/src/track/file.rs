@@ -130,7 +130,13 @@ async fn watch_inner(files: Vec<(usize, PathBuf)>, tx: &UnboundedSender<Update>)
         return Ok(());
     }
     let mut events = inotify.into_event_stream([0u8; 4096])?;
-    while let Some(ev) = events.next().await {
+    loop {
+        // A reload replaces the trackers: the runtime drops the receiver, and the watch ends.
+        let ev = tokio::select! {
+            _ = tx.closed() => return Ok(()),
+            ev = events.next() => ev,
+        };
+        let Some(ev) = ev else { break };
         let ev = ev?;
         let Some(name) = ev.name else { continue };
         let Some(files) = by_name.get(&(ev.wd.clone(), name)) else {

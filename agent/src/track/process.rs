@@ -183,7 +183,11 @@ pub async fn watch(jobs: Vec<Job>, initial: Vec<bool>, tx: UnboundedSender<Updat
     let mut tick = tokio::time::interval(SCAN_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        // A reload replaces the trackers: the runtime drops the receiver, and the scans end.
+        tokio::select! {
+            _ = tx.closed() => return,
+            _ = tick.tick() => {}
+        }
         // A scan reads /proc (a process stuck in D state can make that slow): off the helper
         // thread's runtime.
         let scan_jobs = jobs.clone();

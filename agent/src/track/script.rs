@@ -27,7 +27,12 @@ pub struct Job {
 pub async fn run_loop(job: Job, tx: UnboundedSender<Update>) {
     let mut next = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep_until(next).await;
+        // A reload replaces the trackers: the runtime drops the receiver, and the loop ends
+        // (a run in progress finishes first, bounded by its timeout).
+        tokio::select! {
+            _ = tx.closed() => return,
+            _ = tokio::time::sleep_until(next) => {}
+        }
         next = tokio::time::Instant::now() + job.interval;
         let outcome = exec::run(&job.argv, job.run_as, Some(job.timeout)).await;
         if tx

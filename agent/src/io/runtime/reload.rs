@@ -1,30 +1,38 @@
-//! SIGHUP: reload without flaps. The new configuration is applied in place to the running
-//! instances — VIPs, priority, advert interval, preemption, authentication, GARP and notify
-//! settings — with no transition, no advert gap and no GARP storm: an instance keeps its
-//! state and timers, a master adds or removes only the VIPs that changed (GARPs for the new
-//! ones only). A configuration that cannot run (a keyword missing its value, an interface
-//! that does not exist) is rejected with its errors logged, and the running one is kept.
+//! SIGHUP: reload without flaps. The new configuration is compared with the running one,
+//! instance by instance (by name):
 //!
-//! Not yet: changes to what an instance *is* (its name, interface, VRID, address family,
-//! version, VMAC, unicast peers or source, routes and rules), to trackers, sync groups or the
-//! notify FIFOs, and added or removed instances. Such a reload is refused with the reason,
-//! and the running configuration is kept: nothing is half-applied.
+//! - an instance whose identity is unchanged (interface, VRID, family, version, VMAC, unicast
+//!   settings, multicast group, routes, rules, sync group) keeps running: its state, timers and
+//!   counters stay; the rest — VIPs, priority, advert interval, preemption, authentication, GARP
+//!   and notify settings, trackers — is applied in place with no transition, no advert gap and
+//!   no GARP storm (a master adds or removes only the VIPs that changed, GARPs the new ones);
+//! - a removed instance gives up mastership with a priority-0 advert and releases its VIPs, and
+//!   is notified as keepalived does (FAULT, or DELETED with `notify_deleted`);
+//! - an instance with a changed identity is removed so, then started as new; an added one
+//!   starts (INIT, then BACKUP or FAULT as at start-up);
+//! - trackers are rebuilt when their definitions or the instances' lists changed; a script
+//!   defined the same way keeps its result (keepalived's clear_diff_script).
+//!
+//! Nothing is half-applied: a configuration that cannot run (a keyword missing its value, an
+//! interface that does not exist), and new instances that cannot be set up (no source address,
+//! a VMAC name still used otherwise, a VRID used twice), are rejected with the reason logged
+//! before anything running changes, and the running configuration is kept.
 
 use std::time::Duration;
 
+use anyhow::{Result, bail};
 use log::{info, warn};
 use serde_json::Value;
 
-use super::{Runtime, Vip};
+use super::{Group, Runtime, Slot, Vip};
 use crate::{
     config::{
-        Loaded,
         diag::Class,
         model::{Config, Instance as InstanceConfig},
     },
-    io::timer::monotonic_now,
+    io::{timer::monotonic_now, tracking::Tracking},
     notify,
-    vrrp::instance::{Params, State},
+    vrrp::instance::{Event, Params, State},
 };
 
 /// `v` as JSON with every `at` (a file:line) removed: definitions compared by content.
@@ -44,13 +52,19 @@ fn content<T: serde::Serialize>(v: &T) -> Value {
     v
 }
 
-/// What an instance is: changing any of it needs a restart (for now).
-fn identity(i: &InstanceConfig) -> Value {
+/// What an instance is: changing any of it re-creates the instance.
+fn identity(c: &Config, i: &InstanceConfig) -> Value {
+    let group = c.sync_groups.iter().find(|g| g.members.contains(&i.name));
+    let v6 = i.virtual_ipaddress.first().map(|v| v.addr.is_ipv6());
+    let mcast = i.unicast_peers.is_empty().then_some(match v6 {
+        Some(true) => c.global.vrrp_mcast_group6,
+        _ => c.global.vrrp_mcast_group4,
+    });
     content(&serde_json::json!({
         "name": i.name,
         "interface": i.interface,
         "vrid": i.virtual_router_id,
-        "v6": i.virtual_ipaddress.first().map(|v| v.addr.is_ipv6()),
+        "v6": v6,
         "version": i.version,
         "use_vmac": i.use_vmac,
         "vmac_xmit_base": i.vmac_xmit_base,
@@ -58,66 +72,76 @@ fn identity(i: &InstanceConfig) -> Value {
         "unicast_src_ip": i.unicast_src_ip,
         "unicast_peers": i.unicast_peers,
         "unicast_ttl": i.unicast_ttl,
+        "mcast_group": mcast,
         "virtual_routes": i.virtual_routes,
         "virtual_rules": i.virtual_rules,
-        "track_interfaces": i.track_interfaces,
-        "track_scripts": i.track_scripts,
-        "track_files": i.track_files,
-        "track_processes": i.track_processes,
-        "track_bfds": i.track_bfds,
         "dont_track_primary": i.dont_track_primary,
         "v3_checksum_as_v2": i.v3_checksum_as_v2,
+        "sync_group": group.map(|g| (&g.name, &g.members)),
     }))
 }
 
-/// What the whole configuration needs kept as it is for an in-place reload, or why not.
-fn same_structure(old: &Config, new: &Config) -> Result<(), String> {
-    let names = |c: &Config| {
-        c.instances
+/// Everything the trackers are built from.
+fn trackers(c: &Config) -> Value {
+    content(&serde_json::json!({
+        "scripts": c.scripts,
+        "track_files": c.track_files,
+        "track_processes": c.track_processes,
+        "script_user": (&c.global.script_user, &c.global.script_group, c.global.enable_script_security),
+        "instances": c.instances.iter().map(|i| (&i.name, &i.track_interfaces, &i.track_scripts, &i.track_files, &i.track_processes, &i.track_bfds)).collect::<Vec<_>>(),
+        "sync_groups": c.sync_groups.iter().map(|g| (&g.name, &g.members, &g.track_scripts, &g.track_interfaces, &g.track_files, &g.track_processes, g.sync_group_tracking_weight)).collect::<Vec<_>>(),
+    }))
+}
+
+/// How the running instances map onto the new configuration's.
+struct Plan {
+    /// For each new instance, the running slot it continues (same name, same identity).
+    kept: Vec<Option<usize>>,
+    /// Running slots that do not continue: removed, or re-created with a changed identity.
+    removed: Vec<usize>,
+    /// The trackers are rebuilt.
+    tracking: bool,
+}
+
+impl Plan {
+    fn new(old: &Config, new: &Config) -> Plan {
+        let kept: Vec<Option<usize>> = new
+            .instances
             .iter()
-            .map(|i| i.name.clone())
-            .collect::<Vec<_>>()
-    };
-    if names(old) != names(new) {
-        return Err(format!(
-            "the list of instances changed ({:?} → {:?})",
-            names(old),
-            names(new)
-        ));
-    }
-    for (o, n) in old.instances.iter().zip(&new.instances) {
-        if identity(o) != identity(n) {
-            return Err(format!(
-                "({}) its interface, VRID, family, version, VMAC, unicast settings, routes, rules or trackers changed",
-                n.name
-            ));
+            .map(|n| {
+                let id = identity(new, n);
+                old.instances
+                    .iter()
+                    .position(|o| o.name == n.name && identity(old, o) == id)
+            })
+            .collect();
+        let removed = (0..old.instances.len())
+            .filter(|j| !kept.contains(&Some(*j)))
+            .collect();
+        let names = |c: &Config| {
+            c.instances
+                .iter()
+                .map(|i| &i.name)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        Plan {
+            tracking: trackers(old) != trackers(new) || names(old) != names(new),
+            kept,
+            removed,
         }
     }
-    let global = |c: &Config| {
-        content(&serde_json::json!({
-            "scripts": c.scripts,
-            "track_files": c.track_files,
-            "track_processes": c.track_processes,
-            "sync_groups": c.sync_groups.iter().map(|g| (&g.name, &g.members, &g.track_scripts, &g.track_interfaces, &g.track_files, &g.track_processes, g.sync_group_tracking_weight)).collect::<Vec<_>>(),
-            "mcast4": c.global.vrrp_mcast_group4,
-            "mcast6": c.global.vrrp_mcast_group6,
-            "notify_fifo": (&c.global.notify_fifo, &c.global.notify_fifo_script),
-            "vrrp_notify_fifo": (&c.global.vrrp_notify_fifo, &c.global.vrrp_notify_fifo_script),
-            "script_user": (&c.global.script_user, &c.global.script_group, c.global.enable_script_security),
-        }))
-    };
-    if global(old) != global(new) {
-        return Err(
-            "track scripts, files, processes, sync groups, multicast groups, notify FIFOs or the script user changed"
-                .into(),
-        );
+
+    fn created(&self) -> Vec<usize> {
+        (0..self.kept.len())
+            .filter(|k| self.kept[*k].is_none())
+            .collect()
     }
-    Ok(())
 }
 
 impl Runtime {
     /// Applies a configuration read again on SIGHUP (see the module's doc).
-    pub(super) async fn reload(&mut self, loaded: Loaded) {
+    pub(super) async fn reload(&mut self, loaded: crate::config::Loaded) {
         let t0 = monotonic_now();
         info!("Reloading");
         for d in &loaded.diags.list {
@@ -138,13 +162,44 @@ impl Runtime {
             return;
         }
         let new = loaded.config;
-        if let Err(why) = same_structure(&self.config, &new) {
+        if new.instances.is_empty() {
             warn!(
-                "Reload rejected: {why}, which needs a restart; the running configuration is kept"
+                "Reload rejected: no vrrp_instance configured; the running configuration is kept"
             );
             return;
         }
+        let plan = Plan::new(&self.config, &new);
+        // Everything that can fail comes first, while nothing running has changed.
+        let (created, tracking) = match self.prepare(&plan, &new).await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!("Reload rejected: {e:#}; the running configuration is kept");
+                return;
+            }
+        };
+        if !plan.removed.is_empty() || !created.is_empty() {
+            info!(
+                "Reload: {} instance(s) kept, {} removed, {} started",
+                plan.kept.iter().flatten().count(),
+                plan.removed.len(),
+                created.len()
+            );
+        }
+        for &j in &plan.removed {
+            self.remove_instance(j, &created).await;
+        }
+        let created_ks = plan.created();
+        let new_groups = self.install(&plan, created, &new);
+        if let Some(mut t) = tracking {
+            t.carry(&self.tracking, &self.config, &new);
+            self.tracking = t;
+        }
+        self.notifier
+            .update(notify::Setup::from_config(&new, self.opts.log_detail));
         for k in 0..self.slots.len() {
+            if plan.kept[k].is_none() {
+                continue;
+            }
             if let Err(e) = self.reconfigure(k, &new).await {
                 // Checked before anything changed for this instance; the others stay as they are.
                 warn!(
@@ -153,13 +208,236 @@ impl Runtime {
                 );
             }
         }
-        self.notifier
-            .update(notify::Setup::from_config(&new, self.opts.log_detail).targets);
+        self.xdp_follow(&created_ks);
         self.config = new;
+        self.start(&created_ks, &new_groups).await;
         info!(
             "Reload finished in {} usec",
             (monotonic_now() - t0).as_micros()
         );
+    }
+
+    /// The new instances set up (sockets, VMACs; nothing sent, no address touched) and the
+    /// new trackers started, or why the reload cannot be applied. On failure, what was set up
+    /// is undone.
+    async fn prepare(
+        &mut self,
+        plan: &Plan,
+        new: &Config,
+    ) -> Result<(Vec<(usize, Slot)>, Option<Tracking>)> {
+        // A re-created instance that keeps its VMAC's name with another virtual MAC or base
+        // would need the running one's interface changed under it.
+        for k in plan.created() {
+            let ic = &new.instances[k];
+            let Some(name) = &ic.use_vmac else { continue };
+            for &j in &plan.removed {
+                let old = &self.config.instances[j];
+                if old.use_vmac.as_ref() == Some(name)
+                    && (old.virtual_router_id != ic.virtual_router_id
+                        || old.interface != ic.interface
+                        || identity(&self.config, old)["v6"] != identity(new, ic)["v6"])
+                {
+                    bail!(
+                        "({}) use_vmac {name} is the running ({})'s VMAC with another VRID, family or interface: name it differently, or restart",
+                        ic.name,
+                        old.name
+                    );
+                }
+            }
+        }
+        let mut created: Vec<(usize, Slot)> = Vec::new();
+        let mut result = Ok(());
+        for k in plan.created() {
+            let ic = &new.instances[k];
+            match self.slot(new, ic).await {
+                Ok(slot) => {
+                    let listening = self.listen(new, ic, &slot);
+                    created.push((k, slot));
+                    if let Err(e) = listening {
+                        result = Err(e);
+                        break;
+                    }
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if result.is_ok() {
+            let all: Vec<&Slot> = (0..plan.kept.len())
+                .filter_map(|k| match plan.kept[k] {
+                    Some(j) => Some(&self.slots[j]),
+                    None => created.iter().find(|(c, _)| *c == k).map(|(_, s)| s),
+                })
+                .collect();
+            result = super::shared_vrid(&all);
+        }
+        let tracking = match result {
+            Ok(()) if plan.tracking => {
+                Tracking::new(new, &self.netlink, &self.helpers, Some(&self.config))
+                    .await
+                    .map(Some)
+            }
+            Ok(()) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match tracking {
+            Ok(t) => Ok((created, t)),
+            Err(e) => {
+                for (_, slot) in created {
+                    self.drop_vmac(&slot, &[]).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// A running instance that the new configuration removes (or re-creates): priority 0 if
+    /// master, VIPs released, then keepalived's notification — FAULT, or DELETED with
+    /// `notify_deleted` (none if it was in FAULT already, unless `notify_deleted`).
+    async fn remove_instance(&mut self, j: usize, created: &[(usize, Slot)]) {
+        let name = self.slots[j].name.clone();
+        info!("({name}) removed by the reload");
+        let was_fault = self.slots[j].inst.state() == State::Fault;
+        self.slots[j].deleting = true;
+        while self.slots[j].inst.state() != State::Init {
+            self.event(j, Event::Stop).await;
+        }
+        let deleted = self.config.instances[j].notify.deleted.is_some();
+        if deleted || !was_fault {
+            self.notifier.send(notify::Note {
+                target: j,
+                state: if deleted {
+                    notify::State::Deleted
+                } else {
+                    notify::State::Fault
+                },
+                priority: self.slots[j].inst.priority(),
+            });
+        }
+        if let (Some(prog), Some((key, _))) = (self.xdp.as_mut(), self.slots[j].xdp_entry)
+            && let Err(e) = prog.maps.remove_vrid(&key)
+        {
+            warn!("({name}) XDP VRID entry: {e}");
+        }
+        let reused: Vec<u32> = created
+            .iter()
+            .filter_map(|(_, s)| s.vmac.as_ref().map(|v| v.link.index))
+            .collect();
+        // A VMAC the re-created instance reuses stays with this slot until `install` hands
+        // it over.
+        if let Some(v) = &self.slots[j].vmac
+            && !reused.contains(&v.link.index)
+        {
+            self.drop_vmac_link(v, &[], &name).await;
+        }
+    }
+
+    /// A slot that will not run: its VMAC goes if this run created it.
+    async fn drop_vmac(&self, slot: &Slot, keep: &[u32]) {
+        if let Some(v) = &slot.vmac {
+            self.drop_vmac_link(v, keep, &slot.name).await;
+        }
+    }
+
+    async fn drop_vmac_link(&self, v: &super::Vmac, keep: &[u32], name: &str) {
+        if v.created
+            && !keep.contains(&v.link.index)
+            && let Err(e) = self.netlink.delete_link(v.link.index).await
+        {
+            warn!("({name}) {}: removing the VMAC: {e}", v.link.name);
+        }
+    }
+
+    /// The new order of instances and sync groups in place; returns the groups to start.
+    fn install(&mut self, plan: &Plan, created: Vec<(usize, Slot)>, new: &Config) -> Vec<usize> {
+        let mut old: Vec<Option<Slot>> = std::mem::take(&mut self.slots)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut created: Vec<Option<(usize, Slot)>> = created.into_iter().map(Some).collect();
+        // A VMAC this run made and a re-created instance reuses is still ours to remove (at
+        // exit, or at a later reload).
+        let made: Vec<u32> = old
+            .iter()
+            .flatten()
+            .filter_map(|s| s.vmac.as_ref().filter(|v| v.created).map(|v| v.link.index))
+            .collect();
+        for (k, ic) in new.instances.iter().enumerate() {
+            let group = new
+                .sync_groups
+                .iter()
+                .position(|g| g.members.contains(&ic.name));
+            let mut slot = match plan.kept[k] {
+                Some(j) => old[j].take().expect("each running slot continues once"),
+                None => {
+                    let c = created
+                        .iter_mut()
+                        .find(|c| c.as_ref().is_some_and(|(n, _)| *n == k))
+                        .and_then(Option::take)
+                        .expect("every new instance was prepared");
+                    c.1
+                }
+            };
+            if let Some(v) = slot.vmac.as_mut()
+                && made.contains(&v.link.index)
+            {
+                v.created = true;
+            }
+            slot.group = group;
+            self.slots.push(slot);
+        }
+        let old_groups = std::mem::replace(&mut self.groups, Group::all(new));
+        let mut start = Vec::new();
+        for (g, group) in self.groups.iter_mut().enumerate() {
+            let members: Vec<&str> = group
+                .members
+                .iter()
+                .map(|&m| new.instances[m].name.as_str())
+                .collect();
+            let same = old_groups.iter().find(|o| {
+                o.name == group.name
+                    && o.members.len() == members.len()
+                    && o.members
+                        .iter()
+                        .zip(&members)
+                        .all(|(&om, n)| self.config.instances[om].name == *n)
+            });
+            match same {
+                // Its members kept running (their identity names the group): so does it.
+                Some(o) if group.members.iter().all(|&m| plan.kept[m].is_some()) => {
+                    group.target = o.target;
+                    group.notified = o.notified;
+                }
+                _ => start.push(g),
+            }
+        }
+        self.instances = new.instances.len();
+        start
+    }
+
+    /// The XDP program follows: attached to new instances' interfaces, their VRIDs entered,
+    /// and detached from interfaces no instance uses any more.
+    fn xdp_follow(&mut self, created: &[usize]) {
+        let Some(mut prog) = self.xdp.take() else {
+            return;
+        };
+        if let Err(e) = self.xdp_add(&mut prog, created) {
+            warn!("{e:#}: the new instances run without the XDP filter");
+        }
+        let unused: Vec<String> = prog
+            .attachments()
+            .iter()
+            .map(|a| a.iface.clone())
+            .filter(|n| !self.slots.iter().any(|s| s.link.name == *n))
+            .collect();
+        for n in unused {
+            if let Err(e) = prog.detach(&n) {
+                warn!("{n}: detaching XDP: {e}");
+            }
+        }
+        self.xdp = Some(prog);
     }
 
     /// One instance in place: parameters, VIPs (a master adds and removes only the ones that
@@ -180,7 +458,8 @@ impl Runtime {
         }
         let name = self.slots[k].name.clone();
         let master = self.slots[k].inst.state() == State::Master;
-        let same = |a: &Vip, b: &Vip| a.addr == b.addr && a.link.index == b.link.index;
+        // Compared by content: a line that only moved in the file is the same address.
+        let same = |a: &Vip, b: &Vip| a.addr.same_as(&b.addr) && a.link.index == b.link.index;
         let old: Vec<Vip> = self.slots[k]
             .vips
             .iter()
