@@ -195,11 +195,19 @@ fn sighup_reload_removes_adds_and_recreates_instances() {
     let reloads = |lab: &VrrpLab| count(&lab.log("a"), "Reload finished");
 
     // 1. VI_2 removed, VI_3 added, VI_1 kept with a tracker added (+10 while it succeeds).
-    let chk = "vrrp_script chk {\n  script \"/bin/true\"\n  interval 1\n  weight 10\n}\n";
+    // And a weight-0 one: until its first result the instance must not leave MASTER.
+    let chk = "vrrp_script chk {\n  script \"/bin/true\"\n  interval 1\n  weight 10\n}\n\
+               vrrp_script chk0 {\n  script \"/bin/true\"\n  interval 1\n  weight 0\n}\n";
     let a1 = |vi3_vrid: u8| {
         format!(
             "{head}{chk}{}{}",
-            instance("VI_1", 51, 150, V1, "  track_script {\n    chk\n  }\n"),
+            instance(
+                "VI_1",
+                51,
+                150,
+                V1,
+                "  track_script {\n    chk\n    chk0\n  }\n"
+            ),
             instance("VI_3", vi3_vrid, 150, V3, "")
         )
     };

@@ -1025,7 +1025,11 @@ impl Runtime {
                 });
             }
         }
-        let fault = v.fault.is_some();
+        // A weight-0 script that a reload added and that has not answered yet: a running
+        // instance does not leave its state for it (at start-up that is keepalived's quiet
+        // FAULT (init), set in `start`); its first result decides.
+        let fault = v.fault.is_some()
+            && (self.slots[k].inst.track_fault() || !self.tracking.only_pending(k));
         if fault != self.slots[k].inst.track_fault() {
             self.event(k, Event::TrackFault(fault)).await;
         }
