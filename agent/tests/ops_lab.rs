@@ -75,7 +75,11 @@ fn status_stats_dump_and_metrics_show_what_runs() {
     lab.start_with(
         "b",
         Daemon::Agent,
-        &conf(100),
+        // keepalived's `data_use_instance` with an `instance` name: keepalived.NAME.data.
+        &format!(
+            "instance lab_b\nglobal_defs {{\n  data_use_instance\n}}\n{}",
+            conf(100)
+        ),
         &[],
         &[("TMPDIR", b_tmp.to_str().unwrap())],
     )
@@ -175,9 +179,28 @@ fn status_stats_dump_and_metrics_show_what_runs() {
         "   Effective priority = 152",
         "   Authentication type = SIMPLE_PASSWORD",
         "     192.168.11.200/24 dev eth0 scope global",
+        "------< Global definitions >------",
+        " VRRP default protocol version = 2",
+        " VRRP IPv4 mcast group = 224.0.0.18",
+        "------< VRRP Scripts >------",
+        " VRRP Script = chk",
+        "   Command = /bin/true",
+        "   Status = GOOD",
+        "     VI_1",
+        "------< Interfaces >------",
+        " Name = eth0",
+        "   IPv4 address = 192.168.11.11",
+        "   State = UP, RUNNING",
     ] {
         assert!(data.lines().any(|l| l == line), "{line:?} missing:\n{data}");
     }
+    lab.signal("b", libc::SIGUSR1).unwrap();
+    let b_data = poll(LONG, || {
+        std::fs::read_to_string(b_tmp.join("keepalived.lab_b.data")).ok()
+    })
+    .expect("keepalived.lab_b.data written");
+    assert!(b_data.contains("   State = BACKUP"), "{b_data}");
+    assert!(!b_tmp.join("keepalived.data").exists());
     let json_sig: i32 = String::from_utf8_lossy(
         &std::process::Command::new(agent())
             .arg("--signum=JSON")

@@ -26,6 +26,9 @@ pub struct Config {
     pub bfd_instances: Vec<RawBlock>,
     /// Interfaces whose link state is polled (`linkbeat_interfaces`); each must exist.
     pub linkbeat_interfaces: Vec<InterfaceRef>,
+    /// The top-level `instance NAME` (keepalived's instance name: `data_use_instance` puts it
+    /// in the data dump's file name).
+    pub instance: Option<String>,
     /// LVS side: parsed so configs load; not run by vrrp-agent yet.
     pub virtual_server_groups: Vec<RawBlock>,
     pub virtual_servers: Vec<VirtualServer>,

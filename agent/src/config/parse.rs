@@ -172,6 +172,7 @@ fn top_level(stmts: &[Stmt], config: &mut Config, diags: &mut Diags) {
                 config.virtual_servers.push(virtual_server(stmt));
             }
             "bfd_instance" => config.bfd_instances.push(raw(stmt)),
+            "instance" => config.instance = stmt.arg(0).map(str::to_string),
             "linkbeat_interfaces" => config
                 .linkbeat_interfaces
                 .extend(stmt.children().iter().map(|c| InterfaceRef {
@@ -184,7 +185,6 @@ fn top_level(stmts: &[Stmt], config: &mut Config, diags: &mut Diags) {
             | "garp_group"
             | "net_namespace"
             | "net_namespace_ipvs"
-            | "instance"
             | "use_pid_dir"
             | "namespace_with_ipsets"
             | "interface_up_down_delays"

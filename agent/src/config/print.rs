@@ -194,6 +194,9 @@ pub fn print(config: &Config) -> String {
         text: String::new(),
         depth: 0,
     };
+    if let Some(name) = &config.instance {
+        o.line(format!("instance {}", word(name)));
+    }
     global_defs(&mut o, &config.global);
     if !config.linkbeat_interfaces.is_empty() {
         o.open("linkbeat_interfaces");

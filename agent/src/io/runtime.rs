@@ -673,7 +673,7 @@ impl Runtime {
                         self.dump_stats(false);
                     }
                     Some(Control::DumpStatsClear) => self.dump_stats(true),
-                    Some(Control::DumpData) => self.dump_data(),
+                    Some(Control::DumpData) => self.dump_data().await,
                     Some(Control::DumpJson) => self.dump_json(),
                     Some(Control::Reload(loaded)) if stop_deadline.is_none() => self.reload(*loaded).await,
                     Some(Control::Reload(_)) => info!("Reload ignored: stopping"),

@@ -367,6 +367,11 @@ impl Tracking {
             .collect()
     }
 
+    /// A `vrrp_script`'s status (None when no instance uses it, so it does not run).
+    pub fn script_status(&self, index: usize) -> Option<Status> {
+        self.status.get(&TrackerId::Script(index)).copied()
+    }
+
     /// Names for the status of file trackers (log lines).
     pub fn file_name(&self, index: usize) -> &str {
         self.file_names.get(index).map_or("?", String::as_str)

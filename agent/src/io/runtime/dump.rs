@@ -1,5 +1,6 @@
-//! keepalived's dump files for the VRRP side: SIGUSR1 `keepalived.data` (the VRRP topology
-//! part, in keepalived's line format), SIGUSR2 `keepalived.stats` (and SIGRTMAX-1, the same
+//! keepalived's dump files for the VRRP side: SIGUSR1 `keepalived.data` (keepalived's
+//! global definitions, VRRP topology, sync groups, scripts and interfaces sections, in its
+//! line format, with the lines that apply to what vrrp-agent runs), SIGUSR2 `keepalived.stats` (and SIGRTMAX-1, the same
 //! then cleared), and SIGRTMIN+2 `keepalived.json` (keepalived's JSON: an array of
 //! `{"data": …, "stats": …}` per instance). All go to `$TMPDIR` (if absolute) or /tmp.
 
@@ -53,7 +54,322 @@ fn write_file(name: &str, text: &str) {
     }
 }
 
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}
+
 impl Runtime {
+    /// keepalived's `------< Global definitions >------` (dump_global_data), the lines for
+    /// the VRRP side.
+    fn global_section(&self) -> String {
+        let g = &self.config.global;
+        let mut t = String::new();
+        let mut w = |line: String| {
+            let _ = writeln!(t, "{line}");
+        };
+        w("------< Global definitions >------".into());
+        w(" Network namespace = (default)".into());
+        if let Some(id) = &g.router_id {
+            w(format!(" Router ID = {id}"));
+        }
+        if let Some(s) = &g.smtp_server {
+            w(format!(" Smtp server = {}", s.host));
+            w(format!(" Smtp server port = {}", s.port));
+        }
+        if let Some(h) = &g.smtp_helo_name {
+            w(format!(" Smtp HELO name = {h}"));
+        }
+        w(format!(
+            " Smtp server connection timeout = {}",
+            g.smtp_connect_timeout
+        ));
+        if let Some(from) = &g.notification_email_from {
+            w(format!(" Email notification from = {from}"));
+            w(" Email notification to:".into());
+            for to in &g.notification_email {
+                w(format!("   {to}"));
+            }
+        }
+        w(format!(" Default smtp_alert = {}", on_off(g.smtp_alert)));
+        w(format!(
+            " Default smtp_alert_vrrp = {}",
+            on_off(g.smtp_alert_vrrp)
+        ));
+        w(" Dynamic interfaces = false".into());
+        if crate::notify::flag(&g.other, "no_email_faults").unwrap_or(false) {
+            w(" Send emails for fault transitions = off".into());
+        }
+        let fifo = |w: &mut dyn FnMut(String),
+                    what: &str,
+                    path: &Option<String>,
+                    script: &Option<crate::config::model::NotifyScript>| {
+            if let Some(p) = path {
+                w(format!(" {what} = {p}, uid:gid 0:0"));
+                if let Some(s) = script {
+                    w(format!(" {what} script = {}", s.argv.join(" ")));
+                }
+            }
+        };
+        fifo(
+            &mut w,
+            "Global notify fifo",
+            &g.notify_fifo,
+            &g.notify_fifo_script,
+        );
+        fifo(
+            &mut w,
+            "VRRP notify fifo",
+            &g.vrrp_notify_fifo,
+            &g.vrrp_notify_fifo_script,
+        );
+        w(format!(
+            " VRRP notify priority changes = {}",
+            crate::notify::flag(&g.other, "vrrp_notify_priority_changes").unwrap_or(false)
+        ));
+        w(format!(" VRRP IPv4 mcast group = {}", g.vrrp_mcast_group4));
+        w(format!(" VRRP IPv6 mcast group = {}", g.vrrp_mcast_group6));
+        w(format!(
+            " Gratuitous ARP delay = {}",
+            g.vrrp_garp_master_delay
+        ));
+        w(format!(
+            " Gratuitous ARP repeat = {}",
+            g.vrrp_garp_master_repeat
+        ));
+        w(format!(
+            " Gratuitous ARP refresh timer = {}",
+            g.vrrp_garp_master_refresh
+        ));
+        w(format!(
+            " Gratuitous ARP refresh repeat = {}",
+            g.vrrp_garp_master_refresh_repeat
+        ));
+        w(format!(
+            " Num adverts before down = {}",
+            g.vrrp_down_timer_adverts
+        ));
+        w(format!(
+            " Send advert after receive lower priority advert = {}",
+            !g.vrrp_lower_prio_no_advert
+        ));
+        w(format!(
+            " Send advert after receive higher priority advert = {}",
+            g.vrrp_higher_prio_send_advert
+        ));
+        w(format!(
+            " Gratuitous ARP interval = {:.6}",
+            g.vrrp_garp_interval
+        ));
+        w(format!(
+            " Gratuitous NA interval = {:.6}",
+            g.vrrp_gna_interval
+        ));
+        w(format!(
+            " VRRP default protocol version = {}",
+            g.vrrp_version
+        ));
+        w(format!(
+            " VRRP check unicast_src = {}",
+            g.vrrp_check_unicast_src
+        ));
+        w(format!(
+            " VRRP skip check advert addresses = {}",
+            g.vrrp_skip_check_adv_addr
+        ));
+        w(format!(" VRRP strict mode = {}", g.vrrp_strict));
+        w(format!(
+            " Script security {}",
+            if g.enable_script_security {
+                "enabled"
+            } else {
+                "disabled"
+            }
+        ));
+        let run_as =
+            crate::track::exec::default_run_as(g.script_user.as_deref(), g.script_group.as_deref());
+        w(format!(
+            " Default script uid:gid {}:{}",
+            run_as.uid, run_as.gid
+        ));
+        t
+    }
+
+    /// keepalived's `------< VRRP Sync groups >------` and `------< VRRP Scripts >------`.
+    fn groups_and_scripts_sections(&self, t: &mut String) {
+        let mut w = |line: String| {
+            let _ = writeln!(t, "{line}");
+        };
+        if !self.groups.is_empty() {
+            w("------< VRRP Sync groups >------".into());
+        }
+        for (g, group) in self.groups.iter().enumerate() {
+            let sg = &self.config.sync_groups[g];
+            w(format!(
+                " VRRP Sync Group = {}, {}",
+                group.name,
+                group.notified.name()
+            ));
+            let fault = group
+                .members
+                .iter()
+                .filter(|&&m| self.slots[m].inst.state() == State::Fault)
+                .count();
+            let init = group
+                .members
+                .iter()
+                .filter(|&&m| self.slots[m].inst.state() == State::Init)
+                .count();
+            w(format!(
+                "   Num member fault {fault}, num member init {init}"
+            ));
+            if !group.members.is_empty() {
+                w("   VRRP member instances :".into());
+                for &m in &group.members {
+                    w(format!("     {}", self.slots[m].name));
+                }
+            }
+            if sg.sync_group_tracking_weight {
+                w("   sync group tracking weight set".into());
+            }
+            w(format!(
+                "   Using smtp notification = {}",
+                if sg.smtp_alert { "yes" } else { "no" }
+            ));
+        }
+        let scripts = &self.config.scripts;
+        if !scripts.is_empty() {
+            w("------< VRRP Scripts >------".into());
+        }
+        for (k, s) in scripts.iter().enumerate() {
+            w(format!(" VRRP Script = {}", s.name));
+            w(format!("   Command = {}", s.script.join(" ")));
+            w(format!("   Interval = {} sec", s.interval as u64));
+            w(format!(
+                "   Timeout = {} sec",
+                s.timeout.unwrap_or(s.interval) as u64
+            ));
+            w(format!(
+                "   Weight = {}{}",
+                s.weight,
+                if s.weight_reverse { " reverse" } else { "" }
+            ));
+            w(format!("   Rise = {}", s.rise));
+            w(format!("   Fall = {}", s.fall));
+            w(format!(
+                "   Init state = {}",
+                if s.init_fail { "INIT/FAILED" } else { "INIT" }
+            ));
+            let status = match self.tracking.script_status(k) {
+                Some(crate::track::Status::Up(true)) => "GOOD",
+                Some(crate::track::Status::Up(false)) => "BAD",
+                Some(_) => "INIT",
+                None => "not used",
+            };
+            w(format!("   Status = {status}"));
+            let users: Vec<&str> = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(k2, _)| {
+                    self.config.instances[*k2]
+                        .track_scripts
+                        .iter()
+                        .any(|t| t.name == s.name)
+                })
+                .map(|(_, slot)| &*slot.name)
+                .collect();
+            w("   VRRP instances :".into());
+            for u in users {
+                w(format!("     {u}"));
+            }
+        }
+    }
+
+    /// keepalived's `------< Interfaces >------`: the interfaces the instances use (their own,
+    /// their VMACs, their VIPs'), as netlink reports them now.
+    async fn interfaces_section(&self, t: &mut String) {
+        let mut names: Vec<&str> = Vec::new();
+        for s in &self.slots {
+            let links = std::iter::once(&s.link)
+                .chain(s.vmac.as_ref().map(|v| &v.link))
+                .chain(s.vips.iter().chain(&s.excluded).map(|v| &v.link));
+            for l in links {
+                if !names.contains(&l.name.as_str()) {
+                    names.push(&l.name);
+                }
+            }
+        }
+        let _ = writeln!(t, "------< Interfaces >------");
+        for name in names {
+            let Ok(link) = self.netlink.link(name).await else {
+                let _ = writeln!(t, " Name = {name}\n   index = 0 (deleted)");
+                continue;
+            };
+            let v4 = self
+                .netlink
+                .primary_address(link.index, false)
+                .await
+                .ok()
+                .flatten();
+            let v6 = self
+                .netlink
+                .primary_address(link.index, true)
+                .await
+                .ok()
+                .flatten();
+            let shown =
+                |a: Option<std::net::IpAddr>| a.map_or("(none)".to_string(), |a| a.to_string());
+            let _ = writeln!(t, " Name = {}", link.name);
+            let _ = writeln!(t, "   index = {}", link.index);
+            let _ = writeln!(t, "   IPv4 address = {}", shown(v4));
+            let _ = writeln!(t, "   IPv6 address = {}", shown(v6));
+            let _ = writeln!(t, "   MAC = {}", crate::netlink::mac_string(link.mac));
+            let _ = writeln!(t, "   MAC broadcast = ff:ff:ff:ff:ff:ff");
+            let _ = writeln!(
+                t,
+                "   State = {}",
+                if link.up {
+                    "UP, RUNNING"
+                } else {
+                    "not UP, not RUNNING"
+                }
+            );
+            if let Some(v) = self
+                .slots
+                .iter()
+                .filter_map(|s| s.vmac.as_ref())
+                .find(|v| v.link.index == link.index)
+            {
+                let base = self
+                    .slots
+                    .iter()
+                    .find(|s| {
+                        s.vmac
+                            .as_ref()
+                            .is_some_and(|x| x.link.index == v.link.index)
+                    })
+                    .map(|s| s.link.name.as_str())
+                    .unwrap_or("?");
+                let _ = writeln!(t, "   VMAC type private, underlying interface = {base}");
+                if v.created {
+                    let _ = writeln!(t, "   I/f created by keepalived");
+                }
+            }
+            let tracking: Vec<&str> = self
+                .slots
+                .iter()
+                .filter(|s| s.link.index == link.index || s.rx_link.index == link.index)
+                .map(|s| &*s.name)
+                .collect();
+            if !tracking.is_empty() {
+                let _ = writeln!(t, "   Tracking VRRP instances :");
+                for n in tracking {
+                    let _ = writeln!(t, "     {n}");
+                }
+            }
+        }
+    }
+
     /// SIGUSR2 (and STATS_CLEAR, which then zeroes the counters).
     pub(super) fn dump_stats(&mut self, clear: bool) {
         let list: Vec<(&str, &Stats)> = self
@@ -69,11 +385,11 @@ impl Runtime {
         }
     }
 
-    /// SIGUSR1: the VRRP topology as keepalived's `dump_vrrp` writes it (the lines that
-    /// apply to what vrrp-agent runs).
-    pub(super) fn dump_data(&self) {
+    /// SIGUSR1: keepalived's `dump_data_vrrp` — global definitions, the VRRP topology, sync
+    /// groups, scripts, then the interfaces (the lines that apply to what vrrp-agent runs).
+    pub(super) async fn dump_data(&self) {
         let now = self.now();
-        let mut t = String::new();
+        let mut t = self.global_section();
         let _ = writeln!(t, "------< VRRP Topology >------");
         for s in &self.slots {
             let i = &s.inst;
@@ -282,7 +598,17 @@ impl Runtime {
                 }
             }
         }
-        write_file("keepalived.data", &t);
+        self.groups_and_scripts_sections(&mut t);
+        self.interfaces_section(&mut t).await;
+        // keepalived's `data_use_instance`: keepalived.NAME.data with an `instance NAME`.
+        let file = match (
+            crate::notify::flag(&self.config.global.other, "data_use_instance").unwrap_or(false),
+            &self.config.instance,
+        ) {
+            (true, Some(name)) if !name.contains('/') => format!("keepalived.{name}.data"),
+            _ => "keepalived.data".to_string(),
+        };
+        write_file(&file, &t);
     }
 
     /// SIGRTMIN+2: keepalived's `keepalived.json`.
