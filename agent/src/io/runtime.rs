@@ -198,7 +198,7 @@ pub struct Runtime {
     /// The helper thread's runtime (trackers and notifications run there).
     helpers: tokio::runtime::Handle,
     /// The receive sockets, one per interface and family, each read by its own task.
-    rx_sockets: HashMap<(u32, bool), Arc<RxSocket>>,
+    rx_sockets: HashMap<(u32, bool), (Arc<RxSocket>, tokio::task::AbortHandle)>,
 }
 
 impl Runtime {
@@ -274,7 +274,7 @@ impl Runtime {
         let rx_link = &slot.rx_link;
         let key = (rx_link.index, slot.v6);
         match self.rx_sockets.get(&key) {
-            Some(s) if !unicast => {
+            Some((s, _)) if !unicast => {
                 // Already joined for another instance; joining again is harmless.
                 let _ = s.join(group, rx_link.index);
             }
@@ -290,10 +290,11 @@ impl Runtime {
                         },
                     )?,
                 );
-                self.rx_sockets.insert(key, sock.clone());
                 let tx = self.rx_tx.clone();
                 let (ifindex, v6) = key;
-                tokio::spawn(async move {
+                let reader = sock.clone();
+                let task = tokio::spawn(async move {
+                    let sock = reader;
                     loop {
                         match sock.recv().await {
                             Ok(p) => {
@@ -308,6 +309,7 @@ impl Runtime {
                         }
                     }
                 });
+                self.rx_sockets.insert(key, (sock, task.abort_handle()));
             }
         }
         for vip in slot.vips.iter().chain(&slot.excluded) {

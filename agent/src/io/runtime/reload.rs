@@ -209,6 +209,17 @@ impl Runtime {
             }
         }
         self.xdp_follow(&created_ks);
+        // Receive sockets of interfaces no instance uses any more (a removed VMAC) close.
+        let slots = &self.slots;
+        self.rx_sockets.retain(|&(ifindex, v6), (_, task)| {
+            let used = slots
+                .iter()
+                .any(|s| s.rx_link.index == ifindex && s.v6 == v6);
+            if !used {
+                task.abort();
+            }
+            used
+        });
         self.config = new;
         self.start(&created_ks, &new_groups).await;
         info!(
