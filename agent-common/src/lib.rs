@@ -18,6 +18,8 @@ pub const VRID_STATS_MAP: &str = "VRID_STATS";
 pub const VIPS_MAP: &str = "VIPS";
 /// `PerCpuArray<u64>` indexed by [`Counter`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
+/// `HashMap<PeerKey, u8>`: the sources a VRID with [`VRID_CHECK_SRC`] accepts adverts from.
+pub const PEERS_MAP: &str = "PEERS";
 
 /// Name of the VRRP filter / ARP responder program.
 pub const VRRP_PROGRAM: &str = "vrrp_xdp";
@@ -28,6 +30,7 @@ pub const PASS_PROGRAM: &str = "xdp_pass";
 pub const IFACE_CONFIG_MAX: u32 = 1024;
 pub const VRID_MAX_ENTRIES: u32 = 16384;
 pub const VIPS_MAX_ENTRIES: u32 = 16384;
+pub const PEERS_MAX_ENTRIES: u32 = 16384;
 
 // ===== counters =====
 
@@ -52,9 +55,12 @@ pub enum VrrpVerdict {
     Checksum,
     /// v2 authentication type differs from the instance's, or the PASS password is wrong.
     Auth,
+    /// Not from a configured peer (`unicast_peer` with `check_unicast_src`, or vrrp-agent's
+    /// `allowed_peers`).
+    Source,
 }
 
-pub const VRRP_VERDICTS: usize = 8;
+pub const VRRP_VERDICTS: usize = 9;
 
 impl VrrpVerdict {
     pub const ALL: [VrrpVerdict; VRRP_VERDICTS] = [
@@ -66,6 +72,7 @@ impl VrrpVerdict {
         VrrpVerdict::Length,
         VrrpVerdict::Checksum,
         VrrpVerdict::Auth,
+        VrrpVerdict::Source,
     ];
 
     /// The global counter that counts this verdict over all VRIDs.
@@ -80,6 +87,7 @@ impl VrrpVerdict {
             VrrpVerdict::Length => Counter::DropLength,
             VrrpVerdict::Checksum => Counter::DropChecksum,
             VrrpVerdict::Auth => Counter::DropAuth,
+            VrrpVerdict::Source => Counter::DropSource,
         }
     }
 
@@ -94,6 +102,7 @@ impl VrrpVerdict {
             VrrpVerdict::Length => "length",
             VrrpVerdict::Checksum => "checksum",
             VrrpVerdict::Auth => "auth",
+            VrrpVerdict::Source => "source",
         }
     }
 }
@@ -125,6 +134,7 @@ pub enum Counter {
     DropLength,
     DropChecksum,
     DropAuth,
+    DropSource,
     /// ARP request for an armed VIP answered with XDP_TX.
     ArpReply,
     /// ARP packet not answered in the kernel (not a request, not for an armed VIP, gratuitous,
@@ -132,7 +142,7 @@ pub enum Counter {
     ArpPass,
 }
 
-pub const COUNTER_COUNT: usize = 15;
+pub const COUNTER_COUNT: usize = 16;
 
 impl Counter {
     pub const ALL: [Counter; COUNTER_COUNT] = [
@@ -149,6 +159,7 @@ impl Counter {
         Counter::DropLength,
         Counter::DropChecksum,
         Counter::DropAuth,
+        Counter::DropSource,
         Counter::ArpReply,
         Counter::ArpPass,
     ];
@@ -169,6 +180,7 @@ impl Counter {
             Counter::DropLength => "drop_length",
             Counter::DropChecksum => "drop_checksum",
             Counter::DropAuth => "drop_auth",
+            Counter::DropSource => "drop_source",
             Counter::ArpReply => "arp_reply",
             Counter::ArpPass => "arp_pass",
         }
@@ -214,6 +226,9 @@ pub const VRID_V3_CHECKSUM_AS_V2: u32 = 1 << 3;
 /// VRRPv2 PASS authentication: auth type must be 1 and the password must match `auth_pass`.
 /// Without it, v2 adverts must carry auth type 0 (keepalived: "received a N auth, expecting M").
 pub const VRID_AUTH_PASS: u32 = 1 << 4;
+/// Accept adverts only from the sources in the peers map (`check_unicast_src` with unicast
+/// peers, vrrp-agent's `allowed_peers` for multicast).
+pub const VRID_CHECK_SRC: u32 = 1 << 5;
 
 /// What a valid advert for this VRID looks like.
 #[repr(C)]
@@ -287,6 +302,15 @@ impl VipKey {
     }
 }
 
+/// A source a VRID accepts adverts from.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerKey {
+    pub vrid: VridKey,
+    /// The address; IPv4 in the first 4 bytes, the rest zero.
+    pub addr: [u8; 16],
+}
+
 /// How to answer for a VIP.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -307,6 +331,7 @@ mod pod {
     unsafe impl aya::Pod for super::VridStats {}
     unsafe impl aya::Pod for super::VipKey {}
     unsafe impl aya::Pod for super::VipValue {}
+    unsafe impl aya::Pod for super::PeerKey {}
 }
 
 // Layout checks: a change here is a change to the kernel ABI between the two halves.
@@ -317,6 +342,7 @@ const _: () = {
     assert!(core::mem::size_of::<VridStats>() == 16 * VRRP_VERDICTS + 32);
     assert!(core::mem::size_of::<VipKey>() == 24);
     assert!(core::mem::size_of::<VipValue>() == 8);
+    assert!(core::mem::size_of::<PeerKey>() == 24);
     assert!(Counter::ALL.len() == COUNTER_COUNT);
 };
 

@@ -1,8 +1,9 @@
 //! The program's maps (layouts and names in agent-common) and the counting helpers.
 
 use agent_common::{
-    COUNTER_COUNT, Counter, IFACE_CONFIG_MAX, IfaceConfig, VIPS_MAX_ENTRIES, VRID_MAX_ENTRIES,
-    VipKey, VipValue, VridConfig, VridKey, VridStats, VrrpVerdict,
+    COUNTER_COUNT, Counter, IFACE_CONFIG_MAX, IfaceConfig, PEERS_MAX_ENTRIES, PeerKey,
+    VIPS_MAX_ENTRIES, VRID_MAX_ENTRIES, VipKey, VipValue, VridConfig, VridKey, VridStats,
+    VrrpVerdict,
 };
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -20,6 +21,8 @@ pub static VRID_STATS: PerCpuHashMap<VridKey, VridStats> =
     PerCpuHashMap::with_max_entries(VRID_MAX_ENTRIES, 0);
 #[map]
 pub static VIPS: HashMap<VipKey, VipValue> = HashMap::with_max_entries(VIPS_MAX_ENTRIES, 0);
+#[map]
+pub static PEERS: HashMap<PeerKey, u8> = HashMap::with_max_entries(PEERS_MAX_ENTRIES, 0);
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT as u32, 0);
 

@@ -2,8 +2,9 @@
 //! keepalived make before the state machine, so only valid adverts reach the agent.
 
 use agent_common::{
-    Counter, FAMILY_V4, FAMILY_V6, IFACE_FILTER_ARMED, VRID_ALLOW_V2, VRID_ALLOW_V3,
-    VRID_AUTH_PASS, VRID_CHECK_TTL, VRID_V3_CHECKSUM_AS_V2, VridConfig, VridKey, VrrpVerdict,
+    Counter, FAMILY_V4, FAMILY_V6, IFACE_FILTER_ARMED, PeerKey, VRID_ALLOW_V2, VRID_ALLOW_V3,
+    VRID_AUTH_PASS, VRID_CHECK_SRC, VRID_CHECK_TTL, VRID_V3_CHECKSUM_AS_V2, VridConfig, VridKey,
+    VrrpVerdict,
 };
 use aya_ebpf::{
     EbpfContext as _,
@@ -14,7 +15,7 @@ use aya_ebpf::{
 use network_types::ip::{Ipv4Hdr, Ipv6Hdr};
 
 use crate::{
-    maps::{self, IFACE_CONFIG, SCRATCH, SCRATCH_WORDS, VRID_CONFIG},
+    maps::{self, IFACE_CONFIG, PEERS, SCRATCH, SCRATCH_WORDS, VRID_CONFIG},
     parse::{L2, ptr_at, remaining},
 };
 
@@ -193,6 +194,19 @@ fn advert(ctx: &XdpContext, l2: &L2, ip: &Carrier) -> u32 {
         maps::bump(Counter::VrrpPassUnfiltered);
         return xdp_action::XDP_PASS;
     };
+    // Named peers: anything else is dropped first, before any work is spent on it (a flood
+    // from a host that is not a peer costs one lookup per packet).
+    if config.flags & VRID_CHECK_SRC != 0 {
+        let peer = PeerKey {
+            vrid: key,
+            addr: ip.src,
+        };
+        // SAFETY: only the presence of the entry is read.
+        if unsafe { PEERS.get(&peer) }.is_none() {
+            maps::count_vrid(maps::vrid_stats(&key), VrrpVerdict::Source, ip.len);
+            return xdp_action::XDP_DROP;
+        }
+    }
     match verdict(ctx, config, hdr, ip) {
         Outcome::Unchecked => {
             maps::bump(Counter::VrrpPassUnchecked);

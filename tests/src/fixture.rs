@@ -6,7 +6,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use agent_common::{
     FAMILY_V4, FAMILY_V6, IFACE_FILTER_ARMED, IfaceConfig, VRID_ALLOW_V2, VRID_ALLOW_V3,
-    VRID_AUTH_PASS, VRID_CHECK_TTL, VRID_V3_CHECKSUM_AS_V2, VipKey, VipValue, VridConfig, VridKey,
+    VRID_AUTH_PASS, VRID_CHECK_SRC, VRID_CHECK_TTL, VRID_V3_CHECKSUM_AS_V2, VipKey, VipValue,
+    VridConfig, VridKey,
 };
 use vrrp_agent::xdp::XdpProgram;
 
@@ -76,6 +77,15 @@ pub fn program(filter_armed: bool) -> (XdpProgram, u32) {
     m.set_vrid(
         key(53, FAMILY_V6, 0),
         cfg(VRID_ALLOW_V3 | VRID_CHECK_TTL, ""),
+    )
+    .unwrap();
+    // Named peers (allowed_peers / check_unicast_src): VRID 55 accepts 192.0.2.2 only.
+    let mut peer_addr = [0u8; 16];
+    peer_addr[..4].copy_from_slice(&[192, 0, 2, 2]);
+    m.set_peers(key(55, FAMILY_V4, 0), &[peer_addr]).unwrap();
+    m.set_vrid(
+        key(55, FAMILY_V4, 0),
+        cfg(VRID_ALLOW_V2 | VRID_CHECK_TTL | VRID_CHECK_SRC, ""),
     )
     .unwrap();
     // VLAN 100: VRID 60.

@@ -118,6 +118,16 @@ fn table() -> Vec<Row> {
             Vrrp(54, FAMILY_V4, 0, V::Valid),
         ),
         row(
+            "from a named peer (VRID 55)",
+            peer().vrrp(&Advert::v2(55, 100, &vips())),
+            Vrrp(55, FAMILY_V4, 0, V::Valid),
+        ),
+        row(
+            "valid, but not from a named peer (VRID 55)",
+            Wire::vrrp_multicast(PEER_MAC, v4("192.0.2.3")).vrrp(&Advert::v2(55, 200, &vips())),
+            Vrrp(55, FAMILY_V4, 0, V::Source),
+        ),
+        row(
             "v2 PASS where none configured (VRID 54)",
             peer().vrrp(&Advert::v2_pass(54, 100, &vips(), PASS)),
             Vrrp(54, FAMILY_V4, 0, V::Auth),

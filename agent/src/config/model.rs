@@ -340,6 +340,10 @@ pub struct Instance {
     pub mcast_src_ip: Option<IpAddr>,
     pub unicast_src_ip: Option<IpAddr>,
     pub unicast_peers: Vec<UnicastPeer>,
+    /// vrrp-agent's extension `allowed_peers { ADDR ... }`: a multicast instance accepts
+    /// adverts only from these sources (checked in the XDP filter and the state machine), as
+    /// `check_unicast_src` does for unicast peers.
+    pub allowed_peers: Vec<IpAddr>,
     pub unicast_ttl: u8,
     pub use_vmac: Option<String>,
     pub vmac_xmit_base: bool,
@@ -392,6 +396,7 @@ impl Instance {
             mcast_src_ip: None,
             unicast_src_ip: None,
             unicast_peers: Vec::new(),
+            allowed_peers: Vec::new(),
             unicast_ttl: 255,
             use_vmac: None,
             vmac_xmit_base: false,

@@ -956,6 +956,20 @@ fn instance(name: String, stmt: &Stmt, version: u8, diags: &mut Diags) -> Instan
                     }
                 }
             }
+            "allowed_peers" => {
+                for p in c.children() {
+                    match p.keyword.parse::<IpAddr>() {
+                        Ok(a) => i.allowed_peers.push(a),
+                        Err(_) => diags.config(
+                            Some(&p.loc),
+                            format!(
+                                "({name}) allowed_peers: {} is not an IP address - ignoring it",
+                                p.keyword
+                            ),
+                        ),
+                    }
+                }
+            }
             "unicast_ttl" => {
                 i.unicast_ttl =
                     int_in(c, "unicast_ttl", 1, 255, diags).map_or(i.unicast_ttl, |v| v as u8)

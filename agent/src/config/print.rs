@@ -449,6 +449,13 @@ fn instance(o: &mut Out, i: &Instance) {
         }
         o.close();
     }
+    if !i.allowed_peers.is_empty() {
+        o.open("allowed_peers");
+        for a in &i.allowed_peers {
+            o.line(a.to_string());
+        }
+        o.close();
+    }
     o.line(format!("unicast_ttl {}", i.unicast_ttl));
     o.opt("use_vmac", &i.use_vmac);
     o.flag("vmac_xmit_base", i.vmac_xmit_base);

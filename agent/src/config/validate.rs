@@ -293,6 +293,28 @@ pub fn validate(config: &mut Config, host: &dyn Host, diags: &mut Diags) {
             }
             Some(_) => {}
         }
+        // vrrp-agent's `allowed_peers`: multicast instances, addresses of their family.
+        if !i.allowed_peers.is_empty() {
+            if !i.unicast_peers.is_empty() {
+                diags.config(
+                    Some(&loc),
+                    format!("({name}) allowed_peers is for multicast instances; a unicast instance checks its unicast_peer list with check_unicast_src - ignoring allowed_peers"),
+                );
+                i.allowed_peers.clear();
+            }
+            let v6 = i
+                .virtual_ipaddress
+                .first()
+                .is_some_and(|v| v.addr.is_ipv6());
+            let before = i.allowed_peers.len();
+            i.allowed_peers.retain(|a| a.is_ipv6() == v6);
+            if i.allowed_peers.len() != before {
+                diags.config(
+                    Some(&loc),
+                    format!("({name}) allowed_peers of the other address family - ignoring them"),
+                );
+            }
+        }
         let strict = i.strict_mode.unwrap_or(strict);
         // An IPv6 instance is VRRPv3 unless `version 2` is written (and then only outside
         // strict mode).

@@ -2,6 +2,7 @@
 //! and the runtime loop that joins them with netlink and the XDP maps.
 
 pub mod garp;
+pub mod ratelimit;
 pub mod runtime;
 pub mod socket;
 pub mod timer;

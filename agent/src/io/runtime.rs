@@ -102,6 +102,8 @@ struct Slot {
     v6: bool,
     /// The instance's entry in the XDP VRID filter.
     xdp_entry: Option<(VridKey, VridConfig)>,
+    /// The sources its VRID accepts (empty: any), for the XDP peers map.
+    xdp_peers: Vec<[u8; 16]>,
     vips: Vec<Vip>,
     excluded: Vec<Vip>,
     vmac: Option<Vmac>,
@@ -136,6 +138,8 @@ struct Slot {
     notify_priority: bool,
     /// Removed by a reload: its stop notifies as keepalived's deletion does, not STOP.
     deleting: bool,
+    /// Log lines about received packets (rejected or lower-priority adverts).
+    packet_log: super::ratelimit::RateLimit,
 }
 
 /// A `vrrp_sync_group` (keepalived's vrrp_sync.c): members go FAULT, BACKUP and MASTER
@@ -410,7 +414,8 @@ impl Runtime {
         Ok(Slot {
             name: ic.name.as_str().into(),
             inst,
-            xdp_entry: xdp::vrid_entry(ic, link.index),
+            xdp_entry: xdp::vrid_entry(ic, &config.global, link.index),
+            xdp_peers: xdp::peer_addrs(ic, &config.global),
             na_router: garp::ipv6_forwarding(&link.name),
             link,
             tx,
@@ -441,6 +446,7 @@ impl Runtime {
             quiet_init_fault: false,
             owe_fault_note: false,
             deleting: false,
+            packet_log: Default::default(),
         })
     }
 
@@ -599,7 +605,8 @@ impl Runtime {
             let slot = &self.slots[k];
             if let Some((key, entry)) = slot.xdp_entry {
                 prog.maps
-                    .set_vrid(key, entry)
+                    .set_peers(key, &slot.xdp_peers)
+                    .and_then(|()| prog.maps.set_vrid(key, entry))
                     .with_context(|| format!("({}) XDP VRID entry", slot.name))?;
             }
         }
@@ -841,11 +848,12 @@ impl Runtime {
                     _ => {}
                 }
                 if self.opts.log_detail {
-                    info!(
+                    let line = format!(
                         "({}) invalid advert from {}: {e}",
                         self.slots[k].inst.name(),
                         p.src
                     );
+                    self.packet_log(k, &line);
                 }
                 return;
             }
@@ -869,6 +877,24 @@ impl Runtime {
             }),
         )
         .await;
+    }
+
+    /// A line about one received packet, rate-limited per instance (see `ratelimit`).
+    fn packet_log(&mut self, k: usize, line: &str) {
+        let now = self.now();
+        let slot = &mut self.slots[k];
+        let d = slot.packet_log.check(now);
+        if d.suppressed_before > 0 {
+            info!(
+                "({}) {} more lines about received packets not logged in the last {} s",
+                slot.name,
+                d.suppressed_before,
+                super::ratelimit::WINDOW.as_secs()
+            );
+        }
+        if d.log {
+            info!("{line}");
+        }
     }
 
     async fn event(&mut self, k: usize, ev: Event) {
@@ -1197,6 +1223,7 @@ impl Runtime {
         let name = slot.name.clone();
         match action {
             Action::Log(LogLevel::Info, m) => info!("{m}"),
+            Action::Log(LogLevel::Packet, m) => self.packet_log(k, &m),
             Action::Log(LogLevel::Detail, m) => {
                 if self.opts.log_detail {
                     info!("{m}");

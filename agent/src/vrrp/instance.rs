@@ -94,6 +94,9 @@ pub struct Params {
     pub peers: Vec<Peer>,
     /// `check_unicast_src` (instance or global): a unicast advert must come from a peer.
     pub check_unicast_src: bool,
+    /// vrrp-agent's `allowed_peers`: a multicast advert must come from one of these (empty:
+    /// from anyone).
+    pub allowed_peers: Vec<IpAddr>,
     /// `lower_prio_no_advert`: a master does not answer a lower-priority advert with its own.
     pub lower_prio_no_advert: bool,
     /// `higher_prio_send_advert`: a master answers a higher-priority advert before yielding.
@@ -159,6 +162,9 @@ pub enum LogLevel {
     Info,
     /// Logged only with `-D` (keepalived's LOG_DETAIL).
     Detail,
+    /// About one received packet (a rejected advert, a lower priority one): logged as Info,
+    /// but rate-limited by the runtime, since a flood would otherwise become a log flood.
+    Packet,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -752,7 +758,7 @@ impl Instance {
     /// RFC 5798 §7.1 and keepalived's `vrrp_check_packet`: what makes a decoded advert one for
     /// this instance. A rejected advert changes nothing (not even a backup's timer).
     fn reject(&self, out: &mut Vec<Action>, msg: String) -> bool {
-        self.log(out, LogLevel::Info, msg);
+        self.log(out, LogLevel::Packet, msg);
         false
     }
 
@@ -839,6 +845,16 @@ impl Instance {
                 }
                 _ => {}
             }
+        }
+        // vrrp-agent's `allowed_peers`: the multicast counterpart of check_unicast_src.
+        if !self.p.unicast
+            && !self.p.allowed_peers.is_empty()
+            && !self.p.allowed_peers.contains(&rx.src)
+        {
+            return self.reject(
+                out,
+                format!("advert source address {} not in allowed_peers", rx.src),
+            );
         }
         // keepalived: `skip_check_adv_addr` skips the address list only for the master it
         // already knows.
@@ -939,7 +955,7 @@ impl Instance {
             // Lower priority and we preempt: ignore it; Master_Down_Timer runs out.
             self.log(
                 out,
-                LogLevel::Info,
+                LogLevel::Packet,
                 format!(
                     "received lower priority ({prio}) advert from {} - discarding",
                     rx.src
@@ -972,7 +988,7 @@ impl Instance {
             if cmp == Ordering::Equal {
                 self.log(
                     out,
-                    LogLevel::Info,
+                    LogLevel::Packet,
                     "WARNING - equal priority advert received from remote host with our IP address."
                         .into(),
                 );
@@ -989,7 +1005,7 @@ impl Instance {
             // backs off, and refresh the LAN's ARP caches.
             self.log(
                 out,
-                LogLevel::Info,
+                LogLevel::Packet,
                 format!(
                     "Received advert from {} with lower priority {prio}, ours {}{}",
                     rx.src,

@@ -117,6 +117,7 @@ impl Params {
                 })
                 .collect(),
             check_unicast_src: i.check_unicast_src || g.vrrp_check_unicast_src,
+            allowed_peers: i.allowed_peers.clone(),
             lower_prio_no_advert: i
                 .lower_prio_no_advert
                 .unwrap_or(g.vrrp_lower_prio_no_advert),

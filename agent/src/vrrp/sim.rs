@@ -59,6 +59,7 @@ impl Lan {
                     unicast: false,
                     peers: Vec::new(),
                     check_unicast_src: false,
+                    allowed_peers: Vec::new(),
                     lower_prio_no_advert: false,
                     higher_prio_send_advert: false,
                     skip_check_adv_addr: false,

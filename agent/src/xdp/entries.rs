@@ -2,11 +2,11 @@
 //! the kernel's VRID entries (filled when the agent attaches to an interface).
 
 use agent_common::{
-    FAMILY_V4, FAMILY_V6, VRID_ALLOW_V2, VRID_ALLOW_V3, VRID_AUTH_PASS, VRID_CHECK_TTL,
-    VRID_V3_CHECKSUM_AS_V2, VridConfig, VridKey,
+    FAMILY_V4, FAMILY_V6, VRID_ALLOW_V2, VRID_ALLOW_V3, VRID_AUTH_PASS, VRID_CHECK_SRC,
+    VRID_CHECK_TTL, VRID_V3_CHECKSUM_AS_V2, VridConfig, VridKey,
 };
 
-use crate::config::model::{Auth, Instance};
+use crate::config::model::{Auth, GlobalDefs, Instance};
 
 /// The VRID entry of `instance` on interface `ifindex`, or None while it has no VRID.
 ///
@@ -16,7 +16,12 @@ use crate::config::model::{Auth, Instance};
 /// - `v3_checksum_as_v2` peers compute the v3 checksum without the pseudo-header.
 /// - v2 PASS authentication carries the password; AH adverts travel inside IPsec and do not
 ///   reach this check.
-pub fn vrid_entry(instance: &Instance, ifindex: u32) -> Option<(VridKey, VridConfig)> {
+/// - Named peers ([`peer_addrs`]): adverts from anyone else are dropped.
+pub fn vrid_entry(
+    instance: &Instance,
+    global: &GlobalDefs,
+    ifindex: u32,
+) -> Option<(VridKey, VridConfig)> {
     let vrid = instance.virtual_router_id?;
     let v6 = instance
         .virtual_ipaddress
@@ -40,6 +45,9 @@ pub fn vrid_entry(instance: &Instance, ifindex: u32) -> Option<(VridKey, VridCon
     if instance.v3_checksum_as_v2 {
         config.flags |= VRID_V3_CHECKSUM_AS_V2;
     }
+    if !peer_addrs(instance, global).is_empty() {
+        config.flags |= VRID_CHECK_SRC;
+    }
     if let Auth::Pass(pass) = &instance.auth {
         config.flags |= VRID_AUTH_PASS;
         let bytes = pass.as_bytes();
@@ -47,6 +55,30 @@ pub fn vrid_entry(instance: &Instance, ifindex: u32) -> Option<(VridKey, VridCon
         config.auth_pass[..n].copy_from_slice(&bytes[..n]);
     }
     Some((key, config))
+}
+
+/// The sources the VRID accepts adverts from, as the peers map holds them: the unicast peers
+/// with `check_unicast_src` (instance or global, as keepalived checks them), or vrrp-agent's
+/// `allowed_peers` for a multicast instance. Empty: any source.
+pub fn peer_addrs(instance: &Instance, global: &GlobalDefs) -> Vec<[u8; 16]> {
+    let addrs: Vec<std::net::IpAddr> = if instance.unicast_peers.is_empty() {
+        instance.allowed_peers.clone()
+    } else if instance.check_unicast_src || global.vrrp_check_unicast_src {
+        instance.unicast_peers.iter().map(|p| p.addr).collect()
+    } else {
+        Vec::new()
+    };
+    addrs
+        .into_iter()
+        .map(|a| match a {
+            std::net::IpAddr::V4(v4) => {
+                let mut b = [0u8; 16];
+                b[..4].copy_from_slice(&v4.octets());
+                b
+            }
+            std::net::IpAddr::V6(v6) => v6.octets(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -77,7 +109,7 @@ mod tests {
             "/../tests/configs/seed-hot-standby-master.conf"
         ))
         .unwrap();
-        let (key, config) = vrid_entry(&instance(&text), 7).unwrap();
+        let (key, config) = vrid_entry(&instance(&text), &GlobalDefs::default(), 7).unwrap();
         assert_eq!(
             key,
             VridKey {
@@ -98,7 +130,7 @@ mod tests {
     fn v3_ipv6_unicast_and_checksum_as_v2() {
         let base = "vrrp_instance V {\n interface eth0\n virtual_router_id 9\n";
         let v6 = instance(&format!("{base} virtual_ipaddress {{\n fd00::1\n }}\n}}\n"));
-        let (key, config) = vrid_entry(&v6, 1).unwrap();
+        let (key, config) = vrid_entry(&v6, &GlobalDefs::default(), 1).unwrap();
         assert_eq!(
             (key.family, config.flags),
             (FAMILY_V6, VRID_ALLOW_V3 | VRID_CHECK_TTL)
@@ -106,13 +138,38 @@ mod tests {
         let unicast = instance(&format!(
             "{base} version 3\n v3_checksum_as_v2\n unicast_peer {{\n 10.0.0.2\n }}\n virtual_ipaddress {{\n 10.0.0.9\n }}\n}}\n"
         ));
-        let (_, config) = vrid_entry(&unicast, 1).unwrap();
+        let (_, config) = vrid_entry(&unicast, &GlobalDefs::default(), 1).unwrap();
         assert_eq!(config.flags, VRID_ALLOW_V3 | VRID_V3_CHECKSUM_AS_V2);
+    }
+
+    #[test]
+    fn named_peers_are_the_only_sources() {
+        let base = "vrrp_instance V {\n interface eth0\n virtual_router_id 9\n virtual_ipaddress {\n 10.0.0.9\n }\n";
+        let g = GlobalDefs::default();
+        let unicast = instance(&format!("{base} unicast_peer {{\n 10.0.0.2\n }}\n}}\n"));
+        // Unicast peers are checked only with check_unicast_src (instance or global).
+        assert!(peer_addrs(&unicast, &g).is_empty());
+        let checked = GlobalDefs {
+            vrrp_check_unicast_src: true,
+            ..GlobalDefs::default()
+        };
+        let mut want = [0u8; 16];
+        want[..4].copy_from_slice(&[10, 0, 0, 2]);
+        assert_eq!(peer_addrs(&unicast, &checked), vec![want]);
+        let (_, config) = vrid_entry(&unicast, &checked, 1).unwrap();
+        assert_ne!(config.flags & VRID_CHECK_SRC, 0);
+        let allowed = instance(&format!("{base} allowed_peers {{\n 10.0.0.2\n }}\n}}\n"));
+        assert_eq!(peer_addrs(&allowed, &g), vec![want]);
+        let (_, config) = vrid_entry(&allowed, &g, 1).unwrap();
+        assert_eq!(
+            config.flags,
+            VRID_ALLOW_V2 | VRID_CHECK_TTL | VRID_CHECK_SRC
+        );
     }
 
     #[test]
     fn no_vrid_no_entry() {
         let text = "vrrp_instance V {\n interface eth0\n virtual_ipaddress {\n 10.0.0.9\n }\n}\n";
-        assert_eq!(vrid_entry(&instance(text), 1), None);
+        assert_eq!(vrid_entry(&instance(text), &GlobalDefs::default(), 1), None);
     }
 }

@@ -2,9 +2,9 @@
 //! ever see totals.
 
 use agent_common::{
-    COUNTER_COUNT, COUNTERS_MAP, Counter, IFACE_CONFIG_MAP, IfaceConfig, VIPS_MAP, VRID_CONFIG_MAP,
-    VRID_STATS_MAP, VRRP_VERDICTS, VipKey, VipValue, VridConfig, VridKey, VridState, VridStats,
-    VrrpVerdict,
+    COUNTER_COUNT, COUNTERS_MAP, Counter, IFACE_CONFIG_MAP, IfaceConfig, PEERS_MAP, PeerKey,
+    VIPS_MAP, VRID_CONFIG_MAP, VRID_STATS_MAP, VRRP_VERDICTS, VipKey, VipValue, VridConfig,
+    VridKey, VridState, VridStats, VrrpVerdict,
 };
 use aya::{
     Ebpf, Pod,
@@ -18,6 +18,7 @@ pub struct Maps {
     vrid_config: HashMap<MapData, VridKey, VridConfig>,
     vrid_stats: PerCpuHashMap<MapData, VridKey, VridStats>,
     vips: HashMap<MapData, VipKey, VipValue>,
+    peers: HashMap<MapData, PeerKey, u8>,
     counters: PerCpuArray<MapData, u64>,
 }
 
@@ -57,6 +58,7 @@ impl Maps {
             vrid_config: take(ebpf, VRID_CONFIG_MAP)?,
             vrid_stats: take(ebpf, VRID_STATS_MAP)?,
             vips: take(ebpf, VIPS_MAP)?,
+            peers: take(ebpf, PEERS_MAP)?,
             counters: take(ebpf, COUNTERS_MAP)?,
         })
     }
@@ -74,8 +76,29 @@ impl Maps {
             .map_err(map_err(VRID_CONFIG_MAP))
     }
 
+    /// The sources a VRID with `VRID_CHECK_SRC` accepts (replacing the ones it had). Set
+    /// before the VRID's entry, so no valid advert is dropped in between.
+    pub fn set_peers(&mut self, vrid: VridKey, addrs: &[[u8; 16]]) -> Result<(), XdpError> {
+        let stale: Vec<PeerKey> = self
+            .peers
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.vrid == vrid && !addrs.contains(&k.addr))
+            .collect();
+        for addr in addrs {
+            self.peers
+                .insert(PeerKey { vrid, addr: *addr }, 1, 0)
+                .map_err(map_err(PEERS_MAP))?;
+        }
+        for k in stale {
+            remove(&mut self.peers, &k, PEERS_MAP)?;
+        }
+        Ok(())
+    }
+
     pub fn remove_vrid(&mut self, key: &VridKey) -> Result<(), XdpError> {
         remove(&mut self.vrid_config, key, VRID_CONFIG_MAP)?;
+        self.set_peers(*key, &[])?;
         optional(self.vrid_stats.remove(key), VRID_STATS_MAP).map(|_| ())
     }
 

@@ -17,7 +17,7 @@ use aya::{
 };
 use log::{info, warn};
 
-pub use entries::vrid_entry;
+pub use entries::{peer_addrs, vrid_entry};
 pub use maps::{Counters, VridCounters};
 
 /// The compiled XDP object, built by build.rs.

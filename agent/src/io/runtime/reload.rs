@@ -529,9 +529,14 @@ impl Runtime {
         } else {
             new.global.vrrp_garp_interval
         });
-        slot.xdp_entry = crate::xdp::vrid_entry(ic, slot.link.index);
-        if let (Some(prog), Some((key, entry))) = (self.xdp.as_mut(), self.slots[k].xdp_entry)
-            && let Err(e) = prog.maps.set_vrid(key, entry)
+        slot.xdp_entry = crate::xdp::vrid_entry(ic, &new.global, slot.link.index);
+        slot.xdp_peers = crate::xdp::peer_addrs(ic, &new.global);
+        let slot = &self.slots[k];
+        if let (Some(prog), Some((key, entry))) = (self.xdp.as_mut(), slot.xdp_entry)
+            && let Err(e) = prog
+                .maps
+                .set_peers(key, &slot.xdp_peers)
+                .and_then(|()| prog.maps.set_vrid(key, entry))
         {
             warn!("({name}) XDP VRID entry: {e}");
         }

@@ -33,6 +33,7 @@ fn v2(priority: u8) -> Params {
         unicast: false,
         peers: Vec::new(),
         check_unicast_src: false,
+        allowed_peers: Vec::new(),
         lower_prio_no_advert: false,
         higher_prio_send_advert: false,
         skip_check_adv_addr: false,
@@ -730,6 +731,17 @@ fn keepalived_check_unicast_src_rejects_non_peers() {
     assert_eq!(
         logs(&a),
         ["(VI_1) unicast source address 10.0.0.3 not a unicast peer"]
+    );
+}
+
+#[test]
+fn allowed_peers_reject_other_multicast_sources() {
+    let mut p = v2(100);
+    p.allowed_peers = vec![LOWER_IP];
+    let a = rejected(&p, |rx| rx.src = HIGHER_IP);
+    assert_eq!(
+        logs(&a),
+        ["(VI_1) advert source address 10.0.0.3 not in allowed_peers"]
     );
 }
 
