@@ -1,8 +1,8 @@
 //! Resilience under forged adverts: with the peers named (`allowed_peers`, vrrp-agent's
 //! multicast counterpart of `check_unicast_src`), a flood of valid, higher-priority adverts from
-//! a third host — the takeover flood, which the protocol otherwise obeys — changes nothing: the
-//! master's XDP filter drops it (counted as `source`), and a backup running without XDP rejects
-//! it in userspace with its log lines rate-limited.
+//! a third host — the takeover flood, which the protocol otherwise obeys — changes nothing: both
+//! routers' XDP filters drop it (counted as `source`), and a backup running without XDP rejects
+//! it in userspace, with its log lines rate-limited.
 
 use std::{
     net::{IpAddr, Ipv4Addr},
@@ -13,6 +13,7 @@ use std::{
 use vrrp_tests::{
     capture::Capture,
     frames::{Advert, Wire},
+    poll,
     routers::{Daemon, VrrpLab},
     skip_unless_root,
 };
@@ -30,12 +31,59 @@ fn agent() -> &'static str {
 /// VRRPv3 at 100 ms, accepting adverts from `peer` only.
 fn conf(priority: u8, peer: &str) -> String {
     format!(
-        "global_defs {{\n  vrrp_version 3\n}}\nvrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n  advert_int 0.1\n  allowed_peers {{\n    {peer}\n  }}\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+        "global_defs {{\n  vrrp_version 3\n}}\nvrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n  advert_int 0.1\n  allowed_peers {peer}\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
     )
 }
 
 fn count(log: &str, what: &str) -> usize {
     log.matches(what).count()
+}
+
+fn status(lab: &VrrpLab, r: &str) -> serde_json::Value {
+    let out = lab
+        .lab
+        .host(r)
+        .ns
+        .output(&[agent(), "status", "--json"])
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+/// Transitions as the agent counts them (its log is written asynchronously).
+fn transitions(lab: &VrrpLab, r: &str) -> serde_json::Value {
+    status(lab, r)["instances"][0]["transitions"].clone()
+}
+
+/// Settled: b is a backup that has heard a (at start-up the two may race).
+fn settle(lab: &VrrpLab) {
+    poll(LONG, || {
+        let vi = &status(lab, "b")["instances"][0];
+        (vi["state"] == "BACKUP" && vi["master"] == "192.168.11.11").then_some(())
+    })
+    .unwrap_or_else(|| panic!("b did not settle as backup\n{}", lab.logs()));
+}
+
+/// Sends `frame` from the client: for `burst`, as fast as this process can; then at 1 kpps
+/// for `paced`. Returns how many left.
+fn flood(cap: &Capture, frame: &[u8], burst: Duration, paced: Duration) -> u64 {
+    let mut sent = 0u64;
+    let t0 = Instant::now();
+    while t0.elapsed() < burst {
+        if cap.send(frame).is_ok() {
+            sent += 1;
+        }
+    }
+    let t1 = Instant::now();
+    for i in 0..paced.as_millis() as u64 {
+        let due = t1 + Duration::from_millis(i);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        if cap.send(frame).is_ok() {
+            sent += 1;
+        }
+    }
+    sent
 }
 
 #[test]
@@ -58,7 +106,41 @@ fn named_peers_make_a_takeover_flood_change_nothing() {
     .unwrap();
     lab.start("a", Daemon::Agent, &conf(150, "192.168.11.12"))
         .unwrap();
-    // b checks in userspace only.
+    lab.start("b", Daemon::Agent, &conf(100, "192.168.11.11"))
+        .unwrap();
+    lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    settle(&lab);
+    let (a_before, b_before) = (transitions(&lab, "a"), transitions(&lab, "b"));
+
+    // The takeover flood: valid VRRPv3 adverts for VRID 51 at priority 200 from the client —
+    // as fast as this process sends them for a second, then at 1 kpps for two seconds.
+    let cap = Capture::open(&lab.lab.host("client").ns, "eth0").unwrap();
+    let vips: Vec<IpAddr> = vec![VIP.parse().unwrap()];
+    let frame = Wire::vrrp_multicast(CLIENT_MAC, "192.168.11.100".parse().unwrap())
+        .vrrp(&Advert::v3(51, 200, &vips));
+    let sent = flood(&cap, &frame, Duration::from_secs(1), Duration::from_secs(2));
+    eprintln!("flood: {sent} adverts");
+    // Nothing moved: a still holds the VIP alone, and neither router changed state.
+    assert_eq!(lab.holders(VIP), ["a"], "{}", lab.logs());
+    assert_eq!(transitions(&lab, "a"), a_before, "{}", lab.log("a"));
+    assert_eq!(transitions(&lab, "b"), b_before, "{}", lab.log("b"));
+    // Both kernels dropped the flood as not from a peer, and said so per reason.
+    for r in ["a", "b"] {
+        let st = status(&lab, r);
+        let dropped = st["instances"][0]["xdp_adverts"]["source"]
+            .as_u64()
+            .unwrap_or(0);
+        // The capture socket may have lost some sends; whatever left was dropped.
+        assert!(
+            dropped >= sent * 9 / 10,
+            "{r}: {dropped} of {sent} dropped as not from a peer: {st}"
+        );
+        assert_eq!(st["xdp"]["counters"]["drop_source"], dropped, "{st}");
+    }
+
+    // b without XDP: the same check in userspace, at 1 kpps (at hundreds of kpps the flood
+    // crowds the master's adverts out of b's socket: see the README).
+    lab.stop("b", LONG).unwrap();
     lab.start_with(
         "b",
         Daemon::Agent,
@@ -67,80 +149,24 @@ fn named_peers_make_a_takeover_flood_change_nothing() {
         &[],
     )
     .unwrap();
-    lab.wait_sole_holder("a", VIP, LONG).unwrap();
-    lab.wait_log("b", "(VI_1) Entering BACKUP STATE", LONG)
-        .unwrap();
-    let masters = |r: &str| count(&lab.log(r), "Entering MASTER STATE");
-    let (a_masters, b_masters) = (masters("a"), masters("b"));
-    let a_backups = count(&lab.log("a"), "Entering BACKUP STATE");
-
-    // The takeover flood: valid VRRPv3 adverts for VRID 51 at priority 200 from the client —
-    // first as fast as this process sends them for a second, then at 1 kpps for two seconds.
-    let cap = Capture::open(&lab.lab.host("client").ns, "eth0").unwrap();
-    let vips: Vec<IpAddr> = vec![VIP.parse().unwrap()];
-    let frame = Wire::vrrp_multicast(CLIENT_MAC, "192.168.11.100".parse().unwrap())
-        .vrrp(&Advert::v3(51, 200, &vips));
-    let mut sent = 0u64;
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(1) {
-        if cap.send(&frame).is_ok() {
-            sent += 1;
-        }
-    }
-    let burst = sent;
-    let t1 = Instant::now();
-    for i in 0..2000u32 {
-        let due = t1 + Duration::from_micros(500 * u64::from(i));
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        if cap.send(&frame).is_ok() {
-            sent += 1;
-        }
-    }
-    eprintln!(
-        "flood: {burst} adverts in 1 s, then {} at 1 kpps",
-        sent - burst
-    );
-
-    // Nothing moved: a still holds the VIP alone, and neither router changed state.
+    settle(&lab);
+    let (a_before, b_before) = (transitions(&lab, "a"), transitions(&lab, "b"));
+    flood(&cap, &frame, Duration::ZERO, Duration::from_secs(3));
     assert_eq!(lab.holders(VIP), ["a"], "{}", lab.logs());
-    assert_eq!(masters("a"), a_masters, "{}", lab.log("a"));
-    assert_eq!(masters("b"), b_masters, "{}", lab.log("b"));
-    assert_eq!(
-        count(&lab.log("a"), "Entering BACKUP STATE"),
-        a_backups,
-        "{}",
-        lab.log("a")
-    );
-    // a's kernel dropped the flood as not from a peer, and said so per reason.
-    let out = lab
-        .lab
-        .host("a")
-        .ns
-        .output(&[agent(), "status", "--json"])
-        .unwrap();
-    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let dropped = st["instances"][0]["xdp_adverts"]["source"]
-        .as_u64()
-        .unwrap_or(0);
-    // The capture socket may have lost some sends; whatever left was dropped in the kernel.
-    assert!(
-        dropped >= sent * 9 / 10,
-        "{dropped} of {sent} dropped as not from a peer: {st}"
-    );
-    assert_eq!(st["xdp"]["counters"]["drop_source"], dropped, "{st}");
+    assert_eq!(transitions(&lab, "a"), a_before, "{}", lab.log("a"));
+    assert_eq!(transitions(&lab, "b"), b_before, "{}", lab.log("b"));
     // b rejected them in userspace, logging at most ten lines a second and then how many it
     // left out.
-    let lb = lab.log("b");
+    let lb = poll(LONG, || {
+        let l = lab.log("b");
+        l.contains("more lines about received packets not logged")
+            .then_some(l)
+    })
+    .unwrap_or_else(|| panic!("{}", lab.log("b")));
     let rejected = count(&lb, "not in allowed_peers");
     assert!(rejected >= 10, "{lb}");
     assert!(
         rejected <= 10 * 5,
-        "{rejected} lines for {sent} rejected adverts"
-    );
-    assert!(
-        lb.contains("more lines about received packets not logged"),
-        "{lb}"
+        "{rejected} lines for 3000 rejected adverts"
     );
 }

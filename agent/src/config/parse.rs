@@ -956,15 +956,21 @@ fn instance(name: String, stmt: &Stmt, version: u8, diags: &mut Diags) -> Instan
                     }
                 }
             }
+            // vrrp-agent's extension. On one line (`allowed_peers ADDR...`) keepalived skips it
+            // with a warning; a block would end keepalived's instance at its `}`.
             "allowed_peers" => {
-                for p in c.children() {
-                    match p.keyword.parse::<IpAddr>() {
+                let words = c
+                    .args
+                    .iter()
+                    .map(|a| (a.text.as_str(), &c.loc))
+                    .chain(c.children().iter().map(|p| (p.keyword.as_str(), &p.loc)));
+                for (word, loc) in words {
+                    match word.parse::<IpAddr>() {
                         Ok(a) => i.allowed_peers.push(a),
                         Err(_) => diags.config(
-                            Some(&p.loc),
+                            Some(loc),
                             format!(
-                                "({name}) allowed_peers: {} is not an IP address - ignoring it",
-                                p.keyword
+                                "({name}) allowed_peers: {word} is not an IP address - ignoring it"
                             ),
                         ),
                     }

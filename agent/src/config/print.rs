@@ -450,11 +450,8 @@ fn instance(o: &mut Out, i: &Instance) {
         o.close();
     }
     if !i.allowed_peers.is_empty() {
-        o.open("allowed_peers");
-        for a in &i.allowed_peers {
-            o.line(a.to_string());
-        }
-        o.close();
+        let addrs: Vec<String> = i.allowed_peers.iter().map(|a| a.to_string()).collect();
+        o.line(format!("allowed_peers {}", addrs.join(" ")));
     }
     o.line(format!("unicast_ttl {}", i.unicast_ttl));
     o.opt("use_vmac", &i.use_vmac);

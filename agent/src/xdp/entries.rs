@@ -158,7 +158,7 @@ mod tests {
         assert_eq!(peer_addrs(&unicast, &checked), vec![want]);
         let (_, config) = vrid_entry(&unicast, &checked, 1).unwrap();
         assert_ne!(config.flags & VRID_CHECK_SRC, 0);
-        let allowed = instance(&format!("{base} allowed_peers {{\n 10.0.0.2\n }}\n}}\n"));
+        let allowed = instance(&format!("{base} allowed_peers 10.0.0.2\n}}\n"));
         assert_eq!(peer_addrs(&allowed, &g), vec![want]);
         let (_, config) = vrid_entry(&allowed, &g, 1).unwrap();
         assert_eq!(
