@@ -202,7 +202,7 @@ fn advert(ctx: &XdpContext, l2: &L2, ip: &Carrier) -> u32 {
             addr: ip.src,
         };
         // SAFETY: only the presence of the entry is read.
-        if unsafe { PEERS.get(&peer) }.is_none() {
+        if unsafe { PEERS.get(peer) }.is_none() {
             maps::count_vrid(maps::vrid_stats(&key), VrrpVerdict::Source, ip.len);
             return xdp_action::XDP_DROP;
         }
