@@ -250,6 +250,8 @@ impl Runtime {
                 }
             };
             if let Err(e) = rt.listen(config, ic, &slot) {
+                // Its VMAC, if it made one, goes with the others.
+                rt.slots.push(slot);
                 rt.finish().await?;
                 return Err(e);
             }
