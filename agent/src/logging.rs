@@ -15,22 +15,22 @@ pub struct Logger {
     level: LevelFilter,
 }
 
-/// `Sun Nov 22 05:57:01 2026`, local time, as keepalived's console lines start.
-fn ctime_now() -> String {
+/// The time now, local, in strftime's `format` (at most 63 bytes of output).
+pub fn local_time(format: &std::ffi::CStr) -> String {
     // SAFETY: time/localtime_r/strftime on stack buffers of the sizes passed.
     unsafe {
         let t = libc::time(std::ptr::null_mut());
         let mut tm: libc::tm = std::mem::zeroed();
         libc::localtime_r(&t, &mut tm);
         let mut buf = [0u8; 64];
-        let n = libc::strftime(
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            c"%a %b %e %H:%M:%S %Y".as_ptr(),
-            &tm,
-        );
+        let n = libc::strftime(buf.as_mut_ptr().cast(), buf.len(), format.as_ptr(), &tm);
         String::from_utf8_lossy(&buf[..n]).into_owned()
     }
+}
+
+/// `Sun Nov 22 05:57:01 2026`, local time, as keepalived's console lines start.
+fn ctime_now() -> String {
+    local_time(c"%a %b %e %H:%M:%S %Y")
 }
 
 impl Logger {

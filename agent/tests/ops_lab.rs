@@ -2,23 +2,16 @@
 //! SIGUSR2 statistics file in keepalived's format, and the Prometheus endpoint, whose XDP
 //! counters move when crafted adverts hit the LAN.
 
-use std::{
-    net::{IpAddr, Ipv4Addr},
-    path::Path,
-    time::Duration,
-};
+use std::{net::IpAddr, path::Path, time::Duration};
 
 use vrrp_tests::{
     capture::Capture,
     frames::{Advert, Wire},
     poll,
-    routers::{Daemon, VrrpLab},
+    routers::{A_MAC, CLIENT_MAC, Daemon, VrrpLab},
     skip_unless_root,
 };
 
-const A_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
-const B_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
-const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xcc];
 const VIP: &str = "192.168.11.200";
 const LONG: Duration = Duration::from_secs(20);
 
@@ -47,19 +40,7 @@ fn status_stats_dump_and_metrics_show_what_runs() {
     if skip_unless_root("status_stats_dump_and_metrics_show_what_runs") {
         return;
     }
-    let mut lab = VrrpLab::new(Path::new(agent())).expect("lab");
-    lab.add_router("a", "eth0", A_MAC, "192.168.11.11/24")
-        .unwrap();
-    lab.add_router("b", "eth0", B_MAC, "192.168.11.12/24")
-        .unwrap();
-    lab.add_client(
-        "client",
-        "eth0",
-        CLIENT_MAC,
-        Ipv4Addr::new(192, 168, 11, 100),
-        24,
-    )
-    .unwrap();
+    let mut lab = VrrpLab::pair(Path::new(agent()), true).expect("lab");
     let dir = lab.dir().to_path_buf();
     let (a_tmp, b_tmp) = (dir.join("a-tmp"), dir.join("b-tmp"));
     std::fs::create_dir_all(&a_tmp).unwrap();

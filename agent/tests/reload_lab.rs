@@ -7,7 +7,6 @@
 //! twice) is refused whole.
 
 use std::{
-    net::Ipv4Addr,
     path::Path,
     time::{Duration, Instant},
 };
@@ -17,13 +16,10 @@ use std::os::unix::fs::PermissionsExt as _;
 use vrrp_tests::{
     poll,
     probe::Kind,
-    routers::{Daemon, VrrpLab},
+    routers::{A_MAC, Daemon, VrrpLab},
     skip_unless_root,
 };
 
-const A_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
-const B_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
-const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xcc];
 const VIP: &str = "192.168.11.200";
 const VIP2: &str = "192.168.11.201";
 const LONG: Duration = Duration::from_secs(20);
@@ -48,19 +44,7 @@ fn sighup_reload_changes_nothing_but_what_changed() {
     if skip_unless_root("sighup_reload_changes_nothing_but_what_changed") {
         return;
     }
-    let mut lab = VrrpLab::new(Path::new(env!("CARGO_BIN_EXE_vrrp-agent"))).expect("lab");
-    lab.add_router("a", "eth0", A_MAC, "192.168.11.11/24")
-        .unwrap();
-    lab.add_router("b", "eth0", B_MAC, "192.168.11.12/24")
-        .unwrap();
-    lab.add_client(
-        "client",
-        "eth0",
-        CLIENT_MAC,
-        Ipv4Addr::new(192, 168, 11, 100),
-        24,
-    )
-    .unwrap();
+    let mut lab = VrrpLab::pair(Path::new(env!("CARGO_BIN_EXE_vrrp-agent")), true).expect("lab");
     lab.start("a", Daemon::Agent, &conf(150, &[VIP], 51))
         .unwrap();
     lab.start("b", Daemon::Agent, &conf(100, &[VIP], 51))
@@ -156,12 +140,7 @@ fn sighup_reload_removes_adds_and_recreates_instances() {
     if skip_unless_root("sighup_reload_removes_adds_and_recreates_instances") {
         return;
     }
-    let agent = env!("CARGO_BIN_EXE_vrrp-agent");
-    let mut lab = VrrpLab::new(Path::new(agent)).expect("lab");
-    lab.add_router("a", "eth0", A_MAC, "192.168.11.11/24")
-        .unwrap();
-    lab.add_router("b", "eth0", B_MAC, "192.168.11.12/24")
-        .unwrap();
+    let mut lab = VrrpLab::pair(Path::new(env!("CARGO_BIN_EXE_vrrp-agent")), false).expect("lab");
     let dir = lab.dir().to_path_buf();
     let notify = dir.join("notify.sh");
     std::fs::write(
@@ -233,22 +212,8 @@ fn sighup_reload_removes_adds_and_recreates_instances() {
     lab.wait_sole_holder("a", V3, LONG)
         .unwrap_or_else(|e| panic!("{e}\n{}", lab.logs()));
     // The kept one: its tracker counts, and nothing moved.
-    let status = || -> serde_json::Value {
-        let out = lab
-            .lab
-            .host("a")
-            .ns
-            .output(&[agent, "status", "--json"])
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap_or_default()
-    };
-    let out = lab
-        .lab
-        .host("b")
-        .ns
-        .output(&[agent, "status", "--json"])
-        .unwrap();
-    let b_status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status = || lab.status("a");
+    let b_status = lab.status("b");
     assert_eq!(
         b_status["instances"][1]["stats"]["pri_zero_rcvd"], 1,
         "{b_status}"

@@ -5,7 +5,7 @@
 //! it in userspace, with its log lines rate-limited.
 
 use std::{
-    net::{IpAddr, Ipv4Addr},
+    net::IpAddr,
     path::Path,
     time::{Duration, Instant},
 };
@@ -14,13 +14,10 @@ use vrrp_tests::{
     capture::Capture,
     frames::{Advert, Wire},
     poll,
-    routers::{Daemon, VrrpLab},
+    routers::{CLIENT_MAC, Daemon, VrrpLab},
     skip_unless_root,
 };
 
-const A_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
-const B_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
-const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xcc];
 const VIP: &str = "192.168.11.200";
 const LONG: Duration = Duration::from_secs(20);
 
@@ -39,25 +36,15 @@ fn count(log: &str, what: &str) -> usize {
     log.matches(what).count()
 }
 
-fn status(lab: &VrrpLab, r: &str) -> serde_json::Value {
-    let out = lab
-        .lab
-        .host(r)
-        .ns
-        .output(&[agent(), "status", "--json"])
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_default()
-}
-
 /// Transitions as the agent counts them (its log is written asynchronously).
 fn transitions(lab: &VrrpLab, r: &str) -> serde_json::Value {
-    status(lab, r)["instances"][0]["transitions"].clone()
+    lab.status(r)["instances"][0]["transitions"].clone()
 }
 
 /// Settled: b is a backup that has heard a (at start-up the two may race).
 fn settle(lab: &VrrpLab) {
     poll(LONG, || {
-        let vi = &status(lab, "b")["instances"][0];
+        let vi = &lab.status("b")["instances"][0];
         (vi["state"] == "BACKUP" && vi["master"] == "192.168.11.11").then_some(())
     })
     .unwrap_or_else(|| panic!("b did not settle as backup\n{}", lab.logs()));
@@ -91,19 +78,7 @@ fn named_peers_make_a_takeover_flood_change_nothing() {
     if skip_unless_root("named_peers_make_a_takeover_flood_change_nothing") {
         return;
     }
-    let mut lab = VrrpLab::new(Path::new(agent())).expect("lab");
-    lab.add_router("a", "eth0", A_MAC, "192.168.11.11/24")
-        .unwrap();
-    lab.add_router("b", "eth0", B_MAC, "192.168.11.12/24")
-        .unwrap();
-    lab.add_client(
-        "client",
-        "eth0",
-        CLIENT_MAC,
-        Ipv4Addr::new(192, 168, 11, 100),
-        24,
-    )
-    .unwrap();
+    let mut lab = VrrpLab::pair(Path::new(agent()), true).expect("lab");
     lab.start("a", Daemon::Agent, &conf(150, "192.168.11.12"))
         .unwrap();
     lab.start("b", Daemon::Agent, &conf(100, "192.168.11.11"))
@@ -126,7 +101,7 @@ fn named_peers_make_a_takeover_flood_change_nothing() {
     assert_eq!(transitions(&lab, "b"), b_before, "{}", lab.log("b"));
     // Both kernels dropped the flood as not from a peer, and said so per reason.
     for r in ["a", "b"] {
-        let st = status(&lab, r);
+        let st = lab.status(r);
         let dropped = st["instances"][0]["xdp_adverts"]["source"]
             .as_u64()
             .unwrap_or(0);

@@ -18,15 +18,12 @@ use std::{
 
 use vrrp_tests::{
     poll,
-    routers::{Daemon, VrrpLab},
+    routers::{A_MAC, B_MAC, CLIENT_MAC, Daemon, VrrpLab},
     skip_unless_root,
 };
 
-const A_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
-const B_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
 const A1_MAC: [u8; 6] = [0x02, 0, 0, 0, 1, 0x0a];
 const B1_MAC: [u8; 6] = [0x02, 0, 0, 0, 1, 0x0b];
-const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xcc];
 const VIP: &str = "192.168.11.200";
 const LONG: Duration = Duration::from_secs(20);
 
@@ -36,20 +33,7 @@ fn agent() -> &'static Path {
 
 /// Routers a (.11) and b (.12) with `eth0` on 192.168.11.0/24, and a client (.100).
 fn lab() -> VrrpLab {
-    let mut lab = VrrpLab::new(agent()).expect("lab");
-    lab.add_router("a", "eth0", A_MAC, "192.168.11.11/24")
-        .unwrap();
-    lab.add_router("b", "eth0", B_MAC, "192.168.11.12/24")
-        .unwrap();
-    lab.add_client(
-        "client",
-        "eth0",
-        CLIENT_MAC,
-        Ipv4Addr::new(192, 168, 11, 100),
-        24,
-    )
-    .unwrap();
-    lab
+    VrrpLab::pair(agent(), true).expect("lab")
 }
 
 /// Writes an executable shell script.

@@ -9,13 +9,10 @@ use std::{
 };
 
 use vrrp_tests::{
-    routers::{Daemon, VrrpLab},
+    routers::{A_MAC, B_MAC, CLIENT_MAC, Daemon, VrrpLab},
     skip_unless_root,
 };
 
-const A_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
-const B_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
-const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xcc];
 const SEED_VIP: &str = "192.168.11.200";
 
 fn agent() -> &'static std::path::Path {

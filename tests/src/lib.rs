@@ -51,6 +51,21 @@ pub fn poll<T>(timeout: std::time::Duration, mut f: impl FnMut() -> Option<T>) -
     }
 }
 
+/// Median, minimum and maximum of the samples (None without any), as BENCHMARKS.md shows them.
+pub fn median_min_max(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    let median = if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    };
+    Some((median, v[0], v[v.len() - 1]))
+}
+
 /// "DATE on CPU, N cores, Linux VERSION": where and when a benchmark ran, for BENCHMARKS.md.
 pub fn machine() -> String {
     let date = std::process::Command::new("date")

@@ -58,6 +58,11 @@ pub struct VrrpLab {
     client: Option<(String, String, [u8; 6], Ipv4Addr)>,
 }
 
+/// The MACs of the standard pair lab ([`VrrpLab::pair`]): routers a and b, and the client.
+pub const A_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
+pub const B_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
+pub const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xcc];
+
 /// The vrrp-agent binary: `VRRP_AGENT`, or next to the running executable's target dir.
 pub fn agent_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("VRRP_AGENT") {
@@ -85,6 +90,36 @@ impl VrrpLab {
             port_programs: Vec::new(),
             client: None,
         })
+    }
+
+    /// The LAN most tests and benchmarks run: routers a (192.168.11.11) and b (.12) on their
+    /// `eth0`, and with `client` a client at .100, all on 192.168.11.0/24.
+    pub fn pair(agent: &Path, client: bool) -> Result<VrrpLab> {
+        let mut lab = VrrpLab::new(agent)?;
+        lab.add_router("a", "eth0", A_MAC, "192.168.11.11/24")?;
+        lab.add_router("b", "eth0", B_MAC, "192.168.11.12/24")?;
+        if client {
+            lab.add_client(
+                "client",
+                "eth0",
+                CLIENT_MAC,
+                Ipv4Addr::new(192, 168, 11, 100),
+                24,
+            )?;
+        }
+        Ok(lab)
+    }
+
+    /// `vrrp-agent status --json` as the agent on `router` answers it (Null when none does).
+    pub fn status(&self, router: &str) -> serde_json::Value {
+        let agent = self.agent.to_string_lossy().into_owned();
+        self.lab
+            .host(router)
+            .ns
+            .output(&[agent.as_str(), "status", "--json"])
+            .ok()
+            .and_then(|out| serde_json::from_slice(&out.stdout).ok())
+            .unwrap_or_default()
     }
 
     fn pass_on_port(&mut self, host: &str, iface: &str) -> Result<()> {

@@ -30,20 +30,7 @@ fn shown(a: &SocketAddr) -> String {
 
 /// The `Date:` header: `%a, %d %b %Y %H:%M:%S %z`, local time.
 fn date_header() -> String {
-    // SAFETY: time/localtime_r/strftime with buffers we own.
-    unsafe {
-        let t = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        libc::localtime_r(&t, &mut tm);
-        let mut buf = [0u8; 64];
-        let n = libc::strftime(
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            c"%a, %d %b %Y %H:%M:%S %z".as_ptr(),
-            &tm,
-        );
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    }
+    crate::logging::local_time(c"%a, %d %b %Y %H:%M:%S %z")
 }
 
 /// The message as keepalived sends it after DATA (no dot-stuffing: the texts are ours).

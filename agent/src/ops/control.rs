@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use log::{debug, warn};
+use log::warn;
 use serde_json::Value;
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
@@ -39,34 +39,12 @@ pub fn bind(name: &str) -> io::Result<UnixListener> {
     UnixListener::from_std(std)
 }
 
-/// At most this many connections are served at once; more are closed at once (any local user
-/// can connect, and each may hold its connection for the request timeout).
-const MAX_CONNECTIONS: usize = 16;
-
 /// Serves requests until the runtime goes away.
 pub async fn serve(listener: UnixListener, control: mpsc::UnboundedSender<Control>) {
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let stream = match listener.accept().await {
-            Ok((s, _)) => s,
-            Err(e) => {
-                // Out of descriptors, for instance: do not spin.
-                debug!("control socket: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            continue;
-        };
-        let control = control.clone();
-        tokio::spawn(async move {
-            if let Err(e) = answer(stream, control).await {
-                debug!("control socket: {e}");
-            }
-            drop(permit);
-        });
-    }
+    super::serve_bounded("control socket", listener, |stream| {
+        answer(stream, control.clone())
+    })
+    .await;
 }
 
 async fn answer(stream: UnixStream, control: mpsc::UnboundedSender<Control>) -> io::Result<()> {

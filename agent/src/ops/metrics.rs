@@ -5,7 +5,6 @@
 
 use std::{io, net::SocketAddr, time::Duration};
 
-use log::debug;
 use prometheus_client::{
     encoding::text::encode,
     metrics::{counter::Counter, family::Family, gauge::Gauge},
@@ -25,32 +24,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Labels = Vec<(String, String)>;
 
-/// At most this many scrapes are served at once; more connections are closed at once.
-const MAX_CONNECTIONS: usize = 16;
-
 /// Serves scrapes until the runtime goes away.
 pub async fn serve(listener: TcpListener, control: mpsc::UnboundedSender<Control>) {
-    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                debug!("metrics: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            continue;
-        };
-        let control = control.clone();
-        tokio::spawn(async move {
-            if let Err(e) = answer(stream, control).await {
-                debug!("metrics: {peer}: {e}");
-            }
-            drop(permit);
-        });
-    }
+    super::serve_bounded("metrics", listener, |stream| {
+        answer(stream, control.clone())
+    })
+    .await;
 }
 
 pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {

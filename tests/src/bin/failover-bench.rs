@@ -22,13 +22,11 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use vrrp_tests::{
+    median_min_max,
     probe::{Kind, Record},
-    routers::{Daemon, VrrpLab, agent_binary},
+    routers::{A_MAC, B_MAC, Daemon, VrrpLab, agent_binary},
 };
 
-const A_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
-const B_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
-const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xcc];
 const VIP: &str = "192.168.11.200";
 const LONG: Duration = Duration::from_secs(20);
 
@@ -213,20 +211,6 @@ fn one_row(
     Ok(out)
 }
 
-fn median_min_max(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    let median = if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
-    };
-    Some((median, v[0], v[v.len() - 1]))
-}
-
 fn fmt(v: Option<(f64, f64, f64)>, scale: f64, digits: usize) -> (String, String) {
     match v {
         Some((m, lo, hi)) => (
@@ -275,16 +259,7 @@ fn main() -> Result<()> {
                     continue;
                 }
                 eprintln!("failover-bench: {name} ({runs} runs)");
-                let mut lab = VrrpLab::new(&agent)?;
-                lab.add_router("a", "eth0", A_MAC, "192.168.11.11/24")?;
-                lab.add_router("b", "eth0", B_MAC, "192.168.11.12/24")?;
-                lab.add_client(
-                    "client",
-                    "eth0",
-                    CLIENT_MAC,
-                    Ipv4Addr::new(192, 168, 11, 100),
-                    24,
-                )?;
+                let mut lab = VrrpLab::pair(&agent, true)?;
                 let samples = one_row(&mut lab, iv, master, backup, fault, runs)
                     .with_context(|| format!("{name}\n{}", lab.logs()))?;
                 let outage =

@@ -15,7 +15,6 @@
 //! `RUNS` (default 5) failover runs per daemon, 3 CPU windows per daemon.
 
 use std::{
-    net::Ipv4Addr,
     path::Path,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -23,12 +22,9 @@ use std::{
 use anyhow::{Context as _, Result};
 use vrrp_tests::{
     probe::Kind,
-    routers::{Daemon, VrrpLab, agent_binary},
+    routers::{A_MAC, B_MAC, Daemon, VrrpLab, agent_binary},
 };
 
-const A_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
-const B_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
-const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xcc];
 const VIP: &str = "192.168.11.200";
 const LONG: Duration = Duration::from_secs(20);
 const SCRIPTS: usize = 500;
@@ -49,17 +45,7 @@ fn write_script(path: &Path, body: &str) -> Result<()> {
 }
 
 fn lab() -> Result<VrrpLab> {
-    let mut lab = VrrpLab::new(&agent_binary())?;
-    lab.add_router("a", "eth0", A_MAC, "192.168.11.11/24")?;
-    lab.add_router("b", "eth0", B_MAC, "192.168.11.12/24")?;
-    lab.add_client(
-        "client",
-        "eth0",
-        CLIENT_MAC,
-        Ipv4Addr::new(192, 168, 11, 100),
-        24,
-    )?;
-    Ok(lab)
+    VrrpLab::pair(&agent_binary(), true)
 }
 
 /// Seconds from the script's first failing exit to b answering the VIP.
@@ -175,15 +161,9 @@ fn cpu_once(daemon: Daemon) -> Result<(f64, f64, f64)> {
     Ok((pct(after.0 - before.0), pct(after.1 - before.1), gap))
 }
 
-fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    let median = if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    };
-    (median, v[0], v[n - 1])
+/// Median, minimum and maximum of a benchmark's samples (there is at least one run).
+fn stats(v: Vec<f64>) -> (f64, f64, f64) {
+    vrrp_tests::median_min_max(v).expect("at least one sample")
 }
 
 fn main() -> Result<()> {

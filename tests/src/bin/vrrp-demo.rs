@@ -15,12 +15,9 @@ use vrrp_tests::{
     Capture,
     frames::{Advert, Checksum, Wire},
     lab::mac_string,
-    routers::{Daemon, VrrpLab, agent_binary},
+    routers::{A_MAC, B_MAC, CLIENT_MAC, Daemon, VrrpLab, agent_binary},
 };
 
-const A_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0a];
-const B_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
-const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xcc];
 const VIP: &str = "192.168.11.200";
 const FORGED_PER_KIND: usize = 2000;
 

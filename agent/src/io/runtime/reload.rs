@@ -52,13 +52,21 @@ fn content<T: serde::Serialize>(v: &T) -> Value {
     v
 }
 
+/// The instance's address family, as its first VIP says.
+fn is_v6(i: &InstanceConfig) -> bool {
+    i.virtual_ipaddress
+        .first()
+        .is_some_and(|v| v.addr.is_ipv6())
+}
+
 /// What an instance is: changing any of it re-creates the instance.
 fn identity(c: &Config, i: &InstanceConfig) -> Value {
     let group = c.sync_groups.iter().find(|g| g.members.contains(&i.name));
-    let v6 = i.virtual_ipaddress.first().map(|v| v.addr.is_ipv6());
-    let mcast = i.unicast_peers.is_empty().then_some(match v6 {
-        Some(true) => c.global.vrrp_mcast_group6,
-        _ => c.global.vrrp_mcast_group4,
+    let v6 = is_v6(i);
+    let mcast = i.unicast_peers.is_empty().then_some(if v6 {
+        c.global.vrrp_mcast_group6
+    } else {
+        c.global.vrrp_mcast_group4
     });
     content(&serde_json::json!({
         "name": i.name,
@@ -246,7 +254,7 @@ impl Runtime {
                 if old.use_vmac.as_ref() == Some(name)
                     && (old.virtual_router_id != ic.virtual_router_id
                         || old.interface != ic.interface
-                        || identity(&self.config, old)["v6"] != identity(new, ic)["v6"])
+                        || is_v6(old) != is_v6(ic))
                 {
                     bail!(
                         "({}) use_vmac {name} is the running ({})'s VMAC with another VRID, family or interface: name it differently, or restart",
