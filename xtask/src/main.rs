@@ -181,7 +181,7 @@ fn check_deb(deb: &std::path::Path) -> Result<()> {
 }
 
 /// cargo-fuzz targets in fuzz/fuzz_targets.
-const FUZZ_TARGETS: &[&str] = &["config", "vrrp_decode"];
+const FUZZ_TARGETS: &[&str] = &["config", "vrrp_decode", "status", "notify_fifo"];
 const FUZZ_SMOKE_SECONDS: u32 = 20;
 
 fn fuzz(args: &[String]) -> Result<()> {

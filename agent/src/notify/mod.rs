@@ -42,6 +42,17 @@ pub enum State {
 }
 
 impl State {
+    pub const ALL: [State; 8] = [
+        State::Master,
+        State::Backup,
+        State::Fault,
+        State::Stop,
+        State::Deleted,
+        State::MasterRxLowerPri,
+        State::MasterPriority,
+        State::BackupPriority,
+    ];
+
     /// keepalived's word (argv of `notify`, FIFO lines).
     pub fn word(self) -> &'static str {
         match self {
@@ -150,6 +161,23 @@ impl Target {
             state.word(),
             self.shown_priority(priority)
         )
+    }
+
+    /// A FIFO line as a reader takes it apart: (kind, name, state word, priority). The name
+    /// runs from the first quote to the last, so a name holding quotes or spaces still reads
+    /// back. keepalived's sample readers split on spaces; see `config` for the names allowed.
+    pub fn parse_fifo_line(line: &str) -> Option<(Kind, &str, &str, u8)> {
+        let line = line.strip_suffix('\n')?;
+        let (kind, rest) = line.split_once(' ')?;
+        let kind = match kind {
+            "INSTANCE" => Kind::Instance,
+            "GROUP" => Kind::Group,
+            _ => return None,
+        };
+        let rest = rest.strip_prefix('"')?;
+        let (name, tail) = rest.rsplit_once('"')?;
+        let (state, priority) = tail.strip_prefix(' ')?.split_once(' ')?;
+        Some((kind, name, state, priority.parse().ok()?))
     }
 
     /// keepalived's mail subject and body for a transition (None: no mail for it).

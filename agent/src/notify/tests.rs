@@ -75,6 +75,25 @@ fn keepalived_fifo_line_format() {
 }
 
 #[test]
+fn fifo_lines_read_back_whatever_the_name() {
+    for name in ["VI_1", "with space", "q\"uote\"", ""] {
+        let t = Target {
+            name: name.into(),
+            ..vi1()
+        };
+        for state in State::ALL {
+            assert_eq!(
+                Target::parse_fifo_line(&t.fifo_line(state, 7)),
+                Some((Kind::Instance, name, state.word(), 7))
+            );
+        }
+    }
+    assert_eq!(Target::parse_fifo_line("INSTANCE \"x\" MASTER 100"), None);
+    assert_eq!(Target::parse_fifo_line("VRRP \"x\" MASTER 100\n"), None);
+    assert_eq!(Target::parse_fifo_line("GROUP \"x\" MASTER 256\n"), None);
+}
+
+#[test]
 fn keepalived_mail_subjects_and_bodies() {
     assert_eq!(
         vi1().mail("LVS_DEVEL", State::Master),

@@ -22,7 +22,7 @@ use crate::io::runtime::Control;
 /// The default name of the abstract socket.
 pub const DEFAULT_SOCKET: &str = "vrrp-agent";
 /// The longest request line read.
-const MAX_REQUEST: u64 = 64;
+pub const MAX_REQUEST: u64 = 64;
 /// How long a client has to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The largest answer a client accepts.
@@ -52,9 +52,9 @@ async fn answer(stream: UnixStream, control: mpsc::UnboundedSender<Control>) -> 
     let (rd, mut wr) = stream.into_split();
     // The request is read (bounded) before anything is answered, so a refusal reaches the
     // client rather than a reset connection.
-    let mut line = String::new();
+    let mut line = Vec::new();
     let mut rd = BufReader::new(rd.take(MAX_REQUEST));
-    tokio::time::timeout(REQUEST_TIMEOUT, rd.read_line(&mut line))
+    tokio::time::timeout(REQUEST_TIMEOUT, rd.read_until(b'\n', &mut line))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no request"))??;
     if cred.uid() != 0 {
@@ -66,8 +66,8 @@ async fn answer(stream: UnixStream, control: mpsc::UnboundedSender<Control>) -> 
             .await?;
         return Ok(());
     }
-    let reply: Value = match line.trim() {
-        "status" => {
+    let reply: Value = match parse_request(&line) {
+        Request::Status => {
             let (tx, rx) = oneshot::channel();
             if control.send(Control::Status(tx)).is_err() {
                 return Ok(());
@@ -77,11 +77,42 @@ async fn answer(stream: UnixStream, control: mpsc::UnboundedSender<Control>) -> 
                 Err(_) => return Ok(()),
             }
         }
-        other => serde_json::json!({ "error": format!("unknown request {:?}", other) }),
+        Request::Unknown(other) => {
+            serde_json::json!({ "error": format!("unknown request {:?}", other) })
+        }
     };
     let mut text = serde_json::to_vec(&reply).map_err(io::Error::other)?;
     text.push(b'\n');
     wr.write_all(&text).await
+}
+
+/// What a client asked for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Request {
+    Status,
+    /// Anything else, as text (lossy), for the error answer.
+    Unknown(String),
+}
+
+/// A request line as read from a client: any bytes (at most [`MAX_REQUEST`]), the newline
+/// optional, surrounding whitespace ignored.
+pub fn parse_request(line: &[u8]) -> Request {
+    match line.trim_ascii() {
+        b"status" => Request::Status,
+        other => Request::Unknown(String::from_utf8_lossy(other).into_owned()),
+    }
+}
+
+/// An answer as the client reads it: the status, or the agent's error.
+pub fn parse_answer(buf: &[u8]) -> io::Result<Value> {
+    let v: Value = serde_json::from_slice(buf).map_err(io::Error::other)?;
+    if let Some(e) = v.get("error").and_then(Value::as_str) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            e.to_string(),
+        ));
+    }
+    Ok(v)
 }
 
 /// The client side: asks the agent of this namespace for its status.
@@ -92,14 +123,7 @@ pub fn request_status(name: &str) -> io::Result<Value> {
     let _ = s.write_all(b"status\n");
     let mut buf = Vec::new();
     s.take(MAX_ANSWER).read_to_end(&mut buf)?;
-    let v: Value = serde_json::from_slice(&buf).map_err(io::Error::other)?;
-    if let Some(e) = v.get("error").and_then(Value::as_str) {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            e.to_string(),
-        ));
-    }
-    Ok(v)
+    parse_answer(&buf)
 }
 
 /// `vrrp-agent status` as a table.
@@ -195,4 +219,24 @@ pub fn render(v: &Value) -> String {
         }
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_word_status_asks_for_the_status() {
+        for ok in [&b"status\n"[..], b"status", b"  status \r\n"] {
+            assert_eq!(parse_request(ok), Request::Status);
+        }
+        assert_eq!(
+            parse_request(b"stat\xffus\n"),
+            Request::Unknown("stat\u{fffd}us".into())
+        );
+        assert_eq!(parse_request(b""), Request::Unknown(String::new()));
+        assert!(parse_answer(b"{\"error\":\"permission denied: root only\"}\n").is_err());
+        assert!(parse_answer(b"not json").is_err());
+        assert!(parse_answer(b"{\"instances\":[]}").is_ok());
+    }
 }

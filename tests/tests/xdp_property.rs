@@ -1,0 +1,214 @@
+//! A property of the XDP program over random frames, through BPF_PROG_TEST_RUN: whatever comes
+//! in, it never aborts, never changes a frame it passes or drops, and only ever transmits a
+//! correct ARP reply (RFC 826) to an ARP request for an armed VIP.
+//!
+//! Frames are random bytes, and valid frames (adverts of every kind, ARP requests, tagged and
+//! IPv6) with random bytes overwritten, cut or extended. The generator is seeded: a failure
+//! prints the seed and the frame; `XDP_PROPERTY_SEED` replays it, `XDP_PROPERTY_FRAMES` or
+//! `XDP_PROPERTY_SECONDS` run longer (`cargo xtask fuzz xdp_frames SECONDS`). Needs root.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::{Duration, Instant},
+};
+
+use etherparse::ArpOperation;
+use vrrp_agent::xdp::Program;
+use vrrp_tests::{
+    fixture::{CLIENT, CLIENT_MAC, PASS, VIP, VLAN_VIP, VMAC_51, peer, peer6, program, v4, vips},
+    frames::{Advert, Checksum, arp, arp_request},
+    skip_unless_root,
+};
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+
+/// xorshift64*: deterministic, so a failing seed replays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn byte(&mut self) -> u8 {
+        self.next() as u8
+    }
+}
+
+/// Valid frames of every kind the program looks at, to mutate.
+fn seeds() -> Vec<Vec<u8>> {
+    let tagged = peer().with(|w| w.vlan = Some(100));
+    let v6: Vec<IpAddr> = vec![v4("fd00::10")];
+    vec![
+        peer().vrrp(&Advert::v2_pass(51, 100, &vips(), PASS)),
+        peer().vrrp(&Advert::v2(54, 100, &vips())),
+        peer().vrrp(&Advert::v3(52, 100, &vips())),
+        peer().vrrp(&Advert::v3(53, 100, &vips()).with(|a| a.checksum = Checksum::NoPseudoHeader)),
+        peer().vrrp(&Advert::v2(55, 100, &vips())),
+        peer6().vrrp(&Advert::v3(51, 100, &v6)),
+        tagged.vrrp(&Advert::v3(60, 100, &vips())),
+        arp_request(CLIENT_MAC, CLIENT, VIP, None),
+        arp_request(CLIENT_MAC, CLIENT, VLAN_VIP, Some(100)),
+        arp_request(CLIENT_MAC, CLIENT, Ipv4Addr::new(192, 0, 2, 77), None),
+        arp(ArpOperation::REPLY, CLIENT_MAC, CLIENT, VMAC_51, VIP, None),
+    ]
+}
+
+fn frame(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
+    match rng.below(4) {
+        // Random bytes (the kernel refuses test frames shorter than an Ethernet header).
+        0 => (0..14 + rng.below(200)).map(|_| rng.byte()).collect(),
+        // A valid frame with a few bytes overwritten.
+        1 | 2 => {
+            let mut f = seeds[rng.below(seeds.len())].clone();
+            for _ in 0..1 + rng.below(4) {
+                let i = rng.below(f.len());
+                f[i] = if rng.below(2) == 0 {
+                    rng.byte()
+                } else {
+                    // Boundary values hit length and type checks more often than noise.
+                    [0, 1, 0x7f, 0x80, 0xff][rng.below(5)]
+                };
+            }
+            f
+        }
+        // Cut or extended.
+        _ => {
+            let mut f = seeds[rng.below(seeds.len())].clone();
+            if rng.below(2) == 0 {
+                f.truncate(14 + rng.below(f.len() - 13));
+            } else {
+                f.extend((0..rng.below(64)).map(|_| rng.byte()));
+            }
+            f
+        }
+    }
+}
+
+/// The reply the program may send for `request`, if `request` is an ARP request (Ethernet,
+/// IPv4) for an armed VIP: the VIP untagged, or the VLAN VIP on VLAN 100.
+fn allowed_reply(request: &[u8]) -> Option<Vec<u8>> {
+    let (vlan, at) = match request.get(12..14)? {
+        [0x08, 0x06] => (None, 14),
+        // The VLAN id is what counts, not the priority bits.
+        [0x81, 0x00]
+            if u16::from_be_bytes(request.get(14..16)?.try_into().ok()?) & 0x0fff == 100
+                && request.get(16..18)? == [0x08, 0x06] =>
+        {
+            (Some(100), 18)
+        }
+        _ => return None,
+    };
+    let a = request.get(at..at + 28)?;
+    // htype Ethernet, ptype IPv4, hlen 6, plen 4, operation request.
+    if a[..8] != [0, 1, 8, 0, 6, 4, 0, 1] {
+        return None;
+    }
+    let target = Ipv4Addr::new(a[24], a[25], a[26], a[27]);
+    let armed = match vlan {
+        None => target == VIP,
+        Some(_) => target == VLAN_VIP,
+    };
+    if !armed {
+        return None;
+    }
+    let sender_mac: [u8; 6] = a[8..14].try_into().ok()?;
+    let sender_ip = Ipv4Addr::new(a[14], a[15], a[16], a[17]);
+    let mut reply = arp(
+        ArpOperation::REPLY,
+        VMAC_51,
+        target,
+        sender_mac,
+        sender_ip,
+        vlan,
+    );
+    if vlan.is_some() {
+        // The tag goes back as it came (priority bits included).
+        reply[14..16].copy_from_slice(&request[14..16]);
+    }
+    Some(reply)
+}
+
+/// What is wrong with the program's answer to `input`, if anything.
+fn check(input: &[u8], action: u32, output: &[u8]) -> Option<String> {
+    match action {
+        XDP_PASS | XDP_DROP if output != input => Some("frame changed but not sent".into()),
+        XDP_PASS | XDP_DROP => None,
+        XDP_TX => match allowed_reply(input) {
+            None => Some("transmitted, but it is no ARP request for an armed VIP".into()),
+            Some(want) => {
+                let ok = output.len() == input.len().max(want.len()) && output.starts_with(&want);
+                (!ok).then(|| format!("wrong ARP reply {}", hex(output)))
+            }
+        },
+        other => Some(format!("action {other}")),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn random_frames_never_abort_and_only_valid_arp_replies_leave() {
+    if skip_unless_root("random_frames_never_abort_and_only_valid_arp_replies_leave") {
+        return;
+    }
+    let seed = env("XDP_PROPERTY_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1
+    });
+    let budget = env::<u64>("XDP_PROPERTY_SECONDS").map(Duration::from_secs);
+    let frames: u64 =
+        env("XDP_PROPERTY_FRAMES").unwrap_or(if budget.is_some() { u64::MAX } else { 500_000 });
+    let seeds = seeds();
+    for (filter_armed, rounds) in [(true, frames), (false, frames.min(20_000))] {
+        let (xdp, _) = program(filter_armed);
+        // Every seed must be what the property expects of it first: a reply to the requests
+        // for armed VIPs, nothing else transmitted.
+        for s in &seeds {
+            let out = xdp.test_run(Program::Vrrp, s).unwrap();
+            assert_eq!(
+                out.action == XDP_TX,
+                allowed_reply(s).is_some(),
+                "seed {}",
+                hex(s)
+            );
+        }
+        let mut rng = Rng(seed);
+        let (t0, mut ran, mut sent) = (Instant::now(), 0u64, 0u64);
+        while ran < rounds && budget.is_none_or(|b| t0.elapsed() < b) {
+            let f = frame(&mut rng, &seeds);
+            let out = xdp
+                .test_run(Program::Vrrp, &f)
+                .unwrap_or_else(|e| panic!("seed {seed}, frame {}: {e}", hex(&f)));
+            if let Some(why) = check(&f, out.action, &out.frame) {
+                panic!(
+                    "seed {seed} (XDP_PROPERTY_SEED), frame {ran}: {why}\ninput {}",
+                    hex(&f)
+                );
+            }
+            sent += u64::from(out.action == XDP_TX);
+            ran += 1;
+        }
+        eprintln!(
+            "xdp property: {ran} frames (filter armed: {filter_armed}, seed {seed}), {sent} ARP replies, 0 failures in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        );
+    }
+}
