@@ -256,3 +256,186 @@ fn two_address_owners_settle_on_one_master_with_keepalived_s_configuration_error
         eprintln!("with {other:?} as b: {holder} is the one master");
     }
 }
+
+#[test]
+fn an_interface_deleted_and_created_again_is_followed_to_its_new_index() {
+    if skip_unless_root("an_interface_deleted_and_created_again_is_followed_to_its_new_index") {
+        return;
+    }
+    let mut lab = VrrpLab::pair(agent(), true).expect("lab");
+    lab.start("a", Daemon::Agent, &conf(150)).unwrap();
+    lab.start("b", Daemon::Agent, &conf(100)).unwrap();
+    lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    lab.wait_log("b", "(VI_1) Entering BACKUP STATE", LONG)
+        .unwrap();
+    client_resolves_to(&lab, A_MAC);
+    let index = |lab: &VrrpLab| {
+        let out = lab
+            .lab
+            .host("a")
+            .ns
+            .run(&["ip", "-j", "link", "show", "dev", "eth0"])
+            .ok()?;
+        serde_json::from_str::<serde_json::Value>(&out).ok()?[0]["ifindex"].as_u64()
+    };
+    let old = index(&lab).expect("a's eth0");
+
+    // The interface goes (a veth deleted, a driver unloaded): a's instance goes to FAULT, b
+    // takes over.
+    lab.lab.host("a").ns.ip(&["link", "del", "eth0"]).unwrap();
+    lab.wait_log("a", "Interface eth0 deleted", LONG).unwrap();
+    poll(LONG, || (state(&lab, "a") == "FAULT").then_some(()))
+        .unwrap_or_else(|| panic!("a not in FAULT\n{}", lab.log("a")));
+    lab.wait_sole_holder("b", VIP, LONG).unwrap();
+    client_arp_moves_to(&lab, B_MAC, "b took over");
+
+    // It comes back under the same name with a new index (created down, then its MAC and
+    // address set, then up): a follows it — sockets, XDP, VIPs on the new index — and,
+    // having the higher priority, preempts back.
+    lab.add_interface("a", "eth0", A_MAC, "192.168.11.11/24")
+        .unwrap();
+    let new = index(&lab).expect("a's new eth0");
+    assert_ne!(old, new);
+    lab.wait_log(
+        "a",
+        "Interface eth0 re-created: 1 instance(s) started on it",
+        LONG,
+    )
+    .unwrap();
+    lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    client_arp_moves_to(&lab, A_MAC, "a preempted back on its new eth0");
+    assert_eq!(state(&lab, "a"), "MASTER", "{}", lab.log("a"));
+    assert!(
+        xdp_attached(&lab, "a"),
+        "XDP on the new eth0\n{}",
+        lab.log("a")
+    );
+    let st = lab.status("a");
+    assert_eq!(
+        st["xdp"]["attachments"],
+        serde_json::json!([{"interface": "eth0", "ifindex": new, "mode": "native"}]),
+        "one attachment, on the new eth0"
+    );
+    // Nothing complained in a loop meanwhile.
+    let log = lab.log("a");
+    if std::env::var_os("SHOW_LOG").is_some() {
+        eprintln!("{log}");
+    }
+    assert!(
+        log.matches("VRRP receive on interface").count() < 5,
+        "{log}"
+    );
+}
+
+/// A pids cgroup (v1, or v2 with the controller enabled) to hold a process, so the test can
+/// make fork fail with EAGAIN as it fails when memory or processes run out. Dropped, its
+/// processes go back to the root group and it is removed.
+struct PidsCgroup {
+    dir: std::path::PathBuf,
+    root: std::path::PathBuf,
+}
+
+impl PidsCgroup {
+    fn new(name: &str) -> Option<PidsCgroup> {
+        for root in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"] {
+            let root = Path::new(root);
+            let dir = root.join(name);
+            if std::fs::create_dir(&dir).is_err() {
+                continue;
+            }
+            if dir.join("pids.max").exists() {
+                return Some(PidsCgroup {
+                    dir,
+                    root: root.to_path_buf(),
+                });
+            }
+            let _ = std::fs::remove_dir(&dir);
+        }
+        None
+    }
+
+    fn add(&self, pid: u32) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+
+    /// No new task (process or thread) in the group from now on.
+    fn freeze_count(&self) {
+        let current = std::fs::read_to_string(self.dir.join("pids.current")).unwrap();
+        std::fs::write(self.dir.join("pids.max"), current.trim()).unwrap();
+    }
+
+    fn unlimit(&self) {
+        std::fs::write(self.dir.join("pids.max"), "max").unwrap();
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        let procs = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.lines() {
+            let _ = std::fs::write(self.root.join("cgroup.procs"), pid);
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+#[test]
+fn a_script_that_cannot_be_forked_keeps_its_last_result() {
+    if skip_unless_root("a_script_that_cannot_be_forked_keeps_its_last_result") {
+        return;
+    }
+    let mut lab = VrrpLab::pair(agent(), false).expect("lab");
+    let name = format!("{}-fork", lab.lab.prefix());
+    let Some(cgroup) = PidsCgroup::new(&name) else {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED a_script_that_cannot_be_forked_keeps_its_last_result: no pids cgroup controller"
+        );
+        return;
+    };
+    // a's health script passes; were it counted as failed, a (150 - 60 = 90) would hand
+    // over to b (100).
+    let with_script = conf(150).replace(
+        "vrrp_instance",
+        "vrrp_script chk {\n  script /bin/true\n  interval 0.2\n  weight -60\n}\nvrrp_instance",
+    );
+    let with_script = with_script.replace(
+        "  advert_int 1\n",
+        "  advert_int 1\n  track_script {\n    chk\n  }\n",
+    );
+    lab.start("a", Daemon::Agent, &with_script).unwrap();
+    lab.start("b", Daemon::Agent, &conf(100)).unwrap();
+    lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    lab.wait_log("a", "VRRP_Script(chk) succeeded", LONG)
+        .unwrap();
+    lab.wait_log("b", "(VI_1) Entering BACKUP STATE", LONG)
+        .unwrap();
+    let before = lab.status("a")["instances"][0]["transitions"].clone();
+
+    // From now on nothing in a's agent can fork (nor start a thread).
+    cgroup.add(lab.pid("a").unwrap());
+    cgroup.freeze_count();
+    lab.wait_log("a", "VRRP_Script(chk) could not be started", LONG)
+        .unwrap();
+    // Several intervals of failed forks, adverts going out all the while: nothing moves.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(lab.holders(VIP), ["a"], "{}", lab.logs());
+    let st = lab.status("a");
+    assert_eq!(st["instances"][0]["transitions"], before, "{st}");
+    assert_eq!(st["instances"][0]["effective_priority"], 150, "{st}");
+    let log = lab.log("a");
+    assert_eq!(
+        log.matches("could not be started").count(),
+        1,
+        "said once\n{log}"
+    );
+    assert!(!log.contains("VRRP_Script(chk) failed"), "{log}");
+
+    // Resources back: the script runs again.
+    cgroup.unlimit();
+    lab.wait_log("a", "VRRP_Script(chk) runs again", LONG)
+        .unwrap();
+    assert_eq!(lab.holders(VIP), ["a"], "{}", lab.logs());
+    drop(cgroup);
+}

@@ -146,11 +146,13 @@ impl Lab {
             .unwrap_or_else(|| panic!("no host {name} in the lab"))
     }
 
-    /// The bridge port (in the LAN namespace) that host `name`'s `iface` is plugged into.
+    /// The bridge port (in the LAN namespace) that host `name`'s `iface` is plugged into (the
+    /// latest, if it was deleted and plugged in again).
     pub fn port_of(&self, name: &str, iface: &str) -> &str {
         self.host(name)
             .ports
             .iter()
+            .rev()
             .find(|(i, _)| i == iface)
             .map(|(_, p)| p.as_str())
             .unwrap_or_else(|| panic!("host {name} has no interface {iface}"))

@@ -306,6 +306,11 @@ impl VrrpLab {
         Ok(())
     }
 
+    /// The pid of the router's daemon (its main process).
+    pub fn pid(&self, router: &str) -> Option<u32> {
+        self.routers[router].process.as_ref().map(Process::pid)
+    }
+
     pub fn is_running(&mut self, router: &str) -> bool {
         self.routers
             .get_mut(router)

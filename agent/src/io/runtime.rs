@@ -203,6 +203,11 @@ pub struct Runtime {
     helpers: tokio::runtime::Handle,
     /// The receive sockets, one per interface and family, each read by its own task.
     rx_sockets: HashMap<(u32, bool), (Arc<RxSocket>, tokio::task::AbortHandle)>,
+    /// Names of interfaces deleted and created again that instances or trackers still use
+    /// under their old index (see `follow_interfaces`).
+    recreated: std::collections::BTreeSet<String>,
+    /// Not being able to follow a re-created interface yet was said once.
+    follow_warned: bool,
 }
 
 impl Runtime {
@@ -239,6 +244,8 @@ impl Runtime {
             config: config.clone(),
             helpers,
             rx_sockets: HashMap::new(),
+            recreated: Default::default(),
+            follow_warned: false,
         };
         for ic in &config.instances {
             let slot = match rt.slot(config, ic).await {
@@ -589,7 +596,11 @@ impl Runtime {
     fn xdp_add(&self, prog: &mut XdpProgram, ks: &[usize]) -> Result<()> {
         for &k in ks {
             let slot = &self.slots[k];
-            if prog.attachments().iter().any(|a| a.iface == slot.link.name) {
+            if prog
+                .attachments()
+                .iter()
+                .any(|a| a.ifindex == slot.link.index)
+            {
                 continue;
             }
             prog.attach(&slot.link.name, Program::Vrrp)
@@ -657,6 +668,9 @@ impl Runtime {
         self.start_all().await;
         // Set once a stop was asked for: the instances hand over, then we finish.
         let mut stop_deadline: Option<Duration> = None;
+        // Instances waiting for a re-created interface are tried again this often.
+        let mut follow_retry = tokio::time::interval(Duration::from_secs(1));
+        follow_retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut control_open = true;
         loop {
             if let Some(deadline) = stop_deadline {
@@ -718,6 +732,15 @@ impl Runtime {
                 }
                 Some((ifindex, v6, packet)) = self.rx.recv() => self.dispatch(ifindex, v6, packet).await,
                 Some(change) = links.recv() => {
+                    if change.deleted {
+                        self.link_deleted(change.index);
+                    }
+                    if !change.deleted
+                        && let Some(name) = &change.name
+                        && self.uses_other_index(name, change.index)
+                    {
+                        self.recreated.insert(name.clone());
+                    }
                     for k in 0..self.slots.len() {
                         if self.slots[k].link.index == change.index && self.slots[k].link.up != change.up {
                             self.slots[k].link.up = change.up;
@@ -732,6 +755,12 @@ impl Runtime {
                     for k in self.tracking.link_change(change.index, change.up) {
                         self.track(k).await;
                     }
+                    if !self.recreated.is_empty() && stop_deadline.is_none() {
+                        self.follow_interfaces().await;
+                    }
+                }
+                _ = follow_retry.tick(), if !self.recreated.is_empty() && stop_deadline.is_none() => {
+                    self.follow_interfaces().await;
                 }
                 Some(update) = self.tracking.rx.recv() => {
                     for k in self.tracking.update(update) {
@@ -741,6 +770,29 @@ impl Runtime {
             }
         }
         self.finish().await
+    }
+
+    /// An interface was deleted: instances on it are told by its link going down (FAULT);
+    /// this says why, once per interface, as keepalived does.
+    fn link_deleted(&mut self, index: u32) {
+        let name = self
+            .slots
+            .iter()
+            .find(|s| s.link.index == index)
+            .map(|s| s.link.name.clone());
+        if let Some(name) = name {
+            info!("Interface {name} deleted");
+        }
+    }
+
+    /// Whether an instance (its interface, a VIP's `dev`) or a tracker uses interface `name`
+    /// under another index than `index`: it was deleted and created again.
+    fn uses_other_index(&self, name: &str, index: u32) -> bool {
+        let other = |l: &Link| l.name == name && l.index != index;
+        self.slots
+            .iter()
+            .any(|s| other(&s.link) || s.vips.iter().chain(&s.excluded).any(|v| other(&v.link)))
+            || self.tracking.tracks_other_index(name, index)
     }
 
     /// What a previous run may have left: the VIPs (but never the address adverts come
@@ -775,10 +827,14 @@ impl Runtime {
     async fn begin_stop(&mut self) {
         if let Some(mut prog) = self.xdp.take() {
             log_xdp_counters(&prog, &self.slots);
-            let names: Vec<String> = prog.attachments().iter().map(|a| a.iface.clone()).collect();
-            for n in names {
-                if let Err(e) = prog.detach(&n) {
-                    warn!("{n}: detaching XDP: {e}");
+            let all: Vec<(u32, String)> = prog
+                .attachments()
+                .iter()
+                .map(|a| (a.ifindex, a.iface.clone()))
+                .collect();
+            for (index, name) in all {
+                if let Err(e) = prog.detach(index) {
+                    warn!("{name}: detaching XDP: {e}");
                 }
             }
         }
@@ -965,7 +1021,7 @@ impl Runtime {
             let attachments: Vec<serde_json::Value> = prog
                 .attachments()
                 .iter()
-                .map(|a| json!({"interface": a.iface, "mode": format!("{:?}", a.mode).to_lowercase()}))
+                .map(|a| json!({"interface": a.iface, "ifindex": a.ifindex, "mode": format!("{:?}", a.mode).to_lowercase()}))
                 .collect();
             let counters: serde_json::Map<String, serde_json::Value> = prog
                 .maps

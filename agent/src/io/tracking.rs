@@ -25,6 +25,8 @@ struct ScriptState {
     counter: Counter,
     /// The last exit code (keepalived logs "now returning N" when it changes; it starts at 0).
     last_code: i32,
+    /// Its last run could not be started for want of resources (said once).
+    starved: bool,
 }
 
 pub struct Tracking {
@@ -106,6 +108,7 @@ impl Tracking {
                 name: s.name.clone(),
                 counter,
                 last_code: 0,
+                starved: false,
             });
             if !used(TrackerId::Script(index)) {
                 continue;
@@ -272,6 +275,22 @@ impl Tracking {
                 let Some(s) = self.scripts.get_mut(index) else {
                     return Vec::new();
                 };
+                // A run the host could not start (out of memory or processes) checked
+                // nothing: the last result stands, rather than a failover for a script that
+                // never ran. It is tried again at the next interval.
+                if let Outcome::NoResources(e) = &outcome {
+                    if !s.starved {
+                        warn!(
+                            "VRRP_Script({}) could not be started ({e}): keeping its last result until it runs",
+                            s.name
+                        );
+                        s.starved = true;
+                    }
+                    return Vec::new();
+                }
+                if std::mem::take(&mut s.starved) {
+                    info!("VRRP_Script({}) runs again", s.name);
+                }
                 if let Some(code) = script::status_code(&outcome)
                     && code != s.last_code
                 {
@@ -308,6 +327,14 @@ impl Tracking {
             }
         };
         self.dependents(id)
+    }
+
+    /// Whether a tracked interface named `name` is known under another index than `index`
+    /// (it was deleted and created again).
+    pub fn tracks_other_index(&self, name: &str, index: u32) -> bool {
+        self.interfaces
+            .iter()
+            .any(|(i, n)| n == name && *i != index)
     }
 
     /// A link changed: if it is a tracked interface, the instances that track it.

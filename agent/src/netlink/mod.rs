@@ -54,6 +54,10 @@ pub struct Link {
 pub struct LinkChange {
     pub index: u32,
     pub up: bool,
+    /// The interface's name as the message gives it.
+    pub name: Option<String>,
+    /// RTM_DELLINK: the interface is gone (its index will not come back).
+    pub deleted: bool,
 }
 
 #[derive(Clone)]
@@ -269,12 +273,16 @@ impl Netlink {
                     ) => LinkChange {
                         index: l.header.index,
                         up: is_up(l.header.flags),
+                        name: link_name(&l),
+                        deleted: false,
                     },
                     netlink_packet_core::NetlinkPayload::InnerMessage(
                         RouteNetlinkMessage::DelLink(l),
                     ) => LinkChange {
                         index: l.header.index,
                         up: false,
+                        name: link_name(&l),
+                        deleted: true,
                     },
                     _ => continue,
                 };
@@ -285,6 +293,13 @@ impl Netlink {
         });
         Ok(rx)
     }
+}
+
+fn link_name(l: &LinkMessage) -> Option<String> {
+    l.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(n) => Some(n.clone()),
+        _ => None,
+    })
 }
 
 pub fn is_link_local(a: &Ipv6Addr) -> bool {

@@ -89,8 +89,27 @@ pub enum Outcome {
     Signalled(i32),
     /// Overran its timeout and was killed (SIGTERM to its group, SIGKILL after [`KILL_GRACE`]).
     TimedOut,
-    /// Could not be started (not found, not executable, deleted, out of memory).
+    /// Could not be started: not found, not executable, deleted.
     NotStarted(String),
+    /// Could not be started for want of resources (fork or exec failing with EAGAIN or
+    /// ENOMEM, no file descriptor left): says nothing about what the script checks.
+    NoResources(String),
+}
+
+/// Spawn errors that are the host running short, not the script being wrong.
+fn starved(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAGAIN | libc::ENOMEM | libc::EMFILE | libc::ENFILE)
+    )
+}
+
+fn not_started(e: io::Error) -> Outcome {
+    if starved(&e) {
+        Outcome::NoResources(e.to_string())
+    } else {
+        Outcome::NotStarted(e.to_string())
+    }
 }
 
 impl Outcome {
@@ -123,7 +142,7 @@ fn command(argv: &[String], run_as: RunAs) -> io::Result<Command> {
 pub async fn run(argv: &[String], run_as: RunAs, timeout: Option<Duration>) -> Outcome {
     let mut child = match command(argv, run_as).and_then(|mut c| c.spawn()) {
         Ok(c) => c,
-        Err(e) => return Outcome::NotStarted(e.to_string()),
+        Err(e) => return not_started(e),
     };
     let pid = child.id().map(|p| p as i32);
     let status = match timeout {

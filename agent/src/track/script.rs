@@ -56,6 +56,8 @@ pub fn failed_line(name: &str, outcome: &Outcome) -> String {
         // keepalived counts a script it cannot exec as a success (its child exits 0): a
         // health check that cannot run is not healthy, so here it fails, and says why.
         Outcome::NotStarted(e) => format!("VRRP_Script({name}) failed (cannot run it: {e})"),
+        // Never counted as a result (see `Tracking::update`).
+        Outcome::NoResources(e) => format!("VRRP_Script({name}) could not be started ({e})"),
     }
 }
 

@@ -39,6 +39,10 @@ fn optional<V>(result: Result<V, MapError>, map: &'static str) -> Result<Option<
     match result {
         Ok(v) => Ok(Some(v)),
         Err(MapError::KeyNotFound) => Ok(None),
+        // aya reports a delete of a missing key as the syscall's ENOENT.
+        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
+            Ok(None)
+        }
         Err(source) => Err(XdpError::Map { map, source }),
     }
 }
@@ -67,6 +71,11 @@ impl Maps {
         self.iface_config
             .insert(ifindex, config, 0)
             .map_err(map_err(IFACE_CONFIG_MAP))
+    }
+
+    /// Forgets an interface (deleted, or no instance uses it any more).
+    pub fn remove_iface(&mut self, ifindex: u32) -> Result<(), XdpError> {
+        remove(&mut self.iface_config, &ifindex, IFACE_CONFIG_MAP)
     }
 
     /// Declares what a valid advert for `key` looks like; adverts for it are then checked.

@@ -217,25 +217,34 @@ impl XdpProgram {
         self.attachments.last().expect("just pushed")
     }
 
-    /// Detaches from `iface` (every program attached there).
-    pub fn detach(&mut self, iface: &str) -> Result<(), XdpError> {
-        let mut kept = Vec::with_capacity(self.attachments.len());
-        for attachment in std::mem::take(&mut self.attachments) {
-            if attachment.iface != iface {
-                kept.push(attachment);
-                continue;
-            }
-            let program = attachment.program;
-            program_mut(&mut self.ebpf, program)?
-                .detach(attachment.link)
-                .map_err(|source| XdpError::Program {
-                    name: program.name(),
-                    source: Box::new(source),
-                })?;
-            info!("{iface}: XDP program {} detached", program.name());
-        }
+    /// Detaches from the interface `ifindex` (every program attached there). An interface
+    /// deleted meanwhile took its attachment with it: its record goes all the same.
+    pub fn detach(&mut self, ifindex: u32) -> Result<(), XdpError> {
+        let (gone, kept): (Vec<Attachment>, Vec<Attachment>) =
+            std::mem::take(&mut self.attachments)
+                .into_iter()
+                .partition(|a| a.ifindex == ifindex);
         self.attachments = kept;
-        Ok(())
+        let mut result = Ok(());
+        for attachment in gone {
+            let program = attachment.program;
+            let detached = program_mut(&mut self.ebpf, program).and_then(|xdp| {
+                xdp.detach(attachment.link)
+                    .map_err(|source| XdpError::Program {
+                        name: program.name(),
+                        source: Box::new(source),
+                    })
+            });
+            match detached {
+                Ok(()) => info!(
+                    "{}: XDP program {} detached",
+                    attachment.iface,
+                    program.name()
+                ),
+                Err(e) => result = Err(e),
+            }
+        }
+        result
     }
 
     pub fn attachments(&self) -> &[Attachment] {

@@ -101,6 +101,15 @@ fn trackers(c: &Config) -> Value {
     }))
 }
 
+/// Why the running instances change.
+#[derive(Clone, Copy)]
+enum Change<'a> {
+    /// SIGHUP.
+    Reload,
+    /// These interfaces were deleted and created again.
+    Follow(&'a str),
+}
+
 /// How the running instances map onto the new configuration's.
 struct Plan {
     /// For each new instance, the running slot it continues (same name, same identity).
@@ -137,6 +146,18 @@ impl Plan {
             tracking: trackers(old) != trackers(new) || names(old) != names(new),
             kept,
             removed,
+        }
+    }
+
+    /// The running configuration again, with the `stale` slots re-created and the trackers
+    /// rebuilt.
+    fn renew(config: &Config, stale: &[usize]) -> Plan {
+        Plan {
+            kept: (0..config.instances.len())
+                .map(|k| (!stale.contains(&k)).then_some(k))
+                .collect(),
+            removed: stale.to_vec(),
+            tracking: true,
         }
     }
 
@@ -177,15 +198,81 @@ impl Runtime {
             return;
         }
         let plan = Plan::new(&self.config, &new);
-        // Everything that can fail comes first, while nothing running has changed.
-        let (created, tracking) = match self.prepare(&plan, &new).await {
-            Ok(x) => x,
-            Err(e) => {
-                warn!("Reload rejected: {e:#}; the running configuration is kept");
-                return;
+        if let Err(e) = self.apply_plan(&plan, new, Change::Reload).await {
+            warn!("Reload rejected: {e:#}; the running configuration is kept");
+            return;
+        }
+        info!(
+            "Reload finished in {} usec",
+            (monotonic_now() - t0).as_micros()
+        );
+    }
+
+    /// Interfaces deleted and created again under the same name (a veth or VLAN re-created,
+    /// a driver reloaded): the instances on them, and the trackers, follow the new interface
+    /// — re-created from the running configuration as a reload re-creates an instance. Those
+    /// whose interface is not back yet, or cannot be set up yet (no address), stay in FAULT
+    /// and are tried again on the next link change and every second.
+    pub(super) async fn follow_interfaces(&mut self) {
+        let names: Vec<String> = self.recreated.iter().cloned().collect();
+        let mut now: Vec<(String, u32)> = Vec::new();
+        for n in &names {
+            // An error: not back yet.
+            if let Ok(l) = self.netlink.link(n).await {
+                now.push((n.clone(), l.index));
             }
-        };
-        if !plan.removed.is_empty() || !created.is_empty() {
+        }
+        let moved = |name: &str, index: u32| now.iter().any(|(n, i)| n == name && *i != index);
+        let stale: Vec<usize> = (0..self.slots.len())
+            .filter(|&k| {
+                let s = &self.slots[k];
+                moved(&s.link.name, s.link.index)
+                    || s.vips
+                        .iter()
+                        .chain(&s.excluded)
+                        .any(|v| moved(&v.link.name, v.link.index))
+            })
+            .collect();
+        let trackers = now
+            .iter()
+            .any(|(n, i)| self.tracking.tracks_other_index(n, *i));
+        if stale.is_empty() && !trackers {
+            // Nothing uses an old index of these names any more.
+            self.recreated.retain(|n| !now.iter().any(|(m, _)| m == n));
+            return;
+        }
+        let plan = Plan::renew(&self.config, &stale);
+        let config = self.config.clone();
+        let what = now
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        match self.apply_plan(&plan, config, Change::Follow(&what)).await {
+            Ok(()) => {
+                info!(
+                    "Interface {what} re-created: {} instance(s) started on it",
+                    stale.len()
+                );
+                self.recreated.retain(|n| !now.iter().any(|(m, _)| m == n));
+                self.follow_warned = false;
+            }
+            Err(e) if !self.follow_warned => {
+                warn!(
+                    "Interface {what} re-created, but its instances cannot start yet: {e:#}; trying again"
+                );
+                self.follow_warned = true;
+            }
+            Err(e) => log::debug!("Interface {what}: still cannot start its instances: {e:#}"),
+        }
+    }
+
+    /// Moves from the running configuration to `new` along `plan`: everything that can fail
+    /// first (nothing running changes if it does), then removals, the new order, trackers,
+    /// notifier, the kept instances reconfigured, XDP, and the new instances started.
+    async fn apply_plan(&mut self, plan: &Plan, new: Config, change: Change<'_>) -> Result<()> {
+        let (created, tracking) = self.prepare(plan, &new).await?;
+        if matches!(change, Change::Reload) && (!plan.removed.is_empty() || !created.is_empty()) {
             info!(
                 "Reload: {} instance(s) kept, {} removed, {} started",
                 plan.kept.iter().flatten().count(),
@@ -194,10 +281,17 @@ impl Runtime {
             );
         }
         for &j in &plan.removed {
+            match change {
+                Change::Reload => info!("({}) removed by the reload", self.slots[j].name),
+                Change::Follow(iface) => info!(
+                    "({}) moves to the new {iface}: stopped on the old one",
+                    self.slots[j].name
+                ),
+            }
             self.remove_instance(j, &created).await;
         }
         let created_ks = plan.created();
-        let new_groups = self.install(&plan, created, &new);
+        let new_groups = self.install(plan, created, &new);
         if let Some(mut t) = tracking {
             t.carry(&self.tracking, &self.config, &new);
             self.tracking = t;
@@ -228,12 +322,19 @@ impl Runtime {
             }
             used
         });
+        // Packet sockets of interfaces gone.
+        let slots = &self.slots;
+        self.frames.retain(|index, _| {
+            slots.iter().any(|s| {
+                s.vips
+                    .iter()
+                    .chain(&s.excluded)
+                    .any(|v| v.link.index == *index)
+            })
+        });
         self.config = new;
         self.start(&created_ks, &new_groups).await;
-        info!(
-            "Reload finished in {} usec",
-            (monotonic_now() - t0).as_micros()
-        );
+        Ok(())
     }
 
     /// The new instances set up (sockets, VMACs; nothing sent, no address touched) and the
@@ -317,7 +418,6 @@ impl Runtime {
     /// `notify_deleted` (none if it was in FAULT already, unless `notify_deleted`).
     async fn remove_instance(&mut self, j: usize, created: &[(usize, Slot)]) {
         let name = self.slots[j].name.clone();
-        info!("({name}) removed by the reload");
         let was_fault = self.slots[j].inst.state() == State::Fault;
         self.slots[j].deleting = true;
         while self.slots[j].inst.state() != State::Init {
@@ -442,19 +542,27 @@ impl Runtime {
         let Some(mut prog) = self.xdp.take() else {
             return;
         };
-        if let Err(e) = self.xdp_add(&mut prog, created) {
-            warn!("{e:#}: the new instances run without the XDP filter");
-        }
-        let unused: Vec<String> = prog
+        // Interfaces no instance uses, or deleted (one re-created under the same name has
+        // another index).
+        let unused: Vec<(u32, String)> = prog
             .attachments()
             .iter()
-            .map(|a| a.iface.clone())
-            .filter(|n| !self.slots.iter().any(|s| s.link.name == *n))
+            .filter(|a| !self.slots.iter().any(|s| s.link.index == a.ifindex))
+            .map(|a| (a.ifindex, a.iface.clone()))
             .collect();
-        for n in unused {
-            if let Err(e) = prog.detach(&n) {
-                warn!("{n}: detaching XDP: {e}");
+        for (index, name) in unused {
+            let gone = self.slots.iter().any(|s| s.link.name == name);
+            if let Err(e) = prog.detach(index)
+                && !gone
+            {
+                warn!("{name}: detaching XDP: {e}");
             }
+            if let Err(e) = prog.maps.remove_iface(index) {
+                warn!("{name}: XDP interface entry: {e}");
+            }
+        }
+        if let Err(e) = self.xdp_add(&mut prog, created) {
+            warn!("{e:#}: the new instances run without the XDP filter");
         }
         self.xdp = Some(prog);
     }
