@@ -14,6 +14,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("config", "config-bench"),
     ("failover", "failover-bench"),
     ("track", "track-bench"),
+    ("flood", "flood-bench"),
 ];
 
 pub fn run(names: &[String]) -> Result<()> {

@@ -1,0 +1,370 @@
+//! `cargo xtask bench flood`: forged adverts from a third host, side by side for keepalived
+//! 2.2.7, vrrp-agent with its XDP filter, and vrrp-agent without XDP (`--no-xdp`: the
+//! userspace path), in the same lab and run.
+//!
+//! Routers a (priority 150, master) and b (100) run VRID 51 with 1 s adverts (VRRPv2 with
+//! `auth_type PASS`, or VRRPv3), `allowed_peers` naming each other (vrrp-agent's extension;
+//! keepalived skips the line). Host x floods one forged kind at a time — another VRID, a wrong
+//! password (v2), TTL 254, a bad checksum, a valid advert at priority 200 — as fast as one
+//! sending thread can, then at 1 kpps, `FLOOD_SECONDS` (default 10) each. The client pings
+//! the VIP every 10 ms meanwhile (x's frames do not reach it: a bridge rule keeps them off its
+//! port, so its capture sees only the routers).
+//!
+//! Per run: what x sent, state transitions on either router, the client's lost pings, the
+//! largest gap between a's adverts at the client (in advert intervals; the window's edges
+//! count), a's daemon CPU (% of one core; keepalived: both its processes; XDP runs in the
+//! kernel's softirq, not in the agent) and what a's kernel dropped (XDP counters).
+//! `ROWS` filters runs by substring of "variant version kind rate".
+
+use std::{
+    net::IpAddr,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+use vrrp_tests::{
+    Capture,
+    frames::{Advert, Checksum, Wire},
+    probe::Kind,
+    routers::{A_MAC, Daemon, VrrpLab, agent_binary},
+};
+
+const VIP: &str = "192.168.11.200";
+const X_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x66];
+const X_IP: &str = "192.168.11.66";
+const LONG: Duration = Duration::from_secs(30);
+const PASS: &str = "1111";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Variant {
+    Keepalived,
+    Agent,
+    AgentNoXdp,
+}
+
+impl Variant {
+    fn label(self) -> &'static str {
+        match self {
+            Variant::Keepalived => "keepalived",
+            Variant::Agent => "vrrp-agent",
+            Variant::AgentNoXdp => "vrrp-agent --no-xdp",
+        }
+    }
+
+    fn daemon(self) -> Daemon {
+        match self {
+            Variant::Keepalived => Daemon::Keepalived,
+            _ => Daemon::Agent,
+        }
+    }
+}
+
+fn conf(version: u8, priority: u8, peer: &str) -> String {
+    let (global, auth) = if version == 3 {
+        ("global_defs {\n  vrrp_version 3\n}\n", String::new())
+    } else {
+        (
+            "",
+            format!("  authentication {{\n    auth_type PASS\n    auth_pass {PASS}\n  }}\n"),
+        )
+    };
+    format!(
+        "{global}vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n  advert_int 1\n  allowed_peers {peer}\n{auth}  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+    )
+}
+
+/// The forged kinds for `version`: (label, frame).
+fn kinds(version: u8) -> Vec<(&'static str, Vec<u8>)> {
+    let w = Wire::vrrp_multicast(X_MAC, X_IP.parse().unwrap());
+    let vips: Vec<IpAddr> = vec![VIP.parse().unwrap()];
+    let advert = |vrid: u8, prio: u8| {
+        if version == 3 {
+            Advert::v3(vrid, prio, &vips)
+        } else {
+            Advert::v2_pass(vrid, prio, &vips, PASS)
+        }
+    };
+    let mut v = vec![("other VRID", w.vrrp(&advert(99, 100)))];
+    if version == 2 {
+        v.push((
+            "same VRID, wrong PASS",
+            w.vrrp(&Advert::v2_pass(51, 100, &vips, "wrong")),
+        ));
+    }
+    v.push((
+        "same VRID, TTL 254",
+        w.clone().with(|w| w.ttl = 254).vrrp(&advert(51, 100)),
+    ));
+    v.push((
+        "same VRID, bad checksum",
+        w.vrrp(&advert(51, 100).with(|a| a.checksum = Checksum::Corrupt)),
+    ));
+    v.push(("same VRID, valid, priority 200", w.vrrp(&advert(51, 200))));
+    v
+}
+
+/// Sends `frame` from x for `secs`: as fast as it can (`pps` None) or at `pps`. Returns how
+/// many left.
+fn flood(cap: &Capture, frame: &[u8], pps: Option<u32>, secs: Duration) -> u64 {
+    let t0 = Instant::now();
+    let mut sent = 0u64;
+    match pps {
+        None => {
+            while t0.elapsed() < secs {
+                for _ in 0..64 {
+                    sent += u64::from(cap.send(frame).is_ok());
+                }
+            }
+        }
+        Some(pps) => {
+            let step = Duration::from_secs(1) / pps;
+            let mut due = t0;
+            while due < t0 + secs {
+                if let Some(w) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(w);
+                }
+                sent += u64::from(cap.send(frame).is_ok());
+                due += step;
+            }
+        }
+    }
+    sent
+}
+
+/// CPU ticks (utime + stime) of the processes.
+fn ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let f: Vec<u64> = rest.split(' ').map(|x| x.parse().unwrap_or(0)).collect();
+            Some(f[11] + f[12])
+        })
+        .sum()
+}
+
+fn pids(dir: &Path, daemon: Daemon) -> Vec<u32> {
+    let files: &[&str] = match daemon {
+        Daemon::Agent => &["a-main.pid"],
+        Daemon::Keepalived => &["a-main.pid", "a-vrrp.pid"],
+    };
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(dir.join(f)).ok()?.trim().parse().ok())
+        .collect()
+}
+
+fn transitions(lab: &VrrpLab) -> usize {
+    ["a", "b"]
+        .iter()
+        .map(|r| {
+            let l = lab.log(r);
+            l.matches("Entering MASTER STATE").count()
+                + l.matches("Entering BACKUP STATE").count()
+                + l.matches("Entering FAULT STATE").count()
+        })
+        .sum()
+}
+
+/// What a's kernel dropped so far (every `drop_*` counter).
+fn kernel_drops(lab: &VrrpLab) -> Option<u64> {
+    let st = lab.status("a");
+    let c = st["xdp"]["counters"].as_object()?;
+    Some(
+        c.iter()
+            .filter(|(k, _)| k.starts_with("drop_"))
+            .filter_map(|(_, v)| v.as_u64())
+            .sum(),
+    )
+}
+
+struct Row {
+    version: u8,
+    kind: &'static str,
+    rate: &'static str,
+    variant: Variant,
+    kpps: f64,
+    transitions: usize,
+    lost: usize,
+    probes: usize,
+    gap: f64,
+    cpu: f64,
+    drops: Option<u64>,
+}
+
+fn lab(variant: Variant, version: u8) -> Result<VrrpLab> {
+    let mut lab = VrrpLab::pair(&agent_binary(), true)?;
+    lab.lab.add_host("x", "eth0", X_MAC, &format!("{X_IP}/24"))?;
+    // x's frames stay off the client's port: its capture sees the routers only.
+    let (px, pc) = (lab.lab.port_of("x", "eth0"), lab.lab.port_of("client", "eth0"));
+    let rules = format!(
+        "table bridge bench {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n    iifname \"{px}\" oifname \"{pc}\" drop\n  }}\n}}\n"
+    );
+    let file = lab.dir().join("bench.nft");
+    std::fs::write(&file, rules)?;
+    let out = lab.lab.lan().output(&["nft", "-f", file.to_str().unwrap()])?;
+    anyhow::ensure!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
+    let args: &[&str] = if variant == Variant::AgentNoXdp {
+        &["--no-xdp"]
+    } else {
+        &[]
+    };
+    let d = variant.daemon();
+    lab.start_with("a", d, &conf(version, 150, "192.168.11.12"), args, &[])?;
+    lab.start_with("b", d, &conf(version, 100, "192.168.11.11"), args, &[])?;
+    Ok(lab)
+}
+
+fn run_one(
+    lab: &VrrpLab,
+    variant: Variant,
+    version: u8,
+    (kind, frame): &(&'static str, Vec<u8>),
+    rate: (&'static str, Option<u32>),
+    secs: Duration,
+) -> Result<Row> {
+    // Settled: a alone holds the VIP (after a run that moved it, a preempts back).
+    lab.wait_sole_holder("a", VIP, LONG)?;
+    std::thread::sleep(Duration::from_secs(1));
+    let pids = pids(lab.dir(), variant.daemon());
+    let before = transitions(lab);
+    let drops_before = kernel_drops(lab);
+    let cap = Capture::open(&lab.lab.host("x").ns, "eth0")?;
+    let probe = lab.probe(VIP.parse()?, Duration::from_millis(10), 1000)?;
+    let t0 = Instant::now();
+    let cpu0 = ticks(&pids);
+    let frame2 = frame.clone();
+    let sender = std::thread::spawn(move || flood(&cap, &frame2, rate.1, secs));
+    let sent = sender.join().map_err(|_| anyhow::anyhow!("sender panicked"))?;
+    let cpu1 = ticks(&pids);
+    let window = t0.elapsed();
+    let rec = probe.stop()?;
+    // Transitions the routers log shortly after.
+    std::thread::sleep(Duration::from_millis(1500));
+    let t1 = t0 + window;
+    let mut adverts: Vec<Instant> = vec![t0];
+    adverts.extend(
+        rec.replies
+            .iter()
+            .filter(|r| matches!(r.kind, Kind::Advert(_)) && r.mac == A_MAC && r.at <= t1)
+            .map(|r| r.at),
+    );
+    adverts.push(t1);
+    let gap = adverts
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .fold(0.0, f64::max);
+    let answered: std::collections::HashSet<u16> = rec.echoes().map(|r| r.seq).collect();
+    // SAFETY: sysconf is always safe.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok(Row {
+        version,
+        kind,
+        rate: rate.0,
+        variant,
+        kpps: sent as f64 / window.as_secs_f64() / 1e3,
+        transitions: transitions(lab) - before,
+        lost: rec.sent.len() - answered.len().min(rec.sent.len()),
+        probes: rec.sent.len(),
+        gap,
+        cpu: (cpu1 - cpu0) as f64 / hz / window.as_secs_f64() * 100.0,
+        drops: drops_before.and_then(|b| Some(kernel_drops(lab)? - b)),
+    })
+}
+
+fn main() -> Result<()> {
+    let secs = Duration::from_secs(
+        std::env::var("FLOOD_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10),
+    );
+    let filter = std::env::var("ROWS").unwrap_or_default();
+    let variants = [Variant::Keepalived, Variant::Agent, Variant::AgentNoXdp];
+    let rates: [(&str, Option<u32>); 2] = [("max", None), ("1 kpps", Some(1000))];
+    let mut rows = Vec::new();
+    for version in [2u8, 3] {
+        for variant in variants {
+            let wanted: Vec<_> = kinds(version)
+                .into_iter()
+                .flat_map(|k| rates.iter().map(move |r| (k.clone(), *r)))
+                .filter(|((kind, _), (rate, _))| {
+                    format!("{} v{version} {kind} {rate}", variant.label()).contains(&filter)
+                })
+                .collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let lab = lab(variant, version)
+                .with_context(|| format!("{} v{version} lab", variant.label()))?;
+            for (kind, rate) in &wanted {
+                let row = run_one(&lab, variant, version, kind, *rate, secs).with_context(|| {
+                    format!("{} v{version} {} {}", variant.label(), kind.0, rate.0)
+                })?;
+                eprintln!(
+                    "flood-bench: {} v{version} {} {}: {:.0} kpps, {} transitions, {}/{} pings lost, gap {:.2} intervals, CPU {:.1} %, drops {:?}",
+                    variant.label(),
+                    row.kind,
+                    row.rate,
+                    row.kpps,
+                    row.transitions,
+                    row.lost,
+                    row.probes,
+                    row.gap,
+                    row.cpu,
+                    row.drops
+                );
+                rows.push(row);
+            }
+        }
+    }
+    println!("## Flood\n");
+    println!("{}\n", vrrp_tests::machine());
+    println!(
+        "Forged adverts from a third host while a (priority 150) is master and b (100) backup, \
+         VRID 51, 1 s adverts, `allowed_peers` naming the two routers (vrrp-agent's extension; \
+         keepalived skips it). One run of {} s per row, at the fastest one sending thread \
+         manages (\"max\") and at 1 kpps. transitions: state changes on either router; pings: \
+         the client's echoes to the VIP every 10 ms that went unanswered; advert gap: the \
+         largest gap between a's adverts at the client, in advert intervals (1.0 = on time); \
+         CPU: a's daemon, % of one core (keepalived: both processes; XDP runs in the kernel's \
+         softirq and is not in it); dropped in kernel: a's XDP drop counters. CPU ratio: this \
+         row over keepalived's for the same flood.\n",
+        secs.as_secs()
+    );
+    for version in [2u8, 3] {
+        let vrows: Vec<&Row> = rows.iter().filter(|r| r.version == version).collect();
+        if vrows.is_empty() {
+            continue;
+        }
+        println!("### VRRPv{version}\n");
+        println!(
+            "| forged kind | rate | daemon | sent kpps | transitions | pings lost | advert gap | CPU % | CPU ratio | dropped in kernel |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|");
+        for r in &vrows {
+            let keepalived = vrows.iter().find(|k| {
+                k.variant == Variant::Keepalived && k.kind == r.kind && k.rate == r.rate
+            });
+            let ratio = keepalived
+                .filter(|k| k.cpu > 0.0)
+                .map_or("-".to_string(), |k| format!("{:.2}", r.cpu / k.cpu));
+            println!(
+                "| {} | {} | {} | {:.0} | {} | {}/{} | {:.2} | {:.1} | {ratio} | {} |",
+                r.kind,
+                r.rate,
+                r.variant.label(),
+                r.kpps,
+                r.transitions,
+                r.lost,
+                r.probes,
+                r.gap,
+                r.cpu,
+                r.drops.map_or("-".to_string(), |d| d.to_string())
+            );
+        }
+        println!();
+    }
+    Ok(())
+}
