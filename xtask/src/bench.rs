@@ -15,6 +15,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("failover", "failover-bench"),
     ("track", "track-bench"),
     ("flood", "flood-bench"),
+    ("idle", "idle-bench"),
 ];
 
 pub fn run(names: &[String]) -> Result<()> {

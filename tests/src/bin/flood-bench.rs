@@ -151,7 +151,13 @@ fn pids(dir: &Path, daemon: Daemon) -> Vec<u32> {
     };
     files
         .iter()
-        .filter_map(|f| std::fs::read_to_string(dir.join(f)).ok()?.trim().parse().ok())
+        .filter_map(|f| {
+            std::fs::read_to_string(dir.join(f))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
         .collect()
 }
 
@@ -195,16 +201,27 @@ struct Row {
 
 fn lab(variant: Variant, version: u8) -> Result<VrrpLab> {
     let mut lab = VrrpLab::pair(&agent_binary(), true)?;
-    lab.lab.add_host("x", "eth0", X_MAC, &format!("{X_IP}/24"))?;
+    lab.lab
+        .add_host("x", "eth0", X_MAC, &format!("{X_IP}/24"))?;
     // x's frames stay off the client's port: its capture sees the routers only.
-    let (px, pc) = (lab.lab.port_of("x", "eth0"), lab.lab.port_of("client", "eth0"));
+    let (px, pc) = (
+        lab.lab.port_of("x", "eth0"),
+        lab.lab.port_of("client", "eth0"),
+    );
     let rules = format!(
         "table bridge bench {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n    iifname \"{px}\" oifname \"{pc}\" drop\n  }}\n}}\n"
     );
     let file = lab.dir().join("bench.nft");
     std::fs::write(&file, rules)?;
-    let out = lab.lab.lan().output(&["nft", "-f", file.to_str().unwrap()])?;
-    anyhow::ensure!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr));
+    let out = lab
+        .lab
+        .lan()
+        .output(&["nft", "-f", file.to_str().unwrap()])?;
+    anyhow::ensure!(
+        out.status.success(),
+        "nft: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let args: &[&str] = if variant == Variant::AgentNoXdp {
         &["--no-xdp"]
     } else {
@@ -236,7 +253,9 @@ fn run_one(
     let cpu0 = ticks(&pids);
     let frame2 = frame.clone();
     let sender = std::thread::spawn(move || flood(&cap, &frame2, rate.1, secs));
-    let sent = sender.join().map_err(|_| anyhow::anyhow!("sender panicked"))?;
+    let sent = sender
+        .join()
+        .map_err(|_| anyhow::anyhow!("sender panicked"))?;
     let cpu1 = ticks(&pids);
     let window = t0.elapsed();
     let rec = probe.stop()?;
@@ -299,9 +318,10 @@ fn main() -> Result<()> {
             let lab = lab(variant, version)
                 .with_context(|| format!("{} v{version} lab", variant.label()))?;
             for (kind, rate) in &wanted {
-                let row = run_one(&lab, variant, version, kind, *rate, secs).with_context(|| {
-                    format!("{} v{version} {} {}", variant.label(), kind.0, rate.0)
-                })?;
+                let row =
+                    run_one(&lab, variant, version, kind, *rate, secs).with_context(|| {
+                        format!("{} v{version} {} {}", variant.label(), kind.0, rate.0)
+                    })?;
                 eprintln!(
                     "flood-bench: {} v{version} {} {}: {:.0} kpps, {} transitions, {}/{} pings lost, gap {:.2} intervals, CPU {:.1} %, drops {:?}",
                     variant.label(),
@@ -344,9 +364,9 @@ fn main() -> Result<()> {
         );
         println!("|---|---|---|---|---|---|---|---|---|---|");
         for r in &vrows {
-            let keepalived = vrows.iter().find(|k| {
-                k.variant == Variant::Keepalived && k.kind == r.kind && k.rate == r.rate
-            });
+            let keepalived = vrows
+                .iter()
+                .find(|k| k.variant == Variant::Keepalived && k.kind == r.kind && k.rate == r.rate);
             let ratio = keepalived
                 .filter(|k| k.cpu > 0.0)
                 .map_or("-".to_string(), |k| format!("{:.2}", r.cpu / k.cpu));

@@ -143,6 +143,39 @@ fn keepalived_down_timer_adverts_replaces_the_rfc_3() {
     assert_eq!(i.master_down_interval(), ms(5000) + us(609_375));
 }
 
+#[test]
+fn a_masters_advert_may_be_served_late_by_a_fraction_of_its_interval_a_backups_timer_never() {
+    let b = started(v2(100));
+    assert_eq!(b.wake_by(), b.next_deadline());
+    let m = master(v2(100));
+    let due = m.next_deadline().unwrap();
+    // v2, 1 s: 1/128 of it.
+    assert_eq!(
+        m.wake_by(),
+        Some(due + us(7812) + Duration::from_nanos(500))
+    );
+    // 3 s: capped at 8 ms.
+    let m = master(Params {
+        advert_int_cs: 300,
+        ..v2(100)
+    });
+    let due = m.next_deadline().unwrap();
+    assert_eq!(m.wake_by(), Some(due + ms(8)));
+    // v3 at 10 ms: 1/128 of it.
+    let m = master(v3(100, 1));
+    let due = m.next_deadline().unwrap();
+    assert_eq!(m.wake_by(), Some(due + Duration::from_nanos(78_125)));
+}
+
+#[test]
+fn a_late_advert_keeps_the_timer_phase() {
+    let mut m = master(v2(100));
+    let due = m.next_deadline().unwrap();
+    let a = m.handle(m.wake_by().unwrap(), Event::Timer);
+    assert_eq!(adverts(&a), [100]);
+    assert_eq!(m.next_deadline(), Some(due + ms(1000)));
+}
+
 // ----- start-up (RFC 5798 §6.4.1, keepalived vrrp_init_state) -----
 
 #[test]
