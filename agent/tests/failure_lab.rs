@@ -1,6 +1,8 @@
 //! Failures around the agent, end to end from the real binary: a partition between the routers
 //! and its healing (with the client's ARP entry following the master), the master's agent
-//! killed with SIGKILL and started again, two routers both configured as address owner.
+//! killed with SIGKILL and started again, two routers both configured as address owner, a VIP
+//! deleted under the master, an interface deleted and created again, a script that cannot be
+//! forked.
 
 use std::{
     net::{Ipv4Addr, UdpSocket},
@@ -254,6 +256,38 @@ fn two_address_owners_settle_on_one_master_with_keepalived_s_configuration_error
             lab.logs()
         );
         eprintln!("with {other:?} as b: {holder} is the one master");
+    }
+}
+
+#[test]
+fn a_vip_deleted_under_the_master_comes_back_as_with_keepalived() {
+    if skip_unless_root("a_vip_deleted_under_the_master_comes_back_as_with_keepalived") {
+        return;
+    }
+    // keepalived's set_vrrp_backup: the master whose VIP someone deletes goes BACKUP with a
+    // priority-0 advert and takes over again after its own skew (shorter than the backup's),
+    // putting the address back. Run against keepalived as the master too, to compare.
+    for master in [Daemon::Agent, Daemon::Keepalived] {
+        let mut lab = VrrpLab::pair(agent(), false).expect("lab");
+        lab.start("a", master, &conf(150)).unwrap();
+        lab.start("b", Daemon::Agent, &conf(100)).unwrap();
+        lab.wait_sole_holder("a", VIP, LONG).unwrap();
+        lab.wait_log("b", "Entering BACKUP STATE", LONG).unwrap();
+        let masters = |r: &str| lab.log(r).matches("Entering MASTER STATE").count();
+        assert_eq!(masters("a"), 1, "{}", lab.logs());
+        lab.lab
+            .host("a")
+            .ns
+            .run(&["ip", "addr", "del", &format!("{VIP}/24"), "dev", "eth0"])
+            .unwrap();
+        poll(LONG, || (masters("a") == 2 && lab.holds("a", VIP)).then_some(()))
+            .unwrap_or_else(|| panic!("{master:?}: the VIP did not come back\n{}", lab.logs()));
+        let log = lab.log("a");
+        let backup = log.rfind("Entering BACKUP STATE").expect("a went backup");
+        assert!(backup < log.rfind("Entering MASTER STATE").unwrap(), "{log}");
+        assert_eq!(masters("b"), 0, "{master:?}: b took over\n{}", lab.logs());
+        assert_eq!(lab.holders(VIP), ["a"], "{}", lab.logs());
+        eprintln!("{master:?}: VIP deleted, back on a");
     }
 }
 

@@ -27,7 +27,7 @@ use super::{
 use crate::{
     config::model::{Config, Instance as InstanceConfig, VirtualAddress},
     netlink::{
-        Link, Netlink,
+        AddrDeleted, Link, Netlink,
         route::{self, VirtualRoute},
         rule::{self, VirtualRule},
     },
@@ -650,6 +650,13 @@ impl Runtime {
                 return Err(e);
             }
         };
+        let mut deletions = match crate::netlink::Netlink::address_deletions() {
+            Ok(d) => d,
+            Err(e) => {
+                self.finish().await?;
+                return Err(anyhow!(e).context("netlink address monitor"));
+            }
+        };
         if !startup_delay.is_zero() {
             info!(
                 "Delaying startup for {:.6} seconds",
@@ -764,6 +771,9 @@ impl Runtime {
                         self.follow_interfaces().await;
                     }
                 }
+                Some(gone) = deletions.recv(), if stop_deadline.is_none() => {
+                    self.address_deleted(gone).await;
+                }
                 _ = follow_retry.tick(), if !self.recreated.is_empty() && stop_deadline.is_none() => {
                     self.follow_interfaces().await;
                 }
@@ -775,6 +785,46 @@ impl Runtime {
             }
         }
         self.finish().await
+    }
+
+    /// keepalived's reaction to an address deleted under it (netlink_if_address_filter): a
+    /// master whose VIP or excluded VIP it was goes to BACKUP and comes back after its skew
+    /// ([`Event::VipDeleted`]), putting every address back; `no_track` addresses are the
+    /// operator's business. Our own removals happen as instances leave MASTER, so they find
+    /// none; in case one is master again already, the address is looked up first.
+    async fn address_deleted(&mut self, gone: AddrDeleted) {
+        let hit: Vec<usize> = (0..self.slots.len())
+            .filter(|&k| {
+                let s = &self.slots[k];
+                s.inst.state() == State::Master
+                    && s.vips.iter().chain(&s.excluded).any(|v| {
+                        v.link.index == gone.index && v.addr.addr == gone.addr && !v.addr.no_track
+                    })
+            })
+            .collect();
+        if hit.is_empty() {
+            return;
+        }
+        let still_there = self
+            .netlink
+            .addresses(gone.index, gone.addr.is_ipv6())
+            .await
+            .is_ok_and(|a| a.contains(&gone.addr));
+        if still_there {
+            return;
+        }
+        if self.opts.log_detail {
+            let ifname = self.slots[hit[0]]
+                .vips
+                .iter()
+                .chain(&self.slots[hit[0]].excluded)
+                .find(|v| v.link.index == gone.index)
+                .map_or_else(|| gone.index.to_string(), |v| v.link.name.clone());
+            info!("Netlink reflector reports IP {} removed from {ifname}", gone.addr);
+        }
+        for k in hit {
+            self.event(k, Event::VipDeleted).await;
+        }
     }
 
     /// An interface was deleted: instances on it are told by its link going down (FAULT);

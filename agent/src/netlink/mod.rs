@@ -60,6 +60,13 @@ pub struct LinkChange {
     pub deleted: bool,
 }
 
+/// An address was deleted from an interface (RTM_DELADDR).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddrDeleted {
+    pub index: u32,
+    pub addr: IpAddr,
+}
+
 #[derive(Clone)]
 pub struct Netlink {
     handle: Handle,
@@ -287,6 +294,51 @@ impl Netlink {
                     _ => continue,
                 };
                 if tx.send(change).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(rx)
+    }
+}
+
+impl Netlink {
+    /// Addresses deleted from any interface, as it happens (RTNLGRP_IPV4_IFADDR and
+    /// RTNLGRP_IPV6_IFADDR), for keepalived's reaction to a VIP deleted under a master.
+    pub fn address_deletions()
+    -> Result<tokio::sync::mpsc::UnboundedReceiver<AddrDeleted>, NetlinkError> {
+        let (conn, _handle, mut messages) = new_multicast_connection(&[
+            MulticastGroup::Ipv4Ifaddr,
+            MulticastGroup::Ipv6Ifaddr,
+        ])?;
+        tokio::spawn(conn);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some((m, _)) = messages.next().await {
+                let netlink_packet_core::NetlinkPayload::InnerMessage(
+                    RouteNetlinkMessage::DelAddress(a),
+                ) = m.payload
+                else {
+                    continue;
+                };
+                // IPv4 names the address in IFA_LOCAL (IFA_ADDRESS is the peer's on a
+                // point-to-point link); IPv6 has IFA_ADDRESS only.
+                let addr = a.attributes.iter().find_map(|at| match at {
+                    AddressAttribute::Local(x) if x.is_ipv4() => Some(*x),
+                    _ => None,
+                });
+                let addr = addr.or_else(|| {
+                    a.attributes.iter().find_map(|at| match at {
+                        AddressAttribute::Address(x) => Some(*x),
+                        _ => None,
+                    })
+                });
+                let Some(addr) = addr else { continue };
+                let gone = AddrDeleted {
+                    index: a.header.index,
+                    addr,
+                };
+                if tx.send(gone).is_err() {
                     break;
                 }
             }

@@ -149,6 +149,8 @@ pub enum Event {
     GroupMaster,
     /// A sync group member went back to BACKUP: a master member follows.
     GroupBackup,
+    /// Someone else deleted one of our virtual addresses while we are master.
+    VipDeleted,
 }
 
 /// Why an instance is in FAULT (several can hold at once; all must clear).
@@ -497,6 +499,18 @@ impl Instance {
             Event::GroupBackup => {
                 if self.state == State::Master && self.handover_until.is_none() {
                     self.change_state(now, State::Backup, &mut out);
+                }
+            }
+            Event::VipDeleted => {
+                // keepalived's set_vrrp_backup: BACKUP with a priority-0 advert and the
+                // addresses released, then "a quick transition back to master": the down
+                // timer is only Skew_Time, so unless a better router answers the priority 0
+                // first, we take over again and put every address back.
+                if self.state == State::Master && self.handover_until.is_none() {
+                    out.push(Action::SendAdvert(self.advert(PRIORITY_STOP)));
+                    self.change_state(now, State::Backup, &mut out);
+                    self.log(&mut out, LogLevel::Detail, "sent 0 priority".into());
+                    self.down_at = Some(now + self.skew());
                 }
             }
         }

@@ -801,6 +801,41 @@ fn a_link_flap_while_handing_over_ends_the_stop() {
     assert_eq!(i.next_deadline(), None);
 }
 
+#[test]
+fn keepalived_set_vrrp_backup_a_vip_deleted_under_a_master_releases_and_comes_back_after_skew() {
+    let mut i = master(v2(100));
+    let t = ms(5000);
+    let a = i.handle(t, Event::VipDeleted);
+    assert_eq!(i.state(), State::Backup);
+    assert_eq!(adverts(&a), [0]);
+    assert!(a.contains(&Action::RemoveVips));
+    assert_eq!(
+        logs(&a),
+        ["(VI_1) Entering BACKUP STATE", "(VI_1) sent 0 priority"]
+    );
+    // The quick way back: Skew_Time, not Master_Down_Interval.
+    assert_eq!(i.next_deadline(), Some(t + i.skew()));
+    let a = i.handle(t + i.skew(), Event::Timer);
+    assert_eq!(i.state(), State::Master);
+    assert!(a.contains(&Action::AddVips));
+    // A backup has no addresses to lose.
+    let mut b = started(v2(100));
+    assert!(b.handle(ms(10), Event::VipDeleted).is_empty());
+    assert_eq!(b.state(), State::Backup);
+}
+
+#[test]
+fn a_vip_deleted_lets_a_better_backup_answer_the_priority_0_first() {
+    let p = v2(100);
+    let mut i = master(p.clone());
+    i.handle(ms(5000), Event::VipDeleted);
+    // The other router (priority 150) took over on our priority 0: we stay backup.
+    i.handle(ms(5100), from(&p, HIGHER_IP, 150));
+    let skew = i.skew();
+    assert!(run_until(&mut i, ms(5000) + skew).is_empty());
+    assert_eq!(i.state(), State::Backup);
+}
+
 // ----- tracking and sync groups -----
 
 #[test]
