@@ -280,11 +280,16 @@ fn a_vip_deleted_under_the_master_comes_back_as_with_keepalived() {
             .ns
             .run(&["ip", "addr", "del", &format!("{VIP}/24"), "dev", "eth0"])
             .unwrap();
-        poll(LONG, || (masters("a") == 2 && lab.holds("a", VIP)).then_some(()))
-            .unwrap_or_else(|| panic!("{master:?}: the VIP did not come back\n{}", lab.logs()));
+        poll(LONG, || {
+            (masters("a") == 2 && lab.holds("a", VIP)).then_some(())
+        })
+        .unwrap_or_else(|| panic!("{master:?}: the VIP did not come back\n{}", lab.logs()));
         let log = lab.log("a");
         let backup = log.rfind("Entering BACKUP STATE").expect("a went backup");
-        assert!(backup < log.rfind("Entering MASTER STATE").unwrap(), "{log}");
+        assert!(
+            backup < log.rfind("Entering MASTER STATE").unwrap(),
+            "{log}"
+        );
         assert_eq!(masters("b"), 0, "{master:?}: b took over\n{}", lab.logs());
         assert_eq!(lab.holders(VIP), ["a"], "{}", lab.logs());
         eprintln!("{master:?}: VIP deleted, back on a");

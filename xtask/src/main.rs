@@ -4,7 +4,8 @@
 //!   test         setup, fmt check, clippy -D warnings (host and eBPF), every test
 //!   demo         setup, build, and run two agents on the seed pair: election, crash, outage
 //!   bench [NAME] setup, run benchmarks, write BENCHMARKS.md
-//!   fuzz [TARGET [SECONDS]]  setup, run a cargo-fuzz target (default: every target, 60 s each)
+//!   fuzz [TARGET [SECONDS]]  setup, run a cargo-fuzz target, or `xdp_frames` (the XDP property
+//!                            test); default: every one, 60 s each
 //!   deb          setup, build the Debian package (binary, systemd unit, man page, completions)
 mod bench;
 mod setup;
@@ -190,10 +191,35 @@ fn fuzz(args: &[String]) -> Result<()> {
         Some(s) => s.parse().with_context(|| format!("SECONDS: {s}"))?,
         None => 60,
     };
-    match args.first() {
+    match args.first().map(String::as_str) {
+        Some(XDP_FRAMES) => xdp_frames(seconds),
         Some(target) => fuzz_run(target, seconds),
-        None => FUZZ_TARGETS.iter().try_for_each(|t| fuzz_run(t, seconds)),
+        None => {
+            FUZZ_TARGETS.iter().try_for_each(|t| fuzz_run(t, seconds))?;
+            xdp_frames(seconds)
+        }
     }
+}
+
+/// Not a cargo-fuzz target: the XDP program's random-frame property test
+/// (tests/tests/xdp_property.rs), run for `seconds`.
+const XDP_FRAMES: &str = "xdp_frames";
+
+fn xdp_frames(seconds: u32) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "--release",
+        "--package",
+        "vrrp-tests",
+        "--test",
+        "xdp_property",
+        "--",
+        "--nocapture",
+    ])
+    .current_dir(root())
+    .env("XDP_PROPERTY_SECONDS", seconds.to_string());
+    run(&mut cmd)
 }
 
 /// Runs `target` for `seconds`; a crash fails (and leaves the input in fuzz/artifacts).

@@ -693,7 +693,11 @@ impl Runtime {
                     break;
                 }
             }
-            let next = self.slots.iter().filter_map(|s| s.inst.wake_by()).min();
+            let next = self
+                .slots
+                .iter()
+                .filter_map(|s| s.inst.next_deadline())
+                .min();
             if let Err(e) = timer.set(next) {
                 warn!("arming the timer: {e}; stopping");
                 break;
@@ -737,8 +741,8 @@ impl Runtime {
                     // together (their next deadlines are equal), however long the round takes.
                     let now = self.now();
                     for k in 0..self.slots.len() {
-                        if self.slots[k].inst.next_deadline().is_some_and(|d| d <= now) {
-                            self.event_at(k, now, Event::Timer).await;
+                        if let Some(at) = self.slots[k].inst.serve_at(now) {
+                            self.event_at(k, at, Event::Timer).await;
                         }
                     }
                 }
@@ -820,7 +824,10 @@ impl Runtime {
                 .chain(&self.slots[hit[0]].excluded)
                 .find(|v| v.link.index == gone.index)
                 .map_or_else(|| gone.index.to_string(), |v| v.link.name.clone());
-            info!("Netlink reflector reports IP {} removed from {ifname}", gone.addr);
+            info!(
+                "Netlink reflector reports IP {} removed from {ifname}",
+                gone.addr
+            );
         }
         for k in hit {
             self.event(k, Event::VipDeleted).await;

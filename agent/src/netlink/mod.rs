@@ -307,10 +307,8 @@ impl Netlink {
     /// RTNLGRP_IPV6_IFADDR), for keepalived's reaction to a VIP deleted under a master.
     pub fn address_deletions()
     -> Result<tokio::sync::mpsc::UnboundedReceiver<AddrDeleted>, NetlinkError> {
-        let (conn, _handle, mut messages) = new_multicast_connection(&[
-            MulticastGroup::Ipv4Ifaddr,
-            MulticastGroup::Ipv6Ifaddr,
-        ])?;
+        let (conn, _handle, mut messages) =
+            new_multicast_connection(&[MulticastGroup::Ipv4Ifaddr, MulticastGroup::Ipv6Ifaddr])?;
         tokio::spawn(conn);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {

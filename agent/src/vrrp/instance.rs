@@ -403,31 +403,20 @@ impl Instance {
         .min()
     }
 
-    /// The latest time the runtime may serve [`Instance::next_deadline`]. A master's advert
-    /// may go out up to 1/128 of its interval late (7.8 ms at 1 s; at most 8 ms): backups wait three
-    /// intervals plus skew for it, and the timer keeps its phase (the next advert is due an
-    /// interval after this one was), so lateness never adds up. That lets adverts of many
-    /// instances due close together leave in one wakeup. Every other deadline is served on
-    /// time: a backup's down timer orders takeovers by skew, which can be 39 µs apart.
-    pub fn wake_by(&self) -> Option<Duration> {
-        let advert = self.advert_at.map(|t| {
-            if self.state == State::Master {
-                t + (cs(self.master_adv_int_cs) / 128).min(Duration::from_millis(8))
-            } else {
-                t
-            }
-        });
-        [
-            advert,
-            self.down_at,
-            self.garp_delay_at,
-            self.garp_refresh_at,
-            self.lower_prio_garp_at,
-            self.handover_until,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+    /// Whether the runtime, awake at `now`, serves this instance's timers, and the time to
+    /// hand to [`Instance::handle`]: `now` when a deadline has passed; and a master's advert
+    /// due within 1/128 of its interval (7.8 ms at 1 s; at most 8 ms) goes out that much
+    /// early, handled at its own deadline, so the next is still due an interval after it
+    /// (the phase is kept, nothing adds up). Adverts of many instances due close together
+    /// then leave in one wakeup instead of one each. Only adverts: a backup's down timer
+    /// orders takeovers by skew, which can be 39 µs apart.
+    pub fn serve_at(&self, now: Duration) -> Option<Duration> {
+        let d = self.next_deadline()?;
+        if d <= now {
+            return Some(now);
+        }
+        let slack = (cs(self.master_adv_int_cs) / 128).min(Duration::from_millis(8));
+        (self.state == State::Master && self.advert_at == Some(d) && d <= now + slack).then_some(d)
     }
 
     /// Skew_Time (RFC 5798 §6.1: ((256 − Priority) × Master_Adver_Interval) / 256; RFC 3768

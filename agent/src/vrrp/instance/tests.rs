@@ -144,34 +144,37 @@ fn keepalived_down_timer_adverts_replaces_the_rfc_3() {
 }
 
 #[test]
-fn a_masters_advert_may_be_served_late_by_a_fraction_of_its_interval_a_backups_timer_never() {
+fn a_masters_advert_may_be_served_early_by_a_fraction_of_its_interval_a_backups_timer_never() {
     let b = started(v2(100));
-    assert_eq!(b.wake_by(), b.next_deadline());
+    let down = b.next_deadline().unwrap();
+    assert_eq!(b.serve_at(down - us(1)), None);
+    assert_eq!(b.serve_at(down + us(5)), Some(down + us(5)));
     let m = master(v2(100));
     let due = m.next_deadline().unwrap();
     // v2, 1 s: 1/128 of it.
-    assert_eq!(
-        m.wake_by(),
-        Some(due + us(7812) + Duration::from_nanos(500))
-    );
+    let slack = us(7812) + Duration::from_nanos(500);
+    assert_eq!(m.serve_at(due - slack), Some(due));
+    assert_eq!(m.serve_at(due - slack - us(1)), None);
     // 3 s: capped at 8 ms.
     let m = master(Params {
         advert_int_cs: 300,
         ..v2(100)
     });
     let due = m.next_deadline().unwrap();
-    assert_eq!(m.wake_by(), Some(due + ms(8)));
+    assert_eq!(m.serve_at(due - ms(8)), Some(due));
+    assert_eq!(m.serve_at(due - ms(9)), None);
     // v3 at 10 ms: 1/128 of it.
     let m = master(v3(100, 1));
     let due = m.next_deadline().unwrap();
-    assert_eq!(m.wake_by(), Some(due + Duration::from_nanos(78_125)));
+    assert_eq!(m.serve_at(due - Duration::from_nanos(78_125)), Some(due));
 }
 
 #[test]
-fn a_late_advert_keeps_the_timer_phase() {
+fn an_advert_served_early_keeps_the_timer_phase() {
     let mut m = master(v2(100));
     let due = m.next_deadline().unwrap();
-    let a = m.handle(m.wake_by().unwrap(), Event::Timer);
+    let at = m.serve_at(due - ms(5)).unwrap();
+    let a = m.handle(at, Event::Timer);
     assert_eq!(adverts(&a), [100]);
     assert_eq!(m.next_deadline(), Some(due + ms(1000)));
 }
