@@ -1,7 +1,7 @@
 //! Failures around the agent, end to end from the real binary: a partition between the routers
 //! and its healing (with the client's ARP entry following the master), the master's agent
 //! killed with SIGKILL and started again, two routers both configured as address owner, a VIP
-//! deleted under the master, an interface deleted and created again, a script that cannot be
+//! deleted under the master, the source address deleted, an interface deleted and created again, a script that cannot be
 //! forked.
 
 use std::{
@@ -293,6 +293,77 @@ fn a_vip_deleted_under_the_master_comes_back_as_with_keepalived() {
         assert_eq!(masters("b"), 0, "{master:?}: b took over\n{}", lab.logs());
         assert_eq!(lab.holders(VIP), ["a"], "{}", lab.logs());
         eprintln!("{master:?}: VIP deleted, back on a");
+    }
+}
+
+#[test]
+fn the_source_address_removed_moves_to_the_next_one_then_faults_until_one_is_back() {
+    if skip_unless_root(
+        "the_source_address_removed_moves_to_the_next_one_then_faults_until_one_is_back",
+    ) {
+        return;
+    }
+    // keepalived: the instance's source address deleted, the interface's next address takes
+    // its place; none left, the instance goes FAULT (its peer takes over) until an address is
+    // added, then it comes back (and preempts). keepalived as a too, for the same outcome.
+    // The VIP is a /32 so it does not go with the subnet's primary address.
+    let conf32 = |priority: u8| conf(priority).replace(&format!("{VIP}/24"), &format!("{VIP}/32"));
+    for daemon in [Daemon::Agent, Daemon::Keepalived] {
+        let mut lab = VrrpLab::pair(agent(), false).expect("lab");
+        let ip = |lab: &VrrpLab, args: &[&str]| {
+            let mut v = vec!["ip", "addr"];
+            v.extend_from_slice(args);
+            v.extend_from_slice(&["dev", "eth0"]);
+            lab.lab.host("a").ns.run(&v).unwrap();
+        };
+        ip(&lab, &["add", "10.99.0.11/24"]);
+        lab.start("a", daemon, &conf32(150)).unwrap();
+        lab.start("b", Daemon::Agent, &conf32(100)).unwrap();
+        lab.wait_sole_holder("a", VIP, LONG).unwrap();
+        lab.wait_log("b", "Entering BACKUP STATE", LONG).unwrap();
+        // The first address goes: adverts from the second, nothing else changes.
+        ip(&lab, &["del", "192.168.11.11/24"]);
+        if daemon == Daemon::Agent {
+            lab.wait_log(
+                "a",
+                "(VI_1) 192.168.11.11 removed from eth0: adverts now from 10.99.0.11",
+                LONG,
+            )
+            .unwrap();
+        }
+        std::thread::sleep(Duration::from_secs(4));
+        assert_eq!(lab.holders(VIP), ["a"], "{daemon:?}\n{}", lab.logs());
+        assert!(
+            !lab.log("b").contains("Entering MASTER STATE"),
+            "{}",
+            lab.logs()
+        );
+        // The last one goes: FAULT, b takes over.
+        ip(&lab, &["del", "10.99.0.11/24"]);
+        lab.wait_sole_holder("b", VIP, LONG)
+            .unwrap_or_else(|e| panic!("{daemon:?}: {e:#}"));
+        if daemon == Daemon::Agent {
+            lab.wait_log(
+                "a",
+                "(VI_1) eth0 has no IPv4 address left to send adverts from",
+                LONG,
+            )
+            .unwrap();
+            assert_eq!(state(&lab, "a"), "FAULT", "{}", lab.logs());
+        }
+        // An address again: a is back, and preempts.
+        ip(&lab, &["add", "192.168.11.11/24"]);
+        lab.wait_sole_holder("a", VIP, LONG)
+            .unwrap_or_else(|e| panic!("{daemon:?}: {e:#}"));
+        if daemon == Daemon::Agent {
+            assert!(
+                lab.log("a")
+                    .contains("(VI_1) 192.168.11.11 added to eth0: adverts from it"),
+                "{}",
+                lab.logs()
+            );
+        }
+        eprintln!("{daemon:?}: source moved, FAULT without one, back with one");
     }
 }
 

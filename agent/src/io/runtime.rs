@@ -27,7 +27,7 @@ use super::{
 use crate::{
     config::model::{Config, Instance as InstanceConfig, VirtualAddress},
     netlink::{
-        AddrDeleted, Link, Netlink,
+        AddrChange, Link, Netlink,
         route::{self, VirtualRoute},
         rule::{self, VirtualRule},
     },
@@ -133,6 +133,13 @@ struct Slot {
     quiet_init_fault: bool,
     /// That FAULT was not notified: if it remains once the scripts answer, it is.
     owe_fault_note: bool,
+    /// The source is `mcast_src_ip` / `unicast_src_ip`: it does not follow the interface's
+    /// addresses.
+    src_from_config: bool,
+    /// Where the send socket is bound (the VMAC unless `vmac_xmit_base`), and its
+    /// `unicast_ttl`, to open it again from another source.
+    send_link: Link,
+    unicast_ttl: u8,
     /// `notify_priority_changes` (instance, else its sync group, else the global
     /// `vrrp_notify_priority_changes`): FIFO lines for effective priority changes.
     notify_priority: bool,
@@ -418,6 +425,7 @@ impl Runtime {
             };
             routes.push((r, oif));
         }
+        let send_link = send_link.clone();
         let mut inst = Instance::new(params, src);
         inst.set_link_initially(link.up || ic.dont_track_primary);
         Ok(Slot {
@@ -454,6 +462,9 @@ impl Runtime {
             notified: false,
             quiet_init_fault: false,
             owe_fault_note: false,
+            src_from_config: ic.unicast_src_ip.or(ic.mcast_src_ip).is_some(),
+            send_link,
+            unicast_ttl: ic.unicast_ttl,
             deleting: false,
             packet_log: Default::default(),
         })
@@ -650,7 +661,7 @@ impl Runtime {
                 return Err(e);
             }
         };
-        let mut deletions = match crate::netlink::Netlink::address_deletions() {
+        let mut addr_changes = match crate::netlink::Netlink::address_changes() {
             Ok(d) => d,
             Err(e) => {
                 self.finish().await?;
@@ -775,8 +786,11 @@ impl Runtime {
                         self.follow_interfaces().await;
                     }
                 }
-                Some(gone) = deletions.recv(), if stop_deadline.is_none() => {
-                    self.address_deleted(gone).await;
+                Some(change) = addr_changes.recv(), if stop_deadline.is_none() => {
+                    if change.deleted {
+                        self.vip_deleted(&change).await;
+                    }
+                    self.source_changed(&change).await;
                 }
                 _ = follow_retry.tick(), if !self.recreated.is_empty() && stop_deadline.is_none() => {
                     self.follow_interfaces().await;
@@ -796,7 +810,7 @@ impl Runtime {
     /// ([`Event::VipDeleted`]), putting every address back; `no_track` addresses are the
     /// operator's business. Our own removals happen as instances leave MASTER, so they find
     /// none; in case one is master again already, the address is looked up first.
-    async fn address_deleted(&mut self, gone: AddrDeleted) {
+    async fn vip_deleted(&mut self, gone: &AddrChange) {
         let hit: Vec<usize> = (0..self.slots.len())
             .filter(|&k| {
                 let s = &self.slots[k];
@@ -831,6 +845,91 @@ impl Runtime {
         }
         for k in hit {
             self.event(k, Event::VipDeleted).await;
+        }
+    }
+
+    /// keepalived's handling of the address an instance sends from (netlink_if_address_filter):
+    /// deleted, the interface's next address of the family takes its place; none left, the
+    /// instance goes FAULT (down_instance) until one is added (try_up_instance). Not for a
+    /// configured `mcast_src_ip` / `unicast_src_ip`, nor for an IPv6 VMAC (which carries the
+    /// address itself). Our own VIPs are never taken as a source.
+    async fn source_changed(&mut self, c: &AddrChange) {
+        let v6 = c.addr.is_ipv6();
+        if let IpAddr::V6(a) = c.addr
+            && !crate::netlink::is_link_local(&a)
+        {
+            return;
+        }
+        for k in 0..self.slots.len() {
+            let s = &self.slots[k];
+            if s.src_from_config
+                || s.link.index != c.index
+                || s.v6 != v6
+                || (v6 && s.vmac.is_some())
+                || s.deleting
+            {
+                continue;
+            }
+            let name = s.name.clone();
+            let ifname = s.link.name.clone();
+            let family = if v6 { "IPv6 link-local" } else { "IPv4" };
+            if c.deleted && s.inst.src() == c.addr && !s.inst.has_no_source() {
+                let next = match self.netlink.addresses(c.index, v6).await {
+                    Ok(addrs) => addrs.into_iter().find(|a| {
+                        *a != c.addr
+                            && !self.is_own_vip(*a)
+                            && match a {
+                                IpAddr::V6(a) => crate::netlink::is_link_local(a),
+                                IpAddr::V4(_) => true,
+                            }
+                    }),
+                    Err(_) => None,
+                };
+                if self.opts.log_detail {
+                    info!("Deassigned address {} from interface {ifname}", c.addr);
+                }
+                if let Some(a) = next
+                    && self.switch_src(k, a)
+                {
+                    info!(
+                        "({name}) {} removed from {ifname}: adverts now from {a}",
+                        c.addr
+                    );
+                    continue;
+                }
+                info!("({name}) {ifname} has no {family} address left to send adverts from");
+                self.event(k, Event::NoSource(true)).await;
+            } else if !c.deleted
+                && s.inst.has_no_source()
+                && !self.is_own_vip(c.addr)
+                && self.switch_src(k, c.addr)
+            {
+                info!("({name}) {} added to {ifname}: adverts from it", c.addr);
+                self.event(k, Event::NoSource(false)).await;
+            }
+        }
+    }
+
+    fn is_own_vip(&self, a: IpAddr) -> bool {
+        self.slots
+            .iter()
+            .any(|s| s.vips.iter().chain(&s.excluded).any(|v| v.addr.addr == a))
+    }
+
+    /// Sends instance `k`'s adverts from `src` (a new socket bound to it); false if it cannot
+    /// be opened (said why).
+    fn switch_src(&mut self, k: usize, src: IpAddr) -> bool {
+        let s = &mut self.slots[k];
+        match TxSocket::open(&s.send_link.name, s.send_link.index, src, s.unicast_ttl) {
+            Ok(tx) => {
+                s.tx = tx;
+                s.inst.set_src(src);
+                true
+            }
+            Err(e) => {
+                warn!("({}) opening the VRRP send socket from {src}: {e}", s.name);
+                false
+            }
         }
     }
 

@@ -60,11 +60,12 @@ pub struct LinkChange {
     pub deleted: bool,
 }
 
-/// An address was deleted from an interface (RTM_DELADDR).
+/// An address was added to an interface (RTM_NEWADDR) or deleted from it (RTM_DELADDR).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AddrDeleted {
+pub struct AddrChange {
     pub index: u32,
     pub addr: IpAddr,
+    pub deleted: bool,
 }
 
 #[derive(Clone)]
@@ -303,21 +304,25 @@ impl Netlink {
 }
 
 impl Netlink {
-    /// Addresses deleted from any interface, as it happens (RTNLGRP_IPV4_IFADDR and
-    /// RTNLGRP_IPV6_IFADDR), for keepalived's reaction to a VIP deleted under a master.
-    pub fn address_deletions()
-    -> Result<tokio::sync::mpsc::UnboundedReceiver<AddrDeleted>, NetlinkError> {
+    /// Addresses added to or deleted from any interface, as it happens (RTNLGRP_IPV4_IFADDR
+    /// and RTNLGRP_IPV6_IFADDR), for keepalived's reactions to a VIP deleted under a master
+    /// and to the source address going away and coming back.
+    pub fn address_changes()
+    -> Result<tokio::sync::mpsc::UnboundedReceiver<AddrChange>, NetlinkError> {
         let (conn, _handle, mut messages) =
             new_multicast_connection(&[MulticastGroup::Ipv4Ifaddr, MulticastGroup::Ipv6Ifaddr])?;
         tokio::spawn(conn);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Some((m, _)) = messages.next().await {
-                let netlink_packet_core::NetlinkPayload::InnerMessage(
-                    RouteNetlinkMessage::DelAddress(a),
-                ) = m.payload
-                else {
-                    continue;
+                let (a, deleted) = match m.payload {
+                    netlink_packet_core::NetlinkPayload::InnerMessage(
+                        RouteNetlinkMessage::NewAddress(a),
+                    ) => (a, false),
+                    netlink_packet_core::NetlinkPayload::InnerMessage(
+                        RouteNetlinkMessage::DelAddress(a),
+                    ) => (a, true),
+                    _ => continue,
                 };
                 // IPv4 names the address in IFA_LOCAL (IFA_ADDRESS is the peer's on a
                 // point-to-point link); IPv6 has IFA_ADDRESS only.
@@ -332,11 +337,12 @@ impl Netlink {
                     })
                 });
                 let Some(addr) = addr else { continue };
-                let gone = AddrDeleted {
+                let change = AddrChange {
                     index: a.header.index,
                     addr,
+                    deleted,
                 };
-                if tx.send(gone).is_err() {
+                if tx.send(change).is_err() {
                     break;
                 }
             }

@@ -151,12 +151,16 @@ pub enum Event {
     GroupBackup,
     /// Someone else deleted one of our virtual addresses while we are master.
     VipDeleted,
+    /// The interface has no address left to send adverts from (true), or has one again
+    /// (false; [`Instance::set_src`] first).
+    NoSource(bool),
 }
 
 /// Why an instance is in FAULT (several can hold at once; all must clear).
 const FAULT_LINK: u8 = 1;
 const FAULT_TRACK: u8 = 2;
 const FAULT_GROUP: u8 = 4;
+const FAULT_NO_SOURCE: u8 = 8;
 
 /// keepalived's log levels as the state machine uses them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -324,6 +328,17 @@ impl Instance {
         self.src
     }
 
+    /// The interface's address changed under us (keepalived takes the interface's next
+    /// address): adverts go from `src` from now on, and it decides equal-priority elections.
+    pub fn set_src(&mut self, src: IpAddr) {
+        self.src = src;
+    }
+
+    /// In FAULT because the interface has no address to send from.
+    pub fn has_no_source(&self) -> bool {
+        self.faults & FAULT_NO_SOURCE != 0
+    }
+
     /// The master we last heard (address, priority), or ourselves while master.
     pub fn master(&self) -> Option<(IpAddr, u8)> {
         match self.state {
@@ -480,6 +495,7 @@ impl Instance {
             Event::LinkUp => self.fault(now, FAULT_LINK, false, &mut out),
             Event::TrackFault(on) => self.fault(now, FAULT_TRACK, on, &mut out),
             Event::GroupFault(on) => self.fault(now, FAULT_GROUP, on, &mut out),
+            Event::NoSource(on) => self.fault(now, FAULT_NO_SOURCE, on, &mut out),
             Event::GroupMaster => {
                 if self.state == State::Backup && self.handover_until.is_none() {
                     self.change_state(now, State::Master, &mut out);

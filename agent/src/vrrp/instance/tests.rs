@@ -839,6 +839,28 @@ fn a_vip_deleted_lets_a_better_backup_answer_the_priority_0_first() {
     assert_eq!(i.state(), State::Backup);
 }
 
+#[test]
+fn keepalived_down_instance_no_source_address_is_a_fault_until_one_comes_back() {
+    let mut i = master(v2(100));
+    let a = i.handle(ms(5000), Event::NoSource(true));
+    assert_eq!(i.state(), State::Fault);
+    assert!(i.has_no_source());
+    assert_eq!(adverts(&a), [0]);
+    i.set_src(HIGHER_IP);
+    i.handle(ms(6000), Event::NoSource(false));
+    assert_eq!(i.state(), State::Backup);
+    assert!(!i.has_no_source());
+    let t = i.next_deadline().unwrap();
+    let a = i.handle(t, Event::Timer);
+    assert_eq!(i.state(), State::Master);
+    let sent = a.iter().find_map(|a| match a {
+        Action::SendAdvert(ad) => Some(ad.priority),
+        _ => None,
+    });
+    assert_eq!(sent, Some(100));
+    assert_eq!(i.src(), HIGHER_IP);
+}
+
 // ----- tracking and sync groups -----
 
 #[test]
