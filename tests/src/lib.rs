@@ -5,6 +5,7 @@
 //! so that a non-root run says visibly what it skipped instead of failing or silently passing.
 
 pub mod capture;
+pub mod chart;
 pub mod fixture;
 pub mod frames;
 pub mod lab;

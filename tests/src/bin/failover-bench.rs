@@ -22,6 +22,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use vrrp_tests::{
+    chart::{self, Seen},
     median_min_max,
     probe::{Kind, Record},
     routers::{A_MAC, B_MAC, Daemon, VrrpLab, agent_binary},
@@ -29,6 +30,8 @@ use vrrp_tests::{
 
 const VIP: &str = "192.168.11.200";
 const LONG: Duration = Duration::from_secs(20);
+/// Where the chart goes (next to BENCHMARKS.md: the benchmarks run from the workspace root).
+const CHART: &str = "BENCHMARKS-failover.png";
 
 #[derive(Clone, Copy)]
 struct Interval {
@@ -166,6 +169,13 @@ fn analyse(rec: &Record, fault_at: Instant, iv: Interval, fault: Fault) -> Resul
     })
 }
 
+/// The chart: 2 ms a column, from 250 ms before the fault to 4.25 s after it (a v2 crash's
+/// takeover comes 2.6–3.6 s after the fault).
+const SLICE: Duration = Duration::from_millis(2);
+const BEFORE: Duration = Duration::from_millis(250);
+const CHART_COLUMNS: usize = 2250;
+
+/// The samples of every run, and the chart band of the first if `chart`.
 fn one_row(
     lab: &mut VrrpLab,
     iv: Interval,
@@ -173,10 +183,12 @@ fn one_row(
     backup: Daemon,
     fault: Fault,
     runs: u32,
-) -> Result<Vec<Sample>> {
+    chart: bool,
+) -> Result<(Vec<Sample>, Option<Vec<Seen>>)> {
     let vip: Ipv4Addr = VIP.parse()?;
     let interval = Duration::from_millis(u64::from(iv.cs) * 10);
     let mut out = Vec::new();
+    let mut band = None;
     lab.start("b", backup, &conf(iv, 100))?;
     lab.wait_sole_holder("b", VIP, LONG)?;
     for run in 0..runs {
@@ -199,16 +211,30 @@ fn one_row(
             Fault::Graceful => lab.stop("a", LONG)?,
         }
         lab.wait_sole_holder("b", VIP, LONG)?;
-        // Answers after the takeover are part of the record.
+        // Answers after the takeover are part of the record (the charted run: the chart's
+        // whole window).
         std::thread::sleep(Duration::from_millis(200) + interval * 2);
+        if chart && run == 0 {
+            let end = fault_at + SLICE * CHART_COLUMNS as u32;
+            std::thread::sleep(end.saturating_duration_since(Instant::now()));
+        }
         let rec = probe.stop()?;
         out.push(analyse(&rec, fault_at, iv, fault)?);
+        if chart && band.is_none() {
+            band = Some(chart::band(
+                &rec,
+                fault_at - BEFORE,
+                SLICE,
+                CHART_COLUMNS,
+                B_MAC,
+            ));
+        }
         if fault == Fault::Crash {
             lab.power_on("a")?;
         }
     }
     lab.stop("b", LONG)?;
-    Ok(out)
+    Ok((out, band))
 }
 
 fn fmt(v: Option<(f64, f64, f64)>, scale: f64, digits: usize) -> (String, String) {
@@ -245,6 +271,7 @@ fn main() -> Result<()> {
         ("keepalived → vrrp-agent", Daemon::Keepalived, Daemon::Agent),
     ];
     let mut rows = Vec::new();
+    let mut bands: Vec<(String, Vec<Seen>)> = Vec::new();
     for fault in [Fault::Crash, Fault::Graceful] {
         for iv in INTERVALS {
             let mut keepalived_median = None;
@@ -260,8 +287,12 @@ fn main() -> Result<()> {
                 }
                 eprintln!("failover-bench: {name} ({runs} runs)");
                 let mut lab = VrrpLab::pair(&agent, true)?;
-                let samples = one_row(&mut lab, iv, master, backup, fault, runs)
+                let chart = iv.version == 2 && master == backup;
+                let (samples, band) = one_row(&mut lab, iv, master, backup, fault, runs, chart)
                     .with_context(|| format!("{name}\n{}", lab.logs()))?;
+                if let Some(band) = band {
+                    bands.push((format!("{fault_label}, {}", master.name()), band));
+                }
                 let outage =
                     median_min_max(samples.iter().map(|s| s.outage.as_secs_f64()).collect());
                 if master == Daemon::Keepalived && backup == Daemon::Keepalived {
@@ -314,5 +345,25 @@ fn main() -> Result<()> {
         "\nTargets (VRRP engine issue): ratio ≤ 1.0 on every row; Master_Down expiry → first GARP \
          ≤ 0.3 ms median."
     );
+    if !bands.is_empty() {
+        let path = std::path::Path::new(CHART);
+        let columns: Vec<Vec<Seen>> = bands.iter().map(|(_, b)| b.clone()).collect();
+        let tick = (Duration::from_millis(500).as_nanos() / SLICE.as_nanos()) as usize;
+        let fault_col = (BEFORE.as_nanos() / SLICE.as_nanos()) as usize;
+        chart::write_png(path, &columns, tick, fault_col)?;
+        let order: Vec<String> = bands.iter().map(|(l, _)| l.clone()).collect();
+        println!(
+            "\n### The client's view (v2 1 s, first run of each row)\n\n![client view of a \
+             failover]({CHART})\n\nBands from the top: {}. Time runs left to right, {} ms a \
+             column, from {} ms before the fault (the black line) to {:.2} s after it; a tick \
+             under each band every 500 ms. Blue: every ping answered, by the old master; green: \
+             every ping answered, by the new master; red: a ping lost in that column (a column the \
+             1 ms prober skipped carries on the one before).",
+            order.join("; "),
+            SLICE.as_millis(),
+            BEFORE.as_millis(),
+            (SLICE * CHART_COLUMNS as u32 - BEFORE).as_secs_f64()
+        );
+    }
     Ok(())
 }
