@@ -17,6 +17,39 @@ pub use capture::Capture;
 pub use lab::{Host, Lab};
 pub use netns::{Netns, Process};
 
+/// CPU time of processes in clock ticks (`/proc/PID/stat`), summed over them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuTicks {
+    pub user: u64,
+    pub system: u64,
+    /// Of their waited-for children (scripts).
+    pub children: u64,
+}
+
+impl CpuTicks {
+    pub fn of(pids: &[u32]) -> anyhow::Result<CpuTicks> {
+        use anyhow::Context as _;
+        let mut sum = CpuTicks::default();
+        for pid in pids {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .with_context(|| format!("process {pid}"))?;
+            // After the name: state(0) ppid ... utime(11) stime(12) cutime(13) cstime(14).
+            let rest = &stat[stat.rfind(')').context("/proc stat")? + 2..];
+            let f: Vec<u64> = rest.split(' ').map(|x| x.parse().unwrap_or(0)).collect();
+            anyhow::ensure!(f.len() > 14, "process {pid}: short stat line");
+            sum.user += f[11];
+            sum.system += f[12];
+            sum.children += f[13] + f[14];
+        }
+        Ok(sum)
+    }
+
+    /// Their own time (user + system).
+    pub fn own(&self) -> u64 {
+        self.user + self.system
+    }
+}
+
 /// True when running as root (CI and sessions here are).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.

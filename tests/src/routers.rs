@@ -306,6 +306,26 @@ impl VrrpLab {
         Ok(())
     }
 
+    /// Every process of the router's daemon, from its pid files: vrrp-agent's one process,
+    /// keepalived's parent and VRRP child.
+    pub fn daemon_pids(&self, router: &str) -> Result<Vec<u32>> {
+        let read = |what: &str| -> Option<Result<u32>> {
+            let file = self.dir.join(format!("{router}-{what}.pid"));
+            let text = std::fs::read_to_string(&file).ok()?;
+            Some(
+                text.trim()
+                    .parse()
+                    .with_context(|| format!("{}: {text:?}", file.display())),
+            )
+        };
+        let main = read("main").with_context(|| format!("{router}: no pid file"))??;
+        let mut pids = vec![main];
+        if let Some(child) = read("vrrp") {
+            pids.push(child?);
+        }
+        Ok(pids)
+    }
+
     /// The pid of the router's daemon (its main process).
     pub fn pid(&self, router: &str) -> Option<u32> {
         self.routers[router].process.as_ref().map(Process::pid)

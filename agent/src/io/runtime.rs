@@ -811,18 +811,23 @@ impl Runtime {
     /// operator's business. Our own removals happen as instances leave MASTER, so they find
     /// none; in case one is master again already, the address is looked up first.
     async fn vip_deleted(&mut self, gone: &AddrChange) {
+        fn ours<'a>(s: &'a Slot, gone: &AddrChange) -> Option<&'a Vip> {
+            s.vips.iter().chain(&s.excluded).find(|v| {
+                v.link.index == gone.index && v.addr.addr == gone.addr && !v.addr.no_track
+            })
+        }
         let hit: Vec<usize> = (0..self.slots.len())
             .filter(|&k| {
-                let s = &self.slots[k];
-                s.inst.state() == State::Master
-                    && s.vips.iter().chain(&s.excluded).any(|v| {
-                        v.link.index == gone.index && v.addr.addr == gone.addr && !v.addr.no_track
-                    })
+                self.slots[k].inst.state() == State::Master && ours(&self.slots[k], gone).is_some()
             })
             .collect();
-        if hit.is_empty() {
+        let Some(ifname) = hit
+            .first()
+            .and_then(|&k| ours(&self.slots[k], gone))
+            .map(|v| v.link.name.clone())
+        else {
             return;
-        }
+        };
         let still_there = self
             .netlink
             .addresses(gone.index, gone.addr.is_ipv6())
@@ -832,12 +837,6 @@ impl Runtime {
             return;
         }
         if self.opts.log_detail {
-            let ifname = self.slots[hit[0]]
-                .vips
-                .iter()
-                .chain(&self.slots[hit[0]].excluded)
-                .find(|v| v.link.index == gone.index)
-                .map_or_else(|| gone.index.to_string(), |v| v.link.name.clone());
             info!(
                 "Netlink reflector reports IP {} removed from {ifname}",
                 gone.addr
@@ -862,18 +861,21 @@ impl Runtime {
         }
         for k in 0..self.slots.len() {
             let s = &self.slots[k];
-            if s.src_from_config
-                || s.link.index != c.index
-                || s.v6 != v6
-                || (v6 && s.vmac.is_some())
-                || s.deleting
-            {
+            let follows = !s.src_from_config
+                && s.link.index == c.index
+                && s.v6 == v6
+                && !(v6 && s.vmac.is_some())
+                && !s.deleting;
+            // Most changes are nobody's source (our own VIPs coming and going): nothing to do.
+            let lost = c.deleted && s.inst.src() == c.addr && !s.inst.has_no_source();
+            let regained = !c.deleted && s.inst.has_no_source();
+            if !follows || !(lost || regained) {
                 continue;
             }
             let name = s.name.clone();
             let ifname = s.link.name.clone();
             let family = if v6 { "IPv6 link-local" } else { "IPv4" };
-            if c.deleted && s.inst.src() == c.addr && !s.inst.has_no_source() {
+            if lost {
                 let next = match self.netlink.addresses(c.index, v6).await {
                     Ok(addrs) => addrs.into_iter().find(|a| {
                         *a != c.addr
@@ -899,11 +901,7 @@ impl Runtime {
                 }
                 info!("({name}) {ifname} has no {family} address left to send adverts from");
                 self.event(k, Event::NoSource(true)).await;
-            } else if !c.deleted
-                && s.inst.has_no_source()
-                && !self.is_own_vip(c.addr)
-                && self.switch_src(k, c.addr)
-            {
+            } else if !self.is_own_vip(c.addr) && self.switch_src(k, c.addr) {
                 info!("({name}) {} added to {ifname}: adverts from it", c.addr);
                 self.event(k, Event::NoSource(false)).await;
             }

@@ -301,9 +301,7 @@ impl Netlink {
         });
         Ok(rx)
     }
-}
 
-impl Netlink {
     /// Addresses added to or deleted from any interface, as it happens (RTNLGRP_IPV4_IFADDR
     /// and RTNLGRP_IPV6_IFADDR), for keepalived's reactions to a VIP deleted under a master
     /// and to the source address going away and coming back.

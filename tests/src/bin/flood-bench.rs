@@ -18,13 +18,12 @@
 
 use std::{
     net::IpAddr,
-    path::Path,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result};
 use vrrp_tests::{
-    Capture,
+    Capture, CpuTicks,
     frames::{Advert, Checksum, Wire},
     probe::Kind,
     routers::{A_MAC, Daemon, VrrpLab, agent_binary},
@@ -132,35 +131,6 @@ fn flood(cap: &Capture, frame: &[u8], pps: Option<u32>, secs: Duration) -> u64 {
     sent
 }
 
-/// CPU ticks (utime + stime) of the processes.
-fn ticks(pids: &[u32]) -> u64 {
-    pids.iter()
-        .filter_map(|p| {
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-            let rest = &stat[stat.rfind(')')? + 2..];
-            let f: Vec<u64> = rest.split(' ').map(|x| x.parse().unwrap_or(0)).collect();
-            Some(f[11] + f[12])
-        })
-        .sum()
-}
-
-fn pids(dir: &Path, daemon: Daemon) -> Vec<u32> {
-    let files: &[&str] = match daemon {
-        Daemon::Agent => &["a-main.pid"],
-        Daemon::Keepalived => &["a-main.pid", "a-vrrp.pid"],
-    };
-    files
-        .iter()
-        .filter_map(|f| {
-            std::fs::read_to_string(dir.join(f))
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .collect()
-}
-
 fn transitions(lab: &VrrpLab) -> usize {
     ["a", "b"]
         .iter()
@@ -244,19 +214,19 @@ fn run_one(
     // Settled: a alone holds the VIP (after a run that moved it, a preempts back).
     lab.wait_sole_holder("a", VIP, LONG)?;
     std::thread::sleep(Duration::from_secs(1));
-    let pids = pids(lab.dir(), variant.daemon());
+    let pids = lab.daemon_pids("a")?;
     let before = transitions(lab);
     let drops_before = kernel_drops(lab);
     let cap = Capture::open(&lab.lab.host("x").ns, "eth0")?;
     let probe = lab.probe(VIP.parse()?, Duration::from_millis(10), 1000)?;
     let t0 = Instant::now();
-    let cpu0 = ticks(&pids);
+    let cpu0 = CpuTicks::of(&pids)?.own();
     let frame2 = frame.clone();
     let sender = std::thread::spawn(move || flood(&cap, &frame2, rate.1, secs));
     let sent = sender
         .join()
         .map_err(|_| anyhow::anyhow!("sender panicked"))?;
-    let cpu1 = ticks(&pids);
+    let cpu1 = CpuTicks::of(&pids)?.own();
     let window = t0.elapsed();
     let rec = probe.stop()?;
     // Transitions the routers log shortly after.

@@ -7,14 +7,11 @@
 //! over: the daemon's CPU (% of one core; keepalived: both processes) over `WINDOWS` (default
 //! 3) windows of 10 s, and its resident memory (VmRSS, summed over its processes) at the end.
 
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use vrrp_tests::{
-    median_min_max, poll,
+    CpuTicks, median_min_max, poll,
     routers::{A_MAC, Daemon, VrrpLab, agent_binary},
 };
 
@@ -32,34 +29,6 @@ fn conf(instances: usize) -> String {
         ));
     }
     c
-}
-
-fn pids(dir: &Path, daemon: Daemon) -> Vec<u32> {
-    let files: &[&str] = match daemon {
-        Daemon::Agent => &["a-main.pid"],
-        Daemon::Keepalived => &["a-main.pid", "a-vrrp.pid"],
-    };
-    files
-        .iter()
-        .filter_map(|f| {
-            std::fs::read_to_string(dir.join(f))
-                .ok()?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .collect()
-}
-
-/// User-mode clock ticks, summed over the processes (whole ticks: only good over a long run).
-fn user_ticks(pids: &[u32]) -> u64 {
-    pids.iter()
-        .filter_map(|p| {
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-            let rest = &stat[stat.rfind(')')? + 2..];
-            rest.split(' ').nth(11)?.parse::<u64>().ok()
-        })
-        .sum()
 }
 
 /// Time on a CPU in ns (the scheduler's own account, exact), summed over every thread of
@@ -121,10 +90,10 @@ fn measure(daemon: Daemon, instances: usize, windows: usize) -> Result<Cost> {
     })?;
     // Past the second GARP round (garp_master_delay 5 s).
     std::thread::sleep(Duration::from_secs(7));
-    let pids = pids(lab.dir(), daemon);
+    let pids = lab.daemon_pids("a")?;
     // SAFETY: sysconf is always safe.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let (start, user0) = (Instant::now(), user_ticks(&pids));
+    let (start, user0) = (Instant::now(), CpuTicks::of(&pids)?.user);
     let mut cpu = Vec::new();
     for _ in 0..windows {
         let (t0, c0) = (Instant::now(), cpu_ns(&pids));
@@ -136,7 +105,8 @@ fn measure(daemon: Daemon, instances: usize, windows: usize) -> Result<Cost> {
         );
         cpu.push(pct);
     }
-    let user = (user_ticks(&pids) - user0) as f64 / hz / start.elapsed().as_secs_f64() * 100.0;
+    let user =
+        (CpuTicks::of(&pids)?.user - user0) as f64 / hz / start.elapsed().as_secs_f64() * 100.0;
     let rss = rss_mb(&pids);
     eprintln!(
         "idle-bench: {} user CPU {user:.2} %, RSS {rss:.1} MB",

@@ -21,6 +21,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use vrrp_tests::{
+    CpuTicks,
     probe::Kind,
     routers::{A_MAC, B_MAC, Daemon, VrrpLab, agent_binary},
 };
@@ -93,31 +94,10 @@ fn failover_once(daemon: Daemon) -> Result<f64> {
     Ok((first_b - fail_at).as_secs_f64())
 }
 
-/// CPU ticks (utime+stime, cutime+cstime) of a process.
-fn ticks(pid: u32) -> Result<(u64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = &stat[stat.rfind(')').context("stat")? + 2..];
-    let f: Vec<u64> = rest.split(' ').map(|x| x.parse().unwrap_or(0)).collect();
-    // Fields after the name: state(0) ppid ... utime(11) stime(12) cutime(13) cstime(14).
-    Ok((f[11] + f[12], f[13] + f[14]))
-}
-
-fn pids(dir: &Path, daemon: Daemon) -> Result<Vec<u32>> {
-    let files: &[&str] = match daemon {
-        Daemon::Agent => &["a-main.pid"],
-        Daemon::Keepalived => &["a-main.pid", "a-vrrp.pid"],
-    };
-    files
-        .iter()
-        .map(|f| Ok(std::fs::read_to_string(dir.join(f))?.trim().parse()?))
-        .collect()
-}
-
 /// (daemon CPU %, scripts' CPU %) of one core over the window, and the largest gap between
 /// the master's adverts the client saw meanwhile (seconds).
 fn cpu_once(daemon: Daemon) -> Result<(f64, f64, f64)> {
     let mut lab = lab()?;
-    let dir = lab.dir().to_path_buf();
     let mut conf = String::new();
     let mut track = String::from(" track_script {\n");
     for k in 0..SCRIPTS {
@@ -131,13 +111,8 @@ fn cpu_once(daemon: Daemon) -> Result<(f64, f64, f64)> {
     lab.start("a", daemon, &conf)?;
     lab.wait_sole_holder("a", VIP, LONG)?;
     std::thread::sleep(Duration::from_secs(3));
-    let pids = pids(&dir, daemon)?;
-    let sum = |pids: &[u32]| -> Result<(u64, u64)> {
-        pids.iter().try_fold((0, 0), |(a, b), p| {
-            let (x, y) = ticks(*p)?;
-            Ok((a + x, b + y))
-        })
-    };
+    let pids = lab.daemon_pids("a")?;
+    let sum = |pids: &[u32]| CpuTicks::of(pids).map(|c| (c.own(), c.children));
     let probe = lab.probe(VIP.parse()?, Duration::from_millis(10), 1000)?;
     let before = sum(&pids)?;
     let t = Instant::now();
