@@ -1,8 +1,9 @@
 //! Failures around the agent, end to end from the real binary: a partition between the routers
 //! and its healing (with the client's ARP entry following the master), the master's agent
 //! killed with SIGKILL and started again, two routers both configured as address owner, a VIP
-//! deleted under the master, the source address deleted, an interface deleted and created again, a script that cannot be
-//! forked.
+//! deleted under the master, the source address deleted, an interface deleted and created
+//! again (the instance's own, and one only tracked), a script that cannot be forked, the wall
+//! clock stepped under both routers, and the master's process frozen past Master_Down.
 
 use std::{
     net::{Ipv4Addr, UdpSocket},
@@ -548,4 +549,188 @@ fn a_script_that_cannot_be_forked_keeps_its_last_result() {
         .unwrap();
     assert_eq!(lab.holders(VIP), ["a"], "{}", lab.logs());
     drop(cgroup);
+}
+
+/// `conf(priority)` with the instance also tracking interface `trk0` (no weight: its
+/// going down is FAULT, keepalived's default).
+fn conf_tracking(priority: u8) -> String {
+    conf(priority).replace(
+        "  advert_int 1\n",
+        "  advert_int 1\n  track_interface {\n    trk0\n  }\n",
+    )
+}
+
+#[test]
+fn a_tracked_interface_deleted_and_created_again_is_tracked_on_its_new_index() {
+    if skip_unless_root("a_tracked_interface_deleted_and_created_again_is_tracked_on_its_new_index")
+    {
+        return;
+    }
+    let mut lab = VrrpLab::pair(agent(), true).expect("lab");
+    let ip = |lab: &VrrpLab, args: &[&str]| lab.lab.host("a").ns.ip(args).unwrap();
+    let create = |lab: &VrrpLab| {
+        // A veth pair (this kernel has no dummy driver); deleting trk0 deletes both.
+        ip(
+            lab,
+            &[
+                "link", "add", "trk0", "type", "veth", "peer", "name", "trk1",
+            ],
+        );
+        ip(lab, &["link", "set", "trk1", "up"]);
+        ip(lab, &["link", "set", "trk0", "up"]);
+    };
+    create(&lab);
+    lab.start("a", Daemon::Agent, &conf_tracking(150)).unwrap();
+    lab.start("b", Daemon::Agent, &conf(100)).unwrap();
+    lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    lab.wait_log("b", "(VI_1) Entering BACKUP STATE", LONG)
+        .unwrap();
+
+    // The tracked interface (one no instance runs on) is deleted: a goes FAULT, b takes over.
+    ip(&lab, &["link", "del", "trk0"]);
+    lab.wait_log("a", "Netlink reports trk0 down", LONG)
+        .unwrap();
+    poll(LONG, || (state(&lab, "a") == "FAULT").then_some(()))
+        .unwrap_or_else(|| panic!("a not in FAULT\n{}", lab.log("a")));
+    lab.wait_sole_holder("b", VIP, LONG).unwrap();
+
+    // Created again (a new index), and up: a tracks the new one, leaves FAULT and, having
+    // the higher priority, preempts back. Its instance itself was not restarted.
+    create(&lab);
+    lab.wait_log("a", "Interface trk0 re-created: tracked again", LONG)
+        .unwrap();
+    lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    assert_eq!(state(&lab, "a"), "MASTER", "{}", lab.log("a"));
+    let trackers = &lab.status("a")["instances"][0]["trackers"];
+    assert_eq!(trackers[0]["name"], "trk0", "{trackers}");
+    assert_eq!(trackers[0]["status"], "up", "{trackers}");
+
+    // And the new index is the one followed: down again, FAULT again.
+    ip(&lab, &["link", "set", "trk0", "down"]);
+    poll(LONG, || (state(&lab, "a") == "FAULT").then_some(()))
+        .unwrap_or_else(|| panic!("a not in FAULT on the new trk0 down\n{}", lab.log("a")));
+    lab.wait_sole_holder("b", VIP, LONG).unwrap();
+}
+
+/// `secs` since the epoch as the agent's console lines start (`Fri Dec  4 05:24:15 2026`,
+/// local time).
+fn ctime_at(secs: i64) -> String {
+    // SAFETY: localtime_r/strftime on stack buffers of the sizes passed.
+    unsafe {
+        let t: libc::time_t = secs;
+        let mut tm: libc::tm = std::mem::zeroed();
+        libc::localtime_r(&t, &mut tm);
+        let mut buf = [0u8; 64];
+        let n = libc::strftime(
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            c"%a %b %e %H:%M:%S %Y".as_ptr(),
+            &tm,
+        );
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+#[test]
+fn wall_clock_steps_under_both_routers_change_nothing() {
+    if skip_unless_root("wall_clock_steps_under_both_routers_change_nothing") {
+        return;
+    }
+    // Each agent sees a wall clock that the test steps, forwards and back, by 30 s (an NTP
+    // step) and by 400 days (a clock set from a dead RTC battery, then corrected); the shim
+    // leaves CLOCK_MONOTONIC and timers alone, as a clock step leaves them. The machine's own
+    // clock is not touched. The kernel's receive stamps on adverts stay on the real wall
+    // clock, so after a step every advert looks 30 s old or in the future: an agent that
+    // took the stamp at its word would see its master dead and take over.
+    let mut lab = VrrpLab::pair(agent(), true).expect("lab");
+    let lib = vrrp_tests::clock::shim(lab.dir()).unwrap();
+    let offset = lab.dir().join("wall-clock-offset");
+    std::fs::write(&offset, "0\n").unwrap();
+    let env = [
+        ("LD_PRELOAD", lib.to_str().unwrap()),
+        ("WALL_CLOCK_OFFSET_FILE", offset.to_str().unwrap()),
+    ];
+    lab.start_with("a", Daemon::Agent, &conf(150), &[], &env)
+        .unwrap();
+    lab.start_with("b", Daemon::Agent, &conf(100), &[], &env)
+        .unwrap();
+    lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    lab.wait_log("b", "(VI_1) Entering BACKUP STATE", LONG)
+        .unwrap();
+    let transitions = |lab: &VrrpLab| lab.logs().matches("Entering ").count();
+    let before = transitions(&lab);
+    const DAYS_400: i64 = 400 * 86_400;
+    for step in [30, -30, DAYS_400, -DAYS_400, 0] {
+        std::fs::write(&offset, format!("{step}\n")).unwrap();
+        // Each agent logs with its wall clock: a reload (same file) writes a line, whose
+        // time shows the step was seen.
+        for r in ["a", "b"] {
+            let done = lab.log(r).matches("Reload finished").count();
+            let real = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            lab.signal(r, libc::SIGHUP).unwrap();
+            let line = poll(LONG, || {
+                lab.log(r)
+                    .lines()
+                    .filter(|l| l.contains("Reload finished"))
+                    .nth(done)
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| panic!("{r} did not reload\n{}", lab.log(r)));
+            assert!(
+                (-1..=3).any(|d| line.starts_with(&ctime_at(real + step + d))),
+                "{r} at {step:+} s: {line}"
+            );
+        }
+        // More than a Master_Down interval (3.6 s) on the stepped clock.
+        std::thread::sleep(Duration::from_secs(5));
+        assert_eq!(lab.holders(VIP), ["a"], "after {step:+} s\n{}", lab.logs());
+        assert_eq!(
+            transitions(&lab),
+            before,
+            "after {step:+} s\n{}",
+            lab.logs()
+        );
+    }
+}
+
+#[test]
+fn a_master_frozen_past_master_down_settles_on_one_master_when_it_resumes() {
+    if skip_unless_root("a_master_frozen_past_master_down_settles_on_one_master_when_it_resumes") {
+        return;
+    }
+    // SIGSTOP for 5 s: to the stopped agent, its monotonic clock jumps by 5 s at once (a
+    // VM paused, a process starved), every timer overdue together, and adverts queued
+    // from the backup that took over meanwhile.
+    let mut lab = VrrpLab::pair(agent(), true).expect("lab");
+    lab.start("a", Daemon::Agent, &conf(150)).unwrap();
+    lab.start("b", Daemon::Agent, &conf(100)).unwrap();
+    lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    lab.wait_log("b", "(VI_1) Entering BACKUP STATE", LONG)
+        .unwrap();
+    client_resolves_to(&lab, A_MAC);
+
+    lab.signal("a", libc::SIGSTOP).unwrap();
+    lab.wait_log("b", "(VI_1) Entering MASTER STATE", LONG)
+        .unwrap();
+    client_arp_moves_to(&lab, B_MAC, "b took over from the frozen a");
+    std::thread::sleep(Duration::from_secs(2));
+    lab.signal("a", libc::SIGCONT).unwrap();
+
+    // Resumed, a (still master to itself, priority 150) and b settle: b yields to the
+    // higher priority, one holder, the client follows a.
+    lab.wait_log(
+        "b",
+        "(VI_1) Master received advert from 192.168.11.11 with higher priority 150, ours 100",
+        LONG,
+    )
+    .unwrap();
+    lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    client_arp_moves_to(&lab, A_MAC, "a resumed as the master");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(lab.holders(VIP), ["a"], "{}", lab.logs());
+    assert_eq!(state(&lab, "a"), "MASTER", "{}", lab.log("a"));
+    assert_eq!(state(&lab, "b"), "BACKUP", "{}", lab.log("b"));
 }

@@ -6,6 +6,7 @@
 
 pub mod capture;
 pub mod chart;
+pub mod clock;
 pub mod fixture;
 pub mod frames;
 pub mod lab;
@@ -13,7 +14,7 @@ pub mod netns;
 pub mod probe;
 pub mod routers;
 
-pub use capture::Capture;
+pub use capture::{Capture, Sender};
 pub use lab::{Host, Lab};
 pub use netns::{Netns, Process};
 

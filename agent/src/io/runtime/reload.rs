@@ -250,10 +250,15 @@ impl Runtime {
             .join(", ");
         match self.apply_plan(&plan, config, Change::Follow(&what)).await {
             Ok(()) => {
-                info!(
-                    "Interface {what} re-created: {} instance(s) started on it",
-                    stale.len()
-                );
+                if stale.is_empty() {
+                    // Only trackers used the old index: no instance restarted.
+                    info!("Interface {what} re-created: tracked again");
+                } else {
+                    info!(
+                        "Interface {what} re-created: {} instance(s) started on it",
+                        stale.len()
+                    );
+                }
                 self.recreated.retain(|n| !now.iter().any(|(m, _)| m == n));
                 self.follow_warned = false;
             }
