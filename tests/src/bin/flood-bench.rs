@@ -5,15 +5,17 @@
 //! Routers a (priority 150, master) and b (100) run VRID 51 with 1 s adverts (VRRPv2 with
 //! `auth_type PASS`, or VRRPv3), `allowed_peers` naming each other (vrrp-agent's extension;
 //! keepalived skips the line). Host x floods one forged kind at a time — another VRID, a wrong
-//! password (v2), TTL 254, a bad checksum, a valid advert at priority 200 — as fast as one
-//! sending thread can, then at 1 kpps, `FLOOD_SECONDS` (default 10) each. The client pings
-//! the VIP every 10 ms meanwhile (x's frames do not reach it: a bridge rule keeps them off its
-//! port, so its capture sees only the routers).
+//! password (v2), TTL 254, a bad checksum (these with b's address spoofed as their source, so
+//! the allowlist does not stop them), a valid advert at priority 200 (from x's own address) —
+//! as fast as x can (a sending thread per core, bursts of 64 per system call), then at 1 kpps,
+//! `FLOOD_SECONDS` (default 10) each. The client pings the VIP every 10 ms meanwhile (x's
+//! frames do not reach it: a bridge rule keeps them off its port, so its capture sees only
+//! the routers).
 //!
 //! Per run: what x sent, state transitions on either router, the client's lost pings, the
 //! largest gap between a's adverts at the client (in advert intervals; the window's edges
 //! count), a's daemon CPU (% of one core; keepalived: both its processes; XDP runs in the
-//! kernel's softirq, not in the agent) and what a's kernel dropped (XDP counters).
+//! kernel's softirq, not in the agent) and what a's kernel dropped, per reason (XDP counters).
 //! `ROWS` filters runs by substring of "variant version kind rate".
 
 use std::{
@@ -23,7 +25,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use vrrp_tests::{
-    Capture, CpuTicks,
+    CpuTicks, Sender,
     frames::{Advert, Checksum, Wire},
     probe::Kind,
     routers::{A_MAC, Daemon, VrrpLab, agent_binary},
@@ -32,6 +34,7 @@ use vrrp_tests::{
 const VIP: &str = "192.168.11.200";
 const X_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x66];
 const X_IP: &str = "192.168.11.66";
+const B_IP: &str = "192.168.11.12";
 const LONG: Duration = Duration::from_secs(30);
 const PASS: &str = "1111";
 
@@ -73,9 +76,12 @@ fn conf(version: u8, priority: u8, peer: &str) -> String {
     )
 }
 
-/// The forged kinds for `version`: (label, frame).
+/// The forged kinds for `version`: (label, frame). The invalid ones carry b's address as
+/// their source (x spoofs the peer), so a's peer allowlist lets them through to the checks
+/// behind it; the takeover advert carries x's own (a host that is not a peer).
 fn kinds(version: u8) -> Vec<(&'static str, Vec<u8>)> {
-    let w = Wire::vrrp_multicast(X_MAC, X_IP.parse().unwrap());
+    let w = Wire::vrrp_multicast(X_MAC, B_IP.parse().unwrap());
+    let x = Wire::vrrp_multicast(X_MAC, X_IP.parse().unwrap());
     let vips: Vec<IpAddr> = vec![VIP.parse().unwrap()];
     let advert = |vrid: u8, prio: u8| {
         if version == 3 {
@@ -99,36 +105,53 @@ fn kinds(version: u8) -> Vec<(&'static str, Vec<u8>)> {
         "same VRID, bad checksum",
         w.vrrp(&advert(51, 100).with(|a| a.checksum = Checksum::Corrupt)),
     ));
-    v.push(("same VRID, valid, priority 200", w.vrrp(&advert(51, 200))));
+    v.push(("same VRID, valid, priority 200", x.vrrp(&advert(51, 200))));
     v
 }
 
-/// Sends `frame` from x for `secs`: as fast as it can (`pps` None) or at `pps`. Returns how
-/// many left.
-fn flood(cap: &Capture, frame: &[u8], pps: Option<u32>, secs: Duration) -> u64 {
+/// Sends `frame` from x for `secs`: as fast as it can (`pps` None: one sending thread per
+/// core, bursts of 64 frames per system call) or at `pps`. Returns how many left.
+fn flood(lab: &VrrpLab, frame: &[u8], pps: Option<u32>, secs: Duration) -> Result<u64> {
+    let ns = &lab.lab.host("x").ns;
     let t0 = Instant::now();
-    let mut sent = 0u64;
     match pps {
         None => {
-            while t0.elapsed() < secs {
-                for _ in 0..64 {
-                    sent += u64::from(cap.send(frame).is_ok());
-                }
-            }
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let senders = (0..threads)
+                .map(|_| Sender::open(ns, "eth0"))
+                .collect::<Result<Vec<_>>>()?;
+            let total = std::thread::scope(|s| {
+                let running: Vec<_> = senders
+                    .iter()
+                    .map(|tx| {
+                        s.spawn(move || {
+                            let mut sent = 0u64;
+                            while t0.elapsed() < secs {
+                                sent += tx.burst(frame, 64) as u64;
+                            }
+                            sent
+                        })
+                    })
+                    .collect();
+                running.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+            });
+            Ok(total)
         }
         Some(pps) => {
+            let tx = Sender::open(ns, "eth0")?;
+            let mut sent = 0u64;
             let step = Duration::from_secs(1) / pps;
             let mut due = t0;
             while due < t0 + secs {
                 if let Some(w) = due.checked_duration_since(Instant::now()) {
                     std::thread::sleep(w);
                 }
-                sent += u64::from(cap.send(frame).is_ok());
+                sent += tx.burst(frame, 1) as u64;
                 due += step;
             }
+            Ok(sent)
         }
     }
-    sent
 }
 
 fn transitions(lab: &VrrpLab) -> usize {
@@ -143,16 +166,33 @@ fn transitions(lab: &VrrpLab) -> usize {
         .sum()
 }
 
-/// What a's kernel dropped so far (every `drop_*` counter).
-fn kernel_drops(lab: &VrrpLab) -> Option<u64> {
+/// What a's kernel dropped so far, per reason (its `drop_*` XDP counters).
+fn kernel_drops(lab: &VrrpLab) -> Option<std::collections::BTreeMap<String, u64>> {
     let st = lab.status("a");
     let c = st["xdp"]["counters"].as_object()?;
     Some(
         c.iter()
-            .filter(|(k, _)| k.starts_with("drop_"))
-            .filter_map(|(_, v)| v.as_u64())
-            .sum(),
+            .filter_map(|(k, v)| Some((k.strip_prefix("drop_")?.to_string(), v.as_u64()?)))
+            .collect(),
     )
+}
+
+/// `after - before` per reason, the reasons that moved: `ttl 1,234,567; vrid 12`.
+fn drops_between(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+) -> String {
+    let moved: Vec<String> = after
+        .iter()
+        .map(|(k, v)| (k, v - before.get(k).copied().unwrap_or(0).min(*v)))
+        .filter(|(_, d)| *d > 0)
+        .map(|(k, d)| format!("{k} {d}"))
+        .collect();
+    if moved.is_empty() {
+        "0".to_string()
+    } else {
+        moved.join("; ")
+    }
 }
 
 struct Row {
@@ -166,7 +206,8 @@ struct Row {
     probes: usize,
     gap: f64,
     cpu: f64,
-    drops: Option<u64>,
+    /// Per reason, as `drops_between` says.
+    drops: Option<String>,
 }
 
 fn lab(variant: Variant, version: u8) -> Result<VrrpLab> {
@@ -198,7 +239,7 @@ fn lab(variant: Variant, version: u8) -> Result<VrrpLab> {
         &[]
     };
     let d = variant.daemon();
-    lab.start_with("a", d, &conf(version, 150, "192.168.11.12"), args, &[])?;
+    lab.start_with("a", d, &conf(version, 150, B_IP), args, &[])?;
     lab.start_with("b", d, &conf(version, 100, "192.168.11.11"), args, &[])?;
     Ok(lab)
 }
@@ -217,15 +258,10 @@ fn run_one(
     let pids = lab.daemon_pids("a")?;
     let before = transitions(lab);
     let drops_before = kernel_drops(lab);
-    let cap = Capture::open(&lab.lab.host("x").ns, "eth0")?;
     let probe = lab.probe(VIP.parse()?, Duration::from_millis(10), 1000)?;
     let t0 = Instant::now();
     let cpu0 = CpuTicks::of(&pids)?.own();
-    let frame2 = frame.clone();
-    let sender = std::thread::spawn(move || flood(&cap, &frame2, rate.1, secs));
-    let sent = sender
-        .join()
-        .map_err(|_| anyhow::anyhow!("sender panicked"))?;
+    let sent = flood(lab, frame, rate.1, secs)?;
     let cpu1 = CpuTicks::of(&pids)?.own();
     let window = t0.elapsed();
     let rec = probe.stop()?;
@@ -258,7 +294,7 @@ fn run_one(
         probes: rec.sent.len(),
         gap,
         cpu: (cpu1 - cpu0) as f64 / hz / window.as_secs_f64() * 100.0,
-        drops: drops_before.and_then(|b| Some(kernel_drops(lab)? - b)),
+        drops: drops_before.and_then(|b| Some(drops_between(&b, &kernel_drops(lab)?))),
     })
 }
 
@@ -293,7 +329,7 @@ fn main() -> Result<()> {
                         format!("{} v{version} {} {}", variant.label(), kind.0, rate.0)
                     })?;
                 eprintln!(
-                    "flood-bench: {} v{version} {} {}: {:.0} kpps, {} transitions, {}/{} pings lost, gap {:.2} intervals, CPU {:.1} %, drops {:?}",
+                    "flood-bench: {} v{version} {} {}: {:.0} kpps, {} transitions, {}/{} pings lost, gap {:.2} intervals, CPU {:.1} %, dropped in kernel: {}",
                     variant.label(),
                     row.kind,
                     row.rate,
@@ -303,7 +339,7 @@ fn main() -> Result<()> {
                     row.probes,
                     row.gap,
                     row.cpu,
-                    row.drops
+                    row.drops.as_deref().unwrap_or("-")
                 );
                 rows.push(row);
             }
@@ -319,7 +355,7 @@ fn main() -> Result<()> {
          the client's echoes to the VIP every 10 ms that went unanswered; advert gap: the \
          largest gap between a's adverts at the client, in advert intervals (1.0 = on time); \
          CPU: a's daemon, % of one core (keepalived: both processes; XDP runs in the kernel's \
-         softirq and is not in it); dropped in kernel: a's XDP drop counters. CPU ratio: this \
+         softirq and is not in it); dropped in kernel: what a's XDP drop counters gained, per reason. CPU ratio: this \
          row over keepalived's for the same flood.\n",
         secs.as_secs()
     );
@@ -351,7 +387,7 @@ fn main() -> Result<()> {
                 r.probes,
                 r.gap,
                 r.cpu,
-                r.drops.map_or("-".to_string(), |d| d.to_string())
+                r.drops.as_deref().unwrap_or("-")
             );
         }
         println!();
