@@ -5,5 +5,6 @@ pub mod garp;
 pub mod ratelimit;
 pub mod runtime;
 pub mod socket;
+pub mod sockfilter;
 pub mod timer;
 pub mod tracking;

@@ -210,6 +210,8 @@ pub struct Runtime {
     helpers: tokio::runtime::Handle,
     /// The receive sockets, one per interface and family, each read by its own task.
     rx_sockets: HashMap<(u32, bool), (Arc<RxSocket>, tokio::task::AbortHandle)>,
+    /// Receive sockets whose filter could not be set (said once each).
+    filter_warned: std::collections::HashSet<(u32, bool)>,
     /// Names of interfaces deleted and created again that instances or trackers still use
     /// under their old index (see `follow_interfaces`).
     recreated: std::collections::BTreeSet<String>,
@@ -251,6 +253,7 @@ impl Runtime {
             config: config.clone(),
             helpers,
             rx_sockets: HashMap::new(),
+            filter_warned: Default::default(),
             recreated: Default::default(),
             follow_warned: false,
         };
@@ -641,6 +644,47 @@ impl Runtime {
         monotonic_now()
     }
 
+    /// Each receive socket's classic BPF filter, from the VRID entries of the instances it
+    /// receives for (see `sockfilter`). Called whenever the instances change. A socket whose
+    /// filter cannot be set (too many VRIDs and peers for one program) takes everything, as
+    /// before, and says so once.
+    fn refresh_socket_filters(&mut self) {
+        for (&(ifindex, v6), (sock, _)) in &self.rx_sockets {
+            let accept: Vec<crate::io::sockfilter::Accept> = self
+                .slots
+                .iter()
+                .filter(|s| s.rx_link.index == ifindex && s.v6 == v6)
+                .filter_map(|s| {
+                    let (key, entry) = s.xdp_entry?;
+                    Some(crate::io::sockfilter::Accept::from_entry(
+                        key.vrid,
+                        &entry,
+                        s.xdp_peers.clone(),
+                    ))
+                })
+                .collect();
+            let prog = crate::io::sockfilter::program(v6, &accept);
+            let r = if prog.len() > crate::io::sockfilter::MAX_INSNS {
+                Err(std::io::Error::other(format!(
+                    "{} instructions, more than the kernel's {}",
+                    prog.len(),
+                    crate::io::sockfilter::MAX_INSNS
+                )))
+            } else {
+                sock.set_filter(&prog)
+            };
+            if let Err(e) = r {
+                if self.filter_warned.insert((ifindex, v6)) {
+                    warn!(
+                        "VRRP receive socket on interface {ifindex}: no socket filter ({e}); every advert reaches userspace"
+                    );
+                }
+                // An older, narrower filter would drop adverts the instances now need.
+                let _ = sock.set_filter(&crate::io::sockfilter::program_pass_all());
+            }
+        }
+    }
+
     /// Runs until [`Control::Stop`], then stops every instance gracefully: XDP detached,
     /// priority-0 adverts, the addresses released once successors advertise (at most
     /// [`MAX_HANDOVER`]; a second Stop releases at once).
@@ -683,6 +727,7 @@ impl Runtime {
         for k in 0..self.slots.len() {
             self.remove_leftovers(k).await;
         }
+        self.refresh_socket_filters();
         self.start_all().await;
         // Loading the XDP program parses the kernel's BTF (tens of MB, freed since): give
         // that memory back to the system, or it stays in the resident set for good.

@@ -1,8 +1,10 @@
 //! Raw sockets for IP protocol 112, as keepalived opens them: one receive socket per
 //! interface and family (bound to the device, joined to the VRRP group), one send socket per
 //! instance (bound to its source address; TTL / hop limit 255, TOS / traffic class 0xC0,
-//! multicast loop off). Receiving sits behind the XDP filter, so only valid adverts arrive;
-//! the codec and the state machine check them again anyway.
+//! multicast loop off). Receiving sits behind the XDP filter, so only valid adverts arrive,
+//! and behind a classic BPF filter on the socket (`sockfilter`: the VRIDs, TTL and peers it
+//! takes), which is what holds floods off without XDP; the codec and the state machine check
+//! everything again anyway.
 
 use std::{
     io,
@@ -152,6 +154,21 @@ impl RxSocket {
         let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
             .map_err(|e| e.into_parts().1)?;
         Ok(RxSocket { fd, v6 })
+    }
+
+    /// Replaces the socket's classic BPF filter (`sockfilter::program`).
+    pub fn set_filter(&self, prog: &[libc::sock_filter]) -> io::Result<()> {
+        let fprog = libc::sock_fprog {
+            len: u16::try_from(prog.len())
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?,
+            filter: prog.as_ptr().cast_mut(),
+        };
+        setsockopt(
+            self.fd.get_ref(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            &fprog,
+        )
     }
 
     /// Joins another group (instances with different `vrrp_mcast_group*` on one interface).

@@ -337,6 +337,7 @@ impl Runtime {
                     .any(|v| v.link.index == *index)
             })
         });
+        self.refresh_socket_filters();
         self.config = new;
         self.start(&created_ks, &new_groups).await;
         Ok(())
