@@ -350,8 +350,10 @@ fn main() -> Result<()> {
     println!(
         "Forged adverts from a third host while a (priority 150) is master and b (100) backup, \
          VRID 51, 1 s adverts, `allowed_peers` naming the two routers (vrrp-agent's extension; \
-         keepalived skips it). One run of {} s per row, at the fastest one sending thread \
-         manages (\"max\") and at 1 kpps. transitions: state changes on either router; pings: \
+         keepalived skips it). The invalid kinds carry b's address as their source (spoofed), \
+         so the allowlist does not stop them; the takeover advert comes from x's own address. \
+         One run of {} s per row, as fast as x sends (a thread per core, sendmmsg bursts of 64: \
+         \"max\") and at 1 kpps. transitions: state changes on either router; pings: \
          the client's echoes to the VIP every 10 ms that went unanswered; advert gap: the \
          largest gap between a's adverts at the client, in advert intervals (1.0 = on time); \
          CPU: a's daemon, % of one core (keepalived: both processes; XDP runs in the kernel's \
