@@ -21,6 +21,22 @@ pub const COUNTERS_MAP: &str = "COUNTERS";
 /// `HashMap<PeerKey, u8>`: the sources a VRID with [`VRID_CHECK_SRC`] accepts adverts from.
 pub const PEERS_MAP: &str = "PEERS";
 
+/// `HashMap<ServiceKey, Service>`: the virtual servers the load balancer forwards for.
+pub const LB_SERVICES_MAP: &str = "LB_SERVICES";
+/// `Array<u32>`: every service's schedule, a slice `ring_base..ring_base + ring_len` of real
+/// server indices (rr/wrr: the weighted rotation; sh/mh: a Maglev lookup table).
+pub const LB_RING_MAP: &str = "LB_RING";
+/// `Array<Real>`, indexed by real server.
+pub const LB_REALS_MAP: &str = "LB_REALS";
+/// `LruHashMap<FlowKey, u32>`: the real server each flow was given (flows keep it).
+pub const LB_FLOWS_MAP: &str = "LB_FLOWS";
+/// `LruHashMap<PersistKey, Persist>`: `persistence_timeout` — a client's last real server.
+pub const LB_PERSIST_MAP: &str = "LB_PERSIST";
+/// `PerCpuArray<u32>`, indexed by service: where its rotation is (per CPU).
+pub const LB_RR_MAP: &str = "LB_RR";
+/// `PerCpuArray<Traffic>`, indexed by real server: what was forwarded to it.
+pub const LB_REAL_STATS_MAP: &str = "LB_REAL_STATS";
+
 /// Name of the VRRP filter / ARP responder program.
 pub const VRRP_PROGRAM: &str = "vrrp_xdp";
 /// Name of a program that passes everything: the benchmark floor, and the peer program that
@@ -31,6 +47,12 @@ pub const IFACE_CONFIG_MAX: u32 = 1024;
 pub const VRID_MAX_ENTRIES: u32 = 16384;
 pub const VIPS_MAX_ENTRIES: u32 = 16384;
 pub const PEERS_MAX_ENTRIES: u32 = 16384;
+pub const LB_SERVICES_MAX: u32 = 1024;
+pub const LB_REALS_MAX: u32 = 8192;
+/// Schedule slots for all services together.
+pub const LB_RING_SIZE: u32 = 1 << 18;
+pub const LB_FLOWS_MAX: u32 = 1 << 18;
+pub const LB_PERSIST_MAX: u32 = 1 << 16;
 
 // ===== counters =====
 
@@ -140,9 +162,16 @@ pub enum Counter {
     /// ARP packet not answered in the kernel (not a request, not for an armed VIP, gratuitous,
     /// malformed): passed to the kernel's own ARP.
     ArpPass,
+    /// TCP/UDP for a virtual server, sent to its real server (XDP_TX, direct routing).
+    LbForwarded,
+    /// TCP/UDP for a virtual server whose VIP this node does not hold (BACKUP): passed.
+    LbPassInactive,
+    /// TCP/UDP for a virtual server with no real server to take it (all down, weight 0 or
+    /// MAC not known yet): passed to the kernel.
+    LbPassNoReal,
 }
 
-pub const COUNTER_COUNT: usize = 16;
+pub const COUNTER_COUNT: usize = 19;
 
 impl Counter {
     pub const ALL: [Counter; COUNTER_COUNT] = [
@@ -162,6 +191,9 @@ impl Counter {
         Counter::DropSource,
         Counter::ArpReply,
         Counter::ArpPass,
+        Counter::LbForwarded,
+        Counter::LbPassInactive,
+        Counter::LbPassNoReal,
     ];
 
     /// Stable snake_case name, used in metrics and test output.
@@ -183,6 +215,9 @@ impl Counter {
             Counter::DropSource => "drop_source",
             Counter::ArpReply => "arp_reply",
             Counter::ArpPass => "arp_pass",
+            Counter::LbForwarded => "lb_forwarded",
+            Counter::LbPassInactive => "lb_pass_inactive",
+            Counter::LbPassNoReal => "lb_pass_no_real",
         }
     }
 }
@@ -320,6 +355,94 @@ pub struct VipValue {
     pub _pad: [u8; 2],
 }
 
+// ===== load balancer (LVS direct routing) =====
+
+/// A virtual server: `virtual_server IP PORT` with its `protocol`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    pub addr: [u8; 4],
+    /// Host order.
+    pub port: u16,
+    /// IPPROTO_TCP (6) or IPPROTO_UDP (17).
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// The ring holds a lookup table indexed by a hash of the client's address (sh, mh), not a
+/// rotation.
+pub const LB_SVC_HASH: u32 = 1 << 0;
+/// The hash covers the client's port too (`sh-port`, `mh-port`).
+pub const LB_SVC_HASH_PORT: u32 = 1 << 1;
+/// Forward only while the address is an armed VIP on the receiving interface (this node is
+/// MASTER for it); otherwise pass the traffic untouched.
+pub const LB_SVC_FOLLOW_VIP: u32 = 1 << 2;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Service {
+    /// Index of the service (its rotation in `LB_RR`).
+    pub id: u32,
+    /// `LB_SVC_*` bits.
+    pub flags: u32,
+    pub ring_base: u32,
+    /// 0: no real server can take traffic.
+    pub ring_len: u32,
+    /// `persistence_timeout` in ns; 0: none.
+    pub persist_ns: u64,
+}
+
+/// The real server may be given new flows and keeps its flows.
+pub const LB_REAL_UP: u16 = 1 << 0;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Real {
+    /// Where its frames go (direct routing rewrites only the destination MAC).
+    pub mac: [u8; 6],
+    /// `LB_REAL_*` bits.
+    pub flags: u16,
+    pub addr: [u8; 4],
+    pub _pad: u32,
+}
+
+/// A TCP or UDP flow, as the client sent it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src: [u8; 4],
+    pub dst: [u8; 4],
+    /// Network order, as on the wire.
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PersistKey {
+    pub service: u32,
+    pub client: [u8; 4],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Persist {
+    pub real: u32,
+    pub _pad: u32,
+    /// `bpf_ktime_get_ns()` of the client's last new flow.
+    pub last_ns: u64,
+}
+
+/// Packets and bytes forwarded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all of these are repr(C), made only of integers and byte arrays, with explicit
@@ -332,6 +455,13 @@ mod pod {
     unsafe impl aya::Pod for super::VipKey {}
     unsafe impl aya::Pod for super::VipValue {}
     unsafe impl aya::Pod for super::PeerKey {}
+    unsafe impl aya::Pod for super::ServiceKey {}
+    unsafe impl aya::Pod for super::Service {}
+    unsafe impl aya::Pod for super::Real {}
+    unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::PersistKey {}
+    unsafe impl aya::Pod for super::Persist {}
+    unsafe impl aya::Pod for super::Traffic {}
 }
 
 // Layout checks: a change here is a change to the kernel ABI between the two halves.
@@ -343,6 +473,12 @@ const _: () = {
     assert!(core::mem::size_of::<VipKey>() == 24);
     assert!(core::mem::size_of::<VipValue>() == 8);
     assert!(core::mem::size_of::<PeerKey>() == 24);
+    assert!(core::mem::size_of::<ServiceKey>() == 8);
+    assert!(core::mem::size_of::<Service>() == 24);
+    assert!(core::mem::size_of::<Real>() == 16);
+    assert!(core::mem::size_of::<FlowKey>() == 16);
+    assert!(core::mem::size_of::<PersistKey>() == 8);
+    assert!(core::mem::size_of::<Persist>() == 16);
     assert!(Counter::ALL.len() == COUNTER_COUNT);
 };
 

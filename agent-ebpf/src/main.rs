@@ -1,4 +1,5 @@
-//! XDP program of vrrp-agent: filters and counts VRRP adverts, answers ARP for armed VIPs.
+//! XDP program of vrrp-agent: filters and counts VRRP adverts, answers ARP for armed VIPs,
+//! and forwards virtual servers' traffic to their real servers (LVS direct routing).
 //!
 //! Entry points only; the work is in the modules. Nothing here logs per packet (an aya-log
 //! write costs ~80 ns a packet): every outcome is a per-CPU counter instead.
@@ -6,6 +7,7 @@
 #![no_main]
 
 mod arp;
+mod lb;
 mod maps;
 mod parse;
 mod vrrp;

@@ -1,14 +1,15 @@
 //! The program's maps (layouts and names in agent-common) and the counting helpers.
 
 use agent_common::{
-    COUNTER_COUNT, Counter, IFACE_CONFIG_MAX, IfaceConfig, PEERS_MAX_ENTRIES, PeerKey,
-    VIPS_MAX_ENTRIES, VRID_MAX_ENTRIES, VipKey, VipValue, VridConfig, VridKey, VridStats,
-    VrrpVerdict,
+    COUNTER_COUNT, Counter, FlowKey, IFACE_CONFIG_MAX, IfaceConfig, LB_FLOWS_MAX, LB_PERSIST_MAX,
+    LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX, PEERS_MAX_ENTRIES, PeerKey, Persist, PersistKey,
+    Real, Service, ServiceKey, Traffic, VIPS_MAX_ENTRIES, VRID_MAX_ENTRIES, VipKey, VipValue,
+    VridConfig, VridKey, VridStats, VrrpVerdict,
 };
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     macros::map,
-    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 
 #[map]
@@ -69,3 +70,22 @@ pub fn count_vrid(stats: Option<&mut VridStats>, verdict: VrrpVerdict, bytes: us
         *b += bytes as u64;
     }
 }
+
+// ===== load balancer =====
+
+#[map]
+pub static LB_SERVICES: HashMap<ServiceKey, Service> =
+    HashMap::with_max_entries(LB_SERVICES_MAX, 0);
+#[map]
+pub static LB_RING: Array<u32> = Array::with_max_entries(LB_RING_SIZE, 0);
+#[map]
+pub static LB_REALS: Array<Real> = Array::with_max_entries(LB_REALS_MAX, 0);
+#[map]
+pub static LB_FLOWS: LruHashMap<FlowKey, u32> = LruHashMap::with_max_entries(LB_FLOWS_MAX, 0);
+#[map]
+pub static LB_PERSIST: LruHashMap<PersistKey, Persist> =
+    LruHashMap::with_max_entries(LB_PERSIST_MAX, 0);
+#[map]
+pub static LB_RR: PerCpuArray<u32> = PerCpuArray::with_max_entries(LB_SERVICES_MAX, 0);
+#[map]
+pub static LB_REAL_STATS: PerCpuArray<Traffic> = PerCpuArray::with_max_entries(LB_REALS_MAX, 0);

@@ -106,10 +106,16 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2) -> u32 {
     };
     // SAFETY: ptr_at checked the header lies inside the frame.
     let ip = unsafe { &*ip };
+    let ihl = ((ip.vihl & 0x0f) as usize) * 4;
     if ip.proto != IPPROTO_VRRP {
+        // TCP/UDP for a virtual server goes to its real server; the rest to the kernel.
+        if ihl >= Ipv4Hdr::LEN
+            && let Some(action) = crate::lb::ipv4(ctx, l2, ip, ihl)
+        {
+            return action;
+        }
         return pass_other();
     }
-    let ihl = ((ip.vihl & 0x0f) as usize) * 4;
     let total = u16::from_be_bytes(ip.tot_len) as usize;
     if ihl < Ipv4Hdr::LEN || total < ihl {
         return drop_with(Counter::DropIpHeader);

@@ -8,6 +8,7 @@ pub mod config;
 pub mod iface;
 pub mod io;
 pub mod logging;
+pub mod lvs;
 pub mod netlink;
 pub mod notify;
 pub mod ops;

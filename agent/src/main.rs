@@ -66,7 +66,7 @@ struct Cli {
     #[arg(short = 'G', long = "no-syslog")]
     no_syslog: bool,
 
-    /// Run the VRRP side only (keepalived's -P; vrrp-agent has no other side yet).
+    /// Run the VRRP side only, not the virtual servers (keepalived's -P).
     #[arg(short = 'P', long = "vrrp")]
     vrrp_only: bool,
 
@@ -251,14 +251,16 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     for d in &loaded.diags.list {
         log::warn!("{d}");
     }
-    if !loaded.config.virtual_servers.is_empty() || !loaded.config.virtual_server_groups.is_empty()
-    {
+    if !loaded.config.virtual_server_groups.is_empty() {
         log::warn!(
-            "{}: virtual_server blocks are read but not active: vrrp-agent does not run the LVS side yet",
+            "{}: virtual_server_group blocks are read but not run yet (virtual_server IP PORT is)",
             path.display()
         );
     }
-    let _ = (cli.vrrp_only, cli.log_facility);
+    if cli.vrrp_only && !loaded.config.virtual_servers.is_empty() {
+        log::info!("-P (VRRP only): the virtual servers are not run");
+    }
+    let _ = cli.log_facility;
     if cli.snmp {
         log::warn!("SNMP (-x) is not supported by vrrp-agent: use --metrics-listen");
     }
@@ -326,6 +328,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 Options {
                     log_detail: cli.log_detail,
                     no_xdp: cli.no_xdp,
+                    lvs: !cli.vrrp_only,
                 },
             )
             .await?;

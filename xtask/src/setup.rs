@@ -19,8 +19,13 @@ const APT_PACKAGES: &[&str] = &[
     "keepalived",
     "tcpdump",
     "nftables",
-    // The seed nginx deployment (track script failover test).
+    // The seed nginx deployments (track script failover, LVS-DR real servers) and their
+    // client.
     "nginx-light",
+    "curl",
+    // The LVS-DR lab's client sends with complete checksums (veth offload leaves them
+    // partial, and a frame the XDP balancer forwards loses that mark).
+    "ethtool",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -73,6 +73,8 @@ pub struct Options {
     /// Run without the XDP program (it is still tried by default; failing to load it is a
     /// warning, not a stop).
     pub no_xdp: bool,
+    /// Run the virtual servers (off with keepalived's -P, VRRP only).
+    pub lvs: bool,
 }
 
 /// A virtual address with the interface it goes on.
@@ -210,6 +212,8 @@ pub struct Runtime {
     helpers: tokio::runtime::Handle,
     /// The receive sockets, one per interface and family, each read by its own task.
     rx_sockets: HashMap<(u32, bool), (Arc<RxSocket>, tokio::task::AbortHandle)>,
+    /// The virtual servers served by the XDP balancer (none without XDP).
+    lvs: Option<crate::lvs::Balancer>,
     /// Receive sockets whose filter could not be set (said once each).
     filter_warned: std::collections::HashSet<(u32, bool)>,
     /// Names of interfaces deleted and created again that instances or trackers still use
@@ -254,6 +258,7 @@ impl Runtime {
             helpers,
             rx_sockets: HashMap::new(),
             filter_warned: Default::default(),
+            lvs: None,
             recreated: Default::default(),
             follow_warned: false,
         };
@@ -644,6 +649,38 @@ impl Runtime {
         monotonic_now()
     }
 
+    /// The virtual servers, when there are any: served by the XDP program, or said not to be.
+    fn start_lvs(&mut self) {
+        if self.config.virtual_servers.is_empty() || !self.opts.lvs {
+            return;
+        }
+        let Some(prog) = self.xdp.as_mut() else {
+            warn!(
+                "{} virtual_server(s) configured: the balancer is the XDP program, which is off (--no-xdp); not served",
+                self.config.virtual_servers.len()
+            );
+            return;
+        };
+        let vips: Vec<std::net::IpAddr> = self
+            .slots
+            .iter()
+            .flat_map(|s| s.vips.iter().map(|v| v.addr.addr))
+            .collect();
+        self.lvs = Some(crate::lvs::Balancer::start(
+            &self.config,
+            |a| vips.contains(&std::net::IpAddr::V4(a)),
+            &mut prog.maps,
+            &self.helpers,
+        ));
+    }
+
+    /// The balancer taken out of the data path (stop, or a reload that changes it).
+    fn stop_lvs(&mut self) {
+        if let (Some(lvs), Some(prog)) = (self.lvs.take(), self.xdp.as_mut()) {
+            lvs.stop(&mut prog.maps);
+        }
+    }
+
     /// Each receive socket's classic BPF filter, from the VRID entries of the instances it
     /// receives for (see `sockfilter`). Called whenever the instances change. A socket whose
     /// filter cannot be set (too many VRIDs and peers for one program) takes everything, as
@@ -728,6 +765,7 @@ impl Runtime {
             self.remove_leftovers(k).await;
         }
         self.refresh_socket_filters();
+        self.start_lvs();
         self.start_all().await;
         // Loading the XDP program parses the kernel's BTF (tens of MB, freed since): give
         // that memory back to the system, or it stays in the resident set for good.
@@ -839,6 +877,11 @@ impl Runtime {
                 }
                 _ = follow_retry.tick(), if !self.recreated.is_empty() && stop_deadline.is_none() => {
                     self.follow_interfaces().await;
+                }
+                Some(report) = lvs_report(&mut self.lvs) => {
+                    if let (Some(lvs), Some(prog)) = (self.lvs.as_mut(), self.xdp.as_mut()) {
+                        lvs.report(report, &mut prog.maps);
+                    }
                 }
                 Some(update) = self.tracking.rx.recv() => {
                     for k in self.tracking.update(update) {
@@ -1053,6 +1096,7 @@ impl Runtime {
         if let Some(prog) = &self.xdp {
             log_xdp_counters(prog, &self.slots);
         }
+        self.stop_lvs();
         for k in 0..self.slots.len() {
             while self.slots[k].inst.state() != State::Init {
                 self.event(k, Event::Stop).await;
@@ -1234,11 +1278,16 @@ impl Runtime {
                 .unwrap_or_default();
             json!({"attachments": attachments, "counters": counters})
         });
+        let virtual_servers = match (&self.lvs, &self.xdp) {
+            (Some(lvs), Some(prog)) => lvs.describe(&prog.maps),
+            _ => json!([]),
+        };
         json!({
             "version": env!("CARGO_PKG_VERSION"),
             "pid": std::process::id(),
             "instances": instances,
             "xdp": xdp,
+            "virtual_servers": virtual_servers,
         })
     }
 
@@ -1687,6 +1736,14 @@ impl Runtime {
 
 /// keepalived reports a VRID used twice on one interface; two instances cannot share one (the
 /// second would never hear an advert and become master).
+/// The balancer's next checker report; never, without a balancer.
+async fn lvs_report(lvs: &mut Option<crate::lvs::Balancer>) -> Option<crate::lvs::check::Report> {
+    match lvs {
+        Some(b) => b.rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn shared_vrid(slots: &[&Slot]) -> Result<()> {
     for (i, a) in slots.iter().enumerate() {
         if let Some(b) = slots[..i].iter().find(|b| {

@@ -2,13 +2,14 @@
 //! ever see totals.
 
 use agent_common::{
-    COUNTER_COUNT, COUNTERS_MAP, Counter, IFACE_CONFIG_MAP, IfaceConfig, PEERS_MAP, PeerKey,
-    VIPS_MAP, VRID_CONFIG_MAP, VRID_STATS_MAP, VRRP_VERDICTS, VipKey, VipValue, VridConfig,
-    VridKey, VridState, VridStats, VrrpVerdict,
+    COUNTER_COUNT, COUNTERS_MAP, Counter, IFACE_CONFIG_MAP, IfaceConfig, LB_REAL_STATS_MAP,
+    LB_REALS_MAP, LB_RING_MAP, LB_SERVICES_MAP, PEERS_MAP, PeerKey, Real, Service, ServiceKey,
+    Traffic, VIPS_MAP, VRID_CONFIG_MAP, VRID_STATS_MAP, VRRP_VERDICTS, VipKey, VipValue,
+    VridConfig, VridKey, VridState, VridStats, VrrpVerdict,
 };
 use aya::{
     Ebpf, Pod,
-    maps::{HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap},
 };
 
 use super::XdpError;
@@ -20,6 +21,10 @@ pub struct Maps {
     vips: HashMap<MapData, VipKey, VipValue>,
     peers: HashMap<MapData, PeerKey, u8>,
     counters: PerCpuArray<MapData, u64>,
+    lb_services: HashMap<MapData, ServiceKey, Service>,
+    lb_ring: Array<MapData, u32>,
+    lb_reals: Array<MapData, Real>,
+    lb_real_stats: PerCpuArray<MapData, Traffic>,
 }
 
 fn take<T: TryFrom<Map, Error = MapError>>(
@@ -64,6 +69,10 @@ impl Maps {
             vips: take(ebpf, VIPS_MAP)?,
             peers: take(ebpf, PEERS_MAP)?,
             counters: take(ebpf, COUNTERS_MAP)?,
+            lb_services: take(ebpf, LB_SERVICES_MAP)?,
+            lb_ring: take(ebpf, LB_RING_MAP)?,
+            lb_reals: take(ebpf, LB_REALS_MAP)?,
+            lb_real_stats: take(ebpf, LB_REAL_STATS_MAP)?,
         })
     }
 
@@ -119,6 +128,45 @@ impl Maps {
     /// Stops answering ARP for a VIP (before the address is removed on leaving MASTER).
     pub fn disarm_vip(&mut self, key: &VipKey) -> Result<(), XdpError> {
         remove(&mut self.vips, key, VIPS_MAP)
+    }
+
+    /// A virtual server the balancer forwards for (its ring and reals written first).
+    pub fn set_service(&mut self, key: ServiceKey, service: Service) -> Result<(), XdpError> {
+        self.lb_services
+            .insert(key, service, 0)
+            .map_err(map_err(LB_SERVICES_MAP))
+    }
+
+    pub fn remove_service(&mut self, key: &ServiceKey) -> Result<(), XdpError> {
+        remove(&mut self.lb_services, key, LB_SERVICES_MAP)
+    }
+
+    /// Writes a service's schedule at `base` (its slice of the ring).
+    pub fn set_ring(&mut self, base: u32, slots: &[u32]) -> Result<(), XdpError> {
+        for (i, real) in slots.iter().enumerate() {
+            self.lb_ring
+                .set(base + i as u32, *real, 0)
+                .map_err(map_err(LB_RING_MAP))?;
+        }
+        Ok(())
+    }
+
+    pub fn set_real(&mut self, index: u32, real: Real) -> Result<(), XdpError> {
+        self.lb_reals
+            .set(index, real, 0)
+            .map_err(map_err(LB_REALS_MAP))
+    }
+
+    /// What was forwarded to real server `index`, summed over CPUs.
+    pub fn real_traffic(&self, index: u32) -> Result<Traffic, XdpError> {
+        let per_cpu = self
+            .lb_real_stats
+            .get(&index, 0)
+            .map_err(map_err(LB_REAL_STATS_MAP))?;
+        Ok(per_cpu.iter().fold(Traffic::default(), |t, c| Traffic {
+            packets: t.packets + c.packets,
+            bytes: t.bytes + c.bytes,
+        }))
     }
 
     /// The global counters, summed over CPUs.

@@ -5,7 +5,7 @@
 //! link closes, so when the agent process dies nothing keeps answering ARP for its VIPs.
 
 mod entries;
-mod maps;
+pub mod maps;
 
 use std::fmt;
 

@@ -338,7 +338,15 @@ impl Runtime {
             })
         });
         self.refresh_socket_filters();
+        // The virtual servers changed: the balancer starts again (its checkers too).
+        let lvs_changed = self.config.virtual_servers != new.virtual_servers;
+        if lvs_changed {
+            self.stop_lvs();
+        }
         self.config = new;
+        if lvs_changed {
+            self.start_lvs();
+        }
         self.start(&created_ks, &new_groups).await;
         Ok(())
     }

@@ -1,0 +1,342 @@
+//! Health checkers with keepalived's semantics (check_tcp.c, check_http.c): a real server
+//! starts up; a failed check is tried again `retry` times, `delay_before_retry` apart, before
+//! the server goes down; a down server is checked every `delay_loop` and its first success
+//! brings it up. Each checker is one task on the helper runtime (thousands of real servers
+//! are thousands of small tasks, not threads); what it decides goes to the VRRP loop, which
+//! changes the data path.
+
+use std::{net::SocketAddr, time::Duration};
+
+use log::info;
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpStream,
+    sync::mpsc,
+};
+
+use super::model::{Check, CheckKind};
+
+/// What one checker reports after every check: whether its server is up by its rules, and
+/// the server's MAC as the kernel's neighbour table has it (the check's connection made the
+/// kernel resolve it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// The real server's index in the balancer.
+    pub real: u32,
+    /// Which of its checkers.
+    pub checker: usize,
+    pub up: bool,
+    pub mac: Option<[u8; 6]>,
+}
+
+/// The decision after a check (sans-IO: the runner does the checking and the waiting).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// Up or down, when the server's state changed (or on the first check).
+    pub now_up: Option<bool>,
+    /// keepalived's line for it.
+    pub line: Option<String>,
+    /// Until the next check.
+    pub wait: Duration,
+}
+
+/// One checker's state, keepalived's `is_up`, `has_run` and `retry_it`.
+#[derive(Clone, Debug)]
+pub struct State {
+    pub is_up: bool,
+    has_run: bool,
+    retry_it: u32,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        // keepalived: a checker starts up (without `alpha`), so its server takes traffic
+        // from the start.
+        State {
+            is_up: true,
+            has_run: false,
+            retry_it: 0,
+        }
+    }
+}
+
+impl State {
+    /// After a check of `check` on server `name` (`[ADDR]:tcp:PORT`) that succeeded or not.
+    pub fn record(&mut self, check: &Check, name: &str, ok: bool) -> Step {
+        let kind = match check.kind {
+            CheckKind::Tcp => "TCP_CHECK",
+            CheckKind::Http(_) => "HTTP_CHECK",
+        };
+        let mut step = Step {
+            now_up: None,
+            line: None,
+            wait: check.delay_loop,
+        };
+        if ok {
+            if !self.is_up || !self.has_run {
+                step.line = Some(match check.kind {
+                    CheckKind::Tcp => format!("TCP connection to {name} success."),
+                    CheckKind::Http(_) => format!("Remote Web server {name} succeed on service."),
+                });
+                step.now_up = Some(true);
+                self.is_up = true;
+            }
+            self.retry_it = 0;
+        } else if self.is_up || !self.has_run {
+            if self.retry_it < check.retry {
+                // Not yet: the same check again after delay_before_retry.
+                self.retry_it += 1;
+                step.wait = check.delay_before_retry;
+            } else {
+                step.line = Some(if check.retry > 0 {
+                    format!(
+                        "{kind} on service {name} failed after {} retries.",
+                        self.retry_it
+                    )
+                } else {
+                    format!("{kind} on service {name} failed.")
+                });
+                step.now_up = Some(false);
+                self.is_up = false;
+                self.retry_it = 0;
+            }
+        }
+        // Down already: no retries, the next check after delay_loop (keepalived's
+        // REGISTER_CHECKER_FAILED).
+        self.has_run = true;
+        step
+    }
+}
+
+/// One check: connect within `connect_timeout`; HTTP_GET then asks each url and wants its
+/// status code, the whole exchange within `connect_timeout` per url as keepalived times it.
+pub async fn check_once(check: &Check) -> bool {
+    let addr = SocketAddr::from((check.addr, check.port));
+    let connect = || tokio::time::timeout(check.connect_timeout, TcpStream::connect(addr));
+    match &check.kind {
+        CheckKind::Tcp => matches!(connect().await, Ok(Ok(_))),
+        CheckKind::Http(urls) => {
+            for url in urls {
+                let Ok(Ok(mut stream)) = connect().await else {
+                    return false;
+                };
+                let request = format!(
+                    "GET {} HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: {}:{}\r\n\r\n",
+                    url.path, check.addr, check.port
+                );
+                let exchange = async {
+                    stream.write_all(request.as_bytes()).await.ok()?;
+                    // The status line is all that is judged: read until it is complete (at
+                    // most keepalived's 4 KB buffer).
+                    let mut buf = Vec::with_capacity(512);
+                    let mut chunk = [0u8; 512];
+                    while !buf.contains(&b'\n') && buf.len() < 4096 {
+                        let n = stream.read(&mut chunk).await.ok()?;
+                        if n == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    status_code(&buf)
+                };
+                let Ok(Some(code)) = tokio::time::timeout(check.connect_timeout, exchange).await
+                else {
+                    return false;
+                };
+                if !url
+                    .status
+                    .iter()
+                    .any(|(lo, hi)| (*lo..=*hi).contains(&code))
+                {
+                    return false;
+                }
+            }
+            true
+        }
+    }
+}
+
+/// The status code of an HTTP response's status line (`HTTP/1.1 200 OK`).
+pub fn status_code(response: &[u8]) -> Option<u16> {
+    let line = response.split(|b| *b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    let mut parts = line.split_whitespace();
+    if !parts.next()?.starts_with("HTTP/") {
+        return None;
+    }
+    let code: u16 = parts.next()?.parse().ok()?;
+    (100..=599).contains(&code).then_some(code)
+}
+
+/// The MAC the kernel's neighbour table has for `addr` (complete entries only), from
+/// /proc/net/arp of this network namespace.
+pub fn neighbour_mac(addr: std::net::Ipv4Addr) -> Option<[u8; 6]> {
+    let table = std::fs::read_to_string("/proc/net/arp").ok()?;
+    parse_arp_table(&table, addr)
+}
+
+fn parse_arp_table(table: &str, addr: std::net::Ipv4Addr) -> Option<[u8; 6]> {
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(ip), Some(flags), Some(mac)) = (f.first(), f.get(2), f.get(3)) else {
+            continue;
+        };
+        // ATF_COM: resolved.
+        let complete =
+            u32::from_str_radix(flags.trim_start_matches("0x"), 16).is_ok_and(|v| v & 0x2 != 0);
+        if ip.parse() != Ok(addr) || !complete {
+            continue;
+        }
+        let mut out = [0u8; 6];
+        let mut parts = mac.split(':');
+        for b in &mut out {
+            *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+        }
+        return Some(out);
+    }
+    None
+}
+
+/// Runs checker `checker` of real server `real` until the receiver goes.
+pub async fn run(
+    check: Check,
+    real: u32,
+    checker: usize,
+    name: String,
+    vs_name: String,
+    tx: mpsc::UnboundedSender<Report>,
+) {
+    info!("Activating healthchecker for service {name} for VS {vs_name}");
+    let mut state = State::default();
+    loop {
+        let ok = check_once(&check).await;
+        let step = state.record(&check, &name, ok);
+        if let Some(line) = &step.line {
+            info!("{line}");
+        }
+        let report = Report {
+            real,
+            checker,
+            up: state.is_up,
+            mac: if ok {
+                neighbour_mac(real_addr(&check))
+            } else {
+                None
+            },
+        };
+        if tx.send(report).is_err() {
+            return;
+        }
+        tokio::time::sleep(step.wait).await;
+    }
+}
+
+/// The address whose MAC the balancer needs: the real server's (a `connect_ip` elsewhere
+/// says nothing of it, but is rare; the check's own address is used then too).
+fn real_addr(check: &Check) -> std::net::Ipv4Addr {
+    check.addr
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lvs::model::Url;
+
+    fn check(kind: CheckKind, retry: u32) -> Check {
+        Check {
+            kind,
+            addr: "10.0.0.2".parse().unwrap(),
+            port: 80,
+            connect_timeout: Duration::from_secs(3),
+            retry,
+            delay_before_retry: Duration::from_secs(3),
+            delay_loop: Duration::from_secs(6),
+        }
+    }
+
+    const NAME: &str = "[10.0.0.2]:tcp:80";
+
+    #[test]
+    fn keepalived_a_failing_web_server_goes_down_after_its_retries_and_up_on_one_success() {
+        let c = check(
+            CheckKind::Http(vec![Url {
+                path: "/".into(),
+                status: vec![(200, 299)],
+            }]),
+            3,
+        );
+        let mut s = State::default();
+        let first = s.record(&c, NAME, true);
+        assert_eq!(first.now_up, Some(true));
+        assert_eq!(
+            first.line.as_deref(),
+            Some("Remote Web server [10.0.0.2]:tcp:80 succeed on service.")
+        );
+        assert_eq!(first.wait, Duration::from_secs(6));
+        // Steady: nothing said.
+        assert_eq!(s.record(&c, NAME, true).line, None);
+        // Three failures are retried 3 s apart, the fourth takes it down.
+        for _ in 0..3 {
+            let st = s.record(&c, NAME, false);
+            assert_eq!((st.now_up, st.wait), (None, Duration::from_secs(3)));
+        }
+        let down = s.record(&c, NAME, false);
+        assert_eq!(down.now_up, Some(false));
+        assert_eq!(
+            down.line.as_deref(),
+            Some("HTTP_CHECK on service [10.0.0.2]:tcp:80 failed after 3 retries.")
+        );
+        // Down: checked every delay_loop, no retries, nothing said.
+        let st = s.record(&c, NAME, false);
+        assert_eq!(
+            (st.now_up, st.line, st.wait),
+            (None, None, Duration::from_secs(6))
+        );
+        // A success in the middle of retries resets them.
+        assert_eq!(s.record(&c, NAME, true).now_up, Some(true));
+        s.record(&c, NAME, false);
+        s.record(&c, NAME, true);
+        for _ in 0..3 {
+            assert_eq!(s.record(&c, NAME, false).now_up, None);
+        }
+    }
+
+    #[test]
+    fn keepalived_tcp_check_without_retries_and_a_first_check_that_fails() {
+        let c = check(CheckKind::Tcp, 0);
+        let mut s = State::default();
+        let st = s.record(&c, NAME, false);
+        assert_eq!(st.now_up, Some(false));
+        assert_eq!(
+            st.line.as_deref(),
+            Some("TCP_CHECK on service [10.0.0.2]:tcp:80 failed.")
+        );
+        let st = s.record(&c, NAME, true);
+        assert_eq!(
+            st.line.as_deref(),
+            Some("TCP connection to [10.0.0.2]:tcp:80 success.")
+        );
+    }
+
+    #[test]
+    fn status_lines_and_the_arp_table_are_read_defensively() {
+        assert_eq!(status_code(b"HTTP/1.1 200 OK\r\nServer: x\r\n"), Some(200));
+        assert_eq!(
+            status_code(b"HTTP/1.0 503 Service Unavailable\r\n"),
+            Some(503)
+        );
+        assert_eq!(status_code(b"SSH-2.0-OpenSSH\r\n"), None);
+        assert_eq!(status_code(b"HTTP/1.1 2000 x\r\n"), None);
+        assert_eq!(status_code(b""), None);
+        let table = "IP address       HW type     Flags       HW address            Mask     Device\n\
+                     10.0.0.2         0x1         0x2         02:00:00:00:00:0b     *        eth0\n\
+                     10.0.0.3         0x1         0x0         00:00:00:00:00:00     *        eth0\n";
+        let a = |s: &str| s.parse().unwrap();
+        assert_eq!(
+            parse_arp_table(table, a("10.0.0.2")),
+            Some([2, 0, 0, 0, 0, 0x0b])
+        );
+        assert_eq!(parse_arp_table(table, a("10.0.0.3")), None, "incomplete");
+        assert_eq!(parse_arp_table(table, a("10.0.0.4")), None);
+    }
+}

@@ -1,0 +1,358 @@
+//! The LVS side: `virtual_server` blocks served by the XDP direct-routing balancer
+//! (`agent-ebpf/src/lb.rs`), their real servers' health checked with keepalived's checkers.
+//!
+//! The balancer owns the services' entries in the XDP maps. A real server takes new flows
+//! while all its checkers say up, its weight is above 0 and its MAC is known (the kernel
+//! resolves it when a check connects). Each change rebuilds the service's schedule in the
+//! half of its ring slice not in use, then switches the service entry to it: the kernel sees
+//! either schedule, never a mix.
+
+pub mod check;
+pub mod model;
+pub mod sched;
+
+use std::net::Ipv4Addr;
+
+use agent_common::{
+    LB_REAL_UP, LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX, LB_SVC_FOLLOW_VIP, LB_SVC_HASH,
+    LB_SVC_HASH_PORT, Real, Service, ServiceKey,
+};
+use log::{info, warn};
+use tokio::{runtime::Handle, sync::mpsc, task::AbortHandle};
+
+use crate::{config::model::Config, xdp::maps::Maps};
+use model::{Algo, VirtualService};
+
+struct RealState {
+    /// Index in LB_REALS.
+    index: u32,
+    /// Per checker: up by its rules (no checker: always up).
+    checks_up: Vec<bool>,
+    mac: Option<[u8; 6]>,
+    /// As keepalived's `rs->alive`: every checker up.
+    alive: bool,
+}
+
+struct Svc {
+    vs: VirtualService,
+    key: ServiceKey,
+    id: u32,
+    flags: u32,
+    /// The two halves of its ring slice; `half` is the one in use.
+    bases: [u32; 2],
+    half: usize,
+    reals: Vec<RealState>,
+    /// The servers in its current schedule.
+    serving: Vec<u32>,
+}
+
+pub struct Balancer {
+    services: Vec<Svc>,
+    pub rx: mpsc::UnboundedReceiver<check::Report>,
+    tasks: Vec<AbortHandle>,
+}
+
+impl Svc {
+    fn usable(&self, r: &RealState, real: &model::RealServer) -> bool {
+        r.alive && r.mac.is_some() && real.weight > 0
+    }
+
+    /// Writes the schedule over the servers usable now, if it changed. Reals that became
+    /// usable are entered before the schedule names them; those that stopped being usable
+    /// are marked after it no longer does.
+    fn publish(&mut self, maps: &mut Maps) {
+        let usable: Vec<(u32, u32)> = self
+            .reals
+            .iter()
+            .zip(&self.vs.reals)
+            .filter(|(r, real)| self.usable(r, real))
+            .map(|(r, real)| (r.index, real.weight))
+            .collect();
+        let serving: Vec<u32> = usable.iter().map(|(i, _)| *i).collect();
+        let entry = |r: &RealState, up: bool| Real {
+            mac: r.mac.unwrap_or_default(),
+            flags: if up { LB_REAL_UP } else { 0 },
+            addr: [0; 4],
+            _pad: 0,
+        };
+        for (r, real) in self.reals.iter().zip(&self.vs.reals) {
+            if serving.contains(&r.index) {
+                let mut e = entry(r, true);
+                e.addr = real.addr.octets();
+                if let Err(e) = maps.set_real(r.index, e) {
+                    warn!("{}: {e}", self.vs.name());
+                }
+            }
+        }
+        let ring = sched::ring(self.vs.algo, &usable);
+        let half = 1 - self.half;
+        let written = maps.set_ring(self.bases[half], &ring).and_then(|()| {
+            maps.set_service(
+                self.key,
+                Service {
+                    id: self.id,
+                    flags: self.flags,
+                    ring_base: self.bases[half],
+                    ring_len: ring.len() as u32,
+                    persist_ns: self
+                        .vs
+                        .persistence
+                        .map_or(0, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64),
+                },
+            )
+        });
+        match written {
+            Ok(()) => self.half = half,
+            Err(e) => warn!("VS {}: schedule not updated: {e}", self.vs.name()),
+        }
+        for r in &self.reals {
+            if !serving.contains(&r.index) {
+                let _ = maps.set_real(r.index, entry(r, false));
+            }
+        }
+        if serving.is_empty() && !self.serving.is_empty() {
+            warn!("No real server left to serve VS {}", self.vs.name());
+        }
+        self.serving = serving;
+    }
+}
+
+impl Balancer {
+    /// The configuration's virtual servers, entered into the XDP maps, their checkers started
+    /// on `helpers`. Virtual servers the XDP backend does not run are said and left out.
+    /// `vip`: whether an address is a VRRP instance's VIP (then it is served only while
+    /// this node holds it).
+    pub fn start(
+        config: &Config,
+        vip: impl Fn(Ipv4Addr) -> bool,
+        maps: &mut Maps,
+        helpers: &Handle,
+    ) -> Balancer {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut services: Vec<Svc> = Vec::new();
+        let mut tasks = Vec::new();
+        let (mut next_real, mut next_slot) = (0u32, 0u32);
+        for raw in &config.virtual_servers {
+            let vs = match model::service(raw) {
+                Ok(vs) => vs,
+                Err(e) => {
+                    warn!(
+                        "virtual_server {} ({}): {e}; not served",
+                        raw.address.join(" "),
+                        raw.at
+                    );
+                    continue;
+                }
+            };
+            let key = ServiceKey {
+                addr: vs.addr.octets(),
+                port: vs.port,
+                proto: vs.proto.number(),
+                _pad: 0,
+            };
+            let slots = sched::max_len(vs.algo) as u32;
+            if services.iter().any(|s| s.key == key) {
+                warn!(
+                    "VS {} is configured twice; the first one is served",
+                    vs.name()
+                );
+                continue;
+            }
+            if services.len() as u32 >= LB_SERVICES_MAX
+                || next_real + vs.reals.len() as u32 > LB_REALS_MAX
+                || next_slot + 2 * slots > LB_RING_SIZE
+            {
+                warn!("VS {}: the balancer's maps are full; not served", vs.name());
+                continue;
+            }
+            let mut flags = 0;
+            if matches!(vs.algo, Algo::Sh | Algo::Mh) {
+                flags |= LB_SVC_HASH;
+                if vs.hash_port {
+                    flags |= LB_SVC_HASH_PORT;
+                }
+            }
+            if vip(vs.addr) {
+                flags |= LB_SVC_FOLLOW_VIP;
+            }
+            let mut reals = Vec::new();
+            for (k, real) in vs.reals.iter().enumerate() {
+                let index = next_real + k as u32;
+                reals.push(RealState {
+                    index,
+                    checks_up: vec![true; real.checks.len()],
+                    mac: check::neighbour_mac(real.addr),
+                    alive: true,
+                });
+                for (c, chk) in real.checks.iter().enumerate() {
+                    tasks.push(
+                        helpers
+                            .spawn(check::run(
+                                chk.clone(),
+                                index,
+                                c,
+                                vs.real_name(real),
+                                vs.name(),
+                                tx.clone(),
+                            ))
+                            .abort_handle(),
+                    );
+                }
+                if real.checks.is_empty() {
+                    tasks.push(
+                        helpers
+                            .spawn(resolve(real.addr, vs.port, index, tx.clone()))
+                            .abort_handle(),
+                    );
+                }
+            }
+            next_real += vs.reals.len() as u32;
+            let mut svc = Svc {
+                key,
+                id: services.len() as u32,
+                flags,
+                bases: [next_slot, next_slot + slots],
+                half: 1,
+                reals,
+                serving: Vec::new(),
+                vs,
+            };
+            next_slot += 2 * slots;
+            svc.publish(maps);
+            info!(
+                "VS {} served by XDP (direct routing, {:?}, {} real servers{})",
+                svc.vs.name(),
+                svc.vs.algo,
+                svc.vs.reals.len(),
+                if flags & LB_SVC_FOLLOW_VIP != 0 {
+                    ", while this node holds the VIP"
+                } else {
+                    ""
+                }
+            );
+            services.push(svc);
+        }
+        Balancer {
+            services,
+            rx,
+            tasks,
+        }
+    }
+
+    /// A checker's report: keepalived's "Adding/Removing service … VS …" when its server's
+    /// state changes, and the schedule follows.
+    pub fn report(&mut self, r: check::Report, maps: &mut Maps) {
+        for svc in &mut self.services {
+            let Some(k) = svc.reals.iter().position(|s| s.index == r.real) else {
+                continue;
+            };
+            let real = &svc.vs.reals[k];
+            let name = svc.vs.real_name(real);
+            let vs_name = svc.vs.name();
+            let inhibit = real.inhibit_on_failure;
+            let state = &mut svc.reals[k];
+            if let Some(c) = state.checks_up.get_mut(r.checker) {
+                *c = r.up;
+            }
+            let mut changed = false;
+            if r.mac.is_some() && r.mac != state.mac {
+                state.mac = r.mac;
+                changed = true;
+            }
+            let alive = state.checks_up.iter().all(|u| *u);
+            if alive != state.alive {
+                state.alive = alive;
+                changed = true;
+                info!(
+                    "{} service {name} {} VS {vs_name}",
+                    match (alive, inhibit) {
+                        (true, false) => "Adding",
+                        (true, true) => "Enabling",
+                        (false, false) => "Removing",
+                        (false, true) => "Disabling",
+                    },
+                    match (alive, inhibit) {
+                        (_, true) => "of",
+                        (true, false) => "to",
+                        (false, false) => "from",
+                    }
+                );
+            }
+            if changed {
+                svc.publish(maps);
+            }
+            return;
+        }
+    }
+
+    /// Takes every service out of the data path and stops the checkers.
+    pub fn stop(self, maps: &mut Maps) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for s in &self.services {
+            let _ = maps.remove_service(&s.key);
+        }
+    }
+
+    /// The services as `vrrp-agent status` shows them.
+    pub fn describe(&self, maps: &Maps) -> serde_json::Value {
+        let list: Vec<serde_json::Value> = self
+            .services
+            .iter()
+            .map(|s| {
+                let reals: Vec<serde_json::Value> = s
+                    .reals
+                    .iter()
+                    .zip(&s.vs.reals)
+                    .map(|(r, real)| {
+                        let t = maps.real_traffic(r.index).unwrap_or_default();
+                        serde_json::json!({
+                            "address": real.addr.to_string(),
+                            "port": real.port,
+                            "weight": real.weight,
+                            "alive": r.alive,
+                            "mac": r.mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
+                            "serving": s.serving.contains(&r.index),
+                            "packets": t.packets,
+                            "bytes": t.bytes,
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "service": s.vs.name(),
+                    "algo": format!("{:?}", s.vs.algo).to_lowercase(),
+                    "follows_vip": s.flags & LB_SVC_FOLLOW_VIP != 0,
+                    "real_servers": reals,
+                })
+            })
+            .collect();
+        serde_json::Value::Array(list)
+    }
+}
+
+/// A real server without checkers: up, and its MAC found by making the kernel resolve it
+/// (a datagram to its discard port) until the neighbour table has it, then looked at again
+/// every few seconds.
+async fn resolve(addr: Ipv4Addr, port: u16, real: u32, tx: mpsc::UnboundedSender<check::Report>) {
+    let _ = port;
+    loop {
+        let mac = check::neighbour_mac(addr);
+        if mac.is_none()
+            && let Ok(s) = std::net::UdpSocket::bind("0.0.0.0:0")
+        {
+            let _ = s.send_to(b"", (addr, 9));
+        }
+        let report = check::Report {
+            real,
+            checker: 0,
+            up: true,
+            mac,
+        };
+        if tx.send(report).is_err() {
+            return;
+        }
+        let wait = if mac.is_some() { 5000 } else { 200 };
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+    }
+}

@@ -1,0 +1,364 @@
+//! The virtual servers the XDP balancer runs, read from the blocks the config reader kept
+//! (`config::model::VirtualServer`, already checked as keepalived checks them), with
+//! keepalived's defaults. What the XDP backend does not run is refused per virtual server
+//! with the reason, and the rest of the configuration runs.
+
+use std::{net::Ipv4Addr, time::Duration};
+
+use crate::config::model::{RawBlock, VirtualServer};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+        }
+    }
+
+    /// As keepalived writes it in `[192.168.11.113]:tcp:80`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// `lb_algo` / `lvs_sched`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algo {
+    /// Each up real server in turn.
+    Rr,
+    /// In turn, each as often as its weight (IPVS's interleaved sequence).
+    Wrr,
+    /// Source hashing: the client's address picks the server (Maglev table).
+    Sh,
+    /// Maglev hashing (IPVS `mh`): the same, its table built by weight.
+    Mh,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckKind {
+    Tcp,
+    /// `HTTP_GET`: each url's path, answered with a status in `status` (default 200–299).
+    Http(Vec<Url>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Url {
+    pub path: String,
+    /// Inclusive ranges of accepted status codes.
+    pub status: Vec<(u16, u16)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Check {
+    pub kind: CheckKind,
+    /// `connect_ip`/`connect_port`, default the real server's.
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub connect_timeout: Duration,
+    /// Tries after a failure before the server is declared down (`retry`, `nb_get_retry`).
+    pub retry: u32,
+    pub delay_before_retry: Duration,
+    pub delay_loop: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RealServer {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub weight: u32,
+    pub inhibit_on_failure: bool,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct VirtualService {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub proto: Proto,
+    pub algo: Algo,
+    /// `sh-port` / `mh-port`: the client's port is hashed too.
+    pub hash_port: bool,
+    pub persistence: Option<Duration>,
+    pub reals: Vec<RealServer>,
+}
+
+impl VirtualService {
+    /// `[192.168.11.200]:tcp:80`, keepalived's FMT_VS.
+    pub fn name(&self) -> String {
+        trio(self.addr, self.proto, self.port)
+    }
+
+    pub fn real_name(&self, r: &RealServer) -> String {
+        trio(r.addr, self.proto, r.port)
+    }
+}
+
+/// keepalived's `inet_sockaddrtotrio`: `[ADDR]:PROTO:PORT`.
+pub fn trio(addr: Ipv4Addr, proto: Proto, port: u16) -> String {
+    format!("[{addr}]:{}:{port}", proto.name())
+}
+
+fn arg(b: &RawBlock, i: usize) -> Option<&str> {
+    b.args.get(i).map(String::as_str)
+}
+
+fn find<'a>(blocks: &'a [RawBlock], keyword: &str) -> Option<&'a RawBlock> {
+    blocks.iter().rev().find(|b| b.keyword == keyword)
+}
+
+fn secs(blocks: &[RawBlock], keyword: &str) -> Option<Duration> {
+    let v: f64 = arg(find(blocks, keyword)?, 0)?.parse().ok()?;
+    (v.is_finite() && v >= 0.0).then(|| Duration::from_secs_f64(v))
+}
+
+fn int(blocks: &[RawBlock], keyword: &str) -> Option<u64> {
+    arg(find(blocks, keyword)?, 0)?.parse().ok()
+}
+
+fn status_ranges(list: &[&str]) -> Vec<(u16, u16)> {
+    list.iter()
+        .filter_map(|s| match s.split_once('-') {
+            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+            None => s.parse().ok().map(|c| (c, c)),
+        })
+        .collect()
+}
+
+/// The virtual server as the XDP backend runs it, or why it cannot.
+pub fn service(vs: &VirtualServer) -> Result<VirtualService, String> {
+    let (addr, port) = match vs.address.as_slice() {
+        [a, p] => (
+            a.parse::<Ipv4Addr>().map_err(|_| {
+                format!("address {a}: only IPv4 virtual servers are run by the XDP backend")
+            })?,
+            p.parse::<u16>()
+                .map_err(|_| format!("port {p} is not a port"))?,
+        ),
+        [kind, ..] if kind == "fwmark" || kind == "group" => {
+            return Err(format!(
+                "virtual_server {kind} is not run by the XDP backend yet (IP PORT only)"
+            ));
+        }
+        _ => return Err("virtual_server wants IP PORT".to_string()),
+    };
+    let o = &vs.other;
+    let proto = match find(o, "protocol").and_then(|b| arg(b, 0)) {
+        Some("TCP") | None => Proto::Tcp,
+        Some("UDP") => Proto::Udp,
+        Some(p) => return Err(format!("protocol {p} is not run by the XDP backend")),
+    };
+    let kind = find(o, "lb_kind")
+        .or_else(|| find(o, "lvs_method"))
+        .and_then(|b| arg(b, 0))
+        .unwrap_or("NAT");
+    if kind != "DR" {
+        return Err(format!(
+            "lb_kind {kind} is not supported by the XDP backend (DR only)"
+        ));
+    }
+    let algo_name = find(o, "lb_algo")
+        .or_else(|| find(o, "lvs_sched"))
+        .and_then(|b| arg(b, 0))
+        .unwrap_or("wlc");
+    let algo = match algo_name {
+        "rr" => Algo::Rr,
+        "wrr" => Algo::Wrr,
+        "sh" => Algo::Sh,
+        "mh" => Algo::Mh,
+        other => {
+            return Err(format!(
+                "lb_algo {other} is not run by the XDP backend yet (rr, wrr, sh, mh are)"
+            ));
+        }
+    };
+    let hash_port = o
+        .iter()
+        .any(|b| b.keyword == "sh-port" || b.keyword == "mh-port");
+    let persistence = find(o, "persistence_timeout").map(|b| {
+        // keepalived: the keyword alone means 6 minutes.
+        Duration::from_secs(arg(b, 0).and_then(|v| v.parse().ok()).unwrap_or(360))
+    });
+    // Checker settings a real server or a checker does not set come from the virtual server.
+    let vs_delay_loop = secs(o, "delay_loop").unwrap_or(Duration::from_secs(60));
+    let mut reals = Vec::new();
+    for rb in &vs.real_servers {
+        let (Some(a), p) = (arg(rb, 0), arg(rb, 1)) else {
+            continue;
+        };
+        let raddr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("real_server {a}: only IPv4 is run by the XDP backend"))?;
+        let rport: u16 = p.map_or(Ok(port), |p| {
+            p.parse().map_err(|_| format!("real_server port {p}"))
+        })?;
+        if rport != port {
+            return Err(format!(
+                "real_server {a} {rport}: direct routing keeps the virtual server's port {port}"
+            ));
+        }
+        let rc = &rb.children;
+        let weight = int(rc, "weight").unwrap_or(1).min(u64::from(u32::MAX)) as u32;
+        let inhibit_on_failure = find(rc, "inhibit_on_failure")
+            .is_some_and(|b| !matches!(arg(b, 0), Some("false" | "no" | "off")));
+        let delay_loop = secs(rc, "delay_loop").unwrap_or(vs_delay_loop);
+        let mut checks = Vec::new();
+        for cb in rc {
+            let kind = match cb.keyword.as_str() {
+                "TCP_CHECK" => CheckKind::Tcp,
+                "HTTP_GET" => {
+                    let urls = cb
+                        .children
+                        .iter()
+                        .filter(|u| u.keyword == "url")
+                        .filter_map(|u| {
+                            let path = arg(find(&u.children, "path")?, 0)?.to_string();
+                            let codes: Vec<&str> = find(&u.children, "status_code")
+                                .map(|b| b.args.iter().map(String::as_str).collect())
+                                .unwrap_or_default();
+                            let mut status = status_ranges(&codes);
+                            if status.is_empty() {
+                                status.push((200, 299));
+                            }
+                            Some(Url { path, status })
+                        })
+                        .collect();
+                    CheckKind::Http(urls)
+                }
+                "SSL_GET" | "MISC_CHECK" | "DNS_CHECK" | "SMTP_CHECK" | "UDP_CHECK"
+                | "PING_CHECK" | "FILE_CHECK" | "BFD_CHECK" => {
+                    return Err(format!(
+                        "real_server {a}: {} is not run yet (TCP_CHECK and HTTP_GET are)",
+                        cb.keyword
+                    ));
+                }
+                _ => continue,
+            };
+            let c = &cb.children;
+            let (default_retry, default_delay) = match kind {
+                CheckKind::Http(_) => (1, Duration::from_secs(3)),
+                CheckKind::Tcp => (1, Duration::from_secs(1)),
+            };
+            checks.push(Check {
+                addr: find(c, "connect_ip")
+                    .and_then(|b| arg(b, 0)?.parse().ok())
+                    .unwrap_or(raddr),
+                port: int(c, "connect_port").map_or(rport, |p| p as u16),
+                connect_timeout: secs(c, "connect_timeout")
+                    .or_else(|| secs(rc, "connect_timeout"))
+                    .or_else(|| secs(o, "connect_timeout"))
+                    .unwrap_or(Duration::from_secs(5)),
+                retry: int(c, "retry")
+                    .or_else(|| int(c, "nb_get_retry"))
+                    .or_else(|| int(rc, "retry"))
+                    .or_else(|| int(o, "retry"))
+                    .map_or(default_retry, |r| r.min(u64::from(u32::MAX)) as u32),
+                delay_before_retry: secs(c, "delay_before_retry")
+                    .or_else(|| secs(rc, "delay_before_retry"))
+                    .or_else(|| secs(o, "delay_before_retry"))
+                    .unwrap_or(default_delay),
+                delay_loop: secs(c, "delay_loop").unwrap_or(delay_loop),
+                kind,
+            });
+        }
+        reals.push(RealServer {
+            addr: raddr,
+            port: rport,
+            weight,
+            inhibit_on_failure,
+            checks,
+        });
+    }
+    Ok(VirtualService {
+        addr,
+        port,
+        proto,
+        algo,
+        hash_port,
+        persistence,
+        reals,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, ReadOptions, validate::Unchecked};
+
+    fn services(text: &str) -> Vec<Result<VirtualService, String>> {
+        let loaded = config::load_str(
+            std::path::Path::new("/t/k.conf"),
+            text.as_bytes(),
+            &ReadOptions::default(),
+            &Unchecked,
+        );
+        loaded.config.virtual_servers.iter().map(service).collect()
+    }
+
+    #[test]
+    fn the_seed_lvs_dr_director_runs_with_keepalived_s_defaults() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/configs/seed-lvs-dr-master.conf"
+        ))
+        .unwrap();
+        let s = services(&text);
+        let vs = s[0].as_ref().unwrap();
+        assert_eq!(vs.name(), "[192.168.11.200]:tcp:80");
+        assert_eq!(
+            (vs.algo, vs.persistence),
+            (Algo::Rr, Some(Duration::from_secs(50)))
+        );
+        assert_eq!(vs.reals.len(), 2);
+        let r = &vs.reals[0];
+        assert_eq!(vs.real_name(r), "[192.168.11.113]:tcp:80");
+        assert_eq!(r.weight, 1);
+        let c = &r.checks[0];
+        assert_eq!(
+            c.kind,
+            CheckKind::Http(vec![Url {
+                path: "/".into(),
+                status: vec![(200, 299)]
+            }])
+        );
+        // nb_get_retry 3, delay_before_retry 3, connect_timeout 3, the VS's delay_loop 6.
+        assert_eq!(c.retry, 3);
+        assert_eq!(c.delay_before_retry, Duration::from_secs(3));
+        assert_eq!(c.connect_timeout, Duration::from_secs(3));
+        assert_eq!(c.delay_loop, Duration::from_secs(6));
+        assert_eq!((c.addr, c.port), (r.addr, 80));
+    }
+
+    #[test]
+    fn what_the_xdp_backend_does_not_run_is_refused_with_the_reason() {
+        let vs = |body: &str| {
+            services(&format!(
+                "virtual_server 10.0.0.1 80 {{\n{body}\n real_server 10.0.0.2 80 {{\n  TCP_CHECK {{\n  }}\n }}\n}}\n"
+            ))
+            .remove(0)
+        };
+        assert!(vs("lb_kind DR\nlb_algo rr\nprotocol TCP").is_ok());
+        assert_eq!(
+            vs("lb_kind NAT\nlb_algo rr").unwrap_err(),
+            "lb_kind NAT is not supported by the XDP backend (DR only)"
+        );
+        assert!(
+            vs("lb_kind DR\nlb_algo wlc")
+                .unwrap_err()
+                .contains("lb_algo wlc")
+        );
+        assert!(vs("lb_kind DR\nlb_algo rr\nprotocol SCTP").is_err());
+        let tcp = vs("lb_kind DR\nlb_algo wrr\ndelay_loop 2").unwrap();
+        let c = &tcp.reals[0].checks[0];
+        assert_eq!((c.retry, c.delay_before_retry), (1, Duration::from_secs(1)));
+        assert_eq!(c.delay_loop, Duration::from_secs(2));
+    }
+}

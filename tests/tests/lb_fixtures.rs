@@ -1,0 +1,318 @@
+//! The XDP direct-routing balancer, path by path, through BPF_PROG_TEST_RUN: which frames are
+//! forwarded to which real server (only the MACs rewritten), which pass untouched, and the
+//! counters. The schedules are the agent's own (`lvs::sched`). Needs root.
+
+use std::net::Ipv4Addr;
+
+use agent_common::{
+    Counter, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, Real, Service, ServiceKey, VipKey,
+    VipValue,
+};
+use etherparse::PacketBuilder;
+use vrrp_agent::{
+    lvs::{model::Algo, sched},
+    xdp::{Counters, Program, XdpProgram},
+};
+use vrrp_tests::skip_unless_root;
+
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+
+const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 200);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 99);
+const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xc1];
+const DIRECTOR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x11];
+const REALS: [[u8; 6]; 3] = [
+    [0x02, 0, 0, 0, 0, 0x13],
+    [0x02, 0, 0, 0, 0, 0x14],
+    [0x02, 0, 0, 0, 0, 0x15],
+];
+
+fn tcp(src: Ipv4Addr, sport: u16, dport: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+        .ipv4(src.octets(), VIP.octets(), 64)
+        .tcp(sport, dport, 1, 64240)
+        .syn()
+        .write(&mut out, b"")
+        .unwrap();
+    out
+}
+
+fn udp(sport: u16, dport: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+        .ipv4(CLIENT.octets(), VIP.octets(), 64)
+        .udp(sport, dport)
+        .write(&mut out, b"query")
+        .unwrap();
+    out
+}
+
+fn icmp_echo() -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+        .ipv4(CLIENT.octets(), VIP.octets(), 64)
+        .icmpv4_echo_request(1, 1)
+        .write(&mut out, b"ping")
+        .unwrap();
+    out
+}
+
+/// Runs on one CPU, so the per-CPU rotation is the one the test reads.
+fn pin_to_cpu0() {
+    // SAFETY: a zeroed cpu_set_t with one bit set, for this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+struct Lab {
+    xdp: XdpProgram,
+    lo: u32,
+}
+
+const HTTP: ServiceKey = ServiceKey {
+    addr: VIP.octets(),
+    port: 80,
+    proto: 6,
+    _pad: 0,
+};
+
+impl Lab {
+    fn new() -> Lab {
+        pin_to_cpu0();
+        let xdp = XdpProgram::load().expect("load XDP object (root?)");
+        let lo = vrrp_agent::xdp::ifindex("lo").unwrap();
+        let mut lab = Lab { xdp, lo };
+        for (i, mac) in REALS.iter().enumerate() {
+            lab.real(i as u32, *mac, true);
+        }
+        lab.hold_vip(true);
+        lab
+    }
+
+    fn real(&mut self, index: u32, mac: [u8; 6], up: bool) {
+        let real = Real {
+            mac,
+            flags: if up { LB_REAL_UP } else { 0 },
+            addr: [0; 4],
+            _pad: 0,
+        };
+        self.xdp.maps.set_real(index, real).unwrap();
+    }
+
+    /// This node MASTER for the VIP (armed in the VIPS map) or not.
+    fn hold_vip(&mut self, held: bool) {
+        let key = VipKey::v4(self.lo, 0, VIP.octets());
+        if held {
+            let value = VipValue {
+                mac: DIRECTOR_MAC,
+                _pad: [0; 2],
+            };
+            self.xdp.maps.arm_vip(key, value).unwrap();
+        } else {
+            self.xdp.maps.disarm_vip(&key).unwrap();
+        }
+    }
+
+    /// Service `key` (id `id`) scheduled by `algo` over `(real, weight)`.
+    fn service(
+        &mut self,
+        key: ServiceKey,
+        id: u32,
+        algo: Algo,
+        reals: &[(u32, u32)],
+        persist_s: u64,
+    ) {
+        let ring = sched::ring(algo, reals);
+        let base = id * 2048;
+        self.xdp.maps.set_ring(base, &ring).unwrap();
+        let hash = if matches!(algo, Algo::Sh | Algo::Mh) {
+            LB_SVC_HASH
+        } else {
+            0
+        };
+        let service = Service {
+            id,
+            flags: LB_SVC_FOLLOW_VIP | hash,
+            ring_base: base,
+            ring_len: ring.len() as u32,
+            persist_ns: persist_s * 1_000_000_000,
+        };
+        self.xdp.maps.set_service(key, service).unwrap();
+    }
+
+    /// (action, output frame, counters moved).
+    fn run(&self, frame: &[u8]) -> (u32, Vec<u8>, Vec<(&'static str, u64)>) {
+        let before: Counters = self.xdp.maps.counters().unwrap();
+        let out = self.xdp.test_run(Program::Vrrp, frame).unwrap();
+        let moved = self
+            .xdp
+            .maps
+            .counters()
+            .unwrap()
+            .since(&before)
+            .iter()
+            .filter(|(_, v)| *v != 0)
+            .collect();
+        (out.action, out.frame, moved)
+    }
+
+    /// Which real server the frame was sent to (asserting it was forwarded as DR does: only
+    /// the MACs changed).
+    fn forwarded_to(&self, frame: &[u8]) -> usize {
+        let (action, out, moved) = self.run(frame);
+        assert_eq!(action, XDP_TX, "not forwarded: {moved:?}");
+        assert_eq!(moved, [(Counter::LbForwarded.name(), 1)]);
+        assert_eq!(&out[6..12], &DIRECTOR_MAC, "from the address it came to");
+        assert_eq!(&out[12..], &frame[12..], "nothing but the MACs changes");
+        REALS
+            .iter()
+            .position(|m| out[..6] == m[..])
+            .unwrap_or_else(|| panic!("sent to {:02x?}", &out[..6]))
+    }
+
+    fn passes(&self, frame: &[u8], counter: Counter) {
+        let (action, out, moved) = self.run(frame);
+        assert_eq!(action, XDP_PASS);
+        assert_eq!(out, frame, "passed untouched");
+        assert_eq!(moved, [(counter.name(), 1)]);
+    }
+}
+
+#[test]
+fn rr_spreads_new_flows_and_keeps_each_flow_on_its_server() {
+    if skip_unless_root("rr_spreads_new_flows_and_keeps_each_flow_on_its_server") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.service(HTTP, 0, Algo::Rr, &[(0, 1), (1, 1)], 0);
+    let firsts: Vec<usize> = (0..6)
+        .map(|k| lab.forwarded_to(&tcp(CLIENT, 40000 + k, 80)))
+        .collect();
+    assert_eq!(firsts, [0, 1, 0, 1, 0, 1], "in turn");
+    // The same flows again: each on its server, the rotation does not move.
+    for k in 0..6 {
+        assert_eq!(
+            lab.forwarded_to(&tcp(CLIENT, 40000 + k, 80)),
+            firsts[k as usize]
+        );
+    }
+    assert_eq!(lab.forwarded_to(&tcp(CLIENT, 41000, 80)), 0);
+    // UDP to a TCP service, another port, ICMP: the kernel's.
+    lab.passes(&udp(40000, 80), Counter::PassOther);
+    lab.passes(&tcp(CLIENT, 40000, 22), Counter::PassOther);
+    lab.passes(&icmp_echo(), Counter::PassOther);
+    // A fragment carries no ports after the first: never balanced, the kernel reassembles.
+    let mut fragment = tcp(CLIENT, 40000, 80);
+    fragment[20] |= 0x20;
+    lab.passes(&fragment, Counter::PassOther);
+}
+
+#[test]
+fn wrr_follows_the_weights_and_weight_0_gets_no_new_flows() {
+    if skip_unless_root("wrr_follows_the_weights_and_weight_0_gets_no_new_flows") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.service(HTTP, 0, Algo::Wrr, &[(0, 3), (1, 1), (2, 0)], 0);
+    let mut count = [0usize; 3];
+    for k in 0..40 {
+        count[lab.forwarded_to(&tcp(CLIENT, 42000 + k, 80))] += 1;
+    }
+    assert_eq!(count, [30, 10, 0]);
+}
+
+#[test]
+fn a_server_that_goes_loses_its_flows_to_the_others_and_none_left_passes() {
+    if skip_unless_root("a_server_that_goes_loses_its_flows_to_the_others_and_none_left_passes") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.service(HTTP, 0, Algo::Rr, &[(0, 1), (1, 1)], 0);
+    let on: Vec<usize> = (0..4)
+        .map(|k| lab.forwarded_to(&tcp(CLIENT, 43000 + k, 80)))
+        .collect();
+    // Server 0 fails its check: out of the schedule, then marked down.
+    lab.service(HTTP, 0, Algo::Rr, &[(1, 1)], 0);
+    lab.real(0, REALS[0], false);
+    for k in 0..4 {
+        assert_eq!(
+            lab.forwarded_to(&tcp(CLIENT, 43000 + k, 80)),
+            1,
+            "was on {}",
+            on[k as usize]
+        );
+    }
+    // Nobody left: the kernel gets it (no real server: it answers as the host would).
+    lab.service(HTTP, 0, Algo::Rr, &[], 0);
+    lab.passes(&tcp(CLIENT, 44000, 80), Counter::LbPassNoReal);
+}
+
+#[test]
+fn a_backup_director_passes_the_vip_s_traffic_untouched() {
+    if skip_unless_root("a_backup_director_passes_the_vip_s_traffic_untouched") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.service(HTTP, 0, Algo::Rr, &[(0, 1), (1, 1)], 0);
+    lab.hold_vip(false);
+    lab.passes(&tcp(CLIENT, 45000, 80), Counter::LbPassInactive);
+    lab.hold_vip(true);
+    lab.forwarded_to(&tcp(CLIENT, 45000, 80));
+}
+
+#[test]
+fn persistence_keeps_a_client_on_its_server_across_connections() {
+    if skip_unless_root("persistence_keeps_a_client_on_its_server_across_connections") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.service(HTTP, 0, Algo::Rr, &[(0, 1), (1, 1), (2, 1)], 50);
+    let other = Ipv4Addr::new(192, 0, 2, 98);
+    let first = lab.forwarded_to(&tcp(CLIENT, 46000, 80));
+    for k in 1..6 {
+        assert_eq!(lab.forwarded_to(&tcp(CLIENT, 46000 + k, 80)), first);
+    }
+    // Another client is scheduled on its own (the rotation moved on).
+    assert_ne!(lab.forwarded_to(&tcp(other, 46000, 80)), first);
+}
+
+#[test]
+fn source_hashing_is_consistent_across_ports_and_when_a_server_goes() {
+    if skip_unless_root("source_hashing_is_consistent_across_ports_and_when_a_server_goes") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.service(HTTP, 0, Algo::Sh, &[(0, 1), (1, 1), (2, 1)], 0);
+    let clients: Vec<Ipv4Addr> = (1..=60).map(|i| Ipv4Addr::new(10, 1, 0, i)).collect();
+    let before: Vec<usize> = clients
+        .iter()
+        .map(|c| lab.forwarded_to(&tcp(*c, 47000, 80)))
+        .collect();
+    for (c, b) in clients.iter().zip(&before) {
+        assert_eq!(
+            lab.forwarded_to(&tcp(*c, 47001, 80)),
+            *b,
+            "same client, other port"
+        );
+    }
+    assert!(
+        (0..3).all(|r| before.contains(&r)),
+        "every server used: {before:?}"
+    );
+    // Server 2 goes: its clients move, nearly all others stay (new flows, no pinning).
+    lab.service(HTTP, 0, Algo::Sh, &[(0, 1), (1, 1)], 0);
+    let mut moved = 0;
+    for (c, b) in clients.iter().zip(&before) {
+        let now = lab.forwarded_to(&tcp(*c, 47002, 80));
+        assert_ne!(now, 2);
+        if *b != 2 && now != *b {
+            moved += 1;
+        }
+    }
+    assert!(moved <= 3, "{moved} clients of servers still up moved");
+}
