@@ -145,11 +145,9 @@ fn client(k: u8) -> Ipv4Addr {
     Ipv4Addr::new(192, 168, 11, 100 + k)
 }
 
-#[test]
-fn seed_lvs_dr_balances_checks_real_servers_and_fails_over() {
-    if skip_unless_root("seed_lvs_dr_balances_checks_real_servers_and_fails_over") {
-        return;
-    }
+/// Directors a and b, the client (eight addresses, complete checksums), real servers r1
+/// and r2 (nginx with their own page, the VIP on lo, no ARP for it), nginx started.
+fn topology() -> Seed {
     let mut lab = VrrpLab::pair(agent(), true).expect("lab");
     // The real servers: nginx with their own page, the VIP on lo, no ARP for it.
     for (r, mac, addr) in [
@@ -203,7 +201,15 @@ fn seed_lvs_dr_balances_checks_real_servers_and_fails_over() {
     let seed = Seed { lab };
     seed.start_nginx("r1");
     seed.start_nginx("r2");
-    let mut seed = seed;
+    seed
+}
+
+#[test]
+fn seed_lvs_dr_balances_checks_real_servers_and_fails_over() {
+    if skip_unless_root("seed_lvs_dr_balances_checks_real_servers_and_fails_over") {
+        return;
+    }
+    let mut seed = topology();
     seed.lab
         .start(
             "a",
@@ -296,4 +302,134 @@ fn seed_lvs_dr_balances_checks_real_servers_and_fails_over() {
     );
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
+}
+
+/// The other checkers and what they drive: r1 checked by a MISC_CHECK script whose exit code
+/// sets its weight (`misc_dynamic`) and whose failure takes it out, with `notify_up` /
+/// `notify_down` scripts; r2 by TCP_CHECK; `wrr` following the weights.
+#[test]
+fn misc_check_weights_notify_scripts_and_tcp_check_drive_the_schedule() {
+    if skip_unless_root("misc_check_weights_notify_scripts_and_tcp_check_drive_the_schedule") {
+        return;
+    }
+    let mut seed = topology();
+    let dir = seed.lab.dir().to_path_buf();
+    let d = dir.display();
+    let script = |name: &str, body: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        path.display().to_string()
+    };
+    let code = dir.join("r1-code");
+    std::fs::write(&code, "0").unwrap();
+    let chk = script("chk-r1.sh", &format!("exit $(cat {})", code.display()));
+    let note = script("note.sh", &format!("echo \"$@\" >> {d}/notes"));
+    let config = format!(
+        "global_defs {{\n  enable_script_security\n  script_user root\n}}\n\
+         vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+         virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo wrr\n  lb_kind DR\n  protocol TCP\n\
+         \x20 real_server 192.168.11.113 80 {{\n    weight 1\n    notify_up \"{note} up r1\"\n    notify_down \"{note} down r1\"\n\
+         \x20   MISC_CHECK {{\n      misc_path {chk}\n      misc_dynamic\n    }}\n  }}\n\
+         \x20 real_server 192.168.11.114 80 {{\n    weight 1\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n}}\n"
+    );
+    seed.lab.start("a", Daemon::Agent, &config).unwrap();
+    seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "Misc check for [[192.168.11.113]:tcp:80 VS [192.168.11.200]:tcp:80] by [",
+            LONG,
+        )
+        .unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "TCP connection to [192.168.11.114]:tcp:80 success.",
+            LONG,
+        )
+        .unwrap();
+    let both = vec![
+        ("192.168.11.113".to_string(), true),
+        ("192.168.11.114".to_string(), true),
+    ];
+    poll(LONG, || (seed.serving("a") == both).then_some(()))
+        .unwrap_or_else(|| panic!("{:?}\n{}", seed.lab.logs(), seed.lab.status("a")));
+
+    // The script says weight 3 (exit 5): wrr gives r1 three flows for each of r2's.
+    std::fs::write(&code, "5").unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "Changing weight from 1 to 3 for active service [192.168.11.113]:tcp:80 of VS [192.168.11.200]:tcp:80",
+            LONG,
+        )
+        .unwrap();
+    let pages = seed.pages(&[client(0); 16]);
+    let r1 = pages.iter().filter(|p| *p == "r1").count();
+    let r2 = pages.iter().filter(|p| *p == "r2").count();
+    assert_eq!(r1 + r2, 16, "{pages:?}");
+    assert!(r1 > r2, "wrr 3:1 gave {r1}:{r2}");
+
+    // Exit 1: down, notify_down runs; r2 alone serves.
+    std::fs::write(&code, "1").unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "Removing service [192.168.11.113]:tcp:80 from VS [192.168.11.200]:tcp:80",
+            LONG,
+        )
+        .unwrap();
+    assert!(
+        seed.lab
+            .log("a")
+            .contains("failed with retry disabled (exited with status 1).")
+    );
+    let notes = dir.join("notes");
+    poll(LONG, || {
+        std::fs::read_to_string(&notes)
+            .ok()
+            .filter(|n| n.contains("down r1"))
+    })
+    .expect("notify_down ran");
+    assert_eq!(seed.pages(&[client(1); 4]), vec!["r2"; 4]);
+
+    // Exit 0: up at its configured weight, notify_up runs.
+    std::fs::write(&code, "0").unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "Adding service [192.168.11.113]:tcp:80 to VS [192.168.11.200]:tcp:80",
+            LONG,
+        )
+        .unwrap();
+    poll(LONG, || {
+        std::fs::read_to_string(&notes)
+            .ok()
+            .filter(|n| n.contains("up r1"))
+    })
+    .expect("notify_up ran");
+
+    // nginx on r2 stops: TCP_CHECK takes it out (one retry first), r1 serves everyone.
+    seed.stop_nginx("r2");
+    seed.lab
+        .wait_log(
+            "a",
+            "TCP_CHECK on service [192.168.11.114]:tcp:80 failed after 1 retries.",
+            LONG,
+        )
+        .unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "Removing service [192.168.11.114]:tcp:80 from VS [192.168.11.200]:tcp:80",
+            LONG,
+        )
+        .unwrap();
+    assert_eq!(seed.pages(&[client(2); 4]), vec!["r1"; 4]);
+    if std::env::var_os("SHOW_LOG").is_some() {
+        eprintln!("{}", seed.lab.log("a"));
+    }
+    seed.stop_nginx("r1");
 }

@@ -27,6 +27,21 @@ pub struct Report {
     pub checker: usize,
     pub up: bool,
     pub mac: Option<[u8; 6]>,
+    /// `misc_dynamic`: the weight the script's exit code asked for.
+    pub weight: Option<u32>,
+}
+
+/// How a check ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Failed,
+    /// MISC_CHECK: the script exited with this code.
+    Exited(i32),
+    /// MISC_CHECK: killed by this signal.
+    Signalled(i32),
+    /// MISC_CHECK: killed at `misc_timeout`.
+    TimedOut,
 }
 
 /// The decision after a check (sans-IO: the runner does the checking and the waiting).
@@ -38,6 +53,8 @@ pub struct Step {
     pub line: Option<String>,
     /// Until the next check.
     pub wait: Duration,
+    /// `misc_dynamic`: the weight the exit code set, while up.
+    pub weight: Option<u32>,
 }
 
 /// One checker's state, keepalived's `is_up`, `has_run` and `retry_it`.
@@ -66,16 +83,21 @@ impl State {
         let kind = match check.kind {
             CheckKind::Tcp => "TCP_CHECK",
             CheckKind::Http(_) => "HTTP_CHECK",
+            // `record_misc` has its own lines.
+            CheckKind::Misc(_) => "MISC_CHECK",
         };
         let mut step = Step {
             now_up: None,
             line: None,
             wait: check.delay_loop,
+            weight: None,
         };
         if ok {
             if !self.is_up || !self.has_run {
                 step.line = Some(match check.kind {
-                    CheckKind::Tcp => format!("TCP connection to {name} success."),
+                    CheckKind::Tcp | CheckKind::Misc(_) => {
+                        format!("TCP connection to {name} success.")
+                    }
                     CheckKind::Http(_) => format!("Remote Web server {name} succeed on service."),
                 });
                 step.now_up = Some(true);
@@ -108,12 +130,79 @@ impl State {
     }
 }
 
+impl State {
+    /// After a MISC_CHECK of server `name` of VS `vs` by `script` ended as `outcome`, with
+    /// keepalived's check_misc.c lines (`Misc check for [[10.0.0.2]:tcp:80 VS
+    /// [10.0.0.1]:tcp:80] by [/bin/chk] failed after 1 retry (exited with status 1).`).
+    pub fn record_misc(
+        &mut self,
+        check: &Check,
+        dynamic: bool,
+        (name, vs, script): (&str, &str, &str),
+        outcome: Outcome,
+    ) -> Step {
+        let mut step = Step {
+            now_up: None,
+            line: None,
+            wait: check.delay_loop,
+            weight: None,
+        };
+        let code = match outcome {
+            Outcome::Exited(c) => Some(c),
+            Outcome::Ok => Some(0),
+            _ => None,
+        };
+        let ok = code.is_some_and(|c| c == 0 || (dynamic && (2..=255).contains(&c)));
+        if ok {
+            if dynamic {
+                // keepalived: the weight is the exit code less 2 (0 keeps the configured one).
+                step.weight = code.filter(|c| *c != 0).map(|c| (c - 2) as u32);
+            }
+            if !self.is_up || !self.has_run {
+                step.line = Some(format!(
+                    "Misc check for [{name} VS {vs}] by [{script}] succeeded."
+                ));
+                step.now_up = Some(true);
+                self.is_up = true;
+            }
+            self.retry_it = 0;
+        } else if self.is_up || !self.has_run {
+            let (what, reason) = match outcome {
+                Outcome::TimedOut => ("timed out", String::new()),
+                Outcome::Signalled(s) => ("failed", format!(" (due to signal {s})")),
+                Outcome::Exited(c) => ("failed", format!(" (exited with status {c})")),
+                Outcome::Ok | Outcome::Failed => ("failed", String::new()),
+            };
+            if self.retry_it < check.retry {
+                self.retry_it += 1;
+                step.wait = check.delay_before_retry;
+            } else {
+                let how = match check.retry {
+                    0 => " with retry disabled".to_string(),
+                    1 => " after 1 retry".to_string(),
+                    n => format!(" after {n} retries"),
+                };
+                step.line = Some(format!(
+                    "Misc check for [{name} VS {vs}] by [{script}] {what}{how}{reason}."
+                ));
+                step.now_up = Some(false);
+                self.is_up = false;
+                self.retry_it = 0;
+            }
+        }
+        self.has_run = true;
+        step
+    }
+}
+
 /// One check: connect within `connect_timeout`; HTTP_GET then asks each url and wants its
 /// status code, the whole exchange within `connect_timeout` per url as keepalived times it.
 pub async fn check_once(check: &Check) -> bool {
     let addr = SocketAddr::from((check.addr, check.port));
     let connect = || tokio::time::timeout(check.connect_timeout, TcpStream::connect(addr));
     match &check.kind {
+        // Run by `run` itself (its outcome is more than up or down).
+        CheckKind::Misc(_) => false,
         CheckKind::Tcp => matches!(connect().await, Ok(Ok(_))),
         CheckKind::Http(urls) => {
             for url in urls {
@@ -175,6 +264,18 @@ pub fn neighbour_mac(addr: std::net::Ipv4Addr) -> Option<[u8; 6]> {
     parse_arp_table(&table, addr)
 }
 
+/// The MAC of `addr` from the neighbour table, or None after asking the kernel to resolve it
+/// (a datagram to the discard port makes it ARP; the next look finds the answer).
+pub fn mac_or_resolve(addr: std::net::Ipv4Addr) -> Option<[u8; 6]> {
+    let mac = neighbour_mac(addr);
+    if mac.is_none()
+        && let Ok(s) = std::net::UdpSocket::bind("0.0.0.0:0")
+    {
+        let _ = s.send_to(b"", (addr, 9));
+    }
+    mac
+}
+
 fn parse_arp_table(table: &str, addr: std::net::Ipv4Addr) -> Option<[u8; 6]> {
     for line in table.lines().skip(1) {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -197,20 +298,36 @@ fn parse_arp_table(table: &str, addr: std::net::Ipv4Addr) -> Option<[u8; 6]> {
     None
 }
 
-/// Runs checker `checker` of real server `real` until the receiver goes.
+/// Runs checker `checker` of real server `real` until the receiver goes. `run_as`: who a
+/// MISC_CHECK script runs as.
 pub async fn run(
     check: Check,
-    real: u32,
-    checker: usize,
-    name: String,
-    vs_name: String,
+    (real, checker): (u32, usize),
+    (name, vs_name): (String, String),
+    run_as: crate::track::exec::RunAs,
     tx: mpsc::UnboundedSender<Report>,
 ) {
     info!("Activating healthchecker for service {name} for VS {vs_name}");
     let mut state = State::default();
     loop {
-        let ok = check_once(&check).await;
-        let step = state.record(&check, &name, ok);
+        let (step, ok) = match &check.kind {
+            CheckKind::Misc(m) => {
+                use crate::track::exec::{self, Outcome as Ran};
+                let outcome = match exec::run(&m.argv, run_as, Some(m.timeout)).await {
+                    Ran::Exited(c) => Outcome::Exited(c),
+                    Ran::Signalled(s) => Outcome::Signalled(s),
+                    Ran::TimedOut => Outcome::TimedOut,
+                    Ran::NotStarted(_) | Ran::NoResources(_) => Outcome::Failed,
+                };
+                let script = m.argv.first().map_or("", String::as_str);
+                let step = state.record_misc(&check, m.dynamic, (&name, &vs_name, script), outcome);
+                (step, state.is_up)
+            }
+            _ => {
+                let ok = check_once(&check).await;
+                (state.record(&check, &name, ok), ok)
+            }
+        };
         if let Some(line) = &step.line {
             info!("{line}");
         }
@@ -218,11 +335,13 @@ pub async fn run(
             real,
             checker,
             up: state.is_up,
+            // A script's success says nothing of the neighbour table: it is looked at anyway.
             mac: if ok {
-                neighbour_mac(real_addr(&check))
+                mac_or_resolve(real_addr(&check))
             } else {
                 None
             },
+            weight: step.weight,
         };
         if tx.send(report).is_err() {
             return;
@@ -315,6 +434,62 @@ mod tests {
         assert_eq!(
             st.line.as_deref(),
             Some("TCP connection to [10.0.0.2]:tcp:80 success.")
+        );
+    }
+
+    #[test]
+    fn keepalived_misc_check_lines_and_misc_dynamic_weights() {
+        let misc = |retry| {
+            let mut c = check(CheckKind::Tcp, retry);
+            c.kind = CheckKind::Misc(crate::lvs::model::Misc {
+                argv: vec!["/bin/chk".into()],
+                timeout: Duration::from_secs(6),
+                dynamic: true,
+                user: None,
+            });
+            c
+        };
+        let who = (NAME, "[10.0.0.1]:tcp:80", "/bin/chk");
+        let c = misc(0);
+        let mut s = State::default();
+        let st = s.record_misc(&c, true, who, Outcome::Exited(0));
+        assert_eq!(
+            st.line.as_deref(),
+            Some(
+                "Misc check for [[10.0.0.2]:tcp:80 VS [10.0.0.1]:tcp:80] by [/bin/chk] succeeded."
+            )
+        );
+        assert_eq!(st.weight, None, "exit 0: the configured weight");
+        // misc_dynamic: exit 7 is up at weight 5, nothing said.
+        let st = s.record_misc(&c, true, who, Outcome::Exited(7));
+        assert_eq!((st.now_up, st.line, st.weight), (None, None, Some(5)));
+        // Exit 1 is down, without retries by default.
+        let st = s.record_misc(&c, true, who, Outcome::Exited(1));
+        assert_eq!(st.now_up, Some(false));
+        assert_eq!(
+            st.line.as_deref(),
+            Some(
+                "Misc check for [[10.0.0.2]:tcp:80 VS [10.0.0.1]:tcp:80] by [/bin/chk] failed with retry disabled (exited with status 1)."
+            )
+        );
+        // With a retry, and a script killed at its timeout.
+        let c = misc(1);
+        let mut s = State::default();
+        s.record_misc(&c, false, who, Outcome::Ok);
+        let st = s.record_misc(&c, false, who, Outcome::TimedOut);
+        assert_eq!((st.now_up, st.wait), (None, Duration::from_secs(3)));
+        let st = s.record_misc(&c, false, who, Outcome::TimedOut);
+        assert_eq!(
+            st.line.as_deref(),
+            Some(
+                "Misc check for [[10.0.0.2]:tcp:80 VS [10.0.0.1]:tcp:80] by [/bin/chk] timed out after 1 retry."
+            )
+        );
+        // Without misc_dynamic, exit 2 is a failure.
+        let mut s = State::default();
+        assert_eq!(
+            s.record_misc(&c, false, who, Outcome::Exited(2)).now_up,
+            None
         );
     }
 

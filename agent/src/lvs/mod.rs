@@ -20,7 +20,11 @@ use agent_common::{
 use log::{info, warn};
 use tokio::{runtime::Handle, sync::mpsc, task::AbortHandle};
 
-use crate::{config::model::Config, xdp::maps::Maps};
+use crate::{
+    config::model::Config,
+    track::exec::{self, RunAs},
+    xdp::maps::Maps,
+};
 use model::{Algo, VirtualService};
 
 struct RealState {
@@ -28,6 +32,10 @@ struct RealState {
     index: u32,
     /// Per checker: up by its rules (no checker: always up).
     checks_up: Vec<bool>,
+    /// Per checker: the weight a `misc_dynamic` script set (None: the configured one).
+    checks_weight: Vec<Option<u32>>,
+    /// The weight in force.
+    weight: u32,
     mac: Option<[u8; 6]>,
     /// As keepalived's `rs->alive`: every checker up.
     alive: bool,
@@ -48,27 +56,42 @@ struct Svc {
 
 pub struct Balancer {
     services: Vec<Svc>,
+    /// Who notify_up/notify_down scripts run as (the global script user).
+    run_as: RunAs,
     pub rx: mpsc::UnboundedReceiver<check::Report>,
     tasks: Vec<AbortHandle>,
 }
 
 impl Svc {
-    fn usable(&self, r: &RealState, real: &model::RealServer) -> bool {
-        r.alive && r.mac.is_some() && real.weight > 0
+    /// Takes new flows: alive, weight above 0, MAC known.
+    fn schedulable(r: &RealState) -> bool {
+        r.alive && r.mac.is_some() && r.weight > 0
     }
 
-    /// Writes the schedule over the servers usable now, if it changed. Reals that became
-    /// usable are entered before the schedule names them; those that stopped being usable
-    /// are marked after it no longer does.
+    /// Keeps the flows it has: alive (at any weight: IPVS's quiescent server), or down under
+    /// `inhibit_on_failure` (IPVS keeps it at weight 0 then); MAC known.
+    fn keeps_flows(r: &RealState, real: &model::RealServer) -> bool {
+        (r.alive || real.inhibit_on_failure) && r.mac.is_some()
+    }
+
+    /// Writes the schedule over the servers usable now. Reals that keep or take flows are
+    /// entered before the schedule names them; those that stopped are marked after it no
+    /// longer does.
     fn publish(&mut self, maps: &mut Maps) {
         let usable: Vec<(u32, u32)> = self
             .reals
             .iter()
-            .zip(&self.vs.reals)
-            .filter(|(r, real)| self.usable(r, real))
-            .map(|(r, real)| (r.index, real.weight))
+            .filter(|r| Svc::schedulable(r))
+            .map(|r| (r.index, r.weight))
             .collect();
         let serving: Vec<u32> = usable.iter().map(|(i, _)| *i).collect();
+        let keeping: Vec<u32> = self
+            .reals
+            .iter()
+            .zip(&self.vs.reals)
+            .filter(|(r, real)| Svc::keeps_flows(r, real))
+            .map(|(r, _)| r.index)
+            .collect();
         let entry = |r: &RealState, up: bool| Real {
             mac: r.mac.unwrap_or_default(),
             flags: if up { LB_REAL_UP } else { 0 },
@@ -76,7 +99,7 @@ impl Svc {
             _pad: 0,
         };
         for (r, real) in self.reals.iter().zip(&self.vs.reals) {
-            if serving.contains(&r.index) {
+            if keeping.contains(&r.index) {
                 let mut e = entry(r, true);
                 e.addr = real.addr.octets();
                 if let Err(e) = maps.set_real(r.index, e) {
@@ -106,7 +129,7 @@ impl Svc {
             Err(e) => warn!("VS {}: schedule not updated: {e}", self.vs.name()),
         }
         for r in &self.reals {
-            if !serving.contains(&r.index) {
+            if !keeping.contains(&r.index) {
                 let _ = maps.set_real(r.index, entry(r, false));
             }
         }
@@ -128,6 +151,8 @@ impl Balancer {
         maps: &mut Maps,
         helpers: &Handle,
     ) -> Balancer {
+        let g = &config.global;
+        let run_as = exec::default_run_as(g.script_user.as_deref(), g.script_group.as_deref());
         let (tx, rx) = mpsc::unbounded_channel();
         let mut services: Vec<Svc> = Vec::new();
         let mut tasks = Vec::new();
@@ -181,18 +206,34 @@ impl Balancer {
                 reals.push(RealState {
                     index,
                     checks_up: vec![true; real.checks.len()],
+                    checks_weight: vec![None; real.checks.len()],
+                    weight: real.weight,
                     mac: check::neighbour_mac(real.addr),
                     alive: true,
                 });
                 for (c, chk) in real.checks.iter().enumerate() {
+                    let who = match &chk.kind {
+                        model::CheckKind::Misc(m) => match &m.user {
+                            Some((u, grp)) => exec::run_as(Some(u), grp.as_deref(), run_as),
+                            None => Some(run_as),
+                        },
+                        _ => Some(run_as),
+                    };
+                    let Some(who) = who else {
+                        // keepalived drops the checker; its server then has one fewer.
+                        warn!(
+                            "Failed to set uid/gid for misc checker script of {} - removing",
+                            vs.real_name(real)
+                        );
+                        continue;
+                    };
                     tasks.push(
                         helpers
                             .spawn(check::run(
                                 chk.clone(),
-                                index,
-                                c,
-                                vs.real_name(real),
-                                vs.name(),
+                                (index, c),
+                                (vs.real_name(real), vs.name()),
+                                who,
                                 tx.clone(),
                             ))
                             .abort_handle(),
@@ -201,7 +242,7 @@ impl Balancer {
                 if real.checks.is_empty() {
                     tasks.push(
                         helpers
-                            .spawn(resolve(real.addr, vs.port, index, tx.clone()))
+                            .spawn(resolve(real.addr, index, tx.clone()))
                             .abort_handle(),
                     );
                 }
@@ -220,9 +261,9 @@ impl Balancer {
             next_slot += 2 * slots;
             svc.publish(maps);
             info!(
-                "VS {} served by XDP (direct routing, {:?}, {} real servers{})",
+                "VS {} served by XDP (direct routing, {}, {} real servers{})",
                 svc.vs.name(),
-                svc.vs.algo,
+                svc.vs.algo.name(),
                 svc.vs.reals.len(),
                 if flags & LB_SVC_FOLLOW_VIP != 0 {
                     ", while this node holds the VIP"
@@ -234,6 +275,7 @@ impl Balancer {
         }
         Balancer {
             services,
+            run_as,
             rx,
             tasks,
         }
@@ -254,12 +296,33 @@ impl Balancer {
             if let Some(c) = state.checks_up.get_mut(r.checker) {
                 *c = r.up;
             }
+            if let Some(w) = state.checks_weight.get_mut(r.checker) {
+                *w = r.weight;
+            }
             let mut changed = false;
             if r.mac.is_some() && r.mac != state.mac {
                 state.mac = r.mac;
                 changed = true;
             }
+            let weight = state
+                .checks_weight
+                .iter()
+                .rev()
+                .find_map(|w| *w)
+                .unwrap_or(real.weight);
             let alive = state.checks_up.iter().all(|u| *u);
+            if weight != state.weight {
+                // keepalived says so for a script's new weight; a failure's reset is silent.
+                if alive {
+                    info!(
+                        "Changing weight from {} to {weight} for {}active service {name} of VS {vs_name}",
+                        state.weight,
+                        if state.alive { "" } else { "in" }
+                    );
+                }
+                state.weight = weight;
+                changed = true;
+            }
             if alive != state.alive {
                 state.alive = alive;
                 changed = true;
@@ -277,6 +340,16 @@ impl Balancer {
                         (false, false) => "from",
                     }
                 );
+                let script = if alive {
+                    &real.notify_up
+                } else {
+                    &real.notify_down
+                };
+                if let Some(argv) = script
+                    && let Err(e) = exec::spawn_detached(argv, self.run_as)
+                {
+                    warn!("{} for {name}: {e}", argv.join(" "));
+                }
             }
             if changed {
                 svc.publish(maps);
@@ -310,7 +383,7 @@ impl Balancer {
                         serde_json::json!({
                             "address": real.addr.to_string(),
                             "port": real.port,
-                            "weight": real.weight,
+                            "weight": r.weight,
                             "alive": r.alive,
                             "mac": r.mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
                             "serving": s.serving.contains(&r.index),
@@ -321,7 +394,7 @@ impl Balancer {
                     .collect();
                 serde_json::json!({
                     "service": s.vs.name(),
-                    "algo": format!("{:?}", s.vs.algo).to_lowercase(),
+                    "algo": s.vs.algo.name(),
                     "follows_vip": s.flags & LB_SVC_FOLLOW_VIP != 0,
                     "real_servers": reals,
                 })
@@ -331,23 +404,17 @@ impl Balancer {
     }
 }
 
-/// A real server without checkers: up, and its MAC found by making the kernel resolve it
-/// (a datagram to its discard port) until the neighbour table has it, then looked at again
-/// every few seconds.
-async fn resolve(addr: Ipv4Addr, port: u16, real: u32, tx: mpsc::UnboundedSender<check::Report>) {
-    let _ = port;
+/// A real server without checkers: up, its MAC looked for until the neighbour table has it,
+/// then looked at again every few seconds.
+async fn resolve(addr: Ipv4Addr, real: u32, tx: mpsc::UnboundedSender<check::Report>) {
     loop {
-        let mac = check::neighbour_mac(addr);
-        if mac.is_none()
-            && let Ok(s) = std::net::UdpSocket::bind("0.0.0.0:0")
-        {
-            let _ = s.send_to(b"", (addr, 9));
-        }
+        let mac = check::mac_or_resolve(addr);
         let report = check::Report {
             real,
             checker: 0,
             up: true,
             mac,
+            weight: None,
         };
         if tx.send(report).is_err() {
             return;

@@ -43,11 +43,36 @@ pub enum Algo {
     Mh,
 }
 
+impl Algo {
+    /// As `lb_algo` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algo::Rr => "rr",
+            Algo::Wrr => "wrr",
+            Algo::Sh => "sh",
+            Algo::Mh => "mh",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckKind {
     Tcp,
     /// `HTTP_GET`: each url's path, answered with a status in `status` (default 200–299).
     Http(Vec<Url>),
+    /// `MISC_CHECK`: a script; exit 0 is up. With `dynamic` (`misc_dynamic`), exit 2–255 is up
+    /// with weight (code − 2), and 1 is down.
+    Misc(Misc),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Misc {
+    pub argv: Vec<String>,
+    /// `misc_timeout`, default the virtual server's `delay_loop`.
+    pub timeout: Duration,
+    pub dynamic: bool,
+    /// `user USER [GROUP]` (default: the global script user).
+    pub user: Option<(String, Option<String>)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +102,9 @@ pub struct RealServer {
     pub weight: u32,
     pub inhibit_on_failure: bool,
     pub checks: Vec<Check>,
+    /// Run when the server comes up / goes down (keepalived's `notify_up`/`notify_down`).
+    pub notify_up: Option<Vec<String>>,
+    pub notify_down: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -131,6 +159,15 @@ fn status_ranges(list: &[&str]) -> Vec<(u16, u16)> {
             None => s.parse().ok().map(|c| (c, c)),
         })
         .collect()
+}
+
+/// A script line as keepalived reads it: one quoted argument holding the whole command
+/// (`misc_path "/bin/check 10.0.0.2"`), or the command and its arguments.
+fn command(args: &[String]) -> Vec<String> {
+    match args {
+        [one] => one.split_whitespace().map(str::to_string).collect(),
+        many => many.to_vec(),
+    }
 }
 
 /// The virtual server as the XDP backend runs it, or why it cannot.
@@ -233,10 +270,26 @@ pub fn service(vs: &VirtualServer) -> Result<VirtualService, String> {
                         .collect();
                     CheckKind::Http(urls)
                 }
-                "SSL_GET" | "MISC_CHECK" | "DNS_CHECK" | "SMTP_CHECK" | "UDP_CHECK"
-                | "PING_CHECK" | "FILE_CHECK" | "BFD_CHECK" => {
+                "MISC_CHECK" => {
+                    let c = &cb.children;
+                    let Some(path) = find(c, "misc_path") else {
+                        return Err(format!("real_server {a}: MISC_CHECK without misc_path"));
+                    };
+                    CheckKind::Misc(Misc {
+                        argv: command(&path.args),
+                        timeout: int(c, "misc_timeout")
+                            .filter(|t| *t > 0)
+                            .map_or(vs_delay_loop, Duration::from_secs),
+                        dynamic: find(c, "misc_dynamic").is_some(),
+                        user: find(c, "user").and_then(|u| {
+                            Some((arg(u, 0)?.to_string(), arg(u, 1).map(str::to_string)))
+                        }),
+                    })
+                }
+                "SSL_GET" | "DNS_CHECK" | "SMTP_CHECK" | "UDP_CHECK" | "PING_CHECK"
+                | "FILE_CHECK" | "BFD_CHECK" => {
                     return Err(format!(
-                        "real_server {a}: {} is not run yet (TCP_CHECK and HTTP_GET are)",
+                        "real_server {a}: {} is not run yet (TCP_CHECK, HTTP_GET and MISC_CHECK are)",
                         cb.keyword
                     ));
                 }
@@ -246,6 +299,8 @@ pub fn service(vs: &VirtualServer) -> Result<VirtualService, String> {
             let (default_retry, default_delay) = match kind {
                 CheckKind::Http(_) => (1, Duration::from_secs(3)),
                 CheckKind::Tcp => (1, Duration::from_secs(1)),
+                // keepalived: MISC_CHECK does not retry unless told to.
+                CheckKind::Misc(_) => (0, Duration::from_secs(1)),
             };
             checks.push(Check {
                 addr: find(c, "connect_ip")
@@ -269,12 +324,15 @@ pub fn service(vs: &VirtualServer) -> Result<VirtualService, String> {
                 kind,
             });
         }
+        let notify = |k: &str| find(rc, k).map(|b| command(&b.args));
         reals.push(RealServer {
             addr: raddr,
             port: rport,
             weight,
             inhibit_on_failure,
             checks,
+            notify_up: notify("notify_up"),
+            notify_down: notify("notify_down"),
         });
     }
     Ok(VirtualService {
@@ -356,6 +414,27 @@ mod tests {
                 .contains("lb_algo wlc")
         );
         assert!(vs("lb_kind DR\nlb_algo rr\nprotocol SCTP").is_err());
+        let misc = services(
+            "virtual_server 10.0.0.1 80 {\n lb_kind DR\n lb_algo wrr\n delay_loop 4\n real_server 10.0.0.2 80 {\n  notify_down \"/bin/down 10.0.0.2\"\n  MISC_CHECK {\n   misc_path \"/bin/chk 10.0.0.2\"\n   misc_dynamic\n  }\n }\n}\n",
+        )
+        .remove(0)
+        .unwrap();
+        let r = &misc.reals[0];
+        assert_eq!(
+            r.notify_down,
+            Some(vec!["/bin/down".to_string(), "10.0.0.2".to_string()])
+        );
+        let CheckKind::Misc(m) = &r.checks[0].kind else {
+            panic!("{:?}", r.checks)
+        };
+        assert_eq!(m.argv, ["/bin/chk", "10.0.0.2"]);
+        assert!(m.dynamic);
+        assert_eq!(
+            m.timeout,
+            Duration::from_secs(4),
+            "misc_timeout defaults to delay_loop"
+        );
+        assert_eq!(r.checks[0].retry, 0, "MISC_CHECK does not retry by default");
         let tcp = vs("lb_kind DR\nlb_algo wrr\ndelay_loop 2").unwrap();
         let c = &tcp.reals[0].checks[0];
         assert_eq!((c.retry, c.delay_before_retry), (1, Duration::from_secs(1)));
