@@ -10,198 +10,20 @@
 use std::{net::Ipv4Addr, path::Path, time::Duration};
 
 use vrrp_tests::{
+    lvs::{VIP, client, director},
     poll,
-    routers::{Daemon, VrrpLab},
+    routers::Daemon,
     skip_unless_root,
 };
 
-const VIP: &str = "192.168.11.200";
 const LONG: Duration = Duration::from_secs(30);
-const R1_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x13];
-const R2_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x14];
+
+fn topology() -> vrrp_tests::lvs::Seed {
+    vrrp_tests::lvs::topology(agent())
+}
 
 fn agent() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_vrrp-agent"))
-}
-
-/// The seed's director configuration (tests/configs, from ../shared/configs), adapted.
-fn director(file: &str, priority: u8) -> String {
-    let text = std::fs::read_to_string(format!(
-        "{}/../tests/configs/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    let adapted = text
-        .replace("interface ens33", "interface eth0")
-        .replace("delay_loop 6", "delay_loop 1")
-        .replace("delay_before_retry 3", "delay_before_retry 1")
-        .replace("connect_timeout 3", "connect_timeout 1")
-        .replace("nb_get_retry 3", "nb_get_retry 1");
-    let adapted = with_priority(&adapted, priority);
-    assert!(adapted.contains("lb_kind DR") && adapted.contains("HTTP_GET"));
-    adapted
-}
-
-fn with_priority(text: &str, priority: u8) -> String {
-    text.lines()
-        .map(|l| {
-            if l.trim_start().starts_with("priority ") {
-                format!("    priority {priority}")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-        + "\n"
-}
-
-struct Seed {
-    lab: VrrpLab,
-}
-
-impl Seed {
-    fn nginx_conf(&self, r: &str) -> std::path::PathBuf {
-        self.lab.dir().join(format!("nginx-{r}.conf"))
-    }
-
-    fn start_nginx(&self, r: &str) {
-        let ns = &self.lab.lab.host(r).ns;
-        let out = ns
-            .output(&["nginx", "-c", self.nginx_conf(r).to_str().unwrap()])
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn stop_nginx(&self, r: &str) {
-        let ns = &self.lab.lab.host(r).ns;
-        ns.output(&[
-            "nginx",
-            "-c",
-            self.nginx_conf(r).to_str().unwrap(),
-            "-s",
-            "stop",
-        ])
-        .unwrap();
-        // Gone when its pid file is.
-        let pid = self.lab.dir().join(format!("nginx-{r}.pid"));
-        poll(LONG, || (!pid.exists()).then_some(())).expect("nginx stops");
-    }
-
-    /// The page the client gets from `src` on a new connection, if any.
-    fn get(&self, src: Ipv4Addr) -> Option<String> {
-        let out = self
-            .lab
-            .lab
-            .host("client")
-            .ns
-            .output(&[
-                "curl",
-                "-s",
-                "-m",
-                "2",
-                "--interface",
-                &src.to_string(),
-                &format!("http://{VIP}/"),
-            ])
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-
-    /// Which real servers answered `clients` (one request each), in order.
-    fn pages(&self, clients: &[Ipv4Addr]) -> Vec<String> {
-        clients
-            .iter()
-            .map(|c| self.get(*c).unwrap_or_else(|| "none".into()))
-            .collect()
-    }
-
-    /// The master's view of its real servers: (address, serving).
-    fn serving(&self, director: &str) -> Vec<(String, bool)> {
-        let st = self.lab.status(director);
-        st["virtual_servers"][0]["real_servers"]
-            .as_array()
-            .map(|rs| {
-                rs.iter()
-                    .map(|r| {
-                        (
-                            r["address"].as_str().unwrap_or("").to_string(),
-                            r["serving"].as_bool().unwrap_or(false),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-fn client(k: u8) -> Ipv4Addr {
-    Ipv4Addr::new(192, 168, 11, 100 + k)
-}
-
-/// Directors a and b, the client (eight addresses, complete checksums), real servers r1
-/// and r2 (nginx with their own page, the VIP on lo, no ARP for it), nginx started.
-fn topology() -> Seed {
-    let mut lab = VrrpLab::pair(agent(), true).expect("lab");
-    // The real servers: nginx with their own page, the VIP on lo, no ARP for it.
-    for (r, mac, addr) in [
-        ("r1", R1_MAC, "192.168.11.113/24"),
-        ("r2", R2_MAC, "192.168.11.114/24"),
-    ] {
-        // Hosts, not routers: they hold the VIP on lo, and the routers' VIP checks must not
-        // count them.
-        lab.lab.add_host(r, "eth0", mac, addr).unwrap();
-        let ns = &lab.lab.host(r).ns;
-        ns.ip(&["link", "set", "lo", "up"]).unwrap();
-        ns.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"])
-            .unwrap();
-        ns.output(&[
-            "sh",
-            "-c",
-            "for i in all lo eth0; do echo 1 > /proc/sys/net/ipv4/conf/$i/arp_ignore; echo 2 > /proc/sys/net/ipv4/conf/$i/arp_announce; done",
-        ])
-        .unwrap();
-        let d = lab.dir().display().to_string();
-        std::fs::write(
-            lab.dir().join(format!("nginx-{r}.conf")),
-            format!(
-                "user root;\nworker_processes 1;\npid {d}/nginx-{r}.pid;\nerror_log {d}/nginx-{r}.err;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body-{r};\n  server {{\n    listen 80;\n    location / {{ return 200 \"{r}\\n\"; }}\n  }}\n}}\n"
-            ),
-        )
-        .unwrap();
-    }
-    // A veth leaves the checksums of what it sends to be completed later, and a frame the
-    // XDP program sends on (XDP_TX) loses that mark: the client computes its own, as a NIC
-    // on a real wire would have.
-    let out = lab
-        .lab
-        .host("client")
-        .ns
-        .output(&["ethtool", "-K", "eth0", "tx", "off"])
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ethtool: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // More client addresses: persistence_timeout keeps each client on its server.
-    for k in 1..8 {
-        lab.lab
-            .host("client")
-            .ns
-            .ip(&["addr", "add", &format!("{}/24", client(k)), "dev", "eth0"])
-            .unwrap();
-    }
-    let seed = Seed { lab };
-    seed.start_nginx("r1");
-    seed.start_nginx("r2");
-    seed
 }
 
 #[test]

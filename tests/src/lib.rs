@@ -10,6 +10,7 @@ pub mod clock;
 pub mod fixture;
 pub mod frames;
 pub mod lab;
+pub mod lvs;
 pub mod netns;
 pub mod probe;
 pub mod routers;

@@ -16,6 +16,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("track", "track-bench"),
     ("flood", "flood-bench"),
     ("idle", "idle-bench"),
+    ("lvs", "lvs-bench"),
 ];
 
 pub fn run(names: &[String]) -> Result<()> {

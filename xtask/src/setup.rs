@@ -26,6 +26,8 @@ const APT_PACKAGES: &[&str] = &[
     // The LVS-DR lab's client sends with complete checksums (veth offload leaves them
     // partial, and a frame the XDP balancer forwards loses that mark).
     "ethtool",
+    // The LVS benchmark's HTTP load.
+    "wrk",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
