@@ -255,3 +255,116 @@ fn misc_check_weights_notify_scripts_and_tcp_check_drive_the_schedule() {
     }
     seed.stop_nginx("r1");
 }
+
+/// keepalived's quorum: with `quorum 2` over two servers of weight 1, one going down loses
+/// quorum — `quorum_down` runs and the sorry server (r3) takes every request — and its return
+/// regains it: `quorum_up` runs, the sorry server leaves, the real servers serve again.
+#[test]
+fn losing_quorum_hands_the_service_to_the_sorry_server_and_back() {
+    if skip_unless_root("losing_quorum_hands_the_service_to_the_sorry_server_and_back") {
+        return;
+    }
+    let mut seed = topology();
+    vrrp_tests::lvs::add_real(
+        &mut seed.lab,
+        "r3",
+        [2, 0, 0, 0, 0, 0x15],
+        "192.168.11.115/24",
+    );
+    seed.start_nginx("r3");
+    let dir = seed.lab.dir().to_path_buf();
+    let note = dir.join("note.sh");
+    std::fs::write(
+        &note,
+        format!("#!/bin/sh\necho \"$@\" >> {}/notes\n", dir.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&note, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let note = note.display();
+    let real = |addr: &str| {
+        format!(
+            "  real_server {addr} 80 {{\n    weight 1\n    TCP_CHECK {{\n      connect_timeout 1\n      retry 0\n    }}\n  }}\n"
+        )
+    };
+    let config = format!(
+        "global_defs {{\n  enable_script_security\n  script_user root\n}}\n\
+         vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+         virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  quorum 2\n\
+         \x20 quorum_up \"{note} quorum up\"\n  quorum_down \"{note} quorum down\"\n  sorry_server 192.168.11.115 80\n{}{}}}\n",
+        real("192.168.11.113"),
+        real("192.168.11.114")
+    );
+    seed.lab.start("a", Daemon::Agent, &config).unwrap();
+    seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    let both = vec![
+        ("192.168.11.113".to_string(), true),
+        ("192.168.11.114".to_string(), true),
+    ];
+    poll(LONG, || (seed.serving("a") == both).then_some(()))
+        .unwrap_or_else(|| panic!("{}\n{}", seed.lab.logs(), seed.lab.status("a")));
+    let pages = seed.pages(&[client(0), client(1), client(2), client(3)]);
+    assert!(!pages.contains(&"r3".to_string()), "{pages:?}");
+
+    seed.stop_nginx("r1");
+    seed.lab
+        .wait_log(
+            "a",
+            "Lost quorum 2-0=2 > 1 for VS [192.168.11.200]:tcp:80",
+            LONG,
+        )
+        .unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "Adding sorry server [192.168.11.115]:tcp:80 to VS [192.168.11.200]:tcp:80",
+            LONG,
+        )
+        .unwrap();
+    let sorry = poll(LONG, || {
+        let p = seed.pages(&[client(4), client(5)]);
+        (p == ["r3", "r3"]).then_some(p)
+    });
+    assert!(
+        sorry.is_some(),
+        "{}\n{}",
+        seed.lab.log("a"),
+        seed.lab.status("a")
+    );
+    let notes = dir.join("notes");
+    poll(LONG, || {
+        std::fs::read_to_string(&notes)
+            .ok()
+            .filter(|n| n.contains("quorum down"))
+    })
+    .expect("quorum_down ran");
+
+    seed.start_nginx("r1");
+    seed.lab
+        .wait_log(
+            "a",
+            "Gained quorum 2+0=2 <= 2 for VS [192.168.11.200]:tcp:80",
+            LONG,
+        )
+        .unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "Removing sorry server [192.168.11.115]:tcp:80 from VS [192.168.11.200]:tcp:80",
+            LONG,
+        )
+        .unwrap();
+    poll(LONG, || {
+        std::fs::read_to_string(&notes)
+            .ok()
+            .filter(|n| n.contains("quorum up"))
+    })
+    .expect("quorum_up ran");
+    let back = seed.pages(&[client(6), client(7)]);
+    assert!(
+        !back.contains(&"r3".to_string()) && !back.contains(&"none".to_string()),
+        "{back:?}"
+    );
+    for r in ["r1", "r2", "r3"] {
+        seed.stop_nginx(r);
+    }
+}

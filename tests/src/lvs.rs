@@ -132,35 +132,36 @@ pub fn client(k: u8) -> Ipv4Addr {
 
 /// Directors a and b, the client (eight addresses, complete checksums), real servers r1
 /// and r2 (nginx with their own page, the VIP on lo, no ARP for it), nginx started.
+/// A real server `name` on the LAN: nginx serving its name as the page (configured, not
+/// started), the VIP on lo, no ARP for it.
+pub fn add_real(lab: &mut VrrpLab, name: &str, mac: [u8; 6], cidr: &str) {
+    // A host, not a router: it holds the VIP on lo, and the routers' VIP checks must not
+    // count it.
+    lab.lab.add_host(name, "eth0", mac, cidr).unwrap();
+    let ns = &lab.lab.host(name).ns;
+    ns.ip(&["link", "set", "lo", "up"]).unwrap();
+    ns.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"])
+        .unwrap();
+    ns.output(&[
+        "sh",
+        "-c",
+        "for i in all lo eth0; do echo 1 > /proc/sys/net/ipv4/conf/$i/arp_ignore; echo 2 > /proc/sys/net/ipv4/conf/$i/arp_announce; done",
+    ])
+    .unwrap();
+    let d = lab.dir().display().to_string();
+    std::fs::write(
+        lab.dir().join(format!("nginx-{name}.conf")),
+        format!(
+            "user root;\nworker_processes 1;\npid {d}/nginx-{name}.pid;\nerror_log {d}/nginx-{name}.err;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body-{name};\n  server {{\n    listen 80;\n    location / {{ return 200 \"{name}\\n\"; }}\n  }}\n}}\n"
+        ),
+    )
+    .unwrap();
+}
+
 pub fn topology(agent: &Path) -> Seed {
     let mut lab = VrrpLab::pair(agent, true).expect("lab");
-    // The real servers: nginx with their own page, the VIP on lo, no ARP for it.
-    for (r, mac, addr) in [
-        ("r1", R1_MAC, "192.168.11.113/24"),
-        ("r2", R2_MAC, "192.168.11.114/24"),
-    ] {
-        // Hosts, not routers: they hold the VIP on lo, and the routers' VIP checks must not
-        // count them.
-        lab.lab.add_host(r, "eth0", mac, addr).unwrap();
-        let ns = &lab.lab.host(r).ns;
-        ns.ip(&["link", "set", "lo", "up"]).unwrap();
-        ns.ip(&["addr", "add", &format!("{VIP}/32"), "dev", "lo"])
-            .unwrap();
-        ns.output(&[
-            "sh",
-            "-c",
-            "for i in all lo eth0; do echo 1 > /proc/sys/net/ipv4/conf/$i/arp_ignore; echo 2 > /proc/sys/net/ipv4/conf/$i/arp_announce; done",
-        ])
-        .unwrap();
-        let d = lab.dir().display().to_string();
-        std::fs::write(
-            lab.dir().join(format!("nginx-{r}.conf")),
-            format!(
-                "user root;\nworker_processes 1;\npid {d}/nginx-{r}.pid;\nerror_log {d}/nginx-{r}.err;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body-{r};\n  server {{\n    listen 80;\n    location / {{ return 200 \"{r}\\n\"; }}\n  }}\n}}\n"
-            ),
-        )
-        .unwrap();
-    }
+    add_real(&mut lab, "r1", R1_MAC, "192.168.11.113/24");
+    add_real(&mut lab, "r2", R2_MAC, "192.168.11.114/24");
     // A veth leaves the checksums of what it sends to be completed later, and a frame the
     // XDP program sends on (XDP_TX) loses that mark: the client computes its own, as a NIC
     // on a real wire would have.

@@ -52,6 +52,10 @@ struct Svc {
     reals: Vec<RealState>,
     /// The servers in its current schedule.
     serving: Vec<u32>,
+    /// `sorry_server`: in the schedule, alone, while quorum is lost.
+    sorry: Option<RealState>,
+    /// keepalived's `quorum_state_up`.
+    quorum_up: bool,
 }
 
 pub struct Balancer {
@@ -78,30 +82,44 @@ impl Svc {
     /// entered before the schedule names them; those that stopped are marked after it no
     /// longer does.
     fn publish(&mut self, maps: &mut Maps) {
-        let usable: Vec<(u32, u32)> = self
-            .reals
-            .iter()
-            .filter(|r| Svc::schedulable(r))
-            .map(|r| (r.index, r.weight))
-            .collect();
+        // Quorum lost with a sorry server: it alone takes the traffic (keepalived takes the
+        // live servers out of the pool meanwhile).
+        let sorry = self
+            .sorry
+            .as_ref()
+            .filter(|s| !self.quorum_up && s.mac.is_some());
+        let (usable, keeping): (Vec<(u32, u32)>, Vec<u32>) = match sorry {
+            Some(s) => (vec![(s.index, 1)], vec![s.index]),
+            None => (
+                self.reals
+                    .iter()
+                    .filter(|r| Svc::schedulable(r))
+                    .map(|r| (r.index, r.weight))
+                    .collect(),
+                self.reals
+                    .iter()
+                    .zip(&self.vs.reals)
+                    .filter(|(r, real)| Svc::keeps_flows(r, real))
+                    .map(|(r, _)| r.index)
+                    .collect(),
+            ),
+        };
         let serving: Vec<u32> = usable.iter().map(|(i, _)| *i).collect();
-        let keeping: Vec<u32> = self
-            .reals
-            .iter()
-            .zip(&self.vs.reals)
-            .filter(|(r, real)| Svc::keeps_flows(r, real))
-            .map(|(r, _)| r.index)
-            .collect();
         let entry = |r: &RealState, up: bool| Real {
             mac: r.mac.unwrap_or_default(),
             flags: if up { LB_REAL_UP } else { 0 },
             addr: [0; 4],
             _pad: 0,
         };
-        for (r, real) in self.reals.iter().zip(&self.vs.reals) {
+        let addrs = self
+            .reals
+            .iter()
+            .zip(self.vs.reals.iter().map(|r| r.addr))
+            .chain(self.sorry.iter().zip(self.vs.sorry.iter().map(|s| s.0)));
+        for (r, addr) in addrs {
             if keeping.contains(&r.index) {
                 let mut e = entry(r, true);
-                e.addr = real.addr.octets();
+                e.addr = addr.octets();
                 if let Err(e) = maps.set_real(r.index, e) {
                     warn!("{}: {e}", self.vs.name());
                 }
@@ -128,7 +146,7 @@ impl Svc {
             Ok(()) => self.half = half,
             Err(e) => warn!("VS {}: schedule not updated: {e}", self.vs.name()),
         }
-        for r in &self.reals {
+        for r in self.reals.iter().chain(&self.sorry) {
             if !keeping.contains(&r.index) {
                 let _ = maps.set_real(r.index, entry(r, false));
             }
@@ -137,6 +155,81 @@ impl Svc {
             warn!("No real server left to serve VS {}", self.vs.name());
         }
         self.serving = serving;
+    }
+
+    /// Weight of the live real servers (keepalived's weigh_live_realservers).
+    fn live_weight(&self) -> u64 {
+        self.reals
+            .iter()
+            .filter(|r| r.alive)
+            .map(|r| u64::from(r.weight))
+            .sum()
+    }
+
+    /// keepalived's update_quorum_state: quorum is gained at `quorum + hysteresis` of live
+    /// weight and lost below `quorum - hysteresis`; the sorry server comes and goes with it,
+    /// and `quorum_up` / `quorum_down` run. `init`: at start-up.
+    fn update_quorum(&mut self, init: bool, run_as: RunAs) {
+        let vs = &self.vs;
+        let sum = self.live_weight() as i64;
+        let (q, h) = (vs.quorum as i64, vs.hysteresis as i64);
+        let threshold = q + if self.quorum_up { -h } else { h };
+        let sorry = vs.sorry.map(|(a, p)| model::trio(a, vs.proto, p));
+        if !self.quorum_up && sum >= threshold {
+            self.quorum_up = true;
+            info!(
+                "Gained quorum {q}+{h}={threshold} <= {sum} for VS {}",
+                vs.name()
+            );
+            if let Some(s) = &sorry {
+                info!(
+                    "{} sorry server {s} from VS {}",
+                    if vs.sorry_inhibit {
+                        "Disabling"
+                    } else {
+                        "Removing"
+                    },
+                    vs.name()
+                );
+                info!("Adding alive servers to the pool for VS {}", vs.name());
+            }
+            run(&vs.quorum_up, run_as);
+        } else if (self.quorum_up && (sum == 0 || sum < threshold))
+            || (init && !self.quorum_up && sorry.is_some())
+        {
+            self.quorum_up = false;
+            info!(
+                "{} {q}-{h}={threshold} > {sum} for VS {}",
+                if init {
+                    "Starting with quorum down"
+                } else {
+                    "Lost quorum"
+                },
+                vs.name()
+            );
+            if let Some(s) = &sorry {
+                info!("Removing alive servers from the pool for VS {}", vs.name());
+                info!(
+                    "{} sorry server {s} to VS {}",
+                    if vs.sorry_inhibit {
+                        "Enabling"
+                    } else {
+                        "Adding"
+                    },
+                    vs.name()
+                );
+            }
+            run(&vs.quorum_down, run_as);
+        }
+    }
+}
+
+/// Starts a notify script and does not wait for it.
+fn run(script: &Option<Vec<String>>, run_as: RunAs) {
+    if let Some(argv) = script
+        && let Err(e) = exec::spawn_detached(argv, run_as)
+    {
+        warn!("{}: {e}", argv.join(" "));
     }
 }
 
@@ -184,7 +277,7 @@ impl Balancer {
                 continue;
             }
             if services.len() as u32 >= LB_SERVICES_MAX
-                || next_real + vs.reals.len() as u32 > LB_REALS_MAX
+                || next_real + vs.reals.len() as u32 + 1 > LB_REALS_MAX
                 || next_slot + 2 * slots > LB_RING_SIZE
             {
                 warn!("VS {}: the balancer's maps are full; not served", vs.name());
@@ -248,6 +341,26 @@ impl Balancer {
                 }
             }
             next_real += vs.reals.len() as u32;
+            let sorry = vs.sorry.map(|(addr, _)| {
+                let index = next_real;
+                next_real += 1;
+                tasks.push(
+                    helpers
+                        .spawn(resolve(addr, index, tx.clone()))
+                        .abort_handle(),
+                );
+                RealState {
+                    index,
+                    checks_up: Vec::new(),
+                    checks_weight: Vec::new(),
+                    weight: 1,
+                    mac: check::neighbour_mac(addr),
+                    alive: true,
+                }
+            });
+            // keepalived's set_quorum_states: up if the live weight reaches it.
+            let quorum_up = vs.reals.iter().map(|r| u64::from(r.weight)).sum::<u64>()
+                >= vs.quorum + vs.hysteresis;
             let mut svc = Svc {
                 key,
                 id: services.len() as u32,
@@ -256,9 +369,12 @@ impl Balancer {
                 half: 1,
                 reals,
                 serving: Vec::new(),
+                sorry,
+                quorum_up,
                 vs,
             };
             next_slot += 2 * slots;
+            svc.update_quorum(true, run_as);
             svc.publish(maps);
             info!(
                 "VS {} served by XDP (direct routing, {}, {} real servers{})",
@@ -285,6 +401,13 @@ impl Balancer {
     /// state changes, and the schedule follows.
     pub fn report(&mut self, r: check::Report, maps: &mut Maps) {
         for svc in &mut self.services {
+            if let Some(s) = svc.sorry.as_mut().filter(|s| s.index == r.real) {
+                if r.mac.is_some() && r.mac != s.mac {
+                    s.mac = r.mac;
+                    svc.publish(maps);
+                }
+                return;
+            }
             let Some(k) = svc.reals.iter().position(|s| s.index == r.real) else {
                 continue;
             };
@@ -340,18 +463,17 @@ impl Balancer {
                         (false, false) => "from",
                     }
                 );
-                let script = if alive {
-                    &real.notify_up
-                } else {
-                    &real.notify_down
-                };
-                if let Some(argv) = script
-                    && let Err(e) = exec::spawn_detached(argv, self.run_as)
-                {
-                    warn!("{} for {name}: {e}", argv.join(" "));
-                }
+                run(
+                    if alive {
+                        &real.notify_up
+                    } else {
+                        &real.notify_down
+                    },
+                    self.run_as,
+                );
             }
             if changed {
+                svc.update_quorum(false, self.run_as);
                 svc.publish(maps);
             }
             return;

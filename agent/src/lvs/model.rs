@@ -117,6 +117,17 @@ pub struct VirtualService {
     pub hash_port: bool,
     pub persistence: Option<Duration>,
     pub reals: Vec<RealServer>,
+    /// Weight of live real servers the service needs (keepalived's `quorum`, default 1) and
+    /// the margin around it (`hysteresis`, default 0).
+    pub quorum: u64,
+    pub hysteresis: u64,
+    /// Run when quorum is gained / lost (`quorum_up` / `quorum_down`).
+    pub quorum_up: Option<Vec<String>>,
+    pub quorum_down: Option<Vec<String>>,
+    /// `sorry_server IP PORT`: takes the traffic while quorum is lost.
+    pub sorry: Option<(Ipv4Addr, u16)>,
+    /// `sorry_server_inhibit`: keepalived's wording for it (Enabling/Disabling).
+    pub sorry_inhibit: bool,
 }
 
 impl VirtualService {
@@ -335,7 +346,31 @@ pub fn service(vs: &VirtualServer) -> Result<VirtualService, String> {
             notify_down: notify("notify_down"),
         });
     }
+    let sorry = match find(o, "sorry_server") {
+        Some(b) => {
+            let (Some(a), Some(p)) = (arg(b, 0), arg(b, 1)) else {
+                return Err("sorry_server wants IP PORT".to_string());
+            };
+            let a: Ipv4Addr = a
+                .parse()
+                .map_err(|_| format!("sorry_server {a}: only IPv4 is run by the XDP backend"))?;
+            let p: u16 = p.parse().map_err(|_| format!("sorry_server port {p}"))?;
+            if p != port {
+                return Err(format!(
+                    "sorry_server {a} {p}: direct routing keeps the virtual server's port {port}"
+                ));
+            }
+            Some((a, p))
+        }
+        None => None,
+    };
     Ok(VirtualService {
+        quorum: int(o, "quorum").unwrap_or(1),
+        hysteresis: int(o, "hysteresis").unwrap_or(0),
+        quorum_up: find(o, "quorum_up").map(|b| command(&b.args)),
+        quorum_down: find(o, "quorum_down").map(|b| command(&b.args)),
+        sorry,
+        sorry_inhibit: find(o, "sorry_server_inhibit").is_some(),
         addr,
         port,
         proto,
