@@ -251,12 +251,6 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     for d in &loaded.diags.list {
         log::warn!("{d}");
     }
-    if !loaded.config.virtual_server_groups.is_empty() {
-        log::warn!(
-            "{}: virtual_server_group blocks are read but not run yet (virtual_server IP PORT is)",
-            path.display()
-        );
-    }
     if cli.vrrp_only && !loaded.config.virtual_servers.is_empty() {
         log::info!("-P (VRRP only): the virtual servers are not run");
     }

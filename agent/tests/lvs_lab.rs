@@ -368,3 +368,55 @@ fn losing_quorum_hands_the_service_to_the_sorry_server_and_back() {
         seed.stop_nginx(r);
     }
 }
+
+/// `virtual_server group NAME`: one schedule for every entry of the group (here the VIP on
+/// ports 80 and 81), logged under keepalived's `[NAME]:0`.
+#[test]
+fn a_virtual_server_group_is_served_on_each_of_its_entries() {
+    if skip_unless_root("a_virtual_server_group_is_served_on_each_of_its_entries") {
+        return;
+    }
+    let mut seed = topology();
+    let real = |addr: &str| {
+        format!(
+            "  real_server {addr} 80 {{\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n"
+        )
+    };
+    let config = format!(
+        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+         virtual_server_group web {{\n  {VIP} 80\n  {VIP} 81\n}}\n\
+         virtual_server group web {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{}{}}}\n",
+        real("192.168.11.113"),
+        real("192.168.11.114")
+    );
+    seed.lab.start("a", Daemon::Agent, &config).unwrap();
+    seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    seed.lab
+        .wait_log("a", "VS [web]:0 served by XDP", LONG)
+        .unwrap();
+    let both = vec![
+        ("192.168.11.113".to_string(), true),
+        ("192.168.11.114".to_string(), true),
+    ];
+    poll(LONG, || (seed.serving("a") == both).then_some(()))
+        .unwrap_or_else(|| panic!("{}\n{}", seed.lab.logs(), seed.lab.status("a")));
+    for port in [80, 81] {
+        let pages: Vec<String> = (0..4)
+            .map(|k| {
+                seed.get_url(client(k), &format!("http://{VIP}:{port}/"))
+                    .unwrap_or_else(|| "none".into())
+            })
+            .collect();
+        assert!(
+            pages.contains(&"r1".to_string()) && pages.contains(&"r2".to_string()),
+            "port {port}: {pages:?}"
+        );
+    }
+    let st = seed.lab.status("a");
+    assert_eq!(
+        st["virtual_servers"][0]["addresses"],
+        serde_json::json!([format!("{VIP}:80"), format!("{VIP}:81")])
+    );
+    seed.stop_nginx("r1");
+    seed.stop_nginx("r2");
+}

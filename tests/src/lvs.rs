@@ -79,6 +79,11 @@ impl Seed {
 
     /// The page the client gets from `src` on a new connection, if any.
     pub fn get(&self, src: Ipv4Addr) -> Option<String> {
+        self.get_url(src, &format!("http://{VIP}/"))
+    }
+
+    /// As [`Self::get`], for `url`.
+    pub fn get_url(&self, src: Ipv4Addr, url: &str) -> Option<String> {
         let out = self
             .lab
             .lab
@@ -91,7 +96,7 @@ impl Seed {
                 "2",
                 "--interface",
                 &src.to_string(),
-                &format!("http://{VIP}/"),
+                url,
             ])
             .ok()?;
         out.status
@@ -152,7 +157,7 @@ pub fn add_real(lab: &mut VrrpLab, name: &str, mac: [u8; 6], cidr: &str) {
     std::fs::write(
         lab.dir().join(format!("nginx-{name}.conf")),
         format!(
-            "user root;\nworker_processes 1;\npid {d}/nginx-{name}.pid;\nerror_log {d}/nginx-{name}.err;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body-{name};\n  server {{\n    listen 80;\n    location / {{ return 200 \"{name}\\n\"; }}\n  }}\n}}\n"
+            "user root;\nworker_processes 1;\npid {d}/nginx-{name}.pid;\nerror_log {d}/nginx-{name}.err;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body-{name};\n  server {{\n    listen 80;\n    listen 81;\n    location / {{ return 200 \"{name}\\n\"; }}\n  }}\n}}\n"
         ),
     )
     .unwrap();

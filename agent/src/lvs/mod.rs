@@ -43,9 +43,9 @@ struct RealState {
 
 struct Svc {
     vs: VirtualService,
-    key: ServiceKey,
+    /// Each address and port it answers on, with the flags of its entry.
+    keys: Vec<(ServiceKey, u32)>,
     id: u32,
-    flags: u32,
     /// The two halves of its ring slice; `half` is the one in use.
     bases: [u32; 2],
     half: usize,
@@ -127,20 +127,23 @@ impl Svc {
         }
         let ring = sched::ring(self.vs.algo, &usable);
         let half = 1 - self.half;
+        let persist_ns = self
+            .vs
+            .persistence
+            .map_or(0, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64);
         let written = maps.set_ring(self.bases[half], &ring).and_then(|()| {
-            maps.set_service(
-                self.key,
-                Service {
-                    id: self.id,
-                    flags: self.flags,
-                    ring_base: self.bases[half],
-                    ring_len: ring.len() as u32,
-                    persist_ns: self
-                        .vs
-                        .persistence
-                        .map_or(0, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64),
-                },
-            )
+            self.keys.iter().try_for_each(|(key, flags)| {
+                maps.set_service(
+                    *key,
+                    Service {
+                        id: self.id,
+                        flags: *flags,
+                        ring_base: self.bases[half],
+                        ring_len: ring.len() as u32,
+                        persist_ns,
+                    },
+                )
+            })
         });
         match written {
             Ok(()) => self.half = half,
@@ -251,7 +254,7 @@ impl Balancer {
         let mut tasks = Vec::new();
         let (mut next_real, mut next_slot) = (0u32, 0u32);
         for raw in &config.virtual_servers {
-            let vs = match model::service(raw) {
+            let vs = match model::service(raw, &config.virtual_server_groups) {
                 Ok(vs) => vs,
                 Err(e) => {
                     warn!(
@@ -262,17 +265,38 @@ impl Balancer {
                     continue;
                 }
             };
-            let key = ServiceKey {
-                addr: vs.addr.octets(),
-                port: vs.port,
-                proto: vs.proto.number(),
-                _pad: 0,
-            };
             let slots = sched::max_len(vs.algo) as u32;
-            if services.iter().any(|s| s.key == key) {
+            let mut flags = 0;
+            if matches!(vs.algo, Algo::Sh | Algo::Mh) {
+                flags |= LB_SVC_HASH;
+                if vs.hash_port {
+                    flags |= LB_SVC_HASH_PORT;
+                }
+            }
+            let keys: Vec<(ServiceKey, u32)> = vs
+                .entries
+                .iter()
+                .map(|(addr, port)| {
+                    let key = ServiceKey {
+                        addr: addr.octets(),
+                        port: *port,
+                        proto: vs.proto.number(),
+                        _pad: 0,
+                    };
+                    // Served only while this node holds the address, when it is a VIP.
+                    let follow = if vip(*addr) { LB_SVC_FOLLOW_VIP } else { 0 };
+                    (key, flags | follow)
+                })
+                .collect();
+            if let Some(taken) = keys
+                .iter()
+                .find(|(k, _)| services.iter().any(|s| s.keys.iter().any(|(o, _)| o == k)))
+            {
                 warn!(
-                    "VS {} is configured twice; the first one is served",
-                    vs.name()
+                    "VS {}: {}:{} is served by another virtual server already; not served",
+                    vs.name(),
+                    Ipv4Addr::from(taken.0.addr),
+                    taken.0.port
                 );
                 continue;
             }
@@ -282,16 +306,6 @@ impl Balancer {
             {
                 warn!("VS {}: the balancer's maps are full; not served", vs.name());
                 continue;
-            }
-            let mut flags = 0;
-            if matches!(vs.algo, Algo::Sh | Algo::Mh) {
-                flags |= LB_SVC_HASH;
-                if vs.hash_port {
-                    flags |= LB_SVC_HASH_PORT;
-                }
-            }
-            if vip(vs.addr) {
-                flags |= LB_SVC_FOLLOW_VIP;
             }
             let mut reals = Vec::new();
             for (k, real) in vs.reals.iter().enumerate() {
@@ -361,10 +375,10 @@ impl Balancer {
             // keepalived's set_quorum_states: up if the live weight reaches it.
             let quorum_up = vs.reals.iter().map(|r| u64::from(r.weight)).sum::<u64>()
                 >= vs.quorum + vs.hysteresis;
+            let follows = keys.iter().any(|(_, f)| f & LB_SVC_FOLLOW_VIP != 0);
             let mut svc = Svc {
-                key,
+                keys,
                 id: services.len() as u32,
-                flags,
                 bases: [next_slot, next_slot + slots],
                 half: 1,
                 reals,
@@ -381,7 +395,7 @@ impl Balancer {
                 svc.vs.name(),
                 svc.vs.algo.name(),
                 svc.vs.reals.len(),
-                if flags & LB_SVC_FOLLOW_VIP != 0 {
+                if follows {
                     ", while this node holds the VIP"
                 } else {
                     ""
@@ -486,7 +500,9 @@ impl Balancer {
             t.abort();
         }
         for s in &self.services {
-            let _ = maps.remove_service(&s.key);
+            for (k, _) in &s.keys {
+                let _ = maps.remove_service(k);
+            }
         }
     }
 
@@ -517,7 +533,8 @@ impl Balancer {
                 serde_json::json!({
                     "service": s.vs.name(),
                     "algo": s.vs.algo.name(),
-                    "follows_vip": s.flags & LB_SVC_FOLLOW_VIP != 0,
+                    "follows_vip": s.keys.iter().any(|(_, f)| f & LB_SVC_FOLLOW_VIP != 0),
+                    "addresses": s.vs.entries.iter().map(|(a, p)| format!("{a}:{p}")).collect::<Vec<_>>(),
                     "real_servers": reals,
                 })
             })

@@ -109,8 +109,14 @@ pub struct RealServer {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct VirtualService {
+    /// The first (or only) address and port: what checks and sorry servers default to.
     pub addr: Ipv4Addr,
     pub port: u16,
+    /// Every address and port it answers on: one, or a `virtual_server_group`'s entries
+    /// (ranges expanded).
+    pub entries: Vec<(Ipv4Addr, u16)>,
+    /// `virtual_server group NAME`.
+    pub group: Option<String>,
     pub proto: Proto,
     pub algo: Algo,
     /// `sh-port` / `mh-port`: the client's port is hashed too.
@@ -131,9 +137,13 @@ pub struct VirtualService {
 }
 
 impl VirtualService {
-    /// `[192.168.11.200]:tcp:80`, keepalived's FMT_VS.
+    /// `[192.168.11.200]:tcp:80`, keepalived's FMT_VS (`[NAME]:0` for a group, as
+    /// keepalived prints it).
     pub fn name(&self) -> String {
-        trio(self.addr, self.proto, self.port)
+        match &self.group {
+            Some(g) => format!("[{g}]:0"),
+            None => trio(self.addr, self.proto, self.port),
+        }
     }
 
     pub fn real_name(&self, r: &RealServer) -> String {
@@ -182,22 +192,71 @@ fn command(args: &[String]) -> Vec<String> {
 }
 
 /// The virtual server as the XDP backend runs it, or why it cannot.
-pub fn service(vs: &VirtualServer) -> Result<VirtualService, String> {
-    let (addr, port) = match vs.address.as_slice() {
-        [a, p] => (
-            a.parse::<Ipv4Addr>().map_err(|_| {
-                format!("address {a}: only IPv4 virtual servers are run by the XDP backend")
-            })?,
-            p.parse::<u16>()
-                .map_err(|_| format!("port {p} is not a port"))?,
-        ),
-        [kind, ..] if kind == "fwmark" || kind == "group" => {
-            return Err(format!(
-                "virtual_server {kind} is not run by the XDP backend yet (IP PORT only)"
-            ));
+/// One `IP PORT` line: the address and port, IPv4 only.
+fn entry(a: &str, p: &str) -> Result<(Ipv4Addr, u16), String> {
+    Ok((
+        a.parse::<Ipv4Addr>().map_err(|_| {
+            format!("address {a}: only IPv4 virtual servers are run by the XDP backend")
+        })?,
+        p.parse::<u16>()
+            .map_err(|_| format!("port {p} is not a port"))?,
+    ))
+}
+
+/// A `virtual_server_group`'s entries: `IP PORT`, and keepalived's ranges `A.B.C.D-E PORT`
+/// (the last octet from D to E). `fwmark` entries cannot be seen from XDP.
+fn group_entries(group: &RawBlock) -> Result<Vec<(Ipv4Addr, u16)>, String> {
+    let mut out = Vec::new();
+    for e in &group.children {
+        if e.keyword == "fwmark" {
+            return Err(
+                "fwmark entries are not run by the XDP backend (marks are set after it)".into(),
+            );
         }
+        let port = arg(e, 0).unwrap_or("0");
+        match e.keyword.split_once('-') {
+            Some((first, last)) => {
+                let (start, port) = entry(first, port)?;
+                let last: u8 = last
+                    .parse()
+                    .map_err(|_| format!("range {}: the end is not 0-255", e.keyword))?;
+                let [a, b, c, d] = start.octets();
+                if last < d {
+                    return Err(format!("range {}: the end is before the start", e.keyword));
+                }
+                for o in d..=last {
+                    out.push((Ipv4Addr::new(a, b, c, o), port));
+                }
+            }
+            None => out.push(entry(&e.keyword, port)?),
+        }
+    }
+    if out.is_empty() {
+        return Err("the group has no entries".into());
+    }
+    Ok(out)
+}
+
+pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService, String> {
+    let (entries, group) = match vs.address.as_slice() {
+        [kind, name] if kind == "group" => {
+            let g = groups
+                .iter()
+                .rev()
+                .find(|g| arg(g, 0) == Some(name.as_str()))
+                .ok_or_else(|| format!("virtual_server_group {name} is not configured"))?;
+            (group_entries(g)?, Some(name.clone()))
+        }
+        [kind, ..] if kind == "fwmark" => {
+            return Err(
+                "virtual_server fwmark is not run by the XDP backend (marks are set after it)"
+                    .to_string(),
+            );
+        }
+        [a, p] => (vec![entry(a, p)?], None),
         _ => return Err("virtual_server wants IP PORT".to_string()),
     };
+    let (addr, port) = entries[0];
     let o = &vs.other;
     let proto = match find(o, "protocol").and_then(|b| arg(b, 0)) {
         Some("TCP") | None => Proto::Tcp,
@@ -248,7 +307,7 @@ pub fn service(vs: &VirtualServer) -> Result<VirtualService, String> {
         let rport: u16 = p.map_or(Ok(port), |p| {
             p.parse().map_err(|_| format!("real_server port {p}"))
         })?;
-        if rport != port {
+        if rport != port && group.is_none() {
             return Err(format!(
                 "real_server {a} {rport}: direct routing keeps the virtual server's port {port}"
             ));
@@ -365,6 +424,8 @@ pub fn service(vs: &VirtualServer) -> Result<VirtualService, String> {
         None => None,
     };
     Ok(VirtualService {
+        entries,
+        group,
         quorum: int(o, "quorum").unwrap_or(1),
         hysteresis: int(o, "hysteresis").unwrap_or(0),
         quorum_up: find(o, "quorum_up").map(|b| command(&b.args)),
@@ -393,7 +454,13 @@ mod tests {
             &ReadOptions::default(),
             &Unchecked,
         );
-        loaded.config.virtual_servers.iter().map(service).collect()
+        let groups = &loaded.config.virtual_server_groups;
+        loaded
+            .config
+            .virtual_servers
+            .iter()
+            .map(|v| service(v, groups))
+            .collect()
     }
 
     #[test]
@@ -428,6 +495,31 @@ mod tests {
         assert_eq!(c.connect_timeout, Duration::from_secs(3));
         assert_eq!(c.delay_loop, Duration::from_secs(6));
         assert_eq!((c.addr, c.port), (r.addr, 80));
+    }
+
+    #[test]
+    fn a_virtual_server_group_answers_on_each_entry_and_range() {
+        let s = services(
+            "virtual_server_group web {\n 10.0.0.1 80\n 10.0.0.10-12 8080\n}\n\
+             virtual_server group web {\n lb_kind DR\n lb_algo rr\n real_server 10.0.0.2 80 {\n  TCP_CHECK {\n  }\n }\n}\n\
+             virtual_server group nope {\n lb_kind DR\n lb_algo rr\n real_server 10.0.0.2 80 {\n }\n}\n",
+        );
+        let vs = s[0].as_ref().unwrap();
+        assert_eq!(vs.name(), "[web]:0", "keepalived's FMT_VS for a group");
+        let a = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        assert_eq!(
+            vs.entries,
+            [
+                (a("10.0.0.1"), 80),
+                (a("10.0.0.10"), 8080),
+                (a("10.0.0.11"), 8080),
+                (a("10.0.0.12"), 8080)
+            ]
+        );
+        assert_eq!(
+            s[1].as_ref().unwrap_err(),
+            "virtual_server_group nope is not configured"
+        );
     }
 
     #[test]
