@@ -80,9 +80,16 @@ impl Default for State {
 impl State {
     /// After a check of `check` on server `name` (`[ADDR]:tcp:PORT`) that succeeded or not.
     pub fn record(&mut self, check: &Check, name: &str, ok: bool) -> Step {
+        self.record_result(check, name, if ok { Ok(()) } else { Err(String::new()) })
+    }
+
+    /// As [`Self::record`], with why a check failed (SMTP_CHECK and DNS_CHECK say it).
+    pub fn record_result(&mut self, check: &Check, name: &str, result: Result<(), String>) -> Step {
         let kind = match check.kind {
             CheckKind::Tcp => "TCP_CHECK",
             CheckKind::Http(_) => "HTTP_CHECK",
+            CheckKind::Smtp(_) => "SMTP_CHECK",
+            CheckKind::Dns(_) => "DNS_CHECK",
             // `record_misc` has its own lines.
             CheckKind::Misc(_) => "MISC_CHECK",
         };
@@ -92,39 +99,55 @@ impl State {
             wait: check.delay_loop,
             weight: None,
         };
-        if ok {
-            if !self.is_up || !self.has_run {
-                step.line = Some(match check.kind {
-                    CheckKind::Tcp | CheckKind::Misc(_) => {
-                        format!("TCP connection to {name} success.")
-                    }
-                    CheckKind::Http(_) => format!("Remote Web server {name} succeed on service."),
-                });
-                step.now_up = Some(true);
-                self.is_up = true;
-            }
-            self.retry_it = 0;
-        } else if self.is_up || !self.has_run {
-            if self.retry_it < check.retry {
-                // Not yet: the same check again after delay_before_retry.
-                self.retry_it += 1;
-                step.wait = check.delay_before_retry;
-            } else {
-                step.line = Some(if check.retry > 0 {
-                    format!(
-                        "{kind} on service {name} failed after {} retries.",
-                        self.retry_it
-                    )
-                } else {
-                    format!("{kind} on service {name} failed.")
-                });
-                step.now_up = Some(false);
-                self.is_up = false;
+        match result {
+            Ok(()) => {
+                if !self.is_up || !self.has_run {
+                    step.line = match check.kind {
+                        CheckKind::Tcp | CheckKind::Misc(_) => {
+                            Some(format!("TCP connection to {name} success."))
+                        }
+                        CheckKind::Http(_) => {
+                            Some(format!("Remote Web server {name} succeed on service."))
+                        }
+                        CheckKind::Smtp(_) => {
+                            Some(format!("Remote SMTP server {name} succeed on service."))
+                        }
+                        // keepalived's DNS_CHECK says nothing when it succeeds.
+                        CheckKind::Dns(_) => None,
+                    };
+                    step.now_up = Some(true);
+                    self.is_up = true;
+                }
                 self.retry_it = 0;
             }
+            Err(reason) if self.is_up || !self.has_run => {
+                if self.retry_it < check.retry {
+                    // Not yet: the same check again after delay_before_retry.
+                    self.retry_it += 1;
+                    step.wait = check.delay_before_retry;
+                } else {
+                    let retries = if check.retry > 0 {
+                        format!(" after {} retries", self.retry_it)
+                    } else {
+                        String::new()
+                    };
+                    step.line = Some(match check.kind {
+                        CheckKind::Smtp(_) => format!("SMTP_CHECK {reason} server {name}"),
+                        CheckKind::Dns(_) => format!("DNS_CHECK ({name}) {reason}{retries}"),
+                        _ if check.retry > 0 => {
+                            format!("{kind} on service {name} failed{retries}.")
+                        }
+                        _ => format!("{kind} on service {name} failed."),
+                    });
+                    step.now_up = Some(false);
+                    self.is_up = false;
+                    self.retry_it = 0;
+                }
+            }
+            // Down already: no retries, the next check after delay_loop (keepalived's
+            // REGISTER_CHECKER_FAILED).
+            Err(_) => {}
         }
-        // Down already: no retries, the next check after delay_loop (keepalived's
-        // REGISTER_CHECKER_FAILED).
         self.has_run = true;
         step
     }
@@ -201,8 +224,8 @@ pub async fn check_once(check: &Check) -> bool {
     let addr = SocketAddr::from((check.addr, check.port));
     let connect = || tokio::time::timeout(check.connect_timeout, TcpStream::connect(addr));
     match &check.kind {
-        // Run by `run` itself (its outcome is more than up or down).
-        CheckKind::Misc(_) => false,
+        // Run by `run` itself (their outcome is more than up or down).
+        CheckKind::Misc(_) | CheckKind::Smtp(_) | CheckKind::Dns(_) => false,
         CheckKind::Tcp => matches!(connect().await, Ok(Ok(_))),
         CheckKind::Http(urls) => {
             for url in urls {
@@ -243,6 +266,135 @@ pub async fn check_once(check: &Check) -> bool {
             true
         }
     }
+}
+
+/// keepalived's SMTP_CHECK dialogue: a 220 greeting, `HELO name` answered 250, `QUIT`; each
+/// step within `connect_timeout`. The error is keepalived's wording of what went wrong.
+pub async fn smtp_once(check: &Check, helo: &str) -> Result<(), String> {
+    use tokio::io::AsyncBufReadExt as _;
+    let t = check.connect_timeout;
+    let addr = SocketAddr::from((check.addr, check.port));
+    let stream = match tokio::time::timeout(t, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(_)) => return Err("Error connecting to".into()),
+        Err(_) => return Err("Timeout connecting to".into()),
+    };
+    let mut stream = tokio::io::BufReader::new(stream);
+    // One reply: its lines up to the last (`250-` continues, `250 ` ends), its code.
+    async fn reply(
+        s: &mut tokio::io::BufReader<TcpStream>,
+        t: Duration,
+    ) -> Result<Option<u16>, String> {
+        let mut code = None;
+        for _ in 0..64 {
+            let mut line = String::new();
+            match tokio::time::timeout(t, s.read_line(&mut line)).await {
+                Err(_) => return Err("Read timeout from".into()),
+                Ok(Err(_)) | Ok(Ok(0)) => return Err("Read failure from".into()),
+                Ok(Ok(_)) => {}
+            }
+            code = line.get(..3).and_then(|c| c.parse().ok());
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return Ok(code);
+            }
+        }
+        Ok(code)
+    }
+    if reply(&mut stream, t).await? != Some(220) {
+        return Err("Bad greeting banner from".into());
+    }
+    async fn send(
+        s: &mut tokio::io::BufReader<TcpStream>,
+        line: &str,
+        t: Duration,
+    ) -> Result<(), String> {
+        match tokio::time::timeout(t, s.get_mut().write_all(line.as_bytes())).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err("Write failure to".into()),
+            Err(_) => Err("Write timeout to".into()),
+        }
+    }
+    send(&mut stream, &format!("HELO {helo}\r\n"), t).await?;
+    if reply(&mut stream, t).await? != Some(250) {
+        return Err("Bad HELO response from".into());
+    }
+    send(&mut stream, "QUIT\r\n", t).await?;
+    // Whatever the server says to QUIT, it spoke SMTP.
+    reply(&mut stream, t).await.map(|_| ())
+}
+
+/// A DNS query as keepalived's DNS_CHECK sends it: one question, recursion desired.
+pub fn dns_query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
+    let mut q = Vec::with_capacity(32);
+    q.extend_from_slice(&id.to_be_bytes());
+    q.extend_from_slice(&0x0100u16.to_be_bytes()); // RD
+    q.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]); // 1 question
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        let l = &label.as_bytes()[..label.len().min(63)];
+        q.push(l.len() as u8);
+        q.extend_from_slice(l);
+    }
+    q.push(0);
+    q.extend_from_slice(&qtype.to_be_bytes());
+    q.extend_from_slice(&1u16.to_be_bytes()); // IN
+    q
+}
+
+/// keepalived's verdict on a DNS reply to query `id`: Ok for a response (QR) with rcode 0.
+/// None: not the reply (too short, another id, a query): keep waiting.
+pub fn dns_verdict(reply: &[u8], id: u16) -> Option<Result<(), String>> {
+    if reply.len() < 12 || u16::from_be_bytes([reply[0], reply[1]]) != id {
+        return None;
+    }
+    let flags = u16::from_be_bytes([reply[2], reply[3]]);
+    if flags & 0x8000 == 0 {
+        return None;
+    }
+    match flags & 0x000f {
+        0 => Some(Ok(())),
+        rcode => Some(Err(format!("read error occurred. (rcode = {rcode})"))),
+    }
+}
+
+/// DNS_CHECK: the query over UDP to the server, its reply within `connect_timeout`.
+pub async fn dns_once(check: &Check, q: &super::model::DnsQuery) -> Result<(), String> {
+    let sock = tokio::net::UdpSocket::bind("0.0.0.0:0")
+        .await
+        .map_err(|_| "connection failure.".to_string())?;
+    let id: u16 = rand_id();
+    let query = dns_query(id, &q.name, q.qtype);
+    sock.connect((check.addr, check.port))
+        .await
+        .map_err(|_| "connection error.".to_string())?;
+    sock.send(&query)
+        .await
+        .map_err(|_| "failed to write socket.".to_string())?;
+    let wait = async {
+        let mut buf = [0u8; 1500];
+        loop {
+            let n = sock.recv(&mut buf).await.map_err(|e| {
+                format!(
+                    "failed to read socket; errno {} ({e})",
+                    e.raw_os_error().unwrap_or(0)
+                )
+            })?;
+            if let Some(v) = dns_verdict(&buf[..n], id) {
+                return v;
+            }
+        }
+    };
+    match tokio::time::timeout(check.connect_timeout, wait).await {
+        Ok(r) => r,
+        Err(_) => Err("read timeout from socket".into()),
+    }
+}
+
+/// A query id nobody can predict from outside (a spoofed answer must guess it).
+fn rand_id() -> u16 {
+    let mut b = [0u8; 2];
+    // SAFETY: getrandom into a 2-byte buffer we own.
+    unsafe { libc::getrandom(b.as_mut_ptr().cast(), 2, 0) };
+    u16::from_ne_bytes(b)
 }
 
 /// The status code of an HTTP response's status line (`HTTP/1.1 200 OK`).
@@ -322,6 +474,16 @@ pub async fn run(
                 let script = m.argv.first().map_or("", String::as_str);
                 let step = state.record_misc(&check, m.dynamic, (&name, &vs_name, script), outcome);
                 (step, state.is_up)
+            }
+            CheckKind::Smtp(helo) => {
+                let r = smtp_once(&check, helo).await;
+                let ok = r.is_ok();
+                (state.record_result(&check, &name, r), ok)
+            }
+            CheckKind::Dns(q) => {
+                let r = dns_once(&check, q).await;
+                let ok = r.is_ok();
+                (state.record_result(&check, &name, r), ok)
             }
             _ => {
                 let ok = check_once(&check).await;
@@ -490,6 +652,107 @@ mod tests {
         assert_eq!(
             s.record_misc(&c, false, who, Outcome::Exited(2)).now_up,
             None
+        );
+    }
+
+    /// A one-connection SMTP server on loopback speaking `script` (what it answers to the
+    /// greeting, HELO and QUIT); returns its port.
+    async fn smtp_server(script: [&'static str; 3]) -> u16 {
+        use tokio::io::AsyncBufReadExt as _;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let mut s = tokio::io::BufReader::new(s);
+            for (k, answer) in script.iter().enumerate() {
+                if k > 0 {
+                    let mut line = String::new();
+                    if s.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                }
+                let _ = s.get_mut().write_all(answer.as_bytes()).await;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn keepalived_smtp_check_dialogue() {
+        let mut c = check(CheckKind::Smtp("me".into()), 0);
+        c.addr = "127.0.0.1".parse().unwrap();
+        c.connect_timeout = Duration::from_secs(2);
+        c.port = smtp_server(["220-mx ready\r\n220 go\r\n", "250 hi\r\n", "221 bye\r\n"]).await;
+        assert_eq!(smtp_once(&c, "me").await, Ok(()));
+        c.port = smtp_server(["554 no\r\n", "", ""]).await;
+        assert_eq!(
+            smtp_once(&c, "me").await,
+            Err("Bad greeting banner from".into())
+        );
+        c.port = smtp_server(["220 go\r\n", "500 what\r\n", ""]).await;
+        assert_eq!(
+            smtp_once(&c, "me").await,
+            Err("Bad HELO response from".into())
+        );
+        let mut s = State::default();
+        let st = s.record_result(
+            &c,
+            "[127.0.0.1]:tcp:25",
+            Err("Bad HELO response from".into()),
+        );
+        assert_eq!(
+            st.line.as_deref(),
+            Some("SMTP_CHECK Bad HELO response from server [127.0.0.1]:tcp:25")
+        );
+    }
+
+    #[tokio::test]
+    async fn keepalived_dns_check_wants_a_response_with_rcode_0() {
+        let q = dns_query(0x1234, "example.org", 6);
+        assert_eq!(&q[..4], &[0x12, 0x34, 0x01, 0x00]);
+        assert_eq!(&q[12..], b"\x07example\x03org\x00\x00\x06\x00\x01");
+        assert_eq!(dns_query(1, "", 6)[12..], [0, 0, 6, 0, 1], "the root");
+        let mut reply = q.clone();
+        reply[2] |= 0x80;
+        assert_eq!(dns_verdict(&reply, 0x1234), Some(Ok(())));
+        assert_eq!(dns_verdict(&reply, 0x1235), None, "another id");
+        assert_eq!(dns_verdict(&q, 0x1234), None, "a query");
+        reply[3] |= 3;
+        assert_eq!(
+            dns_verdict(&reply, 0x1234),
+            Some(Err("read error occurred. (rcode = 3)".into()))
+        );
+        // A server that answers, and one that does not.
+        let server = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = server.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = server.recv_from(&mut buf).await {
+                buf[2] |= 0x80;
+                let _ = server.send_to(&buf[..n], from).await;
+            }
+        });
+        let query = crate::lvs::model::DnsQuery {
+            name: String::new(),
+            qtype: 6,
+        };
+        let mut c = check(CheckKind::Dns(query.clone()), 3);
+        c.addr = "127.0.0.1".parse().unwrap();
+        c.port = port;
+        c.connect_timeout = Duration::from_millis(500);
+        assert_eq!(dns_once(&c, &query).await, Ok(()));
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.port = silent.local_addr().unwrap().port();
+        let r = dns_once(&c, &query).await;
+        assert_eq!(r, Err("read timeout from socket".into()));
+        let mut s = State::default();
+        for _ in 0..3 {
+            s.record_result(&c, "[127.0.0.1]:udp:53", r.clone());
+        }
+        let st = s.record_result(&c, "[127.0.0.1]:udp:53", r);
+        assert_eq!(
+            st.line.as_deref(),
+            Some("DNS_CHECK ([127.0.0.1]:udp:53) read timeout from socket after 3 retries")
         );
     }
 

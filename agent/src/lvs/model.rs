@@ -60,9 +60,37 @@ pub enum CheckKind {
     Tcp,
     /// `HTTP_GET`: each url's path, answered with a status in `status` (default 200–299).
     Http(Vec<Url>),
+    /// `SMTP_CHECK` with its `helo_name`.
+    Smtp(String),
+    /// `DNS_CHECK`.
+    Dns(DnsQuery),
     /// `MISC_CHECK`: a script; exit 0 is up. With `dynamic` (`misc_dynamic`), exit 2–255 is up
     /// with weight (code − 2), and 1 is down.
     Misc(Misc),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsQuery {
+    /// `name` (default the root, as keepalived).
+    pub name: String,
+    /// `type`, as a DNS type number (default SOA, as keepalived).
+    pub qtype: u16,
+}
+
+/// keepalived's DNS_CHECK types.
+fn dns_type(t: &str) -> Option<u16> {
+    Some(match t {
+        "A" => 1,
+        "NS" => 2,
+        "CNAME" => 5,
+        "SOA" => 6,
+        "MX" => 15,
+        "TXT" => 16,
+        "AAAA" => 28,
+        "RRSIG" => 46,
+        "DNSKEY" => 48,
+        _ => return None,
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -356,10 +384,37 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
                         }),
                     })
                 }
-                "SSL_GET" | "DNS_CHECK" | "SMTP_CHECK" | "UDP_CHECK" | "PING_CHECK"
-                | "FILE_CHECK" | "BFD_CHECK" => {
+                "SMTP_CHECK" => {
+                    if find(&cb.children, "host").is_some() {
+                        return Err(format!(
+                            "real_server {a}: SMTP_CHECK host blocks are not run (deprecated by keepalived: use more checkers)"
+                        ));
+                    }
+                    CheckKind::Smtp(
+                        find(&cb.children, "helo_name")
+                            .and_then(|b| arg(b, 0))
+                            .unwrap_or("smtpchecker.keepalived.org")
+                            .to_string(),
+                    )
+                }
+                "DNS_CHECK" => {
+                    let c = &cb.children;
+                    let qtype = match find(c, "type").and_then(|b| arg(b, 0)) {
+                        None => 6,
+                        Some(t) => dns_type(t)
+                            .ok_or_else(|| format!("real_server {a}: DNS_CHECK type {t}"))?,
+                    };
+                    CheckKind::Dns(DnsQuery {
+                        name: find(c, "name")
+                            .and_then(|b| arg(b, 0))
+                            .unwrap_or("")
+                            .to_string(),
+                        qtype,
+                    })
+                }
+                "SSL_GET" | "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK" | "BFD_CHECK" => {
                     return Err(format!(
-                        "real_server {a}: {} is not run yet (TCP_CHECK, HTTP_GET and MISC_CHECK are)",
+                        "real_server {a}: {} is not run yet (TCP_CHECK, HTTP_GET, MISC_CHECK, SMTP_CHECK and DNS_CHECK are)",
                         cb.keyword
                     ));
                 }
@@ -369,8 +424,10 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
             let (default_retry, default_delay) = match kind {
                 CheckKind::Http(_) => (1, Duration::from_secs(3)),
                 CheckKind::Tcp => (1, Duration::from_secs(1)),
-                // keepalived: MISC_CHECK does not retry unless told to.
+                // keepalived: MISC_CHECK does not retry unless told to; DNS_CHECK 3 times.
                 CheckKind::Misc(_) => (0, Duration::from_secs(1)),
+                CheckKind::Smtp(_) => (1, Duration::from_secs(1)),
+                CheckKind::Dns(_) => (3, Duration::from_secs(1)),
             };
             checks.push(Check {
                 addr: find(c, "connect_ip")
