@@ -1,6 +1,8 @@
 //! A property of the XDP program over random frames, through BPF_PROG_TEST_RUN: whatever comes
 //! in, it never aborts, never changes a frame it passes or drops, and only ever transmits a
-//! correct ARP reply (RFC 826) to an ARP request for an armed VIP.
+//! correct ARP reply (RFC 826) to an ARP request for an armed VIP, or a frame for a virtual
+//! server (TCP to VIP:80, UDP to VIP:53) sent on to one of its real servers with nothing but
+//! the MACs changed.
 //!
 //! Frames are random bytes, and valid frames (adverts of every kind, ARP requests, tagged and
 //! IPv6) with random bytes overwritten, cut or extended. The generator is seeded: a failure
@@ -60,7 +62,87 @@ fn seeds() -> Vec<Vec<u8>> {
         arp_request(CLIENT_MAC, CLIENT, VLAN_VIP, Some(100)),
         arp_request(CLIENT_MAC, CLIENT, Ipv4Addr::new(192, 0, 2, 77), None),
         arp(ArpOperation::REPLY, CLIENT_MAC, CLIENT, VMAC_51, VIP, None),
+        to_vip(17, 53),
+        to_vip(6, 80),
+        to_vip(6, 81),
     ]
+}
+
+/// Real servers of the virtual servers the test configures.
+const REAL_MACS: [[u8; 6]; 2] = [[2, 0, 0, 0, 0, 0x13], [2, 0, 0, 0, 0, 0x14]];
+/// The program's own MAC as the client addresses it.
+const OWN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
+
+/// TCP (6) or UDP (17) from the client to the VIP's `port`.
+fn to_vip(proto: u8, port: u16) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(CLIENT_MAC, OWN_MAC).ipv4(
+        CLIENT.octets(),
+        VIP.octets(),
+        64,
+    );
+    let mut out = Vec::new();
+    if proto == 6 {
+        b.tcp(40000, port, 1, 64240)
+            .syn()
+            .write(&mut out, b"")
+            .unwrap();
+    } else {
+        b.udp(40000, port).write(&mut out, b"query").unwrap();
+    }
+    out
+}
+
+/// Virtual servers TCP VIP:80 and UDP VIP:53, rr over the two real servers, served while the
+/// VIP is armed (it is, untagged, in the fixture).
+fn add_services(xdp: &mut vrrp_agent::xdp::XdpProgram) {
+    use agent_common::{LB_REAL_UP, LB_SVC_FOLLOW_VIP, Real, Service, ServiceKey};
+    for (i, mac) in REAL_MACS.iter().enumerate() {
+        let real = Real {
+            mac: *mac,
+            flags: LB_REAL_UP,
+            addr: [0; 4],
+            _pad: 0,
+        };
+        xdp.maps.set_real(i as u32, real).unwrap();
+    }
+    xdp.maps.set_ring(0, &[0, 1]).unwrap();
+    for (id, (proto, port)) in [(6u8, 80u16), (17, 53)].into_iter().enumerate() {
+        let key = ServiceKey {
+            addr: VIP.octets(),
+            port,
+            proto,
+            _pad: 0,
+        };
+        let service = Service {
+            id: id as u32,
+            flags: LB_SVC_FOLLOW_VIP,
+            ring_base: 0,
+            ring_len: 2,
+            persist_ns: 0,
+        };
+        xdp.maps.set_service(key, service).unwrap();
+    }
+}
+
+/// Whether the program may send `input` on to a real server: untagged IPv4, a header length
+/// of at least 20, not a fragment, TCP to VIP:80 or UDP to VIP:53, its ports in the frame.
+fn forwardable(input: &[u8]) -> bool {
+    let Some(ip) = input.get(14..34) else {
+        return false;
+    };
+    if input[12..14] != [0x08, 0x00] {
+        return false;
+    }
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let frag = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff;
+    let Some(ports) = input.get(14 + ihl..14 + ihl + 4) else {
+        return false;
+    };
+    let dport = u16::from_be_bytes([ports[2], ports[3]]);
+    ihl >= 20
+        && frag == 0
+        && ip[16..20] == VIP.octets()
+        && matches!((ip[9], dport), (6, 80) | (17, 53))
 }
 
 fn frame(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
@@ -143,8 +225,18 @@ fn check(input: &[u8], action: u32, output: &[u8]) -> Option<String> {
     match action {
         XDP_PASS | XDP_DROP if output != input => Some("frame changed but not sent".into()),
         XDP_PASS | XDP_DROP => None,
+        XDP_TX if forwardable(input) => {
+            let ok = output.len() == input.len()
+                && REAL_MACS.iter().any(|m| output[..6] == m[..])
+                && output[6..12] == input[..6]
+                && output[12..] == input[12..];
+            (!ok).then(|| format!("wrong forward {}", hex(output)))
+        }
         XDP_TX => match allowed_reply(input) {
-            None => Some("transmitted, but it is no ARP request for an armed VIP".into()),
+            None => Some(
+                "transmitted, but it is no ARP request for an armed VIP nor a virtual server's"
+                    .into(),
+            ),
             Some(want) => {
                 let ok = output.len() == input.len().max(want.len()) && output.starts_with(&want);
                 (!ok).then(|| format!("wrong ARP reply {}", hex(output)))
@@ -163,8 +255,8 @@ fn env<T: std::str::FromStr>(name: &str) -> Option<T> {
 }
 
 #[test]
-fn random_frames_never_abort_and_only_valid_arp_replies_leave() {
-    if skip_unless_root("random_frames_never_abort_and_only_valid_arp_replies_leave") {
+fn random_frames_never_abort_and_only_valid_arp_replies_and_forwards_leave() {
+    if skip_unless_root("random_frames_never_abort_and_only_valid_arp_replies_and_forwards_leave") {
         return;
     }
     let seed = env("XDP_PROPERTY_SEED").unwrap_or_else(|| {
@@ -178,14 +270,15 @@ fn random_frames_never_abort_and_only_valid_arp_replies_leave() {
         env("XDP_PROPERTY_FRAMES").unwrap_or(if budget.is_some() { u64::MAX } else { 500_000 });
     let seeds = seeds();
     for (filter_armed, rounds) in [(true, frames), (false, frames.min(20_000))] {
-        let (xdp, _) = program(filter_armed);
+        let (mut xdp, _) = program(filter_armed);
+        add_services(&mut xdp);
         // Every seed must be what the property expects of it first: a reply to the requests
         // for armed VIPs, nothing else transmitted.
         for s in &seeds {
             let out = xdp.test_run(Program::Vrrp, s).unwrap();
             assert_eq!(
                 out.action == XDP_TX,
-                allowed_reply(s).is_some(),
+                allowed_reply(s).is_some() || forwardable(s),
                 "seed {}",
                 hex(s)
             );
@@ -207,7 +300,7 @@ fn random_frames_never_abort_and_only_valid_arp_replies_leave() {
             ran += 1;
         }
         eprintln!(
-            "xdp property: {ran} frames (filter armed: {filter_armed}, seed {seed}), {sent} ARP replies, 0 failures in {:.1} s",
+            "xdp property: {ran} frames (filter armed: {filter_armed}, seed {seed}), {sent} ARP replies and forwards, 0 failures in {:.1} s",
             t0.elapsed().as_secs_f64()
         );
     }
