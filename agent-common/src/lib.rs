@@ -28,7 +28,8 @@ pub const LB_SERVICES_MAP: &str = "LB_SERVICES";
 pub const LB_RING_MAP: &str = "LB_RING";
 /// `Array<Real>`, indexed by real server.
 pub const LB_REALS_MAP: &str = "LB_REALS";
-/// `LruHashMap<FlowKey, u32>`: the real server each flow was given (flows keep it).
+/// `LruHashMap<FlowKey, Flow>`: the real server each flow was given (flows keep it), whether
+/// the client closed it, when it was last seen.
 pub const LB_FLOWS_MAP: &str = "LB_FLOWS";
 /// `LruHashMap<PersistKey, Persist>`: `persistence_timeout` — a client's last real server.
 pub const LB_PERSIST_MAP: &str = "LB_PERSIST";
@@ -36,6 +37,11 @@ pub const LB_PERSIST_MAP: &str = "LB_PERSIST";
 pub const LB_RR_MAP: &str = "LB_RR";
 /// `PerCpuArray<Traffic>`, indexed by real server: what was forwarded to it.
 pub const LB_REAL_STATS_MAP: &str = "LB_REAL_STATS";
+/// `PerCpuArray<ConnCount>`, indexed by real server: flows opened and closed (lc/wlc).
+pub const LB_CONNS_MAP: &str = "LB_CONNS";
+/// `PerCpuArray<u64>`, indexed by real server: each CPU's `opened` when the agent last
+/// wrote `Real::conns` (the kernel adds what it opened since).
+pub const LB_CONNS_BASE_MAP: &str = "LB_CONNS_BASE";
 
 /// Name of the VRRP filter / ARP responder program.
 pub const VRRP_PROGRAM: &str = "vrrp_xdp";
@@ -377,6 +383,12 @@ pub const LB_SVC_HASH_PORT: u32 = 1 << 1;
 /// Forward only while the address is an armed VIP on the receiving interface (this node is
 /// MASTER for it); otherwise pass the traffic untouched.
 pub const LB_SVC_FOLLOW_VIP: u32 = 1 << 2;
+/// lc: a new flow goes to the ring's server with the fewest open flows.
+pub const LB_SVC_LEAST: u32 = 1 << 3;
+/// wlc: … the fewest open flows for its weight (with [`LB_SVC_LEAST`]).
+pub const LB_SVC_WEIGHTED: u32 = 1 << 4;
+/// Servers an lc/wlc ring holds at most (the kernel looks at each for a new flow).
+pub const LB_LEAST_MAX: u32 = 64;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -403,7 +415,30 @@ pub struct Real {
     /// `LB_REAL_*` bits.
     pub flags: u16,
     pub addr: [u8; 4],
+    /// Its weight (wlc).
+    pub weight: u32,
+    /// Its open flows when the agent last counted them (lc/wlc).
+    pub conns: u32,
     pub _pad: u32,
+}
+
+/// A flow's real server and state.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flow {
+    pub real: u32,
+    /// 1 once the client sent FIN or RST (the flow no longer counts as open).
+    pub closed: u32,
+    /// `bpf_ktime_get_ns()` when it was last seen (to the second).
+    pub last_ns: u64,
+}
+
+/// Flows a real server was given and flows whose client closed them, per CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnCount {
+    pub opened: u64,
+    pub closed: u64,
 }
 
 /// A TCP or UDP flow, as the client sent it.
@@ -462,6 +497,8 @@ mod pod {
     unsafe impl aya::Pod for super::PersistKey {}
     unsafe impl aya::Pod for super::Persist {}
     unsafe impl aya::Pod for super::Traffic {}
+    unsafe impl aya::Pod for super::Flow {}
+    unsafe impl aya::Pod for super::ConnCount {}
 }
 
 // Layout checks: a change here is a change to the kernel ABI between the two halves.
@@ -475,7 +512,9 @@ const _: () = {
     assert!(core::mem::size_of::<PeerKey>() == 24);
     assert!(core::mem::size_of::<ServiceKey>() == 8);
     assert!(core::mem::size_of::<Service>() == 24);
-    assert!(core::mem::size_of::<Real>() == 16);
+    assert!(core::mem::size_of::<Real>() == 24);
+    assert!(core::mem::size_of::<Flow>() == 16);
+    assert!(core::mem::size_of::<ConnCount>() == 16);
     assert!(core::mem::size_of::<FlowKey>() == 16);
     assert!(core::mem::size_of::<PersistKey>() == 8);
     assert!(core::mem::size_of::<Persist>() == 16);

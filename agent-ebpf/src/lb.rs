@@ -6,15 +6,17 @@
 //! the service follows one; otherwise, and for anything else, the kernel gets the frame.
 
 use agent_common::{
-    Counter, FlowKey, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_PORT, Persist,
-    PersistKey, Real, Service, ServiceKey, VipKey,
+    Counter, Flow, FlowKey, LB_LEAST_MAX, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH,
+    LB_SVC_HASH_PORT, LB_SVC_LEAST, LB_SVC_WEIGHTED, Persist, PersistKey, Real, Service,
+    ServiceKey, VipKey,
 };
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_ns, programs::XdpContext};
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 
 use crate::{
     maps::{
-        self, LB_FLOWS, LB_PERSIST, LB_REAL_STATS, LB_REALS, LB_RING, LB_RR, LB_SERVICES, VIPS,
+        self, LB_CONNS, LB_CONNS_BASE, LB_FLOWS, LB_PERSIST, LB_REAL_STATS, LB_REALS, LB_RING,
+        LB_RR, LB_SERVICES, VIPS,
     },
     parse::{L2, ptr_at},
 };
@@ -47,11 +49,55 @@ fn hash(addr: [u8; 4], port: u16) -> u32 {
     h ^ (h >> 16)
 }
 
+/// A real server's open flows as this CPU can tell: what the agent last counted, plus what
+/// this CPU opened since (its share of the flows the agent has not counted yet).
+#[inline(always)]
+fn open_flows(index: u32, real: &Real) -> u64 {
+    let mine = LB_CONNS.get(index).map_or(0, |c| c.opened);
+    let base = LB_CONNS_BASE.get(index).copied().unwrap_or(0);
+    real.conns as u64 + mine.saturating_sub(base)
+}
+
+/// lc / wlc: the ring's up server with the fewest open flows (for its weight: IPVS compares
+/// overhead × other weight, no division). Ties go to the first, as in IPVS.
+#[inline(always)]
+fn least(svc: &Service) -> Option<u32> {
+    let weighted = svc.flags & LB_SVC_WEIGHTED != 0;
+    let mut best: Option<(u32, u64, u64)> = None;
+    for i in 0..LB_LEAST_MAX {
+        if i >= svc.ring_len {
+            break;
+        }
+        let Some(&index) = LB_RING.get(svc.ring_base + i) else {
+            break;
+        };
+        let Some(real) = LB_REALS.get(index) else {
+            continue;
+        };
+        if real.flags & LB_REAL_UP == 0 || (weighted && real.weight == 0) {
+            continue;
+        }
+        let load = open_flows(index, real);
+        let weight = if weighted { real.weight as u64 } else { 1 };
+        let better = match best {
+            None => true,
+            Some((_, l, w)) => load * w < l * weight,
+        };
+        if better {
+            best = Some((index, load, weight));
+        }
+    }
+    best.map(|(index, _, _)| index)
+}
+
 /// The next real server of `svc`'s schedule for a new flow from `src:sport`.
 #[inline(always)]
 fn schedule(svc: &Service, src: [u8; 4], sport: u16) -> Option<u32> {
     if svc.ring_len == 0 {
         return None;
+    }
+    if svc.flags & LB_SVC_LEAST != 0 {
+        return least(svc);
     }
     let slot = if svc.flags & LB_SVC_HASH != 0 {
         let port = if svc.flags & LB_SVC_HASH_PORT != 0 {
@@ -110,19 +156,39 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
         proto,
         _pad: [0; 3],
     };
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
     // The flow's real server while it stays up; a new flow (or one whose server went) gets
     // the client's persistent one, or the schedule's next.
-    // SAFETY: the value is copied out at once.
-    let pinned = unsafe { LB_FLOWS.get(flow) }.copied();
-    let (index, real) = match pinned.and_then(|i| Some((i, usable(i)?))) {
-        Some(found) => found,
+    let pinned = LB_FLOWS.get_ptr_mut(flow);
+    // SAFETY: the value stays valid for this run (an LRU map frees entries after an RCU
+    // grace period); only this flow's packets write it.
+    let kept = pinned.and_then(|f| {
+        let f = unsafe { &mut *f };
+        let real = usable(f.real)?;
+        Some((f, real))
+    });
+    let (index, real) = match kept {
+        Some((f, real)) => {
+            // A client's FIN or RST closes the flow for lc/wlc (it keeps its server for the
+            // rest of the exchange); the time it was seen moves once a second at most.
+            if proto == IPPROTO_TCP && f.closed == 0 && tcp_closing(ctx, l2.l3 + ihl) {
+                f.closed = 1;
+                if let Some(c) = LB_CONNS.get_ptr_mut(f.real) {
+                    // SAFETY: per-CPU slot, only this CPU's program writes it.
+                    unsafe { (*c).closed += 1 };
+                }
+            }
+            if now.wrapping_sub(f.last_ns) > 1_000_000_000 {
+                f.last_ns = now;
+            }
+            (f.real, real)
+        }
         None => {
             let persist = (svc.persist_ns != 0).then_some(PersistKey {
                 service: svc.id,
                 client: src,
             });
-            // SAFETY: helper without arguments.
-            let now = unsafe { bpf_ktime_get_ns() };
             let kept = persist.and_then(|k| {
                 // SAFETY: the value is copied out at once.
                 let p = unsafe { LB_PERSIST.get(k) }.copied()?;
@@ -149,7 +215,17 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
                 };
                 let _ = LB_PERSIST.insert(k, value, 0);
             }
-            let _ = LB_FLOWS.insert(flow, chosen.0, 0);
+            let value = Flow {
+                real: chosen.0,
+                closed: 0,
+                last_ns: now,
+            };
+            if LB_FLOWS.insert(flow, value, 0).is_ok()
+                && let Some(c) = LB_CONNS.get_ptr_mut(chosen.0)
+            {
+                // SAFETY: per-CPU slot, only this CPU's program writes it.
+                unsafe { (*c).opened += 1 };
+            }
             chosen
         }
     };
@@ -168,6 +244,17 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
         }
     }
     Some(pass_tx())
+}
+
+/// Whether the TCP segment at `l4` carries FIN or RST.
+#[inline(always)]
+fn tcp_closing(ctx: &XdpContext, l4: usize) -> bool {
+    // Flags are byte 13 of the TCP header: FIN 0x01, RST 0x04.
+    ptr_at::<[u8; 14]>(ctx, l4).is_some_and(|h| {
+        // SAFETY: ptr_at checked the 14 bytes lie inside the frame.
+        let flags = unsafe { (*h)[13] };
+        flags & 0x05 != 0
+    })
 }
 
 #[inline(always)]

@@ -1,10 +1,10 @@
 //! The program's maps (layouts and names in agent-common) and the counting helpers.
 
 use agent_common::{
-    COUNTER_COUNT, Counter, FlowKey, IFACE_CONFIG_MAX, IfaceConfig, LB_FLOWS_MAX, LB_PERSIST_MAX,
-    LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX, PEERS_MAX_ENTRIES, PeerKey, Persist, PersistKey,
-    Real, Service, ServiceKey, Traffic, VIPS_MAX_ENTRIES, VRID_MAX_ENTRIES, VipKey, VipValue,
-    VridConfig, VridKey, VridStats, VrrpVerdict,
+    COUNTER_COUNT, ConnCount, Counter, Flow, FlowKey, IFACE_CONFIG_MAX, IfaceConfig, LB_FLOWS_MAX,
+    LB_PERSIST_MAX, LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX, PEERS_MAX_ENTRIES, PeerKey,
+    Persist, PersistKey, Real, Service, ServiceKey, Traffic, VIPS_MAX_ENTRIES, VRID_MAX_ENTRIES,
+    VipKey, VipValue, VridConfig, VridKey, VridStats, VrrpVerdict,
 };
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -81,7 +81,7 @@ pub static LB_RING: Array<u32> = Array::with_max_entries(LB_RING_SIZE, 0);
 #[map]
 pub static LB_REALS: Array<Real> = Array::with_max_entries(LB_REALS_MAX, 0);
 #[map]
-pub static LB_FLOWS: LruHashMap<FlowKey, u32> = LruHashMap::with_max_entries(LB_FLOWS_MAX, 0);
+pub static LB_FLOWS: LruHashMap<FlowKey, Flow> = LruHashMap::with_max_entries(LB_FLOWS_MAX, 0);
 #[map]
 pub static LB_PERSIST: LruHashMap<PersistKey, Persist> =
     LruHashMap::with_max_entries(LB_PERSIST_MAX, 0);
@@ -89,3 +89,7 @@ pub static LB_PERSIST: LruHashMap<PersistKey, Persist> =
 pub static LB_RR: PerCpuArray<u32> = PerCpuArray::with_max_entries(LB_SERVICES_MAX, 0);
 #[map]
 pub static LB_REAL_STATS: PerCpuArray<Traffic> = PerCpuArray::with_max_entries(LB_REALS_MAX, 0);
+#[map]
+pub static LB_CONNS: PerCpuArray<ConnCount> = PerCpuArray::with_max_entries(LB_REALS_MAX, 0);
+#[map]
+pub static LB_CONNS_BASE: PerCpuArray<u64> = PerCpuArray::with_max_entries(LB_REALS_MAX, 0);

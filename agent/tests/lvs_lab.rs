@@ -420,3 +420,81 @@ fn a_virtual_server_group_is_served_on_each_of_its_entries() {
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }
+
+/// keepalived's default scheduler (no `lb_algo`): wlc. Eight connections held open, opened a
+/// moment apart, go 6 : 2 to servers of weight 3 and 1, and `status` counts them as open
+/// flows; closed, they no longer count.
+#[test]
+fn wlc_by_default_spreads_open_connections_by_weight() {
+    if skip_unless_root("wlc_by_default_spreads_open_connections_by_weight") {
+        return;
+    }
+    let mut seed = topology();
+    let real = |addr: &str, weight: u8| {
+        format!(
+            "  real_server {addr} 80 {{\n    weight {weight}\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n"
+        )
+    };
+    let config = format!(
+        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+         virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_kind DR\n  protocol TCP\n{}{}}}\n",
+        real("192.168.11.113", 3),
+        real("192.168.11.114", 1)
+    );
+    seed.lab.start("a", Daemon::Agent, &config).unwrap();
+    seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "VS [192.168.11.200]:tcp:80 served by XDP (direct routing, wlc,",
+            LONG,
+        )
+        .unwrap();
+    let both = vec![
+        ("192.168.11.113".to_string(), true),
+        ("192.168.11.114".to_string(), true),
+    ];
+    poll(LONG, || (seed.serving("a") == both).then_some(()))
+        .unwrap_or_else(|| panic!("{}\n{}", seed.lab.logs(), seed.lab.status("a")));
+    let open_flows = |seed: &vrrp_tests::lvs::Seed| -> Vec<u64> {
+        let st = seed.lab.status("a");
+        st["virtual_servers"][0]["real_servers"]
+            .as_array()
+            .map(|rs| {
+                rs.iter()
+                    .map(|r| r["open_flows"].as_u64().unwrap_or(99))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let vip: std::net::Ipv4Addr = VIP.parse().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let conn = seed
+            .lab
+            .lab
+            .host("client")
+            .ns
+            .enter(move || std::net::TcpStream::connect((vip, 80)))
+            .unwrap()
+            .unwrap();
+        held.push(conn);
+        // The agent counts every 250 ms: each connection is scheduled on a fresh count.
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    let counted = poll(LONG, || {
+        let f = open_flows(&seed);
+        (f == [6, 2]).then_some(f)
+    });
+    assert!(
+        counted.is_some(),
+        "open flows {:?}\n{}",
+        open_flows(&seed),
+        seed.lab.status("a")
+    );
+    drop(held);
+    poll(LONG, || (open_flows(&seed) == [0, 0]).then_some(()))
+        .unwrap_or_else(|| panic!("still open: {:?}", open_flows(&seed)));
+    seed.stop_nginx("r1");
+    seed.stop_nginx("r2");
+}

@@ -5,8 +5,8 @@
 use std::net::Ipv4Addr;
 
 use agent_common::{
-    Counter, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, Real, Service, ServiceKey, VipKey,
-    VipValue,
+    Counter, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_LEAST, LB_SVC_WEIGHTED, Real,
+    Service, ServiceKey, VipKey, VipValue,
 };
 use etherparse::PacketBuilder;
 use vrrp_agent::{
@@ -95,10 +95,17 @@ impl Lab {
     }
 
     fn real(&mut self, index: u32, mac: [u8; 6], up: bool) {
+        self.real_with(index, mac, up, 1, 0);
+    }
+
+    /// A real server entry with its weight and open flows as the agent counted them.
+    fn real_with(&mut self, index: u32, mac: [u8; 6], up: bool, weight: u32, conns: u32) {
         let real = Real {
             mac,
             flags: if up { LB_REAL_UP } else { 0 },
             addr: [0; 4],
+            weight,
+            conns,
             _pad: 0,
         };
         self.xdp.maps.set_real(index, real).unwrap();
@@ -130,10 +137,11 @@ impl Lab {
         let ring = sched::ring(algo, reals);
         let base = id * 2048;
         self.xdp.maps.set_ring(base, &ring).unwrap();
-        let hash = if matches!(algo, Algo::Sh | Algo::Mh) {
-            LB_SVC_HASH
-        } else {
-            0
+        let hash = match algo {
+            Algo::Sh | Algo::Mh => LB_SVC_HASH,
+            Algo::Lc => LB_SVC_LEAST,
+            Algo::Wlc => LB_SVC_LEAST | LB_SVC_WEIGHTED,
+            Algo::Rr | Algo::Wrr => 0,
         };
         let service = Service {
             id,
@@ -315,4 +323,76 @@ fn source_hashing_is_consistent_across_ports_and_when_a_server_goes() {
         }
     }
     assert!(moved <= 3, "{moved} clients of servers still up moved");
+}
+
+/// A TCP segment of the client's flow from `sport` with `flags` (FIN 0x01, RST 0x04, ACK
+/// 0x10).
+fn tcp_flags(sport: u16, flags: u8) -> Vec<u8> {
+    let mut f = tcp(CLIENT, sport, 80);
+    // The TCP flags byte (SYN from the builder) after Ethernet (14) and IPv4 (20) headers.
+    f[14 + 20 + 13] = flags;
+    f
+}
+
+#[test]
+fn lc_and_wlc_send_new_flows_to_the_least_loaded_and_count_what_they_open_and_close() {
+    if skip_unless_root(
+        "lc_and_wlc_send_new_flows_to_the_least_loaded_and_count_what_they_open_and_close",
+    ) {
+        return;
+    }
+    let mut lab = Lab::new();
+    // lc: 5 open flows on server 0, 1 on server 1: new flows go to 1 until it has as many
+    // (counting what this CPU opened since the agent's count), then in turn.
+    lab.real_with(0, REALS[0], true, 1, 5);
+    lab.real_with(1, REALS[1], true, 1, 1);
+    lab.service(HTTP, 0, Algo::Lc, &[(0, 1), (1, 1)], 0);
+    let firsts: Vec<usize> = (0..6)
+        .map(|k| lab.forwarded_to(&tcp(CLIENT, 48000 + k, 80)))
+        .collect();
+    assert_eq!(
+        firsts,
+        [1, 1, 1, 1, 0, 1],
+        "1 catches up with 0's five, then they alternate"
+    );
+    let opened = |lab: &Lab, i: u32| -> u64 {
+        lab.xdp
+            .maps
+            .real_conns(i)
+            .unwrap()
+            .iter()
+            .map(|c| c.opened)
+            .sum()
+    };
+    let closed = |lab: &Lab, i: u32| -> u64 {
+        lab.xdp
+            .maps
+            .real_conns(i)
+            .unwrap()
+            .iter()
+            .map(|c| c.closed)
+            .sum()
+    };
+    assert_eq!((opened(&lab, 0), opened(&lab, 1)), (1, 5));
+    // The client closes one of server 1's flows: counted once, and the flow keeps its
+    // server for its last segments.
+    assert_eq!(lab.forwarded_to(&tcp_flags(48000, 0x11)), 1);
+    assert_eq!(lab.forwarded_to(&tcp_flags(48000, 0x10)), 1);
+    assert_eq!(lab.forwarded_to(&tcp_flags(48000, 0x04)), 1);
+    assert_eq!(closed(&lab, 1), 1);
+
+    // wlc: weights 10 and 1 with 5 and 1 open flows: 5/10 < 1/1, server 0 takes it.
+    let mut lab = Lab::new();
+    lab.real_with(0, REALS[0], true, 10, 5);
+    lab.real_with(1, REALS[1], true, 1, 1);
+    lab.service(HTTP, 0, Algo::Wlc, &[(0, 10), (1, 1)], 0);
+    assert_eq!(lab.forwarded_to(&tcp(CLIENT, 49000, 80)), 0);
+    // A server going down is passed over; weight 0 takes nothing new under wlc.
+    lab.real_with(0, REALS[0], false, 10, 5);
+    assert_eq!(lab.forwarded_to(&tcp(CLIENT, 49001, 80)), 1);
+    lab.real_with(0, REALS[0], true, 10, 5);
+    lab.real_with(1, REALS[1], true, 0, 0);
+    for k in 2..6 {
+        assert_eq!(lab.forwarded_to(&tcp(CLIENT, 49000 + k, 80)), 0);
+    }
 }

@@ -101,6 +101,8 @@ fn add_services(xdp: &mut vrrp_agent::xdp::XdpProgram) {
             mac: *mac,
             flags: LB_REAL_UP,
             addr: [0; 4],
+            weight: 1,
+            conns: 0,
             _pad: 0,
         };
         xdp.maps.set_real(i as u32, real).unwrap();

@@ -780,6 +780,9 @@ impl Runtime {
         let mut follow_retry = tokio::time::interval(Duration::from_secs(1));
         follow_retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut control_open = true;
+        // lc/wlc: the real servers' open flows are counted this often.
+        let mut lvs_count = tokio::time::interval(crate::lvs::COUNT_EVERY);
+        lvs_count.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if let Some(deadline) = stop_deadline {
                 let all_stopped = self.slots.iter().all(|s| s.inst.state() == State::Init);
@@ -877,6 +880,11 @@ impl Runtime {
                 }
                 _ = follow_retry.tick(), if !self.recreated.is_empty() && stop_deadline.is_none() => {
                     self.follow_interfaces().await;
+                }
+                _ = lvs_count.tick(), if self.lvs.as_ref().is_some_and(|l| l.counts_flows()) => {
+                    if let (Some(lvs), Some(prog)) = (self.lvs.as_mut(), self.xdp.as_mut()) {
+                        lvs.count_flows(&mut prog.maps);
+                    }
                 }
                 Some(report) = lvs_report(&mut self.lvs) => {
                     if let (Some(lvs), Some(prog)) = (self.lvs.as_mut(), self.xdp.as_mut()) {

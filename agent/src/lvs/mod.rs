@@ -14,8 +14,8 @@ pub mod sched;
 use std::net::Ipv4Addr;
 
 use agent_common::{
-    LB_REAL_UP, LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX, LB_SVC_FOLLOW_VIP, LB_SVC_HASH,
-    LB_SVC_HASH_PORT, Real, Service, ServiceKey,
+    LB_LEAST_MAX, LB_REAL_UP, LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX, LB_SVC_FOLLOW_VIP,
+    LB_SVC_HASH, LB_SVC_HASH_PORT, LB_SVC_LEAST, LB_SVC_WEIGHTED, Real, Service, ServiceKey,
 };
 use log::{info, warn};
 use tokio::{runtime::Handle, sync::mpsc, task::AbortHandle};
@@ -36,6 +36,12 @@ struct RealState {
     checks_weight: Vec<Option<u32>>,
     /// The weight in force.
     weight: u32,
+    /// Open flows as last counted (lc/wlc), and flows the sweep found idle past their
+    /// timeout without a close (they no longer count).
+    conns: u32,
+    expired: u64,
+    /// Its entry says up (it keeps or takes flows).
+    entered_up: bool,
     mac: Option<[u8; 6]>,
     /// As keepalived's `rs->alive`: every checker up.
     alive: bool,
@@ -58,8 +64,14 @@ struct Svc {
     quorum_up: bool,
 }
 
+/// How often lc/wlc counts are written, and every how many counts the flow table is swept.
+pub const COUNT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+const SWEEP_EVERY: u64 = 120;
+
 pub struct Balancer {
     services: Vec<Svc>,
+    /// Counts done (see `count_flows`).
+    counted: u64,
     /// Who notify_up/notify_down scripts run as (the global script user).
     run_as: RunAs,
     pub rx: mpsc::UnboundedReceiver<check::Report>,
@@ -105,24 +117,17 @@ impl Svc {
             ),
         };
         let serving: Vec<u32> = usable.iter().map(|(i, _)| *i).collect();
-        let entry = |r: &RealState, up: bool| Real {
-            mac: r.mac.unwrap_or_default(),
-            flags: if up { LB_REAL_UP } else { 0 },
-            addr: [0; 4],
-            _pad: 0,
-        };
+        let entry = |r: &RealState, up: bool| real_entry(r, up, [0; 4]);
         let addrs = self
             .reals
             .iter()
             .zip(self.vs.reals.iter().map(|r| r.addr))
             .chain(self.sorry.iter().zip(self.vs.sorry.iter().map(|s| s.0)));
         for (r, addr) in addrs {
-            if keeping.contains(&r.index) {
-                let mut e = entry(r, true);
-                e.addr = addr.octets();
-                if let Err(e) = maps.set_real(r.index, e) {
-                    warn!("{}: {e}", self.vs.name());
-                }
+            if keeping.contains(&r.index)
+                && let Err(e) = maps.set_real(r.index, real_entry(r, true, addr.octets()))
+            {
+                warn!("{}: {e}", self.vs.name());
             }
         }
         let ring = sched::ring(self.vs.algo, &usable);
@@ -153,6 +158,9 @@ impl Svc {
             if !keeping.contains(&r.index) {
                 let _ = maps.set_real(r.index, entry(r, false));
             }
+        }
+        for r in self.reals.iter_mut().chain(self.sorry.iter_mut()) {
+            r.entered_up = keeping.contains(&r.index);
         }
         if serving.is_empty() && !self.serving.is_empty() {
             warn!("No real server left to serve VS {}", self.vs.name());
@@ -227,6 +235,24 @@ impl Svc {
     }
 }
 
+/// A real server's kernel entry.
+fn real_entry(r: &RealState, up: bool, addr: [u8; 4]) -> Real {
+    Real {
+        mac: r.mac.unwrap_or_default(),
+        flags: if up { LB_REAL_UP } else { 0 },
+        addr,
+        weight: r.weight,
+        conns: r.conns,
+        _pad: 0,
+    }
+}
+
+/// How long a flow with no packet still counts as open (IPVS's defaults: TCP established
+/// 900 s, UDP 300 s) and a closed one is kept for its last packets (TCP FIN_WAIT 120 s).
+const OPEN_TCP_IDLE: std::time::Duration = std::time::Duration::from_secs(900);
+const OPEN_UDP_IDLE: std::time::Duration = std::time::Duration::from_secs(300);
+const CLOSED_IDLE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Starts a notify script and does not wait for it.
 fn run(script: &Option<Vec<String>>, run_as: RunAs) {
     if let Some(argv) = script
@@ -267,11 +293,25 @@ impl Balancer {
             };
             let slots = sched::max_len(vs.algo) as u32;
             let mut flags = 0;
-            if matches!(vs.algo, Algo::Sh | Algo::Mh) {
-                flags |= LB_SVC_HASH;
-                if vs.hash_port {
-                    flags |= LB_SVC_HASH_PORT;
+            match vs.algo {
+                Algo::Sh | Algo::Mh => {
+                    flags |= LB_SVC_HASH;
+                    if vs.hash_port {
+                        flags |= LB_SVC_HASH_PORT;
+                    }
                 }
+                Algo::Lc => flags |= LB_SVC_LEAST,
+                Algo::Wlc => flags |= LB_SVC_LEAST | LB_SVC_WEIGHTED,
+                Algo::Rr | Algo::Wrr => {}
+            }
+            if flags & LB_SVC_LEAST != 0 && vs.reals.len() > LB_LEAST_MAX as usize {
+                warn!(
+                    "VS {}: lb_algo {} looks at {LB_LEAST_MAX} real servers at most, it has {}; not served",
+                    vs.name(),
+                    vs.algo.name(),
+                    vs.reals.len()
+                );
+                continue;
             }
             let keys: Vec<(ServiceKey, u32)> = vs
                 .entries
@@ -315,6 +355,9 @@ impl Balancer {
                     checks_up: vec![true; real.checks.len()],
                     checks_weight: vec![None; real.checks.len()],
                     weight: real.weight,
+                    conns: 0,
+                    expired: 0,
+                    entered_up: false,
                     mac: check::neighbour_mac(real.addr),
                     alive: true,
                 });
@@ -368,6 +411,9 @@ impl Balancer {
                     checks_up: Vec::new(),
                     checks_weight: Vec::new(),
                     weight: 1,
+                    conns: 0,
+                    expired: 0,
+                    entered_up: false,
                     mac: check::neighbour_mac(addr),
                     alive: true,
                 }
@@ -405,6 +451,7 @@ impl Balancer {
         }
         Balancer {
             services,
+            counted: 0,
             run_as,
             rx,
             tasks,
@@ -494,6 +541,68 @@ impl Balancer {
         }
     }
 
+    /// Whether any service counts open flows (lc, wlc): then [`Self::count_flows`] runs
+    /// every [`COUNT_EVERY`].
+    pub fn counts_flows(&self) -> bool {
+        self.services
+            .iter()
+            .any(|s| matches!(s.vs.algo, Algo::Lc | Algo::Wlc))
+    }
+
+    /// lc/wlc: each real server's open flows — flows opened less those its clients closed,
+    /// less those idle past their timeout — into its kernel entry, with each CPU's count of
+    /// opened flows at this moment (the kernel adds what it opens after). Every
+    /// [`SWEEP_EVERY`] counts, the flow table is swept of idle flows.
+    pub fn count_flows(&mut self, maps: &mut Maps) {
+        self.counted += 1;
+        if self.counted.is_multiple_of(SWEEP_EVERY) {
+            self.sweep(maps);
+        }
+        for svc in &mut self.services {
+            if !matches!(svc.vs.algo, Algo::Lc | Algo::Wlc) {
+                continue;
+            }
+            let addrs: Vec<[u8; 4]> = svc.vs.reals.iter().map(|r| r.addr.octets()).collect();
+            for (r, addr) in svc.reals.iter_mut().zip(addrs) {
+                let Ok(per_cpu) = maps.real_conns(r.index) else {
+                    continue;
+                };
+                let opened: u64 = per_cpu.iter().map(|c| c.opened).sum();
+                let closed: u64 = per_cpu.iter().map(|c| c.closed).sum();
+                let open = opened.saturating_sub(closed).saturating_sub(r.expired);
+                r.conns = open.min(u64::from(u32::MAX)) as u32;
+                let _ = maps.set_real(r.index, real_entry(r, r.entered_up, addr));
+                let _ = maps.set_conns_base(r.index, per_cpu.iter().map(|c| c.opened).collect());
+            }
+        }
+    }
+
+    /// Removes flows idle past their timeout; an open one so removed no longer counts for its
+    /// server.
+    fn sweep(&mut self, maps: &mut Maps) {
+        let now = crate::io::timer::monotonic_now();
+        for (key, flow) in maps.flows() {
+            let idle = now.saturating_sub(std::time::Duration::from_nanos(flow.last_ns));
+            let limit = match (flow.closed, key.proto) {
+                (0, 17) => OPEN_UDP_IDLE,
+                (0, _) => OPEN_TCP_IDLE,
+                _ => CLOSED_IDLE,
+            };
+            if idle < limit || maps.remove_flow(&key).is_err() {
+                continue;
+            }
+            if flow.closed == 0
+                && let Some(r) = self
+                    .services
+                    .iter_mut()
+                    .flat_map(|s| s.reals.iter_mut())
+                    .find(|r| r.index == flow.real)
+            {
+                r.expired += 1;
+            }
+        }
+    }
+
     /// Takes every service out of the data path and stops the checkers.
     pub fn stop(self, maps: &mut Maps) {
         for t in &self.tasks {
@@ -525,6 +634,7 @@ impl Balancer {
                             "alive": r.alive,
                             "mac": r.mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
                             "serving": s.serving.contains(&r.index),
+                            "open_flows": matches!(s.vs.algo, Algo::Lc | Algo::Wlc).then_some(r.conns),
                             "packets": t.packets,
                             "bytes": t.bytes,
                         })

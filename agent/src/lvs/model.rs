@@ -41,6 +41,10 @@ pub enum Algo {
     Sh,
     /// Maglev hashing (IPVS `mh`): the same, its table built by weight.
     Mh,
+    /// Least connections: the server with the fewest open flows.
+    Lc,
+    /// Weighted least connections (keepalived's default): fewest open flows for its weight.
+    Wlc,
 }
 
 impl Algo {
@@ -51,6 +55,8 @@ impl Algo {
             Algo::Wrr => "wrr",
             Algo::Sh => "sh",
             Algo::Mh => "mh",
+            Algo::Lc => "lc",
+            Algo::Wlc => "wlc",
         }
     }
 }
@@ -309,9 +315,11 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
         "wrr" => Algo::Wrr,
         "sh" => Algo::Sh,
         "mh" => Algo::Mh,
+        "lc" => Algo::Lc,
+        "wlc" => Algo::Wlc,
         other => {
             return Err(format!(
-                "lb_algo {other} is not run by the XDP backend yet (rr, wrr, sh, mh are)"
+                "lb_algo {other} is not run by the XDP backend yet (rr, wrr, lc, wlc, sh, mh are)"
             ));
         }
     };
@@ -593,10 +601,12 @@ mod tests {
             "lb_kind NAT is not supported by the XDP backend (DR only)"
         );
         assert!(
-            vs("lb_kind DR\nlb_algo wlc")
+            vs("lb_kind DR\nlb_algo lblc")
                 .unwrap_err()
-                .contains("lb_algo wlc")
+                .contains("lb_algo lblc")
         );
+        // keepalived's default scheduler when none is named.
+        assert_eq!(vs("lb_kind DR").unwrap().algo, Algo::Wlc);
         assert!(vs("lb_kind DR\nlb_algo rr\nprotocol SCTP").is_err());
         let misc = services(
             "virtual_server 10.0.0.1 80 {\n lb_kind DR\n lb_algo wrr\n delay_loop 4\n real_server 10.0.0.2 80 {\n  notify_down \"/bin/down 10.0.0.2\"\n  MISC_CHECK {\n   misc_path \"/bin/chk 10.0.0.2\"\n   misc_dynamic\n  }\n }\n}\n",

@@ -15,6 +15,7 @@ pub fn max_len(algo: Algo) -> usize {
     match algo {
         Algo::Rr | Algo::Wrr => ROTATION_MAX,
         Algo::Sh | Algo::Mh => HASH_TABLE,
+        Algo::Lc | Algo::Wlc => agent_common::LB_LEAST_MAX as usize,
     }
 }
 
@@ -34,8 +35,9 @@ pub fn ring(algo: Algo, servers: &[(u32, u32)]) -> Vec<u32> {
         return Vec::new();
     }
     match algo {
-        // rr ignores weights beyond 0 (IPVS's rr).
-        Algo::Rr => servers.iter().map(|(i, _)| *i).collect(),
+        // rr ignores weights beyond 0 (IPVS's rr). lc and wlc: the servers, each once; the
+        // kernel picks among them by open flows (and weights, in the real servers' entries).
+        Algo::Rr | Algo::Lc | Algo::Wlc => servers.iter().map(|(i, _)| *i).collect(),
         Algo::Wrr => wrr(&servers),
         Algo::Sh | Algo::Mh => maglev(&servers, HASH_TABLE),
     }

@@ -2,10 +2,11 @@
 //! ever see totals.
 
 use agent_common::{
-    COUNTER_COUNT, COUNTERS_MAP, Counter, IFACE_CONFIG_MAP, IfaceConfig, LB_REAL_STATS_MAP,
-    LB_REALS_MAP, LB_RING_MAP, LB_SERVICES_MAP, PEERS_MAP, PeerKey, Real, Service, ServiceKey,
-    Traffic, VIPS_MAP, VRID_CONFIG_MAP, VRID_STATS_MAP, VRRP_VERDICTS, VipKey, VipValue,
-    VridConfig, VridKey, VridState, VridStats, VrrpVerdict,
+    COUNTER_COUNT, COUNTERS_MAP, ConnCount, Counter, Flow, FlowKey, IFACE_CONFIG_MAP, IfaceConfig,
+    LB_CONNS_BASE_MAP, LB_CONNS_MAP, LB_FLOWS_MAP, LB_REAL_STATS_MAP, LB_REALS_MAP, LB_RING_MAP,
+    LB_SERVICES_MAP, PEERS_MAP, PeerKey, Real, Service, ServiceKey, Traffic, VIPS_MAP,
+    VRID_CONFIG_MAP, VRID_STATS_MAP, VRRP_VERDICTS, VipKey, VipValue, VridConfig, VridKey,
+    VridState, VridStats, VrrpVerdict,
 };
 use aya::{
     Ebpf, Pod,
@@ -25,6 +26,9 @@ pub struct Maps {
     lb_ring: Array<MapData, u32>,
     lb_reals: Array<MapData, Real>,
     lb_real_stats: PerCpuArray<MapData, Traffic>,
+    lb_conns: PerCpuArray<MapData, ConnCount>,
+    lb_conns_base: PerCpuArray<MapData, u64>,
+    lb_flows: HashMap<MapData, FlowKey, Flow>,
 }
 
 fn take<T: TryFrom<Map, Error = MapError>>(
@@ -73,6 +77,9 @@ impl Maps {
             lb_ring: take(ebpf, LB_RING_MAP)?,
             lb_reals: take(ebpf, LB_REALS_MAP)?,
             lb_real_stats: take(ebpf, LB_REAL_STATS_MAP)?,
+            lb_conns: take(ebpf, LB_CONNS_MAP)?,
+            lb_conns_base: take(ebpf, LB_CONNS_BASE_MAP)?,
+            lb_flows: take(ebpf, LB_FLOWS_MAP)?,
         })
     }
 
@@ -167,6 +174,39 @@ impl Maps {
             packets: t.packets + c.packets,
             bytes: t.bytes + c.bytes,
         }))
+    }
+
+    /// Flows opened and closed for real server `index`, per CPU.
+    pub fn real_conns(&self, index: u32) -> Result<Vec<ConnCount>, XdpError> {
+        let per_cpu = self
+            .lb_conns
+            .get(&index, 0)
+            .map_err(map_err(LB_CONNS_MAP))?;
+        Ok(per_cpu.iter().copied().collect())
+    }
+
+    /// Each CPU's `opened` at the moment `Real::conns` was counted (the kernel adds to the
+    /// count what each CPU opened since).
+    pub fn set_conns_base(&mut self, index: u32, opened: Vec<u64>) -> Result<(), XdpError> {
+        let values = aya::maps::PerCpuValues::try_from(opened).map_err(|e| XdpError::Map {
+            map: LB_CONNS_BASE_MAP,
+            source: MapError::SyscallError(aya::sys::SyscallError {
+                call: "per-cpu values",
+                io_error: e,
+            }),
+        })?;
+        self.lb_conns_base
+            .set(index, values, 0)
+            .map_err(map_err(LB_CONNS_BASE_MAP))
+    }
+
+    /// The flow table, read whole (the sweep of idle flows).
+    pub fn flows(&self) -> Vec<(FlowKey, Flow)> {
+        self.lb_flows.iter().filter_map(Result::ok).collect()
+    }
+
+    pub fn remove_flow(&mut self, key: &FlowKey) -> Result<(), XdpError> {
+        remove(&mut self.lb_flows, key, LB_FLOWS_MAP)
     }
 
     /// The global counters, summed over CPUs.

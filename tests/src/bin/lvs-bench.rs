@@ -58,6 +58,8 @@ fn test_run_rows() -> Result<Vec<(String, f64, f64, f64)>> {
             mac: [2, 0, 0, 0, 0, 0x13 + i as u8],
             flags: LB_REAL_UP,
             addr: [0; 4],
+            weight: 1,
+            conns: 0,
             _pad: 0,
         };
         xdp.maps.set_real(i, real)?;
