@@ -172,6 +172,69 @@ pub fn render(snapshot: &Value) -> String {
                 .inc_by(n.as_u64().unwrap_or(0));
         }
     }
+    // The virtual servers: per real server what the XDP balancer forwarded, whether it is in
+    // the schedule, its open flows (lc/wlc); per virtual server the sums.
+    let lb_packets = Family::<Labels, Counter>::default();
+    let lb_bytes = Family::<Labels, Counter>::default();
+    let vs_packets = Family::<Labels, Counter>::default();
+    let vs_bytes = Family::<Labels, Counter>::default();
+    let rs_up = Family::<Labels, Gauge>::default();
+    let rs_open = Family::<Labels, Gauge>::default();
+    for vs in snapshot["virtual_servers"].as_array().into_iter().flatten() {
+        let service = text(&vs["service"]);
+        let (mut packets, mut bytes) = (0u64, 0u64);
+        for rs in vs["real_servers"].as_array().into_iter().flatten() {
+            let real = format!("{}:{}", text(&rs["address"]), text(&rs["port"]));
+            let l = labels(&[("service", &service), ("real_server", &real)]);
+            let (p, b) = (
+                rs["packets"].as_u64().unwrap_or(0),
+                rs["bytes"].as_u64().unwrap_or(0),
+            );
+            packets += p;
+            bytes += b;
+            lb_packets.get_or_create(&l).inc_by(p);
+            lb_bytes.get_or_create(&l).inc_by(b);
+            rs_up
+                .get_or_create(&l)
+                .set(i64::from(rs["serving"].as_bool().unwrap_or(false)));
+            if let Some(n) = rs["open_flows"].as_u64() {
+                rs_open.get_or_create(&l).set(n as i64);
+            }
+        }
+        let l = labels(&[("service", &service)]);
+        vs_packets.get_or_create(&l).inc_by(packets);
+        vs_bytes.get_or_create(&l).inc_by(bytes);
+    }
+    reg.register(
+        "lb_real_server_packets",
+        "Packets the XDP balancer forwarded to the real server",
+        lb_packets,
+    );
+    reg.register(
+        "lb_real_server_bytes",
+        "Bytes the XDP balancer forwarded to the real server",
+        lb_bytes,
+    );
+    reg.register(
+        "lb_virtual_server_packets",
+        "Packets the XDP balancer forwarded for the virtual server",
+        vs_packets,
+    );
+    reg.register(
+        "lb_virtual_server_bytes",
+        "Bytes the XDP balancer forwarded for the virtual server",
+        vs_bytes,
+    );
+    reg.register(
+        "lb_real_server_in_schedule",
+        "1 while the real server takes new flows",
+        rs_up,
+    );
+    reg.register(
+        "lb_real_server_open_flows",
+        "Open flows on the real server (lc/wlc)",
+        rs_open,
+    );
     if let Some(x) = snapshot["xdp"].as_object() {
         for (counter, n) in x["counters"].as_object().into_iter().flatten() {
             xdp.get_or_create(&labels(&[("counter", counter)]))
@@ -243,6 +306,13 @@ mod tests {
                 "xdp_adverts": {"valid": 3, "ttl": 5},
             }],
             "xdp": {"counters": {"arp_reply": 4}},
+            "virtual_servers": [{
+                "service": "[192.168.11.200]:tcp:80",
+                "real_servers": [
+                    {"address": "192.168.11.113", "port": 80, "packets": 10, "bytes": 740, "serving": true, "open_flows": 3},
+                    {"address": "192.168.11.114", "port": 80, "packets": 5, "bytes": 370, "serving": false, "open_flows": null},
+                ],
+            }],
         });
         let t = render(&snap);
         for want in [
@@ -255,6 +325,10 @@ mod tests {
             "vrrp_agent_master_advert_age_seconds{instance=\"VI_1\",interface=\"eth0\",vrid=\"51\"} 0.25",
             "vrrp_agent_xdp_vrrp_packets_total{instance=\"VI_1\",interface=\"eth0\",vrid=\"51\",verdict=\"ttl\"} 5",
             "vrrp_agent_xdp_frames_total{counter=\"arp_reply\"} 4",
+            "vrrp_agent_lb_real_server_packets_total{service=\"[192.168.11.200]:tcp:80\",real_server=\"192.168.11.113:80\"} 10",
+            "vrrp_agent_lb_virtual_server_bytes_total{service=\"[192.168.11.200]:tcp:80\"} 1110",
+            "vrrp_agent_lb_real_server_in_schedule{service=\"[192.168.11.200]:tcp:80\",real_server=\"192.168.11.114:80\"} 0",
+            "vrrp_agent_lb_real_server_open_flows{service=\"[192.168.11.200]:tcp:80\",real_server=\"192.168.11.113:80\"} 3",
             "# EOF",
         ] {
             assert!(t.contains(want), "{want} missing:\n{t}");
