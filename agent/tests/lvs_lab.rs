@@ -151,10 +151,10 @@ fn misc_check_weights_notify_scripts_and_tcp_check_drive_the_schedule() {
     let config = format!(
         "global_defs {{\n  enable_script_security\n  script_user root\n}}\n\
          vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
-         virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo wrr\n  lb_kind DR\n  protocol TCP\n\
+         virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo wrr\n  lb_kind DR\n  protocol TCP\n  omega\n\
          \x20 real_server 192.168.11.113 80 {{\n    weight 1\n    notify_up \"{note} up r1\"\n    notify_down \"{note} down r1\"\n\
          \x20   MISC_CHECK {{\n      misc_path {chk}\n      misc_dynamic\n    }}\n  }}\n\
-         \x20 real_server 192.168.11.114 80 {{\n    weight 1\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n}}\n"
+         \x20 real_server 192.168.11.114 80 {{\n    weight 1\n    alpha\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n}}\n"
     );
     seed.lab.start("a", Daemon::Agent, &config).unwrap();
     seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
@@ -169,6 +169,14 @@ fn misc_check_weights_notify_scripts_and_tcp_check_drive_the_schedule() {
         .wait_log(
             "a",
             "TCP connection to [192.168.11.114]:tcp:80 success.",
+            LONG,
+        )
+        .unwrap();
+    // alpha: r2 started down, and its first success added it.
+    seed.lab
+        .wait_log(
+            "a",
+            "Adding service [192.168.11.114]:tcp:80 to VS [192.168.11.200]:tcp:80",
             LONG,
         )
         .unwrap();
@@ -250,6 +258,22 @@ fn misc_check_weights_notify_scripts_and_tcp_check_drive_the_schedule() {
         )
         .unwrap();
     assert_eq!(seed.pages(&[client(2); 4]), vec!["r1"; 4]);
+    // omega: stopping the agent runs notify_down for the servers still up (r1).
+    let downs = |n: &str| n.matches("down r1").count();
+    let before = downs(&std::fs::read_to_string(&notes).unwrap_or_default());
+    seed.lab.stop("a", LONG).unwrap();
+    poll(LONG, || {
+        std::fs::read_to_string(&notes)
+            .ok()
+            .filter(|n| downs(n) == before + 1)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "omega: no notify_down at shutdown\n{}\n{}",
+            std::fs::read_to_string(&notes).unwrap_or_default(),
+            seed.lab.log("a")
+        )
+    });
     if std::env::var_os("SHOW_LOG").is_some() {
         eprintln!("{}", seed.lab.log("a"));
     }

@@ -674,10 +674,11 @@ impl Runtime {
         ));
     }
 
-    /// The balancer taken out of the data path (stop, or a reload that changes it).
-    fn stop_lvs(&mut self) {
-        if let (Some(lvs), Some(prog)) = (self.lvs.take(), self.xdp.as_mut()) {
-            lvs.stop(&mut prog.maps);
+    /// The balancer taken out of the data path (`shutdown`: the agent stops; else a reload
+    /// that changes it).
+    fn stop_lvs(&mut self, shutdown: bool) {
+        if let Some(lvs) = self.lvs.take() {
+            lvs.stop(self.xdp.as_mut().map(|p| &mut p.maps), shutdown);
         }
     }
 
@@ -1080,6 +1081,8 @@ impl Runtime {
     /// address configuration whenever both share a kernel. Then each instance stops: priority
     /// 0 now, the VIPs once a successor advertises (`Instance::stop`).
     async fn begin_stop(&mut self) {
+        // The virtual servers go with the XDP program (their omega scripts run now).
+        self.stop_lvs(true);
         if let Some(mut prog) = self.xdp.take() {
             log_xdp_counters(&prog, &self.slots);
             let all: Vec<(u32, String)> = prog
@@ -1104,7 +1107,7 @@ impl Runtime {
         if let Some(prog) = &self.xdp {
             log_xdp_counters(prog, &self.slots);
         }
-        self.stop_lvs();
+        self.stop_lvs(true);
         for k in 0..self.slots.len() {
             while self.slots[k].inst.state() != State::Init {
                 self.event(k, Event::Stop).await;

@@ -460,7 +460,11 @@ pub async fn run(
     tx: mpsc::UnboundedSender<Report>,
 ) {
     info!("Activating healthchecker for service {name} for VS {vs_name}");
-    let mut state = State::default();
+    // keepalived's alpha: down until the first success says otherwise.
+    let mut state = State {
+        is_up: !check.alpha,
+        ..State::default()
+    };
     loop {
         let (step, ok) = match &check.kind {
             CheckKind::Misc(m) => {
@@ -525,6 +529,7 @@ mod tests {
 
     fn check(kind: CheckKind, retry: u32) -> Check {
         Check {
+            alpha: false,
             kind,
             addr: "10.0.0.2".parse().unwrap(),
             port: 80,

@@ -352,14 +352,14 @@ impl Balancer {
                 let index = next_real + k as u32;
                 reals.push(RealState {
                     index,
-                    checks_up: vec![true; real.checks.len()],
+                    checks_up: real.checks.iter().map(|c| !c.alpha).collect(),
                     checks_weight: vec![None; real.checks.len()],
                     weight: real.weight,
                     conns: 0,
                     expired: 0,
                     entered_up: false,
                     mac: check::neighbour_mac(real.addr),
-                    alive: true,
+                    alive: real.checks.iter().all(|c| !c.alpha),
                 });
                 for (c, chk) in real.checks.iter().enumerate() {
                     let who = match &chk.kind {
@@ -419,7 +419,12 @@ impl Balancer {
                 }
             });
             // keepalived's set_quorum_states: up if the live weight reaches it.
-            let quorum_up = vs.reals.iter().map(|r| u64::from(r.weight)).sum::<u64>()
+            let quorum_up = vs
+                .reals
+                .iter()
+                .filter(|r| r.checks.iter().all(|c| !c.alpha))
+                .map(|r| u64::from(r.weight))
+                .sum::<u64>()
                 >= vs.quorum + vs.hysteresis;
             let follows = keys.iter().any(|(_, f)| f & LB_SVC_FOLLOW_VIP != 0);
             let mut svc = Svc {
@@ -603,11 +608,24 @@ impl Balancer {
         }
     }
 
-    /// Takes every service out of the data path and stops the checkers.
-    pub fn stop(self, maps: &mut Maps) {
+    /// Takes every service out of the data path and stops the checkers. Under `omega`, the
+    /// live servers' `notify_down` and the service's `quorum_down` run (keepalived at
+    /// shutdown).
+    pub fn stop(self, maps: Option<&mut Maps>, shutdown: bool) {
         for t in &self.tasks {
             t.abort();
         }
+        for s in self.services.iter().filter(|s| shutdown && s.vs.omega) {
+            for (r, real) in s.reals.iter().zip(&s.vs.reals) {
+                if r.alive {
+                    run(&real.notify_down, self.run_as);
+                }
+            }
+            if s.quorum_up {
+                run(&s.vs.quorum_down, self.run_as);
+            }
+        }
+        let Some(maps) = maps else { return };
         for s in &self.services {
             for (k, _) in &s.keys {
                 let _ = maps.remove_service(k);

@@ -127,6 +127,9 @@ pub struct Check {
     pub retry: u32,
     pub delay_before_retry: Duration,
     pub delay_loop: Duration,
+    /// `alpha` (on the checker, its real server or the virtual server): the server starts
+    /// down until a check succeeds.
+    pub alpha: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -168,6 +171,8 @@ pub struct VirtualService {
     pub sorry: Option<(Ipv4Addr, u16)>,
     /// `sorry_server_inhibit`: keepalived's wording for it (Enabling/Disabling).
     pub sorry_inhibit: bool,
+    /// `omega`: at shutdown, `notify_down` for each live server and `quorum_down` run.
+    pub omega: bool,
 }
 
 impl VirtualService {
@@ -201,6 +206,13 @@ fn find<'a>(blocks: &'a [RawBlock], keyword: &str) -> Option<&'a RawBlock> {
 fn secs(blocks: &[RawBlock], keyword: &str) -> Option<Duration> {
     let v: f64 = arg(find(blocks, keyword)?, 0)?.parse().ok()?;
     (v.is_finite() && v >= 0.0).then(|| Duration::from_secs_f64(v))
+}
+
+/// A keyword that is a switch: present alone or with a true value (keepalived's
+/// get_value_or_default boolean).
+fn flag(blocks: &[RawBlock], keyword: &str) -> Option<bool> {
+    let b = find(blocks, keyword)?;
+    Some(!matches!(arg(b, 0), Some("false" | "no" | "off" | "0")))
 }
 
 fn int(blocks: &[RawBlock], keyword: &str) -> Option<u64> {
@@ -456,6 +468,10 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
                     .or_else(|| secs(o, "delay_before_retry"))
                     .unwrap_or(default_delay),
                 delay_loop: secs(c, "delay_loop").unwrap_or(delay_loop),
+                alpha: flag(c, "alpha")
+                    .or_else(|| flag(rc, "alpha"))
+                    .or_else(|| flag(o, "alpha"))
+                    .unwrap_or(false),
                 kind,
             });
         }
@@ -497,6 +513,7 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
         quorum_down: find(o, "quorum_down").map(|b| command(&b.args)),
         sorry,
         sorry_inhibit: find(o, "sorry_server_inhibit").is_some(),
+        omega: flag(o, "omega").unwrap_or(false),
         addr,
         port,
         proto,
@@ -629,6 +646,18 @@ mod tests {
             "misc_timeout defaults to delay_loop"
         );
         assert_eq!(r.checks[0].retry, 0, "MISC_CHECK does not retry by default");
+        assert!(!r.checks[0].alpha && !misc.omega);
+        let a = services(
+            "virtual_server 10.0.0.1 80 {\n lb_kind DR\n lb_algo rr\n alpha\n omega\n real_server 10.0.0.2 80 {\n  TCP_CHECK {\n  }\n }\n real_server 10.0.0.3 80 {\n  TCP_CHECK {\n   alpha false\n  }\n }\n}\n",
+        )
+        .remove(0)
+        .unwrap();
+        assert!(a.omega);
+        assert!(a.reals[0].checks[0].alpha, "the virtual server's alpha");
+        assert!(
+            !a.reals[1].checks[0].alpha,
+            "the checker's own says otherwise"
+        );
         let tcp = vs("lb_kind DR\nlb_algo wrr\ndelay_loop 2").unwrap();
         let c = &tcp.reals[0].checks[0];
         assert_eq!((c.retry, c.delay_before_retry), (1, Duration::from_secs(1)));

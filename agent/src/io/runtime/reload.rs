@@ -341,7 +341,7 @@ impl Runtime {
         // The virtual servers changed: the balancer starts again (its checkers too).
         let lvs_changed = self.config.virtual_servers != new.virtual_servers;
         if lvs_changed {
-            self.stop_lvs();
+            self.stop_lvs(false);
         }
         self.config = new;
         if lvs_changed {
