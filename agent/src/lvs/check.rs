@@ -389,6 +389,14 @@ pub async fn dns_once(check: &Check, q: &super::model::DnsQuery) -> Result<(), S
     }
 }
 
+/// A random number in [0, 1).
+fn random_fraction() -> f64 {
+    let mut b = [0u8; 8];
+    // SAFETY: getrandom into an 8-byte buffer we own.
+    unsafe { libc::getrandom(b.as_mut_ptr().cast(), 8, 0) };
+    (u64::from_ne_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// A query id nobody can predict from outside (a spoofed answer must guess it).
 fn rand_id() -> u16 {
     let mut b = [0u8; 2];
@@ -465,6 +473,26 @@ pub async fn run(
         is_up: !check.alpha,
         ..State::default()
     };
+    // keepalived's warmup: the first check at a random moment within it, so checks of many
+    // servers spread out. Meanwhile the server's MAC is looked for, so a server that starts up
+    // takes traffic from the start.
+    if !check.warmup.is_zero() {
+        let _ = mac_or_resolve(real_addr(&check));
+        let first = check.warmup.mul_f64(random_fraction());
+        let look = first.min(Duration::from_millis(200));
+        tokio::time::sleep(look).await;
+        let report = Report {
+            real,
+            checker,
+            up: state.is_up,
+            mac: neighbour_mac(real_addr(&check)),
+            weight: None,
+        };
+        if tx.send(report).is_err() {
+            return;
+        }
+        tokio::time::sleep(first - look).await;
+    }
     loop {
         let (step, ok) = match &check.kind {
             CheckKind::Misc(m) => {
@@ -530,6 +558,7 @@ mod tests {
     fn check(kind: CheckKind, retry: u32) -> Check {
         Check {
             alpha: false,
+            warmup: Duration::ZERO,
             kind,
             addr: "10.0.0.2".parse().unwrap(),
             port: 80,

@@ -130,6 +130,9 @@ pub struct Check {
     /// `alpha` (on the checker, its real server or the virtual server): the server starts
     /// down until a check succeeds.
     pub alpha: bool,
+    /// `warmup`: the first check waits a random time up to this (keepalived's default: the
+    /// delay_loop; 0: at once).
+    pub warmup: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -447,7 +450,8 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
                 // keepalived: MISC_CHECK does not retry unless told to; DNS_CHECK 3 times.
                 CheckKind::Misc(_) => (0, Duration::from_secs(1)),
                 CheckKind::Smtp(_) => (1, Duration::from_secs(1)),
-                CheckKind::Dns(_) => (3, Duration::from_secs(1)),
+                // keepalived's DNS_CHECK waits a delay_loop before a retry.
+                CheckKind::Dns(_) => (3, secs(c, "delay_loop").unwrap_or(delay_loop)),
             };
             checks.push(Check {
                 addr: find(c, "connect_ip")
@@ -468,6 +472,10 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
                     .or_else(|| secs(o, "delay_before_retry"))
                     .unwrap_or(default_delay),
                 delay_loop: secs(c, "delay_loop").unwrap_or(delay_loop),
+                warmup: secs(c, "warmup")
+                    .or_else(|| secs(rc, "warmup"))
+                    .or_else(|| secs(o, "warmup"))
+                    .unwrap_or_else(|| secs(c, "delay_loop").unwrap_or(delay_loop)),
                 alpha: flag(c, "alpha")
                     .or_else(|| flag(rc, "alpha"))
                     .or_else(|| flag(o, "alpha"))
@@ -576,6 +584,11 @@ mod tests {
         assert_eq!(c.delay_before_retry, Duration::from_secs(3));
         assert_eq!(c.connect_timeout, Duration::from_secs(3));
         assert_eq!(c.delay_loop, Duration::from_secs(6));
+        assert_eq!(
+            c.warmup,
+            Duration::from_secs(6),
+            "keepalived: warmup defaults to delay_loop"
+        );
         assert_eq!((c.addr, c.port), (r.addr, 80));
     }
 
