@@ -522,3 +522,61 @@ fn wlc_by_default_spreads_open_connections_by_weight() {
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }
+
+/// HTTP_GET's `digest`: the MD5 of the page. Both servers are checked against r1's page; r2
+/// serves another, so its check fails and it is taken out, while r1 stays.
+#[test]
+fn an_http_get_digest_takes_out_a_server_whose_page_differs() {
+    if skip_unless_root("an_http_get_digest_takes_out_a_server_whose_page_differs") {
+        return;
+    }
+    let mut seed = topology();
+    // printf 'r1\n' | md5sum
+    let digest = "35a853e2b2b105502215358d4d3db9f7";
+    let real = |addr: &str| {
+        format!(
+            "  real_server {addr} 80 {{\n    HTTP_GET {{\n      url {{\n        path /\n        digest {digest}\n      }}\n      connect_timeout 1\n      retry 0\n    }}\n  }}\n"
+        )
+    };
+    let config = format!(
+        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+         virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{}{}}}\n",
+        real("192.168.11.113"),
+        real("192.168.11.114")
+    );
+    seed.lab.start("a", Daemon::Agent, &config).unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "Remote Web server [192.168.11.113]:tcp:80 succeed on service.",
+            LONG,
+        )
+        .unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "HTTP_CHECK on service [192.168.11.114]:tcp:80 failed.",
+            LONG,
+        )
+        .unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "Removing service [192.168.11.114]:tcp:80 from VS [192.168.11.200]:tcp:80",
+            LONG,
+        )
+        .unwrap();
+    seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    let only = vec![
+        ("192.168.11.113".to_string(), true),
+        ("192.168.11.114".to_string(), false),
+    ];
+    poll(LONG, || (seed.serving("a") == only).then_some(()))
+        .unwrap_or_else(|| panic!("{}\n{}", seed.lab.logs(), seed.lab.status("a")));
+    assert_eq!(
+        seed.pages(&[client(0), client(1), client(2)]),
+        ["r1", "r1", "r1"]
+    );
+    seed.stop_nginx("r1");
+    seed.stop_nginx("r2");
+}

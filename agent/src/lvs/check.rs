@@ -236,29 +236,37 @@ pub async fn check_once(check: &Check) -> bool {
                     "GET {} HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: {}:{}\r\n\r\n",
                     url.path, check.addr, check.port
                 );
-                let exchange = async {
-                    stream.write_all(request.as_bytes()).await.ok()?;
-                    // The status line is all that is judged: read until it is complete (at
-                    // most keepalived's 4 KB buffer).
-                    let mut buf = Vec::with_capacity(512);
-                    let mut chunk = [0u8; 512];
-                    while !buf.contains(&b'\n') && buf.len() < 4096 {
-                        let n = stream.read(&mut chunk).await.ok()?;
-                        if n == 0 {
-                            break;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
+                let t = check.connect_timeout;
+                let write = tokio::time::timeout(t, stream.write_all(request.as_bytes()));
+                if !matches!(write.await, Ok(Ok(()))) {
+                    return false;
+                }
+                // Without a digest the status line is all that is judged: read until it is
+                // complete (at most keepalived's 4 KB buffer). With one, the whole answer
+                // (each read within connect_timeout, as keepalived times them; at most
+                // MAX_PAGE, the server being no more trusted than anything else).
+                let whole = url.digest.is_some();
+                let mut buf = Vec::with_capacity(512);
+                let mut chunk = [0u8; 4096];
+                while (whole || !buf.contains(&b'\n')) && buf.len() < MAX_PAGE {
+                    match tokio::time::timeout(t, stream.read(&mut chunk)).await {
+                        Ok(Ok(0)) => break,
+                        Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+                        _ => return false,
                     }
-                    status_code(&buf)
-                };
-                let Ok(Some(code)) = tokio::time::timeout(check.connect_timeout, exchange).await
-                else {
+                }
+                let Some(code) = status_code(&buf) else {
                     return false;
                 };
                 if !url
                     .status
                     .iter()
                     .any(|(lo, hi)| (*lo..=*hi).contains(&code))
+                {
+                    return false;
+                }
+                if let Some(want) = &url.digest
+                    && body_md5(&buf).as_deref() != Some(want.as_str())
                 {
                     return false;
                 }
@@ -403,6 +411,18 @@ fn rand_id() -> u16 {
     // SAFETY: getrandom into a 2-byte buffer we own.
     unsafe { libc::getrandom(b.as_mut_ptr().cast(), 2, 0) };
     u16::from_ne_bytes(b)
+}
+
+/// The largest page a digest is computed over.
+const MAX_PAGE: usize = 16 << 20;
+
+/// The MD5 of an HTTP response's body (after the blank line ending the headers), lowercase
+/// hex as keepalived's genhash prints it.
+pub fn body_md5(response: &[u8]) -> Option<String> {
+    use md5::{Digest as _, Md5};
+    let at = response.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let sum = Md5::digest(&response[at..]);
+    Some(sum.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The status code of an HTTP response's status line (`HTTP/1.1 200 OK`).
@@ -577,6 +597,7 @@ mod tests {
             CheckKind::Http(vec![Url {
                 path: "/".into(),
                 status: vec![(200, 299)],
+                digest: None,
             }]),
             3,
         );
@@ -788,6 +809,16 @@ mod tests {
             st.line.as_deref(),
             Some("DNS_CHECK ([127.0.0.1]:udp:53) read timeout from socket after 3 retries")
         );
+    }
+
+    #[test]
+    fn the_digest_is_the_md5_of_the_body() {
+        // echo -n r1 | md5sum
+        assert_eq!(
+            body_md5(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nr1").as_deref(),
+            Some("7c92cf1eee8d99cc85f8355a3d6e4b86")
+        );
+        assert_eq!(body_md5(b"HTTP/1.1 200 OK\r\n"), None, "no end of headers");
     }
 
     #[test]

@@ -114,6 +114,8 @@ pub struct Url {
     pub path: String,
     /// Inclusive ranges of accepted status codes.
     pub status: Vec<(u16, u16)>,
+    /// `digest`: the MD5 of the page's body, lowercase hex (keepalived's genhash output).
+    pub digest: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -386,7 +388,14 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
                             if status.is_empty() {
                                 status.push((200, 299));
                             }
-                            Some(Url { path, status })
+                            let digest = find(&u.children, "digest")
+                                .and_then(|b| arg(b, 0))
+                                .map(str::to_ascii_lowercase);
+                            Some(Url {
+                                path,
+                                status,
+                                digest,
+                            })
                         })
                         .collect();
                     CheckKind::Http(urls)
@@ -576,7 +585,8 @@ mod tests {
             c.kind,
             CheckKind::Http(vec![Url {
                 path: "/".into(),
-                status: vec![(200, 299)]
+                status: vec![(200, 299)],
+                digest: None,
             }])
         );
         // nb_get_retry 3, delay_before_retry 3, connect_timeout 3, the VS's delay_loop 6.
