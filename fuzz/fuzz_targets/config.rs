@@ -1,4 +1,5 @@
-//! The whole config reader (lexer, preprocessor, tree, model, validation) on arbitrary bytes:
+//! The whole config reader (lexer, preprocessor, tree, model, validation, the LVS side's
+//! virtual servers) on arbitrary bytes:
 //! it must never panic, hang or grow without bound.
 #![no_main]
 
@@ -11,6 +12,10 @@ fuzz_target!(|data: &[u8]| {
     let opts = ReadOptions { config_id: "fuzz".into(), follow_includes: false };
     let loaded = config::load_str(Path::new("/fuzz/keepalived.conf"), data, &opts, &Unchecked);
     let _ = loaded.exit_code();
+    // What the LVS side makes of the virtual servers: a service, or the reason it is not run.
+    for vs in &loaded.config.virtual_servers {
+        let _ = vrrp_agent::lvs::model::service(vs, &loaded.config.virtual_server_groups);
+    }
     // What was read prints and reads back without panicking too.
     let printed = config::print::print(&loaded.config);
     let _ = config::load_str(Path::new("/fuzz/printed.conf"), printed.as_bytes(), &opts, &Unchecked);

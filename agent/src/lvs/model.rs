@@ -210,7 +210,8 @@ fn find<'a>(blocks: &'a [RawBlock], keyword: &str) -> Option<&'a RawBlock> {
 
 fn secs(blocks: &[RawBlock], keyword: &str) -> Option<Duration> {
     let v: f64 = arg(find(blocks, keyword)?, 0)?.parse().ok()?;
-    (v.is_finite() && v >= 0.0).then(|| Duration::from_secs_f64(v))
+    // A value the reader reported out of range is still in the block: never trust it to fit.
+    Duration::try_from_secs_f64(v).ok()
 }
 
 /// A keyword that is a switch: present alone or with a true value (keepalived's
