@@ -580,3 +580,39 @@ fn an_http_get_digest_takes_out_a_server_whose_page_differs() {
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }
+
+/// A reload that changes the virtual server keeps what the checkers know (keepalived
+/// migrates them): a server found down stays out of the schedule, it does not come back for
+/// a round of checks.
+#[test]
+fn a_reload_keeps_a_down_server_down() {
+    if skip_unless_root("a_reload_keeps_a_down_server_down") {
+        return;
+    }
+    let mut seed = topology();
+    let config = director("seed-lvs-dr-master.conf", 150);
+    seed.lab.start("a", Daemon::Agent, &config).unwrap();
+    seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    seed.stop_nginx("r1");
+    const REMOVED: &str =
+        "Removing service [192.168.11.113]:tcp:80 from VS [192.168.11.200]:tcp:80";
+    seed.lab.wait_log("a", REMOVED, LONG).unwrap();
+    // The virtual server changes (persistence), and the file is read again.
+    let changed = config.replace("persistence_timeout 50", "persistence_timeout 60");
+    assert_ne!(changed, config);
+    std::fs::write(seed.lab.dir().join("a.conf"), &changed).unwrap();
+    seed.lab.signal("a", libc::SIGHUP).unwrap();
+    seed.lab.wait_log("a", "Reload finished", LONG).unwrap();
+    let r1_out = vec![
+        ("192.168.11.113".to_string(), false),
+        ("192.168.11.114".to_string(), true),
+    ];
+    assert_eq!(seed.serving("a"), r1_out, "{}", seed.lab.log("a"));
+    // Several check rounds later it is still out, and was never added and removed again.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(seed.serving("a"), r1_out);
+    let log = seed.lab.log("a");
+    assert_eq!(log.matches(REMOVED).count(), 1, "{log}");
+    assert!(!log.contains("Adding service [192.168.11.113]"), "{log}");
+    seed.stop_nginx("r2");
+}

@@ -650,7 +650,7 @@ impl Runtime {
     }
 
     /// The virtual servers, when there are any: served by the XDP program, or said not to be.
-    fn start_lvs(&mut self) {
+    fn start_lvs(&mut self, carried: &crate::lvs::Carried) {
         if self.config.virtual_servers.is_empty() || !self.opts.lvs {
             return;
         }
@@ -671,6 +671,7 @@ impl Runtime {
             |a| vips.contains(&std::net::IpAddr::V4(a)),
             &mut prog.maps,
             &self.helpers,
+            carried,
         ));
     }
 
@@ -766,7 +767,7 @@ impl Runtime {
             self.remove_leftovers(k).await;
         }
         self.refresh_socket_filters();
-        self.start_lvs();
+        self.start_lvs(&Default::default());
         self.start_all().await;
         // Loading the XDP program parses the kernel's BTF (tens of MB, freed since): give
         // that memory back to the system, or it stays in the resident set for good.

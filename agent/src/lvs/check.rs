@@ -484,19 +484,22 @@ pub async fn run(
     check: Check,
     (real, checker): (u32, usize),
     (name, vs_name): (String, String),
-    run_as: crate::track::exec::RunAs,
+    (run_as, carried): (crate::track::exec::RunAs, Option<bool>),
     tx: mpsc::UnboundedSender<Report>,
 ) {
     info!("Activating healthchecker for service {name} for VS {vs_name}");
-    // keepalived's alpha: down until the first success says otherwise.
+    // keepalived's alpha: down until the first success says otherwise. After a reload, the
+    // same checker of the same server goes on from where it was (keepalived's
+    // migrate_checkers): up or down, with no warmup.
     let mut state = State {
-        is_up: !check.alpha,
+        is_up: carried.unwrap_or(!check.alpha),
+        has_run: carried.is_some(),
         ..State::default()
     };
     // keepalived's warmup: the first check at a random moment within it, so checks of many
     // servers spread out. Meanwhile the server's MAC is looked for, so a server that starts up
     // takes traffic from the start.
-    if !check.warmup.is_zero() {
+    if !check.warmup.is_zero() && carried.is_none() {
         let _ = mac_or_resolve(real_addr(&check));
         let first = check.warmup.mul_f64(random_fraction());
         let look = first.min(Duration::from_millis(200));

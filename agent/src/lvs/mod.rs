@@ -64,6 +64,28 @@ struct Svc {
     quorum_up: bool,
 }
 
+/// What a reload carries from the running balancer into the new one, keyed by virtual
+/// server, real server and checker configuration: each checker's state, and each real
+/// server's MAC.
+#[derive(Default)]
+pub struct Carried {
+    checks: Vec<(String, Ipv4Addr, u16, model::Check, bool)>,
+    macs: Vec<(Ipv4Addr, [u8; 6])>,
+}
+
+impl Carried {
+    fn check(&self, vs: &str, real: &model::RealServer, check: &model::Check) -> Option<bool> {
+        self.checks
+            .iter()
+            .find(|(v, a, p, c, _)| v == vs && *a == real.addr && *p == real.port && c == check)
+            .map(|(.., up)| *up)
+    }
+
+    fn mac(&self, addr: Ipv4Addr) -> Option<[u8; 6]> {
+        self.macs.iter().find(|(a, _)| *a == addr).map(|(_, m)| *m)
+    }
+}
+
 /// How often lc/wlc counts are written, and every how many counts the flow table is swept.
 pub const COUNT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 const SWEEP_EVERY: u64 = 120;
@@ -272,6 +294,7 @@ impl Balancer {
         vip: impl Fn(Ipv4Addr) -> bool,
         maps: &mut Maps,
         helpers: &Handle,
+        carried: &Carried,
     ) -> Balancer {
         let g = &config.global;
         let run_as = exec::default_run_as(g.script_user.as_deref(), g.script_group.as_deref());
@@ -350,16 +373,28 @@ impl Balancer {
             let mut reals = Vec::new();
             for (k, real) in vs.reals.iter().enumerate() {
                 let index = next_real + k as u32;
+                let vs_name = vs.name();
+                let carried_up: Vec<Option<bool>> = real
+                    .checks
+                    .iter()
+                    .map(|c| carried.check(&vs_name, real, c))
+                    .collect();
+                let checks_up: Vec<bool> = real
+                    .checks
+                    .iter()
+                    .zip(&carried_up)
+                    .map(|(c, up)| up.unwrap_or(!c.alpha))
+                    .collect();
                 reals.push(RealState {
                     index,
-                    checks_up: real.checks.iter().map(|c| !c.alpha).collect(),
+                    alive: checks_up.iter().all(|u| *u),
+                    checks_up,
                     checks_weight: vec![None; real.checks.len()],
                     weight: real.weight,
                     conns: 0,
                     expired: 0,
                     entered_up: false,
-                    mac: check::neighbour_mac(real.addr),
-                    alive: real.checks.iter().all(|c| !c.alpha),
+                    mac: check::neighbour_mac(real.addr).or_else(|| carried.mac(real.addr)),
                 });
                 for (c, chk) in real.checks.iter().enumerate() {
                     let who = match &chk.kind {
@@ -383,7 +418,7 @@ impl Balancer {
                                 chk.clone(),
                                 (index, c),
                                 (vs.real_name(real), vs.name()),
-                                who,
+                                (who, carried_up[c]),
                                 tx.clone(),
                             ))
                             .abort_handle(),
@@ -419,10 +454,9 @@ impl Balancer {
                 }
             });
             // keepalived's set_quorum_states: up if the live weight reaches it.
-            let quorum_up = vs
-                .reals
+            let quorum_up = reals
                 .iter()
-                .filter(|r| r.checks.iter().all(|c| !c.alpha))
+                .filter(|r| r.alive)
                 .map(|r| u64::from(r.weight))
                 .sum::<u64>()
                 >= vs.quorum + vs.hysteresis;
@@ -544,6 +578,29 @@ impl Balancer {
             }
             return;
         }
+    }
+
+    /// What a reload carries into the balancer that replaces this one.
+    pub fn carried(&self) -> Carried {
+        let mut c = Carried::default();
+        for s in &self.services {
+            let name = s.vs.name();
+            for (r, real) in s.reals.iter().zip(&s.vs.reals) {
+                for (k, check) in real.checks.iter().enumerate() {
+                    c.checks.push((
+                        name.clone(),
+                        real.addr,
+                        real.port,
+                        check.clone(),
+                        r.checks_up[k],
+                    ));
+                }
+                if let Some(m) = r.mac {
+                    c.macs.push((real.addr, m));
+                }
+            }
+        }
+        c
     }
 
     /// Whether any service counts open flows (lc, wlc): then [`Self::count_flows`] runs

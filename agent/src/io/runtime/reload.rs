@@ -340,12 +340,19 @@ impl Runtime {
         self.refresh_socket_filters();
         // The virtual servers changed: the balancer starts again (its checkers too).
         let lvs_changed = self.config.virtual_servers != new.virtual_servers;
+        // What the running checkers know goes on in the new ones (keepalived migrates them).
+        let carried = self
+            .lvs
+            .as_ref()
+            .filter(|_| lvs_changed)
+            .map(|l| l.carried())
+            .unwrap_or_default();
         if lvs_changed {
             self.stop_lvs(false);
         }
         self.config = new;
         if lvs_changed {
-            self.start_lvs();
+            self.start_lvs(&carried);
         }
         self.start(&created_ks, &new_groups).await;
         Ok(())
