@@ -616,3 +616,50 @@ fn a_reload_keeps_a_down_server_down() {
     assert!(!log.contains("Adding service [192.168.11.113]"), "{log}");
     seed.stop_nginx("r2");
 }
+
+/// SSL_GET: HTTP_GET over TLS (self-signed certificates, not verified, as keepalived without
+/// a `ca`); nginx stopping on r1 takes it out with HTTP_GET's lines.
+#[test]
+fn ssl_get_checks_real_servers_over_tls() {
+    if skip_unless_root("ssl_get_checks_real_servers_over_tls") {
+        return;
+    }
+    let mut seed = topology();
+    let real = |addr: &str| {
+        format!(
+            "  real_server {addr} 80 {{\n    SSL_GET {{\n      url {{\n        path /\n      }}\n      connect_port 443\n      connect_timeout 1\n      retry 0\n    }}\n  }}\n"
+        )
+    };
+    let config = format!(
+        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+         virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{}{}}}\n",
+        real("192.168.11.113"),
+        real("192.168.11.114")
+    );
+    seed.lab.start("a", Daemon::Agent, &config).unwrap();
+    for r in ["113", "114"] {
+        seed.lab
+            .wait_log(
+                "a",
+                &format!("Remote Web server [192.168.11.{r}]:tcp:443 succeed on service."),
+                LONG,
+            )
+            .unwrap();
+    }
+    seed.stop_nginx("r1");
+    seed.lab
+        .wait_log(
+            "a",
+            "HTTP_CHECK on service [192.168.11.113]:tcp:443 failed.",
+            LONG,
+        )
+        .unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "Removing service [192.168.11.113]:tcp:80 from VS [192.168.11.200]:tcp:80",
+            LONG,
+        )
+        .unwrap();
+    seed.stop_nginx("r2");
+}

@@ -154,10 +154,27 @@ pub fn add_real(lab: &mut VrrpLab, name: &str, mac: [u8; 6], cidr: &str) {
     ])
     .unwrap();
     let d = lab.dir().display().to_string();
+    // A self-signed certificate, for SSL_GET on port 443.
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+        ])
+        .arg(format!("/CN={name}"))
+        .arg("-keyout")
+        .arg(lab.dir().join(format!("{name}.key")))
+        .arg("-out")
+        .arg(lab.dir().join(format!("{name}.crt")))
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::write(
         lab.dir().join(format!("nginx-{name}.conf")),
         format!(
-            "user root;\nworker_processes 1;\npid {d}/nginx-{name}.pid;\nerror_log {d}/nginx-{name}.err;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body-{name};\n  server {{\n    listen 80;\n    listen 81;\n    location / {{ return 200 \"{name}\\n\"; }}\n  }}\n}}\n"
+            "user root;\nworker_processes 1;\npid {d}/nginx-{name}.pid;\nerror_log {d}/nginx-{name}.err;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body-{name};\n  server {{\n    listen 80;\n    listen 81;\n    listen 443 ssl;\n    ssl_certificate {d}/{name}.crt;\n    ssl_certificate_key {d}/{name}.key;\n    location / {{ return 200 \"{name}\\n\"; }}\n  }}\n}}\n"
         ),
     )
     .unwrap();

@@ -28,6 +28,8 @@ const APT_PACKAGES: &[&str] = &[
     "ethtool",
     // The LVS benchmark's HTTP load.
     "wrk",
+    // Self-signed certificates for the SSL_GET lab test.
+    "openssl",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

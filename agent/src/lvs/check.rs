@@ -87,7 +87,8 @@ impl State {
     pub fn record_result(&mut self, check: &Check, name: &str, result: Result<(), String>) -> Step {
         let kind = match check.kind {
             CheckKind::Tcp => "TCP_CHECK",
-            CheckKind::Http(_) => "HTTP_CHECK",
+            // keepalived's SSL_GET shares HTTP_GET's code and lines.
+            CheckKind::Http(_) | CheckKind::Https(..) => "HTTP_CHECK",
             CheckKind::Smtp(_) => "SMTP_CHECK",
             CheckKind::Dns(_) => "DNS_CHECK",
             // `record_misc` has its own lines.
@@ -106,7 +107,7 @@ impl State {
                         CheckKind::Tcp | CheckKind::Misc(_) => {
                             Some(format!("TCP connection to {name} success."))
                         }
-                        CheckKind::Http(_) => {
+                        CheckKind::Http(_) | CheckKind::Https(..) => {
                             Some(format!("Remote Web server {name} succeed on service."))
                         }
                         CheckKind::Smtp(_) => {
@@ -227,52 +228,154 @@ pub async fn check_once(check: &Check) -> bool {
         // Run by `run` itself (their outcome is more than up or down).
         CheckKind::Misc(_) | CheckKind::Smtp(_) | CheckKind::Dns(_) => false,
         CheckKind::Tcp => matches!(connect().await, Ok(Ok(_))),
-        CheckKind::Http(urls) => {
+        CheckKind::Http(urls) | CheckKind::Https(urls, _) => {
             for url in urls {
-                let Ok(Ok(mut stream)) = connect().await else {
+                let Ok(Ok(stream)) = connect().await else {
                     return false;
                 };
-                let request = format!(
-                    "GET {} HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: {}:{}\r\n\r\n",
-                    url.path, check.addr, check.port
-                );
-                let t = check.connect_timeout;
-                let write = tokio::time::timeout(t, stream.write_all(request.as_bytes()));
-                if !matches!(write.await, Ok(Ok(()))) {
-                    return false;
-                }
-                // Without a digest the status line is all that is judged: read until it is
-                // complete (at most keepalived's 4 KB buffer). With one, the whole answer
-                // (each read within connect_timeout, as keepalived times them; at most
-                // MAX_PAGE, the server being no more trusted than anything else).
-                let whole = url.digest.is_some();
-                let mut buf = Vec::with_capacity(512);
-                let mut chunk = [0u8; 4096];
-                while (whole || !buf.contains(&b'\n')) && buf.len() < MAX_PAGE {
-                    match tokio::time::timeout(t, stream.read(&mut chunk)).await {
-                        Ok(Ok(0)) => break,
-                        Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-                        _ => return false,
-                    }
-                }
-                let Some(code) = status_code(&buf) else {
-                    return false;
+                let ok = match &check.kind {
+                    CheckKind::Https(_, sni) => match tls(stream, check, sni.as_deref()).await {
+                        Some(s) => http_exchange(s, check, url).await,
+                        None => false,
+                    },
+                    _ => http_exchange(stream, check, url).await,
                 };
-                if !url
-                    .status
-                    .iter()
-                    .any(|(lo, hi)| (*lo..=*hi).contains(&code))
-                {
-                    return false;
-                }
-                if let Some(want) = &url.digest
-                    && body_md5(&buf).as_deref() != Some(want.as_str())
-                {
+                if !ok {
                     return false;
                 }
             }
             true
         }
+    }
+}
+
+/// One url asked on an open connection (plain or TLS): its status code in the url's, and
+/// with a digest, the page's MD5 the one wanted.
+async fn http_exchange<S>(mut stream: S, check: &Check, url: &super::model::Url) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let request = format!(
+        "GET {} HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: {}:{}\r\n\r\n",
+        url.path, check.addr, check.port
+    );
+    let t = check.connect_timeout;
+    let write = tokio::time::timeout(t, stream.write_all(request.as_bytes()));
+    if !matches!(write.await, Ok(Ok(()))) {
+        return false;
+    }
+    // Without a digest the status line is all that is judged: read until it is complete (at
+    // most keepalived's 4 KB buffer). With one, the whole answer (each read within
+    // connect_timeout, as keepalived times them; at most MAX_PAGE, the server being no more
+    // trusted than anything else).
+    let whole = url.digest.is_some();
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 4096];
+    while (whole || !buf.contains(&b'\n')) && buf.len() < MAX_PAGE {
+        match tokio::time::timeout(t, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            // A TLS server that closes without close_notify has still sent its page.
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            _ => return false,
+        }
+    }
+    let Some(code) = status_code(&buf) else {
+        return false;
+    };
+    if !url
+        .status
+        .iter()
+        .any(|(lo, hi)| (*lo..=*hi).contains(&code))
+    {
+        return false;
+    }
+    match &url.digest {
+        Some(want) => body_md5(&buf).as_deref() == Some(want.as_str()),
+        None => true,
+    }
+}
+
+/// The TLS session for SSL_GET, within connect_timeout. The server's certificate is not
+/// checked (keepalived checks none without a `ca`); the handshake's signatures are.
+async fn tls(
+    stream: TcpStream,
+    check: &Check,
+    sni: Option<&str>,
+) -> Option<tokio_rustls::client::TlsStream<TcpStream>> {
+    use std::sync::{Arc, OnceLock};
+    static CONFIG: OnceLock<Option<Arc<rustls::ClientConfig>>> = OnceLock::new();
+    let config = CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .ok()?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth();
+            Some(Arc::new(config))
+        })
+        .clone()?;
+    // No SNI for an address (rustls sends none), the virtualhost's name under enable_sni.
+    let name = match sni.map(|n| rustls::pki_types::ServerName::try_from(n.to_string())) {
+        Some(Ok(n)) => n,
+        _ => rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::V4(check.addr).into()),
+    };
+    let connector = tokio_rustls::TlsConnector::from(config);
+    tokio::time::timeout(check.connect_timeout, connector.connect(name, stream))
+        .await
+        .ok()?
+        .ok()
+}
+
+/// keepalived's SSL_GET without a `ca`: any certificate; the handshake signatures are still
+/// verified with the provider's algorithms.
+#[derive(Debug)]
+struct AnyCertificate(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -483,11 +586,13 @@ fn parse_arp_table(table: &str, addr: std::net::Ipv4Addr) -> Option<[u8; 6]> {
 pub async fn run(
     check: Check,
     (real, checker): (u32, usize),
-    (name, vs_name): (String, String),
+    (real_name, vs_name): (String, String),
     (run_as, carried): (crate::track::exec::RunAs, Option<bool>),
     tx: mpsc::UnboundedSender<Report>,
 ) {
-    info!("Activating healthchecker for service {name} for VS {vs_name}");
+    info!("Activating healthchecker for service {real_name} for VS {vs_name}");
+    // keepalived names a checker by where it connects (FMT_CHK: connect_ip/connect_port).
+    let name = super::model::trio(check.addr, check.proto, check.port);
     // keepalived's alpha: down until the first success says otherwise. After a reload, the
     // same checker of the same server goes on from where it was (keepalived's
     // migrate_checkers): up or down, with no warmup.
@@ -585,6 +690,7 @@ mod tests {
             kind,
             addr: "10.0.0.2".parse().unwrap(),
             port: 80,
+            proto: crate::lvs::model::Proto::Tcp,
             connect_timeout: Duration::from_secs(3),
             retry,
             delay_before_retry: Duration::from_secs(3),

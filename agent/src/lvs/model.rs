@@ -66,6 +66,9 @@ pub enum CheckKind {
     Tcp,
     /// `HTTP_GET`: each url's path, answered with a status in `status` (default 200–299).
     Http(Vec<Url>),
+    /// `SSL_GET`: HTTP_GET over TLS (the server's certificate is not verified, as keepalived
+    /// does not without a `ca`); the name sent as SNI under `enable_sni` (its `virtualhost`).
+    Https(Vec<Url>, Option<String>),
     /// `SMTP_CHECK` with its `helo_name`.
     Smtp(String),
     /// `DNS_CHECK`.
@@ -124,6 +127,8 @@ pub struct Check {
     /// `connect_ip`/`connect_port`, default the real server's.
     pub addr: Ipv4Addr,
     pub port: u16,
+    /// The virtual server's protocol (how keepalived names the checker).
+    pub proto: Proto,
     pub connect_timeout: Duration,
     /// Tries after a failure before the server is declared down (`retry`, `nb_get_retry`).
     pub retry: u32,
@@ -375,7 +380,7 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
         for cb in rc {
             let kind = match cb.keyword.as_str() {
                 "TCP_CHECK" => CheckKind::Tcp,
-                "HTTP_GET" => {
+                "HTTP_GET" | "SSL_GET" => {
                     let urls = cb
                         .children
                         .iter()
@@ -399,7 +404,18 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
                             })
                         })
                         .collect();
-                    CheckKind::Http(urls)
+                    if cb.keyword == "SSL_GET" {
+                        let c = &cb.children;
+                        let sni = flag(c, "enable_sni").unwrap_or(false).then(|| {
+                            [c, rc, o]
+                                .iter()
+                                .find_map(|b| find(b, "virtualhost").and_then(|v| arg(v, 0)))
+                                .map(str::to_string)
+                        });
+                        CheckKind::Https(urls, sni.flatten())
+                    } else {
+                        CheckKind::Http(urls)
+                    }
                 }
                 "MISC_CHECK" => {
                     let c = &cb.children;
@@ -445,9 +461,9 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
                         qtype,
                     })
                 }
-                "SSL_GET" | "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK" | "BFD_CHECK" => {
+                "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK" | "BFD_CHECK" => {
                     return Err(format!(
-                        "real_server {a}: {} is not run yet (TCP_CHECK, HTTP_GET, MISC_CHECK, SMTP_CHECK and DNS_CHECK are)",
+                        "real_server {a}: {} is not run yet (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, SMTP_CHECK and DNS_CHECK are)",
                         cb.keyword
                     ));
                 }
@@ -455,7 +471,7 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
             };
             let c = &cb.children;
             let (default_retry, default_delay) = match kind {
-                CheckKind::Http(_) => (1, Duration::from_secs(3)),
+                CheckKind::Http(_) | CheckKind::Https(..) => (1, Duration::from_secs(3)),
                 CheckKind::Tcp => (1, Duration::from_secs(1)),
                 // keepalived: MISC_CHECK does not retry unless told to; DNS_CHECK 3 times.
                 CheckKind::Misc(_) => (0, Duration::from_secs(1)),
@@ -468,6 +484,7 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
                     .and_then(|b| arg(b, 0)?.parse().ok())
                     .unwrap_or(raddr),
                 port: int(c, "connect_port").map_or(rport, |p| p as u16),
+                proto,
                 connect_timeout: secs(c, "connect_timeout")
                     .or_else(|| secs(rc, "connect_timeout"))
                     .or_else(|| secs(o, "connect_timeout"))
