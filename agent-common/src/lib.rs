@@ -387,6 +387,15 @@ pub const LB_SVC_FOLLOW_VIP: u32 = 1 << 2;
 pub const LB_SVC_LEAST: u32 = 1 << 3;
 /// wlc: … the fewest open flows for its weight (with [`LB_SVC_LEAST`]).
 pub const LB_SVC_WEIGHTED: u32 = 1 << 4;
+/// sed: the fewest (open flows + 1) for the weight: an idle heavy server before an idle
+/// light one (with [`LB_SVC_LEAST`] and [`LB_SVC_WEIGHTED`]).
+pub const LB_SVC_SED: u32 = 1 << 5;
+/// nq: an idle server if there is one, else as sed.
+pub const LB_SVC_NQ: u32 = 1 << 6;
+/// dh: the ring is indexed by a hash of the destination address, not the client's.
+pub const LB_SVC_HASH_DST: u32 = 1 << 7;
+/// ovf: the first server of the ring (heaviest first) with fewer open flows than its weight.
+pub const LB_SVC_OVF: u32 = 1 << 8;
 /// Servers an lc/wlc ring holds at most (the kernel looks at each for a new flow).
 pub const LB_LEAST_MAX: u32 = 64;
 

@@ -7,8 +7,8 @@
 
 use agent_common::{
     Counter, Flow, FlowKey, LB_LEAST_MAX, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH,
-    LB_SVC_HASH_PORT, LB_SVC_LEAST, LB_SVC_WEIGHTED, Persist, PersistKey, Real, Service,
-    ServiceKey, VipKey,
+    LB_SVC_HASH_DST, LB_SVC_HASH_PORT, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OVF, LB_SVC_SED,
+    LB_SVC_WEIGHTED, Persist, PersistKey, Real, Service, ServiceKey, VipKey,
 };
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_ns, programs::XdpContext};
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
@@ -63,6 +63,8 @@ fn open_flows(index: u32, real: &Real) -> u64 {
 #[inline(always)]
 fn least(svc: &Service) -> Option<u32> {
     let weighted = svc.flags & LB_SVC_WEIGHTED != 0;
+    // sed and nq count the flow about to be added (IPVS: (C + 1) / W).
+    let plus = u64::from(svc.flags & (LB_SVC_SED | LB_SVC_NQ) != 0);
     let mut best: Option<(u32, u64, u64)> = None;
     for i in 0..LB_LEAST_MAX {
         if i >= svc.ring_len {
@@ -77,7 +79,17 @@ fn least(svc: &Service) -> Option<u32> {
         if real.flags & LB_REAL_UP == 0 || (weighted && real.weight == 0) {
             continue;
         }
-        let load = open_flows(index, real);
+        let open = open_flows(index, real);
+        // nq: an idle server takes it at once; ovf: the first not yet at its weight.
+        if (svc.flags & LB_SVC_NQ != 0 && open == 0)
+            || (svc.flags & LB_SVC_OVF != 0 && open < real.weight as u64)
+        {
+            return Some(index);
+        }
+        if svc.flags & LB_SVC_OVF != 0 {
+            continue;
+        }
+        let load = open + plus;
         let weight = if weighted { real.weight as u64 } else { 1 };
         let better = match best {
             None => true,
@@ -90,9 +102,9 @@ fn least(svc: &Service) -> Option<u32> {
     best.map(|(index, _, _)| index)
 }
 
-/// The next real server of `svc`'s schedule for a new flow from `src:sport`.
+/// The next real server of `svc`'s schedule for a new flow from `src:sport` to `dst`.
 #[inline(always)]
-fn schedule(svc: &Service, src: [u8; 4], sport: u16) -> Option<u32> {
+fn schedule(svc: &Service, src: [u8; 4], dst: [u8; 4], sport: u16) -> Option<u32> {
     if svc.ring_len == 0 {
         return None;
     }
@@ -105,7 +117,12 @@ fn schedule(svc: &Service, src: [u8; 4], sport: u16) -> Option<u32> {
         } else {
             0
         };
-        hash(src, port) % svc.ring_len
+        let addr = if svc.flags & LB_SVC_HASH_DST != 0 {
+            dst
+        } else {
+            src
+        };
+        hash(addr, port) % svc.ring_len
     } else {
         let pos = LB_RR.get_ptr_mut(svc.id)?;
         // SAFETY: per-CPU slot, only this CPU's program writes it.
@@ -197,7 +214,7 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
             let chosen = match kept.and_then(|i| Some((i, usable(i)?))) {
                 Some(found) => found,
                 None => {
-                    let Some(i) = schedule(svc, src, u16::from_be_bytes([ports[0], ports[1]]))
+                    let Some(i) = schedule(svc, src, dst, u16::from_be_bytes([ports[0], ports[1]]))
                     else {
                         return Some(pass(Counter::LbPassNoReal));
                     };

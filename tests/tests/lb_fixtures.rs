@@ -5,8 +5,8 @@
 use std::net::Ipv4Addr;
 
 use agent_common::{
-    Counter, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_LEAST, LB_SVC_WEIGHTED, Real,
-    Service, ServiceKey, VipKey, VipValue,
+    Counter, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_LEAST, LB_SVC_NQ,
+    LB_SVC_OVF, LB_SVC_SED, LB_SVC_WEIGHTED, Real, Service, ServiceKey, VipKey, VipValue,
 };
 use etherparse::PacketBuilder;
 use vrrp_agent::{
@@ -137,11 +137,16 @@ impl Lab {
         let ring = sched::ring(algo, reals);
         let base = id * 2048;
         self.xdp.maps.set_ring(base, &ring).unwrap();
+        // As the agent sets them (lvs::Balancer::start).
         let hash = match algo {
             Algo::Sh | Algo::Mh => LB_SVC_HASH,
+            Algo::Dh => LB_SVC_HASH | LB_SVC_HASH_DST,
             Algo::Lc => LB_SVC_LEAST,
             Algo::Wlc => LB_SVC_LEAST | LB_SVC_WEIGHTED,
-            Algo::Rr | Algo::Wrr => 0,
+            Algo::Sed => LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_SED,
+            Algo::Nq => LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_NQ,
+            Algo::Ovf => LB_SVC_LEAST | LB_SVC_OVF,
+            Algo::Rr | Algo::Wrr | Algo::Fo => 0,
         };
         let service = Service {
             id,
@@ -394,5 +399,41 @@ fn lc_and_wlc_send_new_flows_to_the_least_loaded_and_count_what_they_open_and_cl
     lab.real_with(1, REALS[1], true, 0, 0);
     for k in 2..6 {
         assert_eq!(lab.forwarded_to(&tcp(CLIENT, 49000 + k, 80)), 0);
+    }
+}
+
+#[test]
+fn sed_nq_ovf_and_dh_choose_as_ipvs_does() {
+    if skip_unless_root("sed_nq_ovf_and_dh_choose_as_ipvs_does") {
+        return;
+    }
+    // Server 0: weight 1, idle. Server 1: weight 3, one open flow.
+    let setup = |algo| {
+        let mut lab = Lab::new();
+        lab.real_with(0, REALS[0], true, 1, 0);
+        lab.real_with(1, REALS[1], true, 3, 1);
+        lab.service(HTTP, 0, algo, &[(0, 1), (1, 3)], 0);
+        lab
+    };
+    // wlc: 0/1 < 1/3, server 0. sed: (0+1)/1 > (1+1)/3, server 1. nq: an idle server first.
+    assert_eq!(setup(Algo::Wlc).forwarded_to(&tcp(CLIENT, 50000, 80)), 0);
+    assert_eq!(setup(Algo::Sed).forwarded_to(&tcp(CLIENT, 50000, 80)), 1);
+    assert_eq!(setup(Algo::Nq).forwarded_to(&tcp(CLIENT, 50000, 80)), 0);
+    // ovf: the heaviest (1, weight 3, one open) until it holds 3, then 0 (weight 1) for one,
+    // then nobody: the kernel gets it.
+    let lab = setup(Algo::Ovf);
+    let got: Vec<usize> = (0..3)
+        .map(|k| lab.forwarded_to(&tcp(CLIENT, 51000 + k, 80)))
+        .collect();
+    assert_eq!(got, [1, 1, 0]);
+    lab.passes(&tcp(CLIENT, 51003, 80), Counter::LbPassNoReal);
+    // dh: the destination picks the server, whoever the client.
+    let lab = setup(Algo::Dh);
+    let first = lab.forwarded_to(&tcp(CLIENT, 52000, 80));
+    for c in 1..=20 {
+        assert_eq!(
+            lab.forwarded_to(&tcp(Ipv4Addr::new(10, 2, 0, c), 52000, 80)),
+            first
+        );
     }
 }

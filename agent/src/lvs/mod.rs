@@ -15,7 +15,8 @@ use std::net::Ipv4Addr;
 
 use agent_common::{
     LB_LEAST_MAX, LB_REAL_UP, LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX, LB_SVC_FOLLOW_VIP,
-    LB_SVC_HASH, LB_SVC_HASH_PORT, LB_SVC_LEAST, LB_SVC_WEIGHTED, Real, Service, ServiceKey,
+    LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_HASH_PORT, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OVF,
+    LB_SVC_SED, LB_SVC_WEIGHTED, Real, Service, ServiceKey,
 };
 use log::{info, warn};
 use tokio::{runtime::Handle, sync::mpsc, task::AbortHandle};
@@ -101,6 +102,11 @@ pub struct Balancer {
 }
 
 impl Svc {
+    /// Its schedule counts open flows (lc, wlc, sed, nq, ovf).
+    fn counts_flows(&self) -> bool {
+        self.keys.iter().any(|(_, f)| f & LB_SVC_LEAST != 0)
+    }
+
     /// Takes new flows: alive, weight above 0, MAC known.
     fn schedulable(r: &RealState) -> bool {
         r.alive && r.mac.is_some() && r.weight > 0
@@ -323,9 +329,13 @@ impl Balancer {
                         flags |= LB_SVC_HASH_PORT;
                     }
                 }
+                Algo::Dh => flags |= LB_SVC_HASH | LB_SVC_HASH_DST,
                 Algo::Lc => flags |= LB_SVC_LEAST,
                 Algo::Wlc => flags |= LB_SVC_LEAST | LB_SVC_WEIGHTED,
-                Algo::Rr | Algo::Wrr => {}
+                Algo::Sed => flags |= LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_SED,
+                Algo::Nq => flags |= LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_NQ,
+                Algo::Ovf => flags |= LB_SVC_LEAST | LB_SVC_OVF,
+                Algo::Rr | Algo::Wrr | Algo::Fo => {}
             }
             if flags & LB_SVC_LEAST != 0 && vs.reals.len() > LB_LEAST_MAX as usize {
                 warn!(
@@ -606,9 +616,7 @@ impl Balancer {
     /// Whether any service counts open flows (lc, wlc): then [`Self::count_flows`] runs
     /// every [`COUNT_EVERY`].
     pub fn counts_flows(&self) -> bool {
-        self.services
-            .iter()
-            .any(|s| matches!(s.vs.algo, Algo::Lc | Algo::Wlc))
+        self.services.iter().any(|s| s.counts_flows())
     }
 
     /// lc/wlc: each real server's open flows — flows opened less those its clients closed,
@@ -621,7 +629,7 @@ impl Balancer {
             self.sweep(maps);
         }
         for svc in &mut self.services {
-            if !matches!(svc.vs.algo, Algo::Lc | Algo::Wlc) {
+            if !svc.counts_flows() {
                 continue;
             }
             let addrs: Vec<[u8; 4]> = svc.vs.reals.iter().map(|r| r.addr.octets()).collect();
@@ -709,7 +717,7 @@ impl Balancer {
                             "alive": r.alive,
                             "mac": r.mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
                             "serving": s.serving.contains(&r.index),
-                            "open_flows": matches!(s.vs.algo, Algo::Lc | Algo::Wlc).then_some(r.conns),
+                            "open_flows": s.counts_flows().then_some(r.conns),
                             "packets": t.packets,
                             "bytes": t.bytes,
                         })

@@ -45,6 +45,16 @@ pub enum Algo {
     Lc,
     /// Weighted least connections (keepalived's default): fewest open flows for its weight.
     Wlc,
+    /// Shortest expected delay: fewest (open flows + 1) for its weight.
+    Sed,
+    /// Never queue: an idle server if any, else as sed.
+    Nq,
+    /// Weighted failover: the heaviest server that is up takes everything.
+    Fo,
+    /// Overflow: the heaviest server until its open flows reach its weight, then the next.
+    Ovf,
+    /// Destination hashing: the destination address picks the server (Maglev table).
+    Dh,
 }
 
 impl Algo {
@@ -57,6 +67,11 @@ impl Algo {
             Algo::Mh => "mh",
             Algo::Lc => "lc",
             Algo::Wlc => "wlc",
+            Algo::Sed => "sed",
+            Algo::Nq => "nq",
+            Algo::Fo => "fo",
+            Algo::Ovf => "ovf",
+            Algo::Dh => "dh",
         }
     }
 }
@@ -340,9 +355,14 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
         "mh" => Algo::Mh,
         "lc" => Algo::Lc,
         "wlc" => Algo::Wlc,
+        "sed" => Algo::Sed,
+        "nq" => Algo::Nq,
+        "fo" => Algo::Fo,
+        "ovf" => Algo::Ovf,
+        "dh" => Algo::Dh,
         other => {
             return Err(format!(
-                "lb_algo {other} is not run by the XDP backend yet (rr, wrr, lc, wlc, sh, mh are)"
+                "lb_algo {other} is not run by the XDP backend yet (rr, wrr, lc, wlc, sed, nq, fo, ovf, sh, mh, dh are)"
             ));
         }
     };
@@ -663,6 +683,12 @@ mod tests {
                 .unwrap_err()
                 .contains("lb_algo lblc")
         );
+        for a in ["sed", "nq", "fo", "ovf", "dh"] {
+            assert_eq!(
+                vs(&format!("lb_kind DR\nlb_algo {a}")).unwrap().algo.name(),
+                a
+            );
+        }
         // keepalived's default scheduler when none is named.
         assert_eq!(vs("lb_kind DR").unwrap().algo, Algo::Wlc);
         assert!(vs("lb_kind DR\nlb_algo rr\nprotocol SCTP").is_err());

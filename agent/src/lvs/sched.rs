@@ -15,7 +15,10 @@ pub fn max_len(algo: Algo) -> usize {
     match algo {
         Algo::Rr | Algo::Wrr => ROTATION_MAX,
         Algo::Sh | Algo::Mh => HASH_TABLE,
-        Algo::Lc | Algo::Wlc => agent_common::LB_LEAST_MAX as usize,
+        Algo::Lc | Algo::Wlc | Algo::Sed | Algo::Nq | Algo::Ovf | Algo::Fo => {
+            agent_common::LB_LEAST_MAX as usize
+        }
+        Algo::Dh => HASH_TABLE,
     }
 }
 
@@ -37,9 +40,26 @@ pub fn ring(algo: Algo, servers: &[(u32, u32)]) -> Vec<u32> {
     match algo {
         // rr ignores weights beyond 0 (IPVS's rr). lc and wlc: the servers, each once; the
         // kernel picks among them by open flows (and weights, in the real servers' entries).
-        Algo::Rr | Algo::Lc | Algo::Wlc => servers.iter().map(|(i, _)| *i).collect(),
+        Algo::Rr | Algo::Lc | Algo::Wlc | Algo::Sed | Algo::Nq => {
+            servers.iter().map(|(i, _)| *i).collect()
+        }
+        // fo: the heaviest (the first of equals) alone; ovf: heaviest first, the kernel
+        // moves on when one is full.
+        Algo::Fo => servers
+            .iter()
+            .fold(None::<(u32, u64)>, |best, &(i, w)| match best {
+                Some((_, bw)) if bw >= w => best,
+                _ => Some((i, w)),
+            })
+            .map(|(i, _)| vec![i])
+            .unwrap_or_default(),
+        Algo::Ovf => {
+            let mut by_weight = servers.clone();
+            by_weight.sort_by_key(|&(_, w)| std::cmp::Reverse(w));
+            by_weight.into_iter().map(|(i, _)| i).collect()
+        }
         Algo::Wrr => wrr(&servers),
-        Algo::Sh | Algo::Mh => maglev(&servers, HASH_TABLE),
+        Algo::Sh | Algo::Mh | Algo::Dh => maglev(&servers, HASH_TABLE),
     }
 }
 
@@ -139,6 +159,13 @@ mod tests {
         assert_eq!(ring(Algo::Rr, &[(0, 1), (1, 5), (2, 0)]), vec![0, 1]);
         assert!(ring(Algo::Rr, &[(0, 0)]).is_empty());
         assert!(ring(Algo::Wrr, &[]).is_empty());
+    }
+
+    #[test]
+    fn fo_takes_the_heaviest_and_ovf_orders_by_weight() {
+        assert_eq!(ring(Algo::Fo, &[(0, 1), (1, 5), (2, 5)]), vec![1]);
+        assert_eq!(ring(Algo::Ovf, &[(0, 1), (1, 5), (2, 3)]), vec![1, 2, 0]);
+        assert!(ring(Algo::Fo, &[(0, 0)]).is_empty());
     }
 
     #[test]
