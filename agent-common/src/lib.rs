@@ -396,6 +396,8 @@ pub const LB_SVC_NQ: u32 = 1 << 6;
 pub const LB_SVC_HASH_DST: u32 = 1 << 7;
 /// ovf: the first server of the ring (heaviest first) with fewer open flows than its weight.
 pub const LB_SVC_OVF: u32 = 1 << 8;
+/// twos: two servers of the ring at random, the less loaded for its weight.
+pub const LB_SVC_TWOS: u32 = 1 << 9;
 /// Servers an lc/wlc ring holds at most (the kernel looks at each for a new flow).
 pub const LB_LEAST_MAX: u32 = 64;
 

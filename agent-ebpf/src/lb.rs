@@ -8,9 +8,13 @@
 use agent_common::{
     Counter, Flow, FlowKey, LB_LEAST_MAX, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH,
     LB_SVC_HASH_DST, LB_SVC_HASH_PORT, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OVF, LB_SVC_SED,
-    LB_SVC_WEIGHTED, Persist, PersistKey, Real, Service, ServiceKey, VipKey,
+    LB_SVC_TWOS, LB_SVC_WEIGHTED, Persist, PersistKey, Real, Service, ServiceKey, VipKey,
 };
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_ns, programs::XdpContext};
+use aya_ebpf::{
+    bindings::xdp_action,
+    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
+    programs::XdpContext,
+};
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 
 use crate::{
@@ -102,11 +106,37 @@ fn least(svc: &Service) -> Option<u32> {
     best.map(|(index, _, _)| index)
 }
 
+/// twos (IPVS's "power of two choices"): two servers of the ring at random (the ring holds
+/// each as often as its weight, so the draw is weighted as IPVS's), the one with fewer open
+/// flows for its weight; one that is down or at weight 0 loses to the other, and if both
+/// are, the least loaded of the ring's first servers.
+#[inline(always)]
+fn two_choices(svc: &Service) -> Option<u32> {
+    let pick = || {
+        // SAFETY: helper without arguments.
+        let r = unsafe { bpf_get_prandom_u32() };
+        // (No division that could panic: the verifier refuses a program ending in one.)
+        let index = *LB_RING.get(svc.ring_base + r.checked_rem(svc.ring_len)?)?;
+        let real = LB_REALS.get(index)?;
+        (real.flags & LB_REAL_UP != 0 && real.weight != 0)
+            .then(|| (index, open_flows(index, real), real.weight as u64))
+    };
+    match (pick(), pick()) {
+        (Some((a, la, wa)), Some((b, lb, wb))) => Some(if lb * wa < la * wb { b } else { a }),
+        (Some((a, ..)), None) => Some(a),
+        (None, Some((b, ..))) => Some(b),
+        (None, None) => least(svc),
+    }
+}
+
 /// The next real server of `svc`'s schedule for a new flow from `src:sport` to `dst`.
 #[inline(always)]
 fn schedule(svc: &Service, src: [u8; 4], dst: [u8; 4], sport: u16) -> Option<u32> {
     if svc.ring_len == 0 {
         return None;
+    }
+    if svc.flags & LB_SVC_TWOS != 0 {
+        return two_choices(svc);
     }
     if svc.flags & LB_SVC_LEAST != 0 {
         return least(svc);

@@ -6,7 +6,8 @@ use std::net::Ipv4Addr;
 
 use agent_common::{
     Counter, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_LEAST, LB_SVC_NQ,
-    LB_SVC_OVF, LB_SVC_SED, LB_SVC_WEIGHTED, Real, Service, ServiceKey, VipKey, VipValue,
+    LB_SVC_OVF, LB_SVC_SED, LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service, ServiceKey, VipKey,
+    VipValue,
 };
 use etherparse::PacketBuilder;
 use vrrp_agent::{
@@ -146,6 +147,7 @@ impl Lab {
             Algo::Sed => LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_SED,
             Algo::Nq => LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_NQ,
             Algo::Ovf => LB_SVC_LEAST | LB_SVC_OVF,
+            Algo::Twos => LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_TWOS,
             Algo::Rr | Algo::Wrr | Algo::Fo => 0,
         };
         let service = Service {
@@ -427,6 +429,13 @@ fn sed_nq_ovf_and_dh_choose_as_ipvs_does() {
         .collect();
     assert_eq!(got, [1, 1, 0]);
     lab.passes(&tcp(CLIENT, 51003, 80), Counter::LbPassNoReal);
+    // twos: of two random servers the less loaded: with server 1 down, always 0; with both
+    // up and 1 far busier for its weight, never 1 unless both picks were 1.
+    let mut lab = setup(Algo::Twos);
+    lab.real_with(1, REALS[1], false, 3, 1);
+    for k in 0..10 {
+        assert_eq!(lab.forwarded_to(&tcp(CLIENT, 53000 + k, 80)), 0);
+    }
     // dh: the destination picks the server, whoever the client.
     let lab = setup(Algo::Dh);
     let first = lab.forwarded_to(&tcp(CLIENT, 52000, 80));

@@ -16,7 +16,7 @@ use std::net::Ipv4Addr;
 use agent_common::{
     LB_LEAST_MAX, LB_REAL_UP, LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX, LB_SVC_FOLLOW_VIP,
     LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_HASH_PORT, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OVF,
-    LB_SVC_SED, LB_SVC_WEIGHTED, Real, Service, ServiceKey,
+    LB_SVC_SED, LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service, ServiceKey,
 };
 use log::{info, warn};
 use tokio::{runtime::Handle, sync::mpsc, task::AbortHandle};
@@ -335,6 +335,8 @@ impl Balancer {
                 Algo::Sed => flags |= LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_SED,
                 Algo::Nq => flags |= LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_NQ,
                 Algo::Ovf => flags |= LB_SVC_LEAST | LB_SVC_OVF,
+                // Counts open flows as wlc does; the kernel draws two at random.
+                Algo::Twos => flags |= LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_TWOS,
                 Algo::Rr | Algo::Wrr | Algo::Fo => {}
             }
             if flags & LB_SVC_LEAST != 0 && vs.reals.len() > LB_LEAST_MAX as usize {

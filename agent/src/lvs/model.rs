@@ -55,6 +55,8 @@ pub enum Algo {
     Ovf,
     /// Destination hashing: the destination address picks the server (Maglev table).
     Dh,
+    /// Two random choices, the less loaded for its weight.
+    Twos,
 }
 
 impl Algo {
@@ -72,6 +74,7 @@ impl Algo {
             Algo::Fo => "fo",
             Algo::Ovf => "ovf",
             Algo::Dh => "dh",
+            Algo::Twos => "twos",
         }
     }
 }
@@ -360,9 +363,10 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
         "fo" => Algo::Fo,
         "ovf" => Algo::Ovf,
         "dh" => Algo::Dh,
+        "twos" => Algo::Twos,
         other => {
             return Err(format!(
-                "lb_algo {other} is not run by the XDP backend yet (rr, wrr, lc, wlc, sed, nq, fo, ovf, sh, mh, dh are)"
+                "lb_algo {other} is not run by the XDP backend yet (rr, wrr, lc, wlc, sed, nq, fo, ovf, twos, sh, mh, dh are)"
             ));
         }
     };
@@ -683,7 +687,7 @@ mod tests {
                 .unwrap_err()
                 .contains("lb_algo lblc")
         );
-        for a in ["sed", "nq", "fo", "ovf", "dh"] {
+        for a in ["sed", "nq", "fo", "ovf", "dh", "twos"] {
             assert_eq!(
                 vs(&format!("lb_kind DR\nlb_algo {a}")).unwrap().algo.name(),
                 a
