@@ -398,14 +398,19 @@ pub async fn smtp_once(check: &Check, helo: &str) -> Result<(), String> {
     ) -> Result<Option<u16>, String> {
         let mut code = None;
         for _ in 0..64 {
-            let mut line = String::new();
-            match tokio::time::timeout(t, s.read_line(&mut line)).await {
+            // A line of at most 512 bytes (RFC 5321's limit): a server is not trusted to end
+            // its lines.
+            let mut line = Vec::new();
+            let mut limited = tokio::io::AsyncReadExt::take(&mut *s, 512);
+            match tokio::time::timeout(t, limited.read_until(b'\n', &mut line)).await {
                 Err(_) => return Err("Read timeout from".into()),
                 Ok(Err(_)) | Ok(Ok(0)) => return Err("Read failure from".into()),
                 Ok(Ok(_)) => {}
             }
-            code = line.get(..3).and_then(|c| c.parse().ok());
-            if line.as_bytes().get(3) != Some(&b'-') {
+            code = line
+                .get(..3)
+                .and_then(|c| std::str::from_utf8(c).ok()?.parse().ok());
+            if line.get(3) != Some(&b'-') {
                 return Ok(code);
             }
         }

@@ -321,6 +321,18 @@ impl Balancer {
                 }
             };
             let slots = sched::max_len(vs.algo) as u32;
+            // A rotation or a list names each server at least once: more than its slots do
+            // not fit (hash tables fit any number).
+            if vs.reals.len() > slots as usize && !matches!(vs.algo, Algo::Sh | Algo::Mh | Algo::Dh)
+            {
+                warn!(
+                    "VS {}: lb_algo {} holds {slots} real servers at most, it has {}; not served",
+                    vs.name(),
+                    vs.algo.name(),
+                    vs.reals.len()
+                );
+                continue;
+            }
             let mut flags = 0;
             match vs.algo {
                 Algo::Sh | Algo::Mh => {

@@ -237,6 +237,11 @@ fn secs(blocks: &[RawBlock], keyword: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(v).ok()
 }
 
+/// A duration above 0, or None.
+fn positive(d: Option<Duration>) -> Option<Duration> {
+    d.filter(|d| !d.is_zero())
+}
+
 /// A keyword that is a switch: present alone or with a true value (keepalived's
 /// get_value_or_default boolean).
 fn flag(blocks: &[RawBlock], keyword: &str) -> Option<bool> {
@@ -378,7 +383,9 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
         Duration::from_secs(arg(b, 0).and_then(|v| v.parse().ok()).unwrap_or(360))
     });
     // Checker settings a real server or a checker does not set come from the virtual server.
-    let vs_delay_loop = secs(o, "delay_loop").unwrap_or(Duration::from_secs(60));
+    // Values the reader reported invalid are still in the blocks: keepalived ignores them,
+    // so a delay_loop or connect_timeout of 0 (a busy loop, every server down) is never used.
+    let vs_delay_loop = positive(secs(o, "delay_loop")).unwrap_or(Duration::from_secs(60));
     let mut reals = Vec::new();
     for rb in &vs.real_servers {
         let (Some(a), p) = (arg(rb, 0), arg(rb, 1)) else {
@@ -399,7 +406,7 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
         let weight = int(rc, "weight").unwrap_or(1).min(u64::from(u32::MAX)) as u32;
         let inhibit_on_failure = find(rc, "inhibit_on_failure")
             .is_some_and(|b| !matches!(arg(b, 0), Some("false" | "no" | "off")));
-        let delay_loop = secs(rc, "delay_loop").unwrap_or(vs_delay_loop);
+        let delay_loop = positive(secs(rc, "delay_loop")).unwrap_or(vs_delay_loop);
         let mut checks = Vec::new();
         for cb in rc {
             let kind = match cb.keyword.as_str() {
@@ -509,9 +516,9 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
                     .unwrap_or(raddr),
                 port: int(c, "connect_port").map_or(rport, |p| p as u16),
                 proto,
-                connect_timeout: secs(c, "connect_timeout")
-                    .or_else(|| secs(rc, "connect_timeout"))
-                    .or_else(|| secs(o, "connect_timeout"))
+                connect_timeout: positive(secs(c, "connect_timeout"))
+                    .or_else(|| positive(secs(rc, "connect_timeout")))
+                    .or_else(|| positive(secs(o, "connect_timeout")))
                     .unwrap_or(Duration::from_secs(5)),
                 retry: int(c, "retry")
                     .or_else(|| int(c, "nb_get_retry"))
@@ -522,7 +529,7 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
                     .or_else(|| secs(rc, "delay_before_retry"))
                     .or_else(|| secs(o, "delay_before_retry"))
                     .unwrap_or(default_delay),
-                delay_loop: secs(c, "delay_loop").unwrap_or(delay_loop),
+                delay_loop: positive(secs(c, "delay_loop")).unwrap_or(delay_loop),
                 warmup: secs(c, "warmup")
                     .or_else(|| secs(rc, "warmup"))
                     .or_else(|| secs(o, "warmup"))
@@ -566,8 +573,13 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
     Ok(VirtualService {
         entries,
         group,
-        quorum: int(o, "quorum").unwrap_or(1),
-        hysteresis: int(o, "hysteresis").unwrap_or(0),
+        // keepalived's ranges: quorum 1..=2^32-1 (else 1), hysteresis 0..=2^32-1 (else 0).
+        quorum: int(o, "quorum")
+            .filter(|q| (1..=u64::from(u32::MAX)).contains(q))
+            .unwrap_or(1),
+        hysteresis: int(o, "hysteresis")
+            .filter(|h| *h <= u64::from(u32::MAX))
+            .unwrap_or(0),
         quorum_up: find(o, "quorum_up").map(|b| command(&b.args)),
         quorum_down: find(o, "quorum_down").map(|b| command(&b.args)),
         sorry,
@@ -733,5 +745,14 @@ mod tests {
         let c = &tcp.reals[0].checks[0];
         assert_eq!((c.retry, c.delay_before_retry), (1, Duration::from_secs(1)));
         assert_eq!(c.delay_loop, Duration::from_secs(2));
+        // What the reader reported invalid is not used: no busy loop, no 0 timeout, no
+        // quorum that overflows.
+        let bad = vs("lb_kind DR\nlb_algo rr\ndelay_loop 0\nconnect_timeout 0\nquorum 99999999999\nhysteresis 99999999999").unwrap();
+        let c = &bad.reals[0].checks[0];
+        assert_eq!(
+            (c.delay_loop, c.connect_timeout),
+            (Duration::from_secs(60), Duration::from_secs(5))
+        );
+        assert_eq!((bad.quorum, bad.hysteresis), (1, 0));
     }
 }
