@@ -661,29 +661,35 @@ impl Balancer {
         }
     }
 
-    /// Removes flows idle past their timeout; an open one so removed no longer counts for its
-    /// server.
+    /// Removes flows idle past their timeout, and counts the open ones left per server: the
+    /// kernel's opened − closed is set to agree with the table (flows the table evicted, moved
+    /// to another server when theirs went, or that went idle, no longer count).
     fn sweep(&mut self, maps: &mut Maps) {
         let now = crate::io::timer::monotonic_now();
+        let mut open: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
         for (key, flow) in maps.flows() {
             let idle = now.saturating_sub(std::time::Duration::from_nanos(flow.last_ns));
-            let limit = match (flow.closed, key.proto) {
-                (0, 17) => OPEN_UDP_IDLE,
-                (0, _) => OPEN_TCP_IDLE,
-                _ => CLOSED_IDLE,
+            let closed = flow.closed != 0;
+            let limit = match (closed, key.proto) {
+                (false, 17) => OPEN_UDP_IDLE,
+                (false, _) => OPEN_TCP_IDLE,
+                (true, _) => CLOSED_IDLE,
             };
-            if idle < limit || maps.remove_flow(&key).is_err() {
+            if idle >= limit {
+                let _ = maps.remove_flow(&key);
+            } else if !closed {
+                *open.entry(flow.real).or_default() += 1;
+            }
+        }
+        for r in self.services.iter_mut().flat_map(|s| s.reals.iter_mut()) {
+            let Ok(per_cpu) = maps.real_conns(r.index) else {
                 continue;
-            }
-            if flow.closed == 0
-                && let Some(r) = self
-                    .services
-                    .iter_mut()
-                    .flat_map(|s| s.reals.iter_mut())
-                    .find(|r| r.index == flow.real)
-            {
-                r.expired += 1;
-            }
+            };
+            // Totals first: a flow opened on one CPU may close on another.
+            let opened: u64 = per_cpu.iter().map(|c| c.opened).sum();
+            let closed: u64 = per_cpu.iter().map(|c| c.closed).sum();
+            let counted = opened.saturating_sub(closed);
+            r.expired = counted.saturating_sub(open.get(&r.index).copied().unwrap_or(0));
         }
     }
 
