@@ -269,7 +269,7 @@ fn status_stats_dump_and_metrics_show_what_runs() {
         let t = scrape();
         (metric(&t, &ttl_key).unwrap_or(0.0) >= ttl_before + 50.0).then_some(t)
     })
-    .unwrap_or_else(|| panic!("the TTL drops did not show:\n{}", scrape()));
+    .unwrap_or_else(|| panic!("the TTL drops did not show:\n{}\n{}", scrape(), lab.logs()));
     assert!(
         metric(&after, "vrrp_agent_xdp_frames_total{counter=\"drop_ttl\"}").unwrap_or(0.0) >= 50.0,
         "{after}"
