@@ -108,8 +108,7 @@ fn least(svc: &Service) -> Option<u32> {
 
 /// twos (IPVS's "power of two choices"): two servers of the ring at random (the ring holds
 /// each as often as its weight, so the draw is weighted as IPVS's), the one with fewer open
-/// flows for its weight; one that is down or at weight 0 loses to the other, and if both
-/// are, the least loaded of the ring's first servers.
+/// flows for its weight; one that is down or at weight 0 loses to the other.
 #[inline(always)]
 fn two_choices(svc: &Service) -> Option<u32> {
     let pick = || {
@@ -125,7 +124,10 @@ fn two_choices(svc: &Service) -> Option<u32> {
         (Some((a, la, wa)), Some((b, lb, wb))) => Some(if lb * wa < la * wb { b } else { a }),
         (Some((a, ..)), None) => Some(a),
         (None, Some((b, ..))) => Some(b),
-        (None, None) => least(svc),
+        // Both drawn servers unusable (the ring holds up servers only, but one may just have
+        // gone): the kernel gets this one. (No fallback walk: a second copy of the
+        // least-loaded loop would double the verifier's work at every load.)
+        (None, None) => None,
     }
 }
 

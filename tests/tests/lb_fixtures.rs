@@ -429,10 +429,11 @@ fn sed_nq_ovf_and_dh_choose_as_ipvs_does() {
         .collect();
     assert_eq!(got, [1, 1, 0]);
     lab.passes(&tcp(CLIENT, 51003, 80), Counter::LbPassNoReal);
-    // twos: of two random servers the less loaded: with server 1 down, always 0; with both
-    // up and 1 far busier for its weight, never 1 unless both picks were 1.
+    // twos: of two random draws the less loaded; with server 1 down (and out of the ring, as
+    // the agent writes it), always 0.
     let mut lab = setup(Algo::Twos);
     lab.real_with(1, REALS[1], false, 3, 1);
+    lab.service(HTTP, 0, Algo::Twos, &[(0, 1)], 0);
     for k in 0..10 {
         assert_eq!(lab.forwarded_to(&tcp(CLIENT, 53000 + k, 80)), 0);
     }

@@ -595,11 +595,20 @@ impl Runtime {
     /// Loads the XDP program, attaches it to every instance interface and programs the VRID
     /// filter. Failing is a warning: the agent then runs on its userspace checks alone.
     fn load_xdp(&mut self) -> Option<XdpProgram> {
-        let mut prog = match XdpProgram::load() {
-            Ok(p) => p,
-            Err(e) => {
-                warn!("XDP program not loaded, running without it: {e}");
-                return None;
+        // The verifier gives up with EAGAIN when a signal reaches the process during the load
+        // (a reload, a dump asked for at start-up): that is tried again, not given up on.
+        let mut tries = 0;
+        let mut prog = loop {
+            match XdpProgram::load() {
+                Ok(p) => break p,
+                Err(e) if tries < 4 && e.interrupted() => {
+                    tries += 1;
+                    log::debug!("XDP load interrupted ({e}); trying again");
+                }
+                Err(e) => {
+                    warn!("XDP program not loaded, running without it: {e}");
+                    return None;
+                }
             }
         };
         let all: Vec<usize> = (0..self.slots.len()).collect();

@@ -127,6 +127,22 @@ pub struct TestRunOutput {
 }
 
 /// The loaded XDP object: programs, maps and the interfaces they are attached to.
+impl XdpError {
+    /// The verifier gave up because a signal reached the process (EAGAIN): loading again
+    /// will do.
+    pub fn interrupted(&self) -> bool {
+        matches!(
+            self,
+            XdpError::Program { source, .. }
+                if matches!(
+                    source.as_ref(),
+                    ProgramError::LoadError { io_error, .. }
+                        if io_error.raw_os_error() == Some(libc::EAGAIN)
+                )
+        )
+    }
+}
+
 pub struct XdpProgram {
     ebpf: Ebpf,
     pub maps: maps::Maps,
