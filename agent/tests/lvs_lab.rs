@@ -57,12 +57,8 @@ fn seed_lvs_dr_balances_checks_real_servers_and_fails_over() {
             LONG,
         )
         .unwrap();
-    let both = vec![
-        ("192.168.11.113".to_string(), true),
-        ("192.168.11.114".to_string(), true),
-    ];
-    poll(LONG, || (seed.serving("a") == both).then_some(()))
-        .unwrap_or_else(|| panic!("{:?}\n{}", seed.serving("a"), seed.lab.logs()));
+    seed.wait_serving("a", [true, true])
+        .unwrap_or_else(|e| panic!("{e}"));
 
     // Balanced: clients go to both real servers, each client stays on its own.
     let clients: Vec<Ipv4Addr> = (0..4).map(client).collect();
@@ -180,12 +176,8 @@ fn misc_check_weights_notify_scripts_and_tcp_check_drive_the_schedule() {
             LONG,
         )
         .unwrap();
-    let both = vec![
-        ("192.168.11.113".to_string(), true),
-        ("192.168.11.114".to_string(), true),
-    ];
-    poll(LONG, || (seed.serving("a") == both).then_some(()))
-        .unwrap_or_else(|| panic!("{:?}\n{}", seed.lab.logs(), seed.lab.status("a")));
+    seed.wait_serving("a", [true, true])
+        .unwrap_or_else(|e| panic!("{e}"));
 
     // The script says weight 3 (exit 5): wrr gives r1 three flows for each of r2's.
     std::fs::write(&code, "5").unwrap();
@@ -320,12 +312,8 @@ fn losing_quorum_hands_the_service_to_the_sorry_server_and_back() {
     );
     seed.lab.start("a", Daemon::Agent, &config).unwrap();
     seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
-    let both = vec![
-        ("192.168.11.113".to_string(), true),
-        ("192.168.11.114".to_string(), true),
-    ];
-    poll(LONG, || (seed.serving("a") == both).then_some(()))
-        .unwrap_or_else(|| panic!("{}\n{}", seed.lab.logs(), seed.lab.status("a")));
+    seed.wait_serving("a", [true, true])
+        .unwrap_or_else(|e| panic!("{e}"));
     let pages = seed.pages(&[client(0), client(1), client(2), client(3)]);
     assert!(!pages.contains(&"r3".to_string()), "{pages:?}");
 
@@ -418,12 +406,8 @@ fn a_virtual_server_group_is_served_on_each_of_its_entries() {
     seed.lab
         .wait_log("a", "VS [web]:0 served by XDP", LONG)
         .unwrap();
-    let both = vec![
-        ("192.168.11.113".to_string(), true),
-        ("192.168.11.114".to_string(), true),
-    ];
-    poll(LONG, || (seed.serving("a") == both).then_some(()))
-        .unwrap_or_else(|| panic!("{}\n{}", seed.lab.logs(), seed.lab.status("a")));
+    seed.wait_serving("a", [true, true])
+        .unwrap_or_else(|e| panic!("{e}"));
     for port in [80, 81] {
         let pages: Vec<String> = (0..4)
             .map(|k| {
@@ -474,12 +458,8 @@ fn wlc_by_default_spreads_open_connections_by_weight() {
             LONG,
         )
         .unwrap();
-    let both = vec![
-        ("192.168.11.113".to_string(), true),
-        ("192.168.11.114".to_string(), true),
-    ];
-    poll(LONG, || (seed.serving("a") == both).then_some(()))
-        .unwrap_or_else(|| panic!("{}\n{}", seed.lab.logs(), seed.lab.status("a")));
+    seed.wait_serving("a", [true, true])
+        .unwrap_or_else(|e| panic!("{e}"));
     let open_flows = |seed: &vrrp_tests::lvs::Seed| -> Vec<u64> {
         let st = seed.lab.status("a");
         st["virtual_servers"][0]["real_servers"]
@@ -567,12 +547,8 @@ fn an_http_get_digest_takes_out_a_server_whose_page_differs() {
         )
         .unwrap();
     seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
-    let only = vec![
-        ("192.168.11.113".to_string(), true),
-        ("192.168.11.114".to_string(), false),
-    ];
-    poll(LONG, || (seed.serving("a") == only).then_some(()))
-        .unwrap_or_else(|| panic!("{}\n{}", seed.lab.logs(), seed.lab.status("a")));
+    seed.wait_serving("a", [true, false])
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         seed.pages(&[client(0), client(1), client(2)]),
         ["r1", "r1", "r1"]

@@ -112,6 +112,23 @@ impl Seed {
             .collect()
     }
 
+    /// Waits until `director`'s schedule is `want`: for each of r1 (.113) and r2 (.114),
+    /// whether it takes new flows. Err: what it was instead, and the logs.
+    pub fn wait_serving(&self, director: &str, want: [bool; 2]) -> Result<(), String> {
+        let want = vec![
+            ("192.168.11.113".to_string(), want[0]),
+            ("192.168.11.114".to_string(), want[1]),
+        ];
+        poll(LONG, || (self.serving(director) == want).then_some(())).ok_or_else(|| {
+            format!(
+                "{director} serves {:?}, not {want:?}\n{}\n{}",
+                self.serving(director),
+                self.lab.status(director),
+                self.lab.logs()
+            )
+        })
+    }
+
     /// The master's view of its real servers: (address, serving).
     pub fn serving(&self, director: &str) -> Vec<(String, bool)> {
         let st = self.lab.status(director);

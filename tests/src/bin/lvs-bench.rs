@@ -227,14 +227,10 @@ fn start_proxy(seed: &Seed) -> Result<()> {
 
 fn settle(seed: &Seed) -> Result<()> {
     seed.lab.wait_sole_holder("a", VIP, LONG)?;
-    let both = vec![
-        ("192.168.11.113".to_string(), true),
-        ("192.168.11.114".to_string(), true),
-    ];
-    vrrp_tests::poll(LONG, || (seed.serving("a") == both).then_some(()))
-        .context("real servers never both in a's schedule")?;
-    vrrp_tests::poll(LONG, || (seed.serving("b") == both).then_some(()))
-        .context("real servers never both in b's schedule")?;
+    for director in ["a", "b"] {
+        seed.wait_serving(director, [true, true])
+            .map_err(anyhow::Error::msg)?;
+    }
     Ok(())
 }
 
