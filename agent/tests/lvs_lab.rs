@@ -639,3 +639,126 @@ fn ssl_get_checks_real_servers_over_tls() {
         .unwrap();
     seed.stop_nginx("r2");
 }
+
+/// One HTTP/1.1 request on a kept-alive connection: the page, or what went wrong.
+fn ask(conn: &mut std::net::TcpStream) -> Result<String, String> {
+    use std::io::{Read, Write};
+    conn.set_read_timeout(Some(Duration::from_secs(2)))
+        .map_err(|e| e.to_string())?;
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: vip\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse::<usize>())
+                })
+                .and_then(Result::ok);
+            if length.is_some_and(|n| body.len() >= n) {
+                return Ok(body.trim().to_string());
+            }
+        }
+        match conn.read(&mut buf) {
+            Ok(0) => return Err(format!("closed after {text:?}")),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(format!("read: {e} after {text:?}")),
+        }
+    }
+}
+
+/// A reload that adds a real server ahead of the others leaves the open connections on
+/// their servers: each keeps its place in the balancer's maps, which its flows name
+/// (renumbered, a flow would land on another server, which resets it). And a reload that
+/// makes a virtual server's address a VIP makes it follow the VIP.
+#[test]
+fn a_reload_keeps_open_connections_on_their_servers() {
+    if skip_unless_root("a_reload_keeps_open_connections_on_their_servers") {
+        return;
+    }
+    let mut seed = topology();
+    let real = |addr: &str| {
+        format!(
+            "  real_server {addr} 80 {{\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n"
+        )
+    };
+    const OTHER: &str = "192.168.11.201";
+    let config = |reals: &str, vips: &str| {
+        // The instance last, so that a change to it leaves the virtual servers as they were,
+        // to the line.
+        format!(
+            "virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{reals}}}\n\
+             virtual_server {OTHER} 80 {{\n  lb_kind DR\n  real_server 192.168.11.113 80 {{\n  }}\n}}\n\
+             vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n{vips}  }}\n}}\n"
+        )
+    };
+    let follows = |seed: &vrrp_tests::lvs::Seed| {
+        seed.lab.status("a")["virtual_servers"][1]["follows_vip"].as_bool()
+    };
+    let two = real("192.168.11.113") + &real("192.168.11.114");
+    seed.lab
+        .start("a", Daemon::Agent, &config(&two, &format!("    {VIP}\n")))
+        .unwrap();
+    seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    seed.wait_serving("a", [true, true])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let vip: Ipv4Addr = VIP.parse().unwrap();
+    let mut held: Vec<(std::net::TcpStream, String)> = (0..4)
+        .map(|_| {
+            let mut conn = seed
+                .lab
+                .lab
+                .host("client")
+                .ns
+                .enter(move || std::net::TcpStream::connect((vip, 80)))
+                .unwrap()
+                .unwrap();
+            let page = ask(&mut conn).unwrap_or_else(|e| panic!("{e}"));
+            (conn, page)
+        })
+        .collect();
+    let mut pages: Vec<&str> = held.iter().map(|(_, p)| p.as_str()).collect();
+    pages.sort();
+    assert_eq!(pages, ["r1", "r1", "r2", "r2"]);
+    assert_eq!(follows(&seed), Some(false));
+    // A server that never answers goes first.
+    let three = real("192.168.11.115") + &two;
+    std::fs::write(
+        seed.lab.dir().join("a.conf"),
+        config(&three, &format!("    {VIP}\n")),
+    )
+    .unwrap();
+    seed.lab.signal("a", libc::SIGHUP).unwrap();
+    seed.lab.wait_log("a", "Reload finished", LONG).unwrap();
+    for (conn, page) in &mut held {
+        assert_eq!(
+            ask(conn).as_deref(),
+            Ok(page.as_str()),
+            "{}",
+            seed.lab.logs()
+        );
+    }
+    // New connections are still served by the two that answer.
+    let fresh = seed.pages(&[client(1), client(2)]);
+    assert!(fresh.iter().all(|p| p == "r1" || p == "r2"), "{fresh:?}");
+    // Only the VIPs change: the other virtual server now follows its address.
+    std::fs::write(
+        seed.lab.dir().join("a.conf"),
+        config(&three, &format!("    {VIP}\n    {OTHER}\n")),
+    )
+    .unwrap();
+    seed.lab.signal("a", libc::SIGHUP).unwrap();
+    poll(LONG, || (follows(&seed) == Some(true)).then_some(()))
+        .unwrap_or_else(|| panic!("{}\n{}", seed.lab.status("a"), seed.lab.logs()));
+    for (conn, page) in &mut held {
+        assert_eq!(ask(conn).as_deref(), Ok(page.as_str()));
+    }
+    drop(held);
+    seed.stop_nginx("r1");
+    seed.stop_nginx("r2");
+}

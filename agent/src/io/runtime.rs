@@ -663,6 +663,7 @@ impl Runtime {
         if self.config.virtual_servers.is_empty() || !self.opts.lvs {
             return;
         }
+        let vips = self.vips();
         let Some(prog) = self.xdp.as_mut() else {
             warn!(
                 "{} virtual_server(s) configured: the balancer is the XDP program, which is off (--no-xdp); not served",
@@ -670,11 +671,6 @@ impl Runtime {
             );
             return;
         };
-        let vips: Vec<std::net::IpAddr> = self
-            .slots
-            .iter()
-            .flat_map(|s| s.vips.iter().map(|v| v.addr.addr))
-            .collect();
         self.lvs = Some(crate::lvs::Balancer::start(
             &self.config,
             |a| vips.contains(&std::net::IpAddr::V4(a)),
@@ -682,6 +678,14 @@ impl Runtime {
             &self.helpers,
             carried,
         ));
+    }
+
+    /// Every instance's virtual addresses.
+    fn vips(&self) -> Vec<std::net::IpAddr> {
+        self.slots
+            .iter()
+            .flat_map(|s| s.vips.iter().map(|v| v.addr.addr))
+            .collect()
     }
 
     /// The balancer taken out of the data path (`shutdown`: the agent stops; else a reload

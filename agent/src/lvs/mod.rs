@@ -29,8 +29,11 @@ use crate::{
 use model::{Algo, VirtualService};
 
 struct RealState {
-    /// Index in LB_REALS.
+    /// Index in LB_REALS (and LB_CONNS, LB_REAL_STATS; flows and persistence name it).
     index: u32,
+    /// When the index was new to this real server (none: it had it before a reload). Flows
+    /// older than this that name it were another server's (see `sweep`).
+    fresh_since: Option<std::time::Duration>,
     /// Per checker: up by its rules (no checker: always up).
     checks_up: Vec<bool>,
     /// Per checker: the weight a `misc_dynamic` script set (None: the configured one).
@@ -66,15 +69,56 @@ struct Svc {
 }
 
 /// What a reload carries from the running balancer into the new one, keyed by virtual
-/// server, real server and checker configuration: each checker's state, and each real
-/// server's MAC.
+/// server, real server and checker configuration: each checker's state, each real server's
+/// MAC, and where each service and real server sits in the kernel maps. A real server that
+/// stays keeps its index, so the flows and persistence entries that name it keep going to it
+/// (and its flow counts go on); a service that stays keeps its id (its round-robin position
+/// and persistence entries) and ring slice. New ones get places the running balancer does
+/// not use, so nothing still pointing there is taken over.
 #[derive(Default)]
 pub struct Carried {
     checks: Vec<(String, Ipv4Addr, u16, model::Check, bool)>,
     macs: Vec<(Ipv4Addr, [u8; 6])>,
+    /// (virtual server, address, port) → (index, flows counted as expired).
+    reals: Vec<(String, Ipv4Addr, u16, u32, u64)>,
+    /// Virtual server → its sorry server's index.
+    sorries: Vec<(String, u32)>,
+    /// Virtual server → (id, ring slice halves, the half in use).
+    services: Vec<(String, u32, [u32; 2], usize)>,
 }
 
 impl Carried {
+    fn real(&self, vs: &str, real: &model::RealServer) -> Option<(u32, u64)> {
+        self.reals
+            .iter()
+            .find(|(v, a, p, ..)| v == vs && *a == real.addr && *p == real.port)
+            .map(|(.., i, e)| (*i, *e))
+    }
+
+    fn service(&self, vs: &str) -> Option<(u32, [u32; 2], usize)> {
+        self.services
+            .iter()
+            .find(|(v, ..)| v == vs)
+            .map(|(_, id, b, h)| (*id, *b, *h))
+    }
+
+    /// Indices, ids and ring slices in use by the balancer this one replaces.
+    fn in_use(&self) -> (Vec<u32>, Vec<u32>, Vec<(u32, u32)>) {
+        let reals = self
+            .reals
+            .iter()
+            .map(|r| r.3)
+            .chain(self.sorries.iter().map(|s| s.1))
+            .collect();
+        let ids = self.services.iter().map(|s| s.1).collect();
+        let rings = self
+            .services
+            .iter()
+            .map(|(_, _, b, _)| (b[0].min(b[1]), b[0].abs_diff(b[1]) * 2))
+            .collect();
+        (reals, ids, rings)
+    }
+
     fn check(&self, vs: &str, real: &model::RealServer, check: &model::Check) -> Option<bool> {
         self.checks
             .iter()
@@ -90,6 +134,84 @@ impl Carried {
 /// How often lc/wlc counts are written, and every how many counts the flow table is swept.
 pub const COUNT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 const SWEEP_EVERY: u64 = 120;
+
+/// Hands out indices below `max`: the one asked for when it is free, else the lowest free one
+/// that `avoid` does not hold (the replaced balancer's), else the lowest free one.
+struct Indices {
+    taken: std::collections::BTreeSet<u32>,
+    avoid: std::collections::BTreeSet<u32>,
+    max: u32,
+}
+
+impl Indices {
+    fn new(avoid: Vec<u32>, max: u32) -> Indices {
+        Indices {
+            taken: Default::default(),
+            avoid: avoid.into_iter().collect(),
+            max,
+        }
+    }
+
+    fn take(&mut self, wanted: Option<u32>) -> Option<u32> {
+        if let Some(w) = wanted
+            && w < self.max
+            && self.taken.insert(w)
+        {
+            return Some(w);
+        }
+        let free = (0..self.max)
+            .find(|i| !self.taken.contains(i) && !self.avoid.contains(i))
+            .or_else(|| (0..self.max).find(|i| !self.taken.contains(i)))?;
+        self.taken.insert(free);
+        Some(free)
+    }
+
+    fn give_back(&mut self, index: u32) {
+        self.taken.remove(&index);
+    }
+}
+
+/// Hands out slices of LB_RING the same way: the wanted one when it is free, else the first
+/// gap clear of the replaced balancer's slices, else the first gap.
+struct Slices {
+    taken: Vec<(u32, u32)>,
+    avoid: Vec<(u32, u32)>,
+}
+
+impl Slices {
+    fn fits(list: &[(u32, u32)], start: u32, len: u32) -> bool {
+        start
+            .checked_add(len)
+            .is_some_and(|end| end <= LB_RING_SIZE)
+            && list
+                .iter()
+                .all(|&(s, l)| start + len <= s || s + l <= start)
+    }
+
+    /// The first start of `len` free slots outside `list`.
+    fn gap(list: &[(u32, u32)], len: u32) -> Option<u32> {
+        std::iter::once(0)
+            .chain(list.iter().map(|&(s, l)| s + l))
+            .filter(|&start| Slices::fits(list, start, len))
+            .min()
+    }
+
+    fn take(&mut self, wanted: Option<u32>, len: u32) -> Option<u32> {
+        let start = match wanted.filter(|&w| Slices::fits(&self.taken, w, len)) {
+            Some(w) => w,
+            None => {
+                let both: Vec<(u32, u32)> = self.taken.iter().chain(&self.avoid).copied().collect();
+                Slices::gap(&both, len).or_else(|| Slices::gap(&self.taken, len))?
+            }
+        };
+        self.taken.push((start, len));
+        Some(start)
+    }
+
+    fn give_back(&mut self, start: u32) {
+        self.taken.retain(|&(s, _)| s != start);
+    }
+}
 
 pub struct Balancer {
     services: Vec<Svc>,
@@ -307,7 +429,14 @@ impl Balancer {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut services: Vec<Svc> = Vec::new();
         let mut tasks = Vec::new();
-        let (mut next_real, mut next_slot) = (0u32, 0u32);
+        let (old_reals, old_ids, old_rings) = carried.in_use();
+        let mut indices = Indices::new(old_reals, LB_REALS_MAX);
+        let mut ids = Indices::new(old_ids, LB_SERVICES_MAX);
+        let mut slices = Slices {
+            taken: Vec::new(),
+            avoid: old_rings,
+        };
+        let now = crate::io::timer::monotonic_now();
         for raw in &config.virtual_servers {
             let vs = match model::service(raw, &config.virtual_server_groups) {
                 Ok(vs) => vs,
@@ -387,17 +516,64 @@ impl Balancer {
                 );
                 continue;
             }
-            if services.len() as u32 >= LB_SERVICES_MAX
-                || next_real + vs.reals.len() as u32 + 1 > LB_REALS_MAX
-                || next_slot + 2 * slots > LB_RING_SIZE
-            {
-                warn!("VS {}: the balancer's maps are full; not served", vs.name());
+            let vs_name = vs.name();
+            // What it had before a reload: the same id, the same ring slice for a schedule of
+            // the same length, the same index for each real server that stays.
+            let old = carried.service(&vs_name);
+            let old_ring = old
+                .filter(|(_, b, _)| b[1] - b[0] == slots)
+                .map(|(_, b, half)| (b[0], half));
+            let old_reals: Vec<Option<(u32, u64)>> =
+                vs.reals.iter().map(|r| carried.real(&vs_name, r)).collect();
+            let old_sorry = carried
+                .sorries
+                .iter()
+                .find(|(v, _)| *v == vs_name)
+                .map(|s| s.1);
+            let id = ids.take(old.map(|o| o.0));
+            let ring = slices.take(old_ring.map(|r| r.0), 2 * slots);
+            let mut got: Vec<u32> = Vec::new();
+            let wanted = old_reals
+                .iter()
+                .map(|o| o.map(|o| o.0))
+                .chain(vs.sorry.map(|_| old_sorry));
+            for w in wanted {
+                match indices.take(w) {
+                    Some(i) => got.push(i),
+                    None => break,
+                }
+            }
+            let (Some(id), Some(ring_base)) = (id, ring) else {
+                got.iter().for_each(|&i| indices.give_back(i));
+                id.inspect(|&i| ids.give_back(i));
+                ring.inspect(|&r| slices.give_back(r));
+                warn!("VS {vs_name}: the balancer's maps are full; not served");
+                continue;
+            };
+            if got.len() < vs.reals.len() + usize::from(vs.sorry.is_some()) {
+                got.iter().for_each(|&i| indices.give_back(i));
+                ids.give_back(id);
+                slices.give_back(ring_base);
+                warn!("VS {vs_name}: the balancer's maps are full; not served");
                 continue;
             }
+            // A new index starts its count of open flows at zero (the kernel's per-CPU
+            // counters keep what an earlier owner opened and closed).
+            let start_count = |index: u32, old: Option<(u32, u64)>| match old {
+                Some((i, expired)) if i == index => (None, expired),
+                _ => {
+                    let open = maps.real_conns(index).map_or(0, |per_cpu| {
+                        let opened: u64 = per_cpu.iter().map(|c| c.opened).sum();
+                        let closed: u64 = per_cpu.iter().map(|c| c.closed).sum();
+                        opened.saturating_sub(closed)
+                    });
+                    (Some(now), open)
+                }
+            };
             let mut reals = Vec::new();
             for (k, real) in vs.reals.iter().enumerate() {
-                let index = next_real + k as u32;
-                let vs_name = vs.name();
+                let index = got[k];
+                let (fresh_since, expired) = start_count(index, old_reals[k]);
                 let carried_up: Vec<Option<bool>> = real
                     .checks
                     .iter()
@@ -411,12 +587,13 @@ impl Balancer {
                     .collect();
                 reals.push(RealState {
                     index,
+                    fresh_since,
                     alive: checks_up.iter().all(|u| *u),
                     checks_up,
                     checks_weight: vec![None; real.checks.len()],
                     weight: real.weight,
                     conns: 0,
-                    expired: 0,
+                    expired,
                     entered_up: false,
                     mac: check::neighbour_mac(real.addr).or_else(|| carried.mac(real.addr)),
                 });
@@ -456,10 +633,9 @@ impl Balancer {
                     );
                 }
             }
-            next_real += vs.reals.len() as u32;
             let sorry = vs.sorry.map(|(addr, _)| {
-                let index = next_real;
-                next_real += 1;
+                let index = got[vs.reals.len()];
+                let (fresh_since, _) = start_count(index, old_sorry.map(|i| (i, 0)));
                 tasks.push(
                     helpers
                         .spawn(resolve(addr, index, tx.clone()))
@@ -467,6 +643,7 @@ impl Balancer {
                 );
                 RealState {
                     index,
+                    fresh_since,
                     checks_up: Vec::new(),
                     checks_weight: Vec::new(),
                     weight: 1,
@@ -487,16 +664,18 @@ impl Balancer {
             let follows = keys.iter().any(|(_, f)| f & LB_SVC_FOLLOW_VIP != 0);
             let mut svc = Svc {
                 keys,
-                id: services.len() as u32,
-                bases: [next_slot, next_slot + slots],
-                half: 1,
+                id,
+                bases: [ring_base, ring_base + slots],
+                // The next schedule goes in the half the kernel is not reading.
+                half: old_ring
+                    .filter(|(b, _)| *b == ring_base)
+                    .map_or(1, |(_, half)| half),
                 reals,
                 serving: Vec::new(),
                 sorry,
                 quorum_up,
                 vs,
             };
-            next_slot += 2 * slots;
             svc.update_quorum(true, run_as);
             svc.publish(maps);
             info!(
@@ -609,7 +788,13 @@ impl Balancer {
         let mut c = Carried::default();
         for s in &self.services {
             let name = s.vs.name();
+            c.services.push((name.clone(), s.id, s.bases, s.half));
+            if let Some(sorry) = &s.sorry {
+                c.sorries.push((name.clone(), sorry.index));
+            }
             for (r, real) in s.reals.iter().zip(&s.vs.reals) {
+                c.reals
+                    .push((name.clone(), real.addr, real.port, r.index, r.expired));
                 for (k, check) in real.checks.iter().enumerate() {
                     c.checks.push((
                         name.clone(),
@@ -625,6 +810,15 @@ impl Balancer {
             }
         }
         c
+    }
+
+    /// Whether some service would follow a VIP it does not follow now, or the other way
+    /// round (a reload changed the VRRP instances' addresses).
+    pub fn follows_changed(&self, vip: impl Fn(Ipv4Addr) -> bool) -> bool {
+        self.services
+            .iter()
+            .flat_map(|s| &s.keys)
+            .any(|(k, f)| (f & LB_SVC_FOLLOW_VIP != 0) != vip(Ipv4Addr::from(k.addr)))
     }
 
     /// Whether any service counts open flows (lc, wlc): then [`Self::count_flows`] runs
@@ -667,8 +861,21 @@ impl Balancer {
     fn sweep(&mut self, maps: &mut Maps) {
         let now = crate::io::timer::monotonic_now();
         let mut open: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+        // Since when each index has had its real server: a flow last seen before names the
+        // one that had it before a reload.
+        let since: std::collections::HashMap<u32, std::time::Duration> = self
+            .services
+            .iter()
+            .flat_map(|s| s.reals.iter().chain(&s.sorry))
+            .filter_map(|r| Some((r.index, r.fresh_since?)))
+            .collect();
         for (key, flow) in maps.flows() {
-            let idle = now.saturating_sub(std::time::Duration::from_nanos(flow.last_ns));
+            let last = std::time::Duration::from_nanos(flow.last_ns);
+            if since.get(&flow.real).is_some_and(|&t| last < t) {
+                let _ = maps.remove_flow(&key);
+                continue;
+            }
+            let idle = now.saturating_sub(last);
             let closed = flow.closed != 0;
             let limit = match (closed, key.proto) {
                 (false, 17) => OPEN_UDP_IDLE,
@@ -690,6 +897,37 @@ impl Balancer {
             let closed: u64 = per_cpu.iter().map(|c| c.closed).sum();
             let counted = opened.saturating_sub(closed);
             r.expired = counted.saturating_sub(open.get(&r.index).copied().unwrap_or(0));
+        }
+    }
+
+    /// Gives way to `new`, which a reload started in its place: the checkers stop, the
+    /// addresses `new` does not serve leave the data path, and the real servers it does not
+    /// have are marked down (their flows get a server of `new`).
+    pub fn retire(self, maps: Option<&mut Maps>, new: Option<&Balancer>) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let Some(maps) = maps else { return };
+        let services = new.map_or(&[][..], |n| &n.services[..]);
+        for (k, _) in self.services.iter().flat_map(|s| &s.keys) {
+            if !services.iter().any(|s| s.keys.iter().any(|(o, _)| o == k)) {
+                let _ = maps.remove_service(k);
+            }
+        }
+        let kept = |index: u32| {
+            services
+                .iter()
+                .flat_map(|s| s.reals.iter().chain(&s.sorry))
+                .any(|r| r.index == index)
+        };
+        for r in self
+            .services
+            .iter()
+            .flat_map(|s| s.reals.iter().chain(&s.sorry))
+        {
+            if !kept(r.index) {
+                let _ = maps.set_real(r.index, real_entry(r, false, [0; 4]));
+            }
         }
     }
 
@@ -773,5 +1011,63 @@ async fn resolve(addr: Ipv4Addr, real: u32, tx: mpsc::UnboundedSender<check::Rep
         }
         let wait = if mac.is_some() { 5000 } else { 200 };
         tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_keep_what_stays_and_give_new_ones_what_nothing_used() {
+        // The replaced balancer used 0, 1 and 2; 1 stays.
+        let mut ix = Indices::new(vec![0, 1, 2], 6);
+        assert_eq!(ix.take(Some(1)), Some(1));
+        // New ones skip what the old one used while there is other room.
+        assert_eq!(ix.take(None), Some(3));
+        assert_eq!(ix.take(None), Some(4));
+        // Asked for one already taken: the next free one.
+        assert_eq!(ix.take(Some(1)), Some(5));
+        // Out of fresh room: what the old one used, lowest first.
+        assert_eq!(ix.take(None), Some(0));
+        assert_eq!(ix.take(None), Some(2));
+        assert_eq!(ix.take(None), None);
+        ix.give_back(4);
+        assert_eq!(ix.take(None), Some(4));
+        // Never past the map.
+        assert_eq!(Indices::new(vec![], 2).take(Some(7)), Some(0));
+    }
+
+    #[test]
+    fn ring_slices_never_overlap() {
+        let mut sl = Slices {
+            taken: Vec::new(),
+            avoid: vec![(0, 100)],
+        };
+        // A service that stays keeps its slice.
+        assert_eq!(sl.take(Some(0), 100), Some(0));
+        // A new one goes after it; one that wants a taken place gets a free one.
+        assert_eq!(sl.take(None, 50), Some(100));
+        assert_eq!(sl.take(Some(20), 10), Some(150));
+        sl.give_back(100);
+        assert_eq!(sl.take(None, 40), Some(100));
+        // Room left in the ring: none for more than it holds.
+        assert_eq!(sl.take(None, LB_RING_SIZE), None);
+        let end = LB_RING_SIZE - 160;
+        assert_eq!(sl.take(None, end), Some(160));
+        assert_eq!(sl.take(None, 1), Some(140));
+        // A slice the old balancer still uses is taken only when nothing else fits.
+        let mut sl = Slices {
+            taken: vec![(100, LB_RING_SIZE - 100)],
+            avoid: vec![(0, 60)],
+        };
+        assert_eq!(sl.take(None, 40), Some(60));
+        assert_eq!(sl.take(None, 40), Some(0));
+        let mut seen = sl.taken.clone();
+        seen.sort();
+        assert!(
+            seen.windows(2).all(|w| w[0].0 + w[0].1 <= w[1].0),
+            "{seen:?}"
+        );
     }
 }

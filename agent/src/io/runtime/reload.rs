@@ -338,21 +338,24 @@ impl Runtime {
             })
         });
         self.refresh_socket_filters();
-        // The virtual servers changed: the balancer starts again (its checkers too).
-        let lvs_changed = self.config.virtual_servers != new.virtual_servers;
-        // What the running checkers know goes on in the new ones (keepalived migrates them).
-        let carried = self
-            .lvs
-            .as_ref()
-            .filter(|_| lvs_changed)
-            .map(|l| l.carried())
-            .unwrap_or_default();
-        if lvs_changed {
-            self.stop_lvs(false);
-        }
+        // The virtual servers changed, or the VIPs some of them follow: a new balancer takes
+        // over (its checkers too). What the running checkers know goes on in the new ones
+        // (keepalived migrates them), and the services and real servers that stay keep their
+        // places in the maps (their flows, persistence and counts).
+        let vips = self.vips();
+        let lvs_changed = self.config.virtual_servers != new.virtual_servers
+            || self
+                .lvs
+                .as_ref()
+                .is_some_and(|l| l.follows_changed(|a| vips.contains(&std::net::IpAddr::V4(a))));
         self.config = new;
         if lvs_changed {
+            let old = self.lvs.take();
+            let carried = old.as_ref().map(|l| l.carried()).unwrap_or_default();
             self.start_lvs(&carried);
+            if let Some(old) = old {
+                old.retire(self.xdp.as_mut().map(|p| &mut p.maps), self.lvs.as_ref());
+            }
         }
         self.start(&created_ks, &new_groups).await;
         Ok(())
