@@ -438,11 +438,20 @@ pub struct Real {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Flow {
     pub real: u32,
-    /// 1 once the client sent FIN or RST (the flow no longer counts as open).
+    /// [`FLOW_OPEN`], [`FLOW_CLOSED`] or [`FLOW_UNCOUNTED`].
     pub closed: u32,
     /// `bpf_ktime_get_ns()` when it was last seen (to the second).
     pub last_ns: u64,
 }
+
+/// A flow that counts as open for lc/wlc: begun by the client's SYN (or UDP).
+pub const FLOW_OPEN: u32 = 0;
+/// A counted flow the client closed with FIN or RST (it no longer counts as open).
+pub const FLOW_CLOSED: u32 = 1;
+/// A TCP flow first seen without its SYN (taken over from another director, evicted from
+/// the table, or a stray segment): forwarded and pinned, never counted as open, so stray
+/// segments cannot make a server look busy.
+pub const FLOW_UNCOUNTED: u32 = 2;
 
 /// Flows a real server was given and flows whose client closed them, per CPU.
 #[repr(C)]

@@ -6,9 +6,10 @@
 //! the service follows one; otherwise, and for anything else, the kernel gets the frame.
 
 use agent_common::{
-    Counter, Flow, FlowKey, LB_LEAST_MAX, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH,
-    LB_SVC_HASH_DST, LB_SVC_HASH_PORT, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OVF, LB_SVC_SED,
-    LB_SVC_TWOS, LB_SVC_WEIGHTED, Persist, PersistKey, Real, Service, ServiceKey, VipKey,
+    Counter, FLOW_CLOSED, FLOW_OPEN, FLOW_UNCOUNTED, Flow, FlowKey, LB_LEAST_MAX, LB_REAL_UP,
+    LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_HASH_PORT, LB_SVC_LEAST, LB_SVC_NQ,
+    LB_SVC_OVF, LB_SVC_SED, LB_SVC_TWOS, LB_SVC_WEIGHTED, Persist, PersistKey, Real, Service,
+    ServiceKey, VipKey,
 };
 use aya_ebpf::{
     bindings::xdp_action,
@@ -181,6 +182,11 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
     let ports = ptr_at::<[u8; 4]>(ctx, l2.l3 + ihl)?;
     // SAFETY: ptr_at checked the four bytes lie inside the frame.
     let ports = unsafe { *ports };
+    let flags = if proto == IPPROTO_TCP {
+        tcp_flags(ctx, l2.l3 + ihl)
+    } else {
+        0
+    };
     let dst = ip.dst_addr;
     let key = ServiceKey {
         addr: dst,
@@ -221,8 +227,8 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
         Some((f, real)) => {
             // A client's FIN or RST closes the flow for lc/wlc (it keeps its server for the
             // rest of the exchange); the time it was seen moves once a second at most.
-            if proto == IPPROTO_TCP && f.closed == 0 && tcp_closing(ctx, l2.l3 + ihl) {
-                f.closed = 1;
+            if f.closed == FLOW_OPEN && flags & (TCP_FIN | TCP_RST) != 0 {
+                f.closed = FLOW_CLOSED;
                 if let Some(c) = LB_CONNS.get_ptr_mut(f.real) {
                     // SAFETY: per-CPU slot, only this CPU's program writes it.
                     unsafe { (*c).closed += 1 };
@@ -264,12 +270,20 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
                 };
                 let _ = LB_PERSIST.insert(k, value, 0);
             }
+            // Counted from the client's SYN only (a plain one: no ACK, RST or FIN).
             let value = Flow {
                 real: chosen.0,
-                closed: 0,
+                closed: if proto != IPPROTO_TCP
+                    || flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) == TCP_SYN
+                {
+                    FLOW_OPEN
+                } else {
+                    FLOW_UNCOUNTED
+                },
                 last_ns: now,
             };
             if LB_FLOWS.insert(flow, value, 0).is_ok()
+                && value.closed == FLOW_OPEN
                 && let Some(c) = LB_CONNS.get_ptr_mut(chosen.0)
             {
                 // SAFETY: per-CPU slot, only this CPU's program writes it.
@@ -295,15 +309,16 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
     Some(pass_tx())
 }
 
-/// Whether the TCP segment at `l4` carries FIN or RST.
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+const TCP_ACK: u8 = 0x10;
+
+/// The flags of the TCP segment at `l4` (byte 13 of its header; none if it is cut short).
 #[inline(always)]
-fn tcp_closing(ctx: &XdpContext, l4: usize) -> bool {
-    // Flags are byte 13 of the TCP header: FIN 0x01, RST 0x04.
-    ptr_at::<[u8; 14]>(ctx, l4).is_some_and(|h| {
-        // SAFETY: ptr_at checked the 14 bytes lie inside the frame.
-        let flags = unsafe { (*h)[13] };
-        flags & 0x05 != 0
-    })
+fn tcp_flags(ctx: &XdpContext, l4: usize) -> u8 {
+    // SAFETY: ptr_at checked the 14 bytes lie inside the frame.
+    ptr_at::<[u8; 14]>(ctx, l4).map_or(0, |h| unsafe { (*h)[13] })
 }
 
 #[inline(always)]

@@ -387,6 +387,17 @@ fn lc_and_wlc_send_new_flows_to_the_least_loaded_and_count_what_they_open_and_cl
     assert_eq!(lab.forwarded_to(&tcp_flags(48000, 0x10)), 1);
     assert_eq!(lab.forwarded_to(&tcp_flags(48000, 0x04)), 1);
     assert_eq!(closed(&lab, 1), 1);
+    // Segments of flows that began elsewhere (no SYN seen here: a takeover, or strays) are
+    // forwarded and pinned but never count as open, nor as closed when they end.
+    let strays: Vec<usize> = (0..4)
+        .map(|k| lab.forwarded_to(&tcp_flags(48100 + k, 0x10)))
+        .collect();
+    for (k, &real) in strays.iter().enumerate() {
+        assert_eq!(lab.forwarded_to(&tcp_flags(48100 + k as u16, 0x18)), real);
+        assert_eq!(lab.forwarded_to(&tcp_flags(48100 + k as u16, 0x11)), real);
+    }
+    assert_eq!((opened(&lab, 0), opened(&lab, 1)), (1, 5));
+    assert_eq!((closed(&lab, 0), closed(&lab, 1)), (0, 1));
 
     // wlc: weights 10 and 1 with 5 and 1 open flows: 5/10 < 1/1, server 0 takes it.
     let mut lab = Lab::new();

@@ -14,9 +14,9 @@ pub mod sched;
 use std::net::Ipv4Addr;
 
 use agent_common::{
-    LB_LEAST_MAX, LB_REAL_UP, LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX, LB_SVC_FOLLOW_VIP,
-    LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_HASH_PORT, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OVF,
-    LB_SVC_SED, LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service, ServiceKey,
+    FLOW_CLOSED, FLOW_OPEN, LB_LEAST_MAX, LB_REAL_UP, LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX,
+    LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_HASH_PORT, LB_SVC_LEAST, LB_SVC_NQ,
+    LB_SVC_OVF, LB_SVC_SED, LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service, ServiceKey,
 };
 use log::{info, warn};
 use tokio::{runtime::Handle, sync::mpsc, task::AbortHandle};
@@ -876,15 +876,14 @@ impl Balancer {
                 continue;
             }
             let idle = now.saturating_sub(last);
-            let closed = flow.closed != 0;
-            let limit = match (closed, key.proto) {
-                (false, 17) => OPEN_UDP_IDLE,
-                (false, _) => OPEN_TCP_IDLE,
-                (true, _) => CLOSED_IDLE,
+            let limit = match (flow.closed, key.proto) {
+                (FLOW_CLOSED, _) => CLOSED_IDLE,
+                (_, 17) => OPEN_UDP_IDLE,
+                _ => OPEN_TCP_IDLE,
             };
             if idle >= limit {
                 let _ = maps.remove_flow(&key);
-            } else if !closed {
+            } else if flow.closed == FLOW_OPEN {
                 *open.entry(flow.real).or_default() += 1;
             }
         }
