@@ -121,14 +121,17 @@ fn two_choices(svc: &Service) -> Option<u32> {
         (real.flags & LB_REAL_UP != 0 && real.weight != 0)
             .then(|| (index, open_flows(index, real), real.weight as u64))
     };
-    match (pick(), pick()) {
-        (Some((a, la, wa)), Some((b, lb, wb))) => Some(if lb * wa < la * wb { b } else { a }),
-        (Some((a, ..)), None) => Some(a),
-        (None, Some((b, ..))) => Some(b),
+    // Loads and weights are defined (0) on every path: the optimiser computes the products
+    // before it knows which draws count, and an undefined value may sit in a register that
+    // holds a pointer, whose multiplication the verifier refuses.
+    let (a, la, wa) = pick().map_or((None, 0, 0), |(i, l, w)| (Some(i), l, w));
+    let (b, lb, wb) = pick().map_or((None, 0, 0), |(i, l, w)| (Some(i), l, w));
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if lb * wa < la * wb { b } else { a }),
         // Both drawn servers unusable (the ring holds up servers only, but one may just have
         // gone): the kernel gets this one. (No fallback walk: a second copy of the
         // least-loaded loop would double the verifier's work at every load.)
-        (None, None) => None,
+        (a, b) => a.or(b),
     }
 }
 
@@ -236,6 +239,20 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
             }
             if now.wrapping_sub(f.last_ns) > 1_000_000_000 {
                 f.last_ns = now;
+                // A client's connection keeps its persistence alive (IPVS keeps a template
+                // while it controls connections): renewed with the flow, once a second.
+                if svc.persist_ns != 0 {
+                    let key = PersistKey {
+                        service: svc.id,
+                        client: src,
+                    };
+                    let value = Persist {
+                        real: f.real,
+                        _pad: 0,
+                        last_ns: now,
+                    };
+                    let _ = LB_PERSIST.insert(key, value, 0);
+                }
             }
             (f.real, real)
         }

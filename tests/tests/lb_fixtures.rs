@@ -296,6 +296,29 @@ fn persistence_keeps_a_client_on_its_server_across_connections() {
     assert_ne!(lab.forwarded_to(&tcp(other, 46000, 80)), first);
 }
 
+/// A long connection keeps its client's persistence alive, as IPVS keeps a persistence
+/// template while it controls connections: the connection's packets renew it (once a second),
+/// so a new connection long after the first, past the timeout, still goes to the same server;
+/// once the client is quiet for the timeout, it is scheduled afresh.
+#[test]
+fn a_long_connection_keeps_its_client_s_persistence_alive() {
+    if skip_unless_root("a_long_connection_keeps_its_client_s_persistence_alive") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.service(HTTP, 0, Algo::Rr, &[(0, 1), (1, 1)], 3);
+    let first = lab.forwarded_to(&tcp(CLIENT, 47000, 80));
+    // The time passing is what is tested: the connection's packets for 1.5 timeouts.
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_millis(4500) {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert_eq!(lab.forwarded_to(&tcp_flags(47000, 0x10)), first);
+    }
+    assert_eq!(lab.forwarded_to(&tcp(CLIENT, 47001, 80)), first);
+    std::thread::sleep(std::time::Duration::from_millis(3300));
+    assert_ne!(lab.forwarded_to(&tcp(CLIENT, 47002, 80)), first);
+}
+
 #[test]
 fn source_hashing_is_consistent_across_ports_and_when_a_server_goes() {
     if skip_unless_root("source_hashing_is_consistent_across_ports_and_when_a_server_goes") {
