@@ -14,9 +14,10 @@ pub mod sched;
 use std::net::Ipv4Addr;
 
 use agent_common::{
-    FLOW_CLOSED, FLOW_OPEN, LB_LEAST_MAX, LB_REAL_UP, LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX,
-    LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_HASH_PORT, LB_SVC_LEAST, LB_SVC_NQ,
-    LB_SVC_OVF, LB_SVC_SED, LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service, ServiceKey,
+    FLOW_CLOSED, FLOW_OPEN, Flow, FlowKey, LB_LEAST_MAX, LB_REAL_UP, LB_REALS_MAX, LB_RING_SIZE,
+    LB_SERVICES_MAX, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_HASH_PORT,
+    LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OVF, LB_SVC_SED, LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service,
+    ServiceKey,
 };
 use log::{info, warn};
 use tokio::{runtime::Handle, sync::mpsc, task::AbortHandle};
@@ -24,7 +25,7 @@ use tokio::{runtime::Handle, sync::mpsc, task::AbortHandle};
 use crate::{
     config::model::Config,
     track::exec::{self, RunAs},
-    xdp::maps::Maps,
+    xdp::maps::{FlowTable, Maps},
 };
 use model::{Algo, VirtualService};
 
@@ -131,6 +132,47 @@ impl Carried {
     }
 }
 
+/// The flow table's sweep (see [`Balancer::start_sweep`]).
+enum Sweep {
+    /// The table could not be opened a second time: no sweeps.
+    Off,
+    Idle(FlowTable),
+    /// On a helper thread; with each server's count (opened − closed) when it began.
+    Running(
+        tokio::sync::oneshot::Receiver<(FlowTable, std::collections::HashMap<u32, u64>)>,
+        Vec<(u32, u64)>,
+    ),
+}
+
+/// The sweep's verdict on `flows` at `now`: the flows to remove (idle past their timeout, or
+/// older than their index's owner, `since`), and the open flows left per real server index.
+fn tally(
+    flows: &[(FlowKey, Flow)],
+    since: &std::collections::HashMap<u32, std::time::Duration>,
+    now: std::time::Duration,
+) -> (Vec<FlowKey>, std::collections::HashMap<u32, u64>) {
+    let mut gone = Vec::new();
+    let mut open: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+    for (key, flow) in flows {
+        let last = std::time::Duration::from_nanos(flow.last_ns);
+        if since.get(&flow.real).is_some_and(|&t| last < t) {
+            gone.push(*key);
+            continue;
+        }
+        let limit = match (flow.closed, key.proto) {
+            (FLOW_CLOSED, _) => CLOSED_IDLE,
+            (_, 17) => OPEN_UDP_IDLE,
+            _ => OPEN_TCP_IDLE,
+        };
+        if now.saturating_sub(last) >= limit {
+            gone.push(*key);
+        } else if flow.closed == FLOW_OPEN {
+            *open.entry(flow.real).or_default() += 1;
+        }
+    }
+    (gone, open)
+}
+
 /// How often lc/wlc counts are written, and every how many counts the flow table is swept.
 pub const COUNT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 const SWEEP_EVERY: u64 = 120;
@@ -221,6 +263,8 @@ pub struct Balancer {
     run_as: RunAs,
     pub rx: mpsc::UnboundedReceiver<check::Report>,
     tasks: Vec<AbortHandle>,
+    sweep: Sweep,
+    helpers: Handle,
 }
 
 impl Svc {
@@ -691,12 +735,25 @@ impl Balancer {
             );
             services.push(svc);
         }
+        let sweep = if services.iter().any(|s| s.counts_flows()) {
+            maps.flow_table().map_or_else(
+                |e| {
+                    warn!("{e}: idle flows will not be swept from the balancer's table");
+                    Sweep::Off
+                },
+                Sweep::Idle,
+            )
+        } else {
+            Sweep::Off
+        };
         Balancer {
             services,
             counted: 0,
             run_as,
             rx,
             tasks,
+            sweep,
+            helpers: helpers.clone(),
         }
     }
 
@@ -833,8 +890,9 @@ impl Balancer {
     /// [`SWEEP_EVERY`] counts, the flow table is swept of idle flows.
     pub fn count_flows(&mut self, maps: &mut Maps) {
         self.counted += 1;
+        self.collect_sweep();
         if self.counted.is_multiple_of(SWEEP_EVERY) {
-            self.sweep(maps);
+            self.start_sweep(maps);
         }
         for svc in &mut self.services {
             if !svc.counts_flows() {
@@ -855,47 +913,75 @@ impl Balancer {
         }
     }
 
-    /// Removes flows idle past their timeout, and counts the open ones left per server: the
-    /// kernel's opened − closed is set to agree with the table (flows the table evicted, moved
-    /// to another server when theirs went, or that went idle, no longer count).
-    fn sweep(&mut self, maps: &mut Maps) {
-        let now = crate::io::timer::monotonic_now();
-        let mut open: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+    /// Starts a sweep of the flow table on a helper thread: flows idle past their timeout
+    /// are removed and the open ones left are counted per server. When it is done (see
+    /// [`Self::collect_sweep`]), each server's kernel count (opened − closed, as it was when
+    /// the sweep began) is set to agree with the table: flows the table evicted, moved to
+    /// another server when theirs went, or that went idle, no longer count.
+    fn start_sweep(&mut self, maps: &Maps) {
+        if !matches!(self.sweep, Sweep::Idle(_)) {
+            return;
+        }
+        let Sweep::Idle(mut table) = std::mem::replace(&mut self.sweep, Sweep::Off) else {
+            return;
+        };
+        let reals = || {
+            self.services
+                .iter()
+                .flat_map(|s| s.reals.iter().chain(&s.sorry))
+        };
         // Since when each index has had its real server: a flow last seen before names the
         // one that had it before a reload.
-        let since: std::collections::HashMap<u32, std::time::Duration> = self
-            .services
-            .iter()
-            .flat_map(|s| s.reals.iter().chain(&s.sorry))
+        let since: std::collections::HashMap<u32, std::time::Duration> = reals()
             .filter_map(|r| Some((r.index, r.fresh_since?)))
             .collect();
-        for (key, flow) in maps.flows() {
-            let last = std::time::Duration::from_nanos(flow.last_ns);
-            if since.get(&flow.real).is_some_and(|&t| last < t) {
-                let _ = maps.remove_flow(&key);
-                continue;
+        let counted: Vec<(u32, u64)> = reals()
+            .filter_map(|r| {
+                let per_cpu = maps.real_conns(r.index).ok()?;
+                // Totals first: a flow opened on one CPU may close on another.
+                let opened: u64 = per_cpu.iter().map(|c| c.opened).sum();
+                let closed: u64 = per_cpu.iter().map(|c| c.closed).sum();
+                Some((r.index, opened.saturating_sub(closed)))
+            })
+            .collect();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.helpers.spawn_blocking(move || {
+            let now = crate::io::timer::monotonic_now();
+            let (gone, open) = tally(&table.flows(), &since, now);
+            for key in &gone {
+                let _ = table.remove(key);
             }
-            let idle = now.saturating_sub(last);
-            let limit = match (flow.closed, key.proto) {
-                (FLOW_CLOSED, _) => CLOSED_IDLE,
-                (_, 17) => OPEN_UDP_IDLE,
-                _ => OPEN_TCP_IDLE,
-            };
-            if idle >= limit {
-                let _ = maps.remove_flow(&key);
-            } else if flow.closed == FLOW_OPEN {
-                *open.entry(flow.real).or_default() += 1;
+            let _ = tx.send((table, open));
+        });
+        self.sweep = Sweep::Running(rx, counted);
+    }
+
+    /// A finished sweep's counts applied (see [`Self::start_sweep`]).
+    fn collect_sweep(&mut self) {
+        let Sweep::Running(rx, _) = &mut self.sweep else {
+            return;
+        };
+        let (table, open) = match rx.try_recv() {
+            Ok(done) => done,
+            Err(tokio::sync::oneshot::error::TryRecvError::Empty) => return,
+            Err(tokio::sync::oneshot::error::TryRecvError::Closed) => {
+                warn!("The sweep of the balancer's flow table failed; no more sweeps");
+                self.sweep = Sweep::Off;
+                return;
             }
-        }
-        for r in self.services.iter_mut().flat_map(|s| s.reals.iter_mut()) {
-            let Ok(per_cpu) = maps.real_conns(r.index) else {
-                continue;
-            };
-            // Totals first: a flow opened on one CPU may close on another.
-            let opened: u64 = per_cpu.iter().map(|c| c.opened).sum();
-            let closed: u64 = per_cpu.iter().map(|c| c.closed).sum();
-            let counted = opened.saturating_sub(closed);
-            r.expired = counted.saturating_sub(open.get(&r.index).copied().unwrap_or(0));
+        };
+        let Sweep::Running(_, counted) = std::mem::replace(&mut self.sweep, Sweep::Idle(table))
+        else {
+            return;
+        };
+        for r in self
+            .services
+            .iter_mut()
+            .flat_map(|s| s.reals.iter_mut().chain(s.sorry.iter_mut()))
+        {
+            if let Some((_, c)) = counted.iter().find(|(i, _)| *i == r.index) {
+                r.expired = c.saturating_sub(open.get(&r.index).copied().unwrap_or(0));
+            }
         }
     }
 
@@ -1016,6 +1102,7 @@ async fn resolve(addr: Ipv4Addr, real: u32, tx: mpsc::UnboundedSender<check::Rep
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agent_common::FLOW_UNCOUNTED;
 
     #[test]
     fn indices_keep_what_stays_and_give_new_ones_what_nothing_used() {
@@ -1035,6 +1122,49 @@ mod tests {
         assert_eq!(ix.take(None), Some(4));
         // Never past the map.
         assert_eq!(Indices::new(vec![], 2).take(Some(7)), Some(0));
+    }
+
+    #[test]
+    fn the_sweep_removes_idle_and_stale_flows_and_counts_the_open_ones() {
+        use std::time::Duration;
+        let s = |n: u64| Duration::from_secs(n);
+        let key = |sport: u16, proto: u8| FlowKey {
+            src: [192, 0, 2, 1],
+            dst: [192, 0, 2, 200],
+            sport,
+            dport: 80,
+            proto,
+            _pad: [0; 3],
+        };
+        let flow = |real: u32, closed: u32, last: Duration| Flow {
+            real,
+            closed,
+            last_ns: last.as_nanos() as u64,
+        };
+        let now = s(10_000);
+        let flows = [
+            // Open TCP, quiet 899 s: counts; 900 s: gone.
+            (key(1, 6), flow(0, FLOW_OPEN, now - s(899))),
+            (key(2, 6), flow(0, FLOW_OPEN, now - s(900))),
+            // UDP: 300 s.
+            (key(3, 17), flow(0, FLOW_OPEN, now - s(299))),
+            (key(4, 17), flow(0, FLOW_OPEN, now - s(300))),
+            // Closed: kept 120 s for its last segments, never counted.
+            (key(5, 6), flow(1, FLOW_CLOSED, now - s(119))),
+            (key(6, 6), flow(1, FLOW_CLOSED, now - s(120))),
+            // Begun elsewhere: kept as an open one, never counted.
+            (key(7, 6), flow(1, FLOW_UNCOUNTED, now - s(10))),
+            // Index 2 is new to its server since a reload 5 s ago: an older flow was another's.
+            (key(8, 6), flow(2, FLOW_OPEN, now - s(6))),
+            (key(9, 6), flow(2, FLOW_OPEN, now - s(1))),
+        ];
+        let since = [(2, now - s(5))].into_iter().collect();
+        let (gone, open) = tally(&flows, &since, now);
+        let gone: Vec<u16> = gone.iter().map(|k| k.sport).collect();
+        assert_eq!(gone, [2, 4, 6, 8]);
+        let mut open: Vec<(u32, u64)> = open.into_iter().collect();
+        open.sort();
+        assert_eq!(open, [(0, 2), (2, 1)]);
     }
 
     #[test]

@@ -31,6 +31,20 @@ pub struct Maps {
     lb_flows: HashMap<MapData, FlowKey, Flow>,
 }
 
+/// The flow table, through its own descriptor (see [`Maps::flow_table`]).
+pub struct FlowTable(HashMap<MapData, FlowKey, Flow>);
+
+impl FlowTable {
+    /// Every flow, read whole.
+    pub fn flows(&self) -> Vec<(FlowKey, Flow)> {
+        self.0.iter().filter_map(Result::ok).collect()
+    }
+
+    pub fn remove(&mut self, key: &FlowKey) -> Result<(), XdpError> {
+        remove(&mut self.0, key, LB_FLOWS_MAP)
+    }
+}
+
 fn take<T: TryFrom<Map, Error = MapError>>(
     ebpf: &mut Ebpf,
     name: &'static str,
@@ -200,13 +214,28 @@ impl Maps {
             .map_err(map_err(LB_CONNS_BASE_MAP))
     }
 
-    /// The flow table, read whole (the sweep of idle flows).
-    pub fn flows(&self) -> Vec<(FlowKey, Flow)> {
-        self.lb_flows.iter().filter_map(Result::ok).collect()
-    }
-
-    pub fn remove_flow(&mut self, key: &FlowKey) -> Result<(), XdpError> {
-        remove(&mut self.lb_flows, key, LB_FLOWS_MAP)
+    /// A second handle on the flow table, for the sweep of idle flows on another thread
+    /// (reading 256 k entries one system call at a time must not hold up the VRRP loop).
+    pub fn flow_table(&self) -> Result<FlowTable, XdpError> {
+        use aya::maps::IterableMap;
+        use std::os::fd::AsFd;
+        let fd = self
+            .lb_flows
+            .map()
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|io_error| XdpError::Map {
+                map: LB_FLOWS_MAP,
+                source: MapError::SyscallError(aya::sys::SyscallError {
+                    call: "dup",
+                    io_error,
+                }),
+            })?;
+        let data = MapData::from_fd(fd).map_err(map_err(LB_FLOWS_MAP))?;
+        HashMap::try_from(Map::LruHashMap(data))
+            .map(FlowTable)
+            .map_err(map_err(LB_FLOWS_MAP))
     }
 
     /// The global counters, summed over CPUs.
