@@ -764,3 +764,142 @@ fn a_reload_keeps_open_connections_on_their_servers() {
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }
+
+/// SMTP_CHECK and DNS_CHECK against servers in the real servers' namespaces: r1 speaks SMTP
+/// on 25 and answers DNS on 53, r2 does neither. r2 is taken out of both virtual servers
+/// with keepalived's lines, r1 stays in, and a client's SMTP session to the VIP reaches r1.
+#[test]
+fn smtp_and_dns_checks_take_out_the_server_that_does_not_answer() {
+    use std::{
+        io::{BufRead, BufReader, Write},
+        sync::atomic::{AtomicBool, Ordering},
+    };
+    if skip_unless_root("smtp_and_dns_checks_take_out_the_server_that_does_not_answer") {
+        return;
+    }
+    let mut seed = topology();
+    // r1's servers, bound in its namespace and served from threads here until the end.
+    let r1 = &seed.lab.lab.host("r1").ns;
+    let smtp = r1
+        .enter(|| std::net::TcpListener::bind("0.0.0.0:25"))
+        .unwrap()
+        .unwrap();
+    let dns = r1
+        .enter(|| std::net::UdpSocket::bind("0.0.0.0:53"))
+        .unwrap()
+        .unwrap();
+    smtp.set_nonblocking(true).unwrap();
+    dns.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((conn, _)) = smtp.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                conn.set_nonblocking(false).unwrap();
+                conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let mut w = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                let mut line = String::new();
+                let _ = w.write_all(b"220-r1 ESMTP\r\n220 r1\r\n");
+                for answer in ["250 r1\r\n", "221 bye\r\n"] {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    let _ = w.write_all(answer.as_bytes());
+                }
+            }
+        });
+        scope.spawn(|| {
+            let mut buf = [0u8; 512];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = dns.recv_from(&mut buf) {
+                    // A response (QR), rcode 0.
+                    buf[2] |= 0x80;
+                    let _ = dns.send_to(&buf[..n], from);
+                }
+            }
+        });
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            smtp_and_dns_checks(&mut seed)
+        }));
+        stop.store(true, Ordering::Relaxed);
+        if let Err(e) = result {
+            std::panic::resume_unwind(e);
+        }
+    });
+    seed.stop_nginx("r1");
+    seed.stop_nginx("r2");
+}
+
+fn smtp_and_dns_checks(seed: &mut vrrp_tests::lvs::Seed) {
+    use std::io::{BufRead, BufReader};
+    let config = format!(
+        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+         virtual_server {VIP} 25 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
+           real_server 192.168.11.113 25 {{\n    SMTP_CHECK {{\n      connect_timeout 1\n      retry 0\n      helo_name lab.example\n    }}\n  }}\n\
+           real_server 192.168.11.114 25 {{\n    SMTP_CHECK {{\n      connect_timeout 1\n      retry 0\n    }}\n  }}\n}}\n\
+         virtual_server {VIP} 53 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol UDP\n\
+           real_server 192.168.11.113 53 {{\n    DNS_CHECK {{\n      connect_timeout 1\n      retry 0\n      name example.org\n      type A\n    }}\n  }}\n\
+           real_server 192.168.11.114 53 {{\n    DNS_CHECK {{\n      connect_timeout 1\n      retry 0\n    }}\n  }}\n}}\n"
+    );
+    seed.lab.start("a", Daemon::Agent, &config).unwrap();
+    seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    for line in [
+        "Remote SMTP server [192.168.11.113]:tcp:25 succeed on service.",
+        "SMTP_CHECK Error connecting to server [192.168.11.114]:tcp:25",
+        "Removing service [192.168.11.114]:tcp:25 from VS [192.168.11.200]:tcp:25",
+        "DNS_CHECK ([192.168.11.114]:udp:53)",
+        "Removing service [192.168.11.114]:udp:53 from VS [192.168.11.200]:udp:53",
+    ] {
+        seed.lab
+            .wait_log("a", line, LONG)
+            .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
+    }
+    let serving = |vs: usize| -> Vec<(String, bool)> {
+        let st = seed.lab.status("a");
+        st["virtual_servers"][vs]["real_servers"]
+            .as_array()
+            .map(|rs| {
+                rs.iter()
+                    .map(|r| {
+                        (
+                            r["address"].as_str().unwrap_or("").to_string(),
+                            r["serving"].as_bool().unwrap_or(false),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let want = vec![
+        ("192.168.11.113".to_string(), true),
+        ("192.168.11.114".to_string(), false),
+    ];
+    for vs in [0, 1] {
+        poll(LONG, || (serving(vs) == want).then_some(()))
+            .unwrap_or_else(|| panic!("VS {vs}: {:?}\n{}", serving(vs), seed.lab.status("a")));
+    }
+    let log = seed.lab.log("a");
+    assert!(!log.contains("Removing service [192.168.11.113]"), "{log}");
+    // Through the VIP, a client's SMTP session is r1's.
+    let vip: Ipv4Addr = VIP.parse().unwrap();
+    let banner = seed
+        .lab
+        .lab
+        .host("client")
+        .ns
+        .enter(move || -> std::io::Result<String> {
+            let conn = std::net::TcpStream::connect((vip, 25))?;
+            conn.set_read_timeout(Some(Duration::from_secs(2)))?;
+            let mut line = String::new();
+            BufReader::new(conn).read_line(&mut line)?;
+            Ok(line)
+        })
+        .unwrap();
+    assert_eq!(banner.ok().as_deref(), Some("220-r1 ESMTP\r\n"));
+}
