@@ -860,22 +860,7 @@ fn smtp_and_dns_checks(seed: &mut vrrp_tests::lvs::Seed) {
             .wait_log("a", line, LONG)
             .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
     }
-    let serving = |vs: usize| -> Vec<(String, bool)> {
-        let st = seed.lab.status("a");
-        st["virtual_servers"][vs]["real_servers"]
-            .as_array()
-            .map(|rs| {
-                rs.iter()
-                    .map(|r| {
-                        (
-                            r["address"].as_str().unwrap_or("").to_string(),
-                            r["serving"].as_bool().unwrap_or(false),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let serving = |vs: usize| seed.serving_of("a", vs);
     let want = vec![
         ("192.168.11.113".to_string(), true),
         ("192.168.11.114".to_string(), false),
@@ -902,4 +887,109 @@ fn smtp_and_dns_checks(seed: &mut vrrp_tests::lvs::Seed) {
         })
         .unwrap();
     assert_eq!(banner.ok().as_deref(), Some("220-r1 ESMTP\r\n"));
+}
+
+/// PING_CHECK and UDP_CHECK: r2 ignores pings and has nothing on UDP 53, r1 answers both
+/// (its UDP server says "OK", which `require_reply` wants). At start, r2's first failures
+/// take it out of both virtual servers at once (keepalived starts a checker with no retries
+/// left); when r2 answers pings again, it is back in the first.
+#[test]
+fn ping_and_udp_checks_follow_what_the_real_servers_answer() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if skip_unless_root("ping_and_udp_checks_follow_what_the_real_servers_answer") {
+        return;
+    }
+    let mut seed = topology();
+    let ignore_pings = |seed: &vrrp_tests::lvs::Seed, on: bool| {
+        let out = seed
+            .lab
+            .lab
+            .host("r2")
+            .ns
+            .output(&[
+                "sysctl",
+                "-qw",
+                &format!("net.ipv4.icmp_echo_ignore_all={}", u8::from(on)),
+            ])
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ignore_pings(&seed, true);
+    let udp = seed
+        .lab
+        .lab
+        .host("r1")
+        .ns
+        .enter(|| std::net::UdpSocket::bind("0.0.0.0:53"))
+        .unwrap()
+        .unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut buf = [0u8; 512];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((_, from)) = udp.recv_from(&mut buf) {
+                    let _ = udp.send_to(b"OK", from);
+                }
+            }
+        });
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let config = format!(
+                "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+                 virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
+                   real_server 192.168.11.113 80 {{\n    PING_CHECK {{\n      connect_timeout 1\n      retry 2\n    }}\n  }}\n\
+                   real_server 192.168.11.114 80 {{\n    PING_CHECK {{\n      connect_timeout 1\n      retry 2\n    }}\n  }}\n}}\n\
+                 virtual_server {VIP} 53 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol UDP\n\
+                   real_server 192.168.11.113 53 {{\n    UDP_CHECK {{\n      connect_timeout 1\n      require_reply 4f4b\n    }}\n  }}\n\
+                   real_server 192.168.11.114 53 {{\n    UDP_CHECK {{\n      connect_timeout 1\n      require_reply 4f4b\n    }}\n  }}\n}}\n"
+            );
+            seed.lab.start("a", Daemon::Agent, &config).unwrap();
+            seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
+            for line in [
+                "ICMP connection to [192.168.11.113]:tcp:80 success.",
+                "ICMP CHECK on service [192.168.11.114]:tcp:80 failed.",
+                "Removing service [192.168.11.114]:tcp:80 from VS [192.168.11.200]:tcp:80",
+                "UDP connection to [192.168.11.113]:udp:53 success.",
+                "UDP_CHECK on service [192.168.11.114]:udp:53 failed.",
+                "Removing service [192.168.11.114]:udp:53 from VS [192.168.11.200]:udp:53",
+            ] {
+                seed.lab
+                    .wait_log("a", line, LONG)
+                    .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
+            }
+            seed.wait_serving("a", [true, false])
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                seed.pages(&[client(0), client(1), client(2)]),
+                ["r1", "r1", "r1"]
+            );
+            ignore_pings(&seed, false);
+            seed.lab
+                .wait_log(
+                    "a",
+                    "ICMP connection to [192.168.11.114]:tcp:80 success.",
+                    LONG,
+                )
+                .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
+            seed.wait_serving("a", [true, true])
+                .unwrap_or_else(|e| panic!("{e}"));
+            let udp_serving = vec![
+                ("192.168.11.113".to_string(), true),
+                ("192.168.11.114".to_string(), false),
+            ];
+            assert_eq!(seed.serving_of("a", 1), udp_serving);
+        }));
+        stop.store(true, Ordering::Relaxed);
+        if let Err(e) = result {
+            std::panic::resume_unwind(e);
+        }
+    });
+    seed.stop_nginx("r1");
+    seed.stop_nginx("r2");
 }

@@ -131,8 +131,13 @@ impl Seed {
 
     /// The master's view of its real servers: (address, serving).
     pub fn serving(&self, director: &str) -> Vec<(String, bool)> {
+        self.serving_of(director, 0)
+    }
+
+    /// As [`Self::serving`], for the `vs`th virtual server.
+    pub fn serving_of(&self, director: &str, vs: usize) -> Vec<(String, bool)> {
         let st = self.lab.status(director);
-        st["virtual_servers"][0]["real_servers"]
+        st["virtual_servers"][vs]["real_servers"]
             .as_array()
             .map(|rs| {
                 rs.iter()

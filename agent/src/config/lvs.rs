@@ -24,6 +24,7 @@ const KNOWN: &[(&str, &[&str])] = &[
     ("UDP_CHECK", &[ "payload", "require_reply", "min_reply_length", "max_reply_length", ]),
     ("FILE_CHECK", &["track_file", "weight"]),
     ("BFD_CHECK", &["name", "alpha"]),
+    ("PING_CHECK", &[]),
     ("SSL", &["SSL", "password", "ca", "certificate", "key"]),
 ];
 
@@ -88,6 +89,7 @@ const CHECKERS: &[&str] = &[
     "UDP_CHECK",
     "FILE_CHECK",
     "BFD_CHECK",
+    "PING_CHECK",
 ];
 
 /// SSL_GET reads exactly like HTTP_GET: its rows are HTTP_GET's.
@@ -187,6 +189,50 @@ fn checker(stmt: &Stmt, diags: &mut Diags) {
     };
     if let Some(message) = missing {
         diags.config(Some(&stmt.loc), message);
+    }
+    if kw == "UDP_CHECK" {
+        // keepalived's check_udp.c: hex strings, and lengths that cannot both hold.
+        for c in stmt.children() {
+            let text = c
+                .args
+                .iter()
+                .map(|a| a.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let message = match c.keyword.as_str() {
+                "payload" if c.args.is_empty() => "UDP_CHECK payload requires a payload",
+                "payload" if crate::lvs::model::hex_str(&text, false).is_none() => {
+                    "Invalid hex string for UDP_CHECK payload"
+                }
+                "require_reply"
+                    if !c.args.is_empty() && crate::lvs::model::hex_str(&text, true).is_none() =>
+                {
+                    "Invalid hex string for UDP_CHECK reply"
+                }
+                _ => continue,
+            };
+            diags.config(Some(&c.loc), message.to_string());
+        }
+        let len = |k: &str| {
+            stmt.children()
+                .iter()
+                .rev()
+                .find(|c| c.keyword == k)
+                .and_then(|c| c.args.first()?.text.parse::<u32>().ok())
+                .filter(|l| *l <= 65535)
+        };
+        let (min, max) = (
+            len("min_reply_length").unwrap_or(0),
+            len("max_reply_length").unwrap_or(255),
+        );
+        if min > max {
+            diags.config(
+                Some(&stmt.loc),
+                format!(
+                    "UDP_CHECK min_reply length {min} > max_reply_length {max} - will always fail"
+                ),
+            );
+        }
     }
 }
 

@@ -78,6 +78,17 @@ impl Default for State {
 }
 
 impl State {
+    /// A checker's state when it starts: up unless `alpha`, and (as keepalived sets
+    /// `retry_it` to `retry` at start) with no retries left, so one failure before the first
+    /// success takes the server down. After a reload, `carried`: where it was.
+    pub fn start(check: &Check, carried: Option<bool>) -> State {
+        State {
+            is_up: carried.unwrap_or(!check.alpha),
+            has_run: carried.is_some(),
+            retry_it: if carried.is_some() { 0 } else { check.retry },
+        }
+    }
+
     /// After a check of `check` on server `name` (`[ADDR]:tcp:PORT`) that succeeded or not.
     pub fn record(&mut self, check: &Check, name: &str, ok: bool) -> Step {
         self.record_result(check, name, if ok { Ok(()) } else { Err(String::new()) })
@@ -85,8 +96,20 @@ impl State {
 
     /// As [`Self::record`], with why a check failed (SMTP_CHECK and DNS_CHECK say it).
     pub fn record_result(&mut self, check: &Check, name: &str, result: Result<(), String>) -> Step {
+        self.record_for(check, (name, ""), result)
+    }
+
+    /// As [`Self::record_result`], for a server of virtual server `vs` (PING_CHECK names it).
+    pub fn record_for(
+        &mut self,
+        check: &Check,
+        (name, vs): (&str, &str),
+        result: Result<(), String>,
+    ) -> Step {
         let kind = match check.kind {
             CheckKind::Tcp => "TCP_CHECK",
+            CheckKind::Ping => "ICMP CHECK",
+            CheckKind::Udp(_) => "UDP_CHECK",
             // keepalived's SSL_GET shares HTTP_GET's code and lines.
             CheckKind::Http(_) | CheckKind::Https(..) => "HTTP_CHECK",
             CheckKind::Smtp(_) => "SMTP_CHECK",
@@ -115,6 +138,8 @@ impl State {
                         }
                         // keepalived's DNS_CHECK says nothing when it succeeds.
                         CheckKind::Dns(_) => None,
+                        CheckKind::Ping => Some(format!("ICMP connection to {name} success.")),
+                        CheckKind::Udp(_) => Some(format!("UDP connection to {name} success.")),
                     };
                     step.now_up = Some(true);
                     self.is_up = true;
@@ -127,7 +152,12 @@ impl State {
                     self.retry_it += 1;
                     step.wait = check.delay_before_retry;
                 } else {
-                    let retries = if check.retry > 0 {
+                    // keepalived counts retries only once the checker has run (HTTP_GET has,
+                    // by then: its failure path marks it so first).
+                    let counted = check.retry > 0
+                        && (self.has_run
+                            || matches!(check.kind, CheckKind::Http(_) | CheckKind::Https(..)));
+                    let retries = if counted {
                         format!(" after {} retries", self.retry_it)
                     } else {
                         String::new()
@@ -135,10 +165,10 @@ impl State {
                     step.line = Some(match check.kind {
                         CheckKind::Smtp(_) => format!("SMTP_CHECK {reason} server {name}"),
                         CheckKind::Dns(_) => format!("DNS_CHECK ({name}) {reason}{retries}"),
-                        _ if check.retry > 0 => {
-                            format!("{kind} on service {name} failed{retries}.")
+                        CheckKind::Ping if counted => {
+                            format!("{kind} on service {name} of {vs} failed{retries}.")
                         }
-                        _ => format!("{kind} on service {name} failed."),
+                        _ => format!("{kind} on service {name} failed{retries}."),
                     });
                     step.now_up = Some(false);
                     self.is_up = false;
@@ -227,6 +257,8 @@ pub async fn check_once(check: &Check) -> bool {
     match &check.kind {
         // Run by `run` itself (their outcome is more than up or down).
         CheckKind::Misc(_) | CheckKind::Smtp(_) | CheckKind::Dns(_) => false,
+        CheckKind::Ping => ping_once(check).await,
+        CheckKind::Udp(u) => udp_once(check, u).await,
         CheckKind::Tcp => matches!(connect().await, Ok(Ok(_))),
         CheckKind::Http(urls) | CheckKind::Https(urls, _) => {
             for url in urls {
@@ -505,6 +537,172 @@ pub async fn dns_once(check: &Check, q: &super::model::DnsQuery) -> Result<(), S
     }
 }
 
+/// PING_CHECK: an ICMP echo to the server and its reply within `connect_timeout`. On a raw
+/// socket (the agent runs as root; keepalived opens an unprivileged ping socket and widens
+/// `net.ipv4.ping_group_range` for it, which this leaves alone), connected to the server so
+/// only its packets arrive, filtered to echo replies; the reply must carry this echo's
+/// identifier and sequence number. The payload is keepalived's: 128 bytes of filler.
+pub async fn ping_once(check: &Check) -> bool {
+    tokio::time::timeout(check.connect_timeout, ping(check.addr))
+        .await
+        .is_ok_and(|r| r.unwrap_or(false))
+}
+
+async fn ping(addr: std::net::Ipv4Addr) -> std::io::Result<bool> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use tokio::io::{Interest, unix::AsyncFd};
+    let cvt = |rc: libc::c_int| {
+        if rc < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(rc)
+        }
+    };
+    // SAFETY: plain socket(2); the descriptor is owned at once.
+    let fd = unsafe {
+        OwnedFd::from_raw_fd(cvt(libc::socket(
+            libc::AF_INET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_ICMP,
+        ))?)
+    };
+    // Everything but echo replies is filtered out in the kernel (ICMP_FILTER blocks the
+    // types whose bits are set).
+    let filter: u32 = !(1u32 << 0);
+    // SAFETY: a u32 of the size passed.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_RAW,
+            1, // ICMP_FILTER
+            (&filter as *const u32).cast(),
+            4,
+        )
+    })?;
+    let sa = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(addr.octets()),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: sa is a live sockaddr_in of the size passed.
+    cvt(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_in).cast(),
+            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    })?;
+    let (id, seq) = (rand_id(), rand_id());
+    let echo = icmp_echo(id, seq, &super::model::filler(128));
+    // SAFETY: echo is live for the call, its length passed with it.
+    cvt(unsafe { libc::send(fd.as_raw_fd(), echo.as_ptr().cast(), echo.len(), 0) } as libc::c_int)?;
+    // SAFETY: the OwnedFd stays open and the same until the AsyncFd drops it.
+    let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)?;
+    let mut buf = [0u8; 512];
+    loop {
+        let mut ready = fd.readable().await?;
+        // SAFETY: buf is live and writable for its length.
+        let n = match ready.try_io(|fd| {
+            let n = unsafe {
+                libc::recv(
+                    fd.get_ref().as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    0,
+                )
+            };
+            if n < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        }) {
+            Ok(r) => r?,
+            Err(_would_block) => continue,
+        };
+        if is_echo_reply(&buf[..n], id, seq) {
+            return Ok(true);
+        }
+    }
+}
+
+/// An ICMP echo request with its checksum.
+pub fn icmp_echo(id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
+    let mut m = vec![8, 0, 0, 0];
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(payload);
+    let sum = crate::vrrp::packet::internet_checksum(&m);
+    m[2..4].copy_from_slice(&sum.to_be_bytes());
+    m
+}
+
+/// Whether `packet` (an IPv4 datagram as a raw socket reads it) is the echo reply to
+/// (`id`, `seq`).
+pub fn is_echo_reply(packet: &[u8], id: u16, seq: u16) -> bool {
+    let Some(&first) = packet.first() else {
+        return false;
+    };
+    let ihl = usize::from(first & 0x0f) * 4;
+    packet.get(ihl..ihl + 8).is_some_and(|icmp| {
+        icmp[0] == 0
+            && icmp[1] == 0
+            && u16::from_be_bytes([icmp[4], icmp[5]]) == id
+            && u16::from_be_bytes([icmp[6], icmp[7]]) == seq
+    })
+}
+
+/// UDP_CHECK, as keepalived's: the payload to the server; then within `connect_timeout`
+/// a reply (under `require_reply` with data: of a length in [min, max] whose first bytes
+/// match), or silence (up unless `require_reply`). An ICMP destination unreachable (the
+/// kernel's refused or unreachable errors on the connected socket) is down.
+pub async fn udp_once(check: &Check, u: &super::model::UdpCheck) -> bool {
+    let Ok(sock) = tokio::net::UdpSocket::bind("0.0.0.0:0").await else {
+        return false;
+    };
+    if sock.connect((check.addr, check.port)).await.is_err()
+        || sock.send(&u.payload).await.ok() != Some(u.payload.len())
+    {
+        return false;
+    }
+    let mut buf = vec![0u8; u.max_reply + 1];
+    match tokio::time::timeout(check.connect_timeout, sock.recv(&mut buf)).await {
+        Err(_) => u.require_reply.is_none(),
+        Ok(Err(e)) => !matches!(
+            e.raw_os_error(),
+            Some(
+                libc::ECONNREFUSED
+                    | libc::EHOSTUNREACH
+                    | libc::ENETUNREACH
+                    | libc::EHOSTDOWN
+                    | libc::ENONET
+                    | libc::EACCES
+            )
+        ),
+        Ok(Ok(n)) => udp_reply_fits(u, &buf[..n]),
+    }
+}
+
+/// keepalived's check of a UDP reply: with reply data required, a length within
+/// [min_reply_length, max_reply_length] and the first bytes (as many as both have) matching,
+/// wildcard half-bytes aside; any reply otherwise.
+pub fn udp_reply_fits(u: &super::model::UdpCheck, reply: &[u8]) -> bool {
+    match &u.require_reply {
+        Some(want) if !want.is_empty() => {
+            (u.min_reply..=u.max_reply).contains(&reply.len())
+                && reply
+                    .iter()
+                    .zip(want)
+                    .all(|(got, (value, mask))| got & !mask == *value)
+        }
+        _ => true,
+    }
+}
+
 /// A random number in [0, 1).
 fn random_fraction() -> f64 {
     let mut b = [0u8; 8];
@@ -601,11 +799,7 @@ pub async fn run(
     // keepalived's alpha: down until the first success says otherwise. After a reload, the
     // same checker of the same server goes on from where it was (keepalived's
     // migrate_checkers): up or down, with no warmup.
-    let mut state = State {
-        is_up: carried.unwrap_or(!check.alpha),
-        has_run: carried.is_some(),
-        ..State::default()
-    };
+    let mut state = State::start(&check, carried);
     // keepalived's warmup: the first check at a random moment within it, so checks of many
     // servers spread out. Meanwhile the server's MAC is looked for, so a server that starts up
     // takes traffic from the start.
@@ -652,7 +846,8 @@ pub async fn run(
             }
             _ => {
                 let ok = check_once(&check).await;
-                (state.record(&check, &name, ok), ok)
+                let result = if ok { Ok(()) } else { Err(String::new()) };
+                (state.record_for(&check, (&name, &vs_name), result), ok)
             }
         };
         if let Some(line) = &step.line {
@@ -749,6 +944,166 @@ mod tests {
         for _ in 0..3 {
             assert_eq!(s.record(&c, NAME, false).now_up, None);
         }
+    }
+
+    /// keepalived sets `retry_it` to `retry` when a checker starts: one failure before the
+    /// first success takes a server down, without retries; once up, failures are retried.
+    #[test]
+    fn keepalived_a_first_failure_takes_a_server_down_at_once() {
+        let mut c = check(CheckKind::Tcp, 3);
+        let mut s = State::start(&c, None);
+        let st = s.record(&c, NAME, false);
+        assert_eq!((st.now_up, st.wait), (Some(false), Duration::from_secs(6)));
+        assert_eq!(
+            st.line.as_deref(),
+            Some("TCP_CHECK on service [10.0.0.2]:tcp:80 failed.")
+        );
+        assert_eq!(s.record(&c, NAME, true).now_up, Some(true));
+        for _ in 0..3 {
+            assert_eq!(s.record(&c, NAME, false).now_up, None);
+        }
+        let st = s.record(&c, NAME, false);
+        assert_eq!(
+            st.line.as_deref(),
+            Some("TCP_CHECK on service [10.0.0.2]:tcp:80 failed after 3 retries.")
+        );
+        // HTTP_GET says "after N retries" from the first (its failure path marks it run).
+        c.kind = CheckKind::Http(Vec::new());
+        let st = State::start(&c, None).record(&c, NAME, false);
+        assert_eq!(
+            st.line.as_deref(),
+            Some("HTTP_CHECK on service [10.0.0.2]:tcp:80 failed after 3 retries.")
+        );
+        // PING_CHECK names the virtual server once it has run.
+        c.kind = CheckKind::Ping;
+        let mut s = State::start(&c, None);
+        let vs = "[10.0.0.1]:tcp:80";
+        let st = s.record_for(&c, (NAME, vs), Ok(()));
+        assert_eq!(
+            st.line.as_deref(),
+            Some("ICMP connection to [10.0.0.2]:tcp:80 success.")
+        );
+        for _ in 0..3 {
+            s.record_for(&c, (NAME, vs), Err(String::new()));
+        }
+        let st = s.record_for(&c, (NAME, vs), Err(String::new()));
+        assert_eq!(
+            st.line.as_deref(),
+            Some(
+                "ICMP CHECK on service [10.0.0.2]:tcp:80 of [10.0.0.1]:tcp:80 failed after 3 retries."
+            )
+        );
+        // After a reload, a checker goes on where it was, retries and all.
+        c.kind = CheckKind::Tcp;
+        let mut s = State::start(&c, Some(true));
+        assert_eq!(s.record(&c, NAME, false).now_up, None);
+        // alpha: down until its first success.
+        c.alpha = true;
+        let mut s = State::start(&c, None);
+        assert!(!s.is_up);
+        assert_eq!(s.record(&c, NAME, true).now_up, Some(true));
+    }
+
+    #[test]
+    fn the_icmp_echo_and_its_reply() {
+        let echo = icmp_echo(0x1234, 7, &crate::lvs::model::filler(128));
+        assert_eq!(echo.len(), 136);
+        assert_eq!(&echo[8..27], b"keepalived check - ");
+        assert_eq!(
+            crate::vrrp::packet::internet_checksum(&echo),
+            0,
+            "checksummed"
+        );
+        // The reply as a raw socket reads it: an IPv4 header, then type 0.
+        let mut reply = vec![0x45u8; 20];
+        reply.extend_from_slice(&echo);
+        reply[20] = 0;
+        assert!(is_echo_reply(&reply, 0x1234, 7));
+        assert!(!is_echo_reply(&reply, 0x1234, 8), "another sequence");
+        assert!(!is_echo_reply(&reply, 0x1235, 7), "another identifier");
+        reply[20] = 8;
+        assert!(!is_echo_reply(&reply, 0x1234, 7), "a request");
+        assert!(!is_echo_reply(&reply[..24], 0x1234, 7), "cut short");
+        assert!(!is_echo_reply(&[], 0x1234, 7));
+    }
+
+    #[tokio::test]
+    async fn ping_check_on_loopback() {
+        // A raw socket needs root (as the agent runs).
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let mut c = check(CheckKind::Ping, 0);
+        c.addr = "127.0.0.1".parse().unwrap();
+        c.connect_timeout = Duration::from_secs(2);
+        assert!(ping_once(&c).await);
+    }
+
+    #[tokio::test]
+    async fn keepalived_udp_check_replies_silence_and_refusals() {
+        use crate::lvs::model::{UdpCheck, filler, hex_str};
+        let server = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = server.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            while let Ok((n, from)) = server.recv_from(&mut buf).await {
+                // Answers "OK " and what it got.
+                let mut reply = b"OK ".to_vec();
+                reply.extend_from_slice(&buf[..n]);
+                let _ = server.send_to(&reply, from).await;
+            }
+        });
+        let mut c = check(CheckKind::Tcp, 0);
+        c.addr = "127.0.0.1".parse().unwrap();
+        c.port = port;
+        c.connect_timeout = Duration::from_millis(300);
+        let mut u = UdpCheck {
+            payload: filler(32),
+            require_reply: None,
+            min_reply: 0,
+            max_reply: 255,
+        };
+        assert!(udp_once(&c, &u).await, "a reply");
+        u.require_reply = hex_str("4f4b 2x", true);
+        assert!(udp_once(&c, &u).await, "'OK ' matches 4f 4b 2x");
+        u.require_reply = hex_str("4f4c", true);
+        assert!(!udp_once(&c, &u).await, "'OK' is not 4f 4c");
+        u.require_reply = hex_str("4f", true);
+        u.max_reply = 10;
+        assert!(
+            !udp_once(&c, &u).await,
+            "35 bytes is over max_reply_length 10"
+        );
+        // A closed port: the ICMP port unreachable refuses it.
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.port = closed.local_addr().unwrap().port();
+        drop(closed);
+        u.require_reply = None;
+        assert!(!udp_once(&c, &u).await, "refused");
+        // Silence: up, unless a reply is required.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.port = silent.local_addr().unwrap().port();
+        assert!(udp_once(&c, &u).await, "silence");
+        u.require_reply = Some(Vec::new());
+        assert!(!udp_once(&c, &u).await, "silence with require_reply");
+    }
+
+    #[test]
+    fn keepalived_hex_strings() {
+        use crate::lvs::model::hex_str;
+        assert_eq!(hex_str("0a0B", false), Some(vec![(0x0a, 0), (0x0b, 0)]));
+        assert_eq!(
+            hex_str("a b\t1f2", false),
+            Some(vec![(0xa, 0), (0xb, 0), (0x1f, 0), (2, 0)])
+        );
+        assert_eq!(
+            hex_str("4x X1", true),
+            Some(vec![(0x40, 0x0f), (0x01, 0xf0)])
+        );
+        assert_eq!(hex_str("4x", false), None, "no wildcard in a payload");
+        assert_eq!(hex_str("zz", true), None);
+        assert_eq!(hex_str("  ", true), None);
     }
 
     #[test]

@@ -94,6 +94,63 @@ pub enum CheckKind {
     /// `MISC_CHECK`: a script; exit 0 is up. With `dynamic` (`misc_dynamic`), exit 2–255 is up
     /// with weight (code − 2), and 1 is down.
     Misc(Misc),
+    /// `PING_CHECK`: an ICMP echo answered within `connect_timeout`.
+    Ping,
+    /// `UDP_CHECK`.
+    Udp(UdpCheck),
+}
+
+/// `UDP_CHECK`: a datagram to the server; up unless the server's host says it is unreachable
+/// (an ICMP destination unreachable) or, under `require_reply`, no fitting reply comes within
+/// `connect_timeout`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UdpCheck {
+    /// `payload` (default keepalived's: 32 bytes of "keepalived check - " over and over).
+    pub payload: Vec<u8>,
+    /// `require_reply`: a reply is needed; with hex data, the reply's first bytes must match
+    /// it, as (value, mask of wildcard half-bytes) pairs (`x` in the hex).
+    pub require_reply: Option<Vec<(u8, u8)>>,
+    /// `min_reply_length` / `max_reply_length` (default 0 and 255), checked with reply data.
+    pub min_reply: usize,
+    pub max_reply: usize,
+}
+
+/// keepalived's filler for probes (layer4.c): "keepalived check - " over and over.
+pub fn filler(len: usize) -> Vec<u8> {
+    b"keepalived check - "
+        .iter()
+        .copied()
+        .cycle()
+        .take(len)
+        .collect()
+}
+
+/// keepalived's read_hex_str: hex digits in groups separated by spaces or tabs, two to an
+/// octet (a lone last digit of a group is an octet of its own); with `wildcard`, `x` or `X`
+/// matches any half-byte. Pairs of (value, mask of the wildcard bits). None: empty or not
+/// hex (keepalived then ignores the value).
+pub fn hex_str(text: &str, wildcard: bool) -> Option<Vec<(u8, u8)>> {
+    let digit = |c: char| -> Option<(u8, u8)> {
+        match c {
+            'x' | 'X' if wildcard => Some((0, 0x0f)),
+            _ => c.to_digit(16).map(|d| (d as u8, 0)),
+        }
+    };
+    let mut out = Vec::new();
+    for group in text.split([' ', '\t']).filter(|g| !g.is_empty()) {
+        let chars: Vec<char> = group.chars().collect();
+        for pair in chars.chunks(2) {
+            let (hi, hm) = digit(pair[0])?;
+            out.push(match pair.get(1) {
+                Some(&c) => {
+                    let (lo, lm) = digit(c)?;
+                    ((hi << 4) | lo, (hm << 4) | lm)
+                }
+                None => (hi, hm),
+            });
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -492,9 +549,25 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
                         qtype,
                     })
                 }
-                "UDP_CHECK" | "PING_CHECK" | "FILE_CHECK" | "BFD_CHECK" => {
+                "PING_CHECK" => CheckKind::Ping,
+                "UDP_CHECK" => {
+                    let c = &cb.children;
+                    let hex = |b: &RawBlock, wildcard: bool| hex_str(&b.args.join(" "), wildcard);
+                    // Values keepalived reports as invalid are ignored, as it ignores them.
+                    let len = |k: &str| int(c, k).filter(|l| *l <= 65535).map(|l| l as usize);
+                    CheckKind::Udp(UdpCheck {
+                        payload: find(c, "payload")
+                            .and_then(|b| hex(b, false))
+                            .map_or_else(|| filler(32), |h| h.iter().map(|(v, _)| *v).collect()),
+                        require_reply: find(c, "require_reply")
+                            .map(|b| hex(b, true).unwrap_or_default()),
+                        min_reply: len("min_reply_length").unwrap_or(0),
+                        max_reply: len("max_reply_length").unwrap_or(255),
+                    })
+                }
+                "FILE_CHECK" | "BFD_CHECK" => {
                     return Err(format!(
-                        "real_server {a}: {} is not run yet (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, SMTP_CHECK and DNS_CHECK are)",
+                        "real_server {a}: {} is not run yet (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, SMTP_CHECK, DNS_CHECK, PING_CHECK and UDP_CHECK are)",
                         cb.keyword
                     ));
                 }
@@ -506,7 +579,9 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
                 CheckKind::Tcp => (1, Duration::from_secs(1)),
                 // keepalived: MISC_CHECK does not retry unless told to; DNS_CHECK 3 times.
                 CheckKind::Misc(_) => (0, Duration::from_secs(1)),
-                CheckKind::Smtp(_) => (1, Duration::from_secs(1)),
+                CheckKind::Smtp(_) | CheckKind::Ping | CheckKind::Udp(_) => {
+                    (1, Duration::from_secs(1))
+                }
                 // keepalived's DNS_CHECK waits a delay_loop before a retry.
                 CheckKind::Dns(_) => (3, secs(c, "delay_loop").unwrap_or(delay_loop)),
             };

@@ -130,6 +130,11 @@ fn fold(mut s: u32) -> u16 {
     s as u16
 }
 
+/// The RFC 1071 Internet checksum of `bytes` (ICMP's, for the PING_CHECK echo).
+pub fn internet_checksum(bytes: &[u8]) -> u16 {
+    !fold(sum(bytes))
+}
+
 /// The pseudo-header's sum for a v3 message of `len` bytes (RFC 5798 §5.2.8: RFC 2460 §8.1 for
 /// IPv6, the same shape with IPv4 addresses for IPv4).
 fn pseudo_header(src: IpAddr, dst: IpAddr, len: usize) -> Result<u32, ()> {
