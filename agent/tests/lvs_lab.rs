@@ -993,3 +993,70 @@ fn ping_and_udp_checks_follow_what_the_real_servers_answer() {
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }
+
+/// FILE_CHECK: r2's file at weight 0 takes it out when it holds a number other than 0 and
+/// puts it back at 0; r1's file at weight 2 moves its weight (1 + 2 × 2 = 5), with
+/// keepalived's lines.
+#[test]
+fn file_check_follows_its_track_file() {
+    if skip_unless_root("file_check_follows_its_track_file") {
+        return;
+    }
+    let mut seed = topology();
+    let dir = seed.lab.dir().to_path_buf();
+    let (r1_file, r2_file) = (dir.join("r1.weight"), dir.join("r2.state"));
+    std::fs::write(&r1_file, "0\n").unwrap();
+    std::fs::write(&r2_file, "0\n").unwrap();
+    let config = format!(
+        "track_file r1_weight {{\n  file {}\n  weight 2\n}}\n\
+         track_file r2_state {{\n  file {}\n  weight 0\n}}\n\
+         vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+         virtual_server {VIP} 80 {{\n  lb_algo wrr\n  lb_kind DR\n  protocol TCP\n\
+           real_server 192.168.11.113 80 {{\n    FILE_CHECK {{\n      track_file r1_weight\n    }}\n  }}\n\
+           real_server 192.168.11.114 80 {{\n    FILE_CHECK {{\n      track_file r2_state\n    }}\n  }}\n}}\n",
+        r1_file.display(),
+        r2_file.display()
+    );
+    seed.lab.start("a", Daemon::Agent, &config).unwrap();
+    seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    seed.wait_serving("a", [true, true])
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&r2_file, "1\n").unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "Removing service [192.168.11.114]:tcp:80 from VS [192.168.11.200]:tcp:80",
+            LONG,
+        )
+        .unwrap();
+    seed.wait_serving("a", [true, false])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        seed.pages(&[client(0), client(1), client(2)]),
+        ["r1", "r1", "r1"]
+    );
+    std::fs::write(&r2_file, "0\n").unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "Adding service [192.168.11.114]:tcp:80 to VS [192.168.11.200]:tcp:80",
+            LONG,
+        )
+        .unwrap();
+    seed.wait_serving("a", [true, true])
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&r1_file, "2\n").unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "Changing weight from 1 to 5 for active service [192.168.11.113]:tcp:80 of VS [192.168.11.200]:tcp:80",
+            LONG,
+        )
+        .unwrap();
+    assert_eq!(
+        seed.lab.status("a")["virtual_servers"][0]["real_servers"][0]["weight"],
+        5
+    );
+    seed.stop_nginx("r1");
+    seed.stop_nginx("r2");
+}

@@ -112,7 +112,15 @@ fn knows(block: &str, keyword: &str) -> bool {
 }
 
 /// Checks the statements of an LVS `block` (recursively), as keepalived reads them.
-fn block_contents(block: &str, owner: &str, stmts: &[Stmt], diags: &mut Diags) {
+/// `track_files`: the names of the `track_file` blocks read so far (a FILE_CHECK can name
+/// only those, as keepalived looks them up while it reads).
+fn block_contents(
+    block: &str,
+    owner: &str,
+    stmts: &[Stmt],
+    track_files: &[String],
+    diags: &mut Diags,
+) {
     for stmt in stmts {
         let kw = stmt.keyword.as_str();
         if !knows(block, kw) {
@@ -141,7 +149,7 @@ fn block_contents(block: &str, owner: &str, stmts: &[Stmt], diags: &mut Diags) {
                 Some(&stmt.loc),
                 "nb_get_retry is deprecated - please use 'retry'",
             ),
-            "real_server" => real_server(stmt, diags),
+            "real_server" => real_server(stmt, track_files, diags),
             "url" => {
                 if !stmt.children().iter().any(|c| c.keyword == "path") {
                     diags.config(
@@ -149,29 +157,64 @@ fn block_contents(block: &str, owner: &str, stmts: &[Stmt], diags: &mut Diags) {
                         "HTTP/SSL_GET checker url has no path - ignoring",
                     );
                 }
-                block_contents("url", owner, stmt.children(), diags);
+                block_contents("url", owner, stmt.children(), track_files, diags);
             }
-            _ if CHECKERS.contains(&kw) => checker(stmt, diags),
+            _ if CHECKERS.contains(&kw) => checker(stmt, track_files, diags),
             _ => {}
         }
     }
 }
 
-fn real_server(stmt: &Stmt, diags: &mut Diags) {
+fn real_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
     let owner = stmt
         .args
         .iter()
         .map(|a| a.text.as_str())
         .collect::<Vec<_>>()
         .join(" ");
-    block_contents("real_server", &owner, stmt.children(), diags);
+    block_contents("real_server", &owner, stmt.children(), track_files, diags);
 }
 
 /// What a checker block must have once it is read.
-fn checker(stmt: &Stmt, diags: &mut Diags) {
+fn checker(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
     let kw = stmt.keyword.as_str();
-    block_contents(kw, kw, stmt.children(), diags);
+    block_contents(kw, kw, stmt.children(), track_files, diags);
     let has = |k: &str| stmt.children().iter().any(|c| c.keyword == k);
+    // keepalived's check_file.c: the track_file must be one read already; the weight an int
+    // with an optional reverse / noreverse.
+    let mut file_known = false;
+    if kw == "FILE_CHECK" {
+        for c in stmt.children() {
+            match (c.keyword.as_str(), c.arg(0)) {
+                ("track_file", Some(name)) if track_files.iter().any(|t| t == name) => {
+                    file_known = true
+                }
+                ("track_file", Some(name)) => {
+                    diags.config(Some(&c.loc), format!("track_file {name} not found"))
+                }
+                ("weight", None) => diags.config(Some(&c.loc), "track file weight missing"),
+                ("weight", Some(w)) => {
+                    if !w
+                        .parse::<i64>()
+                        .is_ok_and(|w| w.abs() <= i64::from(i32::MAX))
+                    {
+                        diags.config(
+                            Some(&c.loc),
+                            "weight for track file must be in [-2147483647..2147483647] inclusive. Ignoring...",
+                        );
+                    } else if let Some(o) =
+                        c.arg(1).filter(|o| !matches!(*o, "reverse" | "noreverse"))
+                    {
+                        diags.config(
+                            Some(&c.loc),
+                            format!("unknown track file weight option {o} - ignoring"),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
     let missing = match kw {
         "HTTP_GET" | "SSL_GET" if !has("url") => {
             Some("HTTP/SSL_GET checker has no urls specified - ignoring".to_string())
@@ -179,7 +222,7 @@ fn checker(stmt: &Stmt, diags: &mut Diags) {
         "MISC_CHECK" if !has("misc_path") => {
             Some("No script path has been specified for MISC_CHECKER - skipping".to_string())
         }
-        "FILE_CHECK" if !has("track_file") => {
+        "FILE_CHECK" if !file_known => {
             Some("FILE_CHECK has no track_file specified - ignoring".to_string())
         }
         "BFD_CHECK" if !has("name") => {
@@ -238,14 +281,14 @@ fn checker(stmt: &Stmt, diags: &mut Diags) {
 
 /// A `virtual_server` block: its keywords, its real servers and checkers, and what keepalived
 /// completes or refuses once it is read.
-pub fn virtual_server(stmt: &Stmt, diags: &mut Diags) {
+pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
     let name = stmt
         .args
         .iter()
         .map(|a| a.text.as_str())
         .collect::<Vec<_>>()
         .join(" ");
-    block_contents("virtual_server", &name, stmt.children(), diags);
+    block_contents("virtual_server", &name, stmt.children(), track_files, diags);
     let header: Vec<&str> = stmt.args.iter().map(|a| a.text.as_str()).collect();
     if matches!(header.first(), Some(&"fwmark" | &"group")) && header.len() < 2 {
         // keepalived 2.2.7 crashes here; we say what is missing instead.

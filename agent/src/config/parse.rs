@@ -168,7 +168,9 @@ fn top_level(stmts: &[Stmt], config: &mut Config, diags: &mut Diags) {
             }
             "virtual_server_group" => config.virtual_server_groups.push(raw(stmt)),
             "virtual_server" => {
-                super::lvs::virtual_server(stmt, diags);
+                let names: Vec<String> =
+                    config.track_files.iter().map(|t| t.name.clone()).collect();
+                super::lvs::virtual_server(stmt, &names, diags);
                 config.virtual_servers.push(virtual_server(stmt));
             }
             "bfd_instance" => config.bfd_instances.push(raw(stmt)),

@@ -110,6 +110,8 @@ impl State {
             CheckKind::Tcp => "TCP_CHECK",
             CheckKind::Ping => "ICMP CHECK",
             CheckKind::Udp(_) => "UDP_CHECK",
+            // `run_file` reports without lines.
+            CheckKind::File(_) => "FILE_CHECK",
             // keepalived's SSL_GET shares HTTP_GET's code and lines.
             CheckKind::Http(_) | CheckKind::Https(..) => "HTTP_CHECK",
             CheckKind::Smtp(_) => "SMTP_CHECK",
@@ -140,6 +142,7 @@ impl State {
                         CheckKind::Dns(_) => None,
                         CheckKind::Ping => Some(format!("ICMP connection to {name} success.")),
                         CheckKind::Udp(_) => Some(format!("UDP connection to {name} success.")),
+                        CheckKind::File(_) => None,
                     };
                     step.now_up = Some(true);
                     self.is_up = true;
@@ -256,7 +259,7 @@ pub async fn check_once(check: &Check) -> bool {
     let connect = || tokio::time::timeout(check.connect_timeout, TcpStream::connect(addr));
     match &check.kind {
         // Run by `run` itself (their outcome is more than up or down).
-        CheckKind::Misc(_) | CheckKind::Smtp(_) | CheckKind::Dns(_) => false,
+        CheckKind::Misc(_) | CheckKind::Smtp(_) | CheckKind::Dns(_) | CheckKind::File(_) => false,
         CheckKind::Ping => ping_once(check).await,
         CheckKind::Udp(u) => udp_once(check, u).await,
         CheckKind::Tcp => matches!(connect().await, Ok(Ok(_))),
@@ -793,6 +796,9 @@ pub async fn run(
     (run_as, carried): (crate::track::exec::RunAs, Option<bool>),
     tx: mpsc::UnboundedSender<Report>,
 ) {
+    if let CheckKind::File(f) = &check.kind {
+        return run_file(&check, f, (real, checker), tx).await;
+    }
     info!("Activating healthchecker for service {real_name} for VS {vs_name}");
     // keepalived names a checker by where it connects (FMT_CHK: connect_ip/connect_port).
     let name = super::model::trio(check.addr, check.proto, check.port);
@@ -870,6 +876,64 @@ pub async fn run(
         }
         tokio::time::sleep(step.wait).await;
     }
+}
+
+/// FILE_CHECK: the file's number read at start and whenever the file is written, moved or
+/// deleted (inotify, as keepalived), each time reported as up or down and the weight it
+/// sets; meanwhile the server's MAC is looked for, and looked at again every few seconds.
+async fn run_file(
+    check: &Check,
+    f: &super::model::FileCheck,
+    (real, checker): (u32, usize),
+    tx: mpsc::UnboundedSender<Report>,
+) {
+    use crate::track::{file, watch::Update};
+    let (utx, mut urx) = mpsc::unbounded_channel();
+    // Ends when `urx` goes (this task stopped).
+    tokio::spawn(file::watch(vec![(0, f.path.clone())], utx));
+    let mut watching = true;
+    let mut value = file::read(&f.path).unwrap_or(0);
+    loop {
+        let (up, weight) = file_verdict(f, value);
+        let mac = mac_or_resolve(real_addr(check));
+        if tx
+            .send(Report {
+                real,
+                checker,
+                up,
+                mac,
+                weight,
+            })
+            .is_err()
+        {
+            return;
+        }
+        let wait = Duration::from_millis(if mac.is_some() { 5000 } else { 200 });
+        tokio::select! {
+            u = urx.recv(), if watching => match u {
+                Some(Update::File { value: v, .. }) => value = v,
+                Some(_) => {}
+                None => watching = false,
+            },
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// What a FILE_CHECK's number says (keepalived's track_file for real servers): at weight 0,
+/// down when the number is not 0 (when it is 0 under `reverse`); otherwise up, at the
+/// server's weight plus number × weight (minus under `reverse`), never below 0.
+pub fn file_verdict(f: &super::model::FileCheck, value: i64) -> (bool, Option<u32>) {
+    if f.weight == 0 {
+        return ((value != 0) == f.reverse, None);
+    }
+    let sign = if f.reverse { -1 } else { 1 };
+    let status = value
+        .saturating_mul(f.weight)
+        .saturating_mul(sign)
+        .clamp(i64::from(i32::MIN), i64::from(i32::MAX));
+    let weight = (i64::from(f.base) + status).clamp(0, i64::from(i32::MAX));
+    (true, Some(weight as u32))
 }
 
 /// The address whose MAC the balancer needs: the real server's (a `connect_ip` elsewhere
@@ -1087,6 +1151,34 @@ mod tests {
         assert!(udp_once(&c, &u).await, "silence");
         u.require_reply = Some(Vec::new());
         assert!(!udp_once(&c, &u).await, "silence with require_reply");
+    }
+
+    #[test]
+    fn keepalived_file_check_numbers() {
+        let mut f = crate::lvs::model::FileCheck {
+            path: "/nonexistent".into(),
+            weight: 0,
+            reverse: false,
+            base: 3,
+        };
+        assert_eq!(file_verdict(&f, 0), (true, None));
+        assert_eq!(file_verdict(&f, 7), (false, None));
+        f.reverse = true;
+        assert_eq!(file_verdict(&f, 0), (false, None));
+        assert_eq!(file_verdict(&f, -1), (true, None));
+        f.weight = 2;
+        assert_eq!(
+            file_verdict(&f, 5),
+            (true, Some(0)),
+            "3 - 10, never below 0"
+        );
+        f.reverse = false;
+        assert_eq!(file_verdict(&f, 5), (true, Some(13)));
+        assert_eq!(file_verdict(&f, -1), (true, Some(1)));
+        assert_eq!(
+            file_verdict(&f, i64::from(i32::MAX)),
+            (true, Some(i32::MAX as u32))
+        );
     }
 
     #[test]

@@ -482,7 +482,7 @@ impl Balancer {
         };
         let now = crate::io::timer::monotonic_now();
         for raw in &config.virtual_servers {
-            let vs = match model::service(raw, &config.virtual_server_groups) {
+            let vs = match model::service(raw, &config.virtual_server_groups, &config.track_files) {
                 Ok(vs) => vs,
                 Err(e) => {
                     warn!(

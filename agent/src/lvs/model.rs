@@ -98,6 +98,21 @@ pub enum CheckKind {
     Ping,
     /// `UDP_CHECK`.
     Udp(UdpCheck),
+    /// `FILE_CHECK`: a `track_file`'s number.
+    File(FileCheck),
+}
+
+/// `FILE_CHECK`: the number in a `track_file`'s file, re-read when the file is written,
+/// moved or deleted. Weight 0: a number other than 0 (0 under `reverse`) takes the server
+/// down. Otherwise the number times the weight (negated under `reverse`) is added to the
+/// server's weight (never below 0), as keepalived's track_file does for real servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileCheck {
+    pub path: std::path::PathBuf,
+    pub weight: i64,
+    pub reverse: bool,
+    /// The real server's configured weight, which the number moves.
+    pub base: u32,
 }
 
 /// `UDP_CHECK`: a datagram to the server; up unless the server's host says it is unreachable
@@ -374,7 +389,11 @@ fn group_entries(group: &RawBlock) -> Result<Vec<(Ipv4Addr, u16)>, String> {
     Ok(out)
 }
 
-pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService, String> {
+pub fn service(
+    vs: &VirtualServer,
+    groups: &[RawBlock],
+    track_files: &[crate::config::model::TrackFile],
+) -> Result<VirtualService, String> {
     let (entries, group) = match vs.address.as_slice() {
         [kind, name] if kind == "group" => {
             let g = groups
@@ -565,9 +584,37 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
                         max_reply: len("max_reply_length").unwrap_or(255),
                     })
                 }
-                "FILE_CHECK" | "BFD_CHECK" => {
+                "FILE_CHECK" => {
+                    let c = &cb.children;
+                    // keepalived drops a FILE_CHECK whose track_file is missing or unknown (the
+                    // config check says so).
+                    let Some(tf) = find(c, "track_file")
+                        .and_then(|b| arg(b, 0))
+                        .and_then(|n| track_files.iter().find(|t| t.name == n))
+                    else {
+                        continue;
+                    };
+                    let Some(file) = &tf.file else { continue };
+                    let own = find(c, "weight").and_then(|b| {
+                        let w: i64 = arg(b, 0)?.parse().ok()?;
+                        let reverse = match arg(b, 1) {
+                            None | Some("noreverse") => false,
+                            Some("reverse") => true,
+                            Some(_) => return None,
+                        };
+                        (w.abs() <= i64::from(i32::MAX)).then_some((w, reverse))
+                    });
+                    let (by, reverse) = own.unwrap_or((i64::from(tf.weight), tf.weight_reverse));
+                    CheckKind::File(FileCheck {
+                        path: file.into(),
+                        weight: by,
+                        reverse,
+                        base: weight,
+                    })
+                }
+                "BFD_CHECK" => {
                     return Err(format!(
-                        "real_server {a}: {} is not run yet (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, SMTP_CHECK, DNS_CHECK, PING_CHECK and UDP_CHECK are)",
+                        "real_server {a}: {} is not run (there is no BFD here; TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, SMTP_CHECK, DNS_CHECK, PING_CHECK, UDP_CHECK and FILE_CHECK are)",
                         cb.keyword
                     ));
                 }
@@ -579,7 +626,7 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
                 CheckKind::Tcp => (1, Duration::from_secs(1)),
                 // keepalived: MISC_CHECK does not retry unless told to; DNS_CHECK 3 times.
                 CheckKind::Misc(_) => (0, Duration::from_secs(1)),
-                CheckKind::Smtp(_) | CheckKind::Ping | CheckKind::Udp(_) => {
+                CheckKind::Smtp(_) | CheckKind::Ping | CheckKind::Udp(_) | CheckKind::File(_) => {
                     (1, Duration::from_secs(1))
                 }
                 // keepalived's DNS_CHECK waits a delay_loop before a retry.
@@ -609,10 +656,12 @@ pub fn service(vs: &VirtualServer, groups: &[RawBlock]) -> Result<VirtualService
                     .or_else(|| secs(rc, "warmup"))
                     .or_else(|| secs(o, "warmup"))
                     .unwrap_or_else(|| secs(c, "delay_loop").unwrap_or(delay_loop)),
-                alpha: flag(c, "alpha")
-                    .or_else(|| flag(rc, "alpha"))
-                    .or_else(|| flag(o, "alpha"))
-                    .unwrap_or(false),
+                // keepalived forces alpha off for FILE_CHECK: the file says from the start.
+                alpha: !matches!(kind, CheckKind::File(_))
+                    && flag(c, "alpha")
+                        .or_else(|| flag(rc, "alpha"))
+                        .or_else(|| flag(o, "alpha"))
+                        .unwrap_or(false),
                 kind,
             });
         }
@@ -687,7 +736,7 @@ mod tests {
             .config
             .virtual_servers
             .iter()
-            .map(|v| service(v, groups))
+            .map(|v| service(v, groups, &loaded.config.track_files))
             .collect()
     }
 
