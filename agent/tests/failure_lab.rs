@@ -276,6 +276,9 @@ fn a_vip_deleted_under_the_master_comes_back_as_with_keepalived() {
         lab.wait_log("b", "Entering BACKUP STATE", LONG).unwrap();
         let masters = |r: &str| lab.log(r).matches("Entering MASTER STATE").count();
         assert_eq!(masters("a"), 1, "{}", lab.logs());
+        // (b may have been master for a moment at start, when both started together on a
+        // busy machine: what counts is that the deletion does not hand it the VIP.)
+        let b_before = masters("b");
         lab.lab
             .host("a")
             .ns
@@ -291,7 +294,12 @@ fn a_vip_deleted_under_the_master_comes_back_as_with_keepalived() {
             backup < log.rfind("Entering MASTER STATE").unwrap(),
             "{log}"
         );
-        assert_eq!(masters("b"), 0, "{master:?}: b took over\n{}", lab.logs());
+        assert_eq!(
+            masters("b"),
+            b_before,
+            "{master:?}: b took over\n{}",
+            lab.logs()
+        );
         assert_eq!(lab.holders(VIP), ["a"], "{}", lab.logs());
         eprintln!("{master:?}: VIP deleted, back on a");
     }

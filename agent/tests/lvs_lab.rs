@@ -640,6 +640,74 @@ fn ssl_get_checks_real_servers_over_tls() {
     seed.stop_nginx("r2");
 }
 
+/// The `SSL` block's client certificate: the real servers' nginx on 8443 wants one signed by
+/// the lab's CA. Without the block, SSL_GET gets a 400 and takes the servers out; a reload
+/// that adds the block (certificate and key) brings them back; one naming a certificate
+/// that does not exist stops the checks with keepalived's lines.
+#[test]
+fn ssl_get_presents_the_ssl_block_s_client_certificate() {
+    if skip_unless_root("ssl_get_presents_the_ssl_block_s_client_certificate") {
+        return;
+    }
+    let mut seed = topology();
+    let d = seed.lab.dir().display().to_string();
+    let config = |ssl: &str| {
+        let real = |addr: &str| {
+            format!(
+                "  real_server {addr} 80 {{\n    SSL_GET {{\n      url {{\n        path /\n      }}\n      connect_port 8443\n      connect_timeout 1\n      retry 0\n    }}\n  }}\n"
+            )
+        };
+        format!(
+            "{ssl}vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+             virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{}{}}}\n",
+            real("192.168.11.113"),
+            real("192.168.11.114")
+        )
+    };
+    seed.lab.start("a", Daemon::Agent, &config("")).unwrap();
+    for r in ["113", "114"] {
+        seed.lab
+            .wait_log(
+                "a",
+                &format!(
+                    "Removing service [192.168.11.{r}]:tcp:80 from VS [192.168.11.200]:tcp:80"
+                ),
+                LONG,
+            )
+            .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
+    }
+    let ssl = format!(
+        "SSL {{\n  ca {d}/client-ca.crt\n  certificate {d}/client.crt\n  key {d}/client.key\n}}\n"
+    );
+    std::fs::write(seed.lab.dir().join("a.conf"), config(&ssl)).unwrap();
+    seed.lab.signal("a", libc::SIGHUP).unwrap();
+    for r in ["113", "114"] {
+        seed.lab
+            .wait_log(
+                "a",
+                &format!("Remote Web server [192.168.11.{r}]:tcp:8443 succeed on service."),
+                LONG,
+            )
+            .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
+    }
+    seed.wait_serving("a", [true, true])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let missing = format!("SSL {{\n  certificate {d}/nosuch.crt\n  key {d}/client.key\n}}\n");
+    std::fs::write(seed.lab.dir().join("a.conf"), config(&missing)).unwrap();
+    seed.lab.signal("a", libc::SIGHUP).unwrap();
+    for line in [
+        "SSL error : Cant load certificate file...",
+        "Terminate...",
+        "The SSL context cannot be set up: no virtual server is run",
+    ] {
+        seed.lab
+            .wait_log("a", line, LONG)
+            .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
+    }
+    seed.stop_nginx("r1");
+    seed.stop_nginx("r2");
+}
+
 /// One HTTP/1.1 request on a kept-alive connection: the page, or what went wrong.
 fn ask(conn: &mut std::net::TcpStream) -> Result<String, String> {
     use std::io::{Read, Write};

@@ -193,13 +193,92 @@ pub fn add_real(lab: &mut VrrpLab, name: &str, mac: [u8; 6], cidr: &str) {
         "openssl: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    client_certificate(lab.dir());
     std::fs::write(
         lab.dir().join(format!("nginx-{name}.conf")),
         format!(
-            "user root;\nworker_processes 1;\npid {d}/nginx-{name}.pid;\nerror_log {d}/nginx-{name}.err;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body-{name};\n  server {{\n    listen 80;\n    listen 81;\n    listen 443 ssl;\n    ssl_certificate {d}/{name}.crt;\n    ssl_certificate_key {d}/{name}.key;\n    location / {{ return 200 \"{name}\\n\"; }}\n  }}\n}}\n"
+            "user root;\nworker_processes 1;\npid {d}/nginx-{name}.pid;\nerror_log {d}/nginx-{name}.err;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body-{name};\n  server {{\n    listen 80;\n    listen 81;\n    listen 443 ssl;\n    ssl_certificate {d}/{name}.crt;\n    ssl_certificate_key {d}/{name}.key;\n    location / {{ return 200 \"{name}\\n\"; }}\n  }}\n  server {{\n    listen 8443 ssl;\n    ssl_certificate {d}/{name}.crt;\n    ssl_certificate_key {d}/{name}.key;\n    ssl_client_certificate {d}/client-ca.crt;\n    ssl_verify_client on;\n    location / {{ return 200 \"{name}\\n\"; }}\n  }}\n}}\n"
         ),
     )
     .unwrap();
+}
+
+/// The lab's client certificate for SSL_GET (`client.crt`, `client.key`), signed by a CA
+/// (`client-ca.crt`) that the real servers' nginx asks for on port 8443; made once per lab.
+fn client_certificate(dir: &Path) {
+    if dir.join("client.crt").exists() {
+        return;
+    }
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=lab-ca",
+                "-keyout",
+                "client-ca.key",
+                "-out",
+                "client-ca.crt",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=director",
+                "-keyout",
+                "client.key",
+                "-out",
+                "client.csr",
+            ],
+        ]
+        .concat(),
+    );
+    // With an extension, so X.509 v3 (rustls takes no v1 certificate).
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    openssl(&[
+        "x509",
+        "-extfile",
+        "client.ext",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "client-ca.crt",
+        "-CAkey",
+        "client-ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        "client.crt",
+    ]);
 }
 
 pub fn topology(agent: &Path) -> Seed {

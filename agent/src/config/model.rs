@@ -29,9 +29,23 @@ pub struct Config {
     /// The top-level `instance NAME` (keepalived's instance name: `data_use_instance` puts it
     /// in the data dump's file name).
     pub instance: Option<String>,
-    /// LVS side: parsed so configs load; not run by vrrp-agent yet.
+    /// The top-level `SSL` block: SSL_GET's client certificate.
+    pub ssl: Option<Ssl>,
+    /// LVS side, run by the XDP balancer (`crate::lvs`).
     pub virtual_server_groups: Vec<RawBlock>,
     pub virtual_servers: Vec<VirtualServer>,
+}
+
+/// keepalived's `SSL { password ca certificate key }`: the files SSL_GET's TLS context
+/// loads (the client certificate chain and its key; `ca` is loaded but, as in keepalived,
+/// verifies nothing).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Ssl {
+    pub at: Loc,
+    pub password: Option<String>,
+    pub ca: Option<String>,
+    pub certificate: Option<String>,
+    pub key: Option<String>,
 }
 
 /// An interface named somewhere in the config.

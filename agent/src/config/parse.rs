@@ -167,6 +167,12 @@ fn top_level(stmts: &[Stmt], config: &mut Config, diags: &mut Diags) {
                 }
             }
             "virtual_server_group" => config.virtual_server_groups.push(raw(stmt)),
+            "SSL" => {
+                if config.ssl.is_some() {
+                    diags.config(Some(&stmt.loc), "SSL context already specified - replacing");
+                }
+                config.ssl = Some(ssl(stmt, diags));
+            }
             "virtual_server" => {
                 let names: Vec<String> =
                     config.track_files.iter().map(|t| t.name.clone()).collect();
@@ -1196,6 +1202,42 @@ fn virtual_server(stmt: &Stmt) -> VirtualServer {
         real_servers,
         other,
     }
+}
+
+/// keepalived's check_parser.c SSL handlers: each keyword takes one file (or the password);
+/// a missing value or a second one is reported, the second replacing the first.
+fn ssl(stmt: &Stmt, diags: &mut Diags) -> super::model::Ssl {
+    let mut ssl = super::model::Ssl {
+        at: stmt.loc.clone(),
+        password: None,
+        ca: None,
+        certificate: None,
+        key: None,
+    };
+    for c in stmt.children() {
+        let (slot, kind) = match c.keyword.as_str() {
+            "password" => (&mut ssl.password, "password"),
+            "ca" => (&mut ssl.ca, "cafile"),
+            "certificate" => (&mut ssl.certificate, "certfile"),
+            "key" => (&mut ssl.key, "keyfile"),
+            _ => {
+                unknown(c, diags, |_, _| {});
+                continue;
+            }
+        };
+        let Some(value) = c.arg(0) else {
+            diags.config(Some(&c.loc), format!("SSL {kind} missing"));
+            continue;
+        };
+        if slot.is_some() {
+            diags.config(
+                Some(&c.loc),
+                format!("SSL {kind} already specified - replacing"),
+            );
+        }
+        *slot = Some(value.to_string());
+    }
+    ssl
 }
 
 #[cfg(test)]

@@ -287,6 +287,14 @@ pub fn print(config: &Config) -> String {
         o.other(&g.other);
         o.close();
     }
+    if let Some(ssl) = &config.ssl {
+        o.open("SSL");
+        o.opt("password", &ssl.password);
+        o.opt("ca", &ssl.ca);
+        o.opt("certificate", &ssl.certificate);
+        o.opt("key", &ssl.key);
+        o.close();
+    }
     for g in &config.virtual_server_groups {
         o.raw(g);
     }

@@ -333,25 +333,101 @@ where
 
 /// The TLS session for SSL_GET, within connect_timeout. The server's certificate is not
 /// checked (keepalived checks none without a `ca`); the handshake's signatures are.
+/// SSL_GET's TLS context, shared by every SSL_GET checker as keepalived's one SSL_CTX (set by
+/// the balancer from the `SSL` block when it starts).
+static TLS: std::sync::RwLock<Option<std::sync::Arc<rustls::ClientConfig>>> =
+    std::sync::RwLock::new(None);
+
+/// Builds SSL_GET's TLS context from the `SSL` block, as keepalived's init_ssl_ctx: any TLS
+/// version the library allows, the server's certificate not verified (keepalived never
+/// checks it, `ca` or not), and with `certificate` and `key` the client certificate it
+/// presents when the server asks. Err: keepalived's lines for a file it cannot load (then it
+/// runs no checks at all).
+pub fn set_tls(ssl: Option<&crate::config::model::Ssl>) -> Result<(), Vec<String>> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    use std::sync::Arc;
+    let fail = |what: &str| {
+        let ssl = ssl.cloned();
+        let field = |f: Option<String>| f.unwrap_or_else(|| "(null)".into());
+        vec![
+            format!("SSL error : Cant load {what} file..."),
+            "Error Initialize SSL, ctx Instance".to_string(),
+            format!(
+                "  SSL  keyfile:{}",
+                field(ssl.as_ref().and_then(|s| s.key.clone()))
+            ),
+            // keepalived logs the password itself; not here.
+            format!(
+                "  SSL password:{}",
+                if ssl.as_ref().is_some_and(|s| s.password.is_some()) {
+                    "(set)"
+                } else {
+                    "(null)"
+                }
+            ),
+            format!(
+                "  SSL   cafile:{}",
+                field(ssl.as_ref().and_then(|s| s.ca.clone()))
+            ),
+            "Terminate...".to_string(),
+        ]
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|_| vec!["SSL error: cannot create new SSL context".to_string()])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)));
+    let chain = match ssl.and_then(|s| s.certificate.as_deref()) {
+        Some(path) => {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect())
+                .map_err(|_| fail("certificate"))?;
+            if chain.is_empty() {
+                return Err(fail("certificate"));
+            }
+            Some(chain)
+        }
+        None => None,
+    };
+    let key = match ssl.and_then(|s| s.key.as_deref()) {
+        // An encrypted key (keepalived's `password`) is not read by rustls: refused as a key
+        // that cannot be loaded, rather than used without it.
+        Some(path) => Some(PrivateKeyDer::from_pem_file(path).map_err(|_| fail("key"))?),
+        None => None,
+    };
+    if let Some(path) = ssl.and_then(|s| s.ca.as_deref()) {
+        // Loaded as keepalived loads it (a bad file is fatal), and, as there, verifies nothing.
+        let cas: Result<Vec<CertificateDer<'static>>, _> =
+            CertificateDer::pem_file_iter(path).and_then(|c| c.collect());
+        if !cas.is_ok_and(|c| !c.is_empty()) {
+            return Err(fail("CA"));
+        }
+    }
+    let config = match (chain, key) {
+        // (rustls also refuses what OpenSSL would take: an X.509 v1 certificate, a key that
+        // does not match it; said with keepalived's line for the key, and why.)
+        (Some(chain), Some(key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
+            let mut lines = fail("key");
+            lines.insert(1, format!("  SSL certificate and key: {e}"));
+            lines
+        })?,
+        // Only one of them: nothing to present (keepalived would fail the handshake of a
+        // server that asks).
+        _ => builder.with_no_client_auth(),
+    };
+    if let Ok(mut tls) = TLS.write() {
+        *tls = Some(Arc::new(config));
+    }
+    Ok(())
+}
+
 async fn tls(
     stream: TcpStream,
     check: &Check,
     sni: Option<&str>,
 ) -> Option<tokio_rustls::client::TlsStream<TcpStream>> {
-    use std::sync::{Arc, OnceLock};
-    static CONFIG: OnceLock<Option<Arc<rustls::ClientConfig>>> = OnceLock::new();
-    let config = CONFIG
-        .get_or_init(|| {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-                .with_safe_default_protocol_versions()
-                .ok()?
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-                .with_no_client_auth();
-            Some(Arc::new(config))
-        })
-        .clone()?;
+    let config = TLS.read().ok()?.clone()?;
     // No SNI for an address (rustls sends none), the virtualhost's name under enable_sni.
     let name = match sni.map(|n| rustls::pki_types::ServerName::try_from(n.to_string())) {
         Some(Ok(n)) => n,
@@ -1179,6 +1255,59 @@ mod tests {
             file_verdict(&f, i64::from(i32::MAX)),
             (true, Some(i32::MAX as u32))
         );
+    }
+
+    #[test]
+    fn the_ssl_block_s_files_or_keepalived_s_lines() {
+        let dir = std::env::temp_dir().join(format!("vrrp-agent-ssl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args([
+                "-nodes", "-days", "1", "-subj", "/CN=t", "-keyout", "t.key", "-out", "t.crt",
+            ])
+            .current_dir(&dir)
+            .output();
+        if !out.is_ok_and(|o| o.status.success()) {
+            return;
+        }
+        let path = |f: &str| Some(dir.join(f).display().to_string());
+        let mut ssl = crate::config::model::Ssl {
+            at: crate::config::diag::Loc {
+                file: std::sync::Arc::new("t.conf".into()),
+                line: 1,
+            },
+            password: None,
+            ca: path("t.crt"),
+            certificate: path("t.crt"),
+            key: path("t.key"),
+        };
+        assert_eq!(set_tls(Some(&ssl)), Ok(()));
+        assert_eq!(set_tls(None), Ok(()));
+        ssl.certificate = path("nosuch.crt");
+        let lines = set_tls(Some(&ssl)).unwrap_err();
+        assert_eq!(lines[0], "SSL error : Cant load certificate file...");
+        assert_eq!(lines.last().unwrap(), "Terminate...");
+        ssl.certificate = path("t.crt");
+        ssl.key = path("t.crt");
+        assert_eq!(
+            set_tls(Some(&ssl)).unwrap_err()[0],
+            "SSL error : Cant load key file..."
+        );
+        ssl.key = path("t.key");
+        ssl.ca = path("t.key");
+        assert_eq!(
+            set_tls(Some(&ssl)).unwrap_err()[0],
+            "SSL error : Cant load CA file..."
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -473,6 +473,28 @@ impl Balancer {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut services: Vec<Svc> = Vec::new();
         let mut tasks = Vec::new();
+        // keepalived builds its SSL context when a checker is SSL_GET, and a file it cannot
+        // load there stops its checker process: no virtual server is run then.
+        let ssl_get = config.virtual_servers.iter().any(|v| {
+            v.real_servers
+                .iter()
+                .any(|r| r.children.iter().any(|c| c.keyword == "SSL_GET"))
+        });
+        if ssl_get && let Err(lines) = check::set_tls(config.ssl.as_ref()) {
+            for l in &lines {
+                warn!("{l}");
+            }
+            warn!("The SSL context cannot be set up: no virtual server is run");
+            return Balancer {
+                services: Vec::new(),
+                counted: 0,
+                run_as,
+                rx,
+                tasks: Vec::new(),
+                sweep: Sweep::Off,
+                helpers: helpers.clone(),
+            };
+        }
         let (old_reals, old_ids, old_rings) = carried.in_use();
         let mut indices = Indices::new(old_reals, LB_REALS_MAX);
         let mut ids = Indices::new(old_ids, LB_SERVICES_MAX);

@@ -338,12 +338,15 @@ impl Runtime {
             })
         });
         self.refresh_socket_filters();
-        // The virtual servers changed, or the VIPs some of them follow: a new balancer takes
+        // The virtual servers changed, the SSL block, or the VIPs some of them follow: a new
+        // balancer takes
         // over (its checkers too). What the running checkers know goes on in the new ones
         // (keepalived migrates them), and the services and real servers that stay keep their
         // places in the maps (their flows, persistence and counts).
         let vips = self.vips();
         let lvs_changed = self.config.virtual_servers != new.virtual_servers
+            // keepalived sets its SSL context up again on a reload.
+            || self.config.ssl != new.ssl
             || self
                 .lvs
                 .as_ref()
