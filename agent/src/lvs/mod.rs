@@ -80,8 +80,9 @@ struct Svc {
 pub struct Carried {
     checks: Vec<(String, Ipv4Addr, u16, model::Check, bool)>,
     macs: Vec<(Ipv4Addr, [u8; 6])>,
-    /// (virtual server, address, port) → (index, flows counted as expired).
-    reals: Vec<(String, Ipv4Addr, u16, u32, u64)>,
+    /// (virtual server, address, port) → (index, flows counted as expired, since when it
+    /// has had the index, if it was new to it).
+    reals: Vec<(String, Ipv4Addr, u16, u32, u64, Option<std::time::Duration>)>,
     /// Virtual server → its sorry server's index.
     sorries: Vec<(String, u32)>,
     /// Virtual server → (id, ring slice halves, the half in use).
@@ -89,11 +90,15 @@ pub struct Carried {
 }
 
 impl Carried {
-    fn real(&self, vs: &str, real: &model::RealServer) -> Option<(u32, u64)> {
+    fn real(
+        &self,
+        vs: &str,
+        real: &model::RealServer,
+    ) -> Option<(u32, u64, Option<std::time::Duration>)> {
         self.reals
             .iter()
             .find(|(v, a, p, ..)| v == vs && *a == real.addr && *p == real.port)
-            .map(|(.., i, e)| (*i, *e))
+            .map(|(.., i, e, since)| (*i, *e, *since))
     }
 
     fn service(&self, vs: &str) -> Option<(u32, [u32; 2], usize)> {
@@ -183,6 +188,9 @@ struct Indices {
     taken: std::collections::BTreeSet<u32>,
     avoid: std::collections::BTreeSet<u32>,
     max: u32,
+    /// Below it, every index is taken or avoided (so thousands of real servers are not
+    /// thousands of scans from 0).
+    fresh: u32,
 }
 
 impl Indices {
@@ -191,6 +199,7 @@ impl Indices {
             taken: Default::default(),
             avoid: avoid.into_iter().collect(),
             max,
+            fresh: 0,
         }
     }
 
@@ -201,15 +210,19 @@ impl Indices {
         {
             return Some(w);
         }
-        let free = (0..self.max)
-            .find(|i| !self.taken.contains(i) && !self.avoid.contains(i))
-            .or_else(|| (0..self.max).find(|i| !self.taken.contains(i)))?;
+        let fresh =
+            (self.fresh..self.max).find(|i| !self.taken.contains(i) && !self.avoid.contains(i));
+        if let Some(f) = fresh {
+            self.fresh = f + 1;
+        }
+        let free = fresh.or_else(|| (0..self.max).find(|i| !self.taken.contains(i)))?;
         self.taken.insert(free);
         Some(free)
     }
 
     fn give_back(&mut self, index: u32) {
         self.taken.remove(&index);
+        self.fresh = self.fresh.min(index);
     }
 }
 
@@ -589,7 +602,7 @@ impl Balancer {
             let old_ring = old
                 .filter(|(_, b, _)| b[1] - b[0] == slots)
                 .map(|(_, b, half)| (b[0], half));
-            let old_reals: Vec<Option<(u32, u64)>> =
+            let old_reals: Vec<Option<(u32, u64, Option<std::time::Duration>)>> =
                 vs.reals.iter().map(|r| carried.real(&vs_name, r)).collect();
             let old_sorry = carried
                 .sorries
@@ -625,17 +638,18 @@ impl Balancer {
             }
             // A new index starts its count of open flows at zero (the kernel's per-CPU
             // counters keep what an earlier owner opened and closed).
-            let start_count = |index: u32, old: Option<(u32, u64)>| match old {
-                Some((i, expired)) if i == index => (None, expired),
-                _ => {
-                    let open = maps.real_conns(index).map_or(0, |per_cpu| {
-                        let opened: u64 = per_cpu.iter().map(|c| c.opened).sum();
-                        let closed: u64 = per_cpu.iter().map(|c| c.closed).sum();
-                        opened.saturating_sub(closed)
-                    });
-                    (Some(now), open)
-                }
-            };
+            let start_count =
+                |index: u32, old: Option<(u32, u64, Option<std::time::Duration>)>| match old {
+                    Some((i, expired, since)) if i == index => (since, expired),
+                    _ => {
+                        let open = maps.real_conns(index).map_or(0, |per_cpu| {
+                            let opened: u64 = per_cpu.iter().map(|c| c.opened).sum();
+                            let closed: u64 = per_cpu.iter().map(|c| c.closed).sum();
+                            opened.saturating_sub(closed)
+                        });
+                        (Some(now), open)
+                    }
+                };
             let mut reals = Vec::new();
             for (k, real) in vs.reals.iter().enumerate() {
                 let index = got[k];
@@ -701,7 +715,7 @@ impl Balancer {
             }
             let sorry = vs.sorry.map(|(addr, _)| {
                 let index = got[vs.reals.len()];
-                let (fresh_since, _) = start_count(index, old_sorry.map(|i| (i, 0)));
+                let (fresh_since, _) = start_count(index, old_sorry.map(|i| (i, 0, None)));
                 tasks.push(
                     helpers
                         .spawn(resolve(addr, index, tx.clone()))
@@ -872,8 +886,14 @@ impl Balancer {
                 c.sorries.push((name.clone(), sorry.index));
             }
             for (r, real) in s.reals.iter().zip(&s.vs.reals) {
-                c.reals
-                    .push((name.clone(), real.addr, real.port, r.index, r.expired));
+                c.reals.push((
+                    name.clone(),
+                    real.addr,
+                    real.port,
+                    r.index,
+                    r.expired,
+                    r.fresh_since,
+                ));
                 for (k, check) in real.checks.iter().enumerate() {
                     c.checks.push((
                         name.clone(),
