@@ -413,6 +413,10 @@ pub struct Service {
     pub ring_len: u32,
     /// `persistence_timeout` in ns; 0: none.
     pub persist_ns: u64,
+    /// `persistence_granularity`: the netmask clients share their persistence under
+    /// (network order; 255.255.255.255 without it).
+    pub persist_mask: [u8; 4],
+    pub _pad: u32,
 }
 
 /// The real server may be given new flows and keeps its flows.
@@ -531,7 +535,7 @@ const _: () = {
     assert!(core::mem::size_of::<VipValue>() == 8);
     assert!(core::mem::size_of::<PeerKey>() == 24);
     assert!(core::mem::size_of::<ServiceKey>() == 8);
-    assert!(core::mem::size_of::<Service>() == 24);
+    assert!(core::mem::size_of::<Service>() == 32);
     assert!(core::mem::size_of::<Real>() == 24);
     assert!(core::mem::size_of::<Flow>() == 16);
     assert!(core::mem::size_of::<ConnCount>() == 16);

@@ -244,7 +244,7 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
                 if svc.persist_ns != 0 {
                     let key = PersistKey {
                         service: svc.id,
-                        client: src,
+                        client: masked(src, svc.persist_mask),
                     };
                     let value = Persist {
                         real: f.real,
@@ -259,7 +259,7 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
         None => {
             let persist = (svc.persist_ns != 0).then_some(PersistKey {
                 service: svc.id,
-                client: src,
+                client: masked(src, svc.persist_mask),
             });
             let kept = persist.and_then(|k| {
                 // SAFETY: the value is copied out at once.
@@ -336,6 +336,12 @@ const TCP_ACK: u8 = 0x10;
 fn tcp_flags(ctx: &XdpContext, l4: usize) -> u8 {
     // SAFETY: ptr_at checked the 14 bytes lie inside the frame.
     ptr_at::<[u8; 14]>(ctx, l4).map_or(0, |h| unsafe { (*h)[13] })
+}
+
+/// The client's address under `persistence_granularity`'s netmask.
+#[inline(always)]
+fn masked(addr: [u8; 4], mask: [u8; 4]) -> [u8; 4] {
+    (u32::from_ne_bytes(addr) & u32::from_ne_bytes(mask)).to_ne_bytes()
 }
 
 #[inline(always)]

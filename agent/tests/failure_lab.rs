@@ -330,6 +330,10 @@ fn the_source_address_removed_moves_to_the_next_one_then_faults_until_one_is_bac
         lab.start("b", Daemon::Agent, &conf32(100)).unwrap();
         lab.wait_sole_holder("a", VIP, LONG).unwrap();
         lab.wait_log("b", "Entering BACKUP STATE", LONG).unwrap();
+        // (b may have been master for a moment at start, when both started together on a
+        // busy machine: what counts is what the address changes do.)
+        let b_masters = || lab.log("b").matches("Entering MASTER STATE").count();
+        let b_before = b_masters();
         // The first address goes: adverts from the second, nothing else changes.
         ip(&lab, &["del", "192.168.11.11/24"]);
         if daemon == Daemon::Agent {
@@ -342,11 +346,7 @@ fn the_source_address_removed_moves_to_the_next_one_then_faults_until_one_is_bac
         }
         std::thread::sleep(Duration::from_secs(4));
         assert_eq!(lab.holders(VIP), ["a"], "{daemon:?}\n{}", lab.logs());
-        assert!(
-            !lab.log("b").contains("Entering MASTER STATE"),
-            "{}",
-            lab.logs()
-        );
+        assert_eq!(b_masters(), b_before, "{}", lab.logs());
         // The last one goes: FAULT, b takes over.
         ip(&lab, &["del", "10.99.0.11/24"]);
         lab.wait_sole_holder("b", VIP, LONG)

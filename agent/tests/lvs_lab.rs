@@ -1128,3 +1128,57 @@ fn file_check_follows_its_track_file() {
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }
+
+/// `uthreshold` / `lthreshold`: r1 with an upper threshold of 2 open connections takes no
+/// new ones once it holds 2 (everyone goes to r2), and takes them again when they close
+/// (below its lower threshold, 1), as IPVS's overload flag.
+#[test]
+fn a_real_server_over_its_uthreshold_takes_no_new_connections() {
+    if skip_unless_root("a_real_server_over_its_uthreshold_takes_no_new_connections") {
+        return;
+    }
+    let mut seed = topology();
+    let config = format!(
+        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+         virtual_server {VIP} 80 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
+           real_server 192.168.11.113 80 {{\n    uthreshold 2\n    lthreshold 1\n  }}\n\
+           real_server 192.168.11.114 80 {{\n  }}\n}}\n"
+    );
+    seed.lab.start("a", Daemon::Agent, &config).unwrap();
+    seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    seed.wait_serving("a", [true, true])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let vip: Ipv4Addr = VIP.parse().unwrap();
+    // Connections held open until r1 has two.
+    let mut held: Vec<(std::net::TcpStream, String)> = Vec::new();
+    while held.iter().filter(|(_, p)| p == "r1").count() < 2 {
+        assert!(
+            held.len() < 20,
+            "{:?}",
+            held.iter().map(|h| &h.1).collect::<Vec<_>>()
+        );
+        let mut conn = seed
+            .lab
+            .lab
+            .host("client")
+            .ns
+            .enter(move || std::net::TcpStream::connect((vip, 80)))
+            .unwrap()
+            .unwrap();
+        let page = ask(&mut conn).unwrap_or_else(|e| panic!("{e}"));
+        held.push((conn, page));
+    }
+    seed.wait_serving("a", [false, true])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        seed.pages(&[client(1), client(2), client(3)]),
+        ["r2", "r2", "r2"]
+    );
+    // r1's connections close (the client's FIN counts them closed): it is back.
+    held.retain(|(_, p)| p != "r1");
+    seed.wait_serving("a", [true, true])
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(held);
+    seed.stop_nginx("r1");
+    seed.stop_nginx("r2");
+}

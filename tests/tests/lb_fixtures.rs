@@ -135,6 +135,18 @@ impl Lab {
         reals: &[(u32, u32)],
         persist_s: u64,
     ) {
+        self.service_masked(key, id, algo, reals, (persist_s, [255; 4]));
+    }
+
+    /// As [`Self::service`], with persistence under a netmask (`persistence_granularity`).
+    fn service_masked(
+        &mut self,
+        key: ServiceKey,
+        id: u32,
+        algo: Algo,
+        reals: &[(u32, u32)],
+        (persist_s, persist_mask): (u64, [u8; 4]),
+    ) {
         let ring = sched::ring(algo, reals);
         let base = id * 2048;
         self.xdp.maps.set_ring(base, &ring).unwrap();
@@ -156,6 +168,8 @@ impl Lab {
             ring_base: base,
             ring_len: ring.len() as u32,
             persist_ns: persist_s * 1_000_000_000,
+            persist_mask,
+            _pad: 0,
         };
         self.xdp.maps.set_service(key, service).unwrap();
     }
@@ -317,6 +331,30 @@ fn a_long_connection_keeps_its_client_s_persistence_alive() {
     assert_eq!(lab.forwarded_to(&tcp(CLIENT, 47001, 80)), first);
     std::thread::sleep(std::time::Duration::from_millis(3300));
     assert_ne!(lab.forwarded_to(&tcp(CLIENT, 47002, 80)), first);
+}
+
+/// `persistence_granularity 255.255.255.0`: clients of one /24 share their persistence
+/// (IPVS masks the client's address for its templates); another /24 is scheduled on its own.
+#[test]
+fn persistence_granularity_keeps_a_subnet_on_one_server() {
+    if skip_unless_root("persistence_granularity_keeps_a_subnet_on_one_server") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.service_masked(
+        HTTP,
+        0,
+        Algo::Rr,
+        &[(0, 1), (1, 1), (2, 1)],
+        (50, [255, 255, 255, 0]),
+    );
+    let first = lab.forwarded_to(&tcp(CLIENT, 46000, 80));
+    for k in 1..6 {
+        let neighbour = Ipv4Addr::new(192, 0, 2, 99 - k as u8);
+        assert_eq!(lab.forwarded_to(&tcp(neighbour, 46000 + k, 80)), first);
+    }
+    let elsewhere = Ipv4Addr::new(198, 51, 100, 7);
+    assert_ne!(lab.forwarded_to(&tcp(elsewhere, 46000, 80)), first);
 }
 
 #[test]

@@ -121,6 +121,8 @@ fn add_services(xdp: &mut vrrp_agent::xdp::XdpProgram) {
             ring_base: 0,
             ring_len: 2,
             persist_ns: 0,
+            persist_mask: [255; 4],
+            _pad: 0,
         };
         xdp.maps.set_service(key, service).unwrap();
     }

@@ -50,6 +50,9 @@ struct RealState {
     mac: Option<[u8; 6]>,
     /// As keepalived's `rs->alive`: every checker up.
     alive: bool,
+    /// Over its `uthreshold` (IPVS's IP_VS_DEST_F_OVERLOAD): no new flows until it is down to
+    /// its lower threshold.
+    overloaded: bool,
 }
 
 struct Svc {
@@ -281,14 +284,16 @@ pub struct Balancer {
 }
 
 impl Svc {
-    /// Its schedule counts open flows (lc, wlc, sed, nq, ovf).
+    /// Its schedule counts open flows (lc, wlc, sed, nq, ovf), or a real server has a
+    /// connection threshold.
     fn counts_flows(&self) -> bool {
         self.keys.iter().any(|(_, f)| f & LB_SVC_LEAST != 0)
+            || self.vs.reals.iter().any(|r| r.uthreshold > 0)
     }
 
-    /// Takes new flows: alive, weight above 0, MAC known.
+    /// Takes new flows: alive, weight above 0, not over its threshold, MAC known.
     fn schedulable(r: &RealState) -> bool {
-        r.alive && r.mac.is_some() && r.weight > 0
+        r.alive && r.mac.is_some() && r.weight > 0 && !r.overloaded
     }
 
     /// Keeps the flows it has: alive (at any weight: IPVS's quiescent server), or down under
@@ -353,6 +358,8 @@ impl Svc {
                         ring_base: self.bases[half],
                         ring_len: ring.len() as u32,
                         persist_ns,
+                        persist_mask: self.vs.persist_mask.octets(),
+                        _pad: 0,
                     },
                 )
             })
@@ -439,6 +446,26 @@ impl Svc {
             }
             run(&vs.quorum_down, run_as);
         }
+    }
+}
+
+/// IPVS's overload rule for a server with `conns` open flows (ip_vs_bind_dest /
+/// ip_vs_unbind_dest): at `uthreshold` it takes no new flows, and it takes them again below
+/// `lthreshold`, or below 3/4 of `uthreshold` without one.
+fn overloaded(was: bool, conns: u32, real: &model::RealServer) -> bool {
+    let (upper, lower) = (u64::from(real.uthreshold), u64::from(real.lthreshold));
+    let conns = u64::from(conns);
+    if upper == 0 {
+        return false;
+    }
+    if was {
+        if lower != 0 {
+            conns >= lower
+        } else {
+            conns * 4 >= upper * 3
+        }
+    } else {
+        conns >= upper
     }
 }
 
@@ -676,6 +703,7 @@ impl Balancer {
                     expired,
                     entered_up: false,
                     mac: check::neighbour_mac(real.addr).or_else(|| carried.mac(real.addr)),
+                    overloaded: false,
                 });
                 for (c, chk) in real.checks.iter().enumerate() {
                     let who = match &chk.kind {
@@ -732,6 +760,7 @@ impl Balancer {
                     entered_up: false,
                     mac: check::neighbour_mac(addr),
                     alive: true,
+                    overloaded: false,
                 }
             });
             // keepalived's set_quorum_states: up if the live weight reaches it.
@@ -940,8 +969,8 @@ impl Balancer {
             if !svc.counts_flows() {
                 continue;
             }
-            let addrs: Vec<[u8; 4]> = svc.vs.reals.iter().map(|r| r.addr.octets()).collect();
-            for (r, addr) in svc.reals.iter_mut().zip(addrs) {
+            let mut crossed = false;
+            for (r, real) in svc.reals.iter_mut().zip(&svc.vs.reals) {
                 let Ok(per_cpu) = maps.real_conns(r.index) else {
                     continue;
                 };
@@ -949,8 +978,14 @@ impl Balancer {
                 let closed: u64 = per_cpu.iter().map(|c| c.closed).sum();
                 let open = opened.saturating_sub(closed).saturating_sub(r.expired);
                 r.conns = open.min(u64::from(u32::MAX)) as u32;
-                let _ = maps.set_real(r.index, real_entry(r, r.entered_up, addr));
+                let overloaded = overloaded(r.overloaded, r.conns, real);
+                crossed |= overloaded != r.overloaded;
+                r.overloaded = overloaded;
+                let _ = maps.set_real(r.index, real_entry(r, r.entered_up, real.addr.octets()));
                 let _ = maps.set_conns_base(r.index, per_cpu.iter().map(|c| c.opened).collect());
+            }
+            if crossed {
+                svc.publish(maps);
             }
         }
     }
@@ -1207,6 +1242,33 @@ mod tests {
         let mut open: Vec<(u32, u64)> = open.into_iter().collect();
         open.sort();
         assert_eq!(open, [(0, 2), (2, 1)]);
+    }
+
+    #[test]
+    fn ipvs_overload_thresholds() {
+        let real = |upper: u32, lower: u32| model::RealServer {
+            addr: Ipv4Addr::new(10, 0, 0, 2),
+            port: 80,
+            weight: 1,
+            inhibit_on_failure: false,
+            checks: Vec::new(),
+            notify_up: None,
+            notify_down: None,
+            uthreshold: upper,
+            lthreshold: lower,
+        };
+        // None: never.
+        assert!(!overloaded(false, 1_000_000, &real(0, 0)));
+        // At the upper threshold it is; it stays so down to the lower one.
+        let r = real(10, 4);
+        assert!(!overloaded(false, 9, &r));
+        assert!(overloaded(false, 10, &r));
+        assert!(overloaded(true, 4, &r));
+        assert!(!overloaded(true, 3, &r));
+        // Without a lower one: below 3/4 of the upper.
+        let r = real(8, 0);
+        assert!(overloaded(true, 6, &r));
+        assert!(!overloaded(true, 5, &r));
     }
 
     #[test]

@@ -242,6 +242,11 @@ pub struct RealServer {
     /// Run when the server comes up / goes down (keepalived's `notify_up`/`notify_down`).
     pub notify_up: Option<Vec<String>>,
     pub notify_down: Option<Vec<String>>,
+    /// `uthreshold` / `lthreshold` (0: none): IPVS takes a server with that many connections
+    /// out of the schedule, until it is down to the lower threshold (3/4 of the upper one
+    /// without it).
+    pub uthreshold: u32,
+    pub lthreshold: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -259,6 +264,8 @@ pub struct VirtualService {
     /// `sh-port` / `mh-port`: the client's port is hashed too.
     pub hash_port: bool,
     pub persistence: Option<Duration>,
+    /// `persistence_granularity` (255.255.255.255 without it).
+    pub persist_mask: Ipv4Addr,
     pub reals: Vec<RealServer>,
     /// Weight of live real servers the service needs (keepalived's `quorum`, default 1) and
     /// the margin around it (`hysteresis`, default 0).
@@ -428,6 +435,11 @@ pub fn service(
             "lb_kind {kind} is not supported by the XDP backend (DR only)"
         ));
     }
+    // IPVS's one-packet scheduling (each UDP datagram scheduled on its own) is not how the
+    // XDP balancer works: it pins flows.
+    if o.iter().any(|b| b.keyword == "ops") {
+        return Err("ops (one-packet scheduling) is not run by the XDP backend".to_string());
+    }
     let algo_name = find(o, "lb_algo")
         .or_else(|| find(o, "lvs_sched"))
         .and_then(|b| arg(b, 0))
@@ -454,6 +466,11 @@ pub fn service(
     let hash_port = o
         .iter()
         .any(|b| b.keyword == "sh-port" || b.keyword == "mh-port");
+    // keepalived's pgr_handler: an IPv4 netmask (not necessarily solid, as ipvsadm takes it);
+    // one it reports invalid is ignored.
+    let persist_mask = find(o, "persistence_granularity")
+        .and_then(|b| arg(b, 0)?.parse::<Ipv4Addr>().ok())
+        .unwrap_or(Ipv4Addr::BROADCAST);
     let persistence = find(o, "persistence_timeout").map(|b| {
         // keepalived: the keyword alone means 6 minutes.
         Duration::from_secs(arg(b, 0).and_then(|v| v.parse().ok()).unwrap_or(360))
@@ -479,6 +496,14 @@ pub fn service(
             ));
         }
         let rc = &rb.children;
+        // A real server's own forwarding method (IPVS takes one per server).
+        if let Some(m) = find(rc, "lvs_method").and_then(|b| arg(b, 0))
+            && m != "DR"
+        {
+            return Err(format!(
+                "real_server {a}: lvs_method {m} is not supported by the XDP backend (DR only)"
+            ));
+        }
         let weight = int(rc, "weight").unwrap_or(1).min(u64::from(u32::MAX)) as u32;
         let inhibit_on_failure = find(rc, "inhibit_on_failure")
             .is_some_and(|b| !matches!(arg(b, 0), Some("false" | "no" | "off")));
@@ -674,7 +699,17 @@ pub fn service(
             checks,
             notify_up: notify("notify_up"),
             notify_down: notify("notify_down"),
+            uthreshold: int(rc, "uthreshold").map_or(0, |t| t.min(u64::from(u32::MAX)) as u32),
+            lthreshold: int(rc, "lthreshold").map_or(0, |t| t.min(u64::from(u32::MAX)) as u32),
         });
+    }
+    if let Some(m) = find(o, "sorry_server_lvs_method").and_then(|b| arg(b, 0))
+        && m != "DR"
+        && find(o, "sorry_server").is_some()
+    {
+        return Err(format!(
+            "sorry_server_lvs_method {m} is not supported by the XDP backend (DR only)"
+        ));
     }
     let sorry = match find(o, "sorry_server") {
         Some(b) => {
@@ -715,6 +750,7 @@ pub fn service(
         algo,
         hash_port,
         persistence,
+        persist_mask,
         reals,
     })
 }
@@ -738,6 +774,33 @@ mod tests {
             .iter()
             .map(|v| service(v, groups, &loaded.config.track_files))
             .collect()
+    }
+
+    #[test]
+    fn granularity_thresholds_and_forwarding_methods() {
+        let vs = services(
+            "virtual_server 10.0.0.1 80 {\n  lb_kind DR\n  persistence_timeout 60\n  persistence_granularity 255.255.255.0\n  real_server 10.0.0.2 80 {\n    uthreshold 100\n    lthreshold 50\n  }\n  real_server 10.0.0.3 80 {\n  }\n}\n\
+             virtual_server 10.0.0.1 81 {\n  lb_kind DR\n  real_server 10.0.0.2 81 {\n    lvs_method TUN\n  }\n}\n\
+             virtual_server 10.0.0.1 82 {\n  lb_kind DR\n  sorry_server 10.0.0.9 82\n  sorry_server_lvs_method NAT\n  real_server 10.0.0.2 82 {\n    lvs_method DR\n  }\n}\n",
+        );
+        let first = vs[0].as_ref().unwrap();
+        assert_eq!(first.persist_mask, Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(
+            (first.reals[0].uthreshold, first.reals[0].lthreshold),
+            (100, 50)
+        );
+        assert_eq!(
+            (first.reals[1].uthreshold, first.reals[1].lthreshold),
+            (0, 0)
+        );
+        assert_eq!(
+            vs[1].as_ref().unwrap_err(),
+            "real_server 10.0.0.2: lvs_method TUN is not supported by the XDP backend (DR only)"
+        );
+        assert_eq!(
+            vs[2].as_ref().unwrap_err(),
+            "sorry_server_lvs_method NAT is not supported by the XDP backend (DR only)"
+        );
     }
 
     #[test]

@@ -78,6 +78,8 @@ fn test_run_rows() -> Result<Vec<(String, f64, f64, f64)>> {
         ring_base: 0,
         ring_len: ring.len() as u32,
         persist_ns: 0,
+        persist_mask: [255; 4],
+        _pad: 0,
     };
     xdp.maps.set_service(key, service)?;
     let vip = VipKey::v4(lo, 0, [192, 0, 2, 200]);
