@@ -234,7 +234,24 @@ impl VrrpLab {
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
+        let log_path = r.log.clone();
+        let from = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
         r.process = Some(ns.spawn(&mut cmd)?);
+        if daemon == Daemon::Agent {
+            // Until the agent has loaded its XDP program (or said it runs without) and its
+            // instances run: the verifier takes most of a second of CPU, and two agents
+            // verifying at once on a busy machine would otherwise start their timers in
+            // whatever order the verifier finishes, not the order the test started them.
+            let process = r.process.as_mut().context("just started")?;
+            poll(Duration::from_secs(30), || {
+                let text = std::fs::read(&log_path).unwrap_or_default();
+                let new = String::from_utf8_lossy(text.get(from..).unwrap_or_default());
+                let ready = ["Entering ", "XDP program", "running without", "XDP not"]
+                    .iter()
+                    .any(|m| new.contains(m));
+                (ready || process.child.try_wait().ok().flatten().is_some()).then_some(())
+            });
+        }
         Ok(())
     }
 
