@@ -14,7 +14,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = loaded.exit_code();
     // What the LVS side makes of the virtual servers: a service, or the reason it is not run.
     for vs in &loaded.config.virtual_servers {
-        let _ = vrrp_agent::lvs::model::service(vs, &loaded.config.virtual_server_groups);
+        let _ = vrrp_agent::lvs::model::service(
+            vs,
+            &loaded.config.virtual_server_groups,
+            &loaded.config.track_files,
+        );
     }
     // What was read prints and reads back without panicking too.
     let printed = config::print::print(&loaded.config);
