@@ -708,6 +708,34 @@ fn ssl_get_presents_the_ssl_block_s_client_certificate() {
     seed.stop_nginx("r2");
 }
 
+/// Keep-alive connections from the client to the VIP, each asked for its page once, until
+/// `enough` says so (at most 20).
+fn hold_until(
+    seed: &vrrp_tests::lvs::Seed,
+    enough: impl Fn(&[(std::net::TcpStream, String)]) -> bool,
+) -> Vec<(std::net::TcpStream, String)> {
+    let vip: Ipv4Addr = VIP.parse().unwrap();
+    let mut held: Vec<(std::net::TcpStream, String)> = Vec::new();
+    while !enough(&held) {
+        assert!(
+            held.len() < 20,
+            "{:?}",
+            held.iter().map(|h| &h.1).collect::<Vec<_>>()
+        );
+        let mut conn = seed
+            .lab
+            .lab
+            .host("client")
+            .ns
+            .enter(move || std::net::TcpStream::connect((vip, 80)))
+            .unwrap()
+            .unwrap();
+        let page = ask(&mut conn).unwrap_or_else(|e| panic!("{e}"));
+        held.push((conn, page));
+    }
+    held
+}
+
 /// One HTTP/1.1 request on a kept-alive connection: the page, or what went wrong.
 fn ask(conn: &mut std::net::TcpStream) -> Result<String, String> {
     use std::io::{Read, Write};
@@ -775,26 +803,10 @@ fn a_reload_keeps_open_connections_on_their_servers() {
     seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
     seed.wait_serving("a", [true, true])
         .unwrap_or_else(|e| panic!("{e}"));
-    let vip: Ipv4Addr = VIP.parse().unwrap();
     // Connections until each server has some (rr rotates per CPU, so not strictly in turn).
-    let mut held: Vec<(std::net::TcpStream, String)> = Vec::new();
-    while !(held.iter().any(|(_, p)| p == "r1") && held.iter().any(|(_, p)| p == "r2")) {
-        assert!(
-            held.len() < 20,
-            "{:?}",
-            held.iter().map(|h| &h.1).collect::<Vec<_>>()
-        );
-        let mut conn = seed
-            .lab
-            .lab
-            .host("client")
-            .ns
-            .enter(move || std::net::TcpStream::connect((vip, 80)))
-            .unwrap()
-            .unwrap();
-        let page = ask(&mut conn).unwrap_or_else(|e| panic!("{e}"));
-        held.push((conn, page));
-    }
+    let mut held = hold_until(&seed, |held| {
+        held.iter().any(|(_, p)| p == "r1") && held.iter().any(|(_, p)| p == "r2")
+    });
     assert_eq!(follows(&seed), Some(false));
     // A server that never answers goes first.
     let three = real("192.168.11.115") + &two;
@@ -1148,26 +1160,10 @@ fn a_real_server_over_its_uthreshold_takes_no_new_connections() {
     seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
     seed.wait_serving("a", [true, true])
         .unwrap_or_else(|e| panic!("{e}"));
-    let vip: Ipv4Addr = VIP.parse().unwrap();
     // Connections held open until r1 has two.
-    let mut held: Vec<(std::net::TcpStream, String)> = Vec::new();
-    while held.iter().filter(|(_, p)| p == "r1").count() < 2 {
-        assert!(
-            held.len() < 20,
-            "{:?}",
-            held.iter().map(|h| &h.1).collect::<Vec<_>>()
-        );
-        let mut conn = seed
-            .lab
-            .lab
-            .host("client")
-            .ns
-            .enter(move || std::net::TcpStream::connect((vip, 80)))
-            .unwrap()
-            .unwrap();
-        let page = ask(&mut conn).unwrap_or_else(|e| panic!("{e}"));
-        held.push((conn, page));
-    }
+    let mut held = hold_until(&seed, |held| {
+        held.iter().filter(|(_, p)| p == "r1").count() >= 2
+    });
     seed.wait_serving("a", [false, true])
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(

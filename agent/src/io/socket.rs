@@ -32,7 +32,7 @@ pub struct Packet {
     pub rx_at: Option<std::time::Duration>,
 }
 
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+pub(crate) fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -54,7 +54,12 @@ fn socket(v6: bool) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+pub(crate) fn setsockopt<T>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+) -> io::Result<()> {
     // SAFETY: value points to a live T of the size passed.
     check(unsafe {
         libc::setsockopt(
@@ -82,7 +87,7 @@ fn bind_to_device(fd: &OwnedFd, ifname: &str) -> io::Result<()> {
     .map(drop)
 }
 
-fn sockaddr_v4(a: Ipv4Addr) -> libc::sockaddr_in {
+pub(crate) fn sockaddr_v4(a: Ipv4Addr) -> libc::sockaddr_in {
     // SAFETY: all-zero is a valid sockaddr_in.
     let mut s: libc::sockaddr_in = unsafe { zeroed() };
     s.sin_family = libc::AF_INET as libc::sa_family_t;

@@ -628,15 +628,9 @@ pub async fn ping_once(check: &Check) -> bool {
 }
 
 async fn ping(addr: std::net::Ipv4Addr) -> std::io::Result<bool> {
+    use crate::io::socket::{check as cvt, setsockopt, sockaddr_v4};
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use tokio::io::{Interest, unix::AsyncFd};
-    let cvt = |rc: libc::c_int| {
-        if rc < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(rc)
-        }
-    };
     // SAFETY: plain socket(2); the descriptor is owned at once.
     let fd = unsafe {
         OwnedFd::from_raw_fd(cvt(libc::socket(
@@ -645,27 +639,10 @@ async fn ping(addr: std::net::Ipv4Addr) -> std::io::Result<bool> {
             libc::IPPROTO_ICMP,
         ))?)
     };
-    // Everything but echo replies is filtered out in the kernel (ICMP_FILTER blocks the
+    // Everything but echo replies is filtered out in the kernel (ICMP_FILTER, 1, blocks the
     // types whose bits are set).
-    let filter: u32 = !(1u32 << 0);
-    // SAFETY: a u32 of the size passed.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_RAW,
-            1, // ICMP_FILTER
-            (&filter as *const u32).cast(),
-            4,
-        )
-    })?;
-    let sa = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from_ne_bytes(addr.octets()),
-        },
-        sin_zero: [0; 8],
-    };
+    setsockopt(&fd, libc::SOL_RAW, 1, &!(1u32 << 0))?;
+    let sa = sockaddr_v4(addr);
     // SAFETY: sa is a live sockaddr_in of the size passed.
     cvt(unsafe {
         libc::connect(
