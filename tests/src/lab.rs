@@ -20,6 +20,9 @@ pub struct Lab {
     hosts: Vec<Host>,
     lan: Netns,
     next_port: u32,
+    /// The bridges in the LAN namespace: "br0", the LAN every host is on, then any other
+    /// segment made by [`Lab::add_interface_on`].
+    segments: Vec<String>,
 }
 
 pub struct Host {
@@ -39,25 +42,13 @@ impl Lab {
             NEXT_LAB.fetch_add(1, Ordering::Relaxed)
         );
         let lan = Netns::create(&format!("{prefix}-lan"))?;
-        lan.ip(&[
-            "link",
-            "add",
-            "br0",
-            "type",
-            "bridge",
-            "stp_state",
-            "0",
-            "forward_delay",
-            "0",
-            "mcast_snooping",
-            "0",
-        ])?;
-        lan.ip(&["link", "set", "br0", "up"])?;
+        add_bridge(&lan, "br0")?;
         Ok(Lab {
             prefix,
             hosts: Vec::new(),
             lan,
             next_port: 0,
+            segments: vec!["br0".to_string()],
         })
     }
 
@@ -81,7 +72,7 @@ impl Lab {
             ns,
             ports: Vec::new(),
         };
-        self.plug(&mut host, iface, mac, Some(cidr))?;
+        self.plug(&mut host, iface, mac, Some(cidr), "br0")?;
         self.hosts.push(host);
         Ok(self.hosts.last().expect("just pushed"))
     }
@@ -94,13 +85,31 @@ impl Lab {
         mac: [u8; 6],
         cidr: &str,
     ) -> Result<()> {
+        self.add_interface_on(name, iface, mac, cidr, "br0")
+    }
+
+    /// Plugs another interface of host `name` into segment `bridge`: "br0" is the LAN, any
+    /// other name a separate broadcast domain (a bridge of its own in the LAN namespace, made
+    /// by the first interface plugged into it).
+    pub fn add_interface_on(
+        &mut self,
+        name: &str,
+        iface: &str,
+        mac: [u8; 6],
+        cidr: &str,
+        bridge: &str,
+    ) -> Result<()> {
+        if !self.segments.iter().any(|b| b == bridge) {
+            add_bridge(&self.lan, bridge)?;
+            self.segments.push(bridge.to_string());
+        }
         let k = self
             .hosts
             .iter()
             .position(|h| h.name == name)
             .unwrap_or_else(|| panic!("no host {name} in the lab"));
         let mut host = self.hosts.remove(k);
-        let r = self.plug(&mut host, iface, mac, Some(cidr));
+        let r = self.plug(&mut host, iface, mac, Some(cidr), bridge);
         self.hosts.insert(k, host);
         r
     }
@@ -111,6 +120,7 @@ impl Lab {
         iface: &str,
         mac: [u8; 6],
         cidr: Option<&str>,
+        bridge: &str,
     ) -> Result<()> {
         let port = format!("p{}", self.next_port);
         self.next_port += 1;
@@ -133,7 +143,7 @@ impl Lab {
             host.ns.ip(&["addr", "add", cidr, "dev", iface])?;
         }
         host.ns.ip(&["link", "set", iface, "up"])?;
-        self.lan.ip(&["link", "set", &port, "master", "br0"])?;
+        self.lan.ip(&["link", "set", &port, "master", bridge])?;
         self.lan.ip(&["link", "set", &port, "up"])?;
         host.ports.push((iface.to_string(), port));
         Ok(())
@@ -162,6 +172,26 @@ impl Lab {
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
+}
+
+/// A bridge with no STP, no forwarding delay and no multicast snooping (every port sees every
+/// multicast frame, as on a plain switch).
+fn add_bridge(lan: &Netns, name: &str) -> Result<()> {
+    lan.ip(&[
+        "link",
+        "add",
+        name,
+        "type",
+        "bridge",
+        "stp_state",
+        "0",
+        "forward_delay",
+        "0",
+        "mcast_snooping",
+        "0",
+    ])?;
+    lan.ip(&["link", "set", name, "up"])?;
+    Ok(())
 }
 
 pub fn mac_string(mac: [u8; 6]) -> String {

@@ -162,6 +162,20 @@ impl VrrpLab {
         self.pass_on_port(name, iface)
     }
 
+    /// Another interface of router `name` on a segment of its own (`bridge`, see
+    /// [`crate::lab::Lab::add_interface_on`]), as a router's interfaces usually are.
+    pub fn add_interface_on(
+        &mut self,
+        name: &str,
+        iface: &str,
+        mac: [u8; 6],
+        cidr: &str,
+        bridge: &str,
+    ) -> Result<()> {
+        self.lab.add_interface_on(name, iface, mac, cidr, bridge)?;
+        self.pass_on_port(name, iface)
+    }
+
     /// The directory of this lab's files (configs, logs, pid files); removed with the lab.
     pub fn dir(&self) -> &Path {
         &self.dir
