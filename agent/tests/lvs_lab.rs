@@ -1075,8 +1075,8 @@ fn ping_and_udp_checks_follow_what_the_real_servers_answer() {
 }
 
 /// FILE_CHECK: r2's file at weight 0 takes it out when it holds a number other than 0 and
-/// puts it back at 0; r1's file at weight 2 moves its weight (1 + 2 × 2 = 5), with
-/// keepalived's lines.
+/// puts it back at 0; r1's file at weight 2 moves its weight (1 + 2 × 2 = 5), and its second
+/// FILE_CHECK's file adds to it (5 + 1 × 3 = 8), with keepalived's lines.
 #[test]
 fn file_check_follows_its_track_file() {
     if skip_unless_root("file_check_follows_its_track_file") {
@@ -1085,17 +1085,21 @@ fn file_check_follows_its_track_file() {
     let mut seed = topology();
     let dir = seed.lab.dir().to_path_buf();
     let (r1_file, r2_file) = (dir.join("r1.weight"), dir.join("r2.state"));
+    let r1_extra = dir.join("r1.extra");
     std::fs::write(&r1_file, "0\n").unwrap();
     std::fs::write(&r2_file, "0\n").unwrap();
+    std::fs::write(&r1_extra, "0\n").unwrap();
     let config = format!(
         "track_file r1_weight {{\n  file {}\n  weight 2\n}}\n\
          track_file r2_state {{\n  file {}\n  weight 0\n}}\n\
+         track_file r1_extra {{\n  file {}\n  weight 3\n}}\n\
          vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
          virtual_server {VIP} 80 {{\n  lb_algo wrr\n  lb_kind DR\n  protocol TCP\n\
-           real_server 192.168.11.113 80 {{\n    FILE_CHECK {{\n      track_file r1_weight\n    }}\n  }}\n\
+           real_server 192.168.11.113 80 {{\n    FILE_CHECK {{\n      track_file r1_weight\n    }}\n    FILE_CHECK {{\n      track_file r1_extra\n    }}\n  }}\n\
            real_server 192.168.11.114 80 {{\n    FILE_CHECK {{\n      track_file r2_state\n    }}\n  }}\n}}\n",
         r1_file.display(),
-        r2_file.display()
+        r2_file.display(),
+        r1_extra.display()
     );
     seed.lab.start("a", Daemon::Agent, &config).unwrap();
     seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
@@ -1137,6 +1141,15 @@ fn file_check_follows_its_track_file() {
         seed.lab.status("a")["virtual_servers"][0]["real_servers"][0]["weight"],
         5
     );
+    // A second FILE_CHECK on the same server adds its share, as in keepalived.
+    std::fs::write(&r1_extra, "1\n").unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "Changing weight from 5 to 8 for active service [192.168.11.113]:tcp:80 of VS [192.168.11.200]:tcp:80",
+            LONG,
+        )
+        .unwrap();
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }

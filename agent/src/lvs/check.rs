@@ -27,8 +27,10 @@ pub struct Report {
     pub checker: usize,
     pub up: bool,
     pub mac: Option<[u8; 6]>,
-    /// `misc_dynamic`: the weight the script's exit code asked for.
-    pub weight: Option<u32>,
+    /// This checker's share of the server's weight (keepalived's `cur_weight`): the
+    /// server's weight is its configured one plus every checker's share, within
+    /// 0..=i32::MAX. A `misc_dynamic` script's or a FILE_CHECK's; 0 for the others.
+    pub share: i64,
 }
 
 /// How a check ended.
@@ -53,16 +55,18 @@ pub struct Step {
     pub line: Option<String>,
     /// Until the next check.
     pub wait: Duration,
-    /// `misc_dynamic`: the weight the exit code set, while up.
-    pub weight: Option<u32>,
 }
 
-/// One checker's state, keepalived's `is_up`, `has_run` and `retry_it`.
+/// One checker's state, keepalived's `is_up`, `has_run`, `retry_it` and `cur_weight`.
 #[derive(Clone, Debug)]
 pub struct State {
     pub is_up: bool,
     has_run: bool,
     retry_it: u32,
+    /// `misc_dynamic`: the exit code's weight less the server's configured one (see
+    /// [`Report::share`]); kept while the script fails within its retries, 0 once it is
+    /// down or exits 0.
+    pub share: i64,
 }
 
 impl Default for State {
@@ -73,6 +77,7 @@ impl Default for State {
             is_up: true,
             has_run: false,
             retry_it: 0,
+            share: 0,
         }
     }
 }
@@ -86,6 +91,7 @@ impl State {
             is_up: carried.unwrap_or(!check.alpha),
             has_run: carried.is_some(),
             retry_it: if carried.is_some() { 0 } else { check.retry },
+            share: 0,
         }
     }
 
@@ -123,7 +129,6 @@ impl State {
             now_up: None,
             line: None,
             wait: check.delay_loop,
-            weight: None,
         };
         match result {
             Ok(()) => {
@@ -202,7 +207,6 @@ impl State {
             now_up: None,
             line: None,
             wait: check.delay_loop,
-            weight: None,
         };
         let code = match outcome {
             Outcome::Exited(c) => Some(c),
@@ -213,7 +217,9 @@ impl State {
         if ok {
             if dynamic {
                 // keepalived: the weight is the exit code less 2 (0 keeps the configured one).
-                step.weight = code.filter(|c| *c != 0).map(|c| (c - 2) as u32);
+                self.share = code
+                    .filter(|c| *c != 0)
+                    .map_or(0, |c| i64::from(c - 2) - i64::from(check.weight));
             }
             if !self.is_up || !self.has_run {
                 step.line = Some(format!(
@@ -245,6 +251,7 @@ impl State {
                 step.now_up = Some(false);
                 self.is_up = false;
                 self.retry_it = 0;
+                self.share = 0;
             }
         }
         self.has_run = true;
@@ -872,7 +879,7 @@ pub async fn run(
             checker,
             up: state.is_up,
             mac: neighbour_mac(real_addr(&check)),
-            weight: None,
+            share: 0,
         };
         if tx.send(report).is_err() {
             return;
@@ -922,7 +929,7 @@ pub async fn run(
             } else {
                 None
             },
-            weight: step.weight,
+            share: state.share,
         };
         if tx.send(report).is_err() {
             return;
@@ -947,7 +954,7 @@ async fn run_file(
     let mut watching = true;
     let mut value = file::read(&f.path).unwrap_or(0);
     loop {
-        let (up, weight) = file_verdict(f, value);
+        let (up, share) = file_verdict(f, value);
         let mac = mac_or_resolve(real_addr(check));
         if tx
             .send(Report {
@@ -955,7 +962,7 @@ async fn run_file(
                 checker,
                 up,
                 mac,
-                weight,
+                share,
             })
             .is_err()
         {
@@ -974,19 +981,18 @@ async fn run_file(
 }
 
 /// What a FILE_CHECK's number says (keepalived's track_file for real servers): at weight 0,
-/// down when the number is not 0 (when it is 0 under `reverse`); otherwise up, at the
-/// server's weight plus number × weight (minus under `reverse`), never below 0.
-pub fn file_verdict(f: &super::model::FileCheck, value: i64) -> (bool, Option<u32>) {
+/// down when the number is not 0 (when it is 0 under `reverse`); otherwise up, with a share
+/// of number × weight (minus under `reverse`) added to the server's weight.
+pub fn file_verdict(f: &super::model::FileCheck, value: i64) -> (bool, i64) {
     if f.weight == 0 {
-        return ((value != 0) == f.reverse, None);
+        return ((value != 0) == f.reverse, 0);
     }
     let sign = if f.reverse { -1 } else { 1 };
-    let status = value
+    let share = value
         .saturating_mul(f.weight)
         .saturating_mul(sign)
         .clamp(i64::from(i32::MIN), i64::from(i32::MAX));
-    let weight = (i64::from(f.base) + status).clamp(0, i64::from(i32::MAX));
-    (true, Some(weight as u32))
+    (true, share)
 }
 
 /// The address whose MAC the balancer needs: the real server's (a `connect_ip` elsewhere
@@ -1012,6 +1018,7 @@ mod tests {
             retry,
             delay_before_retry: Duration::from_secs(3),
             delay_loop: Duration::from_secs(6),
+            weight: 1,
         }
     }
 
@@ -1212,25 +1219,20 @@ mod tests {
             path: "/nonexistent".into(),
             weight: 0,
             reverse: false,
-            base: 3,
         };
-        assert_eq!(file_verdict(&f, 0), (true, None));
-        assert_eq!(file_verdict(&f, 7), (false, None));
+        assert_eq!(file_verdict(&f, 0), (true, 0));
+        assert_eq!(file_verdict(&f, 7), (false, 0));
         f.reverse = true;
-        assert_eq!(file_verdict(&f, 0), (false, None));
-        assert_eq!(file_verdict(&f, -1), (true, None));
+        assert_eq!(file_verdict(&f, 0), (false, 0));
+        assert_eq!(file_verdict(&f, -1), (true, 0));
         f.weight = 2;
-        assert_eq!(
-            file_verdict(&f, 5),
-            (true, Some(0)),
-            "3 - 10, never below 0"
-        );
+        assert_eq!(file_verdict(&f, 5), (true, -10));
         f.reverse = false;
-        assert_eq!(file_verdict(&f, 5), (true, Some(13)));
-        assert_eq!(file_verdict(&f, -1), (true, Some(1)));
+        assert_eq!(file_verdict(&f, 5), (true, 10));
+        assert_eq!(file_verdict(&f, -1), (true, -2));
         assert_eq!(
             file_verdict(&f, i64::from(i32::MAX)),
-            (true, Some(i32::MAX as u32))
+            (true, i64::from(i32::MAX))
         );
     }
 
@@ -1343,25 +1345,29 @@ mod tests {
                 "Misc check for [[10.0.0.2]:tcp:80 VS [10.0.0.1]:tcp:80] by [/bin/chk] succeeded."
             )
         );
-        assert_eq!(st.weight, None, "exit 0: the configured weight");
-        // misc_dynamic: exit 7 is up at weight 5, nothing said.
+        assert_eq!(s.share, 0, "exit 0: the configured weight");
+        // misc_dynamic: exit 7 is up at weight 5, nothing said: the configured weight (1)
+        // plus a share of 4.
         let st = s.record_misc(&c, true, who, Outcome::Exited(7));
-        assert_eq!((st.now_up, st.line, st.weight), (None, None, Some(5)));
-        // Exit 1 is down, without retries by default.
+        assert_eq!((st.now_up, st.line, s.share), (None, None, 4));
+        // Exit 1 is down, without retries by default, and the share goes.
         let st = s.record_misc(&c, true, who, Outcome::Exited(1));
-        assert_eq!(st.now_up, Some(false));
+        assert_eq!((st.now_up, s.share), (Some(false), 0));
         assert_eq!(
             st.line.as_deref(),
             Some(
                 "Misc check for [[10.0.0.2]:tcp:80 VS [10.0.0.1]:tcp:80] by [/bin/chk] failed with retry disabled (exited with status 1)."
             )
         );
-        // With a retry, and a script killed at its timeout.
+        // With a retry, and a script killed at its timeout: the share stays while it retries.
         let c = misc(1);
         let mut s = State::default();
-        s.record_misc(&c, false, who, Outcome::Ok);
+        s.record_misc(&c, true, who, Outcome::Exited(12));
         let st = s.record_misc(&c, false, who, Outcome::TimedOut);
-        assert_eq!((st.now_up, st.wait), (None, Duration::from_secs(3)));
+        assert_eq!(
+            (st.now_up, st.wait, s.share),
+            (None, Duration::from_secs(3), 9)
+        );
         let st = s.record_misc(&c, false, who, Outcome::TimedOut);
         assert_eq!(
             st.line.as_deref(),

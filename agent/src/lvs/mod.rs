@@ -37,8 +37,8 @@ struct RealState {
     fresh_since: Option<std::time::Duration>,
     /// Per checker: up by its rules (no checker: always up).
     checks_up: Vec<bool>,
-    /// Per checker: the weight a `misc_dynamic` script set (None: the configured one).
-    checks_weight: Vec<Option<u32>>,
+    /// Each checker's share of the weight (see [`check::Report::share`]).
+    checks_share: Vec<i64>,
     /// The weight in force.
     weight: u32,
     /// Open flows as last counted (lc/wlc), and flows the sweep found idle past their
@@ -697,7 +697,7 @@ impl Balancer {
                     fresh_since,
                     alive: checks_up.iter().all(|u| *u),
                     checks_up,
-                    checks_weight: vec![None; real.checks.len()],
+                    checks_share: vec![0; real.checks.len()],
                     weight: real.weight,
                     conns: 0,
                     expired,
@@ -753,7 +753,7 @@ impl Balancer {
                     index,
                     fresh_since,
                     checks_up: Vec::new(),
-                    checks_weight: Vec::new(),
+                    checks_share: Vec::new(),
                     weight: 1,
                     conns: 0,
                     expired: 0,
@@ -844,20 +844,22 @@ impl Balancer {
             if let Some(c) = state.checks_up.get_mut(r.checker) {
                 *c = r.up;
             }
-            if let Some(w) = state.checks_weight.get_mut(r.checker) {
-                *w = r.weight;
+            if let Some(w) = state.checks_share.get_mut(r.checker) {
+                *w = r.share;
             }
             let mut changed = false;
             if r.mac.is_some() && r.mac != state.mac {
                 state.mac = r.mac;
                 changed = true;
             }
-            let weight = state
-                .checks_weight
+            // keepalived's effective weight: the configured one plus every checker's share,
+            // within 0..=i32::MAX (real_weight()).
+            let shares = state
+                .checks_share
                 .iter()
-                .rev()
-                .find_map(|w| *w)
-                .unwrap_or(real.weight);
+                .fold(0i64, |sum, s| sum.saturating_add(*s));
+            let weight = (i64::from(real.weight).saturating_add(shares))
+                .clamp(0, i64::from(i32::MAX)) as u32;
             let alive = state.checks_up.iter().all(|u| *u);
             if weight != state.weight {
                 // keepalived says so for a script's new weight; a failure's reset is silent.
@@ -1166,7 +1168,7 @@ async fn resolve(addr: Ipv4Addr, real: u32, tx: mpsc::UnboundedSender<check::Rep
             checker: 0,
             up: true,
             mac,
-            weight: None,
+            share: 0,
         };
         if tx.send(report).is_err() {
             return;

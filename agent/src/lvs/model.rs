@@ -105,14 +105,13 @@ pub enum CheckKind {
 /// `FILE_CHECK`: the number in a `track_file`'s file, re-read when the file is written,
 /// moved or deleted. Weight 0: a number other than 0 (0 under `reverse`) takes the server
 /// down. Otherwise the number times the weight (negated under `reverse`) is added to the
-/// server's weight (never below 0), as keepalived's track_file does for real servers.
+/// server's weight (never below 0), as keepalived's track_file does for real servers; a
+/// server's FILE_CHECKs (and a `misc_dynamic` script) add up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileCheck {
     pub path: std::path::PathBuf,
     pub weight: i64,
     pub reverse: bool,
-    /// The real server's configured weight, which the number moves.
-    pub base: u32,
 }
 
 /// `UDP_CHECK`: a datagram to the server; up unless the server's host says it is unreachable
@@ -230,6 +229,9 @@ pub struct Check {
     /// `warmup`: the first check waits a random time up to this (keepalived's default: the
     /// delay_loop; 0: at once).
     pub warmup: Duration,
+    /// The real server's configured weight, which a `misc_dynamic` script's exit code
+    /// replaces (by its share, see [`super::check::Report::share`]).
+    pub weight: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -634,7 +636,6 @@ pub fn service(
                         path: file.into(),
                         weight: by,
                         reverse,
-                        base: weight,
                     })
                 }
                 "BFD_CHECK" => {
@@ -688,6 +689,7 @@ pub fn service(
                         .or_else(|| flag(o, "alpha"))
                         .unwrap_or(false),
                 kind,
+                weight,
             });
         }
         let notify = |k: &str| find(rc, k).map(|b| command(&b.args));
