@@ -1191,3 +1191,71 @@ fn a_real_server_over_its_uthreshold_takes_no_new_connections() {
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }
+
+/// `ha_suspend`: a director checks the real servers only while it holds the VIP. Each
+/// director's MISC_CHECK script notes its checks in a file of its own; the backup (b) says
+/// its checker starts deactivated and makes no check while a is master; when a stops, b
+/// takes the VIP, activates its checker with keepalived's line, and checks.
+#[test]
+fn ha_suspend_checks_only_on_the_director_holding_the_vip() {
+    if skip_unless_root("ha_suspend_checks_only_on_the_director_holding_the_vip") {
+        return;
+    }
+    let mut seed = topology();
+    let dir = seed.lab.dir().to_path_buf();
+    let config = |who: &str, priority: u8| {
+        let script = dir.join(format!("chk-{who}.sh"));
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho check >> {}/checks-{who}\n", dir.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        format!(
+            "global_defs {{\n  enable_script_security\n  script_user root\n}}\n\
+             vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority {priority}\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+             virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  ha_suspend\n\
+             \x20 real_server 192.168.11.113 80 {{\n    MISC_CHECK {{\n      misc_path {}\n    }}\n  }}\n\
+             \x20 real_server 192.168.11.114 80 {{\n  }}\n}}\n",
+            script.display()
+        )
+    };
+    let checks = |who: &str| {
+        std::fs::read_to_string(dir.join(format!("checks-{who}"))).map_or(0, |s| s.lines().count())
+    };
+    const ACTIVATING: &str = "Activating healthchecker for service [192.168.11.113]:tcp:80 for VS [192.168.11.200]:tcp:80";
+    const DEACTIVATING: &str = "Deactivating healthchecker for service [192.168.11.113]:tcp:80 for VS [192.168.11.200]:tcp:80";
+    seed.lab
+        .start("a", Daemon::Agent, &config("a", 150))
+        .unwrap();
+    seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    seed.lab
+        .start("b", Daemon::Agent, &config("b", 100))
+        .unwrap();
+    seed.lab.wait_log("b", DEACTIVATING, LONG).unwrap();
+    // a holds the VIP: its checker was activated and checks every second.
+    seed.lab.wait_log("a", ACTIVATING, LONG).unwrap();
+    let base = checks("a");
+    poll(LONG, || (checks("a") >= base + 3).then_some(()))
+        .unwrap_or_else(|| panic!("a does not check\n{}", seed.lab.logs()));
+    assert_eq!(
+        checks("b"),
+        0,
+        "b checked while a held the VIP\n{}",
+        seed.lab.log("b")
+    );
+    assert!(
+        !seed.lab.log("b").contains(ACTIVATING),
+        "{}",
+        seed.lab.log("b")
+    );
+    // a stops: b holds the VIP, activates its checker and checks.
+    seed.lab.stop("a", LONG).unwrap();
+    seed.lab.wait_sole_holder("b", VIP, LONG).unwrap();
+    seed.lab.wait_log("b", ACTIVATING, LONG).unwrap();
+    poll(LONG, || (checks("b") >= 2).then_some(()))
+        .unwrap_or_else(|| panic!("b does not check\n{}", seed.lab.log("b")));
+    seed.stop_nginx("r1");
+    seed.stop_nginx("r2");
+}

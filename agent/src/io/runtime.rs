@@ -663,7 +663,7 @@ impl Runtime {
         if self.config.virtual_servers.is_empty() || !self.opts.lvs {
             return;
         }
-        let vips = self.vips();
+        let (vips, held) = (self.vips(), self.held_vips());
         let Some(prog) = self.xdp.as_mut() else {
             warn!(
                 "{} virtual_server(s) configured: the balancer is the XDP program, which is off (--no-xdp); not served",
@@ -673,7 +673,10 @@ impl Runtime {
         };
         self.lvs = Some(crate::lvs::Balancer::start(
             &self.config,
-            |a| vips.contains(&std::net::IpAddr::V4(a)),
+            (
+                |a| vips.contains(&std::net::IpAddr::V4(a)),
+                |a| held.contains(&std::net::IpAddr::V4(a)),
+            ),
             &mut prog.maps,
             &self.helpers,
             carried,
@@ -684,6 +687,15 @@ impl Runtime {
     fn vips(&self) -> Vec<std::net::IpAddr> {
         self.slots
             .iter()
+            .flat_map(|s| s.vips.iter().map(|v| v.addr.addr))
+            .collect()
+    }
+
+    /// The virtual addresses of the instances that are master (the VIPs this node holds).
+    fn held_vips(&self) -> Vec<std::net::IpAddr> {
+        self.slots
+            .iter()
+            .filter(|s| s.inst.state() == State::Master)
             .flat_map(|s| s.vips.iter().map(|v| v.addr.addr))
             .collect()
     }
@@ -1607,6 +1619,11 @@ impl Runtime {
                     if let Err(e) = r {
                         warn!("({name}) XDP VIP {a}: {e}");
                     }
+                }
+                // ha_suspend: checkers follow the VIPs this node holds.
+                let held = self.held_vips();
+                if let Some(lvs) = self.lvs.as_mut() {
+                    lvs.held_changed(|a| held.contains(&IpAddr::V4(a)));
                 }
             }
             Action::Garp { repeat } => {

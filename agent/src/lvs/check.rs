@@ -854,12 +854,20 @@ pub async fn run(
     (real, checker): (u32, usize),
     (real_name, vs_name): (String, String),
     (run_as, carried): (crate::track::exec::RunAs, Option<bool>),
+    mut gate: Option<tokio::sync::watch::Receiver<bool>>,
     tx: mpsc::UnboundedSender<Report>,
 ) {
     if let CheckKind::File(f) = &check.kind {
         return run_file(&check, f, (real, checker), tx).await;
     }
-    info!("Activating healthchecker for service {real_name} for VS {vs_name}");
+    // keepalived's register_checkers_thread: an `ha_suspend` checker whose address is not on
+    // this node starts deactivated.
+    let active =
+        |g: &Option<tokio::sync::watch::Receiver<bool>>| g.as_ref().is_none_or(|g| *g.borrow());
+    info!(
+        "{}ctivating healthchecker for service {real_name} for VS {vs_name}",
+        if active(&gate) { "A" } else { "Dea" }
+    );
     // keepalived names a checker by where it connects (FMT_CHK: connect_ip/connect_port).
     let name = super::model::trio(check.addr, check.proto, check.port);
     // keepalived's alpha: down until the first success says otherwise. After a reload, the
@@ -887,6 +895,13 @@ pub async fn run(
         tokio::time::sleep(first - look).await;
     }
     loop {
+        // Suspended (ha_suspend, the address elsewhere): no check, the server's state kept,
+        // until the address comes back; then a check at once (the balancer said so).
+        if let Some(g) = gate.as_mut()
+            && g.wait_for(|on| *on).await.is_err()
+        {
+            return;
+        }
         let (step, ok) = match &check.kind {
             CheckKind::Misc(m) => {
                 use crate::track::exec::{self, Outcome as Ran};

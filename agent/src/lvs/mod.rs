@@ -70,6 +70,9 @@ struct Svc {
     sorry: Option<RealState>,
     /// keepalived's `quorum_state_up`.
     quorum_up: bool,
+    /// `ha_suspend` on a service that follows a VIP: whether its checkers run (this node
+    /// holds one of its addresses), told to them through the channel.
+    gate: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 /// What a reload carries from the running balancer into the new one, keyed by virtual
@@ -131,7 +134,9 @@ impl Carried {
     fn check(&self, vs: &str, real: &model::RealServer, check: &model::Check) -> Option<bool> {
         self.checks
             .iter()
-            .find(|(v, a, p, c, _)| v == vs && *a == real.addr && *p == real.port && c == check)
+            .find(|(v, a, p, c, _)| {
+                v == vs && *a == real.addr && *p == real.port && c.same_probe(check)
+            })
             .map(|(.., up)| *up)
     }
 
@@ -500,10 +505,10 @@ impl Balancer {
     /// The configuration's virtual servers, entered into the XDP maps, their checkers started
     /// on `helpers`. Virtual servers the XDP backend does not run are said and left out.
     /// `vip`: whether an address is a VRRP instance's VIP (then it is served only while
-    /// this node holds it).
+    /// this node holds it); `held`: whether this node holds it now.
     pub fn start(
         config: &Config,
-        vip: impl Fn(Ipv4Addr) -> bool,
+        (vip, held): (impl Fn(Ipv4Addr) -> bool, impl Fn(Ipv4Addr) -> bool),
         maps: &mut Maps,
         helpers: &Handle,
         carried: &Carried,
@@ -677,6 +682,13 @@ impl Balancer {
                         (Some(now), open)
                     }
                 };
+            // keepalived's ha_suspend: checkers run while the address is on this node. One
+            // that is no VIP is always served here, so its checkers always run.
+            let gate = (vs.ha_suspend && keys.iter().any(|(_, f)| f & LB_SVC_FOLLOW_VIP != 0))
+                .then(|| {
+                    let on = keys.iter().any(|(k, _)| held(Ipv4Addr::from(k.addr)));
+                    tokio::sync::watch::channel(on).0
+                });
             let mut reals = Vec::new();
             for (k, real) in vs.reals.iter().enumerate() {
                 let index = got[k];
@@ -728,6 +740,7 @@ impl Balancer {
                                 (index, c),
                                 (vs.real_name(real), vs.name()),
                                 (who, carried_up[c]),
+                                gate.as_ref().map(|g| g.subscribe()),
                                 tx.clone(),
                             ))
                             .abort_handle(),
@@ -784,6 +797,7 @@ impl Balancer {
                 sorry,
                 quorum_up,
                 vs,
+                gate,
             };
             svc.update_quorum(true, run_as);
             svc.publish(maps);
@@ -940,6 +954,36 @@ impl Balancer {
             }
         }
         c
+    }
+
+    /// The VIPs this node holds changed (`held`: whether it holds an address now): the
+    /// checkers of `ha_suspend` services start or stop with their address, with keepalived's
+    /// lines (`Activating healthchecker for service … for VS …`, `Suspending healthchecker
+    /// …`).
+    pub fn held_changed(&mut self, held: impl Fn(Ipv4Addr) -> bool) {
+        for svc in &self.services {
+            let Some(gate) = &svc.gate else { continue };
+            let on = svc.keys.iter().any(|(k, _)| held(Ipv4Addr::from(k.addr)));
+            if *gate.borrow() == on {
+                continue;
+            }
+            for real in &svc.vs.reals {
+                // A FILE_CHECK probes nothing: keepalived does not suspend it either.
+                for _ in real
+                    .checks
+                    .iter()
+                    .filter(|c| !matches!(c.kind, model::CheckKind::File(_)))
+                {
+                    info!(
+                        "{} healthchecker for service {} for VS {}",
+                        if on { "Activating" } else { "Suspending" },
+                        svc.vs.real_name(real),
+                        svc.vs.name()
+                    );
+                }
+            }
+            gate.send_replace(on);
+        }
     }
 
     /// Whether some service would follow a VIP it does not follow now, or the other way

@@ -234,6 +234,17 @@ pub struct Check {
     pub weight: u32,
 }
 
+impl Check {
+    /// The same checker apart from its server's weight: a reload that changes only the
+    /// weight keeps the checker's state, as keepalived's migrate_checkers.
+    pub fn same_probe(&self, other: &Check) -> bool {
+        Check {
+            weight: other.weight,
+            ..self.clone()
+        } == *other
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct RealServer {
     pub addr: Ipv4Addr,
@@ -282,6 +293,9 @@ pub struct VirtualService {
     pub sorry_inhibit: bool,
     /// `omega`: at shutdown, `notify_down` for each live server and `quorum_down` run.
     pub omega: bool,
+    /// `ha_suspend`: its checkers run only while this node holds its address (a VRRP
+    /// instance's VIP).
+    pub ha_suspend: bool,
 }
 
 impl VirtualService {
@@ -746,6 +760,7 @@ pub fn service(
         sorry,
         sorry_inhibit: find(o, "sorry_server_inhibit").is_some(),
         omega: flag(o, "omega").unwrap_or(false),
+        ha_suspend: find(o, "ha_suspend").is_some(),
         addr,
         port,
         proto,
