@@ -45,6 +45,9 @@ pub const LB_CONNS_BASE_MAP: &str = "LB_CONNS_BASE";
 
 /// Name of the VRRP filter / ARP responder program.
 pub const VRRP_PROGRAM: &str = "vrrp_xdp";
+/// Name of the same program with the virtual servers' balancer in it: loaded only when the
+/// configuration has virtual servers, as the balancer is most of what the verifier checks.
+pub const VRRP_LB_PROGRAM: &str = "vrrp_lb_xdp";
 /// Name of a program that passes everything: the benchmark floor, and the peer program that
 /// native-mode `XDP_TX` on a veth needs.
 pub const PASS_PROGRAM: &str = "xdp_pass";

@@ -22,14 +22,26 @@ const ETH_P_IPV6: u16 = 0x86dd;
 /// The VRRP filter and ARP responder, attached to every interface that runs VRRP.
 #[xdp]
 pub fn vrrp_xdp(ctx: XdpContext) -> u32 {
-    let Some(l2) = parse::ethernet(&ctx) else {
+    run::<false>(&ctx)
+}
+
+/// The same with the virtual servers' balancer: attached instead when there are virtual
+/// servers (the balancer is most of what the verifier has to check at load).
+#[xdp]
+pub fn vrrp_lb_xdp(ctx: XdpContext) -> u32 {
+    run::<true>(&ctx)
+}
+
+#[inline(always)]
+fn run<const LB: bool>(ctx: &XdpContext) -> u32 {
+    let Some(l2) = parse::ethernet(ctx) else {
         maps::bump(Counter::PassOther);
         return xdp_action::XDP_PASS;
     };
     match l2.ether_type {
-        ETH_P_IP => vrrp::ipv4(&ctx, &l2),
-        ETH_P_IPV6 => vrrp::ipv6(&ctx, &l2),
-        ETH_P_ARP => arp::respond(&ctx, &l2),
+        ETH_P_IP => vrrp::ipv4::<LB>(ctx, &l2),
+        ETH_P_IPV6 => vrrp::ipv6(ctx, &l2),
+        ETH_P_ARP => arp::respond(ctx, &l2),
         _ => {
             maps::bump(Counter::PassOther);
             xdp_action::XDP_PASS

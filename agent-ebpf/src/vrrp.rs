@@ -99,8 +99,9 @@ fn sum_words(bytes: &[u8]) -> u32 {
     sum
 }
 
+/// `LB`: virtual servers' traffic goes to the balancer (the `vrrp_lb_xdp` program).
 #[inline(always)]
-pub fn ipv4(ctx: &XdpContext, l2: &L2) -> u32 {
+pub fn ipv4<const LB: bool>(ctx: &XdpContext, l2: &L2) -> u32 {
     let Some(ip) = ptr_at::<Ipv4Hdr>(ctx, l2.l3) else {
         return pass_other();
     };
@@ -109,7 +110,8 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2) -> u32 {
     let ihl = ((ip.vihl & 0x0f) as usize) * 4;
     if ip.proto != IPPROTO_VRRP {
         // TCP/UDP for a virtual server goes to its real server; the rest to the kernel.
-        if ihl >= Ipv4Hdr::LEN
+        if LB
+            && ihl >= Ipv4Hdr::LEN
             && let Some(action) = crate::lb::ipv4(ctx, l2, ip, ihl)
         {
             return action;

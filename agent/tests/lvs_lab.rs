@@ -1259,3 +1259,37 @@ fn ha_suspend_checks_only_on_the_director_holding_the_vip() {
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }
+
+/// A director started with VRRP alone runs the program without the balancer (less for the
+/// verifier at start-up); a reload that brings the first virtual server puts the balancer's
+/// program in its place on the interface, and the virtual server is served.
+#[test]
+fn a_reload_that_brings_virtual_servers_attaches_the_balancer() {
+    if skip_unless_root("a_reload_that_brings_virtual_servers_attaches_the_balancer") {
+        return;
+    }
+    let mut seed = topology();
+    let full = director("seed-lvs-dr-master.conf", 150);
+    let vrrp_only = full[..full.find("virtual_server ").expect("a virtual server")].to_string();
+    seed.lab.start("a", Daemon::Agent, &vrrp_only).unwrap();
+    seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    let log = seed.lab.log("a");
+    assert!(log.contains("XDP program vrrp_xdp attached"), "{log}");
+    assert!(!log.contains("vrrp_lb_xdp"), "{log}");
+    std::fs::write(seed.lab.dir().join("a.conf"), &full).unwrap();
+    seed.lab.signal("a", libc::SIGHUP).unwrap();
+    seed.lab
+        .wait_log("a", "eth0: XDP program vrrp_lb_xdp replaces vrrp_xdp", LONG)
+        .unwrap();
+    seed.lab.wait_log("a", "Reload finished", LONG).unwrap();
+    seed.wait_serving("a", [true, true])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pages = seed.pages(&(0..4).map(client).collect::<Vec<_>>());
+    assert!(
+        pages.iter().all(|p| p == "r1" || p == "r2"),
+        "{pages:?}\n{}",
+        seed.lab.log("a")
+    );
+    seed.stop_nginx("r1");
+    seed.stop_nginx("r2");
+}

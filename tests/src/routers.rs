@@ -125,7 +125,7 @@ impl VrrpLab {
     fn pass_on_port(&mut self, host: &str, iface: &str) -> Result<()> {
         let port = self.lab.port_of(host, iface).to_string();
         let prog = self.lab.lan().enter(move || -> Result<XdpProgram> {
-            let mut pass = XdpProgram::load()?;
+            let mut pass = XdpProgram::load_only(&[Program::Pass])?;
             pass.attach_mode(&port, Program::Pass, AttachMode::Native)?;
             Ok(pass)
         })??;

@@ -177,7 +177,7 @@ impl Lab {
     /// (action, output frame, counters moved).
     fn run(&self, frame: &[u8]) -> (u32, Vec<u8>, Vec<(&'static str, u64)>) {
         let before: Counters = self.xdp.maps.counters().unwrap();
-        let out = self.xdp.test_run(Program::Vrrp, frame).unwrap();
+        let out = self.xdp.test_run(Program::VrrpLb, frame).unwrap();
         let moved = self
             .xdp
             .maps

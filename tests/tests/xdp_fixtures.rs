@@ -387,11 +387,18 @@ fn every_packet_path_has_the_right_action_frame_and_counters() {
     }
     let (xdp, lo) = program(false);
     let mut failures = Vec::new();
-    for Row {
-        name,
-        frame,
-        expect,
-    } in table()
+    // Both VRRP programs, with and without the balancer: with no virtual server configured
+    // they must do the same.
+    for (
+        prog,
+        Row {
+            name,
+            frame,
+            expect,
+        },
+    ) in [Program::Vrrp, Program::VrrpLb]
+        .into_iter()
+        .flat_map(|p| table().into_iter().map(move |r| (p, r)))
     {
         let before = xdp.maps.counters().unwrap();
         let vrid_before = |vrid, family, vlan| {
@@ -409,7 +416,7 @@ fn every_packet_path_has_the_right_action_frame_and_counters() {
             Expect::Vrrp(vrid, family, vlan, _) => Some(vrid_before(vrid, family, vlan)),
             _ => None,
         };
-        let out = xdp.test_run(Program::Vrrp, &frame).unwrap();
+        let out = xdp.test_run(prog, &frame).unwrap();
         let moved = delta(&xdp, &before);
         let (want_action, want_counter, want_frame) = match expect {
             Expect::Pass(c) => (XDP_PASS, c, frame.clone()),
@@ -469,7 +476,7 @@ fn every_packet_path_has_the_right_action_frame_and_counters() {
             }
         }
         if !problems.is_empty() {
-            failures.push(format!("{name}: {}", problems.join("; ")));
+            failures.push(format!("{name} ({prog:?}): {}", problems.join("; ")));
         }
     }
     assert!(

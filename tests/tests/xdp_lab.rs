@@ -115,7 +115,7 @@ fn run_scenario(mode: AttachMode) {
         let port = lab.port_of("router", "eth0").to_string();
         lab.lan()
             .enter(move || {
-                let mut pass = XdpProgram::load().expect("load");
+                let mut pass = XdpProgram::load_only(&[Program::Pass]).expect("load");
                 pass.attach_mode(&port, Program::Pass, AttachMode::Native)
                     .expect("attach pass");
                 pass

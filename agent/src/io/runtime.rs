@@ -599,7 +599,7 @@ impl Runtime {
         // (a reload, a dump asked for at start-up): that is tried again, not given up on.
         let mut tries = 0;
         let mut prog = loop {
-            match XdpProgram::load() {
+            match XdpProgram::load_only(&[self.vrrp_program()]) {
                 Ok(p) => break p,
                 Err(e) if tries < 4 && e.interrupted() => {
                     tries += 1;
@@ -619,9 +619,22 @@ impl Runtime {
         Some(prog)
     }
 
+    /// The program for the instances' interfaces: with the balancer when there are virtual
+    /// servers to serve, else without it (a third of the verifier's work at start-up).
+    fn vrrp_program(&self) -> Program {
+        if self.opts.lvs && !self.config.virtual_servers.is_empty() {
+            Program::VrrpLb
+        } else {
+            Program::Vrrp
+        }
+    }
+
     /// Attaches the program to the instances' interfaces it is not on yet, arms the filter
     /// there, and enters their VRIDs.
     fn xdp_add(&self, prog: &mut XdpProgram, ks: &[usize]) -> Result<()> {
+        let program = self.vrrp_program();
+        prog.ensure_loaded(program)
+            .with_context(|| format!("XDP program {program:?} not loaded"))?;
         for &k in ks {
             let slot = &self.slots[k];
             if prog
@@ -631,7 +644,7 @@ impl Runtime {
             {
                 continue;
             }
-            prog.attach(&slot.link.name, Program::Vrrp)
+            prog.attach(&slot.link.name, program)
                 .with_context(|| format!("XDP not attached to {}", slot.link.name))?;
             prog.maps
                 .set_iface(
@@ -671,6 +684,15 @@ impl Runtime {
             );
             return;
         };
+        // A reload brought the first virtual servers: the program with the balancer takes
+        // over the interfaces.
+        if let Err(e) = prog.replace(Program::Vrrp, Program::VrrpLb) {
+            warn!(
+                "{} virtual_server(s) configured: the balancer's XDP program is not attached ({e}); not served",
+                self.config.virtual_servers.len()
+            );
+            return;
+        }
         self.lvs = Some(crate::lvs::Balancer::start(
             &self.config,
             (

@@ -9,7 +9,7 @@ pub mod maps;
 
 use std::fmt;
 
-use agent_common::{PASS_PROGRAM, VRRP_PROGRAM};
+use agent_common::{PASS_PROGRAM, VRRP_LB_PROGRAM, VRRP_PROGRAM};
 use aya::{
     Ebpf, EbpfError,
     maps::MapError,
@@ -92,6 +92,8 @@ impl AttachMode {
 pub enum Program {
     /// The VRRP filter and ARP responder.
     Vrrp,
+    /// The same with the virtual servers' balancer (most of the verifier's work at load).
+    VrrpLb,
     /// Passes everything (benchmark floor; the peer side of a veth for native XDP_TX).
     Pass,
 }
@@ -100,6 +102,7 @@ impl Program {
     const fn name(self) -> &'static str {
         match self {
             Program::Vrrp => VRRP_PROGRAM,
+            Program::VrrpLb => VRRP_LB_PROGRAM,
             Program::Pass => PASS_PROGRAM,
         }
     }
@@ -150,23 +153,90 @@ pub struct XdpProgram {
 }
 
 impl XdpProgram {
-    /// Loads (and verifies) both programs and opens the maps. Needs root (CAP_BPF/CAP_NET_ADMIN).
+    /// Loads (and verifies) every program and opens the maps (test-run fixtures,
+    /// benchmarks). Needs root (CAP_BPF/CAP_NET_ADMIN).
     pub fn load() -> Result<Self, XdpError> {
+        Self::load_only(&[Program::Vrrp, Program::VrrpLb, Program::Pass])
+    }
+
+    /// Loads the object and opens the maps, verifying only `programs`: the verifier's work
+    /// is most of what loading costs (the balancer's part most of it), so the agent asks for
+    /// the one program it attaches, and a lab's bridge ports for the pass program alone.
+    pub fn load_only(programs: &[Program]) -> Result<Self, XdpError> {
         let mut ebpf = Ebpf::load(OBJECT).map_err(Box::new)?;
-        for program in [Program::Vrrp, Program::Pass] {
-            program_mut(&mut ebpf, program)?
-                .load()
-                .map_err(|source| XdpError::Program {
-                    name: program.name(),
-                    source: Box::new(source),
-                })?;
-        }
         let maps = maps::Maps::take(&mut ebpf)?;
-        Ok(XdpProgram {
+        let mut prog = XdpProgram {
             ebpf,
             maps,
             attachments: Vec::new(),
+        };
+        for &program in programs {
+            prog.ensure_loaded(program)?;
+        }
+        Ok(prog)
+    }
+
+    /// How many instructions the verifier processed to load `program` (None: not loaded,
+    /// or the kernel does not say).
+    pub fn verified_insns(&self, program: Program) -> Option<u32> {
+        let xdp: &Xdp = self.ebpf.program(program.name())?.try_into().ok()?;
+        xdp.info().ok()?.verified_instruction_count()
+    }
+
+    /// Loads (verifies) `program` unless it is loaded already.
+    pub fn ensure_loaded(&mut self, program: Program) -> Result<(), XdpError> {
+        let xdp = program_mut(&mut self.ebpf, program)?;
+        if xdp.fd().is_ok() {
+            return Ok(());
+        }
+        xdp.load().map_err(|source| XdpError::Program {
+            name: program.name(),
+            source: Box::new(source),
         })
+    }
+
+    /// Puts `to` where `from` is attached, on every interface (loading `to` first if it is
+    /// not): atomically where the kernel can (a link update), else detached and attached
+    /// again. Attaching the balancer's program when a reload brings the first virtual
+    /// servers.
+    pub fn replace(&mut self, from: Program, to: Program) -> Result<(), XdpError> {
+        self.ensure_loaded(to)?;
+        let attachments = std::mem::take(&mut self.attachments);
+        let mut result = Ok(());
+        for mut a in attachments {
+            if a.program != from {
+                self.attachments.push(a);
+                continue;
+            }
+            let link = program_mut(&mut self.ebpf, from)?
+                .take_link(a.link)
+                .map_err(|source| XdpError::Program {
+                    name: from.name(),
+                    source: Box::new(source),
+                })?;
+            match program_mut(&mut self.ebpf, to)?.attach_to_link(link) {
+                Ok(id) => {
+                    info!(
+                        "{}: XDP program {} replaces {} ({} mode)",
+                        a.iface,
+                        to.name(),
+                        from.name(),
+                        a.mode
+                    );
+                    a.program = to;
+                    a.link = id;
+                    self.attachments.push(a);
+                }
+                Err(e) => {
+                    // The old link went with the failed update: attached afresh.
+                    warn!("{}: XDP link not updated ({e}); attaching again", a.iface);
+                    if let Err(e) = self.attach(&a.iface, to) {
+                        result = Err(e);
+                    }
+                }
+            }
+        }
+        result
     }
 
     /// Attaches `program` to `iface` in native mode, or in SKB mode where the driver has no

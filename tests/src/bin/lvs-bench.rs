@@ -115,16 +115,16 @@ fn test_run_rows() -> Result<Vec<(String, f64, f64, f64)>> {
     );
     push(
         "TCP to another port → PASS",
-        repeated(&xdp, Program::Vrrp, &frame(40000, 22))?,
+        repeated(&xdp, Program::VrrpLb, &frame(40000, 22))?,
     );
     push(
         "a flow's packet → its real server (XDP_TX)",
-        repeated(&xdp, Program::Vrrp, &frame(40000, 80))?,
+        repeated(&xdp, Program::VrrpLb, &frame(40000, 80))?,
     );
     arm(&mut xdp, false)?;
     push(
         "VIP not held (backup director) → PASS",
-        repeated(&xdp, Program::Vrrp, &frame(40000, 80))?,
+        repeated(&xdp, Program::VrrpLb, &frame(40000, 80))?,
     );
     arm(&mut xdp, true)?;
     // New flows one at a time (a fresh source port each run), against the floor measured
@@ -134,7 +134,7 @@ fn test_run_rows() -> Result<Vec<(String, f64, f64, f64)>> {
     for k in 0..SINGLE_RUNS {
         let f = frame(1024 + (k % 60000) as u16, 80);
         floor.push(xdp.test_run(Program::Pass, &f)?.duration.as_nanos() as f64);
-        new.push(xdp.test_run(Program::Vrrp, &f)?.duration.as_nanos() as f64);
+        new.push(xdp.test_run(Program::VrrpLb, &f)?.duration.as_nanos() as f64);
     }
     let floor = median_min_max(floor).context("no samples")?;
     let new = median_min_max(new).context("no samples")?;

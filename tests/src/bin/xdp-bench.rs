@@ -151,5 +151,49 @@ fn main() -> Result<()> {
         );
     }
     println!("\nTarget (issue: foundation): every path within 2× of the floor.");
+    startup()
+}
+
+/// What loading costs the agent at start-up: the object (maps made) and the verifier's
+/// check of the one program it attaches, timed over `LOADS` fresh loads each.
+fn startup() -> Result<()> {
+    const LOADS: usize = 5;
+    println!(
+        "\nStart-up: loading the object and verifying one program ({LOADS} fresh loads each; ms of \
+         wall time on an idle machine, the verifier's instructions processed as the kernel counts \
+         them). The agent verifies `vrrp_lb_xdp` only when the configuration has virtual \
+         servers, `vrrp_xdp` otherwise:\n"
+    );
+    println!("| program verified | median ms | min–max ms | instructions processed |");
+    println!("|---|---:|---:|---:|");
+    for (name, programs) in [
+        ("none (object and maps only)", &[][..]),
+        ("`xdp_pass`", &[Program::Pass][..]),
+        (
+            "`vrrp_xdp` (VRRP filter, ARP responder)",
+            &[Program::Vrrp][..],
+        ),
+        (
+            "`vrrp_lb_xdp` (the same and the balancer)",
+            &[Program::VrrpLb][..],
+        ),
+    ] {
+        let mut ms = Vec::with_capacity(LOADS);
+        let mut insns = None;
+        for _ in 0..LOADS {
+            let t0 = std::time::Instant::now();
+            let xdp = XdpProgram::load_only(programs)?;
+            ms.push(t0.elapsed().as_secs_f64() * 1e3);
+            insns = programs.first().and_then(|p| xdp.verified_insns(*p));
+        }
+        let s = stats(ms);
+        println!(
+            "| {name} | {:.0} | {:.0}–{:.0} | {} |",
+            s.median,
+            s.min,
+            s.max,
+            insns.map_or("-".to_string(), |n| n.to_string())
+        );
+    }
     Ok(())
 }
