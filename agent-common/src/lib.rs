@@ -33,6 +33,8 @@ pub const LB_REALS_MAP: &str = "LB_REALS";
 pub const LB_FLOWS_MAP: &str = "LB_FLOWS";
 /// `LruHashMap<PersistKey, Persist>`: `persistence_timeout` — a client's last real server.
 pub const LB_PERSIST_MAP: &str = "LB_PERSIST";
+/// `LruHashMap<LocalityKey, Locality>`: lblc / lblcr, each destination's server(s).
+pub const LB_LOCALITY_MAP: &str = "LB_LOCALITY";
 /// `PerCpuArray<u32>`, indexed by service: where its rotation is (per CPU).
 pub const LB_RR_MAP: &str = "LB_RR";
 /// `PerCpuArray<Traffic>`, indexed by real server: what was forwarded to it.
@@ -62,6 +64,9 @@ pub const LB_REALS_MAX: u32 = 8192;
 pub const LB_RING_SIZE: u32 = 1 << 18;
 pub const LB_FLOWS_MAX: u32 = 1 << 18;
 pub const LB_PERSIST_MAX: u32 = 1 << 16;
+pub const LB_LOCALITY_MAX: u32 = 1 << 16;
+/// lblcr: servers a destination's set holds at most.
+pub const LB_LOCALITY_SET: usize = 4;
 
 // ===== counters =====
 
@@ -401,6 +406,15 @@ pub const LB_SVC_HASH_DST: u32 = 1 << 7;
 pub const LB_SVC_OVF: u32 = 1 << 8;
 /// twos: two servers of the ring at random, the less loaded for its weight.
 pub const LB_SVC_TWOS: u32 = 1 << 9;
+/// lblc: a destination keeps its server (`LB_LOCALITY`) while it is up and not overloaded,
+/// else gets wlc's (with `LB_SVC_LEAST | LB_SVC_WEIGHTED`).
+pub const LB_SVC_LBLC: u32 = 1 << 10;
+/// lblcr: a destination keeps a set of servers and takes the least loaded of it; an
+/// overloaded set gets wlc's server added.
+pub const LB_SVC_LBLCR: u32 = 1 << 11;
+/// Some server of the service has fewer open flows than half its weight: then a locality
+/// server over its weight counts as overloaded (IPVS's `is_overloaded`, set by the agent).
+pub const LB_SVC_SPARE: u32 = 1 << 12;
 /// Servers an lc/wlc ring holds at most (the kernel looks at each for a new flow).
 pub const LB_LEAST_MAX: u32 = 64;
 
@@ -488,6 +502,27 @@ pub struct PersistKey {
     pub client: [u8; 4],
 }
 
+/// A destination address of a service (lblc, lblcr).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalityKey {
+    pub service: u32,
+    pub dest: [u8; 4],
+}
+
+/// A destination's server (lblc: one) or set of servers (lblcr: up to [`LB_LOCALITY_SET`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Locality {
+    pub reals: [u32; LB_LOCALITY_SET],
+    /// How many of `reals` are in the set.
+    pub len: u32,
+    pub _pad: u32,
+    /// `bpf_ktime_get_ns()` when the set last changed (lblcr drops its most loaded server
+    /// when it has not changed for a day, as IPVS).
+    pub modified_ns: u64,
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Persist {
@@ -522,6 +557,8 @@ mod pod {
     unsafe impl aya::Pod for super::Real {}
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::PersistKey {}
+    unsafe impl aya::Pod for super::LocalityKey {}
+    unsafe impl aya::Pod for super::Locality {}
     unsafe impl aya::Pod for super::Persist {}
     unsafe impl aya::Pod for super::Traffic {}
     unsafe impl aya::Pod for super::Flow {}
@@ -545,6 +582,8 @@ const _: () = {
     assert!(core::mem::size_of::<FlowKey>() == 16);
     assert!(core::mem::size_of::<PersistKey>() == 8);
     assert!(core::mem::size_of::<Persist>() == 16);
+    assert!(core::mem::size_of::<LocalityKey>() == 8);
+    assert!(core::mem::size_of::<Locality>() == 32);
     assert!(Counter::ALL.len() == COUNTER_COUNT);
 };
 

@@ -6,10 +6,10 @@
 //! the service follows one; otherwise, and for anything else, the kernel gets the frame.
 
 use agent_common::{
-    Counter, FLOW_CLOSED, FLOW_OPEN, FLOW_UNCOUNTED, Flow, FlowKey, LB_LEAST_MAX, LB_REAL_UP,
-    LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_HASH_PORT, LB_SVC_LEAST, LB_SVC_NQ,
-    LB_SVC_OVF, LB_SVC_SED, LB_SVC_TWOS, LB_SVC_WEIGHTED, Persist, PersistKey, Real, Service,
-    ServiceKey, VipKey,
+    Counter, FLOW_CLOSED, FLOW_OPEN, FLOW_UNCOUNTED, Flow, FlowKey, LB_LEAST_MAX, LB_LOCALITY_SET,
+    LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_HASH_PORT, LB_SVC_LBLC,
+    LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OVF, LB_SVC_SED, LB_SVC_SPARE, LB_SVC_TWOS,
+    LB_SVC_WEIGHTED, Locality, LocalityKey, Persist, PersistKey, Real, Service, ServiceKey, VipKey,
 };
 use aya_ebpf::{
     bindings::xdp_action,
@@ -20,8 +20,8 @@ use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 
 use crate::{
     maps::{
-        self, LB_CONNS, LB_CONNS_BASE, LB_FLOWS, LB_PERSIST, LB_REAL_STATS, LB_REALS, LB_RING,
-        LB_RR, LB_SERVICES, VIPS,
+        self, LB_CONNS, LB_CONNS_BASE, LB_FLOWS, LB_LOCALITY, LB_PERSIST, LB_REAL_STATS, LB_REALS,
+        LB_RING, LB_RR, LB_SERVICES, VIPS,
     },
     parse::{L2, ptr_at},
 };
@@ -135,11 +135,122 @@ fn two_choices(svc: &Service) -> Option<u32> {
     }
 }
 
+/// lblcr: a set that has not changed for this long loses its most loaded server (IPVS's
+/// `lblcr_expiration`, a day).
+const LOCALITY_SHRINK_NS: u64 = 24 * 3600 * 1_000_000_000;
+
+/// lblc / lblcr: the destination's server (lblcr: the least loaded of its set for its
+/// weight), unless none is usable or it is overloaded — over its weight in open flows while
+/// another server of the service is under half its own (IPVS's `is_overloaded`; the agent
+/// says whether there is such a server, `LB_SVC_SPARE`).
+#[inline(always)]
+fn locality(svc: &Service, key: LocalityKey, now: u64) -> Option<u32> {
+    let entry = LB_LOCALITY.get_ptr_mut(key)?;
+    // SAFETY: the value stays valid for this run (LRU map, freed after an RCU grace
+    // period); concurrent writers only move servers in and out of the set.
+    let e = unsafe { &mut *entry };
+    // The best and worst so far as plain values, defined on every path (an Option's payload
+    // may sit undefined in a register the verifier then refuses to read).
+    let (mut found, mut best, mut best_open, mut best_weight) = (false, 0u32, 0u64, 0u64);
+    let (mut worst, mut worst_open, mut worst_weight) = (LB_LOCALITY_SET, 0u64, 0u64);
+    for k in 0..LB_LOCALITY_SET {
+        if k as u32 >= e.len {
+            break;
+        }
+        let index = e.reals[k];
+        let Some(real) = usable(index) else {
+            continue;
+        };
+        if real.weight == 0 {
+            continue;
+        }
+        let (open, weight) = (open_flows(index, real), real.weight as u64);
+        if !found || open * best_weight < best_open * weight {
+            (best, best_open, best_weight) = (index, open, weight);
+        }
+        if !found || open * worst_weight > worst_open * weight {
+            (worst, worst_open, worst_weight) = (k, open, weight);
+        }
+        found = true;
+    }
+    if svc.flags & LB_SVC_LBLCR != 0
+        && e.len > 1
+        && now.wrapping_sub(e.modified_ns) > LOCALITY_SHRINK_NS
+        && worst < LB_LOCALITY_SET
+    {
+        let moved = match e.len {
+            2 => e.reals[1],
+            3 => e.reals[2],
+            _ => e.reals[LB_LOCALITY_SET - 1],
+        };
+        if let Some(slot) = e.reals.get_mut(worst) {
+            *slot = moved;
+        }
+        e.len -= 1;
+        e.modified_ns = now;
+    }
+    if !found || (svc.flags & LB_SVC_SPARE != 0 && best_open > best_weight) {
+        return None;
+    }
+    Some(best)
+}
+
+/// lblc / lblcr: `index` (wlc's choice) becomes the destination's server (lblc), or joins its
+/// set (lblcr; a full set loses the server that joined first).
+#[inline(always)]
+fn remember(svc: &Service, key: LocalityKey, index: u32, now: u64) {
+    if svc.flags & LB_SVC_LBLCR != 0
+        && let Some(entry) = LB_LOCALITY.get_ptr_mut(key)
+    {
+        // SAFETY: as in `locality`.
+        let e = unsafe { &mut *entry };
+        // Already in the set: nothing changes (IPVS's ip_vs_dest_set_insert).
+        for k in 0..LB_LOCALITY_SET {
+            if (k as u32) < e.len && e.reals[k] == index {
+                return;
+            }
+        }
+        if (e.len as usize) < LB_LOCALITY_SET {
+            if let Some(slot) = e.reals.get_mut(e.len as usize) {
+                *slot = index;
+                e.len += 1;
+            }
+        } else {
+            e.reals = [e.reals[1], e.reals[2], e.reals[3], index];
+        }
+        e.modified_ns = now;
+        return;
+    }
+    let value = Locality {
+        reals: [index, 0, 0, 0],
+        len: 1,
+        _pad: 0,
+        modified_ns: now,
+    };
+    let _ = LB_LOCALITY.insert(key, value, 0);
+}
+
 /// The next real server of `svc`'s schedule for a new flow from `src:sport` to `dst`.
 #[inline(always)]
-fn schedule(svc: &Service, src: [u8; 4], dst: [u8; 4], sport: u16) -> Option<u32> {
+fn schedule(svc: &Service, src: [u8; 4], dst: [u8; 4], sport: u16, now: u64) -> Option<u32> {
     if svc.ring_len == 0 {
         return None;
+    }
+    if svc.flags & (LB_SVC_LBLC | LB_SVC_LBLCR) != 0 {
+        // lblc / lblcr: the destination's server(s); a new or overloaded destination gets
+        // the less loaded of two servers drawn by weight (twos), where IPVS walks every
+        // server (wlc): a second walk of the ring here would take the verifier's work past
+        // the kernel's limit.
+        let key = LocalityKey {
+            service: svc.id,
+            dest: dst,
+        };
+        if let Some(index) = locality(svc, key, now) {
+            return Some(index);
+        }
+        let index = two_choices(svc)?;
+        remember(svc, key, index, now);
+        return Some(index);
     }
     if svc.flags & LB_SVC_TWOS != 0 {
         return two_choices(svc);
@@ -269,7 +380,8 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
             let chosen = match kept.and_then(|i| Some((i, usable(i)?))) {
                 Some(found) => found,
                 None => {
-                    let Some(i) = schedule(svc, src, dst, u16::from_be_bytes([ports[0], ports[1]]))
+                    let Some(i) =
+                        schedule(svc, src, dst, u16::from_be_bytes([ports[0], ports[1]]), now)
                     else {
                         return Some(pass(Counter::LbPassNoReal));
                     };

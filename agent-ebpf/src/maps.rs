@@ -2,9 +2,10 @@
 
 use agent_common::{
     COUNTER_COUNT, ConnCount, Counter, Flow, FlowKey, IFACE_CONFIG_MAX, IfaceConfig, LB_FLOWS_MAX,
-    LB_PERSIST_MAX, LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX, PEERS_MAX_ENTRIES, PeerKey,
-    Persist, PersistKey, Real, Service, ServiceKey, Traffic, VIPS_MAX_ENTRIES, VRID_MAX_ENTRIES,
-    VipKey, VipValue, VridConfig, VridKey, VridStats, VrrpVerdict,
+    LB_LOCALITY_MAX, LB_PERSIST_MAX, LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX, Locality,
+    LocalityKey, PEERS_MAX_ENTRIES, PeerKey, Persist, PersistKey, Real, Service, ServiceKey,
+    Traffic, VIPS_MAX_ENTRIES, VRID_MAX_ENTRIES, VipKey, VipValue, VridConfig, VridKey, VridStats,
+    VrrpVerdict,
 };
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -85,6 +86,9 @@ pub static LB_FLOWS: LruHashMap<FlowKey, Flow> = LruHashMap::with_max_entries(LB
 #[map]
 pub static LB_PERSIST: LruHashMap<PersistKey, Persist> =
     LruHashMap::with_max_entries(LB_PERSIST_MAX, 0);
+#[map]
+pub static LB_LOCALITY: LruHashMap<LocalityKey, Locality> =
+    LruHashMap::with_max_entries(LB_LOCALITY_MAX, 0);
 #[map]
 pub static LB_RR: PerCpuArray<u32> = PerCpuArray::with_max_entries(LB_SERVICES_MAX, 0);
 #[map]

@@ -1293,3 +1293,46 @@ fn a_reload_that_brings_virtual_servers_attaches_the_balancer() {
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }
+
+/// `lb_algo lblc` and `lblcr` from the real binary: every client's new connection to the VIP
+/// goes to the server the VIP (the destination) was given, where wrr would alternate (at
+/// weight 100, so that a few connections never make it overloaded).
+#[test]
+fn lblc_and_lblcr_keep_the_vip_on_its_server() {
+    if skip_unless_root("lblc_and_lblcr_keep_the_vip_on_its_server") {
+        return;
+    }
+    let mut seed = topology();
+    for (k, algo) in ["lblc", "lblcr"].into_iter().enumerate() {
+        let config = format!(
+            "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+             virtual_server {VIP} 80 {{\n  lb_algo {algo}\n  lb_kind DR\n  protocol TCP\n\
+               real_server 192.168.11.113 80 {{\n    weight 100\n  }}\n\
+               real_server 192.168.11.114 80 {{\n    weight 100\n  }}\n}}\n"
+        );
+        if k == 0 {
+            seed.lab.start("a", Daemon::Agent, &config).unwrap();
+            seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
+        } else {
+            std::fs::write(seed.lab.dir().join("a.conf"), &config).unwrap();
+            seed.lab.signal("a", libc::SIGHUP).unwrap();
+        }
+        seed.lab
+            .wait_log(
+                "a",
+                &format!("VS [192.168.11.200]:tcp:80 served by XDP (direct routing, {algo}, 2 real servers"),
+                LONG,
+            )
+            .unwrap();
+        seed.wait_serving("a", [true, true])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let pages = seed.pages(&(0..8).map(client).collect::<Vec<_>>());
+        assert!(
+            pages[0] != "none" && pages.iter().all(|p| *p == pages[0]),
+            "{algo}: {pages:?}\n{}",
+            seed.lab.log("a")
+        );
+    }
+    seed.stop_nginx("r1");
+    seed.stop_nginx("r2");
+}

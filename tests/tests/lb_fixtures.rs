@@ -5,9 +5,9 @@
 use std::net::Ipv4Addr;
 
 use agent_common::{
-    Counter, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_LEAST, LB_SVC_NQ,
-    LB_SVC_OVF, LB_SVC_SED, LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service, ServiceKey, VipKey,
-    VipValue,
+    Counter, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_LBLC,
+    LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OVF, LB_SVC_SED, LB_SVC_SPARE, LB_SVC_TWOS,
+    LB_SVC_WEIGHTED, Real, Service, ServiceKey, VipKey, VipValue,
 };
 use etherparse::PacketBuilder;
 use vrrp_agent::{
@@ -73,6 +73,8 @@ fn pin_to_cpu0() {
 struct Lab {
     xdp: XdpProgram,
     lo: u32,
+    /// Flags the agent adds from what it counts (`LB_SVC_SPARE`), for services entered next.
+    extra_flags: u32,
 }
 
 const HTTP: ServiceKey = ServiceKey {
@@ -87,7 +89,11 @@ impl Lab {
         pin_to_cpu0();
         let xdp = XdpProgram::load().expect("load XDP object (root?)");
         let lo = vrrp_agent::xdp::ifindex("lo").unwrap();
-        let mut lab = Lab { xdp, lo };
+        let mut lab = Lab {
+            xdp,
+            lo,
+            extra_flags: 0,
+        };
         for (i, mac) in REALS.iter().enumerate() {
             lab.real(i as u32, *mac, true);
         }
@@ -114,7 +120,11 @@ impl Lab {
 
     /// This node MASTER for the VIP (armed in the VIPS map) or not.
     fn hold_vip(&mut self, held: bool) {
-        let key = VipKey::v4(self.lo, 0, VIP.octets());
+        self.hold(VIP, held);
+    }
+
+    fn hold(&mut self, vip: Ipv4Addr, held: bool) {
+        let key = VipKey::v4(self.lo, 0, vip.octets());
         if held {
             let value = VipValue {
                 mac: DIRECTOR_MAC,
@@ -160,11 +170,13 @@ impl Lab {
             Algo::Nq => LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_NQ,
             Algo::Ovf => LB_SVC_LEAST | LB_SVC_OVF,
             Algo::Twos => LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_TWOS,
+            Algo::Lblc => LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_LBLC,
+            Algo::Lblcr => LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_LBLCR,
             Algo::Rr | Algo::Wrr | Algo::Fo => 0,
         };
         let service = Service {
             id,
-            flags: LB_SVC_FOLLOW_VIP | hash,
+            flags: LB_SVC_FOLLOW_VIP | hash | self.extra_flags,
             ring_base: base,
             ring_len: ring.len() as u32,
             persist_ns: persist_s * 1_000_000_000,
@@ -518,4 +530,92 @@ fn sed_nq_ovf_and_dh_choose_as_ipvs_does() {
             first
         );
     }
+}
+
+fn tcp_to(dst: Ipv4Addr, sport: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+        .ipv4(CLIENT.octets(), dst.octets(), 64)
+        .tcp(sport, 80, 1, 64240)
+        .syn()
+        .write(&mut out, b"")
+        .unwrap();
+    out
+}
+
+/// lblc / lblcr over two destinations of one service (a group's entries), servers 0 and 1
+/// at weight 2, `spare` when the agent says some server is under half its weight. Server 0
+/// alone is in the schedule at first, so the VIP's first flows make it the VIP's server;
+/// then server 1 alone (0 staying up, out of the schedule), so whatever a destination is
+/// given anew is 1.
+fn locality_lab(algo: Algo, spare: bool) -> (Lab, ServiceKey) {
+    let mut lab = Lab::new();
+    let vip2 = Ipv4Addr::new(192, 0, 2, 201);
+    lab.hold(vip2, true);
+    lab.real_with(0, REALS[0], true, 2, 0);
+    lab.real_with(1, REALS[1], true, 2, 0);
+    lab.extra_flags = if spare { LB_SVC_SPARE } else { 0 };
+    let other = ServiceKey {
+        addr: vip2.octets(),
+        ..HTTP
+    };
+    for key in [HTTP, other] {
+        lab.service(key, 3, algo, &[(0, 2)], 0);
+    }
+    for k in 0..3 {
+        assert_eq!(lab.forwarded_to(&tcp(CLIENT, 50000 + k, 80)), 0);
+    }
+    assert_eq!(lab.xdp.maps.locality(3, VIP.octets()).unwrap(), [0]);
+    for key in [HTTP, other] {
+        lab.service(key, 3, algo, &[(1, 2)], 0);
+    }
+    (lab, other)
+}
+
+#[test]
+fn lblc_keeps_each_destination_on_its_server_until_it_is_overloaded() {
+    if skip_unless_root("lblc_keeps_each_destination_on_its_server_until_it_is_overloaded") {
+        return;
+    }
+    // Server 0 has 3 open flows (over its weight, 2), but no server is under half its own:
+    // not overloaded (IPVS's is_overloaded), the VIP stays on it; the other destination gets
+    // a server of the schedule and keeps it.
+    let (lab, other) = locality_lab(Algo::Lblc, false);
+    for k in 0..3 {
+        assert_eq!(lab.forwarded_to(&tcp(CLIENT, 50100 + k, 80)), 0);
+    }
+    let vip2 = Ipv4Addr::from(other.addr);
+    for k in 0..3 {
+        assert_eq!(lab.forwarded_to(&tcp_to(vip2, 50200 + k)), 1);
+    }
+    assert_eq!(lab.xdp.maps.locality(3, vip2.octets()).unwrap(), [1]);
+
+    // With a server under half its weight somewhere, the overloaded server's destination is
+    // given another, which it keeps; and its server going down does the same.
+    let (mut lab, _) = locality_lab(Algo::Lblc, true);
+    assert_eq!(lab.forwarded_to(&tcp(CLIENT, 51000, 80)), 1);
+    assert_eq!(lab.xdp.maps.locality(3, VIP.octets()).unwrap(), [1]);
+    assert_eq!(lab.forwarded_to(&tcp(CLIENT, 51001, 80)), 1);
+    lab.service(HTTP, 3, Algo::Lblc, &[(0, 2)], 0);
+    lab.real_with(1, REALS[1], false, 2, 0);
+    assert_eq!(lab.forwarded_to(&tcp(CLIENT, 51002, 80)), 0);
+    assert_eq!(lab.xdp.maps.locality(3, VIP.octets()).unwrap(), [0]);
+}
+
+#[test]
+fn lblcr_grows_a_destination_s_set_when_it_is_overloaded() {
+    if skip_unless_root("lblcr_grows_a_destination_s_set_when_it_is_overloaded") {
+        return;
+    }
+    // Server 0 (3 open flows, weight 2) is overloaded: the schedule's server joins the set,
+    // and the set's least loaded for its weight takes the flows from then on (1, until it
+    // has as many).
+    let (lab, _) = locality_lab(Algo::Lblcr, true);
+    assert_eq!(lab.forwarded_to(&tcp(CLIENT, 52000, 80)), 1);
+    assert_eq!(lab.xdp.maps.locality(3, VIP.octets()).unwrap(), [0, 1]);
+    assert_eq!(lab.forwarded_to(&tcp(CLIENT, 52001, 80)), 1);
+    assert_eq!(lab.forwarded_to(&tcp(CLIENT, 52002, 80)), 1);
+    // Both over their weight: the schedule's server is in the set already, which stays.
+    assert_eq!(lab.forwarded_to(&tcp(CLIENT, 52003, 80)), 1);
+    assert_eq!(lab.xdp.maps.locality(3, VIP.octets()).unwrap(), [0, 1]);
 }

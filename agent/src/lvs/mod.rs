@@ -16,8 +16,8 @@ use std::net::Ipv4Addr;
 use agent_common::{
     FLOW_CLOSED, FLOW_OPEN, Flow, FlowKey, LB_LEAST_MAX, LB_REAL_UP, LB_REALS_MAX, LB_RING_SIZE,
     LB_SERVICES_MAX, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_HASH_PORT,
-    LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OVF, LB_SVC_SED, LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service,
-    ServiceKey,
+    LB_SVC_LBLC, LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OVF, LB_SVC_SED, LB_SVC_SPARE,
+    LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service, ServiceKey,
 };
 use log::{info, warn};
 use tokio::{runtime::Handle, sync::mpsc, task::AbortHandle};
@@ -73,6 +73,8 @@ struct Svc {
     /// `ha_suspend` on a service that follows a VIP: whether its checkers run (this node
     /// holds one of its addresses), told to them through the channel.
     gate: Option<tokio::sync::watch::Sender<bool>>,
+    /// `LB_SVC_SPARE` as last published (lblc / lblcr).
+    spare: bool,
 }
 
 /// What a reload carries from the running balancer into the new one, keyed by virtual
@@ -296,6 +298,14 @@ impl Svc {
             || self.vs.reals.iter().any(|r| r.uthreshold > 0)
     }
 
+    /// Some server it schedules has fewer open flows than half its weight (IPVS's test for
+    /// whether a locality server over its weight is overloaded).
+    fn spare_now(&self) -> bool {
+        self.reals
+            .iter()
+            .any(|r| Svc::schedulable(r) && u64::from(r.conns) * 2 < u64::from(r.weight))
+    }
+
     /// Takes new flows: alive, weight above 0, not over its threshold, MAC known.
     fn schedulable(r: &RealState) -> bool {
         r.alive && r.mac.is_some() && r.weight > 0 && !r.overloaded
@@ -353,13 +363,15 @@ impl Svc {
             .vs
             .persistence
             .map_or(0, |d| d.as_nanos().min(u128::from(u64::MAX)) as u64);
+        self.spare = self.spare_now();
+        let spare = if self.spare { LB_SVC_SPARE } else { 0 };
         let written = maps.set_ring(self.bases[half], &ring).and_then(|()| {
             self.keys.iter().try_for_each(|(key, flags)| {
                 maps.set_service(
                     *key,
                     Service {
                         id: self.id,
-                        flags: *flags,
+                        flags: *flags | spare,
                         ring_base: self.bases[half],
                         ring_len: ring.len() as u32,
                         persist_ns,
@@ -540,6 +552,12 @@ impl Balancer {
                 helpers: helpers.clone(),
             };
         }
+        // lblc / lblcr's destinations: what an earlier balancer entered may name indices this
+        // one gives to other servers (what the running one enters meanwhile may not: new
+        // servers and services get places it does not use).
+        if let Err(e) = maps.clear_locality() {
+            warn!("{e}: lblc/lblcr destinations kept from before");
+        }
         let (old_reals, old_ids, old_rings) = carried.in_use();
         let mut indices = Indices::new(old_reals, LB_REALS_MAX);
         let mut ids = Indices::new(old_ids, LB_SERVICES_MAX);
@@ -589,6 +607,9 @@ impl Balancer {
                 Algo::Ovf => flags |= LB_SVC_LEAST | LB_SVC_OVF,
                 // Counts open flows as wlc does; the kernel draws two at random.
                 Algo::Twos => flags |= LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_TWOS,
+                // wlc, each destination keeping its server(s).
+                Algo::Lblc => flags |= LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_LBLC,
+                Algo::Lblcr => flags |= LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_LBLCR,
                 Algo::Rr | Algo::Wrr | Algo::Fo => {}
             }
             if flags & LB_SVC_LEAST != 0 && vs.reals.len() > LB_LEAST_MAX as usize {
@@ -798,6 +819,7 @@ impl Balancer {
                 quorum_up,
                 vs,
                 gate,
+                spare: false,
             };
             svc.update_quorum(true, run_as);
             svc.publish(maps);
@@ -1030,7 +1052,7 @@ impl Balancer {
                 let _ = maps.set_real(r.index, real_entry(r, r.entered_up, real.addr.octets()));
                 let _ = maps.set_conns_base(r.index, per_cpu.iter().map(|c| c.opened).collect());
             }
-            if crossed {
+            if crossed || svc.spare_now() != svc.spare {
                 svc.publish(maps);
             }
         }

@@ -57,6 +57,11 @@ pub enum Algo {
     Dh,
     /// Two random choices, the less loaded for its weight.
     Twos,
+    /// Locality-based least connections: each destination address keeps a server (wlc's
+    /// choice) while it is up and not overloaded.
+    Lblc,
+    /// The same with a set of servers per destination, growing when it is overloaded.
+    Lblcr,
 }
 
 impl Algo {
@@ -75,6 +80,8 @@ impl Algo {
             Algo::Ovf => "ovf",
             Algo::Dh => "dh",
             Algo::Twos => "twos",
+            Algo::Lblc => "lblc",
+            Algo::Lblcr => "lblcr",
         }
     }
 }
@@ -473,9 +480,11 @@ pub fn service(
         "ovf" => Algo::Ovf,
         "dh" => Algo::Dh,
         "twos" => Algo::Twos,
+        "lblc" => Algo::Lblc,
+        "lblcr" => Algo::Lblcr,
         other => {
             return Err(format!(
-                "lb_algo {other} is not run by the XDP backend yet (rr, wrr, lc, wlc, sed, nq, fo, ovf, twos, sh, mh, dh are)"
+                "lb_algo {other} is not run by the XDP backend (rr, wrr, lc, wlc, sed, nq, fo, ovf, twos, sh, mh, dh, lblc, lblcr are)"
             ));
         }
     };
@@ -899,11 +908,11 @@ mod tests {
             "lb_kind NAT is not supported by the XDP backend (DR only)"
         );
         assert!(
-            vs("lb_kind DR\nlb_algo lblc")
+            vs("lb_kind DR\nlb_algo wlcx")
                 .unwrap_err()
-                .contains("lb_algo lblc")
+                .contains("lb_algo wlcx")
         );
-        for a in ["sed", "nq", "fo", "ovf", "dh", "twos"] {
+        for a in ["sed", "nq", "fo", "ovf", "dh", "twos", "lblc", "lblcr"] {
             assert_eq!(
                 vs(&format!("lb_kind DR\nlb_algo {a}")).unwrap().algo.name(),
                 a

@@ -13,7 +13,7 @@ pub const HASH_TABLE: usize = 1021;
 /// The most slots `algo` ever needs.
 pub fn max_len(algo: Algo) -> usize {
     match algo {
-        Algo::Rr | Algo::Wrr | Algo::Twos => ROTATION_MAX,
+        Algo::Rr | Algo::Wrr | Algo::Twos | Algo::Lblc | Algo::Lblcr => ROTATION_MAX,
         Algo::Sh | Algo::Mh => HASH_TABLE,
         Algo::Lc | Algo::Wlc | Algo::Sed | Algo::Nq | Algo::Ovf | Algo::Fo => {
             agent_common::LB_LEAST_MAX as usize
@@ -58,8 +58,9 @@ pub fn ring(algo: Algo, servers: &[(u32, u32)]) -> Vec<u32> {
             by_weight.sort_by_key(|&(_, w)| std::cmp::Reverse(w));
             by_weight.into_iter().map(|(i, _)| i).collect()
         }
-        // twos draws from the weighted sequence: a server comes up as often as its weight.
-        Algo::Wrr | Algo::Twos => wrr(&servers),
+        // twos (and lblc / lblcr for a new destination) draws from the weighted sequence: a
+        // server comes up as often as its weight.
+        Algo::Wrr | Algo::Twos | Algo::Lblc | Algo::Lblcr => wrr(&servers),
         Algo::Sh | Algo::Mh | Algo::Dh => maglev(&servers, HASH_TABLE),
     }
 }

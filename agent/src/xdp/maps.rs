@@ -3,10 +3,10 @@
 
 use agent_common::{
     COUNTER_COUNT, COUNTERS_MAP, ConnCount, Counter, Flow, FlowKey, IFACE_CONFIG_MAP, IfaceConfig,
-    LB_CONNS_BASE_MAP, LB_CONNS_MAP, LB_FLOWS_MAP, LB_REAL_STATS_MAP, LB_REALS_MAP, LB_RING_MAP,
-    LB_SERVICES_MAP, PEERS_MAP, PeerKey, Real, Service, ServiceKey, Traffic, VIPS_MAP,
-    VRID_CONFIG_MAP, VRID_STATS_MAP, VRRP_VERDICTS, VipKey, VipValue, VridConfig, VridKey,
-    VridState, VridStats, VrrpVerdict,
+    LB_CONNS_BASE_MAP, LB_CONNS_MAP, LB_FLOWS_MAP, LB_LOCALITY_MAP, LB_REAL_STATS_MAP,
+    LB_REALS_MAP, LB_RING_MAP, LB_SERVICES_MAP, Locality, LocalityKey, PEERS_MAP, PeerKey, Real,
+    Service, ServiceKey, Traffic, VIPS_MAP, VRID_CONFIG_MAP, VRID_STATS_MAP, VRRP_VERDICTS, VipKey,
+    VipValue, VridConfig, VridKey, VridState, VridStats, VrrpVerdict,
 };
 use aya::{
     Ebpf, Pod,
@@ -29,6 +29,7 @@ pub struct Maps {
     lb_conns: PerCpuArray<MapData, ConnCount>,
     lb_conns_base: PerCpuArray<MapData, u64>,
     lb_flows: HashMap<MapData, FlowKey, Flow>,
+    lb_locality: HashMap<MapData, LocalityKey, Locality>,
 }
 
 /// The flow table, through its own descriptor (see [`Maps::flow_table`]).
@@ -94,7 +95,30 @@ impl Maps {
             lb_conns: take(ebpf, LB_CONNS_MAP)?,
             lb_conns_base: take(ebpf, LB_CONNS_BASE_MAP)?,
             lb_flows: take(ebpf, LB_FLOWS_MAP)?,
+            lb_locality: take(ebpf, LB_LOCALITY_MAP)?,
         })
+    }
+
+    /// Empties lblc / lblcr's table of destinations and their servers: a new balancer may
+    /// give a real server's index to a server of another virtual server.
+    pub fn clear_locality(&mut self) -> Result<(), XdpError> {
+        let keys: Vec<LocalityKey> = self.lb_locality.keys().filter_map(Result::ok).collect();
+        for key in &keys {
+            remove(&mut self.lb_locality, key, LB_LOCALITY_MAP)?;
+        }
+        Ok(())
+    }
+
+    /// lblc / lblcr: destination `dest` of service `service`'s servers, as the kernel keeps
+    /// them (tests).
+    pub fn locality(&self, service: u32, dest: [u8; 4]) -> Result<Vec<u32>, XdpError> {
+        let got = optional(
+            self.lb_locality.get(&LocalityKey { service, dest }, 0),
+            LB_LOCALITY_MAP,
+        )?;
+        Ok(got.map_or_else(Vec::new, |l| {
+            l.reals.iter().take(l.len as usize).copied().collect()
+        }))
     }
 
     pub fn set_iface(&mut self, ifindex: u32, config: IfaceConfig) -> Result<(), XdpError> {
