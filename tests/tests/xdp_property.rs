@@ -95,7 +95,10 @@ fn to_vip(proto: u8, port: u16) -> Vec<u8> {
 /// Virtual servers TCP VIP:80 and UDP VIP:53, rr over the two real servers, served while the
 /// VIP is armed (it is, untagged, in the fixture).
 fn add_services(xdp: &mut vrrp_agent::xdp::XdpProgram) {
-    use agent_common::{LB_REAL_UP, LB_SVC_FOLLOW_VIP, Real, Service, ServiceKey};
+    use agent_common::{
+        LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_SPARE, LB_SVC_WEIGHTED,
+        Real, Service, ServiceKey,
+    };
     for (i, mac) in REAL_MACS.iter().enumerate() {
         let real = Real {
             mac: *mac,
@@ -108,7 +111,9 @@ fn add_services(xdp: &mut vrrp_agent::xdp::XdpProgram) {
         xdp.maps.set_real(i as u32, real).unwrap();
     }
     xdp.maps.set_ring(0, &[0, 1]).unwrap();
-    for (id, (proto, port)) in [(6u8, 80u16), (17, 53)].into_iter().enumerate() {
+    // TCP by rotation; UDP by lblcr (the locality table's path too).
+    let lblcr = LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_LBLCR | LB_SVC_SPARE;
+    for (id, (proto, port, flags)) in [(6u8, 80u16, 0), (17, 53, lblcr)].into_iter().enumerate() {
         let key = ServiceKey {
             addr: VIP.octets(),
             port,
@@ -117,7 +122,7 @@ fn add_services(xdp: &mut vrrp_agent::xdp::XdpProgram) {
         };
         let service = Service {
             id: id as u32,
-            flags: LB_SVC_FOLLOW_VIP,
+            flags: LB_SVC_FOLLOW_VIP | flags,
             ring_base: 0,
             ring_len: 2,
             persist_ns: 0,
