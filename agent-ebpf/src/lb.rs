@@ -195,8 +195,9 @@ fn locality(svc: &Service, key: LocalityKey, now: u64) -> Option<u32> {
     Some(best)
 }
 
-/// lblc / lblcr: `index` (wlc's choice) becomes the destination's server (lblc), or joins its
-/// set (lblcr; a full set loses the server that joined first).
+/// lblc / lblcr: `index` (the schedule's choice for a new or overloaded destination) becomes
+/// the destination's server (lblc), or joins its set (lblcr; a full set loses the server that
+/// joined first).
 #[inline(always)]
 fn remember(svc: &Service, key: LocalityKey, index: u32, now: u64) {
     if svc.flags & LB_SVC_LBLCR != 0
