@@ -233,6 +233,21 @@ fn lab(variant: Variant, version: u8) -> Result<VrrpLab> {
         "nft: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The bridge's ports toward the routers queue (a FIFO of 10 000 frames): a veth without
+    // a qdisc drops whatever its peer's ring (256 frames) cannot take at once, the client's
+    // pings included, before any program on the router sees them; with a queue, the kernel
+    // holds frames back while the ring is full, as a NIC's larger ring would take a burst.
+    for router in ["a", "b"] {
+        let port = lab.lab.port_of(router, "eth0").to_string();
+        let out = lab.lab.lan().output(&[
+            "tc", "qdisc", "replace", "dev", &port, "root", "pfifo", "limit", "10000",
+        ])?;
+        anyhow::ensure!(
+            out.status.success(),
+            "tc: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let args: &[&str] = if variant == Variant::AgentNoXdp {
         &["--no-xdp"]
     } else {
