@@ -620,7 +620,7 @@ impl Runtime {
     }
 
     /// The program for the instances' interfaces: with the balancer when there are virtual
-    /// servers to serve, else without it (a third of the verifier's work at start-up).
+    /// servers to serve, else without it (a seventh of the verifier's work at start-up).
     fn vrrp_program(&self) -> Program {
         if self.opts.lvs && !self.config.virtual_servers.is_empty() {
             Program::VrrpLb

@@ -607,7 +607,8 @@ impl Balancer {
                 Algo::Ovf => flags |= LB_SVC_LEAST | LB_SVC_OVF,
                 // Counts open flows as wlc does; the kernel draws two at random.
                 Algo::Twos => flags |= LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_TWOS,
-                // wlc, each destination keeping its server(s).
+                // Each destination keeps its server(s), judged by open flows for their weight;
+                // a new one gets the weighted draw of twos.
                 Algo::Lblc => flags |= LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_LBLC,
                 Algo::Lblcr => flags |= LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_LBLCR,
                 Algo::Rr | Algo::Wrr | Algo::Fo => {}

@@ -203,34 +203,46 @@ impl XdpProgram {
         self.ensure_loaded(to)?;
         let attachments = std::mem::take(&mut self.attachments);
         let mut result = Ok(());
-        for mut a in attachments {
+        for a in attachments {
             if a.program != from {
                 self.attachments.push(a);
                 continue;
             }
-            let link = program_mut(&mut self.ebpf, from)?
-                .take_link(a.link)
-                .map_err(|source| XdpError::Program {
+            let (iface, mode) = (a.iface.clone(), a.mode);
+            let link = program_mut(&mut self.ebpf, from).and_then(|xdp| {
+                xdp.take_link(a.link).map_err(|source| XdpError::Program {
                     name: from.name(),
                     source: Box::new(source),
-                })?;
+                })
+            });
+            let link = match link {
+                Ok(link) => link,
+                Err(e) => {
+                    // Not a link of `from` (never the case): the rest are replaced all the same.
+                    warn!("{iface}: XDP link of {} not found: {e}", from.name());
+                    result = Err(e);
+                    continue;
+                }
+            };
             match program_mut(&mut self.ebpf, to)?.attach_to_link(link) {
                 Ok(id) => {
                     info!(
-                        "{}: XDP program {} replaces {} ({} mode)",
-                        a.iface,
+                        "{iface}: XDP program {} replaces {} ({mode} mode)",
                         to.name(),
                         from.name(),
-                        a.mode
                     );
-                    a.program = to;
-                    a.link = id;
-                    self.attachments.push(a);
+                    self.attachments.push(Attachment {
+                        iface,
+                        ifindex: a.ifindex,
+                        mode,
+                        program: to,
+                        link: id,
+                    });
                 }
                 Err(e) => {
                     // The old link went with the failed update: attached afresh.
-                    warn!("{}: XDP link not updated ({e}); attaching again", a.iface);
-                    if let Err(e) = self.attach(&a.iface, to) {
+                    warn!("{iface}: XDP link not updated ({e}); attaching again");
+                    if let Err(e) = self.attach(&iface, to) {
                         result = Err(e);
                     }
                 }

@@ -279,6 +279,9 @@ fn run_one(
     let sent = flood(lab, frame, rate.1, secs)?;
     let cpu1 = CpuTicks::of(&pids)?.own();
     let window = t0.elapsed();
+    // The probe goes on a little, so that the last pings' replies (behind whatever the flood
+    // left queued) are not counted lost; only pings sent during the flood count.
+    std::thread::sleep(Duration::from_millis(500));
     let rec = probe.stop()?;
     // Transitions the routers log shortly after.
     std::thread::sleep(Duration::from_millis(1500));
@@ -296,6 +299,10 @@ fn run_one(
         .map(|w| (w[1] - w[0]).as_secs_f64())
         .fold(0.0, f64::max);
     let answered: std::collections::HashSet<u16> = rec.echoes().map(|r| r.seq).collect();
+    let during = rec.sent.iter().filter(|t| **t <= t1).count();
+    let lost = (0..during)
+        .filter(|seq| !answered.contains(&(*seq as u16)))
+        .count();
     // SAFETY: sysconf is always safe.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Ok(Row {
@@ -305,8 +312,8 @@ fn run_one(
         variant,
         kpps: sent as f64 / window.as_secs_f64() / 1e3,
         transitions: transitions(lab) - before,
-        lost: rec.sent.len() - answered.len().min(rec.sent.len()),
-        probes: rec.sent.len(),
+        lost,
+        probes: during,
         gap,
         cpu: (cpu1 - cpu0) as f64 / hz / window.as_secs_f64() * 100.0,
         drops: drops_before.and_then(|b| Some(drops_between(&b, &kernel_drops(lab)?))),
@@ -367,9 +374,11 @@ fn main() -> Result<()> {
          VRID 51, 1 s adverts, `allowed_peers` naming the two routers (vrrp-agent's extension; \
          keepalived skips it). The invalid kinds carry b's address as their source (spoofed), \
          so the allowlist does not stop them; the takeover advert comes from x's own address. \
+         The bridge's ports toward the routers queue (a FIFO of 10 000 frames: a veth without \
+         one drops what its peer's 256-frame ring cannot take, the client's pings included). \
          One run of {} s per row, as fast as x sends (a thread per core, sendmmsg bursts of 64: \
          \"max\") and at 1 kpps. transitions: state changes on either router; pings: \
-         the client's echoes to the VIP every 10 ms that went unanswered; advert gap: the \
+         the client's echoes to the VIP every 10 ms that went unanswered (those sent during the flood, their replies waited for 0.5 s more); advert gap: the \
          largest gap between a's adverts at the client, in advert intervals (1.0 = on time); \
          CPU: a's daemon, % of one core (keepalived: both processes; XDP runs in the kernel's \
          softirq and is not in it); dropped in kernel: what a's XDP drop counters gained, per reason. CPU ratio: this \
