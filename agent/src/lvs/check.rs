@@ -862,11 +862,10 @@ pub async fn run(
     }
     // keepalived's register_checkers_thread: an `ha_suspend` checker whose address is not on
     // this node starts deactivated.
-    let active =
-        |g: &Option<tokio::sync::watch::Receiver<bool>>| g.as_ref().is_none_or(|g| *g.borrow());
+    let active = gate.as_ref().is_none_or(|g| *g.borrow());
     info!(
         "{}ctivating healthchecker for service {real_name} for VS {vs_name}",
-        if active(&gate) { "A" } else { "Dea" }
+        if active { "A" } else { "Dea" }
     );
     // keepalived names a checker by where it connects (FMT_CHK: connect_ip/connect_port).
     let name = super::model::trio(check.addr, check.proto, check.port);
