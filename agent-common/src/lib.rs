@@ -407,10 +407,11 @@ pub const LB_SVC_OVF: u32 = 1 << 8;
 /// twos: two servers of the ring at random, the less loaded for its weight.
 pub const LB_SVC_TWOS: u32 = 1 << 9;
 /// lblc: a destination keeps its server (`LB_LOCALITY`) while it is up and not overloaded,
-/// else gets wlc's (with `LB_SVC_LEAST | LB_SVC_WEIGHTED`).
+/// else gets the weighted draw of twos from the ring (with `LB_SVC_LEAST` for the flow
+/// counts).
 pub const LB_SVC_LBLC: u32 = 1 << 10;
 /// lblcr: a destination keeps a set of servers and takes the least loaded of it; an
-/// overloaded set gets wlc's server added.
+/// overloaded set gets the draw's server added.
 pub const LB_SVC_LBLCR: u32 = 1 << 11;
 /// Some server of the service has fewer open flows than half its weight: then a locality
 /// server over its weight counts as overloaded (IPVS's `is_overloaded`, set by the agent).

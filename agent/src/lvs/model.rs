@@ -57,8 +57,9 @@ pub enum Algo {
     Dh,
     /// Two random choices, the less loaded for its weight.
     Twos,
-    /// Locality-based least connections: each destination address keeps a server (wlc's
-    /// choice) while it is up and not overloaded.
+    /// Locality-based least connections: each destination address keeps a server (IPVS:
+    /// wlc's choice; here the less loaded of two drawn by weight) while it is up and not
+    /// overloaded.
     Lblc,
     /// The same with a set of servers per destination, growing when it is overloaded.
     Lblcr,
