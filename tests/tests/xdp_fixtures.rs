@@ -301,6 +301,13 @@ fn table() -> Vec<Row> {
             arp_request(CLIENT_MAC, CLIENT, VLAN_VIP, Some(100)),
             Reply,
         ),
+        // Priority-tagged (VLAN id 0): Linux takes it as untagged and answers for the VIP;
+        // so does the program, the tag going back as it came.
+        row(
+            "ARP request for the VIP, priority-tagged (VLAN id 0)",
+            arp_request(CLIENT_MAC, CLIENT, VIP, Some(0)),
+            Reply,
+        ),
         row(
             "ARP probe (sender 0.0.0.0) for the VIP",
             arp_request(CLIENT_MAC, Ipv4Addr::UNSPECIFIED, VIP, None),
@@ -365,13 +372,14 @@ fn expected_reply(request: &[u8]) -> Vec<u8> {
     let sender_mac: [u8; 6] = request[arp_at + 8..arp_at + 14].try_into().unwrap();
     let sender_ip: [u8; 4] = request[arp_at + 14..arp_at + 18].try_into().unwrap();
     let target_ip: [u8; 4] = request[arp_at + 24..arp_at + 28].try_into().unwrap();
+    let vlan = tagged.then(|| u16::from_be_bytes([request[14], request[15]]) & 0x0fff);
     arp(
         ArpOperation::REPLY,
         VMAC_51,
         Ipv4Addr::from(target_ip),
         sender_mac,
         Ipv4Addr::from(sender_ip),
-        tagged.then_some(100),
+        vlan,
     )
 }
 

@@ -186,16 +186,18 @@ fn frame(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// The reply the program may send for `request`, if `request` is an ARP request (Ethernet,
-/// IPv4) for an armed VIP: the VIP untagged, or the VLAN VIP on VLAN 100.
+/// IPv4) for an armed VIP: the VIP untagged (or priority-tagged, VLAN id 0, which Linux takes
+/// as untagged and answers too), or the VLAN VIP on VLAN 100.
 fn allowed_reply(request: &[u8]) -> Option<Vec<u8>> {
     let (vlan, at) = match request.get(12..14)? {
         [0x08, 0x06] => (None, 14),
         // The VLAN id is what counts, not the priority bits.
-        [0x81, 0x00]
-            if u16::from_be_bytes(request.get(14..16)?.try_into().ok()?) & 0x0fff == 100
-                && request.get(16..18)? == [0x08, 0x06] =>
-        {
-            (Some(100), 18)
+        [0x81, 0x00] if request.get(16..18)? == [0x08, 0x06] => {
+            match u16::from_be_bytes(request.get(14..16)?.try_into().ok()?) & 0x0fff {
+                100 => (Some(100), 18),
+                0 => (Some(0), 18),
+                _ => return None,
+            }
         }
         _ => return None,
     };
@@ -206,7 +208,7 @@ fn allowed_reply(request: &[u8]) -> Option<Vec<u8>> {
     }
     let target = Ipv4Addr::new(a[24], a[25], a[26], a[27]);
     let armed = match vlan {
-        None => target == VIP,
+        None | Some(0) => target == VIP,
         Some(_) => target == VLAN_VIP,
     };
     if !armed {
