@@ -471,18 +471,9 @@ fn wlc_by_default_spreads_open_connections_by_weight() {
             })
             .unwrap_or_default()
     };
-    let vip: std::net::Ipv4Addr = VIP.parse().unwrap();
     let mut held = Vec::new();
     for _ in 0..8 {
-        let conn = seed
-            .lab
-            .lab
-            .host("client")
-            .ns
-            .enter(move || std::net::TcpStream::connect((vip, 80)))
-            .unwrap()
-            .unwrap();
-        held.push(conn);
+        held.push(connect_vip(&seed));
         // The agent counts every 250 ms: each connection is scheduled on a fresh count.
         std::thread::sleep(Duration::from_millis(400));
     }
@@ -708,13 +699,24 @@ fn ssl_get_presents_the_ssl_block_s_client_certificate() {
     seed.stop_nginx("r2");
 }
 
+/// A TCP connection from the client (its first address) to VIP:80.
+fn connect_vip(seed: &vrrp_tests::lvs::Seed) -> std::net::TcpStream {
+    let vip: Ipv4Addr = VIP.parse().unwrap();
+    seed.lab
+        .lab
+        .host("client")
+        .ns
+        .enter(move || std::net::TcpStream::connect((vip, 80)))
+        .unwrap()
+        .unwrap()
+}
+
 /// Keep-alive connections from the client to the VIP, each asked for its page once, until
 /// `enough` says so (at most 20).
 fn hold_until(
     seed: &vrrp_tests::lvs::Seed,
     enough: impl Fn(&[(std::net::TcpStream, String)]) -> bool,
 ) -> Vec<(std::net::TcpStream, String)> {
-    let vip: Ipv4Addr = VIP.parse().unwrap();
     let mut held: Vec<(std::net::TcpStream, String)> = Vec::new();
     while !enough(&held) {
         assert!(
@@ -722,14 +724,7 @@ fn hold_until(
             "{:?}",
             held.iter().map(|h| &h.1).collect::<Vec<_>>()
         );
-        let mut conn = seed
-            .lab
-            .lab
-            .host("client")
-            .ns
-            .enter(move || std::net::TcpStream::connect((vip, 80)))
-            .unwrap()
-            .unwrap();
+        let mut conn = connect_vip(seed);
         let page = ask(&mut conn).unwrap_or_else(|e| panic!("{e}"));
         held.push((conn, page));
     }

@@ -12,6 +12,9 @@ use crate::netns::{self, Netns};
 /// Every namespace a lab creates starts with this, followed by the creating process's pid.
 const PREFIX: &str = "vt";
 
+/// The bridge every host is plugged into: the LAN.
+pub const LAN_BRIDGE: &str = "br0";
+
 static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
 
 pub struct Lab {
@@ -20,7 +23,7 @@ pub struct Lab {
     hosts: Vec<Host>,
     lan: Netns,
     next_port: u32,
-    /// The bridges in the LAN namespace: "br0", the LAN every host is on, then any other
+    /// The bridges in the LAN namespace: [`LAN_BRIDGE`], the LAN every host is on, then any other
     /// segment made by [`Lab::add_interface_on`].
     segments: Vec<String>,
 }
@@ -42,13 +45,13 @@ impl Lab {
             NEXT_LAB.fetch_add(1, Ordering::Relaxed)
         );
         let lan = Netns::create(&format!("{prefix}-lan"))?;
-        add_bridge(&lan, "br0")?;
+        add_bridge(&lan, LAN_BRIDGE)?;
         Ok(Lab {
             prefix,
             hosts: Vec::new(),
             lan,
             next_port: 0,
-            segments: vec!["br0".to_string()],
+            segments: vec![LAN_BRIDGE.to_string()],
         })
     }
 
@@ -72,7 +75,7 @@ impl Lab {
             ns,
             ports: Vec::new(),
         };
-        self.plug(&mut host, iface, mac, Some(cidr), "br0")?;
+        self.plug(&mut host, iface, mac, Some(cidr), LAN_BRIDGE)?;
         self.hosts.push(host);
         Ok(self.hosts.last().expect("just pushed"))
     }
@@ -85,10 +88,10 @@ impl Lab {
         mac: [u8; 6],
         cidr: &str,
     ) -> Result<()> {
-        self.add_interface_on(name, iface, mac, cidr, "br0")
+        self.add_interface_on(name, iface, mac, cidr, LAN_BRIDGE)
     }
 
-    /// Plugs another interface of host `name` into segment `bridge`: "br0" is the LAN, any
+    /// Plugs another interface of host `name` into segment `bridge`: [`LAN_BRIDGE`] is the LAN, any
     /// other name a separate broadcast domain (a bridge of its own in the LAN namespace, made
     /// by the first interface plugged into it).
     pub fn add_interface_on(

@@ -158,8 +158,7 @@ impl VrrpLab {
         mac: [u8; 6],
         cidr: &str,
     ) -> Result<()> {
-        self.lab.add_interface(name, iface, mac, cidr)?;
-        self.pass_on_port(name, iface)
+        self.add_interface_on(name, iface, mac, cidr, crate::lab::LAN_BRIDGE)
     }
 
     /// Another interface of router `name` on a segment of its own (`bridge`, see

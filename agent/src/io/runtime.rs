@@ -1643,9 +1643,11 @@ impl Runtime {
                     }
                 }
                 // ha_suspend: checkers follow the VIPs this node holds.
-                let held = self.held_vips();
-                if let Some(lvs) = self.lvs.as_mut() {
-                    lvs.held_changed(|a| held.contains(&IpAddr::V4(a)));
+                if self.lvs.is_some() {
+                    let held = self.held_vips();
+                    if let Some(lvs) = self.lvs.as_mut() {
+                        lvs.held_changed(|a| held.contains(&IpAddr::V4(a)));
+                    }
                 }
             }
             Action::Garp { repeat } => {
