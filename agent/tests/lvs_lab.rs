@@ -633,7 +633,8 @@ fn ssl_get_checks_real_servers_over_tls() {
 
 /// The `SSL` block's client certificate: the real servers' nginx on 8443 wants one signed by
 /// the lab's CA. Without the block, SSL_GET gets a 400 and takes the servers out; a reload
-/// that adds the block (certificate and key) brings them back; one naming a certificate
+/// that adds the block (certificate, and the key encrypted with the block's `password`)
+/// brings them back; one naming a certificate
 /// that does not exist stops the checks with keepalived's lines.
 #[test]
 fn ssl_get_presents_the_ssl_block_s_client_certificate() {
@@ -668,7 +669,7 @@ fn ssl_get_presents_the_ssl_block_s_client_certificate() {
             .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
     }
     let ssl = format!(
-        "SSL {{\n  ca {d}/client-ca.crt\n  certificate {d}/client.crt\n  key {d}/client.key\n}}\n"
+        "SSL {{\n  ca {d}/client-ca.crt\n  certificate {d}/client.crt\n  password \"lab secret\"\n  key {d}/client-enc.key\n}}\n"
     );
     std::fs::write(seed.lab.dir().join("a.conf"), config(&ssl)).unwrap();
     seed.lab.signal("a", libc::SIGHUP).unwrap();

@@ -203,7 +203,8 @@ pub fn add_real(lab: &mut VrrpLab, name: &str, mac: [u8; 6], cidr: &str) {
     .unwrap();
 }
 
-/// The lab's client certificate for SSL_GET (`client.crt`, `client.key`), signed by a CA
+/// The lab's client certificate for SSL_GET (`client.crt`, `client.key`, and the key
+/// encrypted with the password `lab secret` in `client-enc.key`), signed by a CA
 /// (`client-ca.crt`) that the real servers' nginx asks for on port 8443; made once per lab.
 fn client_certificate(dir: &Path) {
     if dir.join("client.crt").exists() {
@@ -278,6 +279,19 @@ fn client_certificate(dir: &Path) {
         "1",
         "-out",
         "client.crt",
+    ]);
+    // The same key encrypted (PKCS#8, AES-256-CBC), for the SSL block's `password`.
+    openssl(&[
+        "pkcs8",
+        "-topk8",
+        "-v2",
+        "aes-256-cbc",
+        "-in",
+        "client.key",
+        "-passout",
+        "pass:lab secret",
+        "-out",
+        "client-enc.key",
     ]);
 }
 

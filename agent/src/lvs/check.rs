@@ -351,7 +351,7 @@ static TLS: std::sync::RwLock<Option<std::sync::Arc<rustls::ClientConfig>>> =
 /// presents when the server asks. Err: keepalived's lines for a file it cannot load (then it
 /// runs no checks at all).
 pub fn set_tls(ssl: Option<&crate::config::model::Ssl>) -> Result<(), Vec<String>> {
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
     use std::sync::Arc;
     let fail = |what: &str| {
         let ssl = ssl.cloned();
@@ -398,9 +398,15 @@ pub fn set_tls(ssl: Option<&crate::config::model::Ssl>) -> Result<(), Vec<String
         None => None,
     };
     let key = match ssl.and_then(|s| s.key.as_deref()) {
-        // An encrypted key (keepalived's `password`) is not read by rustls: refused as a key
-        // that cannot be loaded, rather than used without it.
-        Some(path) => Some(PrivateKeyDer::from_pem_file(path).map_err(|_| fail("key"))?),
+        // Decrypted with the block's `password` where it is encrypted, as OpenSSL's password
+        // callback does for keepalived; why it cannot be loaded is said under its line.
+        Some(path) => Some(
+            super::key::load(path, ssl.and_then(|s| s.password.as_deref())).map_err(|e| {
+                let mut lines = fail("key");
+                lines.insert(1, format!("  SSL key {path}: {e}"));
+                lines
+            })?,
+        ),
         None => None,
     };
     if let Some(path) = ssl.and_then(|s| s.ca.as_deref()) {
@@ -1294,6 +1300,33 @@ mod tests {
             set_tls(Some(&ssl)).unwrap_err()[0],
             "SSL error : Cant load key file..."
         );
+        ssl.key = path("t.key");
+        // The key encrypted (OpenSSL's traditional form): loaded with the block's password,
+        // refused with the key's line and the reason without it or with a wrong one.
+        let enc = std::process::Command::new("openssl")
+            .args([
+                "ec", "-in", "t.key", "-aes256", "-passout", "pass:pw", "-out", "t.enc",
+            ])
+            .current_dir(&dir)
+            .output();
+        assert!(enc.is_ok_and(|o| o.status.success()), "openssl ec -aes256");
+        ssl.key = path("t.enc");
+        let lines = set_tls(Some(&ssl)).unwrap_err();
+        assert_eq!(lines[0], "SSL error : Cant load key file...");
+        assert!(
+            lines[1].ends_with("t.enc: it is encrypted and the SSL block has no password"),
+            "{lines:?}"
+        );
+        assert!(lines.contains(&"  SSL password:(null)".to_string()));
+        ssl.password = Some("wrong".into());
+        let lines = set_tls(Some(&ssl)).unwrap_err();
+        assert!(lines[1].ends_with("t.enc: wrong password, or a damaged key"));
+        assert!(
+            lines.contains(&"  SSL password:(set)".to_string()),
+            "never the password"
+        );
+        ssl.password = Some("pw".into());
+        assert_eq!(set_tls(Some(&ssl)), Ok(()));
         ssl.key = path("t.key");
         ssl.ca = path("t.key");
         assert_eq!(

@@ -8,6 +8,7 @@
 //! either schedule, never a mix.
 
 pub mod check;
+pub mod key;
 pub mod model;
 pub mod sched;
 
