@@ -416,6 +416,9 @@ pub const LB_SVC_LBLCR: u32 = 1 << 11;
 /// Some server of the service has fewer open flows than half its weight: then a locality
 /// server over its weight counts as overloaded (IPVS's `is_overloaded`, set by the agent).
 pub const LB_SVC_SPARE: u32 = 1 << 12;
+/// `ops` (IPVS's one-packet scheduling, UDP only): each datagram gets the schedule's (or the
+/// client's persistent) server on its own and leaves no flow behind.
+pub const LB_SVC_OPS: u32 = 1 << 13;
 /// Servers an lc/wlc ring holds at most (the kernel looks at each for a new flow).
 pub const LB_LEAST_MAX: u32 = 64;
 

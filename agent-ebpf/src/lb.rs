@@ -8,8 +8,9 @@
 use agent_common::{
     Counter, FLOW_CLOSED, FLOW_OPEN, FLOW_UNCOUNTED, Flow, FlowKey, LB_LEAST_MAX, LB_LOCALITY_SET,
     LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_HASH_PORT, LB_SVC_LBLC,
-    LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OVF, LB_SVC_SED, LB_SVC_SPARE, LB_SVC_TWOS,
-    LB_SVC_WEIGHTED, Locality, LocalityKey, Persist, PersistKey, Real, Service, ServiceKey, VipKey,
+    LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OPS, LB_SVC_OVF, LB_SVC_SED, LB_SVC_SPARE,
+    LB_SVC_TWOS, LB_SVC_WEIGHTED, Locality, LocalityKey, Persist, PersistKey, Real, Service,
+    ServiceKey, VipKey,
 };
 use aya_ebpf::{
     bindings::xdp_action,
@@ -412,7 +413,13 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
                 },
                 last_ns: now,
             };
-            if LB_FLOWS.insert(flow, value, 0).is_ok()
+            // ops (UDP only): no flow is kept, so each datagram is scheduled. The flag is read
+            // here, not earlier: a flag held from the start would split every path before
+            // this one in two for the verifier (it nearly doubled its work).
+            // SAFETY: `svc` points into the map value, valid for this run.
+            let ops = unsafe { core::ptr::read_volatile(&svc.flags) } & LB_SVC_OPS != 0;
+            if !ops
+                && LB_FLOWS.insert(flow, value, 0).is_ok()
                 && value.closed == FLOW_OPEN
                 && let Some(c) = LB_CONNS.get_ptr_mut(chosen.0)
             {

@@ -1332,3 +1332,124 @@ fn lblc_and_lblcr_keep_the_vip_on_its_server() {
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }
+
+/// `ops` (IPVS's one-packet scheduling) on a UDP virtual server: each datagram of one client
+/// socket is scheduled on its own, so rr gives it both real servers; without `ops`
+/// its flow keeps one server. The real servers answer from the VIP (DNS over DR).
+#[test]
+fn ops_schedules_each_datagram_of_a_udp_flow() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if skip_unless_root("ops_schedules_each_datagram_of_a_udp_flow") {
+        return;
+    }
+    let mut seed = topology();
+    let vip: Ipv4Addr = VIP.parse().unwrap();
+    let responders: Vec<(&str, std::net::UdpSocket)> = ["r1", "r2"]
+        .into_iter()
+        .map(|name| {
+            let socket = seed
+                .lab
+                .lab
+                .host(name)
+                .ns
+                .enter(move || std::net::UdpSocket::bind((vip, 53)))
+                .unwrap()
+                .unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(100)))
+                .unwrap();
+            (name, socket)
+        })
+        .collect();
+    let stop = AtomicBool::new(false);
+    let config = |ops: &str| {
+        format!(
+            "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+             virtual_server {VIP} 53 {{\n  lb_algo rr\n  lb_kind DR\n  protocol UDP\n{ops}\
+               real_server 192.168.11.113 53 {{\n  }}\n\
+               real_server 192.168.11.114 53 {{\n  }}\n}}\n"
+        )
+    };
+    // rr's position is per CPU, and datagrams arrive on any: with one more query than CPUs,
+    // some CPU schedules two in a row, so under ops both servers answer.
+    let queries = std::thread::available_parallelism()
+        .map_or(8, |n| n.get() + 1)
+        .max(6);
+    // The queries from one client socket: which real server answered each.
+    let answers = |seed: &vrrp_tests::lvs::Seed, port: u16| -> Vec<String> {
+        let socket = seed
+            .lab
+            .lab
+            .host("client")
+            .ns
+            .enter(move || std::net::UdpSocket::bind((client(0), port)))
+            .unwrap()
+            .unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        (0..queries)
+            .map(|_| {
+                socket.send_to(b"query", (vip, 53)).unwrap();
+                let mut buf = [0u8; 16];
+                match socket.recv_from(&mut buf) {
+                    Ok((n, from)) if from.ip() == vip => {
+                        String::from_utf8_lossy(&buf[..n]).into_owned()
+                    }
+                    Ok((_, from)) => format!("from {from}"),
+                    Err(_) => "none".to_string(),
+                }
+            })
+            .collect()
+    };
+    std::thread::scope(|scope| {
+        for (name, socket) in &responders {
+            let stop = &stop;
+            scope.spawn(move || {
+                let mut buf = [0u8; 512];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((_, from)) = socket.recv_from(&mut buf) {
+                        let _ = socket.send_to(name.as_bytes(), from);
+                    }
+                }
+            });
+        }
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            seed.lab.start("a", Daemon::Agent, &config("")).unwrap();
+            seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
+            seed.wait_serving("a", [true, true])
+                .unwrap_or_else(|e| panic!("{e}"));
+            let pinned = answers(&seed, 40053);
+            assert!(
+                pinned[0] != "none" && pinned.iter().all(|a| *a == pinned[0]),
+                "without ops one flow keeps its server: {pinned:?}\n{}",
+                seed.lab.log("a")
+            );
+            std::fs::write(seed.lab.dir().join("a.conf"), config("  ops\n")).unwrap();
+            seed.lab.signal("a", libc::SIGHUP).unwrap();
+            seed.lab
+                .wait_log(
+                    "a",
+                    "VS [192.168.11.200]:udp:53 served by XDP (direct routing, rr, one-packet scheduling, 2 real servers",
+                    LONG,
+                )
+                .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
+            seed.wait_serving("a", [true, true])
+                .unwrap_or_else(|e| panic!("{e}"));
+            let each = answers(&seed, 40054);
+            assert!(
+                each.iter().any(|a| a == "r1")
+                    && each.iter().any(|a| a == "r2")
+                    && each.iter().all(|a| a == "r1" || a == "r2"),
+                "with ops both servers answer one flow: {each:?}\n{}",
+                seed.lab.log("a")
+            );
+        }));
+        stop.store(true, Ordering::Relaxed);
+        if let Err(e) = result {
+            std::panic::resume_unwind(e);
+        }
+    });
+    seed.stop_nginx("r1");
+    seed.stop_nginx("r2");
+}

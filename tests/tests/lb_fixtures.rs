@@ -6,8 +6,8 @@ use std::net::Ipv4Addr;
 
 use agent_common::{
     Counter, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_LBLC,
-    LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OVF, LB_SVC_SED, LB_SVC_SPARE, LB_SVC_TWOS,
-    LB_SVC_WEIGHTED, Real, Service, ServiceKey, VipKey, VipValue,
+    LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OPS, LB_SVC_OVF, LB_SVC_SED, LB_SVC_SPARE,
+    LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service, ServiceKey, VipKey, VipValue,
 };
 use etherparse::PacketBuilder;
 use vrrp_agent::{
@@ -618,4 +618,56 @@ fn lblcr_grows_a_destination_s_set_when_it_is_overloaded() {
     // Both over their weight: the schedule's server is in the set already, which stays.
     assert_eq!(lab.forwarded_to(&tcp(CLIENT, 52003, 80)), 1);
     assert_eq!(lab.xdp.maps.locality(3, VIP.octets()).unwrap(), [0, 1]);
+}
+
+/// `ops` (IPVS's one-packet scheduling) on a UDP service: each datagram, even of one flow, is
+/// scheduled on its own, no flow is kept or counted as open; persistence still holds a client.
+#[test]
+fn ops_schedules_each_udp_datagram_on_its_own() {
+    if skip_unless_root("ops_schedules_each_udp_datagram_on_its_own") {
+        return;
+    }
+    const DNS: ServiceKey = ServiceKey {
+        addr: VIP.octets(),
+        port: 53,
+        proto: 17,
+        _pad: 0,
+    };
+    let mut lab = Lab::new();
+    lab.service(DNS, 0, Algo::Rr, &[(0, 1), (1, 1)], 0);
+    let pinned: Vec<usize> = (0..4).map(|_| lab.forwarded_to(&udp(40000, 53))).collect();
+    assert_eq!(pinned, [0, 0, 0, 0], "without ops a flow keeps its server");
+    let flows = lab.xdp.maps.flow_table().unwrap().flows().len();
+
+    let mut lab = Lab::new();
+    lab.extra_flags = LB_SVC_OPS;
+    lab.service(DNS, 0, Algo::Rr, &[(0, 1), (1, 1)], 0);
+    let each: Vec<usize> = (0..4).map(|_| lab.forwarded_to(&udp(40000, 53))).collect();
+    assert_eq!(each, [0, 1, 0, 1], "one flow, each datagram in turn");
+    assert!(
+        flows > 0 && lab.xdp.maps.flow_table().unwrap().flows().is_empty(),
+        "no flow kept"
+    );
+
+    // wlc: nothing is counted open, so the servers stay even and take turns by weight.
+    let mut lab = Lab::new();
+    lab.extra_flags = LB_SVC_OPS;
+    lab.service(DNS, 0, Algo::Wlc, &[(0, 1), (1, 1)], 0);
+    for _ in 0..4 {
+        assert_eq!(lab.forwarded_to(&udp(40000, 53)), 0, "ties go to the first");
+    }
+    let opened: u64 = (0..2)
+        .flat_map(|i| lab.xdp.maps.real_conns(i).unwrap())
+        .map(|c| c.opened)
+        .sum();
+    assert_eq!(opened, 0);
+
+    // Persistence still keeps the client on its server.
+    let mut lab = Lab::new();
+    lab.extra_flags = LB_SVC_OPS;
+    lab.service(DNS, 0, Algo::Rr, &[(0, 1), (1, 1)], 60);
+    let first = lab.forwarded_to(&udp(40000, 53));
+    for k in 0..4 {
+        assert_eq!(lab.forwarded_to(&udp(40001 + k, 53)), first);
+    }
 }

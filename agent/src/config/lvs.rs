@@ -325,6 +325,17 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
                 format!("Virtual server {name}: no protocol set - defaulting to UDP"),
             );
         }
+        let proto = stmt
+            .children()
+            .iter()
+            .rfind(|c| c.keyword == "protocol")
+            .and_then(|c| c.arg(0));
+        if has(&["ops"]) && proto.is_some_and(|p| p != "UDP") {
+            diags.config(
+                Some(&stmt.loc),
+                format!("Virtual server {name}: one packet scheduling requires UDP - resetting"),
+            );
+        }
         if header.get(1).is_none_or(|p| *p == "0")
             && !has(&["persistence_timeout", "persistence_granularity"])
         {
@@ -348,6 +359,12 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
             format!("Virtual server {name}: no forwarding method set, setting default NAT"),
         );
     }
+    let child_arg = |s: &Stmt, k: &str| {
+        s.children()
+            .iter()
+            .rfind(|c| c.keyword == k)
+            .and_then(|c| c.arg(0).map(str::to_string))
+    };
     let mut seen: Vec<Vec<&str>> = Vec::new();
     for rs in reals {
         let address: Vec<&str> = rs.args.iter().map(|a| a.text.as_str()).collect();
@@ -360,6 +377,48 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
                 ),
             );
         }
+        // keepalived's check_data.c: a real server forwarded without NAT keeps the virtual
+        // server's port, and one written with another is reset to it.
+        let method = child_arg(rs, "lvs_method")
+            .or_else(|| child_arg(stmt, "lb_kind"))
+            .or_else(|| child_arg(stmt, "lvs_method"));
+        if header.len() >= 2
+            && !matches!(header[0], "fwmark" | "group")
+            && method.as_deref().is_some_and(|m| m != "NAT")
+            && let Some(rport) = address.get(1)
+            && *rport != "0"
+            && *rport != header[1]
+        {
+            diags.config(
+                Some(&rs.loc),
+                format!(
+                    "WARNING - virtual server {name} and real server {} ports don't match - resetting",
+                    address.join(" ")
+                ),
+            );
+        }
         seen.push(address);
+    }
+    let sorry = stmt
+        .children()
+        .iter()
+        .rfind(|c| c.keyword == "sorry_server");
+    let sorry_method = child_arg(stmt, "sorry_server_lvs_method")
+        .or_else(|| child_arg(stmt, "lb_kind"))
+        .or_else(|| child_arg(stmt, "lvs_method"));
+    if let Some(sorry) = sorry
+        && header.len() >= 2
+        && !matches!(header[0], "fwmark" | "group")
+        && sorry_method.as_deref().is_some_and(|m| m != "NAT")
+        && let Some(p) = sorry.arg(1)
+        && p != "0"
+        && p != header[1]
+    {
+        diags.config(
+            Some(&sorry.loc),
+            format!(
+                "WARNING - virtual server {name} and sorry server ports don't match - resetting"
+            ),
+        );
     }
 }

@@ -17,8 +17,8 @@ use std::net::Ipv4Addr;
 use agent_common::{
     FLOW_CLOSED, FLOW_OPEN, Flow, FlowKey, LB_LEAST_MAX, LB_REAL_UP, LB_REALS_MAX, LB_RING_SIZE,
     LB_SERVICES_MAX, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_HASH_PORT,
-    LB_SVC_LBLC, LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OVF, LB_SVC_SED, LB_SVC_SPARE,
-    LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service, ServiceKey,
+    LB_SVC_LBLC, LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OPS, LB_SVC_OVF, LB_SVC_SED,
+    LB_SVC_SPARE, LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service, ServiceKey,
 };
 use log::{info, warn};
 use tokio::{runtime::Handle, sync::mpsc, task::AbortHandle};
@@ -614,6 +614,9 @@ impl Balancer {
                 Algo::Lblcr => flags |= LB_SVC_LEAST | LB_SVC_WEIGHTED | LB_SVC_LBLCR,
                 Algo::Rr | Algo::Wrr | Algo::Fo => {}
             }
+            if vs.ops {
+                flags |= LB_SVC_OPS;
+            }
             if flags & LB_SVC_LEAST != 0 && vs.reals.len() > LB_LEAST_MAX as usize {
                 warn!(
                     "VS {}: lb_algo {} looks at {LB_LEAST_MAX} real servers at most, it has {}; not served",
@@ -826,9 +829,14 @@ impl Balancer {
             svc.update_quorum(true, run_as);
             svc.publish(maps);
             info!(
-                "VS {} served by XDP (direct routing, {}, {} real servers{})",
+                "VS {} served by XDP (direct routing, {}, {}{} real servers{})",
                 svc.vs.name(),
                 svc.vs.algo.name(),
+                if svc.vs.ops {
+                    "one-packet scheduling, "
+                } else {
+                    ""
+                },
                 svc.vs.reals.len(),
                 if follows {
                     ", while this node holds the VIP"

@@ -304,6 +304,9 @@ pub struct VirtualService {
     /// `ha_suspend`: its checkers run only while this node holds its address (a VRRP
     /// instance's VIP).
     pub ha_suspend: bool,
+    /// `ops` on a UDP service: each datagram is scheduled on its own (IPVS's one-packet
+    /// scheduling), no flow is kept.
+    pub ops: bool,
 }
 
 impl VirtualService {
@@ -446,8 +449,9 @@ pub fn service(
     let (addr, port) = entries[0];
     let o = &vs.other;
     let proto = match find(o, "protocol").and_then(|b| arg(b, 0)) {
-        Some("TCP") | None => Proto::Tcp,
-        Some("UDP") => Proto::Udp,
+        Some("TCP") => Proto::Tcp,
+        // keepalived: "no protocol set - defaulting to UDP" (the kernel's default).
+        Some("UDP") | None => Proto::Udp,
         Some(p) => return Err(format!("protocol {p} is not run by the XDP backend")),
     };
     let kind = find(o, "lb_kind")
@@ -459,11 +463,8 @@ pub fn service(
             "lb_kind {kind} is not supported by the XDP backend (DR only)"
         ));
     }
-    // IPVS's one-packet scheduling (each UDP datagram scheduled on its own) is not how the
-    // XDP balancer works: it pins flows.
-    if o.iter().any(|b| b.keyword == "ops") {
-        return Err("ops (one-packet scheduling) is not run by the XDP backend".to_string());
-    }
+    // IPVS's one-packet scheduling: UDP only (keepalived resets it on TCP with a warning).
+    let ops = proto == Proto::Udp && find(o, "ops").is_some();
     let algo_name = find(o, "lb_algo")
         .or_else(|| find(o, "lvs_sched"))
         .and_then(|b| arg(b, 0))
@@ -516,11 +517,9 @@ pub fn service(
         let rport: u16 = p.map_or(Ok(port), |p| {
             p.parse().map_err(|_| format!("real_server port {p}"))
         })?;
-        if rport != port && group.is_none() {
-            return Err(format!(
-                "real_server {a} {rport}: direct routing keeps the virtual server's port {port}"
-            ));
-        }
+        // Direct routing keeps the virtual server's port: keepalived resets another one to it
+        // (warned by the config check), and its checkers then connect there.
+        let rport = if group.is_none() { port } else { rport };
         let rc = &rb.children;
         // A real server's own forwarding method (IPVS takes one per server).
         if let Some(m) = find(rc, "lvs_method").and_then(|b| arg(b, 0))
@@ -746,12 +745,8 @@ pub fn service(
                 .parse()
                 .map_err(|_| format!("sorry_server {a}: only IPv4 is run by the XDP backend"))?;
             let p: u16 = p.parse().map_err(|_| format!("sorry_server port {p}"))?;
-            if p != port {
-                return Err(format!(
-                    "sorry_server {a} {p}: direct routing keeps the virtual server's port {port}"
-                ));
-            }
-            Some((a, p))
+            // As a real server's: keepalived resets it to the virtual server's port.
+            Some((a, if group.is_none() { port } else { p }))
         }
         None => None,
     };
@@ -771,6 +766,7 @@ pub fn service(
         sorry_inhibit: find(o, "sorry_server_inhibit").is_some(),
         omega: flag(o, "omega").unwrap_or(false),
         ha_suspend: find(o, "ha_suspend").is_some(),
+        ops,
         addr,
         port,
         proto,
@@ -922,6 +918,26 @@ mod tests {
         // keepalived's default scheduler when none is named.
         assert_eq!(vs("lb_kind DR").unwrap().algo, Algo::Wlc);
         assert!(vs("lb_kind DR\nlb_algo rr\nprotocol SCTP").is_err());
+        // keepalived resets a DR real server's (and sorry server's) other port to the
+        // virtual server's, and its checkers connect there.
+        let moved = services(
+            "virtual_server 10.0.0.1 80 {\n lb_kind DR\n sorry_server 10.0.0.9 8080\n real_server 10.0.0.2 8080 {\n  TCP_CHECK {\n  }\n }\n real_server 10.0.0.3 0 {\n }\n}\n",
+        )
+        .remove(0)
+        .unwrap();
+        assert_eq!(
+            moved.reals.iter().map(|r| r.port).collect::<Vec<_>>(),
+            [80, 80]
+        );
+        assert_eq!(moved.reals[0].checks[0].port, 80);
+        assert_eq!(moved.sorry, Some(("10.0.0.9".parse().unwrap(), 80)));
+        // keepalived (and the kernel) default to UDP when no protocol is set.
+        assert_eq!(vs("lb_kind DR").unwrap().proto, Proto::Udp);
+        // ops: UDP only (keepalived resets it on TCP, with a warning from the config check).
+        assert!(vs("lb_kind DR\nprotocol UDP\nops").unwrap().ops);
+        assert!(vs("lb_kind DR\nops").unwrap().ops);
+        assert!(!vs("lb_kind DR\nprotocol TCP\nops").unwrap().ops);
+        assert!(!vs("lb_kind DR\nprotocol UDP").unwrap().ops);
         let misc = services(
             "virtual_server 10.0.0.1 80 {\n lb_kind DR\n lb_algo wrr\n delay_loop 4\n real_server 10.0.0.2 80 {\n  notify_down \"/bin/down 10.0.0.2\"\n  MISC_CHECK {\n   misc_path \"/bin/chk 10.0.0.2\"\n   misc_dynamic\n  }\n }\n}\n",
         )
