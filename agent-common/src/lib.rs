@@ -39,6 +39,9 @@ pub const LB_LOCALITY_MAP: &str = "LB_LOCALITY";
 pub const LB_RR_MAP: &str = "LB_RR";
 /// `PerCpuArray<Traffic>`, indexed by real server: what was forwarded to it.
 pub const LB_REAL_STATS_MAP: &str = "LB_REAL_STATS";
+/// `PerCpuArray<Traffic>`, indexed by [`Service::entry`]: what was forwarded for each address
+/// of a virtual server (a group's entries each have their own).
+pub const LB_ENTRY_STATS_MAP: &str = "LB_ENTRY_STATS";
 /// `PerCpuArray<ConnCount>`, indexed by real server: flows opened and closed (lc/wlc).
 pub const LB_CONNS_MAP: &str = "LB_CONNS";
 /// `PerCpuArray<u64>`, indexed by real server: each CPU's `opened` when the agent last
@@ -437,7 +440,8 @@ pub struct Service {
     /// `persistence_granularity`: the netmask clients share their persistence under
     /// (network order; 255.255.255.255 without it).
     pub persist_mask: [u8; 4],
-    pub _pad: u32,
+    /// The address's own slot in `LB_ENTRY_STATS` (below `LB_SERVICES_MAX`).
+    pub entry: u32,
 }
 
 /// The real server may be given new flows and keeps its flows.

@@ -21,8 +21,8 @@ use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 
 use crate::{
     maps::{
-        self, LB_CONNS, LB_CONNS_BASE, LB_FLOWS, LB_LOCALITY, LB_PERSIST, LB_REAL_STATS, LB_REALS,
-        LB_RING, LB_RR, LB_SERVICES, VIPS,
+        self, LB_CONNS, LB_CONNS_BASE, LB_ENTRY_STATS, LB_FLOWS, LB_LOCALITY, LB_PERSIST,
+        LB_REAL_STATS, LB_REALS, LB_RING, LB_RR, LB_SERVICES, VIPS,
     },
     parse::{L2, ptr_at},
 };
@@ -436,11 +436,22 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
     // the VIP's virtual MAC), to the real server.
     eth.src_addr = eth.dst_addr;
     eth.dst_addr = real.mac;
+    // Counted for the real server and for the address it came to (each looked up and
+    // checked on its own: the optimiser would otherwise test both pointers at once, with an
+    // OR the verifier refuses).
+    let len = (ctx.data_end() - ctx.data()) as u64;
     if let Some(t) = LB_REAL_STATS.get_ptr_mut(index) {
         // SAFETY: per-CPU slot, only this CPU's program writes it.
         unsafe {
             (*t).packets += 1;
-            (*t).bytes += (ctx.data_end() - ctx.data()) as u64;
+            (*t).bytes += len;
+        }
+    }
+    if let Some(t) = LB_ENTRY_STATS.get_ptr_mut(svc.entry) {
+        // SAFETY: as above.
+        unsafe {
+            (*t).packets += 1;
+            (*t).bytes += len;
         }
     }
     Some(pass_tx())

@@ -94,6 +94,8 @@ pub static LB_RR: PerCpuArray<u32> = PerCpuArray::with_max_entries(LB_SERVICES_M
 #[map]
 pub static LB_REAL_STATS: PerCpuArray<Traffic> = PerCpuArray::with_max_entries(LB_REALS_MAX, 0);
 #[map]
+pub static LB_ENTRY_STATS: PerCpuArray<Traffic> = PerCpuArray::with_max_entries(LB_SERVICES_MAX, 0);
+#[map]
 pub static LB_CONNS: PerCpuArray<ConnCount> = PerCpuArray::with_max_entries(LB_REALS_MAX, 0);
 #[map]
 pub static LB_CONNS_BASE: PerCpuArray<u64> = PerCpuArray::with_max_entries(LB_REALS_MAX, 0);

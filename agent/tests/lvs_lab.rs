@@ -394,14 +394,16 @@ fn a_virtual_server_group_is_served_on_each_of_its_entries() {
             "  real_server {addr} 80 {{\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n"
         )
     };
-    let config = format!(
-        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
-         virtual_server_group web {{\n  {VIP} 80\n  {VIP} 81\n}}\n\
-         virtual_server group web {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{}{}}}\n",
-        real("192.168.11.113"),
-        real("192.168.11.114")
-    );
-    seed.lab.start("a", Daemon::Agent, &config).unwrap();
+    let config = |delay_loop: u32| {
+        format!(
+            "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+             virtual_server_group web {{\n  {VIP} 80\n  {VIP} 81\n}}\n\
+             virtual_server group web {{\n  delay_loop {delay_loop}\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{}{}}}\n",
+            real("192.168.11.113"),
+            real("192.168.11.114")
+        )
+    };
+    seed.lab.start("a", Daemon::Agent, &config(1)).unwrap();
     seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
     seed.lab
         .wait_log("a", "VS [web]:0 served by XDP", LONG)
@@ -425,6 +427,48 @@ fn a_virtual_server_group_is_served_on_each_of_its_entries() {
         st["virtual_servers"][0]["addresses"],
         serde_json::json!([format!("{VIP}:80"), format!("{VIP}:81")])
     );
+    // Each entry counts its own packets: more requests to :81 move only its count, and a
+    // reload that starts a new balancer keeps both.
+    let counts = |seed: &vrrp_tests::lvs::Seed| -> Vec<(String, u64)> {
+        seed.lab.status("a")["virtual_servers"][0]["address_traffic"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| {
+                (
+                    a["address"].as_str().unwrap_or("").to_string(),
+                    a["packets"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let before = counts(&seed);
+    assert_eq!(
+        before.iter().map(|c| c.0.as_str()).collect::<Vec<_>>(),
+        [format!("{VIP}:80"), format!("{VIP}:81")]
+    );
+    assert!(before.iter().all(|c| c.1 > 0), "{before:?}");
+    for k in 0..2 {
+        assert!(
+            seed.get_url(client(k), &format!("http://{VIP}:81/"))
+                .is_some()
+        );
+    }
+    let after = counts(&seed);
+    assert_eq!(after[0], before[0], "{after:?}");
+    assert!(after[1].1 > before[1].1, "{before:?} {after:?}");
+    std::fs::write(seed.lab.dir().join("a.conf"), config(2)).unwrap();
+    seed.lab.signal("a", libc::SIGHUP).unwrap();
+    seed.lab
+        .wait_log("a", "Reload finished", LONG)
+        .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
+    let log = seed.lab.log("a");
+    assert_eq!(
+        log.matches("VS [web]:0 served by XDP").count(),
+        2,
+        "a new balancer\n{log}"
+    );
+    assert_eq!(counts(&seed), after, "kept across the reload");
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }

@@ -75,6 +75,8 @@ struct Lab {
     lo: u32,
     /// Flags the agent adds from what it counts (`LB_SVC_SPARE`), for services entered next.
     extra_flags: u32,
+    /// The counter slot (`Service::entry`) the next service entered gets.
+    next_entry: u32,
 }
 
 const HTTP: ServiceKey = ServiceKey {
@@ -93,6 +95,7 @@ impl Lab {
             xdp,
             lo,
             extra_flags: 0,
+            next_entry: 0,
         };
         for (i, mac) in REALS.iter().enumerate() {
             lab.real(i as u32, *mac, true);
@@ -181,8 +184,9 @@ impl Lab {
             ring_len: ring.len() as u32,
             persist_ns: persist_s * 1_000_000_000,
             persist_mask,
-            _pad: 0,
+            entry: self.next_entry,
         };
+        self.next_entry += 1;
         self.xdp.maps.set_service(key, service).unwrap();
     }
 
@@ -670,4 +674,49 @@ fn ops_schedules_each_udp_datagram_on_its_own() {
     for k in 0..4 {
         assert_eq!(lab.forwarded_to(&udp(40001 + k, 53)), first);
     }
+}
+
+/// Each address of a virtual server (a group's entries) counts what was forwarded for it in
+/// its own slot; the real servers count it all.
+#[test]
+fn each_address_of_a_group_counts_its_own_traffic() {
+    if skip_unless_root("each_address_of_a_group_counts_its_own_traffic") {
+        return;
+    }
+    let mut lab = Lab::new();
+    let vip2 = Ipv4Addr::new(192, 0, 2, 201);
+    lab.hold(vip2, true);
+    let other = ServiceKey {
+        addr: vip2.octets(),
+        ..HTTP
+    };
+    lab.service(HTTP, 0, Algo::Rr, &[(0, 1), (1, 1)], 0);
+    lab.service(other, 0, Algo::Rr, &[(0, 1), (1, 1)], 0);
+    let (a, b) = (tcp_to(VIP, 51000), tcp_to(vip2, 51001));
+    for _ in 0..3 {
+        lab.forwarded_to(&a);
+    }
+    for _ in 0..2 {
+        lab.forwarded_to(&b);
+    }
+    let entry = |lab: &Lab, e: u32| lab.xdp.maps.entry_traffic(e).unwrap();
+    assert_eq!(
+        (entry(&lab, 0).packets, entry(&lab, 0).bytes),
+        (3, 3 * a.len() as u64)
+    );
+    assert_eq!(
+        (entry(&lab, 1).packets, entry(&lab, 1).bytes),
+        (2, 2 * b.len() as u64)
+    );
+    let reals: u64 = (0..2)
+        .map(|i| lab.xdp.maps.real_traffic(i).unwrap().packets)
+        .sum();
+    assert_eq!(reals, 5);
+    // Passed traffic counts nowhere.
+    lab.hold(vip2, false);
+    lab.passes(&b, Counter::LbPassInactive);
+    assert_eq!(entry(&lab, 1).packets, 2);
+    // A slot given to another address counts from zero.
+    lab.xdp.maps.reset_entry_traffic(1).unwrap();
+    assert_eq!(entry(&lab, 1).packets, 0);
 }

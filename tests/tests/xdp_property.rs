@@ -127,7 +127,7 @@ fn add_services(xdp: &mut vrrp_agent::xdp::XdpProgram) {
             ring_len: 2,
             persist_ns: 0,
             persist_mask: [255; 4],
-            _pad: 0,
+            entry: id as u32,
         };
         xdp.maps.set_service(key, service).unwrap();
     }

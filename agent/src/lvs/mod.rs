@@ -60,6 +60,8 @@ struct Svc {
     vs: VirtualService,
     /// Each address and port it answers on, with the flags of its entry.
     keys: Vec<(ServiceKey, u32)>,
+    /// Each address's slot for its own counters (`LB_ENTRY_STATS`), as `keys`.
+    entries: Vec<u32>,
     id: u32,
     /// The two halves of its ring slice; `half` is the one in use.
     bases: [u32; 2],
@@ -96,6 +98,8 @@ pub struct Carried {
     sorries: Vec<(String, u32)>,
     /// Virtual server → (id, ring slice halves, the half in use).
     services: Vec<(String, u32, [u32; 2], usize)>,
+    /// Each address's counter slot.
+    entries: Vec<(ServiceKey, u32)>,
 }
 
 impl Carried {
@@ -117,8 +121,8 @@ impl Carried {
             .map(|(_, id, b, h)| (*id, *b, *h))
     }
 
-    /// Indices, ids and ring slices in use by the balancer this one replaces.
-    fn in_use(&self) -> (Vec<u32>, Vec<u32>, Vec<(u32, u32)>) {
+    /// What the balancer this one replaces uses.
+    fn in_use(&self) -> InUse {
         let reals = self
             .reals
             .iter()
@@ -131,7 +135,17 @@ impl Carried {
             .iter()
             .map(|(_, _, b, _)| (b[0].min(b[1]), b[0].abs_diff(b[1]) * 2))
             .collect();
-        (reals, ids, rings)
+        let entries = self.entries.iter().map(|e| e.1).collect();
+        InUse {
+            reals,
+            ids,
+            rings,
+            entries,
+        }
+    }
+
+    fn entry(&self, key: &ServiceKey) -> Option<u32> {
+        self.entries.iter().find(|(k, _)| k == key).map(|e| e.1)
     }
 
     fn check(&self, vs: &str, real: &model::RealServer, check: &model::Check) -> Option<bool> {
@@ -146,6 +160,15 @@ impl Carried {
     fn mac(&self, addr: Ipv4Addr) -> Option<[u8; 6]> {
         self.macs.iter().find(|(a, _)| *a == addr).map(|(_, m)| *m)
     }
+}
+
+/// Real server indices, service ids, ring slices (base, length) and address counter slots of
+/// a balancer (see [`Carried::in_use`]).
+struct InUse {
+    reals: Vec<u32>,
+    ids: Vec<u32>,
+    rings: Vec<(u32, u32)>,
+    entries: Vec<u32>,
 }
 
 /// The flow table's sweep (see [`Balancer::start_sweep`]).
@@ -367,20 +390,23 @@ impl Svc {
         self.spare = self.spare_now();
         let spare = if self.spare { LB_SVC_SPARE } else { 0 };
         let written = maps.set_ring(self.bases[half], &ring).and_then(|()| {
-            self.keys.iter().try_for_each(|(key, flags)| {
-                maps.set_service(
-                    *key,
-                    Service {
-                        id: self.id,
-                        flags: *flags | spare,
-                        ring_base: self.bases[half],
-                        ring_len: ring.len() as u32,
-                        persist_ns,
-                        persist_mask: self.vs.persist_mask.octets(),
-                        _pad: 0,
-                    },
-                )
-            })
+            self.keys
+                .iter()
+                .zip(&self.entries)
+                .try_for_each(|((key, flags), &entry)| {
+                    maps.set_service(
+                        *key,
+                        Service {
+                            id: self.id,
+                            flags: *flags | spare,
+                            ring_base: self.bases[half],
+                            ring_len: ring.len() as u32,
+                            persist_ns,
+                            persist_mask: self.vs.persist_mask.octets(),
+                            entry,
+                        },
+                    )
+                })
         });
         match written {
             Ok(()) => self.half = half,
@@ -559,12 +585,13 @@ impl Balancer {
         if let Err(e) = maps.clear_locality() {
             warn!("{e}: lblc/lblcr destinations kept from before");
         }
-        let (old_reals, old_ids, old_rings) = carried.in_use();
-        let mut indices = Indices::new(old_reals, LB_REALS_MAX);
-        let mut ids = Indices::new(old_ids, LB_SERVICES_MAX);
+        let used = carried.in_use();
+        let mut indices = Indices::new(used.reals, LB_REALS_MAX);
+        let mut ids = Indices::new(used.ids, LB_SERVICES_MAX);
+        let mut entry_slots = Indices::new(used.entries, LB_SERVICES_MAX);
         let mut slices = Slices {
             taken: Vec::new(),
-            avoid: old_rings,
+            avoid: used.rings,
         };
         let now = crate::io::timer::monotonic_now();
         for raw in &config.virtual_servers {
@@ -680,19 +707,44 @@ impl Balancer {
                     None => break,
                 }
             }
+            // Each address keeps its counters' slot across a reload.
+            let entries: Vec<u32> = keys
+                .iter()
+                .map_while(|(k, _)| entry_slots.take(carried.entry(k)))
+                .collect();
             let (Some(id), Some(ring_base)) = (id, ring) else {
                 got.iter().for_each(|&i| indices.give_back(i));
+                entries.iter().for_each(|&e| entry_slots.give_back(e));
                 id.inspect(|&i| ids.give_back(i));
                 ring.inspect(|&r| slices.give_back(r));
                 warn!("VS {vs_name}: the balancer's maps are full; not served");
                 continue;
             };
-            if got.len() < vs.reals.len() + usize::from(vs.sorry.is_some()) {
+            if got.len() < vs.reals.len() + usize::from(vs.sorry.is_some())
+                || entries.len() < keys.len()
+            {
                 got.iter().for_each(|&i| indices.give_back(i));
+                entries.iter().for_each(|&e| entry_slots.give_back(e));
                 ids.give_back(id);
                 slices.give_back(ring_base);
                 warn!("VS {vs_name}: the balancer's maps are full; not served");
                 continue;
+            }
+            // A slot or index new to its address or server counts from zero (an earlier
+            // owner's traffic may still be in it).
+            for (k, &e) in keys.iter().zip(&entries) {
+                if carried.entry(&k.0) != Some(e) {
+                    let _ = maps.reset_entry_traffic(e);
+                }
+            }
+            let wanted_again = old_reals
+                .iter()
+                .map(|o| o.map(|o| o.0))
+                .chain(vs.sorry.map(|_| old_sorry));
+            for (&i, w) in got.iter().zip(wanted_again) {
+                if w != Some(i) {
+                    let _ = maps.reset_real_traffic(i);
+                }
             }
             // A new index starts its count of open flows at zero (the kernel's per-CPU
             // counters keep what an earlier owner opened and closed).
@@ -812,6 +864,7 @@ impl Balancer {
             let follows = keys.iter().any(|(_, f)| f & LB_SVC_FOLLOW_VIP != 0);
             let mut svc = Svc {
                 keys,
+                entries,
                 id,
                 bases: [ring_base, ring_base + slots],
                 // The next schedule goes in the half the kernel is not reading.
@@ -959,6 +1012,8 @@ impl Balancer {
         for s in &self.services {
             let name = s.vs.name();
             c.services.push((name.clone(), s.id, s.bases, s.half));
+            c.entries
+                .extend(s.keys.iter().zip(&s.entries).map(|((k, _), &e)| (*k, e)));
             if let Some(sorry) = &s.sorry {
                 c.sorries.push((name.clone(), sorry.index));
             }
@@ -1226,6 +1281,15 @@ impl Balancer {
                     "algo": s.vs.algo.name(),
                     "follows_vip": s.keys.iter().any(|(_, f)| f & LB_SVC_FOLLOW_VIP != 0),
                     "addresses": s.vs.entries.iter().map(|(a, p)| format!("{a}:{p}")).collect::<Vec<_>>(),
+                    // What each address was sent (a group's entries each their own).
+                    "address_traffic": s.keys.iter().zip(&s.entries).map(|((k, _), &e)| {
+                        let t = maps.entry_traffic(e).unwrap_or_default();
+                        serde_json::json!({
+                            "address": format!("{}:{}", Ipv4Addr::from(k.addr), k.port),
+                            "packets": t.packets,
+                            "bytes": t.bytes,
+                        })
+                    }).collect::<Vec<_>>(),
                     "real_servers": reals,
                 })
             })

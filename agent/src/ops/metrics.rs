@@ -180,8 +180,20 @@ pub fn render(snapshot: &Value) -> String {
     let vs_bytes = Family::<Labels, Counter>::default();
     let rs_up = Family::<Labels, Gauge>::default();
     let rs_open = Family::<Labels, Gauge>::default();
+    let addr_packets = Family::<Labels, Counter>::default();
+    let addr_bytes = Family::<Labels, Counter>::default();
     for vs in snapshot["virtual_servers"].as_array().into_iter().flatten() {
         let service = text(&vs["service"]);
+        // Each address it answers on (a group's entries), counted apart by the kernel.
+        for a in vs["address_traffic"].as_array().into_iter().flatten() {
+            let l = labels(&[("service", &service), ("address", &text(&a["address"]))]);
+            addr_packets
+                .get_or_create(&l)
+                .inc_by(a["packets"].as_u64().unwrap_or(0));
+            addr_bytes
+                .get_or_create(&l)
+                .inc_by(a["bytes"].as_u64().unwrap_or(0));
+        }
         let (mut packets, mut bytes) = (0u64, 0u64);
         for rs in vs["real_servers"].as_array().into_iter().flatten() {
             let real = format!("{}:{}", text(&rs["address"]), text(&rs["port"]));
@@ -224,6 +236,16 @@ pub fn render(snapshot: &Value) -> String {
         "lb_virtual_server_bytes",
         "Bytes the XDP balancer forwarded for the virtual server",
         vs_bytes,
+    );
+    reg.register(
+        "lb_virtual_address_packets",
+        "Packets the XDP balancer forwarded for the address (each of a group's entries apart)",
+        addr_packets,
+    );
+    reg.register(
+        "lb_virtual_address_bytes",
+        "Bytes the XDP balancer forwarded for the address (each of a group's entries apart)",
+        addr_bytes,
     );
     reg.register(
         "lb_real_server_in_schedule",
@@ -308,6 +330,9 @@ mod tests {
             "xdp": {"counters": {"arp_reply": 4}},
             "virtual_servers": [{
                 "service": "[192.168.11.200]:tcp:80",
+                "address_traffic": [
+                    {"address": "192.168.11.200:80", "packets": 15, "bytes": 1110},
+                ],
                 "real_servers": [
                     {"address": "192.168.11.113", "port": 80, "packets": 10, "bytes": 740, "serving": true, "open_flows": 3},
                     {"address": "192.168.11.114", "port": 80, "packets": 5, "bytes": 370, "serving": false, "open_flows": null},
@@ -327,6 +352,7 @@ mod tests {
             "vrrp_agent_xdp_frames_total{counter=\"arp_reply\"} 4",
             "vrrp_agent_lb_real_server_packets_total{service=\"[192.168.11.200]:tcp:80\",real_server=\"192.168.11.113:80\"} 10",
             "vrrp_agent_lb_virtual_server_bytes_total{service=\"[192.168.11.200]:tcp:80\"} 1110",
+            "vrrp_agent_lb_virtual_address_packets_total{service=\"[192.168.11.200]:tcp:80\",address=\"192.168.11.200:80\"} 15",
             "vrrp_agent_lb_real_server_in_schedule{service=\"[192.168.11.200]:tcp:80\",real_server=\"192.168.11.114:80\"} 0",
             "vrrp_agent_lb_real_server_open_flows{service=\"[192.168.11.200]:tcp:80\",real_server=\"192.168.11.113:80\"} 3",
             "# EOF",

@@ -3,10 +3,11 @@
 
 use agent_common::{
     COUNTER_COUNT, COUNTERS_MAP, ConnCount, Counter, Flow, FlowKey, IFACE_CONFIG_MAP, IfaceConfig,
-    LB_CONNS_BASE_MAP, LB_CONNS_MAP, LB_FLOWS_MAP, LB_LOCALITY_MAP, LB_REAL_STATS_MAP,
-    LB_REALS_MAP, LB_RING_MAP, LB_SERVICES_MAP, Locality, LocalityKey, PEERS_MAP, PeerKey, Real,
-    Service, ServiceKey, Traffic, VIPS_MAP, VRID_CONFIG_MAP, VRID_STATS_MAP, VRRP_VERDICTS, VipKey,
-    VipValue, VridConfig, VridKey, VridState, VridStats, VrrpVerdict,
+    LB_CONNS_BASE_MAP, LB_CONNS_MAP, LB_ENTRY_STATS_MAP, LB_FLOWS_MAP, LB_LOCALITY_MAP,
+    LB_REAL_STATS_MAP, LB_REALS_MAP, LB_RING_MAP, LB_SERVICES_MAP, Locality, LocalityKey,
+    PEERS_MAP, PeerKey, Real, Service, ServiceKey, Traffic, VIPS_MAP, VRID_CONFIG_MAP,
+    VRID_STATS_MAP, VRRP_VERDICTS, VipKey, VipValue, VridConfig, VridKey, VridState, VridStats,
+    VrrpVerdict,
 };
 use aya::{
     Ebpf, Pod,
@@ -26,6 +27,7 @@ pub struct Maps {
     lb_ring: Array<MapData, u32>,
     lb_reals: Array<MapData, Real>,
     lb_real_stats: PerCpuArray<MapData, Traffic>,
+    lb_entry_stats: PerCpuArray<MapData, Traffic>,
     lb_conns: PerCpuArray<MapData, ConnCount>,
     lb_conns_base: PerCpuArray<MapData, u64>,
     lb_flows: HashMap<MapData, FlowKey, Flow>,
@@ -44,6 +46,43 @@ impl FlowTable {
     pub fn remove(&mut self, key: &FlowKey) -> Result<(), XdpError> {
         remove(&mut self.0, key, LB_FLOWS_MAP)
     }
+}
+
+fn traffic(
+    map: &PerCpuArray<MapData, Traffic>,
+    index: u32,
+    name: &'static str,
+) -> Result<Traffic, XdpError> {
+    let per_cpu = map.get(&index, 0).map_err(map_err(name))?;
+    Ok(per_cpu.iter().fold(Traffic::default(), |t, c| Traffic {
+        packets: t.packets + c.packets,
+        bytes: t.bytes + c.bytes,
+    }))
+}
+
+fn zero(
+    map: &mut PerCpuArray<MapData, Traffic>,
+    index: u32,
+    name: &'static str,
+) -> Result<(), XdpError> {
+    let cpus = aya::util::nr_cpus().map_err(|(_, io_error)| XdpError::Map {
+        map: name,
+        source: MapError::SyscallError(aya::sys::SyscallError {
+            call: "nr_cpus",
+            io_error,
+        }),
+    })?;
+    let values =
+        aya::maps::PerCpuValues::try_from(vec![Traffic::default(); cpus]).map_err(|io_error| {
+            XdpError::Map {
+                map: name,
+                source: MapError::SyscallError(aya::sys::SyscallError {
+                    call: "per-cpu values",
+                    io_error,
+                }),
+            }
+        })?;
+    map.set(index, values, 0).map_err(map_err(name))
 }
 
 fn take<T: TryFrom<Map, Error = MapError>>(
@@ -92,6 +131,7 @@ impl Maps {
             lb_ring: take(ebpf, LB_RING_MAP)?,
             lb_reals: take(ebpf, LB_REALS_MAP)?,
             lb_real_stats: take(ebpf, LB_REAL_STATS_MAP)?,
+            lb_entry_stats: take(ebpf, LB_ENTRY_STATS_MAP)?,
             lb_conns: take(ebpf, LB_CONNS_MAP)?,
             lb_conns_base: take(ebpf, LB_CONNS_BASE_MAP)?,
             lb_flows: take(ebpf, LB_FLOWS_MAP)?,
@@ -204,14 +244,24 @@ impl Maps {
 
     /// What was forwarded to real server `index`, summed over CPUs.
     pub fn real_traffic(&self, index: u32) -> Result<Traffic, XdpError> {
-        let per_cpu = self
-            .lb_real_stats
-            .get(&index, 0)
-            .map_err(map_err(LB_REAL_STATS_MAP))?;
-        Ok(per_cpu.iter().fold(Traffic::default(), |t, c| Traffic {
-            packets: t.packets + c.packets,
-            bytes: t.bytes + c.bytes,
-        }))
+        traffic(&self.lb_real_stats, index, LB_REAL_STATS_MAP)
+    }
+
+    /// What was forwarded for a virtual server's address (its `Service::entry`), summed over
+    /// CPUs.
+    pub fn entry_traffic(&self, entry: u32) -> Result<Traffic, XdpError> {
+        traffic(&self.lb_entry_stats, entry, LB_ENTRY_STATS_MAP)
+    }
+
+    /// Real server `index`'s traffic counted from zero (it is new to the index, which may
+    /// hold what an earlier owner was sent).
+    pub fn reset_real_traffic(&mut self, index: u32) -> Result<(), XdpError> {
+        zero(&mut self.lb_real_stats, index, LB_REAL_STATS_MAP)
+    }
+
+    /// As [`Self::reset_real_traffic`], for an address's slot.
+    pub fn reset_entry_traffic(&mut self, entry: u32) -> Result<(), XdpError> {
+        zero(&mut self.lb_entry_stats, entry, LB_ENTRY_STATS_MAP)
     }
 
     /// Flows opened and closed for real server `index`, per CPU.

@@ -79,7 +79,7 @@ fn test_run_rows() -> Result<Vec<(String, f64, f64, f64)>> {
         ring_len: ring.len() as u32,
         persist_ns: 0,
         persist_mask: [255; 4],
-        _pad: 0,
+        entry: 0,
     };
     xdp.maps.set_service(key, service)?;
     let vip = VipKey::v4(lo, 0, [192, 0, 2, 200]);
