@@ -888,6 +888,9 @@ fn a_reload_keeps_open_connections_on_their_servers() {
 /// SMTP_CHECK and DNS_CHECK against servers in the real servers' namespaces: r1 speaks SMTP
 /// on 25 and answers DNS on 53, r2 does neither. r2 is taken out of both virtual servers
 /// with keepalived's lines, r1 stays in, and a client's SMTP session to the VIP reaches r1.
+/// The SMTP_CHECKs are written with keepalived's deprecated `host` blocks: r1's checks its
+/// host only; r2's sets its own connect_timeout, so it checks r2 as well as its host (r1),
+/// and r2's failure takes it out.
 #[test]
 fn smtp_and_dns_checks_take_out_the_server_that_does_not_answer() {
     use std::{
@@ -961,8 +964,8 @@ fn smtp_and_dns_checks(seed: &mut vrrp_tests::lvs::Seed) {
     let config = format!(
         "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
          virtual_server {VIP} 25 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
-           real_server 192.168.11.113 25 {{\n    SMTP_CHECK {{\n      connect_timeout 1\n      retry 0\n      helo_name lab.example\n    }}\n  }}\n\
-           real_server 192.168.11.114 25 {{\n    SMTP_CHECK {{\n      connect_timeout 1\n      retry 0\n    }}\n  }}\n}}\n\
+           real_server 192.168.11.113 25 {{\n    SMTP_CHECK {{\n      retry 0\n      helo_name lab.example\n      host {{\n        connect_ip 192.168.11.113\n        connect_timeout 1\n      }}\n    }}\n  }}\n\
+           real_server 192.168.11.114 25 {{\n    SMTP_CHECK {{\n      connect_timeout 1\n      retry 0\n      host {{\n        connect_ip 192.168.11.113\n      }}\n    }}\n  }}\n}}\n\
          virtual_server {VIP} 53 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol UDP\n\
            real_server 192.168.11.113 53 {{\n    DNS_CHECK {{\n      connect_timeout 1\n      retry 0\n      name example.org\n      type A\n    }}\n  }}\n\
            real_server 192.168.11.114 53 {{\n    DNS_CHECK {{\n      connect_timeout 1\n      retry 0\n    }}\n  }}\n}}\n"
@@ -970,6 +973,7 @@ fn smtp_and_dns_checks(seed: &mut vrrp_tests::lvs::Seed) {
     seed.lab.start("a", Daemon::Agent, &config).unwrap();
     seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
     for line in [
+        "The SMTP_CHECK host block is deprecated. Please define additional checkers.",
         "Remote SMTP server [192.168.11.113]:tcp:25 succeed on service.",
         "SMTP_CHECK Error connecting to server [192.168.11.114]:tcp:25",
         "Removing service [192.168.11.114]:tcp:25 from VS [192.168.11.200]:tcp:25",

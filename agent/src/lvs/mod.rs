@@ -595,6 +595,19 @@ impl Balancer {
         };
         let now = crate::io::timer::monotonic_now();
         for raw in &config.virtual_servers {
+            // keepalived's line, once per SMTP_CHECK with host blocks (they are run).
+            for _ in raw
+                .real_servers
+                .iter()
+                .flat_map(|r| &r.children)
+                .filter(|c| {
+                    c.keyword == "SMTP_CHECK" && c.children.iter().any(|h| h.keyword == "host")
+                })
+            {
+                info!(
+                    "The SMTP_CHECK host block is deprecated. Please define additional checkers."
+                );
+            }
             let vs = match model::service(raw, &config.virtual_server_groups, &config.track_files) {
                 Ok(vs) => vs,
                 Err(e) => {

@@ -590,19 +590,12 @@ pub fn service(
                         }),
                     })
                 }
-                "SMTP_CHECK" => {
-                    if find(&cb.children, "host").is_some() {
-                        return Err(format!(
-                            "real_server {a}: SMTP_CHECK host blocks are not run (deprecated by keepalived: use more checkers)"
-                        ));
-                    }
-                    CheckKind::Smtp(
-                        find(&cb.children, "helo_name")
-                            .and_then(|b| arg(b, 0))
-                            .unwrap_or("smtpchecker.keepalived.org")
-                            .to_string(),
-                    )
-                }
+                "SMTP_CHECK" => CheckKind::Smtp(
+                    find(&cb.children, "helo_name")
+                        .and_then(|b| arg(b, 0))
+                        .unwrap_or("smtpchecker.keepalived.org")
+                        .to_string(),
+                ),
                 "DNS_CHECK" => {
                     let c = &cb.children;
                     let qtype = match find(c, "type").and_then(|b| arg(b, 0)) {
@@ -681,7 +674,7 @@ pub fn service(
                 // keepalived's DNS_CHECK waits a delay_loop before a retry.
                 CheckKind::Dns(_) => (3, secs(c, "delay_loop").unwrap_or(delay_loop)),
             };
-            checks.push(Check {
+            let check = Check {
                 addr: find(c, "connect_ip")
                     .and_then(|b| arg(b, 0)?.parse().ok())
                     .unwrap_or(raddr),
@@ -713,7 +706,50 @@ pub fn service(
                         .unwrap_or(false),
                 kind,
                 weight,
-            });
+            };
+            // keepalived's deprecated SMTP_CHECK `host` blocks: a checker per host, each with
+            // the host's connect_ip / connect_port (default the real server's) and
+            // connect_timeout (default the real or virtual server's, not the SMTP_CHECK's),
+            // the rest from the SMTP_CHECK; the SMTP_CHECK's own connection is checked too
+            // only when it sets one of its options (keepalived's smtp_check_end_handler).
+            let hosts: Vec<&RawBlock> = c.iter().filter(|b| b.keyword == "host").collect();
+            if hosts.is_empty() {
+                checks.push(check);
+                continue;
+            }
+            let own = [
+                "connect_ip",
+                "connect_port",
+                "bindto",
+                "bind_port",
+                "bind_if",
+                "fwmark",
+                "connect_timeout",
+            ]
+            .iter()
+            .any(|k| find(c, k).is_some());
+            let server_timeout = positive(secs(rc, "connect_timeout"))
+                .or_else(|| positive(secs(o, "connect_timeout")))
+                .unwrap_or(Duration::from_secs(5));
+            let per_host: Vec<Check> = hosts
+                .iter()
+                .map(|h| {
+                    let hc = &h.children;
+                    Check {
+                        addr: find(hc, "connect_ip")
+                            .and_then(|b| arg(b, 0)?.parse().ok())
+                            .unwrap_or(raddr),
+                        port: int(hc, "connect_port").map_or(rport, |p| p as u16),
+                        connect_timeout: positive(secs(hc, "connect_timeout"))
+                            .unwrap_or(server_timeout),
+                        ..check.clone()
+                    }
+                })
+                .collect();
+            if own {
+                checks.push(check);
+            }
+            checks.extend(per_host);
         }
         let notify = |k: &str| find(rc, k).map(|b| command(&b.args));
         reals.push(RealServer {
@@ -931,6 +967,36 @@ mod tests {
         );
         assert_eq!(moved.reals[0].checks[0].port, 80);
         assert_eq!(moved.sorry, Some(("10.0.0.9".parse().unwrap(), 80)));
+        // SMTP_CHECK host blocks (keepalived's deprecated form): a checker per host; the
+        // SMTP_CHECK's own connection too only when it sets a connection option.
+        let smtp = |own: &str| {
+            services(&format!(
+                "virtual_server 10.0.0.1 25 {{\n lb_kind DR\n connect_timeout 7\n real_server 10.0.0.2 25 {{\n  SMTP_CHECK {{\n   retry 4\n{own}   host {{\n    connect_ip 10.0.0.8\n    connect_port 2525\n   }}\n   host {{\n    connect_timeout 2\n   }}\n  }}\n }}\n}}\n"
+            ))
+            .remove(0)
+            .unwrap()
+            .reals
+            .remove(0)
+            .checks
+            .into_iter()
+            .map(|c| (c.addr.to_string(), c.port, c.connect_timeout.as_secs(), c.retry))
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            smtp(""),
+            [
+                ("10.0.0.8".into(), 2525, 7, 4),
+                ("10.0.0.2".into(), 25, 2, 4)
+            ]
+        );
+        assert_eq!(
+            smtp("   connect_timeout 3\n"),
+            [
+                ("10.0.0.2".into(), 25, 3, 4),
+                ("10.0.0.8".into(), 2525, 7, 4),
+                ("10.0.0.2".into(), 25, 2, 4)
+            ]
+        );
         // keepalived (and the kernel) default to UDP when no protocol is set.
         assert_eq!(vs("lb_kind DR").unwrap().proto, Proto::Udp);
         // ops: UDP only (keepalived resets it on TCP, with a warning from the config check).
