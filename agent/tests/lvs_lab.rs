@@ -539,10 +539,14 @@ fn wlc_by_default_spreads_open_connections_by_weight() {
 }
 
 /// HTTP_GET's `digest`: the MD5 of the page. Both servers are checked against r1's page; r2
-/// serves another, so its check fails and it is taken out, while r1 stays.
+/// serves another, so its check fails and it is taken out, while r1 stays. Then the url's
+/// `regex`: one both pages match brings r2 back, and under `regex_no_match` one that r1's
+/// page matches takes r1 out.
 #[test]
-fn an_http_get_digest_takes_out_a_server_whose_page_differs() {
-    if skip_unless_root("an_http_get_digest_takes_out_a_server_whose_page_differs") {
+fn an_http_get_digest_takes_out_a_server_whose_page_differs_and_so_does_a_regex() {
+    if skip_unless_root(
+        "an_http_get_digest_takes_out_a_server_whose_page_differs_and_so_does_a_regex",
+    ) {
         return;
     }
     let mut seed = topology();
@@ -588,6 +592,45 @@ fn an_http_get_digest_takes_out_a_server_whose_page_differs() {
         seed.pages(&[client(0), client(1), client(2)]),
         ["r1", "r1", "r1"]
     );
+    // The url's regex instead (keepalived's escapes: `\\d` in the file is `\d`; PCRE2's `$`
+    // before the page's final newline): both pages match, r2 comes back.
+    let with_regex = |url: &str| {
+        let real = |addr: &str| {
+            format!(
+                "  real_server {addr} 80 {{\n    HTTP_GET {{\n      url {{\n        path /\n{url}      }}\n      connect_timeout 1\n      retry 0\n    }}\n  }}\n"
+            )
+        };
+        format!(
+            "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+             virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{}{}}}\n",
+            real("192.168.11.113"),
+            real("192.168.11.114")
+        )
+    };
+    std::fs::write(
+        seed.lab.dir().join("a.conf"),
+        with_regex("        regex \"^r\\\\d$\"\n"),
+    )
+    .unwrap();
+    seed.lab.signal("a", libc::SIGHUP).unwrap();
+    seed.wait_serving("a", [true, true])
+        .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
+    // regex_no_match: the page that matches is the one taken out.
+    std::fs::write(
+        seed.lab.dir().join("a.conf"),
+        with_regex("        regex R1\n        regex_options caseless\n        regex_no_match\n"),
+    )
+    .unwrap();
+    seed.lab.signal("a", libc::SIGHUP).unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "Removing service [192.168.11.113]:tcp:80 from VS [192.168.11.200]:tcp:80",
+            LONG,
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
+    seed.wait_serving("a", [false, true])
+        .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }

@@ -310,7 +310,7 @@ where
     // most keepalived's 4 KB buffer). With one, the whole answer (each read within
     // connect_timeout, as keepalived times them; at most MAX_PAGE, the server being no more
     // trusted than anything else).
-    let whole = url.digest.is_some();
+    let whole = url.digest.is_some() || url.regex.is_some();
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 4096];
     while (whole || !buf.contains(&b'\n')) && buf.len() < MAX_PAGE {
@@ -332,8 +332,14 @@ where
     {
         return false;
     }
-    match &url.digest {
-        Some(want) => body_md5(&buf).as_deref() == Some(want.as_str()),
+    // Then the digest, then the regex (keepalived's order).
+    if let Some(want) = &url.digest
+        && body_md5(&buf).as_deref() != Some(want.as_str())
+    {
+        return false;
+    }
+    match &url.regex {
+        Some(re) => body(&buf).is_some_and(|b| re.passes(b)),
         None => true,
     }
 }
@@ -795,9 +801,14 @@ const MAX_PAGE: usize = 16 << 20;
 /// hex as keepalived's genhash prints it.
 pub fn body_md5(response: &[u8]) -> Option<String> {
     use md5::{Digest as _, Md5};
-    let at = response.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let sum = Md5::digest(&response[at..]);
+    let sum = Md5::digest(body(response)?);
     Some(sum.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// An HTTP response's body: what follows the blank line ending the headers.
+fn body(response: &[u8]) -> Option<&[u8]> {
+    let at = response.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    Some(&response[at..])
 }
 
 /// The status code of an HTTP response's status line (`HTTP/1.1 200 OK`).
@@ -1051,6 +1062,7 @@ mod tests {
                 path: "/".into(),
                 status: vec![(200, 299)],
                 digest: None,
+                regex: None,
             }]),
             3,
         );

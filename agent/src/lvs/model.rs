@@ -216,6 +216,221 @@ pub struct Url {
     pub status: Vec<(u16, u16)>,
     /// `digest`: the MD5 of the page's body, lowercase hex (keepalived's genhash output).
     pub digest: Option<String>,
+    /// `regex` and its companions: the body must (or, under `regex_no_match`, must not)
+    /// match.
+    pub regex: Option<UrlRegex>,
+}
+
+/// keepalived's url `regex` (PCRE2 there; Rust's `regex` here, on bytes): a match must start
+/// at `min_offset` or later and at `max_offset` or before.
+#[derive(Clone, Debug)]
+pub struct UrlRegex {
+    /// The pattern after keepalived's escape processing (`\\d` in the file is `\d`).
+    pub pattern: String,
+    /// The `regex_options` that change matching here.
+    pub options: Vec<String>,
+    pub no_match: bool,
+    pub min_offset: usize,
+    pub max_offset: Option<usize>,
+    pub re: regex::bytes::Regex,
+}
+
+impl PartialEq for UrlRegex {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.pattern,
+            &self.options,
+            self.no_match,
+            self.min_offset,
+            self.max_offset,
+        ) == (
+            &other.pattern,
+            &other.options,
+            other.no_match,
+            other.min_offset,
+            other.max_offset,
+        )
+    }
+}
+
+impl Eq for UrlRegex {}
+
+impl UrlRegex {
+    /// Whether a page's body passes: a match where one may start, or none under
+    /// `regex_no_match` (keepalived's `req->regex_matched != url->regex_no_match`).
+    pub fn passes(&self, body: &[u8]) -> bool {
+        // `firstline`: the match starts on the first line (at its newline at the latest).
+        let first_line = self
+            .options
+            .iter()
+            .any(|o| o == "firstline")
+            .then(|| body.iter().position(|b| *b == b'\n').unwrap_or(body.len()));
+        let found = |subject: &[u8]| {
+            self.min_offset <= subject.len()
+                && self.re.find_at(subject, self.min_offset).is_some_and(|m| {
+                    self.max_offset.is_none_or(|max| m.start() <= max)
+                        && first_line.is_none_or(|end| m.start() <= end)
+                })
+        };
+        // PCRE2's `$` also matches before a final newline (Rust's only at the end), unless
+        // `dollar_endonly` or `multiline`: the page is tried without it too.
+        let pcre_dollar = !self
+            .options
+            .iter()
+            .any(|o| o == "dollar_endonly" || o == "multiline");
+        let matched = found(body)
+            || (pcre_dollar && body.last() == Some(&b'\n') && found(&body[..body.len() - 1]));
+        matched != self.no_match
+    }
+}
+
+/// PCRE2 options keepalived takes (`regex_options`) that change what matches here; the
+/// others tune PCRE2 itself and change nothing here.
+const REGEX_OPTIONS: &[&str] = &[
+    "allow_empty_class",
+    "alt_bsux",
+    "auto_callout",
+    "caseless",
+    "dollar_endonly",
+    "dotall",
+    "dupnames",
+    "extended",
+    "firstline",
+    "match_unset_backref",
+    "multiline",
+    "never_ucp",
+    "never_utf",
+    "no_auto_capture",
+    "no_auto_possess",
+    "no_dotstar_anchor",
+    "no_start_optimize",
+    "ucp",
+    "ungreedy",
+    "utf",
+    "never_backslash_c",
+    "alt_circumflex",
+    "alt_verbnames",
+    "use_offset_limit",
+];
+
+/// keepalived's escapes in a quoted-and-escaped line (`alloc_strvec_quoted_escaped`): `\xHH`,
+/// `\cX`, octal `\ooo`, `\a \b \E \f \n \r \t \v`, and any other character for
+/// itself (so `\\` is one backslash).
+pub fn unescape(text: &str) -> String {
+    let mut out: Vec<u8> = Vec::with_capacity(text.len());
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' || i + 1 >= b.len() {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let c = b[i];
+        if c == b'x' && b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) {
+            i += 1;
+            let mut v: u8 = 0;
+            while let Some(d) = b.get(i).and_then(|d| (*d as char).to_digit(16)) {
+                v = (v << 4) | d as u8;
+                i += 1;
+            }
+            out.push(v);
+        } else if c == b'c' && i + 1 < b.len() {
+            out.push(b[i + 1] & 0x1f);
+            i += 2;
+        } else if (b'0'..=b'7').contains(&c) {
+            let mut v: u8 = 0;
+            for _ in 0..3 {
+                match b.get(i) {
+                    Some(d @ b'0'..=b'7') => {
+                        v = (v << 3).wrapping_add(d - b'0');
+                        i += 1;
+                    }
+                    _ => break,
+                }
+            }
+            out.push(v);
+        } else {
+            out.push(match c {
+                b'a' => 0x07,
+                b'b' => 0x08,
+                b'E' => 0x1b,
+                b'f' => 0x0c,
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                b'v' => 0x0b,
+                other => other,
+            });
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A url block's `regex` with its companions, as keepalived's url end handler settles them.
+fn url_regex(u: &RawBlock) -> Result<Option<UrlRegex>, String> {
+    let c = &u.children;
+    let options: Vec<String> = c
+        .iter()
+        .filter(|b| b.keyword == "regex_options")
+        .flat_map(|b| b.args.iter())
+        .filter(|o| {
+            let known = REGEX_OPTIONS.contains(&o.as_str());
+            if !known {
+                log::warn!("Unknown regex option {o} - ignoring");
+            }
+            known
+        })
+        .cloned()
+        .collect();
+    let offset = |k: &str| find(c, k).and_then(|b| arg(b, 0)?.parse::<usize>().ok());
+    let (mut min_offset, mut max_offset) = (offset("regex_min_offset"), offset("regex_max_offset"));
+    let no_match = find(c, "regex_no_match").is_some();
+    let pattern = match c.iter().rev().find(|b| b.keyword == "regex") {
+        Some(b) if b.args.len() == 1 => unescape(&b.args[0]),
+        Some(_) => {
+            log::warn!("regex missing or too many fields");
+            return Ok(None);
+        }
+        None => {
+            if !options.is_empty() || no_match || min_offset.is_some() || max_offset.is_some() {
+                log::warn!("regex parameters specified without regex");
+            }
+            return Ok(None);
+        }
+    };
+    if let (Some(min), Some(max)) = (min_offset, max_offset)
+        && min > max
+    {
+        log::warn!("regex min offset {min} > regex_max_offset {max} - ignoring");
+        (min_offset, max_offset) = (None, None);
+    }
+    let on = |o: &str| options.iter().any(|x| x == o);
+    let re = regex::bytes::RegexBuilder::new(&pattern)
+        // PCRE2 without utf/ucp matches bytes, `\w` and classes ASCII only.
+        .unicode(on("utf") || on("ucp"))
+        .case_insensitive(on("caseless"))
+        .dot_matches_new_line(on("dotall"))
+        .multi_line(on("multiline"))
+        .ignore_whitespace(on("extended"))
+        .swap_greed(on("ungreedy"))
+        .build()
+        .map_err(|e| {
+            format!(
+                "regex '{pattern}' cannot be used here (Rust's regex syntax: no look-around or back-references): {}",
+                e.to_string().lines().last().unwrap_or_default()
+            )
+        })?;
+    Ok(Some(UrlRegex {
+        pattern,
+        options,
+        no_match,
+        min_offset: min_offset.unwrap_or(0),
+        max_offset,
+        re,
+    }))
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -544,6 +759,8 @@ pub fn service(
                         .filter(|u| u.keyword == "url")
                         .filter_map(|u| {
                             let path = arg(find(&u.children, "path")?, 0)?.to_string();
+                            let regex = url_regex(u)
+                                .map_err(|e| format!("real_server {a}: url {path}: {e}"));
                             let codes: Vec<&str> = find(&u.children, "status_code")
                                 .map(|b| b.args.iter().map(String::as_str).collect())
                                 .unwrap_or_default();
@@ -554,13 +771,14 @@ pub fn service(
                             let digest = find(&u.children, "digest")
                                 .and_then(|b| arg(b, 0))
                                 .map(str::to_ascii_lowercase);
-                            Some(Url {
+                            Some(regex.map(|regex| Url {
                                 path,
                                 status,
                                 digest,
-                            })
+                                regex,
+                            }))
                         })
-                        .collect();
+                        .collect::<Result<Vec<Url>, String>>()?;
                     if cb.keyword == "SSL_GET" {
                         let c = &cb.children;
                         let sni = flag(c, "enable_sni").unwrap_or(false).then(|| {
@@ -887,6 +1105,7 @@ mod tests {
                 path: "/".into(),
                 status: vec![(200, 299)],
                 digest: None,
+                regex: None,
             }])
         );
         // nb_get_retry 3, delay_before_retry 3, connect_timeout 3, the VS's delay_loop 6.
@@ -997,6 +1216,68 @@ mod tests {
                 ("10.0.0.2".into(), 25, 2, 4)
             ]
         );
+        // HTTP_GET's url regex (keepalived's PCRE2 match over the page).
+        let url = |lines: &str| {
+            services(&format!(
+                "virtual_server 10.0.0.1 80 {{\n lb_kind DR\n real_server 10.0.0.2 80 {{\n  HTTP_GET {{\n   url {{\n    path /\n{lines}   }}\n  }}\n }}\n}}\n"
+            ))
+            .remove(0)
+            .map(|vs| match &vs.reals[0].checks[0].kind {
+                CheckKind::Http(urls) => urls[0].regex.clone(),
+                other => panic!("{other:?}"),
+            })
+        };
+        let re = url("    regex \"Status: \\\\d+ OK\"\n").unwrap().unwrap();
+        assert_eq!(
+            re.pattern, "Status: \\d+ OK",
+            "keepalived's escapes: \\\\ is one backslash"
+        );
+        assert!(re.passes(b"<p>Status: 42 OK</p>"));
+        assert!(!re.passes(b"<p>Status: down</p>"));
+        assert!(!re.passes(b"status: 42 ok"));
+        let re = url(
+            "    regex \"status: [0-9]+ ok\"\n    regex_options caseless\n    regex_no_match\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!re.passes(b"Status: 42 OK"), "no_match: a match fails");
+        assert!(re.passes(b"all good"));
+        // The match must start within the offsets (max inclusive).
+        let re = url("    regex ok\n    regex_min_offset 2\n    regex_max_offset 4\n")
+            .unwrap()
+            .unwrap();
+        assert!(!re.passes(b"ok......"), "before min");
+        assert!(re.passes(b"..ok...."));
+        assert!(re.passes(b"....ok.."), "at max");
+        assert!(!re.passes(b".....ok."), "after max");
+        assert!(!re.passes(b"o"));
+        // PCRE2's `$` matches before a final newline too, unless dollar_endonly.
+        let re = url("    regex \"^r1$\"\n").unwrap().unwrap();
+        assert!(re.passes(b"r1\n") && re.passes(b"r1") && !re.passes(b"r1\n\n"));
+        let re = url("    regex \"^r1$\"\n    regex_options dollar_endonly\n")
+            .unwrap()
+            .unwrap();
+        assert!(!re.passes(b"r1\n") && re.passes(b"r1"));
+        let re = url("    regex ok\n    regex_options firstline\n")
+            .unwrap()
+            .unwrap();
+        assert!(re.passes(b"is ok\nno") && !re.passes(b"no\nok"));
+        // Bytes, not text: a page that is not UTF-8 is matched all the same.
+        let re = url("    regex \"a.c\"\n").unwrap().unwrap();
+        assert!(re.passes(b"\xffa\xfec"));
+        // Companions without a regex, a min past the max: ignored, as keepalived ignores them.
+        assert_eq!(url("    regex_no_match\n"), Ok(None));
+        let re = url("    regex x\n    regex_min_offset 9\n    regex_max_offset 3\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((re.min_offset, re.max_offset), (0, None));
+        // What Rust's regex cannot run is refused with the reason, not matched wrongly.
+        let err = url("    regex \"(?<=a)b\"\n").unwrap_err();
+        assert!(
+            err.contains("url /: regex '(?<=a)b' cannot be used here"),
+            "{err}"
+        );
+        assert_eq!(unescape("\\x41\\t\\101\\cA\\q"), "A\tA\u{1}q");
         // keepalived (and the kernel) default to UDP when no protocol is set.
         assert_eq!(vs("lb_kind DR").unwrap().proto, Proto::Udp);
         // ops: UDP only (keepalived resets it on TCP, with a warning from the config check).
