@@ -541,7 +541,8 @@ fn wlc_by_default_spreads_open_connections_by_weight() {
 /// HTTP_GET's `digest`: the MD5 of the page. Both servers are checked against r1's page; r2
 /// serves another, so its check fails and it is taken out, while r1 stays. Then the url's
 /// `regex`: one both pages match brings r2 back, and under `regex_no_match` one that r1's
-/// page matches takes r1 out.
+/// page matches takes r1 out; with the url's `virtualhost` as the request's `Host:`, nginx's
+/// name-based server answers (`vhost-r1`), and only r1 matches.
 #[test]
 fn an_http_get_digest_takes_out_a_server_whose_page_differs_and_so_does_a_regex() {
     if skip_unless_root(
@@ -630,6 +631,15 @@ fn an_http_get_digest_takes_out_a_server_whose_page_differs_and_so_does_a_regex(
         )
         .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
     seed.wait_serving("a", [false, true])
+        .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
+    // The url's virtualhost is the request's Host: nginx's name-based server answers.
+    std::fs::write(
+        seed.lab.dir().join("a.conf"),
+        with_regex("        virtualhost vhost.example\n        regex ^vhost-r1\n"),
+    )
+    .unwrap();
+    seed.lab.signal("a", libc::SIGHUP).unwrap();
+    seed.wait_serving("a", [true, false])
         .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");

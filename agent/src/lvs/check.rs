@@ -5,7 +5,7 @@
 //! are thousands of small tasks, not threads); what it decides goes to the VRRP loop, which
 //! changes the data path.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, os::fd::AsRawFd, time::Duration};
 
 use log::info;
 use tokio::{
@@ -262,21 +262,20 @@ impl State {
 /// One check: connect within `connect_timeout`; HTTP_GET then asks each url and wants its
 /// status code, the whole exchange within `connect_timeout` per url as keepalived times it.
 pub async fn check_once(check: &Check) -> bool {
-    let addr = SocketAddr::from((check.addr, check.port));
-    let connect = || tokio::time::timeout(check.connect_timeout, TcpStream::connect(addr));
+    let connect = || tokio::time::timeout(check.connect_timeout, tcp_connect(check));
     match &check.kind {
         // Run by `run` itself (their outcome is more than up or down).
         CheckKind::Misc(_) | CheckKind::Smtp(_) | CheckKind::Dns(_) | CheckKind::File(_) => false,
         CheckKind::Ping => ping_once(check).await,
         CheckKind::Udp(u) => udp_once(check, u).await,
         CheckKind::Tcp => matches!(connect().await, Ok(Ok(_))),
-        CheckKind::Http(urls) | CheckKind::Https(urls, _) => {
+        CheckKind::Http(urls) | CheckKind::Https(urls) => {
             for url in urls {
                 let Ok(Ok(stream)) = connect().await else {
                     return false;
                 };
                 let ok = match &check.kind {
-                    CheckKind::Https(_, sni) => match tls(stream, check, sni.as_deref()).await {
+                    CheckKind::Https(_) => match tls(stream, check, url.sni.as_deref()).await {
                         Some(s) => http_exchange(s, check, url).await,
                         None => false,
                     },
@@ -291,15 +290,86 @@ pub async fn check_once(check: &Check) -> bool {
     }
 }
 
+/// The checker's TCP connection from its `bindto` / `bind_port` / `bind_if` / `fwmark`.
+async fn tcp_connect(check: &Check) -> std::io::Result<TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    let src = &check.source;
+    originate(socket.as_raw_fd(), src)?;
+    if src.addr.is_some() || src.port.is_some() {
+        if src.port.is_some() {
+            socket.set_reuseaddr(true)?;
+        }
+        socket.bind(SocketAddr::from((
+            src.addr.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+            src.port.unwrap_or(0),
+        )))?;
+    }
+    socket
+        .connect(SocketAddr::from((check.addr, check.port)))
+        .await
+}
+
+/// The checker's UDP socket, bound as its connection options say.
+async fn udp_socket(check: &Check) -> std::io::Result<tokio::net::UdpSocket> {
+    let src = &check.source;
+    let sock = tokio::net::UdpSocket::bind((
+        src.addr.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+        src.port.unwrap_or(0),
+    ))
+    .await?;
+    originate(sock.as_raw_fd(), src)?;
+    Ok(sock)
+}
+
+/// `fwmark` (SO_MARK) and `bind_if` (SO_BINDTODEVICE) on a checker's socket. An interface
+/// that does not exist fails the check, as keepalived's connect fails.
+fn originate(fd: std::os::fd::RawFd, src: &super::model::Source) -> std::io::Result<()> {
+    let set = |name: libc::c_int, value: &[u8]| {
+        // SAFETY: value is live for the call, its length passed with it.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                name,
+                value.as_ptr().cast(),
+                value.len() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    };
+    if let Some(mark) = src.fwmark {
+        set(libc::SO_MARK, &mark.to_ne_bytes())?;
+    }
+    if let Some(dev) = &src.interface {
+        set(libc::SO_BINDTODEVICE, dev.as_bytes())?;
+    }
+    Ok(())
+}
+
 /// One url asked on an open connection (plain or TLS): its status code in the url's, and
 /// with a digest, the page's MD5 the one wanted.
 async fn http_exchange<S>(mut stream: S, check: &Check, url: &super::model::Url) -> bool
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    // keepalived's request_template: the `Host:` a virtualhost, else ADDR:PORT.
+    use super::model::HttpProtocol;
+    let host = url
+        .virtualhost
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", check.addr, check.port));
+    let (minor, close) = match url.protocol {
+        HttpProtocol::V10 => (0, ""),
+        HttpProtocol::V10C => (0, "Connection: close\r\n"),
+        HttpProtocol::V11 => (1, "Connection: close\r\n"),
+    };
     let request = format!(
-        "GET {} HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: {}:{}\r\n\r\n",
-        url.path, check.addr, check.port
+        "GET {} HTTP/1.{minor}\r\nUser-Agent: KeepAliveClient\r\n{close}Host: {host}\r\n\r\n",
+        url.path
     );
     let t = check.connect_timeout;
     let write = tokio::time::timeout(t, stream.write_all(request.as_bytes()));
@@ -514,8 +584,7 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 pub async fn smtp_once(check: &Check, helo: &str) -> Result<(), String> {
     use tokio::io::AsyncBufReadExt as _;
     let t = check.connect_timeout;
-    let addr = SocketAddr::from((check.addr, check.port));
-    let stream = match tokio::time::timeout(t, TcpStream::connect(addr)).await {
+    let stream = match tokio::time::timeout(t, tcp_connect(check)).await {
         Ok(Ok(s)) => s,
         Ok(Err(_)) => return Err("Error connecting to".into()),
         Err(_) => return Err("Timeout connecting to".into()),
@@ -604,7 +673,7 @@ pub fn dns_verdict(reply: &[u8], id: u16) -> Option<Result<(), String>> {
 
 /// DNS_CHECK: the query over UDP to the server, its reply within `connect_timeout`.
 pub async fn dns_once(check: &Check, q: &super::model::DnsQuery) -> Result<(), String> {
-    let sock = tokio::net::UdpSocket::bind("0.0.0.0:0")
+    let sock = udp_socket(check)
         .await
         .map_err(|_| "connection failure.".to_string())?;
     let id: u16 = rand_id();
@@ -641,14 +710,14 @@ pub async fn dns_once(check: &Check, q: &super::model::DnsQuery) -> Result<(), S
 /// only its packets arrive, filtered to echo replies; the reply must carry this echo's
 /// identifier and sequence number. The payload is keepalived's: 128 bytes of filler.
 pub async fn ping_once(check: &Check) -> bool {
-    tokio::time::timeout(check.connect_timeout, ping(check.addr))
+    tokio::time::timeout(check.connect_timeout, ping(check.addr, &check.source))
         .await
         .is_ok_and(|r| r.unwrap_or(false))
 }
 
-async fn ping(addr: std::net::Ipv4Addr) -> std::io::Result<bool> {
+async fn ping(addr: std::net::Ipv4Addr, src: &super::model::Source) -> std::io::Result<bool> {
     use crate::io::socket::{check as cvt, setsockopt, sockaddr_v4};
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::{FromRawFd, OwnedFd};
     use tokio::io::{Interest, unix::AsyncFd};
     // SAFETY: plain socket(2); the descriptor is owned at once.
     let fd = unsafe {
@@ -661,6 +730,18 @@ async fn ping(addr: std::net::Ipv4Addr) -> std::io::Result<bool> {
     // Everything but echo replies is filtered out in the kernel (ICMP_FILTER, 1, blocks the
     // types whose bits are set).
     setsockopt(&fd, libc::SOL_RAW, 1, &!(1u32 << 0))?;
+    originate(fd.as_raw_fd(), src)?;
+    if let Some(from) = src.addr {
+        let sa = sockaddr_v4(from);
+        // SAFETY: sa is a live sockaddr_in of the size passed.
+        cvt(unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sa as *const libc::sockaddr_in).cast(),
+                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        })?;
+    }
     let sa = sockaddr_v4(addr);
     // SAFETY: sa is a live sockaddr_in of the size passed.
     cvt(unsafe {
@@ -736,7 +817,7 @@ pub fn is_echo_reply(packet: &[u8], id: u16, seq: u16) -> bool {
 /// match), or silence (up unless `require_reply`). An ICMP destination unreachable (the
 /// kernel's refused or unreachable errors on the connected socket) is down.
 pub async fn udp_once(check: &Check, u: &super::model::UdpCheck) -> bool {
-    let Ok(sock) = tokio::net::UdpSocket::bind("0.0.0.0:0").await else {
+    let Ok(sock) = udp_socket(check).await else {
         return false;
     };
     if sock.connect((check.addr, check.port)).await.is_err()
@@ -1044,6 +1125,7 @@ mod tests {
             kind,
             addr: "10.0.0.2".parse().unwrap(),
             port: 80,
+            source: Default::default(),
             proto: crate::lvs::model::Proto::Tcp,
             connect_timeout: Duration::from_secs(3),
             retry,
@@ -1063,6 +1145,9 @@ mod tests {
                 status: vec![(200, 299)],
                 digest: None,
                 regex: None,
+                virtualhost: None,
+                sni: None,
+                protocol: Default::default(),
             }]),
             3,
         );
@@ -1181,6 +1266,93 @@ mod tests {
         assert!(!is_echo_reply(&reply, 0x1234, 7), "a request");
         assert!(!is_echo_reply(&reply[..24], 0x1234, 7), "cut short");
         assert!(!is_echo_reply(&[], 0x1234, 7));
+    }
+
+    /// HTTP_GET's request as keepalived writes it (`Host:` the virtualhost, `http_protocol`),
+    /// from the checker's `bindto` / `bind_port` (and its `fwmark` set, as root).
+    #[tokio::test]
+    async fn the_http_request_and_where_it_comes_from() {
+        use crate::lvs::model::{HttpProtocol, Source, Url};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = server.local_addr().unwrap().port();
+        let url = |virtualhost: Option<&str>, protocol| Url {
+            path: "/health".into(),
+            status: vec![(200, 299)],
+            digest: None,
+            regex: None,
+            virtualhost: virtualhost.map(str::to_string),
+            sni: None,
+            protocol,
+        };
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        // A source port nothing holds (taken and let go).
+        let src_port = std::net::TcpListener::bind("127.0.0.2:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        for (u, source, want, from) in [
+            (
+                url(None, HttpProtocol::V10),
+                Source::default(),
+                format!(
+                    "GET /health HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+                ),
+                None,
+            ),
+            (
+                url(Some("www.example.org"), HttpProtocol::V11),
+                Source {
+                    addr: Some("127.0.0.2".parse().unwrap()),
+                    port: Some(src_port),
+                    interface: root.then(|| "lo".to_string()),
+                    fwmark: root.then_some(7),
+                },
+                "GET /health HTTP/1.1\r\nUser-Agent: KeepAliveClient\r\nConnection: close\r\nHost: www.example.org\r\n\r\n"
+                    .to_string(),
+                Some(SocketAddr::from(([127, 0, 0, 2], src_port))),
+            ),
+            (
+                url(Some("www.example.org"), HttpProtocol::V10C),
+                Source::default(),
+                "GET /health HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nConnection: close\r\nHost: www.example.org\r\n\r\n"
+                    .to_string(),
+                None,
+            ),
+        ] {
+            let mut c = check(CheckKind::Http(vec![u]), 0);
+            c.addr = "127.0.0.1".parse().unwrap();
+            c.port = port;
+            c.source = source;
+            let serve = async {
+                let (mut conn, peer) = server.accept().await.unwrap();
+                let mut buf = vec![0u8; 1024];
+                let mut got = Vec::new();
+                while !got.ends_with(b"\r\n\r\n") {
+                    let n = conn.read(&mut buf).await.unwrap();
+                    assert!(n > 0);
+                    got.extend_from_slice(&buf[..n]);
+                }
+                conn.write_all(b"HTTP/1.0 200 OK\r\n\r\nok").await.unwrap();
+                (String::from_utf8(got).unwrap(), peer)
+            };
+            let (up, (request, peer)) = tokio::join!(check_once(&c), serve);
+            assert!(up);
+            assert_eq!(request, want);
+            if let Some(from) = from {
+                assert_eq!(peer, from);
+            }
+        }
+        // An interface that does not exist fails the check.
+        if root {
+            let mut c = check(CheckKind::Tcp, 0);
+            c.addr = "127.0.0.1".parse().unwrap();
+            c.port = port;
+            c.source.interface = Some("nosuch0".into());
+            assert!(!check_once(&c).await);
+        }
     }
 
     #[tokio::test]

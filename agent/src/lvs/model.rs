@@ -93,8 +93,8 @@ pub enum CheckKind {
     /// `HTTP_GET`: each url's path, answered with a status in `status` (default 200–299).
     Http(Vec<Url>),
     /// `SSL_GET`: HTTP_GET over TLS (the server's certificate is not verified, as keepalived
-    /// does not without a `ca`); the name sent as SNI under `enable_sni` (its `virtualhost`).
-    Https(Vec<Url>, Option<String>),
+    /// does not without a `ca`); each url says the name it sends as SNI under `enable_sni`.
+    Https(Vec<Url>),
     /// `SMTP_CHECK` with its `helo_name`.
     Smtp(String),
     /// `DNS_CHECK`.
@@ -219,6 +219,51 @@ pub struct Url {
     /// `regex` and its companions: the body must (or, under `regex_no_match`, must not)
     /// match.
     pub regex: Option<UrlRegex>,
+    /// The request's `Host:`: the first `virtualhost` of the url, the HTTP_GET, the real
+    /// server, the virtual server (keepalived's order); without one, `ADDR:PORT`.
+    pub virtualhost: Option<String>,
+    /// SSL_GET under `enable_sni`: the first `virtualhost` of the url, the SSL_GET, the
+    /// virtual server (keepalived's order for SNI: not the real server's).
+    pub sni: Option<String>,
+    /// The HTTP_GET's `http_protocol`.
+    pub protocol: HttpProtocol,
+}
+
+/// `http_protocol`: `1.0` (keepalived's default), `1.0C` (1.0 with `Connection: close`),
+/// `1.1` (with `Connection: close`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HttpProtocol {
+    #[default]
+    V10,
+    V10C,
+    V11,
+}
+
+/// A checker's generic connection options where it originates: `bindto`, `bind_port`,
+/// `bind_if`, and `fwmark` (SO_MARK on its packets).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Source {
+    pub addr: Option<Ipv4Addr>,
+    pub port: Option<u16>,
+    pub interface: Option<String>,
+    pub fwmark: Option<u32>,
+}
+
+impl Source {
+    fn from_block(c: &[RawBlock]) -> Source {
+        Source {
+            addr: find(c, "bindto").and_then(|b| arg(b, 0)?.parse().ok()),
+            port: int(c, "bind_port")
+                .filter(|p| (1..=65535).contains(p))
+                .map(|p| p as u16),
+            interface: find(c, "bind_if")
+                .and_then(|b| arg(b, 0))
+                .map(str::to_string),
+            fwmark: int(c, "fwmark")
+                .filter(|m| *m <= u64::from(u32::MAX))
+                .map(|m| m as u32),
+        }
+    }
 }
 
 /// keepalived's url `regex` (PCRE2 there; Rust's `regex` here, on bytes): a match must start
@@ -439,6 +484,8 @@ pub struct Check {
     /// `connect_ip`/`connect_port`, default the real server's.
     pub addr: Ipv4Addr,
     pub port: u16,
+    /// `bindto`, `bind_port`, `bind_if`, `fwmark`.
+    pub source: Source,
     /// The virtual server's protocol (how keepalived names the checker).
     pub proto: Proto,
     pub connect_timeout: Duration,
@@ -771,23 +818,36 @@ pub fn service(
                             let digest = find(&u.children, "digest")
                                 .and_then(|b| arg(b, 0))
                                 .map(str::to_ascii_lowercase);
+                            let vhost = |blocks: &[&[RawBlock]]| {
+                                blocks
+                                    .iter()
+                                    .find_map(|b| find(b, "virtualhost").and_then(|v| arg(v, 0)))
+                                    .map(str::to_string)
+                            };
+                            let c = &cb.children[..];
+                            let virtualhost = vhost(&[&u.children, c, rc, o]);
+                            let sni = (cb.keyword == "SSL_GET"
+                                && flag(c, "enable_sni").unwrap_or(false))
+                            .then(|| vhost(&[&u.children, c, o]))
+                            .flatten();
+                            let protocol = match find(c, "http_protocol").and_then(|b| arg(b, 0)) {
+                                Some("1.1") => HttpProtocol::V11,
+                                Some("1.0C" | "1.0c") => HttpProtocol::V10C,
+                                _ => HttpProtocol::V10,
+                            };
                             Some(regex.map(|regex| Url {
                                 path,
                                 status,
                                 digest,
                                 regex,
+                                virtualhost,
+                                sni,
+                                protocol,
                             }))
                         })
                         .collect::<Result<Vec<Url>, String>>()?;
                     if cb.keyword == "SSL_GET" {
-                        let c = &cb.children;
-                        let sni = flag(c, "enable_sni").unwrap_or(false).then(|| {
-                            [c, rc, o]
-                                .iter()
-                                .find_map(|b| find(b, "virtualhost").and_then(|v| arg(v, 0)))
-                                .map(str::to_string)
-                        });
-                        CheckKind::Https(urls, sni.flatten())
+                        CheckKind::Https(urls)
                     } else {
                         CheckKind::Http(urls)
                     }
@@ -897,6 +957,7 @@ pub fn service(
                     .and_then(|b| arg(b, 0)?.parse().ok())
                     .unwrap_or(raddr),
                 port: int(c, "connect_port").map_or(rport, |p| p as u16),
+                source: Source::from_block(c),
                 proto,
                 connect_timeout: positive(secs(c, "connect_timeout"))
                     .or_else(|| positive(secs(rc, "connect_timeout")))
@@ -958,6 +1019,7 @@ pub fn service(
                             .and_then(|b| arg(b, 0)?.parse().ok())
                             .unwrap_or(raddr),
                         port: int(hc, "connect_port").map_or(rport, |p| p as u16),
+                        source: Source::from_block(hc),
                         connect_timeout: positive(secs(hc, "connect_timeout"))
                             .unwrap_or(server_timeout),
                         ..check.clone()
@@ -1106,6 +1168,9 @@ mod tests {
                 status: vec![(200, 299)],
                 digest: None,
                 regex: None,
+                virtualhost: None,
+                sni: None,
+                protocol: HttpProtocol::V10,
             }])
         );
         // nb_get_retry 3, delay_before_retry 3, connect_timeout 3, the VS's delay_loop 6.
@@ -1278,6 +1343,57 @@ mod tests {
             "{err}"
         );
         assert_eq!(unescape("\\x41\\t\\101\\cA\\q"), "A\tA\u{1}q");
+        // The request's Host: url > HTTP_GET > real server > virtual server; SNI the same
+        // without the real server's; http_protocol; the connection options.
+        let get = |kind: &str, url_vhost: &str, get_lines: &str| {
+            services(&format!(
+                "virtual_server 10.0.0.1 80 {{\n lb_kind DR\n virtualhost vs.example\n real_server 10.0.0.2 80 {{\n  virtualhost rs.example\n  {kind} {{\n{get_lines}   url {{\n    path /\n{url_vhost}   }}\n  }}\n }}\n}}\n"
+            ))
+            .remove(0)
+            .unwrap()
+            .reals
+            .remove(0)
+            .checks
+            .remove(0)
+        };
+        let urls = |c: &Check| match &c.kind {
+            CheckKind::Http(u) | CheckKind::Https(u) => u.clone(),
+            other => panic!("{other:?}"),
+        };
+        let u = urls(&get("HTTP_GET", "", ""))[0].clone();
+        assert_eq!(
+            (u.virtualhost.as_deref(), u.sni, u.protocol),
+            (Some("rs.example"), None, HttpProtocol::V10)
+        );
+        let u = urls(&get(
+            "HTTP_GET",
+            "    virtualhost url.example\n",
+            "   http_protocol 1.1\n",
+        ))[0]
+            .clone();
+        assert_eq!(
+            (u.virtualhost.as_deref(), u.protocol),
+            (Some("url.example"), HttpProtocol::V11)
+        );
+        let c = get(
+            "SSL_GET",
+            "",
+            "   enable_sni\n   http_protocol 1.0C\n   bindto 10.0.0.9\n   bind_port 4000\n   bind_if eth1\n   fwmark 12\n",
+        );
+        let u = urls(&c)[0].clone();
+        assert_eq!(
+            (u.virtualhost.as_deref(), u.sni.as_deref(), u.protocol),
+            (Some("rs.example"), Some("vs.example"), HttpProtocol::V10C)
+        );
+        assert_eq!(
+            c.source,
+            Source {
+                addr: Some("10.0.0.9".parse().unwrap()),
+                port: Some(4000),
+                interface: Some("eth1".into()),
+                fwmark: Some(12),
+            }
+        );
         // keepalived (and the kernel) default to UDP when no protocol is set.
         assert_eq!(vs("lb_kind DR").unwrap().proto, Proto::Udp);
         // ops: UDP only (keepalived resets it on TCP, with a warning from the config check).
