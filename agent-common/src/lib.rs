@@ -42,6 +42,8 @@ pub const LB_REAL_STATS_MAP: &str = "LB_REAL_STATS";
 /// `PerCpuArray<Traffic>`, indexed by [`Service::entry`]: what was forwarded for each address
 /// of a virtual server (a group's entries each have their own).
 pub const LB_ENTRY_STATS_MAP: &str = "LB_ENTRY_STATS";
+/// `LruHashMap<FlowKey, NatReply>`: NAT real servers' flows, by the key of their replies.
+pub const LB_NAT_MAP: &str = "LB_NAT";
 /// `PerCpuArray<ConnCount>`, indexed by real server: flows opened and closed (lc/wlc).
 pub const LB_CONNS_MAP: &str = "LB_CONNS";
 /// `PerCpuArray<u64>`, indexed by real server: each CPU's `opened` when the agent last
@@ -53,6 +55,14 @@ pub const VRRP_PROGRAM: &str = "vrrp_xdp";
 /// Name of the same program with the virtual servers' balancer in it: loaded only when the
 /// configuration has virtual servers, as the balancer is most of what the verifier checks.
 pub const VRRP_LB_PROGRAM: &str = "vrrp_lb_xdp";
+/// The balancer's NAT forwarding, a program of its own that `vrrp_lb_xdp` tail-calls
+/// (`LB_PROGS` slot [`LB_PROG_NAT`]): verified once, not once per schedule path.
+pub const LB_NAT_PROGRAM: &str = "vrrp_lb_nat";
+/// `ProgramArray`: the programs `vrrp_lb_xdp` tail-calls.
+pub const LB_PROGS_MAP: &str = "LB_PROGS";
+pub const LB_PROG_NAT: u32 = 0;
+/// `PerCpuArray<[u32; 2]>`: the real server and counter slot handed to `vrrp_lb_nat`.
+pub const LB_HANDOFF_MAP: &str = "LB_HANDOFF";
 /// Name of a program that passes everything: the benchmark floor, and the peer program that
 /// native-mode `XDP_TX` on a veth needs.
 pub const PASS_PROGRAM: &str = "xdp_pass";
@@ -186,9 +196,11 @@ pub enum Counter {
     /// TCP/UDP for a virtual server with no real server to take it (all down, weight 0 or
     /// MAC not known yet): passed to the kernel.
     LbPassNoReal,
+    /// A NAT real server's reply, sent on to the client from the virtual server's address.
+    LbNatReply,
 }
 
-pub const COUNTER_COUNT: usize = 19;
+pub const COUNTER_COUNT: usize = 20;
 
 impl Counter {
     pub const ALL: [Counter; COUNTER_COUNT] = [
@@ -211,6 +223,7 @@ impl Counter {
         Counter::LbForwarded,
         Counter::LbPassInactive,
         Counter::LbPassNoReal,
+        Counter::LbNatReply,
     ];
 
     /// Stable snake_case name, used in metrics and test output.
@@ -235,6 +248,7 @@ impl Counter {
             Counter::LbForwarded => "lb_forwarded",
             Counter::LbPassInactive => "lb_pass_inactive",
             Counter::LbPassNoReal => "lb_pass_no_real",
+            Counter::LbNatReply => "lb_nat_reply",
         }
     }
 }
@@ -446,6 +460,9 @@ pub struct Service {
 
 /// The real server may be given new flows and keeps its flows.
 pub const LB_REAL_UP: u16 = 1 << 0;
+/// The real server is reached by NAT (IPVS's masquerading, `lb_kind NAT`): its address and
+/// port replace the virtual server's, and its replies get them back ([`NatReply`]).
+pub const LB_REAL_NAT: u16 = 1 << 1;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -459,7 +476,36 @@ pub struct Real {
     pub weight: u32,
     /// Its open flows when the agent last counted them (lc/wlc).
     pub conns: u32,
-    pub _pad: u32,
+    /// NAT: the interface it is reached on, 0 for the one a packet came in on.
+    pub ifindex: u32,
+    /// NAT: the source MAC of frames sent to it on `ifindex` (that interface's).
+    pub out_mac: [u8; 6],
+    /// NAT: its port, network order.
+    pub port: u16,
+}
+
+/// A NAT real server's flow seen from its side (`LB_NAT`, keyed by the [`FlowKey`] of its
+/// replies: it, the client, its port, the client's port): where the reply goes back to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatReply {
+    /// The virtual server's address and port (network order) the client used.
+    pub vip: [u8; 4],
+    pub vport: u16,
+    pub _pad: u16,
+    /// The interface the client's frames came in on, the MAC they came from (the client or
+    /// its router) and the MAC they were sent to (this node's or the VIP's).
+    pub ifindex: u32,
+    pub client_mac: [u8; 6],
+    pub our_mac: [u8; 6],
+}
+
+/// One [`NatReply`] entry being written (in per-CPU scratch, passed to the map by reference).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatEntry {
+    pub key: FlowKey,
+    pub value: NatReply,
 }
 
 /// A flow's real server and state.
@@ -571,6 +617,7 @@ mod pod {
     unsafe impl aya::Pod for super::Traffic {}
     unsafe impl aya::Pod for super::Flow {}
     unsafe impl aya::Pod for super::ConnCount {}
+    unsafe impl aya::Pod for super::NatReply {}
 }
 
 // Layout checks: a change here is a change to the kernel ABI between the two halves.
@@ -584,7 +631,9 @@ const _: () = {
     assert!(core::mem::size_of::<PeerKey>() == 24);
     assert!(core::mem::size_of::<ServiceKey>() == 8);
     assert!(core::mem::size_of::<Service>() == 32);
-    assert!(core::mem::size_of::<Real>() == 24);
+    assert!(core::mem::size_of::<Real>() == 32);
+    assert!(core::mem::size_of::<NatReply>() == 24);
+    assert!(core::mem::size_of::<NatEntry>() == 40);
     assert!(core::mem::size_of::<Flow>() == 16);
     assert!(core::mem::size_of::<ConnCount>() == 16);
     assert!(core::mem::size_of::<FlowKey>() == 16);

@@ -1,28 +1,31 @@
-//! The LVS direct-routing load balancer: TCP/UDP for a virtual server (`LB_SERVICES`) gets a
-//! real server — the one its flow already has, the client's persistent one, or the next by
-//! the service's schedule — and leaves on the interface it came in on with only the
-//! destination MAC rewritten to the real server's (LVS-DR: the real server holds the VIP on
-//! its loopback and answers the client directly). Only while this node holds the VIP, when
-//! the service follows one; otherwise, and for anything else, the kernel gets the frame.
+//! The LVS load balancer: TCP/UDP for a virtual server (`LB_SERVICES`) gets a real server —
+//! the one its flow already has, the client's persistent one, or the next by the service's
+//! schedule — and leaves on the interface it came in on with only the destination MAC
+//! rewritten to the real server's (LVS-DR: the real server holds the VIP on its loopback and
+//! answers the client directly), or, for a NAT server, with its address and port (in
+//! `vrrp_lb_nat`, tail-called), its replies getting the VIP's back. Only while this node
+//! holds the VIP, when the service follows one; otherwise, and for anything else, the kernel
+//! gets the frame.
 
 use agent_common::{
     Counter, FLOW_CLOSED, FLOW_OPEN, FLOW_UNCOUNTED, Flow, FlowKey, LB_LEAST_MAX, LB_LOCALITY_SET,
-    LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_HASH_PORT, LB_SVC_LBLC,
-    LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OPS, LB_SVC_OVF, LB_SVC_SED, LB_SVC_SPARE,
-    LB_SVC_TWOS, LB_SVC_WEIGHTED, Locality, LocalityKey, Persist, PersistKey, Real, Service,
-    ServiceKey, VipKey,
+    LB_PROG_NAT, LB_REAL_NAT, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST,
+    LB_SVC_HASH_PORT, LB_SVC_LBLC, LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OPS, LB_SVC_OVF,
+    LB_SVC_SED, LB_SVC_SPARE, LB_SVC_TWOS, LB_SVC_WEIGHTED, Locality, LocalityKey, NatReply,
+    Persist, PersistKey, Real, Service, ServiceKey, VipKey,
 };
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns},
+    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_redirect},
     programs::XdpContext,
 };
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 
 use crate::{
     maps::{
-        self, LB_CONNS, LB_CONNS_BASE, LB_ENTRY_STATS, LB_FLOWS, LB_LOCALITY, LB_PERSIST,
-        LB_REAL_STATS, LB_REALS, LB_RING, LB_RR, LB_SERVICES, VIPS,
+        self, LB_CONNS, LB_CONNS_BASE, LB_ENTRY_STATS, LB_FLOWS, LB_HANDOFF, LB_LOCALITY, LB_NAT,
+        LB_NAT_SCRATCH, LB_PERSIST, LB_PROGS, LB_REAL_STATS, LB_REALS, LB_RING, LB_RR, LB_SERVICES,
+        VIPS,
     },
     parse::{L2, ptr_at},
 };
@@ -311,7 +314,10 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
         _pad: 0,
     };
     // SAFETY: the value is only read, and entries are replaced whole by the agent.
-    let svc = unsafe { LB_SERVICES.get(key) }?;
+    let Some(svc) = (unsafe { LB_SERVICES.get(key) }) else {
+        // Not for a virtual server: maybe a NAT real server's reply.
+        return nat_reply(ctx, l2, ihl, ip.src_addr, dst, ports, proto);
+    };
     if svc.flags & LB_SVC_FOLLOW_VIP != 0
         // SAFETY: only the presence of the entry is read.
         && unsafe { VIPS.get(VipKey::v4(l2.ifindex, l2.vlan, dst)) }.is_none()
@@ -429,13 +435,65 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
             chosen
         }
     };
-    let eth = ptr_at::<EthHdr>(ctx, 0)?;
-    // SAFETY: ptr_at checked the header lies inside the frame; nothing else aliases it.
-    let eth = unsafe { &mut *eth };
-    // Out of the interface it came in on, from the address it was sent to (this node's, or
-    // the VIP's virtual MAC), to the real server.
-    eth.src_addr = eth.dst_addr;
-    eth.dst_addr = real.mac;
+    if real.flags & LB_REAL_NAT != 0 {
+        // NAT is a program of its own: the verifier walks the code after a schedule once for
+        // every state the schedules leave, and the rewrite would double its work.
+        let slot = LB_HANDOFF.get_ptr_mut(0)?;
+        // SAFETY: per-CPU scratch, only this run of the program uses it; the tail call does
+        // not return when it succeeds.
+        unsafe {
+            *slot = [index, svc.entry];
+            LB_PROGS.tail_call(ctx, LB_PROG_NAT);
+        }
+        // No NAT program (it failed to load): the kernel gets it.
+        return Some(pass(Counter::LbPassNoReal));
+    }
+    forward::<false>(ctx, l2, ihl, (index, real), svc.entry)
+}
+
+/// The NAT half (`vrrp_lb_nat`, tail-called by `vrrp_lb_xdp` with the server and counter
+/// slot in `LB_HANDOFF`): the frame is parsed again, and the packet goes to the server.
+#[inline(always)]
+pub fn nat(ctx: &XdpContext) -> u32 {
+    let forwarded = (|| {
+        let l2 = crate::parse::ethernet(ctx)?;
+        let ip = ptr_at::<Ipv4Hdr>(ctx, l2.l3)?;
+        // SAFETY: ptr_at checked the header lies inside the frame; only read here.
+        let vihl = unsafe { (*ip).vihl };
+        let ihl = ((vihl & 0x0f) as usize) * 4;
+        if ihl < Ipv4Hdr::LEN {
+            return None;
+        }
+        // SAFETY: per-CPU scratch written by the caller just before the tail call.
+        let [index, entry] = unsafe { *LB_HANDOFF.get_ptr_mut(0)? };
+        let real = LB_REALS.get(index)?;
+        forward::<true>(ctx, &l2, ihl, (index, real), entry)
+    })();
+    forwarded.unwrap_or_else(|| pass(Counter::LbPassNoReal))
+}
+
+/// The packet to real server `index` (direct routing, or under `NAT` masquerading),
+/// counted for it and for the virtual server's address (`entry`).
+#[inline(always)]
+fn forward<const NAT: bool>(
+    ctx: &XdpContext,
+    l2: &L2,
+    ihl: usize,
+    (index, real): (u32, &Real),
+    entry: u32,
+) -> Option<u32> {
+    let action = if NAT {
+        nat_to_real(ctx, l2, ihl, real)?
+    } else {
+        let eth = ptr_at::<EthHdr>(ctx, 0)?;
+        // SAFETY: ptr_at checked the header lies inside the frame; nothing else aliases it.
+        let eth = unsafe { &mut *eth };
+        // Out of the interface it came in on, from the address it was sent to (this node's,
+        // or the VIP's virtual MAC), to the real server.
+        eth.src_addr = eth.dst_addr;
+        eth.dst_addr = real.mac;
+        xdp_action::XDP_TX
+    };
     // Counted for the real server and for the address it came to (each looked up and
     // checked on its own: the optimiser would otherwise test both pointers at once, with an
     // OR the verifier refuses).
@@ -447,14 +505,203 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
             (*t).bytes += len;
         }
     }
-    if let Some(t) = LB_ENTRY_STATS.get_ptr_mut(svc.entry) {
+    if let Some(t) = LB_ENTRY_STATS.get_ptr_mut(entry) {
         // SAFETY: as above.
         unsafe {
             (*t).packets += 1;
             (*t).bytes += len;
         }
     }
-    Some(pass_tx())
+    maps::bump(Counter::LbForwarded);
+    Some(action)
+}
+
+// ===== NAT =====
+
+/// RFC 1624's incremental update of a one's-complement checksum (as on the wire) for a
+/// 16-bit word going from `old` to `new`: HC' = ~(~HC + ~m + m').
+#[inline(always)]
+fn csum_replace(check: [u8; 2], old: [u8; 2], new: [u8; 2]) -> [u8; 2] {
+    let sum = u32::from(!u16::from_be_bytes(check))
+        + u32::from(!u16::from_be_bytes(old))
+        + u32::from(u16::from_be_bytes(new));
+    let sum = (sum & 0xffff) + (sum >> 16);
+    let sum = (sum & 0xffff) + (sum >> 16);
+    (!(sum as u16)).to_be_bytes()
+}
+
+/// The checksum after an address changes (two words).
+#[inline(always)]
+fn csum_replace_addr(check: [u8; 2], old: [u8; 4], new: [u8; 4]) -> [u8; 2] {
+    let c = csum_replace(check, [old[0], old[1]], [new[0], new[1]]);
+    csum_replace(c, [old[2], old[3]], [new[2], new[3]])
+}
+
+/// Rewrites one address (`at`: 12 the source, 16 the destination) and one port (`port_at`: 0
+/// the source, 2 the destination) of the TCP/UDP packet whose IPv4 header is at `l3` and
+/// transport header at `l4`, with the IP and transport checksums (a UDP checksum of 0, none,
+/// stays 0; one that comes to 0 is sent as 0xffff, RFC 768).
+#[inline(always)]
+fn rewrite(
+    ctx: &XdpContext,
+    (l3, l4, proto): (usize, usize, u8),
+    at: usize,
+    addr: [u8; 4],
+    port_at: usize,
+    port: [u8; 2],
+) -> Option<()> {
+    let ip = ptr_at::<Ipv4Hdr>(ctx, l3)?;
+    let ports = ptr_at::<[u8; 4]>(ctx, l4)?;
+    let check_at = if proto == IPPROTO_TCP { 16 } else { 6 };
+    let l4_check = ptr_at::<[u8; 2]>(ctx, l4 + check_at)?;
+    // SAFETY: ptr_at checked each lies inside the frame; nothing else aliases them.
+    let (ip, ports, l4_check) = unsafe { (&mut *ip, &mut *ports, &mut *l4_check) };
+    let old = if at == 12 { ip.src_addr } else { ip.dst_addr };
+    let old_port = if port_at == 0 {
+        [ports[0], ports[1]]
+    } else {
+        [ports[2], ports[3]]
+    };
+    ip.check = csum_replace_addr(ip.check, old, addr);
+    if proto == IPPROTO_TCP || *l4_check != [0, 0] {
+        // The pseudo-header holds the address.
+        let c = csum_replace(csum_replace_addr(*l4_check, old, addr), old_port, port);
+        *l4_check = if proto == IPPROTO_UDP && c == [0, 0] {
+            [0xff, 0xff]
+        } else {
+            c
+        };
+    }
+    if at == 12 {
+        ip.src_addr = addr;
+    } else {
+        ip.dst_addr = addr;
+    }
+    if port_at == 0 {
+        (ports[0], ports[1]) = (port[0], port[1]);
+    } else {
+        (ports[2], ports[3]) = (port[0], port[1]);
+    }
+    Some(())
+}
+
+/// The frame to `dst_mac` from `src_mac`: back out of the interface it came in on (XDP_TX)
+/// or out of `ifindex` (a redirect).
+#[inline(always)]
+fn send(
+    ctx: &XdpContext,
+    l2: &L2,
+    ifindex: u32,
+    dst_mac: [u8; 6],
+    src_mac: [u8; 6],
+) -> Option<u32> {
+    let eth = ptr_at::<EthHdr>(ctx, 0)?;
+    // SAFETY: ptr_at checked the header lies inside the frame; nothing else aliases it.
+    let eth = unsafe { &mut *eth };
+    eth.dst_addr = dst_mac;
+    eth.src_addr = src_mac;
+    if ifindex == 0 || ifindex == l2.ifindex {
+        return Some(xdp_action::XDP_TX);
+    }
+    // SAFETY: helper with plain arguments.
+    Some(unsafe { bpf_redirect(ifindex, 0) } as u32)
+}
+
+/// A client's packet to a NAT real server: where its reply goes back to is entered in
+/// `LB_NAT`, its destination becomes the server's address and port, and it is sent to the
+/// server (IPVS's masquerading: the server routes its replies through this node).
+#[inline(always)]
+fn nat_to_real(ctx: &XdpContext, l2: &L2, ihl: usize, real: &Real) -> Option<u32> {
+    let eth = ptr_at::<EthHdr>(ctx, 0)?;
+    let ip = ptr_at::<Ipv4Hdr>(ctx, l2.l3)?;
+    let ports = ptr_at::<[u8; 4]>(ctx, l2.l3 + ihl)?;
+    // SAFETY: ptr_at checked each lies inside the frame; only read here.
+    let (client_mac, our_mac, src, dst, proto, ports) = unsafe {
+        (
+            (*eth).src_addr,
+            (*eth).dst_addr,
+            (*ip).src_addr,
+            (*ip).dst_addr,
+            (*ip).proto,
+            *ports,
+        )
+    };
+    // A tagged frame would keep its tag on another interface: only the one it came in on.
+    if l2.vlan != 0 && real.ifindex != 0 && real.ifindex != l2.ifindex {
+        return None;
+    }
+    let entry = LB_NAT_SCRATCH.get_ptr_mut(0)?;
+    // SAFETY: per-CPU scratch, only this run of the program uses it.
+    let entry = unsafe { &mut *entry };
+    entry.key = FlowKey {
+        src: real.addr,
+        dst: src,
+        sport: real.port,
+        dport: u16::from_ne_bytes([ports[0], ports[1]]),
+        proto,
+        _pad: [0; 3],
+    };
+    entry.value = NatReply {
+        vip: dst,
+        vport: u16::from_ne_bytes([ports[2], ports[3]]),
+        _pad: 0,
+        ifindex: l2.ifindex,
+        client_mac,
+        our_mac,
+    };
+    // Refreshed by every packet (an LRU map: an active flow's entry stays).
+    // By reference: the key and value are passed from the scratch map, not copied.
+    #[allow(clippy::needless_borrows_for_generic_args)]
+    LB_NAT.insert(&entry.key, &entry.value, 0).ok()?;
+    rewrite(
+        ctx,
+        (l2.l3, l2.l3 + ihl, proto),
+        16,
+        real.addr,
+        2,
+        real.port.to_ne_bytes(),
+    )?;
+    let src_mac = if real.ifindex == 0 || real.ifindex == l2.ifindex {
+        our_mac
+    } else {
+        real.out_mac
+    };
+    send(ctx, l2, real.ifindex, real.mac, src_mac)
+}
+
+/// A NAT real server's reply (found in `LB_NAT` by its addresses and ports): its source
+/// becomes the virtual server's address and port again, and it goes back the way the client's
+/// packets came. Anything else passes to the kernel.
+#[inline(always)]
+fn nat_reply(
+    ctx: &XdpContext,
+    l2: &L2,
+    ihl: usize,
+    src: [u8; 4],
+    dst: [u8; 4],
+    ports: [u8; 4],
+    proto: u8,
+) -> Option<u32> {
+    let key = FlowKey {
+        src,
+        dst,
+        sport: u16::from_ne_bytes([ports[0], ports[1]]),
+        dport: u16::from_ne_bytes([ports[2], ports[3]]),
+        proto,
+        _pad: [0; 3],
+    };
+    // SAFETY: the value is copied out at once.
+    let back = unsafe { LB_NAT.get(key) }.copied()?;
+    rewrite(
+        ctx,
+        (l2.l3, l2.l3 + ihl, proto),
+        12,
+        back.vip,
+        0,
+        back.vport.to_ne_bytes(),
+    )?;
+    maps::bump(Counter::LbNatReply);
+    send(ctx, l2, back.ifindex, back.client_mac, back.our_mac)
 }
 
 const TCP_FIN: u8 = 0x01;
@@ -473,10 +720,4 @@ fn tcp_flags(ctx: &XdpContext, l4: usize) -> u8 {
 #[inline(always)]
 fn masked(addr: [u8; 4], mask: [u8; 4]) -> [u8; 4] {
     (u32::from_ne_bytes(addr) & u32::from_ne_bytes(mask)).to_ne_bytes()
-}
-
-#[inline(always)]
-fn pass_tx() -> u32 {
-    maps::bump(Counter::LbForwarded);
-    xdp_action::XDP_TX
 }

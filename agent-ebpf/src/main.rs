@@ -32,6 +32,12 @@ pub fn vrrp_lb_xdp(ctx: XdpContext) -> u32 {
     run::<true>(&ctx)
 }
 
+/// The balancer's NAT forwarding, tail-called by `vrrp_lb_xdp` (never attached).
+#[xdp]
+pub fn vrrp_lb_nat(ctx: XdpContext) -> u32 {
+    lb::nat(&ctx)
+}
+
 #[inline(always)]
 fn run<const LB: bool>(ctx: &XdpContext) -> u32 {
     let Some(l2) = parse::ethernet(ctx) else {

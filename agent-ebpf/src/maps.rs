@@ -3,14 +3,14 @@
 use agent_common::{
     COUNTER_COUNT, ConnCount, Counter, Flow, FlowKey, IFACE_CONFIG_MAX, IfaceConfig, LB_FLOWS_MAX,
     LB_LOCALITY_MAX, LB_PERSIST_MAX, LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX, Locality,
-    LocalityKey, PEERS_MAX_ENTRIES, PeerKey, Persist, PersistKey, Real, Service, ServiceKey,
-    Traffic, VIPS_MAX_ENTRIES, VRID_MAX_ENTRIES, VipKey, VipValue, VridConfig, VridKey, VridStats,
-    VrrpVerdict,
+    LocalityKey, NatEntry, NatReply, PEERS_MAX_ENTRIES, PeerKey, Persist, PersistKey, Real,
+    Service, ServiceKey, Traffic, VIPS_MAX_ENTRIES, VRID_MAX_ENTRIES, VipKey, VipValue, VridConfig,
+    VridKey, VridStats, VrrpVerdict,
 };
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, ProgramArray},
 };
 
 #[map]
@@ -83,6 +83,17 @@ pub static LB_RING: Array<u32> = Array::with_max_entries(LB_RING_SIZE, 0);
 pub static LB_REALS: Array<Real> = Array::with_max_entries(LB_REALS_MAX, 0);
 #[map]
 pub static LB_FLOWS: LruHashMap<FlowKey, Flow> = LruHashMap::with_max_entries(LB_FLOWS_MAX, 0);
+#[map]
+pub static LB_NAT: LruHashMap<FlowKey, NatReply> = LruHashMap::with_max_entries(LB_FLOWS_MAX, 0);
+/// Where a [`NatEntry`] is put together before it is entered.
+#[map]
+pub static LB_NAT_SCRATCH: PerCpuArray<NatEntry> = PerCpuArray::with_max_entries(1, 0);
+/// The real server and the address's counter slot `vrrp_lb_xdp` hands to `vrrp_lb_nat`.
+#[map]
+pub static LB_HANDOFF: PerCpuArray<[u32; 2]> = PerCpuArray::with_max_entries(1, 0);
+/// The programs `vrrp_lb_xdp` tail-calls (filled by the agent when it loads them).
+#[map]
+pub static LB_PROGS: ProgramArray = ProgramArray::with_max_entries(1, 0);
 #[map]
 pub static LB_PERSIST: LruHashMap<PersistKey, Persist> =
     LruHashMap::with_max_entries(LB_PERSIST_MAX, 0);

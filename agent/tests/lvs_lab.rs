@@ -1554,3 +1554,176 @@ fn ops_schedules_each_datagram_of_a_udp_flow() {
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }
+
+/// `lb_kind NAT` (IPVS's masquerading), one-armed: the client is on another subnet, the real
+/// servers (no VIP of their own) route it through the VIP. The director's XDP program gives
+/// the client's packets the real server's address and the replies the VIP's back: the client
+/// gets both servers' pages from the VIP, and the kernel counts the replies it translated.
+#[test]
+fn nat_serves_a_client_through_the_director_both_ways() {
+    if skip_unless_root("nat_serves_a_client_through_the_director_both_ways") {
+        return;
+    }
+    let mut seed = topology();
+    let outside = Ipv4Addr::new(10, 99, 0, 1);
+    seed.lab
+        .lab
+        .host("client")
+        .ns
+        .ip(&["addr", "add", "10.99.0.1/24", "dev", "eth0"])
+        .unwrap();
+    for r in ["r1", "r2"] {
+        let ns = &seed.lab.lab.host(r).ns;
+        ns.ip(&["addr", "del", &format!("{VIP}/32"), "dev", "lo"])
+            .unwrap();
+        ns.ip(&["route", "add", "10.99.0.0/24", "via", VIP])
+            .unwrap();
+        // Replies cross the director's XDP program: complete checksums, as on a wire.
+        let out = ns.output(&["ethtool", "-K", "eth0", "tx", "off"]).unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let real = |addr: &str| {
+        format!(
+            "  real_server {addr} 80 {{\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n"
+        )
+    };
+    let config = format!(
+        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+         virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n{}{}}}\n",
+        real("192.168.11.113"),
+        real("192.168.11.114")
+    );
+    seed.lab.start("a", Daemon::Agent, &config).unwrap();
+    seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "VS [192.168.11.200]:tcp:80 served by XDP (NAT, rr, 2 real servers",
+            LONG,
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
+    seed.wait_serving("a", [true, true])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pages: Vec<String> = (0..4)
+        .map(|_| seed.get(outside).unwrap_or_else(|| "none".into()))
+        .collect();
+    assert!(
+        pages.contains(&"r1".to_string()) && pages.contains(&"r2".to_string()),
+        "{pages:?}\n{}",
+        seed.lab.log("a")
+    );
+    let st = seed.lab.status("a");
+    let replies = st["xdp"]["counters"]["lb_nat_reply"].as_u64().unwrap_or(0);
+    assert!(replies > 0, "{st}");
+    let log = seed.lab.log("a");
+    assert!(!log.contains("where the XDP program does not run"), "{log}");
+    seed.stop_nginx("r1");
+    seed.stop_nginx("r2");
+}
+
+/// NAT, two-armed as in keepalived's NAT setups: real server r3 sits on an inner segment
+/// behind the director's eth1, where a second VRRP instance holds its gateway address. The
+/// client's packets are redirected from eth0 to eth1 with r3's address, r3's replies from
+/// eth1 back to eth0 with the VIP's: the client gets r3's page from the VIP.
+#[test]
+fn nat_reaches_a_real_server_behind_another_interface() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    if skip_unless_root("nat_reaches_a_real_server_behind_another_interface") {
+        return;
+    }
+    let mut seed = topology();
+    seed.lab
+        .add_interface_on(
+            "a",
+            "eth1",
+            [0x02, 0, 0, 0, 0, 0x1a],
+            "10.2.0.1/24",
+            "inner",
+        )
+        .unwrap();
+    // r3: only on the inner segment (its LAN port down), its router the inner VIP.
+    seed.lab
+        .lab
+        .add_host("r3", "eth0", [0x02, 0, 0, 0, 0, 0x33], "192.168.11.133/24")
+        .unwrap();
+    seed.lab
+        .add_interface_on(
+            "r3",
+            "eth1",
+            [0x02, 0, 0, 0, 0, 0x34],
+            "10.2.0.3/24",
+            "inner",
+        )
+        .unwrap();
+    {
+        let ns = &seed.lab.lab.host("r3").ns;
+        ns.ip(&["link", "set", "eth0", "down"]).unwrap();
+        ns.ip(&["route", "add", "default", "via", "10.2.0.254"])
+            .unwrap();
+        let out = ns.output(&["ethtool", "-K", "eth1", "tx", "off"]).unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let web = seed
+        .lab
+        .lab
+        .host("r3")
+        .ns
+        .enter(|| std::net::TcpListener::bind("0.0.0.0:80"))
+        .unwrap()
+        .unwrap();
+    web.set_nonblocking(true).unwrap();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            use std::io::{Read, Write};
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((mut conn, _)) = web.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                conn.set_nonblocking(false).unwrap();
+                conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nr3\n");
+            }
+        });
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let config = format!(
+                "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+                 vrrp_instance VI_2 {{\n  interface eth1\n  virtual_router_id 52\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    10.2.0.254/24\n  }}\n}}\n\
+                 virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n\
+                   real_server 10.2.0.3 80 {{\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n}}\n"
+            );
+            seed.lab.start("a", Daemon::Agent, &config).unwrap();
+            seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
+            poll(LONG, || {
+                (seed.serving_of("a", 0) == [("10.2.0.3".to_string(), true)]).then_some(())
+            })
+            .unwrap_or_else(|| panic!("{}\n{}", seed.lab.status("a"), seed.lab.log("a")));
+            let page = poll(LONG, || seed.get(client(0)));
+            assert_eq!(page.as_deref(), Some("r3"), "{}", seed.lab.log("a"));
+            let st = seed.lab.status("a");
+            assert!(
+                st["xdp"]["counters"]["lb_nat_reply"].as_u64().unwrap_or(0) > 0,
+                "{st}"
+            );
+            let log = seed.lab.log("a");
+            assert!(!log.contains("where the XDP program does not run"), "{log}");
+        }));
+        stop.store(true, Ordering::Relaxed);
+        if let Err(e) = result {
+            std::panic::resume_unwind(e);
+        }
+    });
+    seed.stop_nginx("r1");
+    seed.stop_nginx("r2");
+}

@@ -116,7 +116,9 @@ impl Lab {
             addr: [0; 4],
             weight,
             conns,
-            _pad: 0,
+            ifindex: 0,
+            out_mac: [0; 6],
+            port: 0,
         };
         self.xdp.maps.set_real(index, real).unwrap();
     }
@@ -719,4 +721,122 @@ fn each_address_of_a_group_counts_its_own_traffic() {
     // A slot given to another address counts from zero.
     lab.xdp.maps.reset_entry_traffic(1).unwrap();
     assert_eq!(entry(&lab, 1).packets, 0);
+}
+
+/// NAT (`lb_kind NAT`): the client's packet gets the real server's address and port (IP and
+/// TCP/UDP checksums still right) and goes to it; its reply gets the virtual server's address
+/// and port back and goes to the client's MAC; a UDP checksum of 0 stays 0; a server on
+/// another interface is reached by a redirect from that interface's MAC; a reply nothing
+/// was sent for passes.
+#[test]
+fn nat_rewrites_both_ways_with_valid_checksums() {
+    use agent_common::LB_REAL_NAT;
+    use etherparse::{SlicedPacket, TransportSlice};
+    if skip_unless_root("nat_rewrites_both_ways_with_valid_checksums") {
+        return;
+    }
+    const XDP_REDIRECT: u32 = 4;
+    let rip = Ipv4Addr::new(10, 1, 0, 13);
+    let mut lab = Lab::new();
+    let nat_real = |ifindex: u32| Real {
+        mac: REALS[0],
+        flags: LB_REAL_UP | LB_REAL_NAT,
+        addr: rip.octets(),
+        weight: 1,
+        conns: 0,
+        ifindex,
+        out_mac: [0x02, 0, 0, 0, 0, 0x77],
+        port: u16::from_ne_bytes(8080u16.to_be_bytes()),
+    };
+    lab.xdp.maps.set_real(0, nat_real(0)).unwrap();
+    lab.service(HTTP, 0, Algo::Rr, &[(0, 1)], 0);
+    // Checksums as a receiver checks them; (src, dst, sport, dport).
+    let parsed = |frame: &[u8]| {
+        let p = SlicedPacket::from_ethernet(frame).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+            panic!("not IPv4")
+        };
+        let h = ip.header().to_header();
+        assert_eq!(h.header_checksum, h.calc_header_checksum(), "IP checksum");
+        let ports = match &p.transport {
+            Some(TransportSlice::Tcp(t)) => {
+                let sum = t.to_header().calc_checksum_ipv4(&h, t.payload()).unwrap();
+                assert_eq!(t.checksum(), sum, "TCP checksum");
+                (t.source_port(), t.destination_port())
+            }
+            Some(TransportSlice::Udp(u)) => {
+                if u.checksum() != 0 {
+                    let sum = u.to_header().calc_checksum_ipv4(&h, u.payload()).unwrap();
+                    assert_eq!(u.checksum(), sum, "UDP checksum");
+                }
+                (u.source_port(), u.destination_port())
+            }
+            _ => panic!("not TCP/UDP"),
+        };
+        (
+            Ipv4Addr::from(h.source),
+            Ipv4Addr::from(h.destination),
+            ports.0,
+            ports.1,
+        )
+    };
+    let (action, out, moved) = lab.run(&tcp(CLIENT, 40000, 80));
+    assert_eq!(action, XDP_TX, "{moved:?}");
+    assert_eq!(moved, [(Counter::LbForwarded.name(), 1)]);
+    assert_eq!((&out[..6], &out[6..12]), (&REALS[0][..], &DIRECTOR_MAC[..]));
+    assert_eq!(parsed(&out), (CLIENT, rip, 40000, 8080));
+    // The server's reply, sent to this node as its router.
+    let reply = |sport: u16, payload: &[u8]| {
+        let mut frame = Vec::new();
+        PacketBuilder::ethernet2(REALS[0], DIRECTOR_MAC)
+            .ipv4(rip.octets(), CLIENT.octets(), 64)
+            .tcp(sport, 40000, 7, 64240)
+            .syn()
+            .ack(2)
+            .write(&mut frame, payload)
+            .unwrap();
+        frame
+    };
+    let (action, out, moved) = lab.run(&reply(8080, b"hello"));
+    assert_eq!(action, XDP_TX, "{moved:?}");
+    assert_eq!(moved, [(Counter::LbNatReply.name(), 1)]);
+    assert_eq!(
+        (&out[..6], &out[6..12]),
+        (&CLIENT_MAC[..], &DIRECTOR_MAC[..])
+    );
+    assert_eq!(parsed(&out), (VIP, CLIENT, 80, 40000));
+    // Another port of the server: no flow of the balancer's, the kernel's.
+    lab.passes(&reply(8081, b""), Counter::PassOther);
+
+    // UDP, with a checksum and without one.
+    const DNS: ServiceKey = ServiceKey {
+        addr: VIP.octets(),
+        port: 53,
+        proto: 17,
+        _pad: 0,
+    };
+    lab.service(DNS, 1, Algo::Rr, &[(0, 1)], 0);
+    let mut query = udp(41000, 53);
+    let (action, out, _) = lab.run(&query);
+    assert_eq!(action, XDP_TX);
+    assert_eq!(parsed(&out), (CLIENT, rip, 41000, 8080));
+    query[14 + 20 + 6..14 + 20 + 8].copy_from_slice(&[0, 0]);
+    let (action, out, _) = lab.run(&query);
+    assert_eq!(action, XDP_TX);
+    assert_eq!(
+        &out[14 + 20 + 6..14 + 20 + 8],
+        &[0, 0],
+        "no checksum stays none"
+    );
+    assert_eq!(parsed(&out), (CLIENT, rip, 41000, 8080));
+
+    // On another interface: redirected there, from its MAC.
+    lab.xdp.maps.set_real(0, nat_real(lab.lo + 1000)).unwrap();
+    let (action, out, _) = lab.run(&tcp(CLIENT, 40001, 80));
+    assert_eq!(action, XDP_REDIRECT);
+    assert_eq!(
+        (&out[..6], &out[6..12]),
+        (&REALS[0][..], &[0x02, 0, 0, 0, 0, 0x77][..])
+    );
+    assert_eq!(parsed(&out), (CLIENT, rip, 40001, 8080));
 }

@@ -106,7 +106,9 @@ fn add_services(xdp: &mut vrrp_agent::xdp::XdpProgram) {
             addr: [0; 4],
             weight: 1,
             conns: 0,
-            _pad: 0,
+            ifindex: 0,
+            out_mac: [0; 6],
+            port: 0,
         };
         xdp.maps.set_real(i as u32, real).unwrap();
     }

@@ -693,6 +693,7 @@ impl Runtime {
             );
             return;
         }
+        let ifaces: Vec<u32> = prog.attachments().iter().map(|a| a.ifindex).collect();
         self.lvs = Some(crate::lvs::Balancer::start(
             &self.config,
             (
@@ -702,6 +703,7 @@ impl Runtime {
             &mut prog.maps,
             &self.helpers,
             carried,
+            &ifaces,
         ));
     }
 

@@ -911,6 +911,30 @@ pub fn neighbour_mac(addr: std::net::Ipv4Addr) -> Option<[u8; 6]> {
     parse_arp_table(&table, addr)
 }
 
+/// The interface the neighbour table has `addr` on: its index and its own MAC (NAT sends a
+/// real server's frames there, from that address).
+pub fn neighbour_via(addr: std::net::Ipv4Addr) -> Option<(u32, [u8; 6])> {
+    let table = std::fs::read_to_string("/proc/net/arp").ok()?;
+    let dev = table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.first()?.parse() == Ok(addr)).then(|| f.get(5).map(|d| d.to_string()))?
+    })?;
+    // An interface name from the kernel's own table; still checked before it names a path.
+    if dev.is_empty() || dev.contains('/') || dev.starts_with('.') {
+        return None;
+    }
+    let name = std::ffi::CString::new(dev.as_str()).ok()?;
+    // SAFETY: name is a live NUL-terminated string.
+    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    let text = std::fs::read_to_string(format!("/sys/class/net/{dev}/address")).ok()?;
+    let mut mac = [0u8; 6];
+    let mut parts = text.trim().split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    (ifindex != 0).then_some((ifindex, mac))
+}
+
 /// The MAC of `addr` from the neighbour table, or None after asking the kernel to resolve it
 /// (a datagram to the discard port makes it ARP; the next look finds the answer).
 pub fn mac_or_resolve(addr: std::net::Ipv4Addr) -> Option<[u8; 6]> {

@@ -15,10 +15,10 @@ pub mod sched;
 use std::net::Ipv4Addr;
 
 use agent_common::{
-    FLOW_CLOSED, FLOW_OPEN, Flow, FlowKey, LB_LEAST_MAX, LB_REAL_UP, LB_REALS_MAX, LB_RING_SIZE,
-    LB_SERVICES_MAX, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_HASH_PORT,
-    LB_SVC_LBLC, LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OPS, LB_SVC_OVF, LB_SVC_SED,
-    LB_SVC_SPARE, LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service, ServiceKey,
+    FLOW_CLOSED, FLOW_OPEN, Flow, FlowKey, LB_LEAST_MAX, LB_REAL_NAT, LB_REAL_UP, LB_REALS_MAX,
+    LB_RING_SIZE, LB_SERVICES_MAX, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST,
+    LB_SVC_HASH_PORT, LB_SVC_LBLC, LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OPS, LB_SVC_OVF,
+    LB_SVC_SED, LB_SVC_SPARE, LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service, ServiceKey,
 };
 use log::{info, warn};
 use tokio::{runtime::Handle, sync::mpsc, task::AbortHandle};
@@ -49,6 +49,11 @@ struct RealState {
     /// Its entry says up (it keeps or takes flows).
     entered_up: bool,
     mac: Option<[u8; 6]>,
+    /// NAT: its port (the virtual server's address and port become its own).
+    nat_port: Option<u16>,
+    /// NAT: the interface it is on and that interface's MAC (with `mac`, from the
+    /// neighbour table).
+    via: Option<(u32, [u8; 6])>,
     /// As keepalived's `rs->alive`: every checker up.
     alive: bool,
     /// Over its `uthreshold` (IPVS's IP_VS_DEST_F_OVERLOAD): no new flows until it is down to
@@ -312,6 +317,22 @@ pub struct Balancer {
     tasks: Vec<AbortHandle>,
     sweep: Sweep,
     helpers: Handle,
+    /// The interfaces the XDP program runs on: a NAT server's replies are translated only
+    /// when they come in on one.
+    xdp_ifaces: Vec<u32>,
+}
+
+/// A NAT server reached on an interface without the XDP program: said once per balancer
+/// (its replies would reach the kernel untranslated, and the client would drop them).
+fn warn_nat_path(vs: &str, real: &str, via: Option<(u32, [u8; 6])>, xdp_ifaces: &[u32]) {
+    if let Some((ifindex, _)) = via
+        && !xdp_ifaces.contains(&ifindex)
+    {
+        warn!(
+            "VS {vs}: NAT real server {real} is reached on {}, where the XDP program does not run: its replies are not translated (run a VRRP instance on that interface, as keepalived's NAT setups do for the real servers' gateway)",
+            crate::iface::name(ifindex).unwrap_or_else(|| format!("ifindex {ifindex}"))
+        );
+    }
 }
 
 impl Svc {
@@ -515,13 +536,17 @@ fn overloaded(was: bool, conns: u32, real: &model::RealServer) -> bool {
 
 /// A real server's kernel entry.
 fn real_entry(r: &RealState, up: bool, addr: [u8; 4]) -> Real {
+    let (ifindex, out_mac) = r.via.unwrap_or_default();
     Real {
         mac: r.mac.unwrap_or_default(),
-        flags: if up { LB_REAL_UP } else { 0 },
+        flags: if up { LB_REAL_UP } else { 0 } | if r.nat_port.is_some() { LB_REAL_NAT } else { 0 },
         addr,
         weight: r.weight,
         conns: r.conns,
-        _pad: 0,
+        ifindex,
+        out_mac,
+        // Network order, as the kernel compares it with the wire.
+        port: u16::from_ne_bytes(r.nat_port.unwrap_or(0).to_be_bytes()),
     }
 }
 
@@ -551,6 +576,7 @@ impl Balancer {
         maps: &mut Maps,
         helpers: &Handle,
         carried: &Carried,
+        xdp_ifaces: &[u32],
     ) -> Balancer {
         let g = &config.global;
         let run_as = exec::default_run_as(g.script_user.as_deref(), g.script_group.as_deref());
@@ -577,6 +603,7 @@ impl Balancer {
                 tasks: Vec::new(),
                 sweep: Sweep::Off,
                 helpers: helpers.clone(),
+                xdp_ifaces: xdp_ifaces.to_vec(),
             };
         }
         // lblc / lblcr's destinations: what an earlier balancer entered may name indices this
@@ -806,6 +833,8 @@ impl Balancer {
                     expired,
                     entered_up: false,
                     mac: check::neighbour_mac(real.addr).or_else(|| carried.mac(real.addr)),
+                    nat_port: real.nat.then_some(real.port),
+                    via: real.nat.then(|| check::neighbour_via(real.addr)).flatten(),
                     overloaded: false,
                 });
                 for (c, chk) in real.checks.iter().enumerate() {
@@ -845,7 +874,7 @@ impl Balancer {
                     );
                 }
             }
-            let sorry = vs.sorry.map(|(addr, _)| {
+            let sorry = vs.sorry.map(|(addr, port)| {
                 let index = got[vs.reals.len()];
                 let (fresh_since, _) = start_count(index, old_sorry.map(|i| (i, 0, None)));
                 tasks.push(
@@ -863,6 +892,8 @@ impl Balancer {
                     expired: 0,
                     entered_up: false,
                     mac: check::neighbour_mac(addr),
+                    nat_port: vs.sorry_nat.then_some(port),
+                    via: vs.sorry_nat.then(|| check::neighbour_via(addr)).flatten(),
                     alive: true,
                     overloaded: false,
                 }
@@ -875,6 +906,11 @@ impl Balancer {
                 .sum::<u64>()
                 >= vs.quorum + vs.hysteresis;
             let follows = keys.iter().any(|(_, f)| f & LB_SVC_FOLLOW_VIP != 0);
+            for (state, real) in reals.iter().zip(&vs.reals) {
+                if state.nat_port.is_some() {
+                    warn_nat_path(&vs_name, &vs.real_name(real), state.via, xdp_ifaces);
+                }
+            }
             let mut svc = Svc {
                 keys,
                 entries,
@@ -895,8 +931,16 @@ impl Balancer {
             svc.update_quorum(true, run_as);
             svc.publish(maps);
             info!(
-                "VS {} served by XDP (direct routing, {}, {}{} real servers{})",
+                "VS {} served by XDP ({}, {}, {}{} real servers{})",
                 svc.vs.name(),
+                match (
+                    svc.vs.reals.iter().all(|r| r.nat),
+                    svc.vs.reals.iter().any(|r| r.nat),
+                ) {
+                    (true, _) => "NAT",
+                    (false, true) => "direct routing and NAT",
+                    (false, false) => "direct routing",
+                },
                 svc.vs.algo.name(),
                 if svc.vs.ops {
                     "one-packet scheduling, "
@@ -931,6 +975,7 @@ impl Balancer {
             tasks,
             sweep,
             helpers: helpers.clone(),
+            xdp_ifaces: xdp_ifaces.to_vec(),
         }
     }
 
@@ -941,6 +986,11 @@ impl Balancer {
             if let Some(s) = svc.sorry.as_mut().filter(|s| s.index == r.real) {
                 if r.mac.is_some() && r.mac != s.mac {
                     s.mac = r.mac;
+                    if s.nat_port.is_some()
+                        && let Some((addr, _)) = svc.vs.sorry
+                    {
+                        s.via = check::neighbour_via(addr);
+                    }
                     svc.publish(maps);
                 }
                 return;
@@ -962,6 +1012,13 @@ impl Balancer {
             let mut changed = false;
             if r.mac.is_some() && r.mac != state.mac {
                 state.mac = r.mac;
+                if state.nat_port.is_some() {
+                    let via = check::neighbour_via(real.addr);
+                    if via != state.via {
+                        warn_nat_path(&vs_name, &name, via, &self.xdp_ifaces);
+                    }
+                    state.via = via;
+                }
                 changed = true;
             }
             // keepalived's effective weight: the configured one plus every checker's share,
@@ -1279,6 +1336,7 @@ impl Balancer {
                         serde_json::json!({
                             "address": real.addr.to_string(),
                             "port": real.port,
+                            "forwarding": if real.nat { "NAT" } else { "DR" },
                             "weight": r.weight,
                             "alive": r.alive,
                             "mac": r.mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
@@ -1411,6 +1469,7 @@ mod tests {
             notify_down: None,
             uthreshold: upper,
             lthreshold: lower,
+            nat: false,
         };
         // None: never.
         assert!(!overloaded(false, 1_000_000, &real(0, 0)));

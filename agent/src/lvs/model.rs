@@ -530,6 +530,9 @@ pub struct RealServer {
     /// without it).
     pub uthreshold: u32,
     pub lthreshold: u32,
+    /// Reached by NAT (`lb_kind NAT`, or its own `lvs_method NAT`): its address and port
+    /// replace the virtual server's, and its replies come back through this node.
+    pub nat: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -559,6 +562,8 @@ pub struct VirtualService {
     pub quorum_down: Option<Vec<String>>,
     /// `sorry_server IP PORT`: takes the traffic while quorum is lost.
     pub sorry: Option<(Ipv4Addr, u16)>,
+    /// The sorry server is reached by NAT (`sorry_server_lvs_method`, else `lb_kind`).
+    pub sorry_nat: bool,
     /// `sorry_server_inhibit`: keepalived's wording for it (Enabling/Disabling).
     pub sorry_inhibit: bool,
     /// `omega`: at shutdown, `notify_down` for each live server and `quorum_down` run.
@@ -720,11 +725,12 @@ pub fn service(
         .or_else(|| find(o, "lvs_method"))
         .and_then(|b| arg(b, 0))
         .unwrap_or("NAT");
-    if kind != "DR" {
+    if kind != "DR" && kind != "NAT" {
         return Err(format!(
-            "lb_kind {kind} is not supported by the XDP backend (DR only)"
+            "lb_kind {kind} is not supported by the XDP backend (DR and NAT only)"
         ));
     }
+    let vs_nat = kind == "NAT";
     // IPVS's one-packet scheduling: UDP only (keepalived resets it on TCP with a warning).
     let ops = proto == Proto::Udp && find(o, "ops").is_some();
     let algo_name = find(o, "lb_algo")
@@ -779,18 +785,26 @@ pub fn service(
         let rport: u16 = p.map_or(Ok(port), |p| {
             p.parse().map_err(|_| format!("real_server port {p}"))
         })?;
-        // Direct routing keeps the virtual server's port: keepalived resets another one to it
-        // (warned by the config check), and its checkers then connect there.
-        let rport = if group.is_none() { port } else { rport };
         let rc = &rb.children;
         // A real server's own forwarding method (IPVS takes one per server).
-        if let Some(m) = find(rc, "lvs_method").and_then(|b| arg(b, 0))
-            && m != "DR"
-        {
-            return Err(format!(
-                "real_server {a}: lvs_method {m} is not supported by the XDP backend (DR only)"
-            ));
-        }
+        let nat = match find(rc, "lvs_method").and_then(|b| arg(b, 0)) {
+            None => vs_nat,
+            Some("DR") => false,
+            Some("NAT") => true,
+            Some(m) => {
+                return Err(format!(
+                    "real_server {a}: lvs_method {m} is not supported by the XDP backend (DR and NAT only)"
+                ));
+            }
+        };
+        // Direct routing keeps the virtual server's port: keepalived resets another one to it
+        // (warned by the config check), and its checkers then connect there. NAT keeps the
+        // server's own (port 0: the virtual server's).
+        let rport = match (nat, group.is_none()) {
+            (true, _) if rport != 0 => rport,
+            (false, false) => rport,
+            _ => port,
+        };
         let weight = int(rc, "weight").unwrap_or(1).min(u64::from(u32::MAX)) as u32;
         let inhibit_on_failure = find(rc, "inhibit_on_failure")
             .is_some_and(|b| !matches!(arg(b, 0), Some("false" | "no" | "off")));
@@ -1035,6 +1049,7 @@ pub fn service(
         reals.push(RealServer {
             addr: raddr,
             port: rport,
+            nat,
             weight,
             inhibit_on_failure,
             checks,
@@ -1044,14 +1059,17 @@ pub fn service(
             lthreshold: int(rc, "lthreshold").map_or(0, |t| t.min(u64::from(u32::MAX)) as u32),
         });
     }
-    if let Some(m) = find(o, "sorry_server_lvs_method").and_then(|b| arg(b, 0))
-        && m != "DR"
-        && find(o, "sorry_server").is_some()
-    {
-        return Err(format!(
-            "sorry_server_lvs_method {m} is not supported by the XDP backend (DR only)"
-        ));
-    }
+    let sorry_nat = match find(o, "sorry_server_lvs_method").and_then(|b| arg(b, 0)) {
+        None => vs_nat,
+        Some("DR") => false,
+        Some("NAT") => true,
+        Some(m) if find(o, "sorry_server").is_some() => {
+            return Err(format!(
+                "sorry_server_lvs_method {m} is not supported by the XDP backend (DR and NAT only)"
+            ));
+        }
+        Some(_) => false,
+    };
     let sorry = match find(o, "sorry_server") {
         Some(b) => {
             let (Some(a), Some(p)) = (arg(b, 0), arg(b, 1)) else {
@@ -1061,8 +1079,14 @@ pub fn service(
                 .parse()
                 .map_err(|_| format!("sorry_server {a}: only IPv4 is run by the XDP backend"))?;
             let p: u16 = p.parse().map_err(|_| format!("sorry_server port {p}"))?;
-            // As a real server's: keepalived resets it to the virtual server's port.
-            Some((a, if group.is_none() { port } else { p }))
+            // As a real server's: keepalived resets it to the virtual server's port under
+            // direct routing; NAT keeps it.
+            let p = match (sorry_nat, group.is_none()) {
+                (true, _) if p != 0 => p,
+                (false, false) => p,
+                _ => port,
+            };
+            Some((a, p))
         }
         None => None,
     };
@@ -1079,6 +1103,7 @@ pub fn service(
         quorum_up: find(o, "quorum_up").map(|b| command(&b.args)),
         quorum_down: find(o, "quorum_down").map(|b| command(&b.args)),
         sorry,
+        sorry_nat,
         sorry_inhibit: find(o, "sorry_server_inhibit").is_some(),
         omega: flag(o, "omega").unwrap_or(false),
         ha_suspend: find(o, "ha_suspend").is_some(),
@@ -1120,7 +1145,9 @@ mod tests {
         let vs = services(
             "virtual_server 10.0.0.1 80 {\n  lb_kind DR\n  persistence_timeout 60\n  persistence_granularity 255.255.255.0\n  real_server 10.0.0.2 80 {\n    uthreshold 100\n    lthreshold 50\n  }\n  real_server 10.0.0.3 80 {\n  }\n}\n\
              virtual_server 10.0.0.1 81 {\n  lb_kind DR\n  real_server 10.0.0.2 81 {\n    lvs_method TUN\n  }\n}\n\
-             virtual_server 10.0.0.1 82 {\n  lb_kind DR\n  sorry_server 10.0.0.9 82\n  sorry_server_lvs_method NAT\n  real_server 10.0.0.2 82 {\n    lvs_method DR\n  }\n}\n",
+             virtual_server 10.0.0.1 82 {\n  lb_kind DR\n  sorry_server 10.0.0.9 8082\n  sorry_server_lvs_method NAT\n  real_server 10.0.0.2 82 {\n    lvs_method DR\n  }\n}\n\
+             virtual_server 10.0.0.1 83 {\n  lb_kind NAT\n  sorry_server 10.0.0.9 8083\n  sorry_server_lvs_method TUN\n  real_server 10.0.0.2 83 {\n  }\n}\n\
+             virtual_server 10.0.0.1 84 {\n  real_server 10.0.0.2 8084 {\n  }\n  real_server 10.0.0.3 8085 {\n    lvs_method DR\n  }\n  real_server 10.0.0.4 0 {\n  }\n}\n",
         );
         let first = vs[0].as_ref().unwrap();
         assert_eq!(first.persist_mask, Ipv4Addr::new(255, 255, 255, 0));
@@ -1134,11 +1161,26 @@ mod tests {
         );
         assert_eq!(
             vs[1].as_ref().unwrap_err(),
-            "real_server 10.0.0.2: lvs_method TUN is not supported by the XDP backend (DR only)"
+            "real_server 10.0.0.2: lvs_method TUN is not supported by the XDP backend (DR and NAT only)"
         );
+        // A NAT sorry server keeps its port; a DR real server in the same virtual server
+        // keeps the virtual server's.
+        let v = vs[2].as_ref().unwrap();
         assert_eq!(
-            vs[2].as_ref().unwrap_err(),
-            "sorry_server_lvs_method NAT is not supported by the XDP backend (DR only)"
+            (v.sorry, v.sorry_nat),
+            (Some(("10.0.0.9".parse().unwrap(), 8082)), true)
+        );
+        assert!(!v.reals[0].nat);
+        assert_eq!(
+            vs[3].as_ref().unwrap_err(),
+            "sorry_server_lvs_method TUN is not supported by the XDP backend (DR and NAT only)"
+        );
+        // No lb_kind: NAT (keepalived's default); each server its own port, DR the VS's, a
+        // port of 0 the VS's.
+        let v = vs[4].as_ref().unwrap();
+        assert_eq!(
+            v.reals.iter().map(|r| (r.nat, r.port)).collect::<Vec<_>>(),
+            [(true, 8084), (false, 84), (true, 84)]
         );
     }
 
@@ -1220,9 +1262,10 @@ mod tests {
             .remove(0)
         };
         assert!(vs("lb_kind DR\nlb_algo rr\nprotocol TCP").is_ok());
+        assert!(vs("lb_kind NAT\nlb_algo rr").unwrap().reals[0].nat);
         assert_eq!(
-            vs("lb_kind NAT\nlb_algo rr").unwrap_err(),
-            "lb_kind NAT is not supported by the XDP backend (DR only)"
+            vs("lb_kind TUN\nlb_algo rr").unwrap_err(),
+            "lb_kind TUN is not supported by the XDP backend (DR and NAT only)"
         );
         assert!(
             vs("lb_kind DR\nlb_algo wlcx")

@@ -9,7 +9,9 @@ pub mod maps;
 
 use std::fmt;
 
-use agent_common::{PASS_PROGRAM, VRRP_LB_PROGRAM, VRRP_PROGRAM};
+use agent_common::{
+    LB_NAT_PROGRAM, LB_PROG_NAT, LB_PROGS_MAP, PASS_PROGRAM, VRRP_LB_PROGRAM, VRRP_PROGRAM,
+};
 use aya::{
     Ebpf, EbpfError,
     maps::MapError,
@@ -183,7 +185,8 @@ impl XdpProgram {
         xdp.info().ok()?.verified_instruction_count()
     }
 
-    /// Loads (verifies) `program` unless it is loaded already.
+    /// Loads (verifies) `program` unless it is loaded already. The balancer's comes with
+    /// the NAT program it tail-calls, entered in `LB_PROGS`.
     pub fn ensure_loaded(&mut self, program: Program) -> Result<(), XdpError> {
         let xdp = program_mut(&mut self.ebpf, program)?;
         if xdp.fd().is_ok() {
@@ -192,7 +195,54 @@ impl XdpProgram {
         xdp.load().map_err(|source| XdpError::Program {
             name: program.name(),
             source: Box::new(source),
-        })
+        })?;
+        if program == Program::VrrpLb {
+            self.load_nat()?;
+        }
+        Ok(())
+    }
+
+    /// `vrrp_lb_nat`, loaded and entered in `LB_PROGS` (the entry lasts while the object
+    /// holds the map).
+    fn load_nat(&mut self) -> Result<(), XdpError> {
+        let program_err = |source| XdpError::Program {
+            name: LB_NAT_PROGRAM,
+            source: Box::new(source),
+        };
+        let nat: &mut Xdp = self
+            .ebpf
+            .program_mut(LB_NAT_PROGRAM)
+            .ok_or(XdpError::MissingProgram(LB_NAT_PROGRAM))?
+            .try_into()
+            .map_err(program_err)?;
+        if nat.fd().is_err() {
+            nat.load().map_err(program_err)?;
+        }
+        let fd = nat
+            .fd()
+            .map_err(program_err)?
+            .try_clone()
+            .map_err(|e| XdpError::Map {
+                map: LB_PROGS_MAP,
+                source: MapError::SyscallError(aya::sys::SyscallError {
+                    call: "dup",
+                    io_error: e,
+                }),
+            })?;
+        let map = self
+            .ebpf
+            .map_mut(LB_PROGS_MAP)
+            .ok_or(XdpError::MissingMap(LB_PROGS_MAP))?;
+        let mut progs = aya::maps::ProgramArray::try_from(map).map_err(|source| XdpError::Map {
+            map: LB_PROGS_MAP,
+            source,
+        })?;
+        progs
+            .set(LB_PROG_NAT, &fd, 0)
+            .map_err(|source| XdpError::Map {
+                map: LB_PROGS_MAP,
+                source,
+            })
     }
 
     /// Puts `to` where `from` is attached, on every interface (loading `to` first if it is

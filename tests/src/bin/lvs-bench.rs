@@ -60,7 +60,9 @@ fn test_run_rows() -> Result<Vec<(String, f64, f64, f64)>> {
             addr: [0; 4],
             weight: 1,
             conns: 0,
-            _pad: 0,
+            ifindex: 0,
+            out_mac: [0; 6],
+            port: 0,
         };
         xdp.maps.set_real(i, real)?;
     }
