@@ -692,6 +692,10 @@ fn nat_reply(
     };
     // SAFETY: the value is copied out at once.
     let back = unsafe { LB_NAT.get(key) }.copied()?;
+    // A tagged frame would keep its tag on another interface (as in `nat_to_real`).
+    if l2.vlan != 0 && back.ifindex != l2.ifindex {
+        return None;
+    }
     rewrite(
         ctx,
         (l2.l3, l2.l3 + ihl, proto),

@@ -1727,3 +1727,79 @@ fn nat_reaches_a_real_server_behind_another_interface() {
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }
+
+/// keepalived's mail alerts for the checkers (`notification_email` and `smtp_server` set,
+/// no `smtp_alert` anywhere: a real server's alerts are on by keepalived's default, a
+/// virtual server's need its own `smtp_alert`): r2's nginx stops, its TCP_CHECK mails that
+/// it is down and the virtual server that it lost quorum; r2 comes back, both mail again; a
+/// reload that drops r1 mails that it was removed.
+#[test]
+fn checkers_mail_their_alerts() {
+    use vrrp_tests::smtp::SmtpServer;
+    if skip_unless_root("checkers_mail_their_alerts") {
+        return;
+    }
+    let mut seed = topology();
+    let smtp = SmtpServer::start(&seed.lab, "a", 2525);
+    let config = |reals: &[&str]| {
+        let reals: String = reals
+            .iter()
+            .map(|addr| {
+                format!("  real_server {addr} 80 {{\n    TCP_CHECK {{\n      connect_timeout 1\n      retry 0\n    }}\n  }}\n")
+            })
+            .collect();
+        format!(
+            "global_defs {{\n  router_id lab\n  notification_email {{\n    ops@lab\n  }}\n  notification_email_from lvs@lab\n  smtp_server 127.0.0.1 2525\n}}\n\
+             vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+             virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  quorum 2\n  smtp_alert\n{reals}}}\n"
+        )
+    };
+    let both = ["192.168.11.113", "192.168.11.114"];
+    seed.lab.start("a", Daemon::Agent, &config(&both)).unwrap();
+    seed.wait_serving("a", [true, true])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mails_with = |want: &[(&str, &str)]| {
+        poll(LONG, || {
+            let mails = smtp.mails();
+            want.iter()
+                .all(|(s, b)| mails.iter().any(|m| m.0 == *s && m.1 == *b))
+                .then_some(())
+        })
+        .unwrap_or_else(|| panic!("{want:?} not in {:?}\n{}", smtp.mails(), seed.lab.log("a")))
+    };
+    seed.stop_nginx("r2");
+    mails_with(&[
+        (
+            "[lab] Realserver [192.168.11.114]:tcp:80 of virtual server [192.168.11.200]:tcp:80 - DOWN",
+            "=> TCP CHECK failed on service <=",
+        ),
+        (
+            "[lab] Virtualserver [192.168.11.200]:tcp:80 - DOWN",
+            "=> Lost quorum 2+0=2 <= 1 <=",
+        ),
+    ]);
+    seed.start_nginx("r2");
+    mails_with(&[
+        (
+            "[lab] Realserver [192.168.11.114]:tcp:80 of virtual server [192.168.11.200]:tcp:80 - UP",
+            "=> TCP CHECK succeed on service <=",
+        ),
+        (
+            "[lab] Virtualserver [192.168.11.200]:tcp:80 - UP",
+            "=> Gained quorum 2+0=2 <= 2 <=",
+        ),
+    ]);
+    assert!(
+        !smtp.subjects().iter().any(|s| s.contains("192.168.11.113")),
+        "r1 never changed: {:?}",
+        smtp.subjects()
+    );
+    std::fs::write(seed.lab.dir().join("a.conf"), config(&both[1..])).unwrap();
+    seed.lab.signal("a", libc::SIGHUP).unwrap();
+    mails_with(&[(
+        "[lab] Realserver [192.168.11.113]:tcp:80 of virtual server [192.168.11.200]:tcp:80 - DOWN",
+        "=> Removing <=",
+    )]);
+    seed.stop_nginx("r1");
+    seed.stop_nginx("r2");
+}

@@ -5,14 +5,9 @@
 //! alerts see a burst of transitions.
 
 use std::{
-    io::{BufRead as _, BufReader, Write as _},
-    net::{Ipv4Addr, TcpListener},
+    net::Ipv4Addr,
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
     time::Duration,
 };
 
@@ -20,6 +15,7 @@ use vrrp_tests::{
     poll,
     routers::{A_MAC, B_MAC, CLIENT_MAC, Daemon, VrrpLab},
     skip_unless_root,
+    smtp::SmtpServer,
 };
 
 const A1_MAC: [u8; 6] = [0x02, 0, 0, 0, 1, 0x0a];
@@ -592,85 +588,6 @@ fn sync_group_members_fail_over_together() {
 }
 
 // ===== notifications =====
-
-/// A minimal SMTP server: accepts mails and keeps their Subject lines, in order.
-struct SmtpServer {
-    subjects: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
-}
-
-impl SmtpServer {
-    fn start(lab: &VrrpLab, host: &str, port: u16) -> SmtpServer {
-        let subjects = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (subjects.clone(), stop.clone());
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = lab
-            .lab
-            .host(host)
-            .ns
-            .thread(move || {
-                let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
-                l.set_nonblocking(true).unwrap();
-                ready_tx.send(()).unwrap();
-                while !st.load(Ordering::Relaxed) {
-                    let Ok((c, _)) = l.accept() else {
-                        std::thread::sleep(Duration::from_millis(5));
-                        continue;
-                    };
-                    c.set_nonblocking(false).unwrap();
-                    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-                    let mut w = c.try_clone().unwrap();
-                    let mut r = BufReader::new(c);
-                    let _ = w.write_all(b"220 lab ESMTP\r\n");
-                    let mut line = String::new();
-                    while r.read_line(&mut line).unwrap_or(0) > 0 {
-                        let cmd = line.to_ascii_uppercase();
-                        if cmd.starts_with("DATA") {
-                            let _ = w.write_all(b"354 go ahead\r\n");
-                            loop {
-                                line.clear();
-                                if r.read_line(&mut line).unwrap_or(0) == 0 || line == ".\r\n" {
-                                    break;
-                                }
-                                if let Some(sub) = line.strip_prefix("Subject: ") {
-                                    s.lock().unwrap().push(sub.trim_end().to_string());
-                                }
-                            }
-                            let _ = w.write_all(b"250 queued\r\n");
-                        } else if cmd.starts_with("QUIT") {
-                            let _ = w.write_all(b"221 bye\r\n");
-                            break;
-                        } else {
-                            let _ = w.write_all(b"250 ok\r\n");
-                        }
-                        line.clear();
-                    }
-                }
-            })
-            .unwrap();
-        ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        SmtpServer {
-            subjects,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn subjects(&self) -> Vec<String> {
-        self.subjects.lock().unwrap().clone()
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// The states the agent's log says VI_1 entered, in order.
 fn entered(log: &str) -> Vec<String> {

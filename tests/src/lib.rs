@@ -14,6 +14,7 @@ pub mod lvs;
 pub mod netns;
 pub mod probe;
 pub mod routers;
+pub mod smtp;
 
 pub use capture::{Capture, Sender};
 pub use lab::{Host, Lab};

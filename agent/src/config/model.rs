@@ -74,7 +74,14 @@ pub struct GlobalDefs {
     /// Seconds (keepalived default 30).
     pub smtp_connect_timeout: u32,
     pub smtp_alert: bool,
+    /// Whether `smtp_alert` was written at all (a real server's alerts default to on unless
+    /// it was, as keepalived keeps them for backwards compatibility).
+    pub smtp_alert_given: bool,
     pub smtp_alert_vrrp: bool,
+    /// `smtp_alert_checker` (None: not written): the checkers' alerts.
+    pub smtp_alert_checker: Option<bool>,
+    /// `no_checker_emails`: a checker's alert only when its real server's state changes.
+    pub no_checker_emails: bool,
     pub script_user: Option<String>,
     pub script_group: Option<String>,
     pub enable_script_security: bool,
@@ -120,6 +127,9 @@ impl Default for GlobalDefs {
             smtp_connect_timeout: 30,
             smtp_alert: false,
             smtp_alert_vrrp: false,
+            smtp_alert_given: false,
+            smtp_alert_checker: None,
+            no_checker_emails: false,
             script_user: None,
             script_group: None,
             enable_script_security: false,

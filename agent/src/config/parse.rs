@@ -24,7 +24,6 @@ const GLOBAL_OTHER: &[&str] = &[
     "checker_log_all_failures",
     "dynamic_interfaces",
     "no_email_faults",
-    "smtp_alert_checker",
     "checker_process_name",
     "vrrp_process_name",
     "bfd_process_name",
@@ -95,7 +94,6 @@ const GLOBAL_OTHER: &[&str] = &[
     "process_monitor_rcv_bufs",
     "process_monitor_rcv_bufs_force",
     "rs_init_notifies",
-    "no_checker_emails",
     "lvs_flush_on_stop",
     "include_check",
     "vmac_prefix",
@@ -388,7 +386,12 @@ fn global_defs(stmts: &[Stmt], g: &mut GlobalDefs, diags: &mut Diags) {
                     g.smtp_connect_timeout = v as u32;
                 }
             }
-            "smtp_alert" => g.smtp_alert = flag(stmt, diags),
+            "smtp_alert" => {
+                g.smtp_alert = flag(stmt, diags);
+                g.smtp_alert_given = true;
+            }
+            "smtp_alert_checker" => g.smtp_alert_checker = Some(flag(stmt, diags)),
+            "no_checker_emails" => g.no_checker_emails = flag(stmt, diags),
             "smtp_alert_vrrp" => g.smtp_alert_vrrp = flag(stmt, diags),
             "script_user" => {
                 g.script_user = named(stmt, diags);

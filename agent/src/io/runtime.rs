@@ -703,7 +703,7 @@ impl Runtime {
             &mut prog.maps,
             &self.helpers,
             carried,
-            &ifaces,
+            (&ifaces, self.opts.log_detail),
         ));
     }
 

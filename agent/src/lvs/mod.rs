@@ -320,6 +320,62 @@ pub struct Balancer {
     /// The interfaces the XDP program runs on: a NAT server's replies are translated only
     /// when they come in on one.
     xdp_ifaces: Vec<u32>,
+    /// Where alerts are mailed (`global_defs`' smtp_server and notification_email).
+    mail: Option<Mail>,
+}
+
+/// The checkers' mail alerts, as keepalived's smtp_alert for real and virtual servers.
+struct Mail {
+    smtp: std::sync::Arc<crate::notify::smtp::Smtp>,
+    /// `no_checker_emails`: a checker's alert only when its server's state changes.
+    only_server_changes: bool,
+    /// A real server's alerts when it does not say (keepalived: `smtp_alert_checker`, else
+    /// `smtp_alert`, else on), and a virtual server's (the same, else off).
+    real_default: bool,
+    virtual_default: bool,
+}
+
+impl Mail {
+    fn of(config: &Config, log_detail: bool) -> Option<Mail> {
+        let g = &config.global;
+        let smtp = crate::notify::smtp_of(g, log_detail)?;
+        let global = g
+            .smtp_alert_checker
+            .or(g.smtp_alert_given.then_some(g.smtp_alert));
+        Some(Mail {
+            smtp: std::sync::Arc::new(smtp),
+            only_server_changes: g.no_checker_emails,
+            real_default: global.unwrap_or(true),
+            virtual_default: global.unwrap_or(false),
+        })
+    }
+
+    /// Sends one alert on the helper runtime (nothing waits for it).
+    fn send(&self, helpers: &Handle, subject: String, body: String) {
+        let smtp = self.smtp.clone();
+        let subject = format!("[{}] {subject}", smtp.router_id);
+        helpers.spawn(async move { crate::notify::smtp::send(&smtp, &subject, &body).await });
+    }
+}
+
+/// keepalived's alert body for a checker of `kind` that went up or down.
+fn alert_body(kind: &model::CheckKind, up: bool) -> String {
+    use model::CheckKind as K;
+    let state = if up { "succeed" } else { "failed" };
+    match kind {
+        K::Tcp => format!("=> TCP CHECK {state} on service <="),
+        K::Ping => format!("=> ICMP CHECK {state} on service <="),
+        K::Udp(_) => format!("=> UDP CHECK {state} on service <="),
+        K::Dns(_) => format!("=> DNS_CHECK: {state} on service <="),
+        K::Misc(_) => format!(
+            "=> MISC CHECK {} on service <=",
+            if up { "succeeded" } else { "failed" }
+        ),
+        K::Http(_) | K::Https(_) if !up => {
+            "=> CHECK failed on service : HTTP request failed <=".to_string()
+        }
+        _ => format!("=> CHECK {state} on service <="),
+    }
 }
 
 /// A NAT server reached on an interface without the XDP program: said once per balancer
@@ -459,7 +515,24 @@ impl Svc {
     /// keepalived's update_quorum_state: quorum is gained at `quorum + hysteresis` of live
     /// weight and lost below `quorum - hysteresis`; the sorry server comes and goes with it,
     /// and `quorum_up` / `quorum_down` run. `init`: at start-up.
-    fn update_quorum(&mut self, init: bool, run_as: RunAs) {
+    /// keepalived's smtp_alert for a quorum change (when the virtual server's alerts are on).
+    fn quorum_mail(&self, mail: &Mail, helpers: &Handle, body: String) {
+        if self.vs.smtp_alert.unwrap_or(mail.virtual_default) {
+            mail.send(
+                helpers,
+                format!(
+                    "Virtualserver {} - {}",
+                    self.vs.name(),
+                    if self.quorum_up { "UP" } else { "DOWN" }
+                ),
+                body,
+            );
+        }
+    }
+
+    /// Quorum gained or lost by the live servers' weight, with keepalived's lines, scripts
+    /// and sorry server; the alert's body when it changed.
+    fn update_quorum(&mut self, init: bool, run_as: RunAs) -> Option<String> {
         let vs = &self.vs;
         let sum = self.live_weight() as i64;
         let (q, h) = (vs.quorum as i64, vs.hysteresis as i64);
@@ -484,6 +557,14 @@ impl Svc {
                 info!("Adding alive servers to the pool for VS {}", vs.name());
             }
             run(&vs.quorum_up, run_as);
+            return Some(format!(
+                "=> {} {q}+{h}={threshold} <= {sum} <=",
+                if init {
+                    "Starting with quorum up"
+                } else {
+                    "Gained quorum"
+                }
+            ));
         } else if (self.quorum_up && (sum == 0 || sum < threshold))
             || (init && !self.quorum_up && sorry.is_some())
         {
@@ -510,7 +591,17 @@ impl Svc {
                 );
             }
             run(&vs.quorum_down, run_as);
+            // keepalived's alert prints the numbers this way whichever way it went.
+            return Some(format!(
+                "=> {} {q}+{h}={threshold} <= {sum} <=",
+                if init {
+                    "Starting with quorum down"
+                } else {
+                    "Lost quorum"
+                }
+            ));
         }
+        None
     }
 }
 
@@ -576,8 +667,9 @@ impl Balancer {
         maps: &mut Maps,
         helpers: &Handle,
         carried: &Carried,
-        xdp_ifaces: &[u32],
+        (xdp_ifaces, log_detail): (&[u32], bool),
     ) -> Balancer {
+        let mail = Mail::of(config, log_detail);
         let g = &config.global;
         let run_as = exec::default_run_as(g.script_user.as_deref(), g.script_group.as_deref());
         let (tx, rx) = mpsc::unbounded_channel();
@@ -604,6 +696,7 @@ impl Balancer {
                 sweep: Sweep::Off,
                 helpers: helpers.clone(),
                 xdp_ifaces: xdp_ifaces.to_vec(),
+                mail: None,
             };
         }
         // lblc / lblcr's destinations: what an earlier balancer entered may name indices this
@@ -928,7 +1021,9 @@ impl Balancer {
                 gate,
                 spare: false,
             };
-            svc.update_quorum(true, run_as);
+            if let (Some(mail), Some(body)) = (&mail, svc.update_quorum(true, run_as)) {
+                svc.quorum_mail(mail, helpers, body);
+            }
             svc.publish(maps);
             info!(
                 "VS {} served by XDP ({}, {}, {}{} real servers{})",
@@ -976,6 +1071,7 @@ impl Balancer {
             sweep,
             helpers: helpers.clone(),
             xdp_ifaces: xdp_ifaces.to_vec(),
+            mail,
         }
     }
 
@@ -1003,7 +1099,10 @@ impl Balancer {
             let vs_name = svc.vs.name();
             let inhibit = real.inhibit_on_failure;
             let state = &mut svc.reals[k];
+            let was_alive = state.alive;
+            let mut checker_changed = false;
             if let Some(c) = state.checks_up.get_mut(r.checker) {
+                checker_changed = *c != r.up;
                 *c = r.up;
             }
             if let Some(w) = state.checks_share.get_mut(r.checker) {
@@ -1068,8 +1167,28 @@ impl Balancer {
                     self.run_as,
                 );
             }
+            // keepalived's smtp_alert for the checker that changed, unless under
+            // no_checker_emails its server's state did not.
+            if let Some(mail) = &self.mail
+                && checker_changed
+                && real.smtp_alert.unwrap_or(mail.real_default)
+                && (alive != was_alive || !mail.only_server_changes)
+                && let Some(check) = real.checks.get(r.checker)
+            {
+                mail.send(
+                    &self.helpers,
+                    format!(
+                        "Realserver {name} of virtual server {vs_name} - {}",
+                        if alive { "UP" } else { "DOWN" }
+                    ),
+                    alert_body(&check.kind, r.up),
+                );
+            }
             if changed {
-                svc.update_quorum(false, self.run_as);
+                let body = svc.update_quorum(false, self.run_as);
+                if let (Some(mail), Some(body)) = (&self.mail, body) {
+                    svc.quorum_mail(mail, &self.helpers, body);
+                }
                 svc.publish(maps);
             }
             return;
@@ -1294,6 +1413,23 @@ impl Balancer {
                 let _ = maps.set_real(r.index, real_entry(r, false, [0; 4]));
             }
         }
+        // keepalived's alert for a live server the reload removed.
+        let Some(mail) = &self.mail else { return };
+        for s in &self.services {
+            for (r, real) in s.reals.iter().zip(&s.vs.reals) {
+                if r.alive && !kept(r.index) && real.smtp_alert.unwrap_or(mail.real_default) {
+                    mail.send(
+                        &self.helpers,
+                        format!(
+                            "Realserver {} of virtual server {} - DOWN",
+                            s.vs.real_name(real),
+                            s.vs.name()
+                        ),
+                        "=> Removing <=".to_string(),
+                    );
+                }
+            }
+        }
     }
 
     /// Takes every service out of the data path and stops the checkers. Under `omega`, the
@@ -1394,6 +1530,57 @@ mod tests {
     use super::*;
     use agent_common::FLOW_UNCOUNTED;
 
+    /// keepalived's defaults for the checkers' alerts: a real server's on unless
+    /// `smtp_alert_checker` or `smtp_alert` says otherwise, a virtual server's off unless one
+    /// says so; nothing without a server and recipients.
+    #[test]
+    fn alert_defaults_and_bodies() {
+        use crate::config::{self, ReadOptions, validate::Unchecked};
+        let mail = |global: &str| {
+            let text = format!("global_defs {{\n{global}}}\n");
+            let loaded = config::load_str(
+                std::path::Path::new("/t/k.conf"),
+                text.as_bytes(),
+                &ReadOptions::default(),
+                &Unchecked,
+            );
+            Mail::of(&loaded.config, false)
+                .map(|m| (m.real_default, m.virtual_default, m.only_server_changes))
+        };
+        let smtp = " notification_email {\n  a@b\n }\n smtp_server 127.0.0.1\n";
+        assert_eq!(mail(""), None);
+        assert_eq!(mail(smtp), Some((true, false, false)));
+        assert_eq!(
+            mail(&format!("{smtp} smtp_alert false\n")),
+            Some((false, false, false))
+        );
+        assert_eq!(
+            mail(&format!("{smtp} smtp_alert\n no_checker_emails\n")),
+            Some((true, true, true))
+        );
+        assert_eq!(
+            mail(&format!("{smtp} smtp_alert\n smtp_alert_checker off\n")),
+            Some((false, false, false))
+        );
+        use model::CheckKind;
+        assert_eq!(
+            alert_body(&CheckKind::Tcp, false),
+            "=> TCP CHECK failed on service <="
+        );
+        assert_eq!(
+            alert_body(&CheckKind::Http(Vec::new()), false),
+            "=> CHECK failed on service : HTTP request failed <="
+        );
+        assert_eq!(
+            alert_body(&CheckKind::Http(Vec::new()), true),
+            "=> CHECK succeed on service <="
+        );
+        assert_eq!(
+            alert_body(&CheckKind::Ping, true),
+            "=> ICMP CHECK succeed on service <="
+        );
+    }
+
     #[test]
     fn indices_keep_what_stays_and_give_new_ones_what_nothing_used() {
         // The replaced balancer used 0, 1 and 2; 1 stays.
@@ -1470,6 +1657,7 @@ mod tests {
             uthreshold: upper,
             lthreshold: lower,
             nat: false,
+            smtp_alert: None,
         };
         // None: never.
         assert!(!overloaded(false, 1_000_000, &real(0, 0)));

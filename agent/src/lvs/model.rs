@@ -533,6 +533,8 @@ pub struct RealServer {
     /// Reached by NAT (`lb_kind NAT`, or its own `lvs_method NAT`): its address and port
     /// replace the virtual server's, and its replies come back through this node.
     pub nat: bool,
+    /// Its own `smtp_alert`, if written.
+    pub smtp_alert: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -574,6 +576,8 @@ pub struct VirtualService {
     /// `ops` on a UDP service: each datagram is scheduled on its own (IPVS's one-packet
     /// scheduling), no flow is kept.
     pub ops: bool,
+    /// Its own `smtp_alert` (quorum changes), if written.
+    pub smtp_alert: Option<bool>,
 }
 
 impl VirtualService {
@@ -1057,6 +1061,7 @@ pub fn service(
             notify_down: notify("notify_down"),
             uthreshold: int(rc, "uthreshold").map_or(0, |t| t.min(u64::from(u32::MAX)) as u32),
             lthreshold: int(rc, "lthreshold").map_or(0, |t| t.min(u64::from(u32::MAX)) as u32),
+            smtp_alert: flag(rc, "smtp_alert"),
         });
     }
     let sorry_nat = match find(o, "sorry_server_lvs_method").and_then(|b| arg(b, 0)) {
@@ -1108,6 +1113,7 @@ pub fn service(
         omega: flag(o, "omega").unwrap_or(false),
         ha_suspend: find(o, "ha_suspend").is_some(),
         ops,
+        smtp_alert: flag(o, "smtp_alert"),
         addr,
         port,
         proto,

@@ -310,26 +310,7 @@ impl Setup {
                 });
             }
         }
-        // keepalived mails only with both a server and recipients.
-        let smtp = match (&g.smtp_server, g.notification_email.is_empty()) {
-            (Some(server), false) => {
-                let host = local_name();
-                Some(smtp::Smtp {
-                    host: server.host.clone(),
-                    port: server.port,
-                    helo: g.smtp_helo_name.clone().unwrap_or_else(|| host.clone()),
-                    from: g
-                        .notification_email_from
-                        .clone()
-                        .unwrap_or_else(|| format!("{}@{host}", login_name())),
-                    to: g.notification_email.clone(),
-                    timeout: Duration::from_secs(u64::from(g.smtp_connect_timeout.max(1))),
-                    router_id: g.router_id.clone().unwrap_or(host),
-                    log_detail,
-                })
-            }
-            _ => None,
-        };
+        let smtp = smtp_of(g, log_detail);
         Setup {
             targets,
             fifos,
@@ -348,6 +329,28 @@ pub fn flag(other: &crate::config::model::Other, keyword: &str) -> Option<bool> 
 }
 
 /// keepalived's `local_name`: the host name.
+/// Where and how alerts are mailed, from `global_defs`: None unless there are both a server
+/// and recipients (keepalived mails only then).
+pub fn smtp_of(g: &crate::config::model::GlobalDefs, log_detail: bool) -> Option<smtp::Smtp> {
+    let (Some(server), false) = (&g.smtp_server, g.notification_email.is_empty()) else {
+        return None;
+    };
+    let host = local_name();
+    Some(smtp::Smtp {
+        host: server.host.clone(),
+        port: server.port,
+        helo: g.smtp_helo_name.clone().unwrap_or_else(|| host.clone()),
+        from: g
+            .notification_email_from
+            .clone()
+            .unwrap_or_else(|| format!("{}@{host}", login_name())),
+        to: g.notification_email.clone(),
+        timeout: Duration::from_secs(u64::from(g.smtp_connect_timeout.max(1))),
+        router_id: g.router_id.clone().unwrap_or(host),
+        log_detail,
+    })
+}
+
 pub fn local_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname into our buffer.
