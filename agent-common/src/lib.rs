@@ -44,6 +44,9 @@ pub const LB_REAL_STATS_MAP: &str = "LB_REAL_STATS";
 pub const LB_ENTRY_STATS_MAP: &str = "LB_ENTRY_STATS";
 /// `LruHashMap<FlowKey, NatReply>`: NAT real servers' flows, by the key of their replies.
 pub const LB_NAT_MAP: &str = "LB_NAT";
+/// `Array<u32>` of one: 1 while some real server is reached by NAT (only then is other
+/// TCP/UDP looked up in `LB_NAT` as a possible reply).
+pub const LB_NAT_ON_MAP: &str = "LB_NAT_ON";
 /// `PerCpuArray<ConnCount>`, indexed by real server: flows opened and closed (lc/wlc).
 pub const LB_CONNS_MAP: &str = "LB_CONNS";
 /// `PerCpuArray<u64>`, indexed by real server: each CPU's `opened` when the agent last

@@ -24,8 +24,8 @@ use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 use crate::{
     maps::{
         self, LB_CONNS, LB_CONNS_BASE, LB_ENTRY_STATS, LB_FLOWS, LB_HANDOFF, LB_LOCALITY, LB_NAT,
-        LB_NAT_SCRATCH, LB_PERSIST, LB_PROGS, LB_REAL_STATS, LB_REALS, LB_RING, LB_RR, LB_SERVICES,
-        VIPS,
+        LB_NAT_ON, LB_NAT_SCRATCH, LB_PERSIST, LB_PROGS, LB_REAL_STATS, LB_REALS, LB_RING, LB_RR,
+        LB_SERVICES, VIPS,
     },
     parse::{L2, ptr_at},
 };
@@ -315,8 +315,12 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
     };
     // SAFETY: the value is only read, and entries are replaced whole by the agent.
     let Some(svc) = (unsafe { LB_SERVICES.get(key) }) else {
-        // Not for a virtual server: maybe a NAT real server's reply.
-        return nat_reply(ctx, l2, ihl, ip.src_addr, dst, ports, proto);
+        // Not for a virtual server: maybe a NAT real server's reply (looked up only while
+        // there are NAT servers: other traffic does not pay for the lookup).
+        if LB_NAT_ON.get(0).is_some_and(|on| *on != 0) {
+            return nat_reply(ctx, l2, ihl, ip.src_addr, dst, ports, proto);
+        }
+        return None;
     };
     if svc.flags & LB_SVC_FOLLOW_VIP != 0
         // SAFETY: only the presence of the entry is read.
@@ -649,10 +653,14 @@ fn nat_to_real(ctx: &XdpContext, l2: &L2, ihl: usize, real: &Real) -> Option<u32
         client_mac,
         our_mac,
     };
-    // Refreshed by every packet (an LRU map: an active flow's entry stays).
-    // By reference: the key and value are passed from the scratch map, not copied.
+    // Written when it is new or changed; otherwise the lookup marks it used, which keeps an
+    // active flow's entry in the LRU map (an update per packet costs several times more).
+    // SAFETY: the value is only compared.
     #[allow(clippy::needless_borrows_for_generic_args)]
-    LB_NAT.insert(&entry.key, &entry.value, 0).ok()?;
+    if unsafe { LB_NAT.get(&entry.key) } != Some(&entry.value) {
+        // By reference: the key and value are passed from the scratch map, not copied.
+        LB_NAT.insert(&entry.key, &entry.value, 0).ok()?;
+    }
     rewrite(
         ctx,
         (l2.l3, l2.l3 + ihl, proto),

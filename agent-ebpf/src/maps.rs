@@ -85,6 +85,9 @@ pub static LB_REALS: Array<Real> = Array::with_max_entries(LB_REALS_MAX, 0);
 pub static LB_FLOWS: LruHashMap<FlowKey, Flow> = LruHashMap::with_max_entries(LB_FLOWS_MAX, 0);
 #[map]
 pub static LB_NAT: LruHashMap<FlowKey, NatReply> = LruHashMap::with_max_entries(LB_FLOWS_MAX, 0);
+/// 1 while some real server is reached by NAT.
+#[map]
+pub static LB_NAT_ON: Array<u32> = Array::with_max_entries(1, 0);
 /// Where a [`NatEntry`] is put together before it is entered.
 #[map]
 pub static LB_NAT_SCRATCH: PerCpuArray<NatEntry> = PerCpuArray::with_max_entries(1, 0);

@@ -193,7 +193,7 @@ enum Sweep {
 fn tally(
     flows: &[(FlowKey, Flow)],
     since: &std::collections::HashMap<u32, std::time::Duration>,
-    now: std::time::Duration,
+    (now, timeouts): (std::time::Duration, Timeouts),
 ) -> (Vec<FlowKey>, std::collections::HashMap<u32, u64>) {
     let mut gone = Vec::new();
     let mut open: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
@@ -204,9 +204,9 @@ fn tally(
             continue;
         }
         let limit = match (flow.closed, key.proto) {
-            (FLOW_CLOSED, _) => CLOSED_IDLE,
-            (_, 17) => OPEN_UDP_IDLE,
-            _ => OPEN_TCP_IDLE,
+            (FLOW_CLOSED, _) => timeouts.tcp_fin,
+            (_, 17) => timeouts.udp,
+            _ => timeouts.tcp,
         };
         if now.saturating_sub(last) >= limit {
             gone.push(*key);
@@ -322,6 +322,8 @@ pub struct Balancer {
     xdp_ifaces: Vec<u32>,
     /// Where alerts are mailed (`global_defs`' smtp_server and notification_email).
     mail: Option<Mail>,
+    /// How long an idle flow counts as open (`lvs_timeouts`).
+    timeouts: Timeouts,
 }
 
 /// The checkers' mail alerts, as keepalived's smtp_alert for real and virtual servers.
@@ -378,8 +380,9 @@ fn alert_body(kind: &model::CheckKind, up: bool) -> String {
     }
 }
 
-/// A NAT server reached on an interface without the XDP program: said once per balancer
-/// (its replies would reach the kernel untranslated, and the client would drop them).
+/// A NAT server reached on an interface without the XDP program: said when the balancer
+/// starts and when the server is found there anew (its replies would reach the kernel
+/// untranslated, and the client would drop them).
 fn warn_nat_path(vs: &str, real: &str, via: Option<(u32, [u8; 6])>, xdp_ifaces: &[u32]) {
     if let Some((ifindex, _)) = via
         && !xdp_ifaces.contains(&ifindex)
@@ -512,9 +515,6 @@ impl Svc {
             .sum()
     }
 
-    /// keepalived's update_quorum_state: quorum is gained at `quorum + hysteresis` of live
-    /// weight and lost below `quorum - hysteresis`; the sorry server comes and goes with it,
-    /// and `quorum_up` / `quorum_down` run. `init`: at start-up.
     /// keepalived's smtp_alert for a quorum change (when the virtual server's alerts are on).
     fn quorum_mail(&self, mail: &Mail, helpers: &Handle, body: String) {
         if self.vs.smtp_alert.unwrap_or(mail.virtual_default) {
@@ -530,8 +530,10 @@ impl Svc {
         }
     }
 
-    /// Quorum gained or lost by the live servers' weight, with keepalived's lines, scripts
-    /// and sorry server; the alert's body when it changed.
+    /// keepalived's update_quorum_state: quorum is gained at `quorum + hysteresis` of live
+    /// weight and lost below `quorum - hysteresis`; the sorry server comes and goes with it,
+    /// and `quorum_up` / `quorum_down` run. `init`: at start-up. Returns the alert's body
+    /// when the state changed.
     fn update_quorum(&mut self, init: bool, run_as: RunAs) -> Option<String> {
         let vs = &self.vs;
         let sum = self.live_weight() as i64;
@@ -643,9 +645,47 @@ fn real_entry(r: &RealState, up: bool, addr: [u8; 4]) -> Real {
 
 /// How long a flow with no packet still counts as open (IPVS's defaults: TCP established
 /// 900 s, UDP 300 s) and a closed one is kept for its last packets (TCP FIN_WAIT 120 s).
-const OPEN_TCP_IDLE: std::time::Duration = std::time::Duration::from_secs(900);
-const OPEN_UDP_IDLE: std::time::Duration = std::time::Duration::from_secs(300);
-const CLOSED_IDLE: std::time::Duration = std::time::Duration::from_secs(120);
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Timeouts {
+    tcp: std::time::Duration,
+    tcp_fin: std::time::Duration,
+    udp: std::time::Duration,
+}
+
+impl Timeouts {
+    /// IPVS's defaults, or keepalived's global `lvs_timeouts tcp N tcpfin N udp N` (0, or a
+    /// value keepalived reports invalid, leaves the default, as it leaves the kernel's).
+    fn of(config: &Config) -> Timeouts {
+        let mut t = Timeouts {
+            tcp: std::time::Duration::from_secs(900),
+            tcp_fin: std::time::Duration::from_secs(120),
+            udp: std::time::Duration::from_secs(300),
+        };
+        let words = config
+            .global
+            .other
+            .get("lvs_timeouts")
+            .and_then(|all| all.last())
+            .cloned()
+            .unwrap_or_default();
+        for pair in words.windows(2) {
+            let secs = match pair[1].parse::<u64>() {
+                Ok(s) if (1..=LVS_MAX_TIMEOUT).contains(&s) => std::time::Duration::from_secs(s),
+                _ => continue,
+            };
+            match pair[0].as_str() {
+                "tcp" => t.tcp = secs,
+                "tcpfin" => t.tcp_fin = secs,
+                "udp" => t.udp = secs,
+                _ => {}
+            }
+        }
+        t
+    }
+}
+
+/// keepalived's LVS_MAX_TIMEOUT (31 days).
+const LVS_MAX_TIMEOUT: u64 = 86400 * 31;
 
 /// Starts a notify script and does not wait for it.
 fn run(script: &Option<Vec<String>>, run_as: RunAs) {
@@ -697,6 +737,7 @@ impl Balancer {
                 helpers: helpers.clone(),
                 xdp_ifaces: xdp_ifaces.to_vec(),
                 mail: None,
+                timeouts: Timeouts::of(config),
             };
         }
         // lblc / lblcr's destinations: what an earlier balancer entered may name indices this
@@ -1051,6 +1092,12 @@ impl Balancer {
             );
             services.push(svc);
         }
+        let nat = services
+            .iter()
+            .any(|s| s.vs.reals.iter().any(|r| r.nat) || (s.vs.sorry.is_some() && s.vs.sorry_nat));
+        if let Err(e) = maps.set_nat_on(nat) {
+            warn!("{e}: NAT replies are not translated");
+        }
         let sweep = if services.iter().any(|s| s.counts_flows()) {
             maps.flow_table().map_or_else(
                 |e| {
@@ -1072,6 +1119,7 @@ impl Balancer {
             helpers: helpers.clone(),
             xdp_ifaces: xdp_ifaces.to_vec(),
             mail,
+            timeouts: Timeouts::of(config),
         }
     }
 
@@ -1174,6 +1222,8 @@ impl Balancer {
                 && real.smtp_alert.unwrap_or(mail.real_default)
                 && (alive != was_alive || !mail.only_server_changes)
                 && let Some(check) = real.checks.get(r.checker)
+                // keepalived's FILE_CHECK mails nothing.
+                && !matches!(check.kind, model::CheckKind::File(_))
             {
                 mail.send(
                     &self.helpers,
@@ -1344,9 +1394,10 @@ impl Balancer {
             })
             .collect();
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let timeouts = self.timeouts;
         self.helpers.spawn_blocking(move || {
             let now = crate::io::timer::monotonic_now();
-            let (gone, open) = tally(&table.flows(), &since, now);
+            let (gone, open) = tally(&table.flows(), &since, (now, timeouts));
             for key in &gone {
                 let _ = table.remove(key);
             }
@@ -1455,6 +1506,7 @@ impl Balancer {
                 let _ = maps.remove_service(k);
             }
         }
+        let _ = maps.set_nat_on(false);
     }
 
     /// The services as `vrrp-agent status` shows them.
@@ -1636,12 +1688,25 @@ mod tests {
             (key(9, 6), flow(2, FLOW_OPEN, now - s(1))),
         ];
         let since = [(2, now - s(5))].into_iter().collect();
-        let (gone, open) = tally(&flows, &since, now);
+        let defaults = Timeouts::of(&Config::default());
+        let (gone, open) = tally(&flows, &since, (now, defaults));
         let gone: Vec<u16> = gone.iter().map(|k| k.sport).collect();
         assert_eq!(gone, [2, 4, 6, 8]);
         let mut open: Vec<(u32, u64)> = open.into_iter().collect();
         open.sort();
         assert_eq!(open, [(0, 2), (2, 1)]);
+        // keepalived's lvs_timeouts: what it sets, 0 or invalid leaving the default.
+        let loaded = crate::config::load_str(
+            std::path::Path::new("/t/k.conf"),
+            b"global_defs {\n lvs_timeouts tcp 60 tcpfin 0 udp x\n}\n",
+            &crate::config::ReadOptions::default(),
+            &crate::config::validate::Unchecked,
+        );
+        let t = Timeouts::of(&loaded.config);
+        assert_eq!((t.tcp, t.tcp_fin, t.udp), (s(60), s(120), s(300)));
+        let (gone, _) = tally(&flows, &since, (now, t));
+        let gone: Vec<u16> = gone.iter().map(|k| k.sport).collect();
+        assert_eq!(gone, [1, 2, 4, 6, 8], "open TCP quiet for 60 s and more");
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use agent_common::{
     COUNTER_COUNT, COUNTERS_MAP, ConnCount, Counter, Flow, FlowKey, IFACE_CONFIG_MAP, IfaceConfig,
     LB_CONNS_BASE_MAP, LB_CONNS_MAP, LB_ENTRY_STATS_MAP, LB_FLOWS_MAP, LB_LOCALITY_MAP,
-    LB_REAL_STATS_MAP, LB_REALS_MAP, LB_RING_MAP, LB_SERVICES_MAP, Locality, LocalityKey,
-    PEERS_MAP, PeerKey, Real, Service, ServiceKey, Traffic, VIPS_MAP, VRID_CONFIG_MAP,
+    LB_NAT_ON_MAP, LB_REAL_STATS_MAP, LB_REALS_MAP, LB_RING_MAP, LB_SERVICES_MAP, Locality,
+    LocalityKey, PEERS_MAP, PeerKey, Real, Service, ServiceKey, Traffic, VIPS_MAP, VRID_CONFIG_MAP,
     VRID_STATS_MAP, VRRP_VERDICTS, VipKey, VipValue, VridConfig, VridKey, VridState, VridStats,
     VrrpVerdict,
 };
@@ -28,6 +28,7 @@ pub struct Maps {
     lb_reals: Array<MapData, Real>,
     lb_real_stats: PerCpuArray<MapData, Traffic>,
     lb_entry_stats: PerCpuArray<MapData, Traffic>,
+    lb_nat_on: Array<MapData, u32>,
     lb_conns: PerCpuArray<MapData, ConnCount>,
     lb_conns_base: PerCpuArray<MapData, u64>,
     lb_flows: HashMap<MapData, FlowKey, Flow>,
@@ -132,6 +133,7 @@ impl Maps {
             lb_reals: take(ebpf, LB_REALS_MAP)?,
             lb_real_stats: take(ebpf, LB_REAL_STATS_MAP)?,
             lb_entry_stats: take(ebpf, LB_ENTRY_STATS_MAP)?,
+            lb_nat_on: take(ebpf, LB_NAT_ON_MAP)?,
             lb_conns: take(ebpf, LB_CONNS_MAP)?,
             lb_conns_base: take(ebpf, LB_CONNS_BASE_MAP)?,
             lb_flows: take(ebpf, LB_FLOWS_MAP)?,
@@ -257,6 +259,13 @@ impl Maps {
     /// hold what an earlier owner was sent).
     pub fn reset_real_traffic(&mut self, index: u32) -> Result<(), XdpError> {
         zero(&mut self.lb_real_stats, index, LB_REAL_STATS_MAP)
+    }
+
+    /// Whether the kernel looks for NAT replies (some real server is reached by NAT).
+    pub fn set_nat_on(&mut self, on: bool) -> Result<(), XdpError> {
+        self.lb_nat_on
+            .set(0, u32::from(on), 0)
+            .map_err(map_err(LB_NAT_ON_MAP))
     }
 
     /// As [`Self::reset_real_traffic`], for an address's slot.

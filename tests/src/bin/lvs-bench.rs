@@ -8,6 +8,8 @@
 //!    through the VIP balanced by the master director's XDP program, against nginx on the
 //!    same director as seed 002's reverse proxy (upstream with ip_hash, proxy_pass) to the
 //!    same two real servers.
+//!    The same through NAT (`lb_kind NAT`, one-armed: the client on another subnet, the real
+//!    servers routing it through the VIP).
 //! 3. The master director crashed (link down, SIGKILL) 3 s into a wrk run through the VIP:
 //!    requests that failed (socket errors and timeouts as wrk counts them), for the seed's
 //!    `rr` with persistence and for `sh` (the same Maglev table on both directors, so the
@@ -140,8 +142,69 @@ fn test_run_rows() -> Result<Vec<(String, f64, f64, f64)>> {
     }
     let floor = median_min_max(floor).context("no samples")?;
     let new = median_min_max(new).context("no samples")?;
+    // NAT: real server 2 behind port 8080 of the VIP, reached at 10.1.0.13:8080. Single runs
+    // only (a repetition would see the rewritten packet), each a flow's packet after the
+    // first, then the server's reply to it.
+    let nat_real = Real {
+        mac: [2, 0, 0, 0, 0, 0x15],
+        flags: LB_REAL_UP | agent_common::LB_REAL_NAT,
+        addr: [10, 1, 0, 13],
+        weight: 1,
+        conns: 0,
+        ifindex: 0,
+        out_mac: [0; 6],
+        port: u16::from_ne_bytes(8080u16.to_be_bytes()),
+    };
+    xdp.maps.set_real(2, nat_real)?;
+    xdp.maps.set_nat_on(true)?;
+    let nat_ring = sched::ring(Algo::Rr, &[(2, 1)]);
+    xdp.maps.set_ring(2048, &nat_ring)?;
+    xdp.maps.set_service(
+        ServiceKey { port: 8080, ..key },
+        Service {
+            id: 1,
+            ring_base: 2048,
+            ring_len: nat_ring.len() as u32,
+            entry: 1,
+            ..service
+        },
+    )?;
+    let reply = |dport: u16| {
+        let mut out = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0x15], [2, 0, 0, 0, 0, 0x11])
+            .ipv4([10, 1, 0, 13], [192, 0, 2, 99], 64)
+            .tcp(8080, dport, 1, 64240)
+            .syn()
+            .ack(2)
+            .write(&mut out, b"")
+            .expect("frame");
+        out
+    };
+    let (mut nat_in, mut nat_out) = (Vec::new(), Vec::new());
+    for k in 0..SINGLE_RUNS {
+        let sport = 1024 + (k % 60000) as u16;
+        let f = frame(sport, 8080);
+        let first = xdp.test_run(Program::VrrpLb, &f)?;
+        if first.action != 3 {
+            bail!("NAT: the first packet was not forwarded ({})", first.action);
+        }
+        nat_in.push(xdp.test_run(Program::VrrpLb, &f)?.duration.as_nanos() as f64);
+        let back = xdp.test_run(Program::VrrpLb, &reply(sport))?;
+        if back.action != 3 {
+            bail!("NAT: the reply was not sent back ({})", back.action);
+        }
+        nat_out.push(back.duration.as_nanos() as f64);
+    }
     push("single runs: trivial pass program (floor)", floor);
     push("single runs: a new flow scheduled (rr) → XDP_TX", new);
+    push(
+        "single runs: a NAT flow's packet → its real server, address and port rewritten (tail call) → XDP_TX",
+        median_min_max(nat_in).context("no samples")?,
+    );
+    push(
+        "single runs: a NAT server's reply → the client, the VIP's address and port back → XDP_TX",
+        median_min_max(nat_out).context("no samples")?,
+    );
     Ok(rows)
 }
 
@@ -238,6 +301,13 @@ fn settle(seed: &Seed) -> Result<()> {
     Ok(())
 }
 
+/// Director a alone holds the VIP and serves both real servers.
+fn settle_one(seed: &Seed) -> Result<()> {
+    seed.lab.wait_sole_holder("a", VIP, LONG)?;
+    seed.wait_serving("a", [true, true])
+        .map_err(anyhow::Error::msg)
+}
+
 fn main() -> Result<()> {
     let secs: u64 = std::env::var("LVS_SECONDS")
         .ok()
@@ -264,10 +334,11 @@ fn main() -> Result<()> {
     )?;
     settle(&seed)?;
     start_proxy(&seed)?;
-    let through =
-        |url: &str| -> Result<Vec<Wrk>> { (0..runs).map(|_| wrk(&seed, url, secs)).collect() };
-    let xdp = through(&format!("http://{VIP}/"))?;
-    let proxy = through("http://192.168.11.11:8080/")?;
+    let through = |seed: &Seed, url: &str| -> Result<Vec<Wrk>> {
+        (0..runs).map(|_| wrk(seed, url, secs)).collect()
+    };
+    let xdp = through(&seed, &format!("http://{VIP}/"))?;
+    let proxy = through(&seed, "http://192.168.11.11:8080/")?;
     eprintln!("lvs-bench: throughput done");
 
     // Failover under load, for the seed's rr + persistence and for sh.
@@ -321,6 +392,38 @@ fn main() -> Result<()> {
         }
         failover.push((label, results));
     }
+    // NAT, one-armed: the client reaches the VIP from 10.99.0.1, the real servers (the VIP
+    // off their loopback) route that subnet through the VIP.
+    let _ = seed.lab.stop("a", LONG);
+    let _ = seed.lab.stop("b", LONG);
+    let client = &seed.lab.lab.host("client").ns;
+    client.ip(&["addr", "add", "10.99.0.1/24", "dev", "eth0"])?;
+    client.ip(&[
+        "route",
+        "replace",
+        &format!("{VIP}/32"),
+        "dev",
+        "eth0",
+        "src",
+        "10.99.0.1",
+    ])?;
+    for r in ["r1", "r2"] {
+        let ns = &seed.lab.lab.host(r).ns;
+        ns.ip(&["addr", "del", &format!("{VIP}/32"), "dev", "lo"])?;
+        ns.ip(&["route", "add", "10.99.0.0/24", "via", VIP])?;
+        let out = ns.output(&["ethtool", "-K", "eth0", "tx", "off"])?;
+        if !out.status.success() {
+            bail!("ethtool: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    seed.lab.start(
+        "a",
+        Daemon::Agent,
+        &director("seed-lvs-dr-master.conf", 150).replace("lb_kind DR", "lb_kind NAT"),
+    )?;
+    settle_one(&seed)?;
+    let nat = through(&seed, &format!("http://{VIP}/"))?;
+    eprintln!("lvs-bench: NAT throughput done");
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 
@@ -336,7 +439,7 @@ fn main() -> Result<()> {
     }
     let stat = |v: &[Wrk], f: fn(&Wrk) -> f64| median_min_max(v.iter().map(f).collect());
     println!(
-        "\nSeed 003 in namespaces: the client runs `wrk -t2 -c32 -d{secs}s` ({runs} runs each) to the VIP, balanced by the master director's XDP program to two nginx real servers that answer the client directly, and to nginx on the same director as seed 002's reverse proxy (upstream with ip_hash, `proxy_pass`) to the same real servers. All of it shares this machine's 2 cores. This kernel has no IPVS, so keepalived has no data path to compare with here: the ratio is to the nginx proxy.\n"
+        "\nSeed 003 in namespaces: the client runs `wrk -t2 -c32 -d{secs}s` ({runs} runs each) to the VIP, balanced by the master director's XDP program to two nginx real servers that answer the client directly, and to nginx on the same director as seed 002's reverse proxy (upstream with ip_hash, `proxy_pass`) to the same real servers. The NAT row runs the same director with `lb_kind NAT`: the client's requests (from another subnet) get a real server's address, and its replies, routed back through the VIP, get the VIP's again, both in the director's XDP program. All of it shares this machine's 2 cores. This kernel has no IPVS, so keepalived has no data path to compare with here: the ratio is to the nginx proxy.\n"
     );
     println!(
         "| path | requests/s median | min–max | p99 ms median | min–max | ratio (requests/s) to the proxy |"
@@ -345,6 +448,7 @@ fn main() -> Result<()> {
     let proxy_rps = stat(&proxy, |w| w.rps).map_or(0.0, |s| s.0);
     for (name, v) in [
         ("XDP direct routing (vrrp-agent)", &xdp),
+        ("XDP NAT, one-armed (vrrp-agent)", &nat),
         ("nginx reverse proxy (seed 002)", &proxy),
     ] {
         let (Some(r), Some(p)) = (stat(v, |w| w.rps), stat(v, |w| w.p99_ms)) else {
