@@ -1732,7 +1732,8 @@ fn nat_reaches_a_real_server_behind_another_interface() {
 /// no `smtp_alert` anywhere: a real server's alerts are on by keepalived's default, a
 /// virtual server's need its own `smtp_alert`): r2's nginx stops, its TCP_CHECK mails that
 /// it is down and the virtual server that it lost quorum; r2 comes back, both mail again; a
-/// reload that drops r1 mails that it was removed.
+/// reload that drops r1 mails that it was removed; under `omega`, the agent's stop mails r2's
+/// shutdown before it exits.
 #[test]
 fn checkers_mail_their_alerts() {
     use vrrp_tests::smtp::SmtpServer;
@@ -1751,7 +1752,7 @@ fn checkers_mail_their_alerts() {
         format!(
             "global_defs {{\n  router_id lab\n  notification_email {{\n    ops@lab\n  }}\n  notification_email_from lvs@lab\n  smtp_server 127.0.0.1 2525\n}}\n\
              vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
-             virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  quorum 2\n  smtp_alert\n{reals}}}\n"
+             virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  quorum 2\n  smtp_alert\n  omega\n{reals}}}\n"
         )
     };
     let both = ["192.168.11.113", "192.168.11.114"];
@@ -1800,6 +1801,18 @@ fn checkers_mail_their_alerts() {
         "[lab] Realserver [192.168.11.113]:tcp:80 of virtual server [192.168.11.200]:tcp:80 - DOWN",
         "=> Removing <=",
     )]);
+    // Under omega, stopping mails each live server's shutdown, before the agent exits.
+    seed.lab.stop("a", LONG).unwrap();
+    assert!(
+        smtp.mails().iter().any(|m| m
+            == &(
+                "[lab] Realserver [192.168.11.114]:tcp:80 of virtual server [192.168.11.200]:tcp:80 - DOWN"
+                    .to_string(),
+                "=> Shutting down <=".to_string()
+            )),
+        "{:?}",
+        smtp.mails()
+    );
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }

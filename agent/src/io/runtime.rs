@@ -214,6 +214,8 @@ pub struct Runtime {
     rx_sockets: HashMap<(u32, bool), (Arc<RxSocket>, tokio::task::AbortHandle)>,
     /// The virtual servers served by the XDP balancer (none without XDP).
     lvs: Option<crate::lvs::Balancer>,
+    /// Mails the balancer sent as it stopped (omega's), waited for before the agent exits.
+    lvs_mails: Vec<tokio::task::JoinHandle<()>>,
     /// Receive sockets whose filter could not be set (said once each).
     filter_warned: std::collections::HashSet<(u32, bool)>,
     /// Names of interfaces deleted and created again that instances or trackers still use
@@ -259,6 +261,7 @@ impl Runtime {
             rx_sockets: HashMap::new(),
             filter_warned: Default::default(),
             lvs: None,
+            lvs_mails: Vec::new(),
             recreated: Default::default(),
             follow_warned: false,
         };
@@ -728,7 +731,8 @@ impl Runtime {
     /// that changes it).
     fn stop_lvs(&mut self, shutdown: bool) {
         if let Some(lvs) = self.lvs.take() {
-            lvs.stop(self.xdp.as_mut().map(|p| &mut p.maps), shutdown);
+            let mails = lvs.stop(self.xdp.as_mut().map(|p| &mut p.maps), shutdown);
+            self.lvs_mails.extend(mails);
         }
     }
 
@@ -1184,8 +1188,16 @@ impl Runtime {
             let _ = crate::netlink::set_sysctl(base, "arp_ignore", *ignore);
             let _ = crate::netlink::set_sysctl(base, "arp_filter", *filter);
         }
-        // The STOP notifications (and anything still queued) are delivered before we exit.
+        // The STOP notifications (and anything still queued) are delivered before we exit,
+        // and so are the balancer's last mails.
         self.notifier.drain(MAX_NOTIFY_DRAIN).await;
+        let mails = std::mem::take(&mut self.lvs_mails);
+        let _ = tokio::time::timeout(MAX_NOTIFY_DRAIN, async {
+            for m in mails {
+                let _ = m.await;
+            }
+        })
+        .await;
         Ok(())
     }
 

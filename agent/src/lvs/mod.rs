@@ -21,7 +21,11 @@ use agent_common::{
     LB_SVC_SED, LB_SVC_SPARE, LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service, ServiceKey,
 };
 use log::{info, warn};
-use tokio::{runtime::Handle, sync::mpsc, task::AbortHandle};
+use tokio::{
+    runtime::Handle,
+    sync::mpsc,
+    task::{AbortHandle, JoinHandle},
+};
 
 use crate::{
     config::model::Config,
@@ -352,11 +356,11 @@ impl Mail {
         })
     }
 
-    /// Sends one alert on the helper runtime (nothing waits for it).
-    fn send(&self, helpers: &Handle, subject: String, body: String) {
+    /// Sends one alert on the helper runtime (only the shutdown's are waited for).
+    fn send(&self, helpers: &Handle, subject: String, body: String) -> JoinHandle<()> {
         let smtp = self.smtp.clone();
         let subject = format!("[{}] {subject}", smtp.router_id);
-        helpers.spawn(async move { crate::notify::smtp::send(&smtp, &subject, &body).await });
+        helpers.spawn(async move { crate::notify::smtp::send(&smtp, &subject, &body).await })
     }
 }
 
@@ -518,7 +522,7 @@ impl Svc {
     /// keepalived's smtp_alert for a quorum change (when the virtual server's alerts are on).
     fn quorum_mail(&self, mail: &Mail, helpers: &Handle, body: String) {
         if self.vs.smtp_alert.unwrap_or(mail.virtual_default) {
-            mail.send(
+            let _ = mail.send(
                 helpers,
                 format!(
                     "Virtualserver {} - {}",
@@ -1225,7 +1229,7 @@ impl Balancer {
                 // keepalived's FILE_CHECK mails nothing.
                 && !matches!(check.kind, model::CheckKind::File(_))
             {
-                mail.send(
+                let _ = mail.send(
                     &self.helpers,
                     format!(
                         "Realserver {name} of virtual server {vs_name} - {}",
@@ -1469,7 +1473,7 @@ impl Balancer {
         for s in &self.services {
             for (r, real) in s.reals.iter().zip(&s.vs.reals) {
                 if r.alive && !kept(r.index) && real.smtp_alert.unwrap_or(mail.real_default) {
-                    mail.send(
+                    let _ = mail.send(
                         &self.helpers,
                         format!(
                             "Realserver {} of virtual server {} - DOWN",
@@ -1484,29 +1488,55 @@ impl Balancer {
     }
 
     /// Takes every service out of the data path and stops the checkers. Under `omega`, the
-    /// live servers' `notify_down` and the service's `quorum_down` run (keepalived at
-    /// shutdown).
-    pub fn stop(self, maps: Option<&mut Maps>, shutdown: bool) {
+    /// live servers' `notify_down` and the service's `quorum_down` run, and their alerts are
+    /// mailed (`=> Shutting down <=`), as keepalived does at shutdown: the mails under way are
+    /// returned, for the agent to wait for before it exits.
+    pub fn stop(self, maps: Option<&mut Maps>, shutdown: bool) -> Vec<JoinHandle<()>> {
         for t in &self.tasks {
             t.abort();
         }
+        let mut mails = Vec::new();
         for s in self.services.iter().filter(|s| shutdown && s.vs.omega) {
             for (r, real) in s.reals.iter().zip(&s.vs.reals) {
                 if r.alive {
                     run(&real.notify_down, self.run_as);
+                    if let Some(mail) = &self.mail
+                        && real.smtp_alert.unwrap_or(mail.real_default)
+                    {
+                        mails.push(mail.send(
+                            &self.helpers,
+                            format!(
+                                "Realserver {} of virtual server {} - DOWN",
+                                s.vs.real_name(real),
+                                s.vs.name()
+                            ),
+                            "=> Shutting down <=".to_string(),
+                        ));
+                    }
                 }
             }
             if s.quorum_up {
                 run(&s.vs.quorum_down, self.run_as);
+                if let Some(mail) = &self.mail
+                    && s.vs.smtp_alert.unwrap_or(mail.virtual_default)
+                {
+                    mails.push(mail.send(
+                        &self.helpers,
+                        format!("Virtualserver {} - DOWN", s.vs.name()),
+                        "=> Shutting down <=".to_string(),
+                    ));
+                }
             }
         }
-        let Some(maps) = maps else { return };
-        for s in &self.services {
-            for (k, _) in &s.keys {
-                let _ = maps.remove_service(k);
+        if let Some(maps) = maps {
+            for s in &self.services {
+                for (k, _) in &s.keys {
+                    let _ = maps.remove_service(k);
+                }
             }
+            let _ = maps.set_nat_on(false);
         }
-        let _ = maps.set_nat_on(false);
+        mails
     }
 
     /// The services as `vrrp-agent status` shows them.
