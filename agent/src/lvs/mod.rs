@@ -356,8 +356,13 @@ impl Mail {
         })
     }
 
-    /// Sends one alert on the helper runtime (only the shutdown's are waited for).
-    fn send(&self, helpers: &Handle, subject: String, body: String) -> JoinHandle<()> {
+    /// Sends one alert on the helper runtime; nothing waits for it.
+    fn send(&self, helpers: &Handle, subject: String, body: String) {
+        drop(self.send_tracked(helpers, subject, body));
+    }
+
+    /// As [`Self::send`], for a mail the agent waits for before it exits.
+    fn send_tracked(&self, helpers: &Handle, subject: String, body: String) -> JoinHandle<()> {
         let smtp = self.smtp.clone();
         let subject = format!("[{}] {subject}", smtp.router_id);
         helpers.spawn(async move { crate::notify::smtp::send(&smtp, &subject, &body).await })
@@ -522,7 +527,7 @@ impl Svc {
     /// keepalived's smtp_alert for a quorum change (when the virtual server's alerts are on).
     fn quorum_mail(&self, mail: &Mail, helpers: &Handle, body: String) {
         if self.vs.smtp_alert.unwrap_or(mail.virtual_default) {
-            let _ = mail.send(
+            mail.send(
                 helpers,
                 format!(
                     "Virtualserver {} - {}",
@@ -1229,7 +1234,7 @@ impl Balancer {
                 // keepalived's FILE_CHECK mails nothing.
                 && !matches!(check.kind, model::CheckKind::File(_))
             {
-                let _ = mail.send(
+                mail.send(
                     &self.helpers,
                     format!(
                         "Realserver {name} of virtual server {vs_name} - {}",
@@ -1473,7 +1478,7 @@ impl Balancer {
         for s in &self.services {
             for (r, real) in s.reals.iter().zip(&s.vs.reals) {
                 if r.alive && !kept(r.index) && real.smtp_alert.unwrap_or(mail.real_default) {
-                    let _ = mail.send(
+                    mail.send(
                         &self.helpers,
                         format!(
                             "Realserver {} of virtual server {} - DOWN",
@@ -1503,7 +1508,7 @@ impl Balancer {
                     if let Some(mail) = &self.mail
                         && real.smtp_alert.unwrap_or(mail.real_default)
                     {
-                        mails.push(mail.send(
+                        mails.push(mail.send_tracked(
                             &self.helpers,
                             format!(
                                 "Realserver {} of virtual server {} - DOWN",
@@ -1520,7 +1525,7 @@ impl Balancer {
                 if let Some(mail) = &self.mail
                     && s.vs.smtp_alert.unwrap_or(mail.virtual_default)
                 {
-                    mails.push(mail.send(
+                    mails.push(mail.send_tracked(
                         &self.helpers,
                         format!("Virtualserver {} - DOWN", s.vs.name()),
                         "=> Shutting down <=".to_string(),
