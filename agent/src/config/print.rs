@@ -324,8 +324,19 @@ fn global_defs(o: &mut Out, g: &GlobalDefs) {
     }
     o.opt("smtp_helo_name", &g.smtp_helo_name);
     o.line(format!("smtp_connect_timeout {}", g.smtp_connect_timeout));
-    o.flag("smtp_alert", g.smtp_alert);
+    // Written as read: `smtp_alert false` differs from no smtp_alert (a real server's alerts).
+    if g.smtp_alert_given {
+        o.line(if g.smtp_alert {
+            "smtp_alert"
+        } else {
+            "smtp_alert false"
+        });
+    }
     o.flag("smtp_alert_vrrp", g.smtp_alert_vrrp);
+    if let Some(on) = g.smtp_alert_checker {
+        o.line(format!("smtp_alert_checker {on}"));
+    }
+    o.flag("no_checker_emails", g.no_checker_emails);
     if let Some(user) = &g.script_user {
         o.line(format!(
             "script_user {}{}",

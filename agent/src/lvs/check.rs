@@ -350,8 +350,8 @@ fn originate(fd: std::os::fd::RawFd, src: &super::model::Source) -> std::io::Res
     Ok(())
 }
 
-/// One url asked on an open connection (plain or TLS): its status code in the url's, and
-/// with a digest, the page's MD5 the one wanted.
+/// One url asked on an open connection (plain or TLS): its status code in the url's, with a
+/// digest the page's MD5 the one wanted, and with a regex a match in the page.
 async fn http_exchange<S>(mut stream: S, check: &Check, url: &super::model::Url) -> bool
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
@@ -376,7 +376,7 @@ where
     if !matches!(write.await, Ok(Ok(()))) {
         return false;
     }
-    // Without a digest the status line is all that is judged: read until it is complete (at
+    // Without a digest or a regex the status line is all that is judged: read until it is complete (at
     // most keepalived's 4 KB buffer). With one, the whole answer (each read within
     // connect_timeout, as keepalived times them; at most MAX_PAGE, the server being no more
     // trusted than anything else).
@@ -875,7 +875,7 @@ fn rand_id() -> u16 {
     u16::from_ne_bytes(b)
 }
 
-/// The largest page a digest is computed over.
+/// The largest page a digest is computed over, or a regex matched against.
 const MAX_PAGE: usize = 16 << 20;
 
 /// The MD5 of an HTTP response's body (after the blank line ending the headers), lowercase
