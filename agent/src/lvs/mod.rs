@@ -677,16 +677,19 @@ impl Timeouts {
             .and_then(|all| all.last())
             .cloned()
             .unwrap_or_default();
-        for pair in words.windows(2) {
-            let secs = match pair[1].parse::<u64>() {
-                Ok(s) if (1..=LVS_MAX_TIMEOUT).contains(&s) => std::time::Duration::from_secs(s),
+        // As keepalived reads it: an option takes the next word as its value, valid or not.
+        let mut words = words.iter();
+        while let Some(option) = words.next() {
+            let slot = match option.as_str() {
+                "tcp" => &mut t.tcp,
+                "tcpfin" => &mut t.tcp_fin,
+                "udp" => &mut t.udp,
                 _ => continue,
             };
-            match pair[0].as_str() {
-                "tcp" => t.tcp = secs,
-                "tcpfin" => t.tcp_fin = secs,
-                "udp" => t.udp = secs,
-                _ => {}
+            if let Some(Ok(s)) = words.next().map(|v| v.parse::<u64>())
+                && (1..=LVS_MAX_TIMEOUT).contains(&s)
+            {
+                *slot = std::time::Duration::from_secs(s);
             }
         }
         t
@@ -1733,7 +1736,7 @@ mod tests {
         // keepalived's lvs_timeouts: what it sets, 0 or invalid leaving the default.
         let loaded = crate::config::load_str(
             std::path::Path::new("/t/k.conf"),
-            b"global_defs {\n lvs_timeouts tcp 60 tcpfin 0 udp x\n}\n",
+            b"global_defs {\n lvs_timeouts tcp 60 tcpfin 0 udp x udp tcp 50\n}\n",
             &crate::config::ReadOptions::default(),
             &crate::config::validate::Unchecked,
         );
