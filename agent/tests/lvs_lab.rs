@@ -26,6 +26,24 @@ fn agent() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_vrrp-agent"))
 }
 
+/// Runs `test` while the threads `serve` starts on the scope run beside it (servers in the
+/// real servers' namespaces, each looping until `stop` is set). `stop` is set when the test
+/// ends, even by a panic, which is then passed on once the servers have stopped.
+fn while_serving<'env>(
+    stop: &'env std::sync::atomic::AtomicBool,
+    serve: impl for<'scope> FnOnce(&'scope std::thread::Scope<'scope, 'env>),
+    test: impl FnOnce(),
+) {
+    std::thread::scope(|scope| {
+        serve(scope);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(test));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = result {
+            std::panic::resume_unwind(e);
+        }
+    });
+}
+
 #[test]
 fn seed_lvs_dr_balances_checks_real_servers_and_fails_over() {
     if skip_unless_root("seed_lvs_dr_balances_checks_real_servers_and_fails_over") {
@@ -968,46 +986,43 @@ fn smtp_and_dns_checks_take_out_the_server_that_does_not_answer() {
     dns.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     let stop = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            while !stop.load(Ordering::Relaxed) {
-                let Ok((conn, _)) = smtp.accept() else {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                conn.set_nonblocking(false).unwrap();
-                conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-                let mut w = conn.try_clone().unwrap();
-                let mut r = BufReader::new(conn);
-                let mut line = String::new();
-                let _ = w.write_all(b"220-r1 ESMTP\r\n220 r1\r\n");
-                for answer in ["250 r1\r\n", "221 bye\r\n"] {
-                    line.clear();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        break;
+    while_serving(
+        &stop,
+        |scope| {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((conn, _)) = smtp.accept() else {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    };
+                    conn.set_nonblocking(false).unwrap();
+                    conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                    let mut w = conn.try_clone().unwrap();
+                    let mut r = BufReader::new(conn);
+                    let mut line = String::new();
+                    let _ = w.write_all(b"220-r1 ESMTP\r\n220 r1\r\n");
+                    for answer in ["250 r1\r\n", "221 bye\r\n"] {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            break;
+                        }
+                        let _ = w.write_all(answer.as_bytes());
                     }
-                    let _ = w.write_all(answer.as_bytes());
                 }
-            }
-        });
-        scope.spawn(|| {
-            let mut buf = [0u8; 512];
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok((n, from)) = dns.recv_from(&mut buf) {
-                    // A response (QR), rcode 0.
-                    buf[2] |= 0x80;
-                    let _ = dns.send_to(&buf[..n], from);
+            });
+            scope.spawn(|| {
+                let mut buf = [0u8; 512];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((n, from)) = dns.recv_from(&mut buf) {
+                        // A response (QR), rcode 0.
+                        buf[2] |= 0x80;
+                        let _ = dns.send_to(&buf[..n], from);
+                    }
                 }
-            }
-        });
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            smtp_and_dns_checks(&mut seed)
-        }));
-        stop.store(true, Ordering::Relaxed);
-        if let Err(e) = result {
-            std::panic::resume_unwind(e);
-        }
-    });
+            });
+        },
+        || smtp_and_dns_checks(&mut seed),
+    );
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }
@@ -1107,16 +1122,19 @@ fn ping_and_udp_checks_follow_what_the_real_servers_answer() {
     udp.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
     let stop = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let mut buf = [0u8; 512];
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok((_, from)) = udp.recv_from(&mut buf) {
-                    let _ = udp.send_to(b"OK", from);
+    while_serving(
+        &stop,
+        |scope| {
+            scope.spawn(|| {
+                let mut buf = [0u8; 512];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((_, from)) = udp.recv_from(&mut buf) {
+                        let _ = udp.send_to(b"OK", from);
+                    }
                 }
-            }
-        });
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            });
+        },
+        || {
             let config = format!(
                 "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
                  virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
@@ -1161,12 +1179,8 @@ fn ping_and_udp_checks_follow_what_the_real_servers_answer() {
                 ("192.168.11.114".to_string(), false),
             ];
             assert_eq!(seed.serving_of("a", 1), udp_serving);
-        }));
-        stop.store(true, Ordering::Relaxed);
-        if let Err(e) = result {
-            std::panic::resume_unwind(e);
-        }
-    });
+        },
+    );
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }
@@ -1503,19 +1517,22 @@ fn ops_schedules_each_datagram_of_a_udp_flow() {
             })
             .collect()
     };
-    std::thread::scope(|scope| {
-        for (name, socket) in &responders {
-            let stop = &stop;
-            scope.spawn(move || {
-                let mut buf = [0u8; 512];
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok((_, from)) = socket.recv_from(&mut buf) {
-                        let _ = socket.send_to(name.as_bytes(), from);
+    while_serving(
+        &stop,
+        |scope| {
+            for (name, socket) in &responders {
+                let stop = &stop;
+                scope.spawn(move || {
+                    let mut buf = [0u8; 512];
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Ok((_, from)) = socket.recv_from(&mut buf) {
+                            let _ = socket.send_to(name.as_bytes(), from);
+                        }
                     }
-                }
-            });
-        }
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                });
+            }
+        },
+        || {
             seed.lab.start("a", Daemon::Agent, &config("")).unwrap();
             seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
             seed.wait_serving("a", [true, true])
@@ -1545,12 +1562,8 @@ fn ops_schedules_each_datagram_of_a_udp_flow() {
                 "with ops both servers answer one flow: {each:?}\n{}",
                 seed.lab.log("a")
             );
-        }));
-        stop.store(true, Ordering::Relaxed);
-        if let Err(e) = result {
-            std::panic::resume_unwind(e);
-        }
-    });
+        },
+    );
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }
@@ -1681,22 +1694,25 @@ fn nat_reaches_a_real_server_behind_another_interface() {
         .unwrap();
     web.set_nonblocking(true).unwrap();
     let stop = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            use std::io::{Read, Write};
-            while !stop.load(Ordering::Relaxed) {
-                let Ok((mut conn, _)) = web.accept() else {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                };
-                conn.set_nonblocking(false).unwrap();
-                conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-                let mut buf = [0u8; 1024];
-                let _ = conn.read(&mut buf);
-                let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nr3\n");
-            }
-        });
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    while_serving(
+        &stop,
+        |scope| {
+            scope.spawn(|| {
+                use std::io::{Read, Write};
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((mut conn, _)) = web.accept() else {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    };
+                    conn.set_nonblocking(false).unwrap();
+                    conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                    let mut buf = [0u8; 1024];
+                    let _ = conn.read(&mut buf);
+                    let _ = conn.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nr3\n");
+                }
+            });
+        },
+        || {
             let config = format!(
                 "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
                  vrrp_instance VI_2 {{\n  interface eth1\n  virtual_router_id 52\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    10.2.0.254/24\n  }}\n}}\n\
@@ -1718,12 +1734,8 @@ fn nat_reaches_a_real_server_behind_another_interface() {
             );
             let log = seed.lab.log("a");
             assert!(!log.contains("where the XDP program does not run"), "{log}");
-        }));
-        stop.store(true, Ordering::Relaxed);
-        if let Err(e) = result {
-            std::panic::resume_unwind(e);
-        }
-    });
+        },
+    );
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }
