@@ -73,10 +73,9 @@ pub struct GlobalDefs {
     pub smtp_helo_name: Option<String>,
     /// Seconds (keepalived default 30).
     pub smtp_connect_timeout: u32,
-    pub smtp_alert: bool,
-    /// Whether `smtp_alert` was written at all (a real server's alerts default to on unless
-    /// it was, as keepalived keeps them for backwards compatibility).
-    pub smtp_alert_given: bool,
+    /// `smtp_alert` as written (None: not written, which keepalived tells apart from false:
+    /// a real server's alerts then default to on, for backwards compatibility).
+    pub smtp_alert: Option<bool>,
     pub smtp_alert_vrrp: bool,
     /// `smtp_alert_checker` (None: not written): the checkers' alerts.
     pub smtp_alert_checker: Option<bool>,
@@ -125,9 +124,8 @@ impl Default for GlobalDefs {
             smtp_server: None,
             smtp_helo_name: None,
             smtp_connect_timeout: 30,
-            smtp_alert: false,
+            smtp_alert: None,
             smtp_alert_vrrp: false,
-            smtp_alert_given: false,
             smtp_alert_checker: None,
             no_checker_emails: false,
             script_user: None,

@@ -386,10 +386,7 @@ fn global_defs(stmts: &[Stmt], g: &mut GlobalDefs, diags: &mut Diags) {
                     g.smtp_connect_timeout = v as u32;
                 }
             }
-            "smtp_alert" => {
-                g.smtp_alert = flag(stmt, diags);
-                g.smtp_alert_given = true;
-            }
+            "smtp_alert" => g.smtp_alert = Some(flag(stmt, diags)),
             "smtp_alert_checker" => g.smtp_alert_checker = Some(flag(stmt, diags)),
             "no_checker_emails" => g.no_checker_emails = flag(stmt, diags),
             "smtp_alert_vrrp" => g.smtp_alert_vrrp = flag(stmt, diags),

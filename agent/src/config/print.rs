@@ -325,12 +325,10 @@ fn global_defs(o: &mut Out, g: &GlobalDefs) {
     o.opt("smtp_helo_name", &g.smtp_helo_name);
     o.line(format!("smtp_connect_timeout {}", g.smtp_connect_timeout));
     // Written as read: `smtp_alert false` differs from no smtp_alert (a real server's alerts).
-    if g.smtp_alert_given {
-        o.line(if g.smtp_alert {
-            "smtp_alert"
-        } else {
-            "smtp_alert false"
-        });
+    match g.smtp_alert {
+        Some(true) => o.line("smtp_alert"),
+        Some(false) => o.line("smtp_alert false"),
+        None => {}
     }
     o.flag("smtp_alert_vrrp", g.smtp_alert_vrrp);
     if let Some(on) = g.smtp_alert_checker {

@@ -160,8 +160,7 @@ fn generate(rng: &mut Rng) -> Config {
         port: r.range(1, 65535) as u16,
     });
     g.smtp_connect_timeout = rng.range(1, 100_000) as u32;
-    g.smtp_alert_given = rng.chance();
-    g.smtp_alert = g.smtp_alert_given && rng.chance();
+    g.smtp_alert = rng.maybe(|r| r.chance());
     g.smtp_alert_checker = rng.maybe(|r| r.chance());
     g.no_checker_emails = rng.chance();
     g.enable_script_security = rng.chance();

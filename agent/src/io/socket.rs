@@ -55,7 +55,7 @@ fn socket(v6: bool) -> io::Result<OwnedFd> {
 }
 
 pub(crate) fn setsockopt<T>(
-    fd: &OwnedFd,
+    fd: &impl AsRawFd,
     level: libc::c_int,
     name: libc::c_int,
     value: &T,
@@ -73,7 +73,7 @@ pub(crate) fn setsockopt<T>(
     .map(drop)
 }
 
-fn bind_to_device(fd: &OwnedFd, ifname: &str) -> io::Result<()> {
+pub(crate) fn bind_to_device(fd: &impl AsRawFd, ifname: &str) -> io::Result<()> {
     // SAFETY: the name's bytes and length are passed together.
     check(unsafe {
         libc::setsockopt(
@@ -82,6 +82,20 @@ fn bind_to_device(fd: &OwnedFd, ifname: &str) -> io::Result<()> {
             libc::SO_BINDTODEVICE,
             ifname.as_ptr().cast(),
             ifname.len() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// bind(2) to an IPv4 address, port 0.
+pub(crate) fn bind_v4(fd: &impl AsRawFd, a: Ipv4Addr) -> io::Result<()> {
+    let sa = sockaddr_v4(a);
+    // SAFETY: sa is a live sockaddr_in of the size passed.
+    check(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_in).cast(),
+            size_of::<libc::sockaddr_in>() as libc::socklen_t,
         )
     })
     .map(drop)
@@ -334,15 +348,7 @@ impl TxSocket {
                 setsockopt(&fd, libc::IPPROTO_IP, libc::IP_TTL, &uttl)?;
                 setsockopt(&fd, libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, &off)?;
                 setsockopt(&fd, libc::IPPROTO_IP, libc::IP_TOS, &TOS_NETWORK_CONTROL)?;
-                let sa = sockaddr_v4(a);
-                // SAFETY: sa is a live sockaddr_in of the size passed.
-                check(unsafe {
-                    libc::bind(
-                        fd.as_raw_fd(),
-                        (&sa as *const libc::sockaddr_in).cast(),
-                        size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                    )
-                })?;
+                bind_v4(&fd, a)?;
             }
             IpAddr::V6(a) => {
                 let idx = ifindex as libc::c_int;

@@ -294,7 +294,7 @@ pub async fn check_once(check: &Check) -> bool {
 async fn tcp_connect(check: &Check) -> std::io::Result<TcpStream> {
     let socket = tokio::net::TcpSocket::new_v4()?;
     let src = &check.source;
-    originate(socket.as_raw_fd(), src)?;
+    originate(&socket, src)?;
     if src.addr.is_some() || src.port.is_some() {
         if src.port.is_some() {
             socket.set_reuseaddr(true)?;
@@ -317,35 +317,19 @@ async fn udp_socket(check: &Check) -> std::io::Result<tokio::net::UdpSocket> {
         src.port.unwrap_or(0),
     ))
     .await?;
-    originate(sock.as_raw_fd(), src)?;
+    originate(&sock, src)?;
     Ok(sock)
 }
 
 /// `fwmark` (SO_MARK) and `bind_if` (SO_BINDTODEVICE) on a checker's socket. An interface
 /// that does not exist fails the check, as keepalived's connect fails.
-fn originate(fd: std::os::fd::RawFd, src: &super::model::Source) -> std::io::Result<()> {
-    let set = |name: libc::c_int, value: &[u8]| {
-        // SAFETY: value is live for the call, its length passed with it.
-        let r = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                name,
-                value.as_ptr().cast(),
-                value.len() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    };
+fn originate(fd: &impl AsRawFd, src: &super::model::Source) -> std::io::Result<()> {
+    use crate::io::socket::{bind_to_device, setsockopt};
     if let Some(mark) = src.fwmark {
-        set(libc::SO_MARK, &mark.to_ne_bytes())?;
+        setsockopt(fd, libc::SOL_SOCKET, libc::SO_MARK, &mark)?;
     }
     if let Some(dev) = &src.interface {
-        set(libc::SO_BINDTODEVICE, dev.as_bytes())?;
+        bind_to_device(fd, dev)?;
     }
     Ok(())
 }
@@ -730,17 +714,9 @@ async fn ping(addr: std::net::Ipv4Addr, src: &super::model::Source) -> std::io::
     // Everything but echo replies is filtered out in the kernel (ICMP_FILTER, 1, blocks the
     // types whose bits are set).
     setsockopt(&fd, libc::SOL_RAW, 1, &!(1u32 << 0))?;
-    originate(fd.as_raw_fd(), src)?;
+    originate(&fd, src)?;
     if let Some(from) = src.addr {
-        let sa = sockaddr_v4(from);
-        // SAFETY: sa is a live sockaddr_in of the size passed.
-        cvt(unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&sa as *const libc::sockaddr_in).cast(),
-                size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        })?;
+        crate::io::socket::bind_v4(&fd, from)?;
     }
     let sa = sockaddr_v4(addr);
     // SAFETY: sa is a live sockaddr_in of the size passed.

@@ -124,7 +124,6 @@ fn pkcs8(der: &[u8], password: &str) -> Result<PrivateKeyDer<'static>, KeyError>
 /// OpenSSL's traditional encryption: `DEK-Info: CIPHER,IV` in hex, the key from
 /// `EVP_BytesToKey(cipher, MD5, salt = the IV's first 8 bytes, password, 1 round)`.
 fn traditional(der: &[u8], dek: &str, password: &str) -> Result<Vec<u8>, KeyError> {
-    use aes::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
     let (cipher, iv) = dek
         .split_once(',')
         .ok_or_else(|| KeyError::Unsupported(format!("DEK-Info {dek}")))?;
@@ -147,28 +146,12 @@ fn traditional(der: &[u8], dek: &str, password: &str) -> Result<Vec<u8>, KeyErro
     let key = bytes_to_key(password.as_bytes(), &iv[..8], key_len);
     let mut buf = der.to_vec();
     let plain_len = match cipher.as_str() {
-        "AES-128-CBC" => cbc::Decryptor::<aes::Aes128>::new_from_slices(&key, &iv)
-            .map_err(|_| KeyError::Decrypt)?
-            .decrypt_padded_mut::<Pkcs7>(&mut buf)
-            .map(<[u8]>::len),
-        "AES-192-CBC" => cbc::Decryptor::<aes::Aes192>::new_from_slices(&key, &iv)
-            .map_err(|_| KeyError::Decrypt)?
-            .decrypt_padded_mut::<Pkcs7>(&mut buf)
-            .map(<[u8]>::len),
-        "AES-256-CBC" => cbc::Decryptor::<aes::Aes256>::new_from_slices(&key, &iv)
-            .map_err(|_| KeyError::Decrypt)?
-            .decrypt_padded_mut::<Pkcs7>(&mut buf)
-            .map(<[u8]>::len),
-        "DES-EDE3-CBC" => cbc::Decryptor::<des::TdesEde3>::new_from_slices(&key, &iv)
-            .map_err(|_| KeyError::Decrypt)?
-            .decrypt_padded_mut::<Pkcs7>(&mut buf)
-            .map(<[u8]>::len),
-        _ => cbc::Decryptor::<des::Des>::new_from_slices(&key, &iv)
-            .map_err(|_| KeyError::Decrypt)?
-            .decrypt_padded_mut::<Pkcs7>(&mut buf)
-            .map(<[u8]>::len),
-    }
-    .map_err(|_| KeyError::Decrypt)?;
+        "AES-128-CBC" => cbc_decrypt::<aes::Aes128>(&key, &iv, &mut buf),
+        "AES-192-CBC" => cbc_decrypt::<aes::Aes192>(&key, &iv, &mut buf),
+        "AES-256-CBC" => cbc_decrypt::<aes::Aes256>(&key, &iv, &mut buf),
+        "DES-EDE3-CBC" => cbc_decrypt::<des::TdesEde3>(&key, &iv, &mut buf),
+        _ => cbc_decrypt::<des::Des>(&key, &iv, &mut buf),
+    }?;
     buf.truncate(plain_len);
     // A right password gives a DER SEQUENCE that fills the buffer; a wrong one with valid
     // padding (1 in 256) almost never does.
@@ -176,6 +159,19 @@ fn traditional(der: &[u8], dek: &str, password: &str) -> Result<Vec<u8>, KeyErro
         return Err(KeyError::Decrypt);
     }
     Ok(buf)
+}
+
+/// `buf` decrypted in place by `C` in CBC mode with PKCS#7 padding: the plaintext's length.
+fn cbc_decrypt<C>(key: &[u8], iv: &[u8], buf: &mut [u8]) -> Result<usize, KeyError>
+where
+    C: aes::cipher::BlockDecryptMut + aes::cipher::BlockCipher + aes::cipher::KeyInit,
+{
+    use aes::cipher::{BlockDecryptMut as _, KeyIvInit as _, block_padding::Pkcs7};
+    cbc::Decryptor::<C>::new_from_slices(key, iv)
+        .map_err(|_| KeyError::Decrypt)?
+        .decrypt_padded_mut::<Pkcs7>(buf)
+        .map(<[u8]>::len)
+        .map_err(|_| KeyError::Decrypt)
 }
 
 /// OpenSSL's `EVP_BytesToKey` with MD5 and one round: D1 = MD5(pass‖salt),

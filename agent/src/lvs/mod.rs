@@ -345,9 +345,7 @@ impl Mail {
     fn of(config: &Config, log_detail: bool) -> Option<Mail> {
         let g = &config.global;
         let smtp = crate::notify::smtp_of(g, log_detail)?;
-        let global = g
-            .smtp_alert_checker
-            .or(g.smtp_alert_given.then_some(g.smtp_alert));
+        let global = g.smtp_alert_checker.or(g.smtp_alert);
         Some(Mail {
             smtp: std::sync::Arc::new(smtp),
             only_server_changes: g.no_checker_emails,

@@ -600,6 +600,32 @@ pub fn trio(addr: Ipv4Addr, proto: Proto, port: u16) -> String {
     format!("[{addr}]:{}:{port}", proto.name())
 }
 
+/// Why a forwarding method is refused (after its keyword and value).
+const NOT_RUN_METHOD: &str = " is not supported by the XDP backend (DR and NAT only)";
+
+/// Whether a server is reached by NAT: its `method` as written, else `default`. Err: a
+/// method the XDP backend does not run (TUN).
+fn is_nat(method: Option<&str>, default: bool) -> Result<bool, String> {
+    match method {
+        None => Ok(default),
+        Some("DR") => Ok(false),
+        Some("NAT") => Ok(true),
+        Some(m) => Err(m.to_string()),
+    }
+}
+
+/// The port a real or sorry server is reached on: under NAT its own (0: the virtual
+/// server's); under direct routing the virtual server's, as keepalived resets another one
+/// (warned by the config check; its checkers connect there too), except in a group, whose
+/// entries have ports of their own.
+fn server_port(nat: bool, grouped: bool, written: u16, vs_port: u16) -> u16 {
+    match (nat, grouped) {
+        (true, _) if written != 0 => written,
+        (false, true) => written,
+        _ => vs_port,
+    }
+}
+
 fn arg(b: &RawBlock, i: usize) -> Option<&str> {
     b.args.get(i).map(String::as_str)
 }
@@ -725,16 +751,11 @@ pub fn service(
         Some("UDP") | None => Proto::Udp,
         Some(p) => return Err(format!("protocol {p} is not run by the XDP backend")),
     };
+    // keepalived's default method is NAT.
     let kind = find(o, "lb_kind")
         .or_else(|| find(o, "lvs_method"))
-        .and_then(|b| arg(b, 0))
-        .unwrap_or("NAT");
-    if kind != "DR" && kind != "NAT" {
-        return Err(format!(
-            "lb_kind {kind} is not supported by the XDP backend (DR and NAT only)"
-        ));
-    }
-    let vs_nat = kind == "NAT";
+        .and_then(|b| arg(b, 0));
+    let vs_nat = is_nat(kind, true).map_err(|k| format!("lb_kind {k}{NOT_RUN_METHOD}"))?;
     // IPVS's one-packet scheduling: UDP only (keepalived resets it on TCP with a warning).
     let ops = proto == Proto::Udp && find(o, "ops").is_some();
     let algo_name = find(o, "lb_algo")
@@ -791,24 +812,10 @@ pub fn service(
         })?;
         let rc = &rb.children;
         // A real server's own forwarding method (IPVS takes one per server).
-        let nat = match find(rc, "lvs_method").and_then(|b| arg(b, 0)) {
-            None => vs_nat,
-            Some("DR") => false,
-            Some("NAT") => true,
-            Some(m) => {
-                return Err(format!(
-                    "real_server {a}: lvs_method {m} is not supported by the XDP backend (DR and NAT only)"
-                ));
-            }
-        };
-        // Direct routing keeps the virtual server's port: keepalived resets another one to it
-        // (warned by the config check), and its checkers then connect there. NAT keeps the
-        // server's own (port 0: the virtual server's).
-        let rport = match (nat, group.is_none()) {
-            (true, _) if rport != 0 => rport,
-            (false, false) => rport,
-            _ => port,
-        };
+        let method = find(rc, "lvs_method").and_then(|b| arg(b, 0));
+        let nat = is_nat(method, vs_nat)
+            .map_err(|m| format!("real_server {a}: lvs_method {m}{NOT_RUN_METHOD}"))?;
+        let rport = server_port(nat, group.is_some(), rport, port);
         let weight = int(rc, "weight").unwrap_or(1).min(u64::from(u32::MAX)) as u32;
         let inhibit_on_failure = find(rc, "inhibit_on_failure")
             .is_some_and(|b| !matches!(arg(b, 0), Some("false" | "no" | "off")));
@@ -1064,16 +1071,16 @@ pub fn service(
             smtp_alert: flag(rc, "smtp_alert"),
         });
     }
-    let sorry_nat = match find(o, "sorry_server_lvs_method").and_then(|b| arg(b, 0)) {
-        None => vs_nat,
-        Some("DR") => false,
-        Some("NAT") => true,
-        Some(m) if find(o, "sorry_server").is_some() => {
-            return Err(format!(
-                "sorry_server_lvs_method {m} is not supported by the XDP backend (DR and NAT only)"
-            ));
+    // A method of a sorry server that is not there changes nothing.
+    let sorry_nat = match is_nat(
+        find(o, "sorry_server_lvs_method").and_then(|b| arg(b, 0)),
+        vs_nat,
+    ) {
+        Ok(nat) => nat,
+        Err(m) if find(o, "sorry_server").is_some() => {
+            return Err(format!("sorry_server_lvs_method {m}{NOT_RUN_METHOD}"));
         }
-        Some(_) => false,
+        Err(_) => false,
     };
     let sorry = match find(o, "sorry_server") {
         Some(b) => {
@@ -1084,14 +1091,7 @@ pub fn service(
                 .parse()
                 .map_err(|_| format!("sorry_server {a}: only IPv4 is run by the XDP backend"))?;
             let p: u16 = p.parse().map_err(|_| format!("sorry_server port {p}"))?;
-            // As a real server's: keepalived resets it to the virtual server's port under
-            // direct routing; NAT keeps it.
-            let p = match (sorry_nat, group.is_none()) {
-                (true, _) if p != 0 => p,
-                (false, false) => p,
-                _ => port,
-            };
-            Some((a, p))
+            Some((a, server_port(sorry_nat, group.is_some(), p, port)))
         }
         None => None,
     };

@@ -274,7 +274,7 @@ impl Setup {
             master_rx_lower_pri: script(&n.master_rx_lower_pri),
             generic: script(&n.generic),
             // keepalived: the instance's smtp_alert, else smtp_alert_vrrp, else smtp_alert.
-            smtp_alert: smtp_alert || g.smtp_alert_vrrp || g.smtp_alert,
+            smtp_alert: smtp_alert || g.smtp_alert_vrrp || g.smtp_alert == Some(true),
             no_email_faults: flag(&g.other, "no_email_faults").unwrap_or(false),
         };
         let mut targets: Vec<Target> = config

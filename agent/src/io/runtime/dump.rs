@@ -90,7 +90,10 @@ impl Runtime {
                 w(format!("   {to}"));
             }
         }
-        w(format!(" Default smtp_alert = {}", on_off(g.smtp_alert)));
+        w(format!(
+            " Default smtp_alert = {}",
+            on_off(g.smtp_alert == Some(true))
+        ));
         w(format!(
             " Default smtp_alert_vrrp = {}",
             on_off(g.smtp_alert_vrrp)
