@@ -196,11 +196,13 @@ pub fn render(v: &Value) -> String {
             );
         }
     }
-    match v["xdp"].as_object() {
-        None => {
+    // Indexing a `Value` gives Null for a missing key; indexing the `Map` that `as_object`
+    // returns panics instead (the status fuzz target found this), so only `Value`s are indexed.
+    match &v["xdp"] {
+        x if !x.is_object() => {
             let _ = writeln!(t, "XDP: not loaded");
         }
-        Some(x) => {
+        x => {
             let modes: Vec<String> = x["attachments"]
                 .as_array()
                 .into_iter()
@@ -238,5 +240,26 @@ mod tests {
         assert!(parse_answer(b"{\"error\":\"permission denied: root only\"}\n").is_err());
         assert!(parse_answer(b"not json").is_err());
         assert!(parse_answer(b"{\"instances\":[]}").is_ok());
+    }
+
+    #[test]
+    fn any_answer_renders_without_a_panic() {
+        // The status fuzz target's crash: an "xdp" object without "attachments".
+        for answer in [
+            &b"{\"xdp\":{\"\":{}}}"[..],
+            b"{\"xdp\":{}}",
+            b"{\"xdp\":{\"attachments\":7,\"counters\":[]}}",
+            b"{\"instances\":[{\"xdp_adverts\":{},\"stats\":3}]}",
+            b"[]",
+            b"7",
+        ] {
+            let v = parse_answer(answer).unwrap();
+            let text = render(&v);
+            assert!(text.starts_with("vrrp-agent "), "{text}");
+        }
+        let v = parse_answer(b"{\"xdp\":{}}").unwrap();
+        assert!(render(&v).contains("XDP: \n"));
+        let v = parse_answer(b"{}").unwrap();
+        assert!(render(&v).contains("XDP: not loaded"));
     }
 }

@@ -257,11 +257,13 @@ pub fn render(snapshot: &Value) -> String {
         "Open flows on the real server (lc/wlc)",
         rs_open,
     );
-    if let Some(x) = snapshot["xdp"].as_object() {
-        for (counter, n) in x["counters"].as_object().into_iter().flatten() {
-            xdp.get_or_create(&labels(&[("counter", counter)]))
-                .inc_by(n.as_u64().unwrap_or(0));
-        }
+    for (counter, n) in snapshot["xdp"]["counters"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        xdp.get_or_create(&labels(&[("counter", counter)]))
+            .inc_by(n.as_u64().unwrap_or(0));
     }
     reg.register(
         "instance_state",
