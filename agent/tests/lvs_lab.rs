@@ -163,7 +163,7 @@ fn misc_check_weights_notify_scripts_and_tcp_check_drive_the_schedule() {
     let chk = script("chk-r1.sh", &format!("exit $(cat {})", code.display()));
     let note = script("note.sh", &format!("echo \"$@\" >> {d}/notes"));
     let config = format!(
-        "global_defs {{\n  enable_script_security\n  script_user root\n}}\n\
+        "global_defs {{\n  enable_script_security\n  script_user root\n  checker_log_all_failures\n}}\n\
          vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
          virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo wrr\n  lb_kind DR\n  protocol TCP\n  omega\n\
          \x20 real_server 192.168.11.113 80 {{\n    weight 1\n    notify_up \"{note} up r1\"\n    notify_down \"{note} down r1\"\n\
@@ -252,14 +252,14 @@ fn misc_check_weights_notify_scripts_and_tcp_check_drive_the_schedule() {
     .expect("notify_up ran");
 
     // nginx on r2 stops: TCP_CHECK takes it out (one retry first), r1 serves everyone.
+    // checker_log_all_failures: each refused connection is said, the retry's too.
     seed.stop_nginx("r2");
-    seed.lab
-        .wait_log(
-            "a",
-            "TCP_CHECK on service [192.168.11.114]:tcp:80 failed after 1 retries.",
-            LONG,
-        )
-        .unwrap();
+    const DOWN: &str = "TCP_CHECK on service [192.168.11.114]:tcp:80 failed after 1 retries.";
+    seed.lab.wait_log("a", DOWN, LONG).unwrap();
+    let log = seed.lab.log("a");
+    let refused = "TCP connection to [192.168.11.114]:tcp:80 failed.";
+    let before = &log[..log.find(DOWN).unwrap()];
+    assert_eq!(before.matches(refused).count(), 2, "{log}");
     seed.lab
         .wait_log(
             "a",

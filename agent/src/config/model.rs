@@ -81,6 +81,9 @@ pub struct GlobalDefs {
     pub smtp_alert_checker: Option<bool>,
     /// `no_checker_emails`: a checker's alert only when its real server's state changes.
     pub no_checker_emails: bool,
+    /// `checker_log_all_failures`: every checker logs each failed check while its server
+    /// is up, as the checker keyword `log_all_failures`.
+    pub checker_log_all_failures: bool,
     pub script_user: Option<String>,
     pub script_group: Option<String>,
     pub enable_script_security: bool,
@@ -128,6 +131,7 @@ impl Default for GlobalDefs {
             smtp_alert_vrrp: false,
             smtp_alert_checker: None,
             no_checker_emails: false,
+            checker_log_all_failures: false,
             script_user: None,
             script_group: None,
             enable_script_security: false,

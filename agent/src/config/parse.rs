@@ -21,7 +21,6 @@ const GLOBAL_OTHER: &[&str] = &[
     "lvs_netlink_cmd_rcv_bufs_force",
     "lvs_netlink_monitor_rcv_bufs",
     "lvs_netlink_monitor_rcv_bufs_force",
-    "checker_log_all_failures",
     "dynamic_interfaces",
     "no_email_faults",
     "checker_process_name",
@@ -389,6 +388,18 @@ fn global_defs(stmts: &[Stmt], g: &mut GlobalDefs, diags: &mut Diags) {
             "smtp_alert" => g.smtp_alert = Some(flag(stmt, diags)),
             "smtp_alert_checker" => g.smtp_alert_checker = Some(flag(stmt, diags)),
             "no_checker_emails" => g.no_checker_emails = flag(stmt, diags),
+            // keepalived's check_true_false, its message, and a bad value leaves it off.
+            "checker_log_all_failures" => {
+                g.checker_log_all_failures = match stmt.arg(0) {
+                    None | Some("true" | "on" | "yes") => true,
+                    Some("false" | "off" | "no") => false,
+                    Some(v) => {
+                        let msg = "Invalid value for checker_log_all_failures specified".into();
+                        bad_value(stmt, v, diags, msg);
+                        false
+                    }
+                }
+            }
             "smtp_alert_vrrp" => g.smtp_alert_vrrp = flag(stmt, diags),
             "script_user" => {
                 g.script_user = named(stmt, diags);

@@ -335,6 +335,7 @@ fn global_defs(o: &mut Out, g: &GlobalDefs) {
         o.line(format!("smtp_alert_checker {on}"));
     }
     o.flag("no_checker_emails", g.no_checker_emails);
+    o.flag("checker_log_all_failures", g.checker_log_all_failures);
     if let Some(user) = &g.script_user {
         o.line(format!(
             "script_user {}{}",

@@ -163,6 +163,7 @@ fn generate(rng: &mut Rng) -> Config {
     g.smtp_alert = rng.maybe(|r| r.chance());
     g.smtp_alert_checker = rng.maybe(|r| r.chance());
     g.no_checker_emails = rng.chance();
+    g.checker_log_all_failures = rng.chance();
     g.enable_script_security = rng.chance();
     g.vrrp_version = rng.range(2, 3) as u8;
     g.vrrp_strict = rng.chance();

@@ -46,11 +46,45 @@ pub enum Outcome {
     TimedOut,
 }
 
+/// Why one check failed, as keepalived says it under `log_all_failures`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// No answer within connect_timeout (TCP_CHECK, PING_CHECK).
+    Timeout,
+    /// Refused, unreachable or any other error.
+    Failed,
+    /// UDP_CHECK: a reply other than the one required.
+    Mismatch,
+    /// HTTP_GET / SSL_GET: keepalived's words for the step that failed (check_http.c's
+    /// timeout_epilog callers).
+    Http(&'static str),
+}
+
+impl Failure {
+    /// keepalived's line for this failure of the checker `name` (FMT_CHK) of the virtual
+    /// server `vs`.
+    pub fn line(self, kind: &CheckKind, name: &str, vs: &str) -> String {
+        match (self, kind) {
+            (Failure::Http(what), _) => format!("{what} server {name}."),
+            (Failure::Timeout, CheckKind::Ping) => {
+                format!("ICMP connection to address {name} timeout.")
+            }
+            (_, CheckKind::Ping) => format!("ICMP connection to {name} of {vs} failed."),
+            (Failure::Mismatch, _) => format!("UDP check to {name} reply data mismatch."),
+            (_, CheckKind::Udp(_)) => format!("UDP connection to {name} failed."),
+            (Failure::Timeout, _) => format!("TCP connection to {name} timeout."),
+            _ => format!("TCP connection to {name} failed."),
+        }
+    }
+}
+
 /// The decision after a check (sans-IO: the runner does the checking and the waiting).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Step {
     /// Up or down, when the server's state changed (or on the first check).
     pub now_up: Option<bool>,
+    /// Under `log_all_failures`: the failure itself, said before `line`.
+    pub detail: Option<String>,
     /// keepalived's line for it.
     pub line: Option<String>,
     /// Until the next check.
@@ -106,6 +140,8 @@ impl State {
     }
 
     /// As [`Self::record_result`], for a server of virtual server `vs` (PING_CHECK names it).
+    /// The error: SMTP_CHECK's and DNS_CHECK's reason; for the other kinds the failure's own
+    /// line ([`Failure::line`]), said under `log_all_failures`.
     pub fn record_for(
         &mut self,
         check: &Check,
@@ -127,6 +163,7 @@ impl State {
         };
         let mut step = Step {
             now_up: None,
+            detail: None,
             line: None,
             wait: check.delay_loop,
         };
@@ -155,7 +192,33 @@ impl State {
                 self.retry_it = 0;
             }
             Err(reason) if self.is_up || !self.has_run => {
-                if self.retry_it < check.retry {
+                // log_all_failures: each failure is said as it happens; TCP, UDP and PING
+                // only while the checker is up, the others also before its first result
+                // (keepalived's conditions). SMTP's and DNS's is their usual line, said early.
+                let log_each = check.log_all_failures
+                    && !reason.is_empty()
+                    && (self.is_up
+                        || matches!(
+                            check.kind,
+                            CheckKind::Http(_)
+                                | CheckKind::Https(..)
+                                | CheckKind::Smtp(_)
+                                | CheckKind::Dns(_)
+                        ));
+                let retrying = self.retry_it < check.retry;
+                match check.kind {
+                    CheckKind::Smtp(_) | CheckKind::Dns(_) => {
+                        if log_each && retrying {
+                            step.line = Some(match check.kind {
+                                CheckKind::Smtp(_) => format!("SMTP_CHECK {reason} server {name}"),
+                                _ => format!("DNS_CHECK ({name}) {reason}"),
+                            });
+                        }
+                    }
+                    _ if log_each => step.detail = Some(reason.clone()),
+                    _ => {}
+                }
+                if retrying {
                     // Not yet: the same check again after delay_before_retry.
                     self.retry_it += 1;
                     step.wait = check.delay_before_retry;
@@ -205,6 +268,7 @@ impl State {
     ) -> Step {
         let mut step = Step {
             now_up: None,
+            detail: None,
             line: None,
             wait: check.delay_loop,
         };
@@ -239,6 +303,18 @@ impl State {
             if self.retry_it < check.retry {
                 self.retry_it += 1;
                 step.wait = check.delay_before_retry;
+                // log_all_failures: keepalived says each failure within the retries too.
+                if check.log_all_failures {
+                    let plural = if check.retry == 1 { "retry" } else { "retries" };
+                    let how = if self.retry_it == 1 {
+                        format!(", will do {} {plural}", check.retry)
+                    } else {
+                        format!(" on retry {}/{}", self.retry_it - 1, check.retry)
+                    };
+                    step.line = Some(format!(
+                        "Misc check for [{name} VS {vs}] by [{script}] {what}{how}{reason}."
+                    ));
+                }
             } else {
                 let how = match check.retry {
                     0 => " with retry disabled".to_string(),
@@ -261,31 +337,39 @@ impl State {
 
 /// One check: connect within `connect_timeout`; HTTP_GET then asks each url and wants its
 /// status code, the whole exchange within `connect_timeout` per url as keepalived times it.
-pub async fn check_once(check: &Check) -> bool {
-    let connect = || tokio::time::timeout(check.connect_timeout, tcp_connect(check));
+pub async fn check_once(check: &Check) -> Result<(), Failure> {
+    let connect = || async {
+        match tokio::time::timeout(check.connect_timeout, tcp_connect(check)).await {
+            Err(_) => Err(Failure::Timeout),
+            Ok(Err(_)) => Err(Failure::Failed),
+            Ok(Ok(stream)) => Ok(stream),
+        }
+    };
     match &check.kind {
         // Run by `run` itself (their outcome is more than up or down).
-        CheckKind::Misc(_) | CheckKind::Smtp(_) | CheckKind::Dns(_) | CheckKind::File(_) => false,
+        CheckKind::Misc(_) | CheckKind::Smtp(_) | CheckKind::Dns(_) | CheckKind::File(_) => {
+            Err(Failure::Failed)
+        }
         CheckKind::Ping => ping_once(check).await,
         CheckKind::Udp(u) => udp_once(check, u).await,
-        CheckKind::Tcp => matches!(connect().await, Ok(Ok(_))),
+        CheckKind::Tcp => connect().await.map(drop),
         CheckKind::Http(urls) | CheckKind::Https(urls) => {
             for url in urls {
-                let Ok(Ok(stream)) = connect().await else {
-                    return false;
-                };
-                let ok = match &check.kind {
-                    CheckKind::Https(_) => match tls(stream, check, url.sni.as_deref()).await {
-                        Some(s) => http_exchange(s, check, url).await,
-                        None => false,
-                    },
-                    _ => http_exchange(stream, check, url).await,
-                };
-                if !ok {
-                    return false;
+                let stream = connect().await.map_err(|f| {
+                    Failure::Http(match f {
+                        Failure::Timeout => "Timeout connecting",
+                        _ => "Error connecting",
+                    })
+                })?;
+                match &check.kind {
+                    CheckKind::Https(_) => {
+                        let s = tls(stream, check, url.sni.as_deref()).await?;
+                        http_exchange(s, check, url).await?;
+                    }
+                    _ => http_exchange(stream, check, url).await?,
                 }
             }
-            true
+            Ok(())
         }
     }
 }
@@ -336,7 +420,11 @@ fn originate(fd: &impl AsRawFd, src: &super::model::Source) -> std::io::Result<(
 
 /// One url asked on an open connection (plain or TLS): its status code in the url's, with a
 /// digest the page's MD5 the one wanted, and with a regex a match in the page.
-async fn http_exchange<S>(mut stream: S, check: &Check, url: &super::model::Url) -> bool
+async fn http_exchange<S>(
+    mut stream: S,
+    check: &Check,
+    url: &super::model::Url,
+) -> Result<(), Failure>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -356,9 +444,12 @@ where
         url.path
     );
     let t = check.connect_timeout;
-    let write = tokio::time::timeout(t, stream.write_all(request.as_bytes()));
-    if !matches!(write.await, Ok(Ok(()))) {
-        return false;
+    // keepalived's words for each step that fails (check_http.c).
+    let fail = |what| Err(Failure::Http(what));
+    match tokio::time::timeout(t, stream.write_all(request.as_bytes())).await {
+        Err(_) => return fail("Timeout WEB write"),
+        Ok(Err(_)) => return fail("Cannot send get request to"),
+        Ok(Ok(())) => {}
     }
     // Without a digest or a regex the status line is all that is judged: read until it is complete (at
     // most keepalived's 4 KB buffer). With one, the whole answer (each read within
@@ -373,28 +464,32 @@ where
             Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
             // A TLS server that closes without close_notify has still sent its page.
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            _ => return false,
+            // keepalived's first read is http_response_thread's, the rest http_read_thread's.
+            Err(_) if buf.is_empty() => return fail("Timeout WEB read"),
+            Err(_) => return fail("Timeout HTTP read"),
+            Ok(Err(_)) => return fail("Read error with"),
         }
     }
-    let Some(code) = status_code(&buf) else {
-        return false;
-    };
-    if !url
-        .status
-        .iter()
-        .any(|(lo, hi)| (*lo..=*hi).contains(&code))
-    {
-        return false;
+    if buf.is_empty() {
+        // keepalived's words, its trailing space too.
+        return fail("Read, no data received from ");
+    }
+    if !status_code(&buf).is_some_and(|code| {
+        url.status
+            .iter()
+            .any(|(lo, hi)| (*lo..=*hi).contains(&code))
+    }) {
+        return fail("HTTP status code error to");
     }
     // Then the digest, then the regex (keepalived's order).
     if let Some(want) = &url.digest
         && body_md5(&buf).as_deref() != Some(want.as_str())
     {
-        return false;
+        return fail("MD5 digest error to");
     }
     match &url.regex {
-        Some(re) => body(&buf).is_some_and(|b| re.passes(b)),
-        None => true,
+        Some(re) if !body(&buf).is_some_and(|b| re.passes(b)) => fail("Regex match failed"),
+        _ => Ok(()),
     }
 }
 
@@ -499,18 +594,20 @@ async fn tls(
     stream: TcpStream,
     check: &Check,
     sni: Option<&str>,
-) -> Option<tokio_rustls::client::TlsStream<TcpStream>> {
-    let config = TLS.read().ok()?.clone()?;
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Failure> {
+    const HANDSHAKE: Failure = Failure::Http("SSL handshake/communication error connecting to");
+    let config = TLS.read().ok().and_then(|t| t.clone()).ok_or(HANDSHAKE)?;
     // No SNI for an address (rustls sends none), the virtualhost's name under enable_sni.
     let name = match sni.map(|n| rustls::pki_types::ServerName::try_from(n.to_string())) {
         Some(Ok(n)) => n,
         _ => rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::V4(check.addr).into()),
     };
     let connector = tokio_rustls::TlsConnector::from(config);
-    tokio::time::timeout(check.connect_timeout, connector.connect(name, stream))
-        .await
-        .ok()?
-        .ok()
+    match tokio::time::timeout(check.connect_timeout, connector.connect(name, stream)).await {
+        Err(_) => Err(Failure::Http("Timeout connecting")),
+        Ok(Err(_)) => Err(HANDSHAKE),
+        Ok(Ok(s)) => Ok(s),
+    }
 }
 
 /// keepalived's SSL_GET without a `ca`: any certificate; the handshake signatures are still
@@ -693,10 +790,12 @@ pub async fn dns_once(check: &Check, q: &super::model::DnsQuery) -> Result<(), S
 /// `net.ipv4.ping_group_range` for it, which this leaves alone), connected to the server so
 /// only its packets arrive, filtered to echo replies; the reply must carry this echo's
 /// identifier and sequence number. The payload is keepalived's: 128 bytes of filler.
-pub async fn ping_once(check: &Check) -> bool {
-    tokio::time::timeout(check.connect_timeout, ping(check.addr, &check.source))
-        .await
-        .is_ok_and(|r| r.unwrap_or(false))
+pub async fn ping_once(check: &Check) -> Result<(), Failure> {
+    match tokio::time::timeout(check.connect_timeout, ping(check.addr, &check.source)).await {
+        Err(_) => Err(Failure::Timeout),
+        Ok(Ok(true)) => Ok(()),
+        Ok(_) => Err(Failure::Failed),
+    }
 }
 
 async fn ping(addr: std::net::Ipv4Addr, src: &super::model::Source) -> std::io::Result<bool> {
@@ -792,17 +891,17 @@ pub fn is_echo_reply(packet: &[u8], id: u16, seq: u16) -> bool {
 /// a reply (under `require_reply` with data: of a length in [min, max] whose first bytes
 /// match), or silence (up unless `require_reply`). An ICMP destination unreachable (the
 /// kernel's refused or unreachable errors on the connected socket) is down.
-pub async fn udp_once(check: &Check, u: &super::model::UdpCheck) -> bool {
+pub async fn udp_once(check: &Check, u: &super::model::UdpCheck) -> Result<(), Failure> {
     let Ok(sock) = udp_socket(check).await else {
-        return false;
+        return Err(Failure::Failed);
     };
     if sock.connect((check.addr, check.port)).await.is_err()
         || sock.send(&u.payload).await.ok() != Some(u.payload.len())
     {
-        return false;
+        return Err(Failure::Failed);
     }
     let mut buf = vec![0u8; u.max_reply + 1];
-    match tokio::time::timeout(check.connect_timeout, sock.recv(&mut buf)).await {
+    let ok = match tokio::time::timeout(check.connect_timeout, sock.recv(&mut buf)).await {
         Err(_) => u.require_reply.is_none(),
         Ok(Err(e)) => !matches!(
             e.raw_os_error(),
@@ -815,8 +914,10 @@ pub async fn udp_once(check: &Check, u: &super::model::UdpCheck) -> bool {
                     | libc::EACCES
             )
         ),
-        Ok(Ok(n)) => udp_reply_fits(u, &buf[..n]),
-    }
+        Ok(Ok(n)) if !udp_reply_fits(u, &buf[..n]) => return Err(Failure::Mismatch),
+        Ok(Ok(_)) => true,
+    };
+    if ok { Ok(()) } else { Err(Failure::Failed) }
 }
 
 /// keepalived's check of a UDP reply: with reply data required, a length within
@@ -1023,12 +1124,14 @@ pub async fn run(
                 (state.record_result(&check, &name, r), ok)
             }
             _ => {
-                let ok = check_once(&check).await;
-                let result = if ok { Ok(()) } else { Err(String::new()) };
+                let result = check_once(&check)
+                    .await
+                    .map_err(|f| f.line(&check.kind, &name, &vs_name));
+                let ok = result.is_ok();
                 (state.record_for(&check, (&name, &vs_name), result), ok)
             }
         };
-        if let Some(line) = &step.line {
+        for line in step.detail.iter().chain(&step.line) {
             info!("{line}");
         }
         let report = Report {
@@ -1132,6 +1235,7 @@ mod tests {
             delay_before_retry: Duration::from_secs(3),
             delay_loop: Duration::from_secs(6),
             weight: 1,
+            log_all_failures: false,
         }
     }
 
@@ -1268,6 +1372,57 @@ mod tests {
         assert!(!is_echo_reply(&[], 0x1234, 7));
     }
 
+    /// Why an HTTP_GET failed, in keepalived's words (what log_all_failures says).
+    #[tokio::test]
+    async fn http_failures_in_keepalived_words() {
+        use crate::lvs::model::Url;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = server.local_addr().unwrap().port();
+        let url = |digest: Option<&str>| Url {
+            path: "/".into(),
+            status: vec![(200, 299)],
+            digest: digest.map(str::to_string),
+            regex: None,
+            virtualhost: None,
+            sni: None,
+            protocol: Default::default(),
+        };
+        for (answer, digest, want) in [
+            (
+                &b"HTTP/1.0 500 Oops\r\n\r\n"[..],
+                None,
+                "HTTP status code error to",
+            ),
+            (b"", None, "Read, no data received from "),
+            (b"not http\r\n", None, "HTTP status code error to"),
+            (
+                b"HTTP/1.0 200 OK\r\n\r\nok",
+                Some("00"),
+                "MD5 digest error to",
+            ),
+        ] {
+            let mut c = check(CheckKind::Http(vec![url(digest)]), 0);
+            c.addr = "127.0.0.1".parse().unwrap();
+            c.port = port;
+            let serve = async {
+                let (mut conn, _) = server.accept().await.unwrap();
+                let mut buf = vec![0u8; 1024];
+                let _ = conn.read(&mut buf).await.unwrap();
+                conn.write_all(answer).await.unwrap();
+            };
+            let (got, ()) = tokio::join!(check_once(&c), serve);
+            assert_eq!(got, Err(Failure::Http(want)), "{answer:?}");
+        }
+        // Nothing listening: refused.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut c = check(CheckKind::Http(vec![url(None)]), 0);
+        c.addr = "127.0.0.1".parse().unwrap();
+        c.port = closed.local_addr().unwrap().port();
+        drop(closed);
+        assert_eq!(check_once(&c).await, Err(Failure::Http("Error connecting")));
+    }
+
     /// HTTP_GET's request as keepalived writes it (`Host:` the virtualhost, `http_protocol`),
     /// from the checker's `bindto` / `bind_port` (and its `fwmark` set, as root).
     #[tokio::test]
@@ -1339,7 +1494,7 @@ mod tests {
                 (String::from_utf8(got).unwrap(), peer)
             };
             let (up, (request, peer)) = tokio::join!(check_once(&c), serve);
-            assert!(up);
+            assert_eq!(up, Ok(()));
             assert_eq!(request, want);
             if let Some(from) = from {
                 assert_eq!(peer, from);
@@ -1351,7 +1506,7 @@ mod tests {
             c.addr = "127.0.0.1".parse().unwrap();
             c.port = port;
             c.source.interface = Some("nosuch0".into());
-            assert!(!check_once(&c).await);
+            assert_eq!(check_once(&c).await, Err(Failure::Failed));
         }
     }
 
@@ -1365,7 +1520,7 @@ mod tests {
         let mut c = check(CheckKind::Ping, 0);
         c.addr = "127.0.0.1".parse().unwrap();
         c.connect_timeout = Duration::from_secs(2);
-        assert!(ping_once(&c).await);
+        assert_eq!(ping_once(&c).await, Ok(()));
     }
 
     #[tokio::test]
@@ -1392,15 +1547,20 @@ mod tests {
             min_reply: 0,
             max_reply: 255,
         };
-        assert!(udp_once(&c, &u).await, "a reply");
+        assert_eq!(udp_once(&c, &u).await, Ok(()), "a reply");
         u.require_reply = hex_str("4f4b 2x", true);
-        assert!(udp_once(&c, &u).await, "'OK ' matches 4f 4b 2x");
+        assert_eq!(udp_once(&c, &u).await, Ok(()), "'OK ' matches 4f 4b 2x");
         u.require_reply = hex_str("4f4c", true);
-        assert!(!udp_once(&c, &u).await, "'OK' is not 4f 4c");
+        assert_eq!(
+            udp_once(&c, &u).await,
+            Err(Failure::Mismatch),
+            "'OK' is not 4f 4c"
+        );
         u.require_reply = hex_str("4f", true);
         u.max_reply = 10;
-        assert!(
-            !udp_once(&c, &u).await,
+        assert_eq!(
+            udp_once(&c, &u).await,
+            Err(Failure::Mismatch),
             "35 bytes is over max_reply_length 10"
         );
         // A closed port: the ICMP port unreachable refuses it.
@@ -1408,13 +1568,17 @@ mod tests {
         c.port = closed.local_addr().unwrap().port();
         drop(closed);
         u.require_reply = None;
-        assert!(!udp_once(&c, &u).await, "refused");
+        assert_eq!(udp_once(&c, &u).await, Err(Failure::Failed), "refused");
         // Silence: up, unless a reply is required.
         let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         c.port = silent.local_addr().unwrap().port();
-        assert!(udp_once(&c, &u).await, "silence");
+        assert_eq!(udp_once(&c, &u).await, Ok(()), "silence");
         u.require_reply = Some(Vec::new());
-        assert!(!udp_once(&c, &u).await, "silence with require_reply");
+        assert_eq!(
+            udp_once(&c, &u).await,
+            Err(Failure::Failed),
+            "silence with require_reply"
+        );
     }
 
     #[test]
@@ -1518,6 +1682,148 @@ mod tests {
             "SSL error : Cant load CA file..."
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// keepalived's log_all_failures: each failure said as it happens (TCP only while the
+    /// checker is up, HTTP also before its first result), then the line that takes it down.
+    #[test]
+    fn keepalived_log_all_failures_says_each_failure() {
+        let vs = "[10.0.0.1]:tcp:80";
+        let mut c = check(CheckKind::Tcp, 2);
+        let timeout = Failure::Timeout.line(&c.kind, NAME, vs);
+        assert_eq!(timeout, "TCP connection to [10.0.0.2]:tcp:80 timeout.");
+        // Off: retries are silent.
+        let mut s = State::default();
+        s.record(&c, NAME, true);
+        let st = s.record_for(&c, (NAME, vs), Err(timeout.clone()));
+        assert_eq!((st.detail, st.line), (None, None));
+        c.log_all_failures = true;
+        let mut s = State::default();
+        s.record(&c, NAME, true);
+        for _ in 0..2 {
+            let st = s.record_for(&c, (NAME, vs), Err(timeout.clone()));
+            assert_eq!(
+                (st.detail.as_deref(), st.line),
+                (Some(timeout.as_str()), None)
+            );
+        }
+        let st = s.record_for(&c, (NAME, vs), Err(timeout.clone()));
+        assert_eq!(st.detail.as_deref(), Some(timeout.as_str()));
+        assert_eq!(
+            st.line.as_deref(),
+            Some("TCP_CHECK on service [10.0.0.2]:tcp:80 failed after 2 retries.")
+        );
+        // Down: nothing more.
+        assert_eq!(
+            s.record_for(&c, (NAME, vs), Err(timeout.clone())).detail,
+            None
+        );
+        // With alpha a TCP checker starts down: its first failure is not said twice...
+        c.alpha = true;
+        let mut s = State::start(&c, None);
+        assert_eq!(s.record_for(&c, (NAME, vs), Err(timeout)).detail, None);
+        // ...an HTTP one's is (keepalived's timeout_epilog).
+        let mut h = check(CheckKind::Http(Vec::new()), 0);
+        h.alpha = true;
+        h.log_all_failures = true;
+        let why = Failure::Http("HTTP status code error to").line(&h.kind, NAME, vs);
+        assert_eq!(why, "HTTP status code error to server [10.0.0.2]:tcp:80.");
+        let mut s = State::start(&h, None);
+        assert_eq!(
+            s.record_for(&h, (NAME, vs), Err(why.clone())).detail,
+            Some(why)
+        );
+        // The other kinds' words.
+        let udp = CheckKind::Udp(crate::lvs::model::UdpCheck {
+            payload: Vec::new(),
+            require_reply: None,
+            min_reply: 0,
+            max_reply: 0,
+        });
+        assert_eq!(
+            Failure::Mismatch.line(&udp, NAME, vs),
+            "UDP check to [10.0.0.2]:tcp:80 reply data mismatch."
+        );
+        assert_eq!(
+            Failure::Failed.line(&udp, NAME, vs),
+            "UDP connection to [10.0.0.2]:tcp:80 failed."
+        );
+        assert_eq!(
+            Failure::Timeout.line(&CheckKind::Ping, NAME, vs),
+            "ICMP connection to address [10.0.0.2]:tcp:80 timeout."
+        );
+        assert_eq!(
+            Failure::Failed.line(&CheckKind::Ping, NAME, vs),
+            "ICMP connection to [10.0.0.2]:tcp:80 of [10.0.0.1]:tcp:80 failed."
+        );
+    }
+
+    /// SMTP_CHECK and DNS_CHECK say their usual line at each failure under log_all_failures;
+    /// MISC_CHECK says where it is in its retries (check_misc.c).
+    #[test]
+    fn keepalived_log_all_failures_of_smtp_dns_and_misc() {
+        let mut c = check(CheckKind::Smtp("h".into()), 1);
+        c.log_all_failures = true;
+        let mut s = State::default();
+        s.record(&c, NAME, true);
+        let st = s.record_result(&c, NAME, Err("Error connecting to".into()));
+        assert_eq!(
+            (st.now_up, st.line.as_deref()),
+            (
+                None,
+                Some("SMTP_CHECK Error connecting to server [10.0.0.2]:tcp:80")
+            )
+        );
+        let st = s.record_result(&c, NAME, Err("Error connecting to".into()));
+        assert_eq!(st.now_up, Some(false));
+        let q = crate::lvs::model::DnsQuery {
+            name: ".".into(),
+            qtype: 6,
+        };
+        let mut d = check(CheckKind::Dns(q), 1);
+        d.log_all_failures = true;
+        let mut s = State::default();
+        s.record(&d, NAME, true);
+        let st = s.record_result(&d, NAME, Err("no answer".into()));
+        assert_eq!(
+            st.line.as_deref(),
+            Some("DNS_CHECK ([10.0.0.2]:tcp:80) no answer")
+        );
+        let st = s.record_result(&d, NAME, Err("no answer".into()));
+        assert_eq!(
+            st.line.as_deref(),
+            Some("DNS_CHECK ([10.0.0.2]:tcp:80) no answer after 1 retries")
+        );
+        let mut m = check(
+            CheckKind::Misc(crate::lvs::model::Misc {
+                argv: vec!["/bin/chk".into()],
+                timeout: Duration::from_secs(6),
+                dynamic: false,
+                user: None,
+            }),
+            2,
+        );
+        m.log_all_failures = true;
+        let who = (NAME, "[10.0.0.1]:tcp:80", "/bin/chk");
+        let mut s = State::default();
+        s.record_misc(&m, false, who, Outcome::Exited(0));
+        let lines: Vec<_> = (0..3)
+            .map(|_| {
+                s.record_misc(&m, false, who, Outcome::Exited(1))
+                    .line
+                    .unwrap()
+            })
+            .collect();
+        let head = "Misc check for [[10.0.0.2]:tcp:80 VS [10.0.0.1]:tcp:80] by [/bin/chk] failed";
+        assert_eq!(
+            lines,
+            [
+                format!("{head}, will do 2 retries (exited with status 1)."),
+                format!("{head} on retry 1/2 (exited with status 1)."),
+                format!("{head} after 2 retries (exited with status 1)."),
+            ]
+        );
+        assert!(!s.is_up);
     }
 
     #[test]

@@ -779,17 +779,23 @@ impl Balancer {
                     "The SMTP_CHECK host block is deprecated. Please define additional checkers."
                 );
             }
-            let vs = match model::service(raw, &config.virtual_server_groups, &config.track_files) {
-                Ok(vs) => vs,
-                Err(e) => {
-                    warn!(
-                        "virtual_server {} ({}): {e}; not served",
-                        raw.address.join(" "),
-                        raw.at
-                    );
-                    continue;
+            let mut vs =
+                match model::service(raw, &config.virtual_server_groups, &config.track_files) {
+                    Ok(vs) => vs,
+                    Err(e) => {
+                        warn!(
+                            "virtual_server {} ({}): {e}; not served",
+                            raw.address.join(" "),
+                            raw.at
+                        );
+                        continue;
+                    }
+                };
+            if config.global.checker_log_all_failures {
+                for check in vs.reals.iter_mut().flat_map(|r| r.checks.iter_mut()) {
+                    check.log_all_failures = true;
                 }
-            };
+            }
             let slots = sched::max_len(vs.algo) as u32;
             // A rotation or a list names each server at least once: more than its slots do
             // not fit (hash tables fit any number).

@@ -502,6 +502,9 @@ pub struct Check {
     /// The real server's configured weight, which a `misc_dynamic` script's exit code
     /// replaces (by its share, see [`super::check::Report::share`]).
     pub weight: u32,
+    /// `log_all_failures` (or the global `checker_log_all_failures`): each failed check is
+    /// logged while the server is up, not only the one that takes it down.
+    pub log_all_failures: bool,
 }
 
 impl Check {
@@ -1010,6 +1013,10 @@ pub fn service(
                         .unwrap_or(false),
                 kind,
                 weight,
+                // keepalived's check_true_false: no value is true, a bad one (already
+                // reported) leaves it off.
+                log_all_failures: find(c, "log_all_failures")
+                    .is_some_and(|b| matches!(arg(b, 0), None | Some("true" | "on" | "yes"))),
             };
             // keepalived's deprecated SMTP_CHECK `host` blocks: a checker per host, each with
             // the host's connect_ip / connect_port (default the real server's) and
@@ -1144,6 +1151,22 @@ mod tests {
             .iter()
             .map(|v| service(v, groups, &loaded.config.track_files))
             .collect()
+    }
+
+    /// keepalived's check_true_false for `log_all_failures`: no value or true/on/yes.
+    #[test]
+    fn log_all_failures_per_checker() {
+        let vs = services(
+            "virtual_server 10.0.0.1 80 {\n  lb_kind DR\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    TCP_CHECK {\n      log_all_failures\n    }\n    TCP_CHECK {\n      log_all_failures off\n    }\n    TCP_CHECK {\n    }\n    TCP_CHECK {\n      log_all_failures yes\n    }\n  }\n}\n",
+        );
+        let checks = &vs[0].as_ref().unwrap().reals[0].checks;
+        assert_eq!(
+            checks
+                .iter()
+                .map(|c| c.log_all_failures)
+                .collect::<Vec<_>>(),
+            [true, false, false, true]
+        );
     }
 
     #[test]
