@@ -207,14 +207,14 @@ impl State {
                         ));
                 let retrying = self.retry_it < check.retry;
                 match check.kind {
-                    CheckKind::Smtp(_) | CheckKind::Dns(_) => {
-                        if log_each && retrying {
-                            step.line = Some(match check.kind {
-                                CheckKind::Smtp(_) => format!("SMTP_CHECK {reason} server {name}"),
-                                _ => format!("DNS_CHECK ({name}) {reason}"),
-                            });
-                        }
+                    CheckKind::Smtp(_) if log_each && retrying => {
+                        step.line = Some(format!("SMTP_CHECK {reason} server {name}"));
                     }
+                    CheckKind::Dns(_) if log_each && retrying => {
+                        step.line = Some(format!("DNS_CHECK ({name}) {reason}"));
+                    }
+                    // Their final line is the usual one, below.
+                    CheckKind::Smtp(_) | CheckKind::Dns(_) => {}
                     _ if log_each => step.detail = Some(reason.clone()),
                     _ => {}
                 }
