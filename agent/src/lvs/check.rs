@@ -97,6 +97,10 @@ pub struct State {
     pub is_up: bool,
     has_run: bool,
     retry_it: u32,
+    /// HTTP_GET / SSL_GET: the url checked next (keepalived's `url_it`) and the one that
+    /// took the server down (`failed_url`), checked alone until it answers.
+    url_it: usize,
+    failed_url: Option<usize>,
     /// `misc_dynamic`: the exit code's weight less the server's configured one (see
     /// [`Report::share`]); kept while the script fails within its retries, 0 once it is
     /// down or exits 0.
@@ -111,6 +115,8 @@ impl Default for State {
             is_up: true,
             has_run: false,
             retry_it: 0,
+            url_it: 0,
+            failed_url: None,
             share: 0,
         }
     }
@@ -125,8 +131,101 @@ impl State {
             is_up: carried.unwrap_or(!check.alpha),
             has_run: carried.is_some(),
             retry_it: if carried.is_some() { 0 } else { check.retry },
+            url_it: 0,
+            failed_url: None,
             share: 0,
         }
+    }
+
+    /// HTTP_GET / SSL_GET: the url to check next (an index into the checker's urls).
+    pub fn url(&self) -> usize {
+        self.url_it
+    }
+
+    /// After HTTP_GET or SSL_GET checked its url [`Self::url`] of `urls`, as keepalived's
+    /// check_http.c epilog: one url per check, the next after `delay_loop`, the server up
+    /// once every url has answered in a row; a failure retried `retry` times
+    /// `delay_before_retry` apart, then the server is down and only the failed url is
+    /// checked (every `delay_loop`, at least `delay_before_retry`) until it answers; then all
+    /// of them again from the first. With `fast_recovery`, a server that has not run or is
+    /// down with no failed url is checked again at once. The error: the failure's line
+    /// ([`Failure::line`]), said under `log_all_failures`.
+    pub fn record_http(
+        &mut self,
+        check: &Check,
+        (name, urls): (&str, usize),
+        fast_recovery: bool,
+        result: Result<(), String>,
+    ) -> Step {
+        let mut step = Step {
+            now_up: None,
+            detail: None,
+            line: None,
+            wait: check.delay_loop,
+        };
+        match result {
+            Ok(()) => {
+                // REGISTER_CHECKER_NEW.
+                self.url_it += 1;
+                self.retry_it = 0;
+                let done = self.url_it >= urls;
+                if done && self.failed_url.is_none() {
+                    if !self.is_up || !self.has_run {
+                        step.line = Some(format!("Remote Web server {name} succeed on service."));
+                        step.now_up = Some(true);
+                        self.is_up = true;
+                        self.has_run = true;
+                    }
+                    self.url_it = 0;
+                } else if self.failed_url.is_some() {
+                    // The failed url answers: every url again, from the first.
+                    self.failed_url = None;
+                    self.url_it = 0;
+                }
+                if !self.has_run {
+                    self.retry_it = check.retry;
+                }
+            }
+            Err(reason) if self.is_up || !self.has_run => {
+                // timeout_epilog, then REGISTER_CHECKER_RETRY.
+                if check.log_all_failures && !reason.is_empty() {
+                    step.detail = Some(reason);
+                }
+                self.has_run = true;
+                self.retry_it += 1;
+                if self.retry_it > check.retry {
+                    if self.is_up {
+                        step.line = Some(if check.retry > 0 {
+                            format!(
+                                "HTTP_CHECK on service {name} failed after {} retries.",
+                                self.retry_it - 1
+                            )
+                        } else {
+                            format!("HTTP_CHECK on service {name} failed.")
+                        });
+                        step.now_up = Some(false);
+                        self.is_up = false;
+                    }
+                    self.failed_url = Some(self.url_it);
+                }
+                step.wait = if self.failed_url.is_some() {
+                    check.delay_before_retry.max(check.delay_loop)
+                } else {
+                    check.delay_before_retry
+                };
+            }
+            // Down already (REGISTER_CHECKER_FAILED): this url again later. (keepalived
+            // may have no failed url here after a reload; with fast_recovery it would then
+            // check again at once, in a loop.)
+            Err(_) => {
+                self.failed_url.get_or_insert(self.url_it);
+                step.wait = check.delay_before_retry.max(check.delay_loop);
+            }
+        }
+        if fast_recovery && (!self.has_run || (!self.is_up && self.failed_url.is_none())) {
+            step.wait = Duration::ZERO;
+        }
+        step
     }
 
     /// After a check of `check` on server `name` (`[ADDR]:tcp:PORT`) that succeeded or not.
@@ -148,14 +247,17 @@ impl State {
         (name, vs): (&str, &str),
         result: Result<(), String>,
     ) -> Step {
-        let kind = match check.kind {
+        let kind = match &check.kind {
             CheckKind::Tcp => "TCP_CHECK",
             CheckKind::Ping => "ICMP CHECK",
             CheckKind::Udp(_) => "UDP_CHECK",
             // `run_file` reports without lines.
             CheckKind::File(_) => "FILE_CHECK",
-            // keepalived's SSL_GET shares HTTP_GET's code and lines.
-            CheckKind::Http(_) | CheckKind::Https(..) => "HTTP_CHECK",
+            // keepalived's SSL_GET shares HTTP_GET's code; both go url by url.
+            CheckKind::Http(urls) | CheckKind::Https(urls) => {
+                let urls = urls.len().max(1);
+                return self.record_http(check, (name, urls), check.fast_recovery, result);
+            }
             CheckKind::Smtp(_) => "SMTP_CHECK",
             CheckKind::Dns(_) => "DNS_CHECK",
             // `record_misc` has its own lines.
@@ -174,9 +276,7 @@ impl State {
                         CheckKind::Tcp | CheckKind::Misc(_) => {
                             Some(format!("TCP connection to {name} success."))
                         }
-                        CheckKind::Http(_) | CheckKind::Https(..) => {
-                            Some(format!("Remote Web server {name} succeed on service."))
-                        }
+                        CheckKind::Http(_) | CheckKind::Https(..) => None,
                         CheckKind::Smtp(_) => {
                             Some(format!("Remote SMTP server {name} succeed on service."))
                         }
@@ -193,18 +293,11 @@ impl State {
             }
             Err(reason) if self.is_up || !self.has_run => {
                 // log_all_failures: each failure is said as it happens; TCP, UDP and PING
-                // only while the checker is up, the others also before its first result
+                // only while the checker is up, SMTP and DNS also before its first result
                 // (keepalived's conditions). SMTP's and DNS's is their usual line, said early.
                 let log_each = check.log_all_failures
                     && !reason.is_empty()
-                    && (self.is_up
-                        || matches!(
-                            check.kind,
-                            CheckKind::Http(_)
-                                | CheckKind::Https(..)
-                                | CheckKind::Smtp(_)
-                                | CheckKind::Dns(_)
-                        ));
+                    && (self.is_up || matches!(check.kind, CheckKind::Smtp(_) | CheckKind::Dns(_)));
                 let retrying = self.retry_it < check.retry;
                 match check.kind {
                     CheckKind::Smtp(_) if log_each && retrying => {
@@ -223,11 +316,8 @@ impl State {
                     self.retry_it += 1;
                     step.wait = check.delay_before_retry;
                 } else {
-                    // keepalived counts retries only once the checker has run (HTTP_GET has,
-                    // by then: its failure path marks it so first).
-                    let counted = check.retry > 0
-                        && (self.has_run
-                            || matches!(check.kind, CheckKind::Http(_) | CheckKind::Https(..)));
+                    // keepalived counts retries only once the checker has run.
+                    let counted = check.retry > 0 && self.has_run;
                     let retries = if counted {
                         format!(" after {} retries", self.retry_it)
                     } else {
@@ -355,22 +445,26 @@ pub async fn check_once(check: &Check) -> Result<(), Failure> {
         CheckKind::Tcp => connect().await.map(drop),
         CheckKind::Http(urls) | CheckKind::Https(urls) => {
             for url in urls {
-                let stream = connect().await.map_err(|f| {
-                    Failure::Http(match f {
-                        Failure::Timeout => "Timeout connecting",
-                        _ => "Error connecting",
-                    })
-                })?;
-                match &check.kind {
-                    CheckKind::Https(_) => {
-                        let s = tls(stream, check, url.sni.as_deref()).await?;
-                        http_exchange(s, check, url).await?;
-                    }
-                    _ => http_exchange(stream, check, url).await?,
-                }
+                http_url(check, url).await?;
             }
             Ok(())
         }
+    }
+}
+
+/// HTTP_GET / SSL_GET of one url: connect (and the TLS handshake), ask, judge the answer.
+pub async fn http_url(check: &Check, url: &super::model::Url) -> Result<(), Failure> {
+    let stream = match tokio::time::timeout(check.connect_timeout, tcp_connect(check)).await {
+        Err(_) => return Err(Failure::Http("Timeout connecting")),
+        Ok(Err(_)) => return Err(Failure::Http("Error connecting")),
+        Ok(Ok(stream)) => stream,
+    };
+    match &check.kind {
+        CheckKind::Https(_) => {
+            let s = tls(stream, check, url.sni.as_deref()).await?;
+            http_exchange(s, check, url).await
+        }
+        _ => http_exchange(stream, check, url).await,
     }
 }
 
@@ -1123,6 +1217,18 @@ pub async fn run(
                 let ok = r.is_ok();
                 (state.record_result(&check, &name, r), ok)
             }
+            CheckKind::Http(urls) | CheckKind::Https(urls) if !urls.is_empty() => {
+                let url = &urls[state.url().min(urls.len() - 1)];
+                let result = http_url(&check, url)
+                    .await
+                    .map_err(|f| f.line(&check.kind, &name, &vs_name));
+                let ok = result.is_ok();
+                let fast = check.fast_recovery;
+                (
+                    state.record_http(&check, (&name, urls.len()), fast, result),
+                    ok,
+                )
+            }
             _ => {
                 let result = check_once(&check)
                     .await
@@ -1236,25 +1342,15 @@ mod tests {
             delay_loop: Duration::from_secs(6),
             weight: 1,
             log_all_failures: false,
+            fast_recovery: false,
         }
     }
 
     const NAME: &str = "[10.0.0.2]:tcp:80";
 
     #[test]
-    fn keepalived_a_failing_web_server_goes_down_after_its_retries_and_up_on_one_success() {
-        let c = check(
-            CheckKind::Http(vec![Url {
-                path: "/".into(),
-                status: vec![(200, 299)],
-                digest: None,
-                regex: None,
-                virtualhost: None,
-                sni: None,
-                protocol: Default::default(),
-            }]),
-            3,
-        );
+    fn keepalived_a_failing_web_server_goes_down_after_its_retries_and_up_again() {
+        let c = check(CheckKind::Http(vec![web_url("/")]), 3);
         let mut s = State::default();
         let first = s.record(&c, NAME, true);
         assert_eq!(first.now_up, Some(true));
@@ -1282,13 +1378,96 @@ mod tests {
             (st.now_up, st.line, st.wait),
             (None, None, Duration::from_secs(6))
         );
-        // A success in the middle of retries resets them.
+        // keepalived's epilog: the failed url's success starts the urls over; the server is
+        // up once they have all answered, a delay_loop later.
+        let st = s.record(&c, NAME, true);
+        assert_eq!((st.now_up, st.wait), (None, Duration::from_secs(6)));
         assert_eq!(s.record(&c, NAME, true).now_up, Some(true));
+        // A success in the middle of retries resets them.
         s.record(&c, NAME, false);
         s.record(&c, NAME, true);
         for _ in 0..3 {
             assert_eq!(s.record(&c, NAME, false).now_up, None);
         }
+    }
+
+    fn web_url(path: &str) -> Url {
+        Url {
+            path: path.into(),
+            status: vec![(200, 299)],
+            digest: None,
+            regex: None,
+            virtualhost: None,
+            sni: None,
+            protocol: Default::default(),
+        }
+    }
+
+    /// keepalived's HTTP_GET goes url by url, a delay_loop apart: the server is up once all
+    /// have answered in a row; when one fails (after its retries) the server is down and that
+    /// url alone is checked until it answers, then all of them again from the first.
+    /// fast_recovery checks at once while the server has not run, or is down with no failed
+    /// url.
+    #[test]
+    fn keepalived_http_get_checks_its_urls_one_by_one() {
+        let mut c = check(
+            CheckKind::Http(vec![web_url("/a"), web_url("/b"), web_url("/c")]),
+            1,
+        );
+        let mut s = State::start(&c, None);
+        let loop_ = Duration::from_secs(6);
+        let ok = |s: &mut State| {
+            let url = s.url();
+            let st = s.record_http(&c, (NAME, 3), false, Ok(()));
+            (url, st.now_up, st.wait)
+        };
+        // Starting: /a, /b, /c a delay_loop apart; up after /c.
+        assert_eq!(ok(&mut s), (0, None, loop_));
+        assert_eq!(ok(&mut s), (1, None, loop_));
+        assert_eq!(ok(&mut s), (2, Some(true), loop_));
+        assert_eq!(ok(&mut s), (0, None, loop_));
+        // /b fails: retried after delay_before_retry, then down.
+        let fail = |s: &mut State, c: &Check| {
+            let url = s.url();
+            let st = s.record_http(c, (NAME, 3), false, Err(String::new()));
+            (url, st.now_up, st.wait)
+        };
+        assert_eq!(fail(&mut s, &c), (1, None, Duration::from_secs(3)));
+        assert_eq!(fail(&mut s, &c), (1, Some(false), loop_));
+        assert!(!s.is_up);
+        // Down: /b alone until it answers, then /a, /b, /c.
+        assert_eq!(fail(&mut s, &c), (1, None, loop_));
+        assert_eq!(ok(&mut s), (1, None, loop_));
+        assert_eq!(ok(&mut s), (0, None, loop_));
+        assert_eq!(ok(&mut s), (1, None, loop_));
+        assert_eq!(ok(&mut s), (2, Some(true), loop_));
+        // fast_recovery: at start, the urls one after the other at once.
+        c.fast_recovery = true;
+        let mut s = State::start(&c, None);
+        for url in 0..2 {
+            assert_eq!(s.url(), url);
+            let st = s.record_http(&c, (NAME, 3), true, Ok(()));
+            assert_eq!((st.now_up, st.wait), (None, Duration::ZERO));
+        }
+        let st = s.record_http(&c, (NAME, 3), true, Ok(()));
+        assert_eq!((st.now_up, st.wait), (Some(true), loop_));
+        // Down, its failed url answers: the others follow at once.
+        s.record_http(&c, (NAME, 3), true, Err(String::new()));
+        let st = s.record_http(&c, (NAME, 3), true, Err(String::new()));
+        assert_eq!((st.now_up, st.wait), (Some(false), loop_));
+        let waits: Vec<_> = (0..4)
+            .map(|_| s.record_http(&c, (NAME, 3), true, Ok(())))
+            .map(|st| (st.now_up, st.wait))
+            .collect();
+        assert_eq!(
+            waits,
+            [
+                (None, Duration::ZERO),
+                (None, Duration::ZERO),
+                (None, Duration::ZERO),
+                (Some(true), loop_),
+            ]
+        );
     }
 
     /// keepalived sets `retry_it` to `retry` when a checker starts: one failure before the

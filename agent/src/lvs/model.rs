@@ -505,6 +505,9 @@ pub struct Check {
     /// `log_all_failures` (or the global `checker_log_all_failures`): each failed check is
     /// logged while the server is up, not only the one that takes it down.
     pub log_all_failures: bool,
+    /// HTTP_GET / SSL_GET's `fast_recovery`: a server not yet checked, or down with no url
+    /// failing, is checked again at once rather than after `delay_loop`.
+    pub fast_recovery: bool,
 }
 
 impl Check {
@@ -1016,6 +1019,8 @@ pub fn service(
                 // keepalived's check_true_false: no value is true, a bad one (already
                 // reported) leaves it off.
                 log_all_failures: find(c, "log_all_failures")
+                    .is_some_and(|b| matches!(arg(b, 0), None | Some("true" | "on" | "yes"))),
+                fast_recovery: find(c, "fast_recovery")
                     .is_some_and(|b| matches!(arg(b, 0), None | Some("true" | "on" | "yes"))),
             };
             // keepalived's deprecated SMTP_CHECK `host` blocks: a checker per host, each with
