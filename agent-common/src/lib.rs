@@ -201,9 +201,15 @@ pub enum Counter {
     LbPassNoReal,
     /// A NAT real server's reply, sent on to the client from the virtual server's address.
     LbNatReply,
+    /// A packet for a TUN real server too big for the tunnel, not to be fragmented: answered
+    /// with an ICMP "fragmentation needed" (the client lowers its path MTU).
+    LbTunFragNeeded,
+    /// A packet for a TUN real server too big for the tunnel that may be fragmented, or with
+    /// IP options the ICMP answer does not quote: dropped (XDP cannot fragment).
+    LbTunTooBig,
 }
 
-pub const COUNTER_COUNT: usize = 20;
+pub const COUNTER_COUNT: usize = 22;
 
 impl Counter {
     pub const ALL: [Counter; COUNTER_COUNT] = [
@@ -227,6 +233,8 @@ impl Counter {
         Counter::LbPassInactive,
         Counter::LbPassNoReal,
         Counter::LbNatReply,
+        Counter::LbTunFragNeeded,
+        Counter::LbTunTooBig,
     ];
 
     /// Stable snake_case name, used in metrics and test output.
@@ -252,6 +260,8 @@ impl Counter {
             Counter::LbPassInactive => "lb_pass_inactive",
             Counter::LbPassNoReal => "lb_pass_no_real",
             Counter::LbNatReply => "lb_nat_reply",
+            Counter::LbTunFragNeeded => "lb_tun_frag_needed",
+            Counter::LbTunTooBig => "lb_tun_too_big",
         }
     }
 }
@@ -466,6 +476,11 @@ pub const LB_REAL_UP: u16 = 1 << 0;
 /// The real server is reached by NAT (IPVS's masquerading, `lb_kind NAT`): its address and
 /// port replace the virtual server's, and its replies get them back ([`NatReply`]).
 pub const LB_REAL_NAT: u16 = 1 << 1;
+/// The real server is reached through an IPIP tunnel (IPVS's `lb_kind TUN`): the packet is
+/// wrapped in an IPv4 header from `tun_src` to the server and sent to the next hop (`mac`
+/// on `ifindex`); one that would not fit the path's `mtu` wrapped gets an ICMP
+/// "fragmentation needed" back when it may not be fragmented, as IPVS sends.
+pub const LB_REAL_TUN: u16 = 1 << 2;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -485,6 +500,11 @@ pub struct Real {
     pub out_mac: [u8; 6],
     /// NAT: its port, network order.
     pub port: u16,
+    /// TUN: the tunnel's source, this node's address on the path to the server.
+    pub tun_src: [u8; 4],
+    /// TUN: the MTU of the interface the tunnel leaves by.
+    pub mtu: u16,
+    pub _pad: u16,
 }
 
 /// A NAT real server's flow seen from its side (`LB_NAT`, keyed by the [`FlowKey`] of its
@@ -634,7 +654,7 @@ const _: () = {
     assert!(core::mem::size_of::<PeerKey>() == 24);
     assert!(core::mem::size_of::<ServiceKey>() == 8);
     assert!(core::mem::size_of::<Service>() == 32);
-    assert!(core::mem::size_of::<Real>() == 32);
+    assert!(core::mem::size_of::<Real>() == 40);
     assert!(core::mem::size_of::<NatReply>() == 24);
     assert!(core::mem::size_of::<NatEntry>() == 40);
     assert!(core::mem::size_of::<Flow>() == 16);

@@ -9,14 +9,17 @@
 
 use agent_common::{
     Counter, FLOW_CLOSED, FLOW_OPEN, FLOW_UNCOUNTED, Flow, FlowKey, LB_LEAST_MAX, LB_LOCALITY_SET,
-    LB_PROG_NAT, LB_REAL_NAT, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST,
-    LB_SVC_HASH_PORT, LB_SVC_LBLC, LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OPS, LB_SVC_OVF,
-    LB_SVC_SED, LB_SVC_SPARE, LB_SVC_TWOS, LB_SVC_WEIGHTED, Locality, LocalityKey, NatReply,
-    Persist, PersistKey, Real, Service, ServiceKey, VipKey,
+    LB_PROG_NAT, LB_REAL_NAT, LB_REAL_TUN, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH,
+    LB_SVC_HASH_DST, LB_SVC_HASH_PORT, LB_SVC_LBLC, LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ,
+    LB_SVC_OPS, LB_SVC_OVF, LB_SVC_SED, LB_SVC_SPARE, LB_SVC_TWOS, LB_SVC_WEIGHTED, Locality,
+    LocalityKey, NatReply, Persist, PersistKey, Real, Service, ServiceKey, VipKey,
 };
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::{bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_redirect},
+    helpers::{
+        bpf_get_prandom_u32, bpf_ktime_get_ns, bpf_redirect, bpf_xdp_adjust_head,
+        bpf_xdp_adjust_tail,
+    },
     programs::XdpContext,
 };
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
@@ -439,9 +442,10 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
             chosen
         }
     };
-    if real.flags & LB_REAL_NAT != 0 {
-        // NAT is a program of its own: the verifier walks the code after a schedule once for
-        // every state the schedules leave, and the rewrite would double its work.
+    if real.flags & (LB_REAL_NAT | LB_REAL_TUN) != 0 {
+        // NAT and TUN are a program of their own: the verifier walks the code after a
+        // schedule once for every state the schedules leave, and the rewrite would double its
+        // work.
         let slot = LB_HANDOFF.get_ptr_mut(0)?;
         // SAFETY: per-CPU scratch, only this run of the program uses it; the tail call does
         // not return when it succeeds.
@@ -471,13 +475,18 @@ pub fn nat(ctx: &XdpContext) -> u32 {
         // SAFETY: per-CPU scratch written by the caller just before the tail call.
         let [index, entry] = unsafe { *LB_HANDOFF.get_ptr_mut(0)? };
         let real = LB_REALS.get(index)?;
+        if real.flags & LB_REAL_TUN != 0
+            && let Some(action) = tun_too_big(ctx, &l2, ihl, real)
+        {
+            return Some(action);
+        }
         forward::<true>(ctx, &l2, ihl, (index, real), entry)
     })();
     forwarded.unwrap_or_else(|| pass(Counter::LbPassNoReal))
 }
 
-/// The packet to real server `index` (direct routing, or under `NAT` masquerading),
-/// counted for it and for the virtual server's address (`entry`).
+/// The packet to real server `index` (direct routing, or under `NAT` masquerading or
+/// tunnelled), counted for it and for the virtual server's address (`entry`).
 #[inline(always)]
 fn forward<const NAT: bool>(
     ctx: &XdpContext,
@@ -487,7 +496,11 @@ fn forward<const NAT: bool>(
     entry: u32,
 ) -> Option<u32> {
     let action = if NAT {
-        nat_to_real(ctx, l2, ihl, real)?
+        if real.flags & LB_REAL_TUN != 0 {
+            tun_to_real(ctx, l2, real)?
+        } else {
+            nat_to_real(ctx, l2, ihl, real)?
+        }
     } else {
         let eth = ptr_at::<EthHdr>(ctx, 0)?;
         // SAFETY: ptr_at checked the header lies inside the frame; nothing else aliases it.
@@ -714,6 +727,173 @@ fn nat_reply(
     )?;
     maps::bump(Counter::LbNatReply);
     send(ctx, l2, back.ifindex, back.client_mac, back.our_mac)
+}
+
+// ===== TUN =====
+
+const IPPROTO_IPIP: u8 = 4;
+const IPPROTO_ICMP: u8 = 1;
+const IP_DF: u8 = 0x40;
+
+/// The Internet checksum (RFC 1071) of `bytes`, as on the wire.
+#[inline(always)]
+fn checksum<const N: usize>(bytes: &[u8; N]) -> [u8; 2] {
+    let mut sum = 0u32;
+    let mut i = 0;
+    while i + 1 < N {
+        sum += u32::from(u16::from_be_bytes([bytes[i], bytes[i + 1]]));
+        i += 2;
+    }
+    let sum = (sum & 0xffff) + (sum >> 16);
+    let sum = (sum & 0xffff) + (sum >> 16);
+    (!(sum as u16)).to_be_bytes()
+}
+
+/// An IPv4 header without options, its checksum filled in.
+#[inline(always)]
+fn ipv4_header(
+    (tos, len, id, frag): (u8, u16, [u8; 2], u8),
+    (ttl, proto): (u8, u8),
+    src: [u8; 4],
+    dst: [u8; 4],
+) -> [u8; 20] {
+    let [l0, l1] = len.to_be_bytes();
+    let mut h = [
+        0x45, tos, l0, l1, id[0], id[1], frag, 0, ttl, proto, 0, 0, src[0], src[1], src[2], src[3],
+        dst[0], dst[1], dst[2], dst[3],
+    ];
+    let c = checksum(&h);
+    (h[10], h[11]) = (c[0], c[1]);
+    h
+}
+
+/// A packet for a TUN server that would not fit the tunnel's MTU wrapped (IPVS's
+/// ensure_mtu_is_adequate): with DF, it becomes an ICMP "fragmentation needed" with the MTU
+/// left inside the tunnel, back to the client from the address it was sent to; without, it
+/// is dropped (XDP cannot fragment). None: it fits.
+#[inline(always)]
+fn tun_too_big(ctx: &XdpContext, l2: &L2, ihl: usize, real: &Real) -> Option<u32> {
+    let ip = ptr_at::<Ipv4Hdr>(ctx, l2.l3)?;
+    // SAFETY: ptr_at checked the header lies inside the frame; only read here.
+    let (len, frag) = unsafe { (u16::from_be_bytes((*ip).tot_len), (*ip).frags[0]) };
+    let inside = real.mtu.saturating_sub(Ipv4Hdr::LEN as u16);
+    if len <= inside {
+        return None;
+    }
+    // The quoted header and 8 bytes of what follows (RFC 792); a header with options is not
+    // quoted here.
+    if frag & IP_DF == 0 || ihl != Ipv4Hdr::LEN {
+        maps::bump(Counter::LbTunTooBig);
+        return Some(xdp_action::XDP_DROP);
+    }
+    let quote = ptr_at::<[u8; 28]>(ctx, l2.l3)?;
+    let eth = ptr_at::<EthHdr>(ctx, 0)?;
+    // SAFETY: ptr_at checked both lie inside the frame; copied out before the frame changes.
+    let (quote, client_mac, our_mac) = unsafe { (*quote, (*eth).src_addr, (*eth).dst_addr) };
+    let (client, vip) = (
+        [quote[12], quote[13], quote[14], quote[15]],
+        [quote[16], quote[17], quote[18], quote[19]],
+    );
+    // Ethernet, IP, ICMP (8), the quote (28).
+    let want = l2.l3 + 20 + 8 + 28;
+    let have = ctx.data_end() - ctx.data();
+    // SAFETY: helper on this program's own context; the frame is only shortened.
+    if have < want || unsafe { bpf_xdp_adjust_tail(ctx.ctx, want as i32 - have as i32) } != 0 {
+        maps::bump(Counter::LbTunTooBig);
+        return Some(xdp_action::XDP_DROP);
+    }
+    let mut icmp = [0u8; 36];
+    icmp[0] = 3; // destination unreachable
+    icmp[1] = 4; // fragmentation needed and DF set
+    (icmp[6], icmp[7]) = (inside.to_be_bytes()[0], inside.to_be_bytes()[1]);
+    let mut i = 0;
+    while i < 28 {
+        icmp[8 + i] = quote[i];
+        i += 1;
+    }
+    let c = checksum(&icmp);
+    (icmp[2], icmp[3]) = (c[0], c[1]);
+    // Linux's icmp_send: internetwork-control precedence, the default TTL.
+    let header = ipv4_header((0xc0, 56, [0, 0], 0), (64, IPPROTO_ICMP), vip, client);
+    let eth = ptr_at::<EthHdr>(ctx, 0)?;
+    let out_ip = ptr_at::<[u8; 20]>(ctx, l2.l3)?;
+    let out_icmp = ptr_at::<[u8; 36]>(ctx, l2.l3 + 20)?;
+    // SAFETY: ptr_at checked each lies inside the (shortened) frame; nothing else aliases them.
+    unsafe {
+        (*eth).dst_addr = client_mac;
+        (*eth).src_addr = our_mac;
+        *out_ip = header;
+        *out_icmp = icmp;
+    }
+    maps::bump(Counter::LbTunFragNeeded);
+    Some(xdp_action::XDP_TX)
+}
+
+/// A client's packet to a TUN real server, wrapped in an IPv4 header from this node to the
+/// server (IPVS's ip_vs_tunnel_xmit: the inner packet's TOS, TTL and DF, protocol IPIP) and
+/// sent to the next hop on the path to it.
+#[inline(always)]
+fn tun_to_real(ctx: &XdpContext, l2: &L2, real: &Real) -> Option<u32> {
+    // A tagged frame would keep its tag on another interface: only the one it came in on.
+    if l2.vlan != 0 && real.ifindex != 0 && real.ifindex != l2.ifindex {
+        return None;
+    }
+    let ip = ptr_at::<Ipv4Hdr>(ctx, l2.l3)?;
+    let eth = ptr_at::<[u8; 18]>(ctx, 0)?;
+    // SAFETY: ptr_at checked each lies inside the frame; copied out before the frame grows.
+    let (tos, len, id, frag, ttl, l2_header) = unsafe {
+        (
+            (*ip).tos,
+            u16::from_be_bytes((*ip).tot_len),
+            (*ip).id,
+            (*ip).frags[0] & IP_DF,
+            (*ip).ttl,
+            *eth,
+        )
+    };
+    let header = ipv4_header(
+        (tos, len.checked_add(Ipv4Hdr::LEN as u16)?, id, frag),
+        (ttl, IPPROTO_IPIP),
+        real.tun_src,
+        real.addr,
+    );
+    // SAFETY: helper on this program's own context; every pointer is taken again after it.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(Ipv4Hdr::LEN as i32)) } != 0 {
+        return None;
+    }
+    // Layer 2 back to the front (with its tag, if any), the tunnel's header after it.
+    if l2.l3 == EthHdr::LEN {
+        let mut untagged = [0u8; 14];
+        let mut i = 0;
+        while i < 14 {
+            untagged[i] = l2_header[i];
+            i += 1;
+        }
+        let to = ptr_at::<[u8; 14]>(ctx, 0)?;
+        // SAFETY: ptr_at checked it lies inside the frame.
+        unsafe { *to = untagged };
+    } else {
+        let to = ptr_at::<[u8; 18]>(ctx, 0)?;
+        // SAFETY: as above.
+        unsafe { *to = l2_header };
+    }
+    let out = ptr_at::<[u8; 20]>(ctx, l2.l3)?;
+    // SAFETY: ptr_at checked it lies inside the frame.
+    unsafe { *out = header };
+    let src_mac = if real.ifindex == 0 || real.ifindex == l2.ifindex {
+        // The address it was sent to (this node's, or the VIP's virtual MAC).
+        [
+            l2_header[0],
+            l2_header[1],
+            l2_header[2],
+            l2_header[3],
+            l2_header[4],
+            l2_header[5],
+        ]
+    } else {
+        real.out_mac
+    };
+    send(ctx, l2, real.ifindex, real.mac, src_mac)
 }
 
 const TCP_FIN: u8 = 0x01;

@@ -119,6 +119,7 @@ impl Lab {
             ifindex: 0,
             out_mac: [0; 6],
             port: 0,
+            ..Default::default()
         };
         self.xdp.maps.set_real(index, real).unwrap();
     }
@@ -747,6 +748,7 @@ fn nat_rewrites_both_ways_with_valid_checksums() {
         ifindex,
         out_mac: [0x02, 0, 0, 0, 0, 0x77],
         port: u16::from_ne_bytes(8080u16.to_be_bytes()),
+        ..Default::default()
     };
     lab.xdp.maps.set_real(0, nat_real(0)).unwrap();
     lab.service(HTTP, 0, Algo::Rr, &[(0, 1)], 0);
@@ -842,4 +844,141 @@ fn nat_rewrites_both_ways_with_valid_checksums() {
         (&REALS[0][..], &[0x02, 0, 0, 0, 0, 0x77][..])
     );
     assert_eq!(parsed(&out), (CLIENT, rip, 40001, 8080));
+}
+
+/// TUN: a client's packet is wrapped in an IPv4 header from the tunnel's source to the
+/// server (protocol IPIP, the inner TOS, TTL and DF, a valid checksum) and sent to the next
+/// hop; the packet inside is the client's, untouched. One that would not fit the tunnel's
+/// MTU gets an ICMP "fragmentation needed" back under DF, and is dropped without.
+#[test]
+fn tun_wraps_the_packet_for_the_server_and_answers_one_too_big() {
+    use agent_common::LB_REAL_TUN;
+    use etherparse::{Icmpv4Type, Ipv4HeaderSlice, SlicedPacket, icmpv4::DestUnreachableHeader};
+    if skip_unless_root("tun_wraps_the_packet_for_the_server_and_answers_one_too_big") {
+        return;
+    }
+    const XDP_DROP: u32 = 1;
+    const NEXT_HOP: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
+    let rip = Ipv4Addr::new(10, 9, 0, 13);
+    let src = Ipv4Addr::new(192, 0, 2, 10);
+    let mut lab = Lab::new();
+    lab.xdp
+        .maps
+        .set_real(
+            0,
+            Real {
+                mac: NEXT_HOP,
+                flags: LB_REAL_UP | LB_REAL_TUN,
+                addr: rip.octets(),
+                weight: 1,
+                tun_src: src.octets(),
+                mtu: 1500,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    lab.service(HTTP, 0, Algo::Rr, &[(0, 1)], 0);
+    let syn = tcp(CLIENT, 40000, 80);
+    let (action, out, moved) = lab.run(&syn);
+    assert_eq!(action, XDP_TX, "{moved:?}");
+    assert_eq!(moved, [(Counter::LbForwarded.name(), 1)]);
+    assert_eq!((&out[..6], &out[6..12]), (&NEXT_HOP[..], &DIRECTOR_MAC[..]));
+    assert_eq!(&out[12..14], &[0x08, 0x00]);
+    let outer = Ipv4HeaderSlice::from_slice(&out[14..]).unwrap().to_header();
+    assert_eq!(outer.header_checksum, outer.calc_header_checksum());
+    assert_eq!(
+        (
+            Ipv4Addr::from(outer.source),
+            Ipv4Addr::from(outer.destination),
+            outer.protocol.0,
+            outer.time_to_live,
+            usize::from(outer.total_len),
+            outer.dont_fragment,
+        ),
+        (src, rip, 4, 64, syn.len() - 14 + 20, true)
+    );
+    assert_eq!(
+        &out[34..],
+        &syn[14..],
+        "the client's packet inside, untouched"
+    );
+
+    // A VLAN-tagged frame keeps its tag in front of the tunnel (the VIP held on VLAN 7).
+    let key = VipKey::v4(lab.lo, 7, VIP.octets());
+    let held = VipValue {
+        mac: DIRECTOR_MAC,
+        _pad: [0; 2],
+    };
+    lab.xdp.maps.arm_vip(key, held).unwrap();
+    let mut tagged = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+        .single_vlan(7.try_into().unwrap())
+        .ipv4(CLIENT.octets(), VIP.octets(), 64)
+        .tcp(40001, 80, 1, 64240)
+        .syn()
+        .write(&mut tagged, b"")
+        .unwrap();
+    let (action, out, moved) = lab.run(&tagged);
+    assert_eq!(action, XDP_TX, "{moved:?}");
+    assert_eq!(&out[12..18], &tagged[12..18], "the tag");
+    assert_eq!(out[18 + 9], 4, "IPIP after the tag");
+    assert_eq!(&out[38..], &tagged[18..]);
+
+    // Too big for the tunnel (1480 bytes inside a 1500-byte MTU), with DF: ICMP
+    // "fragmentation needed" from the VIP to the client, quoting its header and 8 bytes.
+    let big = |df: bool| {
+        let mut frame = Vec::new();
+        let mut ip = etherparse::Ipv4Header::new(
+            0,
+            64,
+            etherparse::IpNumber::TCP,
+            CLIENT.octets(),
+            VIP.octets(),
+        )
+        .unwrap();
+        ip.dont_fragment = df;
+        PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+            .ip(etherparse::IpHeaders::Ipv4(ip, Default::default()))
+            .tcp(40002, 80, 1, 64240)
+            .ack(1)
+            .write(&mut frame, &[0x55; 1500 - 40 - 19])
+            .unwrap();
+        frame
+    };
+    let (action, out, moved) = lab.run(&big(true));
+    assert_eq!(action, XDP_TX, "{moved:?}");
+    assert_eq!(moved, [(Counter::LbTunFragNeeded.name(), 1)]);
+    assert_eq!(
+        (&out[..6], &out[6..12]),
+        (&CLIENT_MAC[..], &DIRECTOR_MAC[..])
+    );
+    let p = SlicedPacket::from_ethernet(&out).unwrap();
+    let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+        panic!("not IPv4")
+    };
+    let h = ip.header().to_header();
+    assert_eq!(h.header_checksum, h.calc_header_checksum());
+    assert_eq!(
+        (Ipv4Addr::from(h.source), Ipv4Addr::from(h.destination)),
+        (VIP, CLIENT)
+    );
+    let Some(etherparse::TransportSlice::Icmpv4(icmp)) = &p.transport else {
+        panic!("not ICMP: {out:02x?}")
+    };
+    assert_eq!(
+        icmp.icmp_type(),
+        Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
+            next_hop_mtu: 1480
+        })
+    );
+    let sum = out[34..]
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
+        .sum::<u32>();
+    assert_eq!((sum & 0xffff) + (sum >> 16), 0xffff, "ICMP checksum");
+    assert_eq!(icmp.payload(), &big(true)[14..14 + 28]);
+    // Without DF: dropped.
+    let (action, _, moved) = lab.run(&big(false));
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(moved, [(Counter::LbTunTooBig.name(), 1)]);
 }

@@ -109,6 +109,7 @@ fn add_services(xdp: &mut vrrp_agent::xdp::XdpProgram) {
             ifindex: 0,
             out_mac: [0; 6],
             port: 0,
+            ..Default::default()
         };
         xdp.maps.set_real(i as u32, real).unwrap();
     }

@@ -1106,6 +1106,78 @@ pub fn neighbour_via(addr: std::net::Ipv4Addr) -> Option<(u32, [u8; 6])> {
     (ifindex != 0).then_some((ifindex, mac))
 }
 
+/// Where the tunnel to a TUN real server leaves this node: the interface (its index, MAC
+/// and MTU), the next hop's MAC, and the source address the kernel would use toward the
+/// server (IPVS's tunnel takes the route's).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TunPath {
+    pub ifindex: u32,
+    pub out_mac: [u8; 6],
+    pub next_hop: [u8; 6],
+    pub src: [u8; 4],
+    pub mtu: u16,
+}
+
+/// The path to TUN server `addr`, once the next hop's MAC is known (else None, after
+/// asking the kernel to resolve it).
+pub fn tun_path(addr: std::net::Ipv4Addr) -> Option<TunPath> {
+    let hop = next_hop(addr)?;
+    let next_hop = mac_or_resolve(hop)?;
+    let (ifindex, out_mac) = neighbour_via(hop)?;
+    let dev = crate::iface::name(ifindex)?;
+    let mtu = std::fs::read_to_string(format!("/sys/class/net/{dev}/mtu"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect((addr, 9)).ok()?;
+    let std::net::IpAddr::V4(src) = s.local_addr().ok()?.ip() else {
+        return None;
+    };
+    Some(TunPath {
+        ifindex,
+        out_mac,
+        next_hop,
+        src: src.octets(),
+        mtu,
+    })
+}
+
+/// The next hop toward `addr` in the main routing table: the gateway of its longest
+/// matching route, or `addr` itself on a link.
+pub fn next_hop(addr: std::net::Ipv4Addr) -> Option<std::net::Ipv4Addr> {
+    parse_route_table(&std::fs::read_to_string("/proc/net/route").ok()?, addr)
+}
+
+/// /proc/net/route's longest match for `addr` (the lower metric on a tie): its gateway, or
+/// `addr` when the route has none. Addresses there are the kernel's words in hex, in host
+/// (little-endian) order.
+pub fn parse_route_table(table: &str, addr: std::net::Ipv4Addr) -> Option<std::net::Ipv4Addr> {
+    const RTF_UP: u32 = 0x1;
+    const RTF_GATEWAY: u32 = 0x2;
+    let want = u32::from_le_bytes(addr.octets());
+    let hex = |f: &str| u32::from_str_radix(f, 16).ok();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (dest, gw, flags) = (hex(f.get(1)?)?, hex(f.get(2)?)?, hex(f.get(3)?)?);
+            let (metric, mask) = (f.get(6)?.parse::<u32>().ok()?, hex(f.get(7)?)?);
+            (flags & RTF_UP != 0 && want & mask == dest & mask).then(|| {
+                let hop = if flags & RTF_GATEWAY != 0 && gw != 0 {
+                    std::net::Ipv4Addr::from(gw.to_le_bytes())
+                } else {
+                    addr
+                };
+                (mask.count_ones(), std::cmp::Reverse(metric), hop)
+            })
+        })
+        .max_by_key(|(len, metric, _)| (*len, *metric))
+        .map(|(_, _, hop)| hop)
+}
+
 /// The MAC of `addr` from the neighbour table, or None after asking the kernel to resolve it
 /// (a datagram to the discard port makes it ARP; the next look finds the answer).
 pub fn mac_or_resolve(addr: std::net::Ipv4Addr) -> Option<[u8; 6]> {
@@ -1319,7 +1391,12 @@ pub fn file_verdict(f: &super::model::FileCheck, value: i64) -> (bool, i64) {
 /// The address whose MAC the balancer needs: the real server's (a `connect_ip` elsewhere
 /// says nothing of it, but is rare; the check's own address is used then too).
 fn real_addr(check: &Check) -> std::net::Ipv4Addr {
-    check.addr
+    // A TUN server's frames go to the next hop on the way to it.
+    if check.tunnel {
+        next_hop(check.addr).unwrap_or(check.addr)
+    } else {
+        check.addr
+    }
 }
 
 #[cfg(test)]
@@ -1343,6 +1420,7 @@ mod tests {
             weight: 1,
             log_all_failures: false,
             fast_recovery: false,
+            tunnel: false,
         }
     }
 

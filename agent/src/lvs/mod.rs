@@ -15,8 +15,8 @@ pub mod sched;
 use std::net::Ipv4Addr;
 
 use agent_common::{
-    FLOW_CLOSED, FLOW_OPEN, Flow, FlowKey, LB_LEAST_MAX, LB_REAL_NAT, LB_REAL_UP, LB_REALS_MAX,
-    LB_RING_SIZE, LB_SERVICES_MAX, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST,
+    FLOW_CLOSED, FLOW_OPEN, Flow, FlowKey, LB_LEAST_MAX, LB_REAL_NAT, LB_REAL_TUN, LB_REAL_UP,
+    LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST,
     LB_SVC_HASH_PORT, LB_SVC_LBLC, LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OPS, LB_SVC_OVF,
     LB_SVC_SED, LB_SVC_SPARE, LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service, ServiceKey,
 };
@@ -58,6 +58,10 @@ struct RealState {
     /// NAT: the interface it is on and that interface's MAC (with `mac`, from the
     /// neighbour table).
     via: Option<(u32, [u8; 6])>,
+    /// TUN: reached through an IPIP tunnel, and the tunnel's path once found (`mac` is then
+    /// the next hop's).
+    tunnel: bool,
+    path: Option<check::TunPath>,
     /// As keepalived's `rs->alive`: every checker up.
     alive: bool,
     /// Over its `uthreshold` (IPVS's IP_VS_DEST_F_OVERLOAD): no new flows until it is down to
@@ -636,10 +640,19 @@ fn overloaded(was: bool, conns: u32, real: &model::RealServer) -> bool {
 
 /// A real server's kernel entry.
 fn real_entry(r: &RealState, up: bool, addr: [u8; 4]) -> Real {
-    let (ifindex, out_mac) = r.via.unwrap_or_default();
+    let (ifindex, out_mac) = match r.path {
+        Some(p) => (p.ifindex, p.out_mac),
+        None => r.via.unwrap_or_default(),
+    };
+    let method = match (r.nat_port, r.tunnel) {
+        (Some(_), _) => LB_REAL_NAT,
+        (None, true) => LB_REAL_TUN,
+        (None, false) => 0,
+    };
+    let path = r.path.unwrap_or_default();
     Real {
         mac: r.mac.unwrap_or_default(),
-        flags: if up { LB_REAL_UP } else { 0 } | if r.nat_port.is_some() { LB_REAL_NAT } else { 0 },
+        flags: if up { LB_REAL_UP } else { 0 } | method,
         addr,
         weight: r.weight,
         conns: r.conns,
@@ -647,6 +660,9 @@ fn real_entry(r: &RealState, up: bool, addr: [u8; 4]) -> Real {
         out_mac,
         // Network order, as the kernel compares it with the wire.
         port: u16::from_ne_bytes(r.nat_port.unwrap_or(0).to_be_bytes()),
+        tun_src: path.src,
+        mtu: path.mtu,
+        _pad: 0,
     }
 }
 
@@ -972,6 +988,7 @@ impl Balancer {
                     .zip(&carried_up)
                     .map(|(c, up)| up.unwrap_or(!c.alpha))
                     .collect();
+                let path = real.tun.then(|| check::tun_path(real.addr)).flatten();
                 reals.push(RealState {
                     index,
                     fresh_since,
@@ -982,9 +999,15 @@ impl Balancer {
                     conns: 0,
                     expired,
                     entered_up: false,
-                    mac: check::neighbour_mac(real.addr).or_else(|| carried.mac(real.addr)),
+                    mac: match path {
+                        Some(p) => Some(p.next_hop),
+                        None if real.tun => None,
+                        None => check::neighbour_mac(real.addr).or_else(|| carried.mac(real.addr)),
+                    },
                     nat_port: real.nat.then_some(real.port),
                     via: real.nat.then(|| check::neighbour_via(real.addr)).flatten(),
+                    tunnel: real.tun,
+                    path,
                     overloaded: false,
                 });
                 for (c, chk) in real.checks.iter().enumerate() {
@@ -1019,7 +1042,7 @@ impl Balancer {
                 if real.checks.is_empty() {
                     tasks.push(
                         helpers
-                            .spawn(resolve(real.addr, index, tx.clone()))
+                            .spawn(resolve((real.addr, real.tun), index, tx.clone()))
                             .abort_handle(),
                     );
                 }
@@ -1029,9 +1052,10 @@ impl Balancer {
                 let (fresh_since, _) = start_count(index, old_sorry.map(|i| (i, 0, None)));
                 tasks.push(
                     helpers
-                        .spawn(resolve(addr, index, tx.clone()))
+                        .spawn(resolve((addr, vs.sorry_tun), index, tx.clone()))
                         .abort_handle(),
                 );
+                let path = vs.sorry_tun.then(|| check::tun_path(addr)).flatten();
                 RealState {
                     index,
                     fresh_since,
@@ -1041,9 +1065,15 @@ impl Balancer {
                     conns: 0,
                     expired: 0,
                     entered_up: false,
-                    mac: check::neighbour_mac(addr),
+                    mac: match path {
+                        Some(p) => Some(p.next_hop),
+                        None if vs.sorry_tun => None,
+                        None => check::neighbour_mac(addr),
+                    },
                     nat_port: vs.sorry_nat.then_some(port),
                     via: vs.sorry_nat.then(|| check::neighbour_via(addr)).flatten(),
+                    tunnel: vs.sorry_tun,
+                    path,
                     alive: true,
                     overloaded: false,
                 }
@@ -1146,10 +1176,14 @@ impl Balancer {
             if let Some(s) = svc.sorry.as_mut().filter(|s| s.index == r.real) {
                 if r.mac.is_some() && r.mac != s.mac {
                     s.mac = r.mac;
-                    if s.nat_port.is_some()
-                        && let Some((addr, _)) = svc.vs.sorry
-                    {
-                        s.via = check::neighbour_via(addr);
+                    if let Some((addr, _)) = svc.vs.sorry {
+                        if s.nat_port.is_some() {
+                            s.via = check::neighbour_via(addr);
+                        }
+                        if s.tunnel {
+                            s.path = check::tun_path(addr);
+                            s.mac = s.path.map(|p| p.next_hop);
+                        }
                     }
                     svc.publish(maps);
                 }
@@ -1175,6 +1209,11 @@ impl Balancer {
             let mut changed = false;
             if r.mac.is_some() && r.mac != state.mac {
                 state.mac = r.mac;
+                if state.tunnel {
+                    // The next hop changed (or was found): the tunnel's path with it.
+                    state.path = check::tun_path(real.addr);
+                    state.mac = state.path.map(|p| p.next_hop);
+                }
                 if state.nat_port.is_some() {
                     let via = check::neighbour_via(real.addr);
                     if via != state.via {
@@ -1566,7 +1605,7 @@ impl Balancer {
                         serde_json::json!({
                             "address": real.addr.to_string(),
                             "port": real.port,
-                            "forwarding": if real.nat { "NAT" } else { "DR" },
+                            "forwarding": if real.nat { "NAT" } else if real.tun { "TUN" } else { "DR" },
                             "weight": r.weight,
                             "alive": r.alive,
                             "mac": r.mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
@@ -1601,9 +1640,19 @@ impl Balancer {
 
 /// A real server without checkers: up, its MAC looked for until the neighbour table has it,
 /// then looked at again every few seconds.
-async fn resolve(addr: Ipv4Addr, real: u32, tx: mpsc::UnboundedSender<check::Report>) {
+async fn resolve(
+    (addr, tunnel): (Ipv4Addr, bool),
+    real: u32,
+    tx: mpsc::UnboundedSender<check::Report>,
+) {
     loop {
-        let mac = check::mac_or_resolve(addr);
+        // A TUN server's frames go to the next hop toward it.
+        let hop = if tunnel {
+            check::next_hop(addr).unwrap_or(addr)
+        } else {
+            addr
+        };
+        let mac = check::mac_or_resolve(hop);
         let report = check::Report {
             real,
             checker: 0,
@@ -1764,6 +1813,7 @@ mod tests {
             uthreshold: upper,
             lthreshold: lower,
             nat: false,
+            tun: false,
             smtp_alert: None,
         };
         // None: never.

@@ -508,6 +508,8 @@ pub struct Check {
     /// HTTP_GET / SSL_GET's `fast_recovery`: a server not yet checked, or down with no url
     /// failing, is checked again at once rather than after `delay_loop`.
     pub fast_recovery: bool,
+    /// Its server is reached through an IPIP tunnel: the MAC it reports is the next hop's.
+    pub tunnel: bool,
 }
 
 impl Check {
@@ -539,6 +541,9 @@ pub struct RealServer {
     /// Reached by NAT (`lb_kind NAT`, or its own `lvs_method NAT`): its address and port
     /// replace the virtual server's, and its replies come back through this node.
     pub nat: bool,
+    /// Reached through an IPIP tunnel (`lb_kind TUN`, or its own `lvs_method TUN`): the
+    /// packet is wrapped for it, and it answers the client directly.
+    pub tun: bool,
     /// Its own `smtp_alert`, if written.
     pub smtp_alert: Option<bool>,
 }
@@ -572,6 +577,8 @@ pub struct VirtualService {
     pub sorry: Option<(Ipv4Addr, u16)>,
     /// The sorry server is reached by NAT (`sorry_server_lvs_method`, else `lb_kind`).
     pub sorry_nat: bool,
+    /// The sorry server is reached through an IPIP tunnel.
+    pub sorry_tun: bool,
     /// `sorry_server_inhibit`: keepalived's wording for it (Enabling/Disabling).
     pub sorry_inhibit: bool,
     /// `omega`: at shutdown, `notify_down` for each live server and `quorum_down` run.
@@ -606,17 +613,53 @@ pub fn trio(addr: Ipv4Addr, proto: Proto, port: u16) -> String {
     format!("[{addr}]:{}:{port}", proto.name())
 }
 
-/// Why a forwarding method is refused (after its keyword and value).
-const NOT_RUN_METHOD: &str = " is not supported by the XDP backend (DR and NAT only)";
+/// How a server is reached (IPVS's forwarding methods).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Direct routing: only the destination MAC changes.
+    Dr,
+    /// Masquerading: its address and port replace the virtual server's.
+    Nat,
+    /// An IPIP tunnel to it.
+    Tun,
+}
 
-/// Whether a server is reached by NAT: its `method` as written, else `default`. Err: a
-/// method the XDP backend does not run (TUN).
-fn is_nat(method: Option<&str>, default: bool) -> Result<bool, String> {
-    match method {
+/// A server's method as its `lb_kind` / `lvs_method` / `sorry_server_lvs_method` line says
+/// (keepalived's `TUN [type ipip|gue|gre] [port N] [nocsum|csum|remcsum]`), else `default`.
+/// Err: why the XDP backend does not run it (after the keyword).
+fn method(line: Option<&RawBlock>, default: Method) -> Result<Method, String> {
+    let Some(b) = line else {
+        return Ok(default);
+    };
+    match arg(b, 0) {
         None => Ok(default),
-        Some("DR") => Ok(false),
-        Some("NAT") => Ok(true),
-        Some(m) => Err(m.to_string()),
+        Some("DR") => Ok(Method::Dr),
+        Some("NAT") => Ok(Method::Nat),
+        Some("TUN") => {
+            // keepalived's default tunnel is IPIP, without checksums.
+            let mut args = b.args.iter().skip(1).map(String::as_str);
+            while let Some(a) = args.next() {
+                match a {
+                    "type" => match args.next() {
+                        Some("ipip") => {}
+                        t => {
+                            return Err(format!(
+                                "TUN type {} is not supported by the XDP backend (ipip tunnels only)",
+                                t.unwrap_or("")
+                            ));
+                        }
+                    },
+                    "nocsum" => {}
+                    other => {
+                        return Err(format!(
+                            "TUN {other} is not supported by the XDP backend (ipip tunnels without checksum options only)"
+                        ));
+                    }
+                }
+            }
+            Ok(Method::Tun)
+        }
+        Some(m) => Err(format!("{m} is not supported by the XDP backend")),
     }
 }
 
@@ -758,10 +801,11 @@ pub fn service(
         Some(p) => return Err(format!("protocol {p} is not run by the XDP backend")),
     };
     // keepalived's default method is NAT.
-    let kind = find(o, "lb_kind")
-        .or_else(|| find(o, "lvs_method"))
-        .and_then(|b| arg(b, 0));
-    let vs_nat = is_nat(kind, true).map_err(|k| format!("lb_kind {k}{NOT_RUN_METHOD}"))?;
+    let vs_method = method(
+        find(o, "lb_kind").or_else(|| find(o, "lvs_method")),
+        Method::Nat,
+    )
+    .map_err(|why| format!("lb_kind {why}"))?;
     // IPVS's one-packet scheduling: UDP only (keepalived resets it on TCP with a warning).
     let ops = proto == Proto::Udp && find(o, "ops").is_some();
     let algo_name = find(o, "lb_algo")
@@ -818,9 +862,9 @@ pub fn service(
         })?;
         let rc = &rb.children;
         // A real server's own forwarding method (IPVS takes one per server).
-        let method = find(rc, "lvs_method").and_then(|b| arg(b, 0));
-        let nat = is_nat(method, vs_nat)
-            .map_err(|m| format!("real_server {a}: lvs_method {m}{NOT_RUN_METHOD}"))?;
+        let m = method(find(rc, "lvs_method"), vs_method)
+            .map_err(|why| format!("real_server {a}: lvs_method {why}"))?;
+        let (nat, tun) = (m == Method::Nat, m == Method::Tun);
         let rport = server_port(nat, group.is_some(), rport, port);
         let weight = int(rc, "weight").unwrap_or(1).min(u64::from(u32::MAX)) as u32;
         let inhibit_on_failure = find(rc, "inhibit_on_failure")
@@ -1022,6 +1066,7 @@ pub fn service(
                     .is_some_and(|b| matches!(arg(b, 0), None | Some("true" | "on" | "yes"))),
                 fast_recovery: find(c, "fast_recovery")
                     .is_some_and(|b| matches!(arg(b, 0), None | Some("true" | "on" | "yes"))),
+                tunnel: tun,
             };
             // keepalived's deprecated SMTP_CHECK `host` blocks: a checker per host, each with
             // the host's connect_ip / connect_port (default the real server's) and
@@ -1073,6 +1118,7 @@ pub fn service(
             addr: raddr,
             port: rport,
             nat,
+            tun,
             weight,
             inhibit_on_failure,
             checks,
@@ -1084,16 +1130,14 @@ pub fn service(
         });
     }
     // A method of a sorry server that is not there changes nothing.
-    let sorry_nat = match is_nat(
-        find(o, "sorry_server_lvs_method").and_then(|b| arg(b, 0)),
-        vs_nat,
-    ) {
-        Ok(nat) => nat,
-        Err(m) if find(o, "sorry_server").is_some() => {
-            return Err(format!("sorry_server_lvs_method {m}{NOT_RUN_METHOD}"));
+    let sorry_method = match method(find(o, "sorry_server_lvs_method"), vs_method) {
+        Ok(m) => m,
+        Err(why) if find(o, "sorry_server").is_some() => {
+            return Err(format!("sorry_server_lvs_method {why}"));
         }
-        Err(_) => false,
+        Err(_) => Method::Dr,
     };
+    let (sorry_nat, sorry_tun) = (sorry_method == Method::Nat, sorry_method == Method::Tun);
     let sorry = match find(o, "sorry_server") {
         Some(b) => {
             let (Some(a), Some(p)) = (arg(b, 0), arg(b, 1)) else {
@@ -1121,6 +1165,7 @@ pub fn service(
         quorum_down: find(o, "quorum_down").map(|b| command(&b.args)),
         sorry,
         sorry_nat,
+        sorry_tun,
         sorry_inhibit: find(o, "sorry_server_inhibit").is_some(),
         omega: flag(o, "omega").unwrap_or(false),
         ha_suspend: find(o, "ha_suspend").is_some(),
@@ -1174,13 +1219,36 @@ mod tests {
         );
     }
 
+    /// keepalived's `TUN [type ipip] [nocsum]`: an IPIP tunnel, at the virtual server's port
+    /// (a port written otherwise is reset, as for DR); its checkers know their frames go to
+    /// the next hop.
+    #[test]
+    fn tun_servers() {
+        let vs = services(
+            "virtual_server 10.0.0.1 80 {\n  lb_kind TUN\n  protocol TCP\n  sorry_server 10.0.0.9 8080\n  real_server 10.0.0.2 8080 {\n    TCP_CHECK {\n    }\n  }\n  real_server 10.0.0.3 80 {\n    lvs_method DR\n  }\n  real_server 10.0.0.4 80 {\n    lvs_method TUN type ipip nocsum\n  }\n}\n",
+        );
+        let v = vs[0].as_ref().unwrap();
+        assert_eq!(
+            v.reals
+                .iter()
+                .map(|r| (r.tun, r.nat, r.port))
+                .collect::<Vec<_>>(),
+            [(true, false, 80), (false, false, 80), (true, false, 80)]
+        );
+        assert!(v.reals[0].checks[0].tunnel);
+        assert_eq!(
+            (v.sorry, v.sorry_tun),
+            (Some(("10.0.0.9".parse().unwrap(), 80)), true)
+        );
+    }
+
     #[test]
     fn granularity_thresholds_and_forwarding_methods() {
         let vs = services(
             "virtual_server 10.0.0.1 80 {\n  lb_kind DR\n  persistence_timeout 60\n  persistence_granularity 255.255.255.0\n  real_server 10.0.0.2 80 {\n    uthreshold 100\n    lthreshold 50\n  }\n  real_server 10.0.0.3 80 {\n  }\n}\n\
-             virtual_server 10.0.0.1 81 {\n  lb_kind DR\n  real_server 10.0.0.2 81 {\n    lvs_method TUN\n  }\n}\n\
+             virtual_server 10.0.0.1 81 {\n  lb_kind DR\n  real_server 10.0.0.2 81 {\n    lvs_method TUN type gue port 6080\n  }\n}\n\
              virtual_server 10.0.0.1 82 {\n  lb_kind DR\n  sorry_server 10.0.0.9 8082\n  sorry_server_lvs_method NAT\n  real_server 10.0.0.2 82 {\n    lvs_method DR\n  }\n}\n\
-             virtual_server 10.0.0.1 83 {\n  lb_kind NAT\n  sorry_server 10.0.0.9 8083\n  sorry_server_lvs_method TUN\n  real_server 10.0.0.2 83 {\n  }\n}\n\
+             virtual_server 10.0.0.1 83 {\n  lb_kind NAT\n  sorry_server 10.0.0.9 8083\n  sorry_server_lvs_method TUN csum\n  real_server 10.0.0.2 83 {\n  }\n}\n\
              virtual_server 10.0.0.1 84 {\n  real_server 10.0.0.2 8084 {\n  }\n  real_server 10.0.0.3 8085 {\n    lvs_method DR\n  }\n  real_server 10.0.0.4 0 {\n  }\n}\n",
         );
         let first = vs[0].as_ref().unwrap();
@@ -1195,7 +1263,7 @@ mod tests {
         );
         assert_eq!(
             vs[1].as_ref().unwrap_err(),
-            "real_server 10.0.0.2: lvs_method TUN is not supported by the XDP backend (DR and NAT only)"
+            "real_server 10.0.0.2: lvs_method TUN type gue is not supported by the XDP backend (ipip tunnels only)"
         );
         // A NAT sorry server keeps its port; a DR real server in the same virtual server
         // keeps the virtual server's.
@@ -1207,7 +1275,7 @@ mod tests {
         assert!(!v.reals[0].nat);
         assert_eq!(
             vs[3].as_ref().unwrap_err(),
-            "sorry_server_lvs_method TUN is not supported by the XDP backend (DR and NAT only)"
+            "sorry_server_lvs_method TUN csum is not supported by the XDP backend (ipip tunnels without checksum options only)"
         );
         // No lb_kind: NAT (keepalived's default); each server its own port, DR the VS's, a
         // port of 0 the VS's.
@@ -1297,9 +1365,10 @@ mod tests {
         };
         assert!(vs("lb_kind DR\nlb_algo rr\nprotocol TCP").is_ok());
         assert!(vs("lb_kind NAT\nlb_algo rr").unwrap().reals[0].nat);
+        assert!(vs("lb_kind TUN\nlb_algo rr").unwrap().reals[0].tun);
         assert_eq!(
-            vs("lb_kind TUN\nlb_algo rr").unwrap_err(),
-            "lb_kind TUN is not supported by the XDP backend (DR and NAT only)"
+            vs("lb_kind TUN type gre\nlb_algo rr").unwrap_err(),
+            "lb_kind TUN type gre is not supported by the XDP backend (ipip tunnels only)"
         );
         assert!(
             vs("lb_kind DR\nlb_algo wlcx")

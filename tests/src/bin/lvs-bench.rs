@@ -65,6 +65,7 @@ fn test_run_rows() -> Result<Vec<(String, f64, f64, f64)>> {
             ifindex: 0,
             out_mac: [0; 6],
             port: 0,
+            ..Default::default()
         };
         xdp.maps.set_real(i, real)?;
     }
@@ -154,6 +155,7 @@ fn test_run_rows() -> Result<Vec<(String, f64, f64, f64)>> {
         ifindex: 0,
         out_mac: [0; 6],
         port: u16::from_ne_bytes(8080u16.to_be_bytes()),
+        ..Default::default()
     };
     xdp.maps.set_real(2, nat_real)?;
     xdp.maps.set_nat_on(true)?;
