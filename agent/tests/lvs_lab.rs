@@ -1638,6 +1638,154 @@ fn nat_serves_a_client_through_the_director_both_ways() {
     seed.stop_nginx("r2");
 }
 
+/// `lb_kind TUN`: the client's packets reach the real server wrapped in IPIP from the
+/// director's address (this kernel has no ipip module to unwrap them, so r1 reads them on a
+/// raw IPIP socket), and a datagram too big for the tunnel, sent with DF, teaches the client
+/// the tunnel's MTU through the ICMP the director's XDP program answers with.
+#[test]
+fn tun_wraps_the_client_s_packets_for_the_real_server() {
+    use std::os::fd::FromRawFd;
+    if skip_unless_root("tun_wraps_the_client_s_packets_for_the_real_server") {
+        return;
+    }
+    let mut seed = topology();
+    // SAFETY: plain socket(2); the descriptor is owned at once. A raw socket is a datagram
+    // socket: std's UdpSocket reads it (recv) with a timeout.
+    let ipip = seed
+        .lab
+        .lab
+        .host("r1")
+        .ns
+        .enter(|| unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 4);
+            assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+            std::net::UdpSocket::from_raw_fd(fd)
+        })
+        .unwrap();
+    ipip.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let config = format!(
+        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+         virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind TUN\n  protocol TCP\n\
+         \x20 real_server 192.168.11.113 80 {{\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n}}\n\
+         virtual_server {VIP} 53 {{\n  lb_algo rr\n  lb_kind TUN type ipip\n  protocol UDP\n\
+         \x20 real_server 192.168.11.113 53 {{\n  }}\n}}\n"
+    );
+    seed.lab.start("a", Daemon::Agent, &config).unwrap();
+    seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            "VS [192.168.11.200]:tcp:80 served by XDP (IPIP tunnel, rr, 1 real servers",
+            LONG,
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
+    let r1 = vec![("192.168.11.113".to_string(), true)];
+    poll(LONG, || {
+        (seed.serving_of("a", 0) == r1 && seed.serving_of("a", 1) == r1).then_some(())
+    })
+    .unwrap_or_else(|| panic!("r1 not serving: {}", seed.lab.status("a")));
+
+    // A connection to the VIP: its SYN reaches r1 in the tunnel (no answer comes back).
+    let _ = seed.get(client(0));
+    let mut buf = [0u8; 2048];
+    let (outer, inner) = poll(LONG, || {
+        let n = ipip.recv(&mut buf).ok()?;
+        let outer = etherparse::Ipv4HeaderSlice::from_slice(&buf[..n])
+            .ok()?
+            .to_header();
+        let inner = etherparse::SlicedPacket::from_ip(&buf[20..n]).ok()?;
+        let Some(etherparse::TransportSlice::Tcp(tcp)) = &inner.transport else {
+            return None;
+        };
+        let Some(etherparse::NetSlice::Ipv4(ip)) = &inner.net else {
+            return None;
+        };
+        let ip = ip.header().to_header();
+        let inner = (
+            Ipv4Addr::from(ip.source),
+            Ipv4Addr::from(ip.destination),
+            tcp.destination_port(),
+            tcp.syn(),
+        );
+        Some((outer, inner))
+    })
+    .expect("an IPIP packet at r1");
+    assert_eq!(
+        (
+            Ipv4Addr::from(outer.source),
+            Ipv4Addr::from(outer.destination),
+            outer.protocol.0
+        ),
+        (
+            Ipv4Addr::new(192, 168, 11, 11),
+            Ipv4Addr::new(192, 168, 11, 113),
+            4
+        )
+    );
+    assert_eq!(inner, (client(0), VIP.parse().unwrap(), 80, true));
+
+    // 1500 bytes with DF do not fit a 1500-byte path in a tunnel: the client learns 1480.
+    let mtu = seed
+        .lab
+        .lab
+        .host("client")
+        .ns
+        .enter(|| {
+            use std::os::fd::AsRawFd;
+            let s = std::net::UdpSocket::bind((client(1), 0)).unwrap();
+            let fd = s.as_raw_fd();
+            let set = |opt, v: libc::c_int| {
+                // SAFETY: v is a live c_int of the size passed.
+                let r = unsafe {
+                    libc::setsockopt(
+                        fd,
+                        libc::IPPROTO_IP,
+                        opt,
+                        (&v as *const libc::c_int).cast(),
+                        4,
+                    )
+                };
+                assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+            };
+            set(libc::IP_MTU_DISCOVER, libc::IP_PMTUDISC_DO);
+            s.connect((VIP, 53)).unwrap();
+            // Sent again every half second in case one is lost; the ICMP answer is awaited.
+            let mut sent: Option<std::time::Instant> = None;
+            poll(LONG, || {
+                if sent.is_none_or(|t| t.elapsed() > Duration::from_millis(500)) {
+                    let _ = s.send(&[0u8; 1472]);
+                    sent = Some(std::time::Instant::now());
+                }
+                let mut mtu: libc::c_int = 0;
+                let mut len = 4 as libc::socklen_t;
+                // SAFETY: mtu and len are live and of the sizes passed.
+                let r = unsafe {
+                    libc::getsockopt(
+                        fd,
+                        libc::IPPROTO_IP,
+                        libc::IP_MTU,
+                        (&mut mtu as *mut libc::c_int).cast(),
+                        &mut len,
+                    )
+                };
+                (r == 0 && mtu < 1500).then_some(mtu)
+            })
+        })
+        .unwrap();
+    assert_eq!(mtu, Some(1480), "{}", seed.lab.status("a"));
+    let st = seed.lab.status("a");
+    assert!(
+        st["xdp"]["counters"]["lb_tun_frag_needed"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{st}"
+    );
+    seed.stop_nginx("r1");
+    seed.stop_nginx("r2");
+}
+
 /// NAT, two-armed as in keepalived's NAT setups: real server r3 sits on an inner segment
 /// behind the director's eth1, where a second VRRP instance holds its gateway address. The
 /// client's packets are redirected from eth0 to eth1 with r3's address, r3's replies from

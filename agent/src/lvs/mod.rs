@@ -1115,13 +1115,17 @@ impl Balancer {
             info!(
                 "VS {} served by XDP ({}, {}, {}{} real servers{})",
                 svc.vs.name(),
-                match (
-                    svc.vs.reals.iter().all(|r| r.nat),
-                    svc.vs.reals.iter().any(|r| r.nat),
-                ) {
-                    (true, _) => "NAT",
-                    (false, true) => "direct routing and NAT",
-                    (false, false) => "direct routing",
+                {
+                    let reals = &svc.vs.reals;
+                    let dr = reals.is_empty() || reals.iter().any(|r| !r.nat && !r.tun);
+                    let nat = reals.iter().any(|r| r.nat);
+                    let tun = reals.iter().any(|r| r.tun);
+                    [(dr, "direct routing"), (nat, "NAT"), (tun, "IPIP tunnel")]
+                        .iter()
+                        .filter(|(used, _)| *used)
+                        .map(|(_, name)| *name)
+                        .collect::<Vec<_>>()
+                        .join(" and ")
                 },
                 svc.vs.algo.name(),
                 if svc.vs.ops {
