@@ -17,8 +17,8 @@ use tokio::{
 use super::model::{Check, CheckKind};
 
 /// What one checker reports after every check: whether its server is up by its rules, and
-/// the server's MAC as the kernel's neighbour table has it (the check's connection made the
-/// kernel resolve it).
+/// where the server's frames go as the kernel's tables have it (the check's connection made
+/// the kernel resolve it), looked up here on the checker's task rather than on the VRRP loop.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Report {
     /// The real server's index in the balancer.
@@ -26,7 +26,7 @@ pub struct Report {
     /// Which of its checkers.
     pub checker: usize,
     pub up: bool,
-    pub mac: Option<[u8; 6]>,
+    pub path: Option<Path>,
     /// This checker's share of the server's weight (keepalived's `cur_weight`): the
     /// server's weight is its configured one plus every checker's share, within
     /// 0..=i32::MAX. A `misc_dynamic` script's or a FILE_CHECK's; 0 for the others.
@@ -1106,23 +1106,36 @@ pub fn neighbour_via(addr: std::net::Ipv4Addr) -> Option<(u32, [u8; 6])> {
     (ifindex != 0).then_some((ifindex, mac))
 }
 
-/// Where the tunnel to a TUN real server leaves this node: the interface (its index, MAC
-/// and MTU), the next hop's MAC, and the source address the kernel would use toward the
-/// server (IPVS's tunnel takes the route's).
+/// Where a real server's frames go: the MAC they are sent to (the server's; for a TUN
+/// server the next hop's toward it) and the interface the neighbour table has it on, with
+/// that interface's MAC (NAT and TUN send from there). TUN also needs the source address the
+/// kernel would use toward the server (IPVS's tunnel takes the route's) and the interface's
+/// MTU.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct TunPath {
+pub struct Path {
+    pub mac: [u8; 6],
+    /// 0 when the neighbour table does not name it.
     pub ifindex: u32,
     pub out_mac: [u8; 6],
-    pub next_hop: [u8; 6],
     pub src: [u8; 4],
     pub mtu: u16,
 }
 
-/// The path to TUN server `addr`, once the next hop's MAC is known (else None, after
-/// asking the kernel to resolve it).
-pub fn tun_path(addr: std::net::Ipv4Addr) -> Option<TunPath> {
+/// The path to real server `addr` (through an IPIP tunnel: to the next hop toward it), once
+/// the MAC is known; else None, after asking the kernel to resolve it.
+pub fn path_to(addr: std::net::Ipv4Addr, tunnel: bool) -> Option<Path> {
+    if !tunnel {
+        let mac = mac_or_resolve(addr)?;
+        let (ifindex, out_mac) = neighbour_via(addr).unwrap_or_default();
+        return Some(Path {
+            mac,
+            ifindex,
+            out_mac,
+            ..Path::default()
+        });
+    }
     let hop = next_hop(addr)?;
-    let next_hop = mac_or_resolve(hop)?;
+    let mac = mac_or_resolve(hop)?;
     let (ifindex, out_mac) = neighbour_via(hop)?;
     let dev = crate::iface::name(ifindex)?;
     let mtu = std::fs::read_to_string(format!("/sys/class/net/{dev}/mtu"))
@@ -1135,10 +1148,10 @@ pub fn tun_path(addr: std::net::Ipv4Addr) -> Option<TunPath> {
     let std::net::IpAddr::V4(src) = s.local_addr().ok()?.ip() else {
         return None;
     };
-    Some(TunPath {
+    Some(Path {
+        mac,
         ifindex,
         out_mac,
-        next_hop,
         src: src.octets(),
         mtu,
     })
@@ -1242,7 +1255,7 @@ pub async fn run(
     // servers spread out. Meanwhile the server's MAC is looked for, so a server that starts up
     // takes traffic from the start.
     if !check.warmup.is_zero() && carried.is_none() {
-        let _ = mac_or_resolve(real_addr(&check));
+        let _ = path_to(check.addr, check.tunnel);
         let first = check.warmup.mul_f64(random_fraction());
         let look = first.min(Duration::from_millis(200));
         tokio::time::sleep(look).await;
@@ -1250,7 +1263,7 @@ pub async fn run(
             real,
             checker,
             up: state.is_up,
-            mac: neighbour_mac(real_addr(&check)),
+            path: path_to(check.addr, check.tunnel),
             share: 0,
         };
         if tx.send(report).is_err() {
@@ -1317,8 +1330,10 @@ pub async fn run(
             checker,
             up: state.is_up,
             // A script's success says nothing of the neighbour table: it is looked at anyway.
-            mac: if ok {
-                mac_or_resolve(real_addr(&check))
+            // (The address checked: a `connect_ip` elsewhere says nothing of the server, but
+            // is rare.)
+            path: if ok {
+                path_to(check.addr, check.tunnel)
             } else {
                 None
             },
@@ -1348,20 +1363,20 @@ async fn run_file(
     let mut value = file::read(&f.path).unwrap_or(0);
     loop {
         let (up, share) = file_verdict(f, value);
-        let mac = mac_or_resolve(real_addr(check));
+        let path = path_to(check.addr, check.tunnel);
         if tx
             .send(Report {
                 real,
                 checker,
                 up,
-                mac,
+                path,
                 share,
             })
             .is_err()
         {
             return;
         }
-        let wait = Duration::from_millis(if mac.is_some() { 5000 } else { 200 });
+        let wait = Duration::from_millis(if path.is_some() { 5000 } else { 200 });
         tokio::select! {
             u = urx.recv(), if watching => match u {
                 Some(Update::File { value: v, .. }) => value = v,
@@ -1386,17 +1401,6 @@ pub fn file_verdict(f: &super::model::FileCheck, value: i64) -> (bool, i64) {
         .saturating_mul(sign)
         .clamp(i64::from(i32::MIN), i64::from(i32::MAX));
     (true, share)
-}
-
-/// The address whose MAC the balancer needs: the real server's (a `connect_ip` elsewhere
-/// says nothing of it, but is rare; the check's own address is used then too).
-fn real_addr(check: &Check) -> std::net::Ipv4Addr {
-    // A TUN server's frames go to the next hop on the way to it.
-    if check.tunnel {
-        next_hop(check.addr).unwrap_or(check.addr)
-    } else {
-        check.addr
-    }
 }
 
 #[cfg(test)]

@@ -52,16 +52,12 @@ struct RealState {
     expired: u64,
     /// Its entry says up (it keeps or takes flows).
     entered_up: bool,
-    mac: Option<[u8; 6]>,
+    /// Where its frames go, once its MAC is known (from its checkers' reports).
+    path: Option<check::Path>,
     /// NAT: its port (the virtual server's address and port become its own).
     nat_port: Option<u16>,
-    /// NAT: the interface it is on and that interface's MAC (with `mac`, from the
-    /// neighbour table).
-    via: Option<(u32, [u8; 6])>,
-    /// TUN: reached through an IPIP tunnel, and the tunnel's path once found (`mac` is then
-    /// the next hop's).
+    /// TUN: reached through an IPIP tunnel (its path is to the next hop).
     tunnel: bool,
-    path: Option<check::TunPath>,
     /// As keepalived's `rs->alive`: every checker up.
     alive: bool,
     /// Over its `uthreshold` (IPVS's IP_VS_DEST_F_OVERLOAD): no new flows until it is down to
@@ -405,6 +401,14 @@ fn warn_nat_path(vs: &str, real: &str, via: Option<(u32, [u8; 6])>, xdp_ifaces: 
     }
 }
 
+impl RealState {
+    /// The interface the neighbour table has it on, and that interface's MAC.
+    fn via(&self) -> Option<(u32, [u8; 6])> {
+        self.path
+            .and_then(|p| (p.ifindex != 0).then_some((p.ifindex, p.out_mac)))
+    }
+}
+
 impl Svc {
     /// Its schedule counts open flows (lc, wlc, sed, nq, ovf), or a real server has a
     /// connection threshold.
@@ -423,13 +427,13 @@ impl Svc {
 
     /// Takes new flows: alive, weight above 0, not over its threshold, MAC known.
     fn schedulable(r: &RealState) -> bool {
-        r.alive && r.mac.is_some() && r.weight > 0 && !r.overloaded
+        r.alive && r.path.is_some() && r.weight > 0 && !r.overloaded
     }
 
     /// Keeps the flows it has: alive (at any weight: IPVS's quiescent server), or down under
     /// `inhibit_on_failure` (IPVS keeps it at weight 0 then); MAC known.
     fn keeps_flows(r: &RealState, real: &model::RealServer) -> bool {
-        (r.alive || real.inhibit_on_failure) && r.mac.is_some()
+        (r.alive || real.inhibit_on_failure) && r.path.is_some()
     }
 
     /// Writes the schedule over the servers usable now. Reals that keep or take flows are
@@ -441,7 +445,7 @@ impl Svc {
         let sorry = self
             .sorry
             .as_ref()
-            .filter(|s| !self.quorum_up && s.mac.is_some());
+            .filter(|s| !self.quorum_up && s.path.is_some());
         let (usable, keeping): (Vec<(u32, u32)>, Vec<u32>) = match sorry {
             Some(s) => (vec![(s.index, 1)], vec![s.index]),
             None => (
@@ -640,10 +644,6 @@ fn overloaded(was: bool, conns: u32, real: &model::RealServer) -> bool {
 
 /// A real server's kernel entry.
 fn real_entry(r: &RealState, up: bool, addr: [u8; 4]) -> Real {
-    let (ifindex, out_mac) = match r.path {
-        Some(p) => (p.ifindex, p.out_mac),
-        None => r.via.unwrap_or_default(),
-    };
     let method = match (r.nat_port, r.tunnel) {
         (Some(_), _) => LB_REAL_NAT,
         (None, true) => LB_REAL_TUN,
@@ -651,13 +651,13 @@ fn real_entry(r: &RealState, up: bool, addr: [u8; 4]) -> Real {
     };
     let path = r.path.unwrap_or_default();
     Real {
-        mac: r.mac.unwrap_or_default(),
+        mac: path.mac,
         flags: if up { LB_REAL_UP } else { 0 } | method,
         addr,
         weight: r.weight,
         conns: r.conns,
-        ifindex,
-        out_mac,
+        ifindex: path.ifindex,
+        out_mac: path.out_mac,
         // Network order, as the kernel compares it with the wire.
         port: u16::from_ne_bytes(r.nat_port.unwrap_or(0).to_be_bytes()),
         tun_src: path.src,
@@ -988,7 +988,15 @@ impl Balancer {
                     .zip(&carried_up)
                     .map(|(c, up)| up.unwrap_or(!c.alpha))
                     .collect();
-                let path = real.tun.then(|| check::tun_path(real.addr)).flatten();
+                // Carried over a reload when the neighbour table has forgotten it (not for a
+                // tunnel: its next hop is looked up).
+                let path = check::path_to(real.addr, real.tun).or_else(|| {
+                    let mac = carried.mac(real.addr).filter(|_| !real.tun)?;
+                    Some(check::Path {
+                        mac,
+                        ..Default::default()
+                    })
+                });
                 reals.push(RealState {
                     index,
                     fresh_since,
@@ -999,15 +1007,9 @@ impl Balancer {
                     conns: 0,
                     expired,
                     entered_up: false,
-                    mac: match path {
-                        Some(p) => Some(p.next_hop),
-                        None if real.tun => None,
-                        None => check::neighbour_mac(real.addr).or_else(|| carried.mac(real.addr)),
-                    },
-                    nat_port: real.nat.then_some(real.port),
-                    via: real.nat.then(|| check::neighbour_via(real.addr)).flatten(),
-                    tunnel: real.tun,
                     path,
+                    nat_port: real.nat.then_some(real.port),
+                    tunnel: real.tun,
                     overloaded: false,
                 });
                 for (c, chk) in real.checks.iter().enumerate() {
@@ -1055,7 +1057,7 @@ impl Balancer {
                         .spawn(resolve((addr, vs.sorry_tun), index, tx.clone()))
                         .abort_handle(),
                 );
-                let path = vs.sorry_tun.then(|| check::tun_path(addr)).flatten();
+                let path = check::path_to(addr, vs.sorry_tun);
                 RealState {
                     index,
                     fresh_since,
@@ -1065,15 +1067,9 @@ impl Balancer {
                     conns: 0,
                     expired: 0,
                     entered_up: false,
-                    mac: match path {
-                        Some(p) => Some(p.next_hop),
-                        None if vs.sorry_tun => None,
-                        None => check::neighbour_mac(addr),
-                    },
-                    nat_port: vs.sorry_nat.then_some(port),
-                    via: vs.sorry_nat.then(|| check::neighbour_via(addr)).flatten(),
-                    tunnel: vs.sorry_tun,
                     path,
+                    nat_port: vs.sorry_nat.then_some(port),
+                    tunnel: vs.sorry_tun,
                     alive: true,
                     overloaded: false,
                 }
@@ -1088,7 +1084,7 @@ impl Balancer {
             let follows = keys.iter().any(|(_, f)| f & LB_SVC_FOLLOW_VIP != 0);
             for (state, real) in reals.iter().zip(&vs.reals) {
                 if state.nat_port.is_some() {
-                    warn_nat_path(&vs_name, &vs.real_name(real), state.via, xdp_ifaces);
+                    warn_nat_path(&vs_name, &vs.real_name(real), state.via(), xdp_ifaces);
                 }
             }
             let mut svc = Svc {
@@ -1178,17 +1174,8 @@ impl Balancer {
     pub fn report(&mut self, r: check::Report, maps: &mut Maps) {
         for svc in &mut self.services {
             if let Some(s) = svc.sorry.as_mut().filter(|s| s.index == r.real) {
-                if r.mac.is_some() && r.mac != s.mac {
-                    s.mac = r.mac;
-                    if let Some((addr, _)) = svc.vs.sorry {
-                        if s.nat_port.is_some() {
-                            s.via = check::neighbour_via(addr);
-                        }
-                        if s.tunnel {
-                            s.path = check::tun_path(addr);
-                            s.mac = s.path.map(|p| p.next_hop);
-                        }
-                    }
+                if r.path.is_some() && r.path != s.path {
+                    s.path = r.path;
                     svc.publish(maps);
                 }
                 return;
@@ -1211,20 +1198,16 @@ impl Balancer {
                 *w = r.share;
             }
             let mut changed = false;
-            if r.mac.is_some() && r.mac != state.mac {
-                state.mac = r.mac;
-                if state.tunnel {
-                    // The next hop changed (or was found): the tunnel's path with it.
-                    state.path = check::tun_path(real.addr);
-                    state.mac = state.path.map(|p| p.next_hop);
+            // Where its frames go, as the checker found it (a new MAC, interface, or for a
+            // tunnel next hop, source or MTU).
+            if r.path.is_some() && r.path != state.path {
+                let via = r
+                    .path
+                    .and_then(|p| (p.ifindex != 0).then_some((p.ifindex, p.out_mac)));
+                if state.nat_port.is_some() && via != state.via() {
+                    warn_nat_path(&vs_name, &name, via, &self.xdp_ifaces);
                 }
-                if state.nat_port.is_some() {
-                    let via = check::neighbour_via(real.addr);
-                    if via != state.via {
-                        warn_nat_path(&vs_name, &name, via, &self.xdp_ifaces);
-                    }
-                    state.via = via;
-                }
+                state.path = r.path;
                 changed = true;
             }
             // keepalived's effective weight: the configured one plus every checker's share,
@@ -1333,8 +1316,8 @@ impl Balancer {
                         r.checks_up[k],
                     ));
                 }
-                if let Some(m) = r.mac {
-                    c.macs.push((real.addr, m));
+                if let Some(p) = r.path {
+                    c.macs.push((real.addr, p.mac));
                 }
             }
         }
@@ -1612,7 +1595,7 @@ impl Balancer {
                             "forwarding": if real.nat { "NAT" } else if real.tun { "TUN" } else { "DR" },
                             "weight": r.weight,
                             "alive": r.alive,
-                            "mac": r.mac.map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
+                            "mac": r.path.map(|p| p.mac).map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
                             "serving": s.serving.contains(&r.index),
                             "open_flows": s.counts_flows().then_some(r.conns),
                             "packets": t.packets,
@@ -1650,24 +1633,18 @@ async fn resolve(
     tx: mpsc::UnboundedSender<check::Report>,
 ) {
     loop {
-        // A TUN server's frames go to the next hop toward it.
-        let hop = if tunnel {
-            check::next_hop(addr).unwrap_or(addr)
-        } else {
-            addr
-        };
-        let mac = check::mac_or_resolve(hop);
+        let path = check::path_to(addr, tunnel);
         let report = check::Report {
             real,
             checker: 0,
             up: true,
-            mac,
+            path,
             share: 0,
         };
         if tx.send(report).is_err() {
             return;
         }
-        let wait = if mac.is_some() { 5000 } else { 200 };
+        let wait = if path.is_some() { 5000 } else { 200 };
         tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
     }
 }
