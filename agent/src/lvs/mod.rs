@@ -1354,6 +1354,11 @@ impl Balancer {
         }
     }
 
+    /// The interfaces the XDP program runs on now (after a reload that kept this balancer).
+    pub fn set_xdp_ifaces(&mut self, ifaces: Vec<u32>) {
+        self.xdp_ifaces = ifaces;
+    }
+
     /// Whether some service would follow a VIP it does not follow now, or the other way
     /// round (a reload changed the VRRP instances' addresses).
     pub fn follows_changed(&self, vip: impl Fn(Ipv4Addr) -> bool) -> bool {

@@ -338,13 +338,17 @@ impl Runtime {
             })
         });
         self.refresh_socket_filters();
-        // The virtual servers changed, the SSL block, or the VIPs some of them follow: a new
-        // balancer takes
-        // over (its checkers too). What the running checkers know goes on in the new ones
+        // The virtual servers changed, or what they are read with (their groups, the
+        // track_files of FILE_CHECKs, global_defs: mail alerts, lvs_timeouts,
+        // checker_log_all_failures), the SSL block, or the VIPs some of them follow: a new
+        // balancer takes over (its checkers too). What the running checkers know goes on in the new ones
         // (keepalived migrates them), and the services and real servers that stay keep their
         // places in the maps (their flows, persistence and counts).
         let vips = self.vips();
         let lvs_changed = self.config.virtual_servers != new.virtual_servers
+            || self.config.virtual_server_groups != new.virtual_server_groups
+            || self.config.track_files != new.track_files
+            || self.config.global != new.global
             // keepalived sets its SSL context up again on a reload.
             || self.config.ssl != new.ssl
             || self
@@ -352,6 +356,11 @@ impl Runtime {
                 .as_ref()
                 .is_some_and(|l| l.follows_changed(|a| vips.contains(&std::net::IpAddr::V4(a))));
         self.config = new;
+        if let (false, Some(lvs), Some(prog)) = (lvs_changed, self.lvs.as_mut(), &self.xdp) {
+            // The same balancer: it hears of interfaces the program runs on now (NAT's
+            // warning about replies that would not be translated looks there).
+            lvs.set_xdp_ifaces(prog.attachments().iter().map(|a| a.ifindex).collect());
+        }
         if lvs_changed {
             let old = self.lvs.take();
             let carried = old.as_ref().map(|l| l.carried()).unwrap_or_default();
