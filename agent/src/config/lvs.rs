@@ -111,6 +111,76 @@ fn knows(block: &str, keyword: &str) -> bool {
     listed(block) || (CHECKERS.contains(&block) && listed("checker_common"))
 }
 
+/// keepalived's svr_forwarding_handler: the method, then for TUN its options (`type
+/// ipip|gue|gre`, `port N` for gue, `nocsum|csum|remcsum`): what it says before it stops
+/// at the first problem. `server`: "virtual", "real" or "sorry", as keepalived names them.
+fn forwarding_errors(args: &[&str], server: &str) -> Vec<String> {
+    let one = |e: String| vec![e];
+    let Some(&method) = args.first() else {
+        return Vec::new();
+    };
+    if !matches!(method, "NAT" | "DR" | "TUN") {
+        return one(format!(
+            "PARSER : unknown [{method}] routing method for {server} server."
+        ));
+    }
+    let (mut kind, mut port, mut csum) = ("ipip", 0i64, "nocsum");
+    let mut i = 1;
+    while i < args.len() {
+        match args[i] {
+            "type" => {
+                let Some(&t) = args.get(i + 1) else {
+                    return one(format!("Missing tunnel type for {server} server."));
+                };
+                if !matches!(t, "ipip" | "gue" | "gre") {
+                    return one(format!("Unknown tunnel type {t} for {server} server."));
+                }
+                kind = t;
+                i += 1;
+            }
+            "port" => {
+                let Some(&p) = args.get(i + 1) else {
+                    return one(format!("Missing port for {server} server gue tunnel."));
+                };
+                // keepalived's read_unsigned_strvec says why first.
+                let why = match p.parse::<i64>() {
+                    Ok(n @ 1..=65535) => {
+                        port = n;
+                        None
+                    }
+                    Ok(n) if n < 0 => Some(format!("negative number '{p}'")),
+                    Ok(_) => Some(format!("number '{p}' outside range [1, 65535]")),
+                    Err(_) => Some(format!("invalid number '{p}'")),
+                };
+                if let Some(why) = why {
+                    return vec![
+                        why,
+                        format!("Invalid gue tunnel port {p} for {server} server."),
+                    ];
+                }
+                i += 1;
+            }
+            c @ ("nocsum" | "csum" | "remcsum") => csum = c,
+            other => {
+                return one(format!(
+                    "Invalid tunnel option {other} for {server} server."
+                ));
+            }
+        }
+        i += 1;
+    }
+    if (kind == "gue") != (port != 0) {
+        return one("gue tunnels require port, otherwise cannot have port.".into());
+    }
+    if kind == "ipip" && csum != "nocsum" {
+        return one("ipip tunnels do not support checksum option.".into());
+    }
+    if kind == "gre" && csum == "remcsum" {
+        return one("gre tunnels do not support remote checksum option.".into());
+    }
+    Vec::new()
+}
+
 /// Checks the statements of an LVS `block` (recursively), as keepalived reads them.
 /// `track_files`: the names of the `track_file` blocks read so far (a FILE_CHECK can name
 /// only those, as keepalived looks them up while it reads).
@@ -138,11 +208,14 @@ fn block_contents(
         specs::check_in(SPECS, table_block, owner, stmt, diags);
         match kw {
             "lb_kind" | "lvs_method" | "sorry_server_lvs_method" => {
-                if let Some(kind) = stmt.arg(0).filter(|k| !matches!(*k, "NAT" | "DR" | "TUN")) {
-                    diags.config(
-                        Some(&stmt.loc),
-                        format!("PARSER : unknown [{kind}] routing method for virtual server."),
-                    );
+                let server = match (kw, table_name(block)) {
+                    ("sorry_server_lvs_method", _) => "sorry",
+                    (_, "real_server") => "real",
+                    _ => "virtual",
+                };
+                let args: Vec<&str> = (0..).map_while(|i| stmt.arg(i)).collect();
+                for e in forwarding_errors(&args, server) {
+                    diags.config(Some(&stmt.loc), e);
                 }
             }
             "nb_get_retry" => diags.config(
