@@ -476,10 +476,11 @@ pub const LB_REAL_UP: u16 = 1 << 0;
 /// The real server is reached by NAT (IPVS's masquerading, `lb_kind NAT`): its address and
 /// port replace the virtual server's, and its replies get them back ([`NatReply`]).
 pub const LB_REAL_NAT: u16 = 1 << 1;
-/// The real server is reached through an IPIP tunnel (IPVS's `lb_kind TUN`): the packet is
-/// wrapped in an IPv4 header from `tun_src` to the server and sent to the next hop (`mac`
-/// on `ifindex`); one that would not fit the path's `mtu` wrapped gets an ICMP
-/// "fragmentation needed" back when it may not be fragmented, as IPVS sends.
+/// The real server is reached through a tunnel (IPVS's `lb_kind TUN`, of `tun_type`): the
+/// packet is wrapped in an IPv4 header from `tun_src` to the server (and GUE's or GRE's
+/// header) and sent to the next hop (`mac` on `ifindex`); one that would not fit the path's
+/// `mtu` wrapped gets an ICMP "fragmentation needed" back when it may not be fragmented, as
+/// IPVS sends.
 pub const LB_REAL_TUN: u16 = 1 << 2;
 
 #[repr(C)]
@@ -504,8 +505,18 @@ pub struct Real {
     pub tun_src: [u8; 4],
     /// TUN: the MTU of the interface the tunnel leaves by.
     pub mtu: u16,
-    pub _pad: u16,
+    /// TUN: `LB_TUN_*`, the tunnel's type (a GUE tunnel's UDP port is in `port`).
+    pub tun_type: u16,
 }
+
+/// [`Real::tun_type`]: IPIP (RFC 2003), IPVS's and keepalived's default.
+pub const LB_TUN_IPIP: u16 = 0;
+/// Generic UDP Encapsulation: a UDP header to [`Real::port`] and a 4-byte GUE header (version
+/// 0, protocol IPIP), no checksum, as IPVS's ipvs_gue_encap.
+pub const LB_TUN_GUE: u16 = 1;
+/// GRE (RFC 2784): a 4-byte header (no checksum, key or sequence; protocol IPv4), as IPVS's
+/// ipvs_gre_encap without checksums.
+pub const LB_TUN_GRE: u16 = 2;
 
 /// A NAT real server's flow seen from its side (`LB_NAT`, keyed by the [`FlowKey`] of its
 /// replies: it, the client, its port, the client's port): where the reply goes back to.

@@ -11,8 +11,9 @@ use agent_common::{
     Counter, FLOW_CLOSED, FLOW_OPEN, FLOW_UNCOUNTED, Flow, FlowKey, LB_LEAST_MAX, LB_LOCALITY_SET,
     LB_PROG_NAT, LB_REAL_NAT, LB_REAL_TUN, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH,
     LB_SVC_HASH_DST, LB_SVC_HASH_PORT, LB_SVC_LBLC, LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ,
-    LB_SVC_OPS, LB_SVC_OVF, LB_SVC_SED, LB_SVC_SPARE, LB_SVC_TWOS, LB_SVC_WEIGHTED, Locality,
-    LocalityKey, NatReply, Persist, PersistKey, Real, Service, ServiceKey, VipKey,
+    LB_SVC_OPS, LB_SVC_OVF, LB_SVC_SED, LB_SVC_SPARE, LB_SVC_TWOS, LB_SVC_WEIGHTED, LB_TUN_GRE,
+    LB_TUN_GUE, Locality, LocalityKey, NatReply, Persist, PersistKey, Real, Service, ServiceKey,
+    VipKey,
 };
 use aya_ebpf::{
     bindings::xdp_action,
@@ -733,7 +734,20 @@ fn nat_reply(
 
 const IPPROTO_IPIP: u8 = 4;
 const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_GRE: u8 = 47;
 const IP_DF: u8 = 0x40;
+
+/// What a tunnel adds before the packet: the outer IPv4 header, and for GUE a UDP header
+/// and the 4-byte GUE header, for GRE its 4-byte header.
+#[inline(always)]
+fn tun_overhead(real: &Real) -> u16 {
+    Ipv4Hdr::LEN as u16
+        + match real.tun_type {
+            LB_TUN_GUE => 12,
+            LB_TUN_GRE => 4,
+            _ => 0,
+        }
+}
 
 /// The Internet checksum (RFC 1071) of `bytes`, as on the wire.
 #[inline(always)]
@@ -776,7 +790,7 @@ fn tun_too_big(ctx: &XdpContext, l2: &L2, ihl: usize, real: &Real) -> Option<u32
     let ip = ptr_at::<Ipv4Hdr>(ctx, l2.l3)?;
     // SAFETY: ptr_at checked the header lies inside the frame; only read here.
     let (len, frag) = unsafe { (u16::from_be_bytes((*ip).tot_len), (*ip).frags[0]) };
-    let inside = real.mtu.saturating_sub(Ipv4Hdr::LEN as u16);
+    let inside = real.mtu.saturating_sub(tun_overhead(real));
     if len <= inside {
         return None;
     }
@@ -829,9 +843,10 @@ fn tun_too_big(ctx: &XdpContext, l2: &L2, ihl: usize, real: &Real) -> Option<u32
     Some(xdp_action::XDP_TX)
 }
 
-/// A client's packet to a TUN real server, wrapped in an IPv4 header from this node to the
-/// server (IPVS's ip_vs_tunnel_xmit: the inner packet's TOS, TTL and DF, protocol IPIP) and
-/// sent to the next hop on the path to it.
+/// A client's packet to a TUN real server, wrapped for the tunnel (IPVS's ip_vs_tunnel_xmit:
+/// an IPv4 header from this node to the server with the inner packet's TOS, TTL and DF;
+/// protocol IPIP, or UDP with GUE's headers, or GRE with its header) and sent to the next
+/// hop on the path to it.
 #[inline(always)]
 fn tun_to_real(ctx: &XdpContext, l2: &L2, real: &Real) -> Option<u32> {
     // A tagged frame would keep its tag on another interface: only the one it came in on.
@@ -841,27 +856,36 @@ fn tun_to_real(ctx: &XdpContext, l2: &L2, real: &Real) -> Option<u32> {
     let ip = ptr_at::<Ipv4Hdr>(ctx, l2.l3)?;
     let eth = ptr_at::<[u8; 18]>(ctx, 0)?;
     // SAFETY: ptr_at checked each lies inside the frame; copied out before the frame grows.
-    let (tos, len, id, frag, ttl, l2_header) = unsafe {
+    let (tos, len, id, frag, ttl, src, sport, l2_header) = unsafe {
         (
             (*ip).tos,
             u16::from_be_bytes((*ip).tot_len),
             (*ip).id,
             (*ip).frags[0] & IP_DF,
             (*ip).ttl,
+            (*ip).src_addr,
+            // The client's port (a fragment's first payload bytes: only a spread).
+            ptr_at::<[u8; 2]>(ctx, l2.l3 + Ipv4Hdr::LEN).map_or([0, 0], |p| *p),
             *eth,
         )
     };
+    let overhead = tun_overhead(real);
+    let proto = match real.tun_type {
+        LB_TUN_GUE => IPPROTO_UDP,
+        LB_TUN_GRE => IPPROTO_GRE,
+        _ => IPPROTO_IPIP,
+    };
     let header = ipv4_header(
-        (tos, len.checked_add(Ipv4Hdr::LEN as u16)?, id, frag),
-        (ttl, IPPROTO_IPIP),
+        (tos, len.checked_add(overhead)?, id, frag),
+        (ttl, proto),
         real.tun_src,
         real.addr,
     );
     // SAFETY: helper on this program's own context; every pointer is taken again after it.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(Ipv4Hdr::LEN as i32)) } != 0 {
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -i32::from(overhead)) } != 0 {
         return None;
     }
-    // Layer 2 back to the front (with its tag, if any), the tunnel's header after it.
+    // Layer 2 back to the front (with its tag, if any), the tunnel's headers after it.
     if l2.l3 == EthHdr::LEN {
         let mut untagged = [0u8; 14];
         let mut i = 0;
@@ -880,6 +904,24 @@ fn tun_to_real(ctx: &XdpContext, l2: &L2, real: &Real) -> Option<u32> {
     let out = ptr_at::<[u8; 20]>(ctx, l2.l3)?;
     // SAFETY: ptr_at checked it lies inside the frame.
     unsafe { *out = header };
+    if real.tun_type == LB_TUN_GUE {
+        // IPVS's udp_flow_src_port: a source port from the flow's hash, in Linux's default
+        // ephemeral range (32768–60999), so the server's NIC can spread the flows.
+        let spread = hash(src, u16::from_ne_bytes(sport)) % (60999 - 32768 + 1);
+        let [s0, s1] = (32768 + spread as u16).to_be_bytes();
+        let [p0, p1] = real.port.to_ne_bytes();
+        let [l0, l1] = (len + 12).to_be_bytes();
+        // UDP (no checksum, as IPVS's nocsum), then GUE: version 0, no options, protocol IPIP.
+        let gue = [s0, s1, p0, p1, l0, l1, 0, 0, 0, IPPROTO_IPIP, 0, 0];
+        let to = ptr_at::<[u8; 12]>(ctx, l2.l3 + Ipv4Hdr::LEN)?;
+        // SAFETY: ptr_at checked it lies inside the frame.
+        unsafe { *to = gue };
+    } else if real.tun_type == LB_TUN_GRE {
+        // No flags, version 0, protocol IPv4.
+        let to = ptr_at::<[u8; 4]>(ctx, l2.l3 + Ipv4Hdr::LEN)?;
+        // SAFETY: ptr_at checked it lies inside the frame.
+        unsafe { *to = [0, 0, 0x08, 0x00] };
+    }
     let src_mac = if real.ifindex == 0 || real.ifindex == l2.ifindex {
         // The address it was sent to (this node's, or the VIP's virtual MAC).
         [

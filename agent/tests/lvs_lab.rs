@@ -1644,9 +1644,10 @@ fn nat_serves_a_client_through_the_director_both_ways() {
 }
 
 /// `lb_kind TUN`: the client's packets reach the real server wrapped in IPIP from the
-/// director's address (this kernel has no ipip module to unwrap them, so r1 reads them on a
-/// raw IPIP socket), and a datagram too big for the tunnel, sent with DF, teaches the client
-/// the tunnel's MTU through the ICMP the director's XDP program answers with.
+/// director's address (this kernel has no ipip, fou or gre modules to unwrap them, so r1
+/// reads them on raw sockets and, for GUE, a UDP socket), in GUE and GRE too, and a datagram
+/// too big for the tunnel, sent with DF, teaches the client the tunnel's MTU through the ICMP
+/// the director's XDP program answers with.
 #[test]
 fn tun_wraps_the_client_s_packets_for_the_real_server() {
     use std::os::fd::FromRawFd;
@@ -1669,12 +1670,37 @@ fn tun_wraps_the_client_s_packets_for_the_real_server() {
         .unwrap();
     ipip.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
+    // GUE arrives on a UDP port; GRE on its own raw socket.
+    let (gue, gre) = seed
+        .lab
+        .lab
+        .host("r1")
+        .ns
+        .enter(|| {
+            let gue = std::net::UdpSocket::bind("0.0.0.0:6080").unwrap();
+            // SAFETY: as above.
+            let gre = unsafe {
+                let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 47);
+                assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+                std::net::UdpSocket::from_raw_fd(fd)
+            };
+            (gue, gre)
+        })
+        .unwrap();
+    for s in [&gue, &gre] {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+    }
     let config = format!(
         "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
          virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind TUN\n  protocol TCP\n\
          \x20 real_server 192.168.11.113 80 {{\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n}}\n\
          virtual_server {VIP} 53 {{\n  lb_algo rr\n  lb_kind TUN type ipip\n  protocol UDP\n\
-         \x20 real_server 192.168.11.113 53 {{\n  }}\n}}\n"
+         \x20 real_server 192.168.11.113 53 {{\n  }}\n}}\n\
+         virtual_server {VIP} 8080 {{\n  lb_algo rr\n  lb_kind TUN type gue port 6080\n  protocol TCP\n\
+         \x20 real_server 192.168.11.113 8080 {{\n  }}\n}}\n\
+         virtual_server {VIP} 8081 {{\n  lb_algo rr\n  lb_kind TUN type gre nocsum\n  protocol TCP\n\
+         \x20 real_server 192.168.11.113 8081 {{\n  }}\n}}\n"
     );
     seed.lab.start("a", Daemon::Agent, &config).unwrap();
     seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
@@ -1687,7 +1713,9 @@ fn tun_wraps_the_client_s_packets_for_the_real_server() {
         .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
     let r1 = vec![("192.168.11.113".to_string(), true)];
     poll(LONG, || {
-        (seed.serving_of("a", 0) == r1 && seed.serving_of("a", 1) == r1).then_some(())
+        (0..4)
+            .all(|vs| seed.serving_of("a", vs) == r1)
+            .then_some(())
     })
     .unwrap_or_else(|| panic!("r1 not serving: {}", seed.lab.status("a")));
 
@@ -1729,6 +1757,35 @@ fn tun_wraps_the_client_s_packets_for_the_real_server() {
         )
     );
     assert_eq!(inner, (client(0), VIP.parse().unwrap(), 80, true));
+
+    // GUE and GRE: the same SYN behind their headers.
+    let syn_to = |packet: &[u8]| {
+        let inner = etherparse::SlicedPacket::from_ip(packet).ok()?;
+        let Some(etherparse::TransportSlice::Tcp(tcp)) = &inner.transport else {
+            return None;
+        };
+        Some((tcp.destination_port(), tcp.syn()))
+    };
+    let _ = seed.get_url(client(2), &format!("http://{VIP}:8080/"));
+    let got = poll(LONG, || {
+        let n = gue.recv(&mut buf).ok()?;
+        Some((buf[..4].to_vec(), syn_to(&buf[4..n])?))
+    })
+    .expect("a GUE datagram at r1");
+    assert_eq!(got, (vec![0, 4, 0, 0], (8080, true)));
+    let _ = seed.get_url(client(3), &format!("http://{VIP}:8081/"));
+    let got = poll(LONG, || {
+        let n = gre.recv(&mut buf).ok()?;
+        Some((buf[20..24].to_vec(), syn_to(&buf[24..n])?))
+    })
+    .expect("a GRE packet at r1");
+    assert_eq!(got, (vec![0, 0, 8, 0], (8081, true)));
+    for line in [
+        "VS [192.168.11.200]:tcp:8080 served by XDP (GUE tunnel, rr, 1 real servers",
+        "VS [192.168.11.200]:tcp:8081 served by XDP (GRE tunnel, rr, 1 real servers",
+    ] {
+        assert!(seed.lab.log("a").contains(line), "{line}");
+    }
 
     // 1500 bytes with DF do not fit a 1500-byte path in a tunnel: the client learns 1480.
     let mtu = seed

@@ -982,3 +982,86 @@ fn tun_wraps_the_packet_for_the_server_and_answers_one_too_big() {
     assert_eq!(action, XDP_DROP);
     assert_eq!(moved, [(Counter::LbTunTooBig.name(), 1)]);
 }
+
+/// TUN's other types, as IPVS wraps them: GUE (UDP to the tunnel's port from a port the
+/// flow hashes to, no checksum; a GUE header of version 0 for IPIP) and GRE (a 4-byte header
+/// for IPv4), with the MTU left inside each in the ICMP answer to a packet too big.
+#[test]
+fn tun_gue_and_gre_wrap_as_ipvs_does() {
+    use agent_common::{LB_REAL_TUN, LB_TUN_GRE, LB_TUN_GUE};
+    use etherparse::Ipv4HeaderSlice;
+    if skip_unless_root("tun_gue_and_gre_wrap_as_ipvs_does") {
+        return;
+    }
+    const NEXT_HOP: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
+    let rip = Ipv4Addr::new(10, 9, 0, 13);
+    let src = Ipv4Addr::new(192, 0, 2, 10);
+    let mut lab = Lab::new();
+    let real = |tun_type: u16, port: u16| Real {
+        mac: NEXT_HOP,
+        flags: LB_REAL_UP | LB_REAL_TUN,
+        addr: rip.octets(),
+        weight: 1,
+        tun_src: src.octets(),
+        mtu: 1500,
+        tun_type,
+        port: u16::from_ne_bytes(port.to_be_bytes()),
+        ..Default::default()
+    };
+    lab.service(HTTP, 0, Algo::Rr, &[(0, 1)], 0);
+    let syn = tcp(CLIENT, 40000, 80);
+    // GUE to port 6080.
+    lab.xdp.maps.set_real(0, real(LB_TUN_GUE, 6080)).unwrap();
+    let (action, out, moved) = lab.run(&syn);
+    assert_eq!(action, XDP_TX, "{moved:?}");
+    let outer = Ipv4HeaderSlice::from_slice(&out[14..]).unwrap().to_header();
+    assert_eq!(outer.header_checksum, outer.calc_header_checksum());
+    let inner_len = syn.len() - 14;
+    assert_eq!(
+        (outer.protocol.0, usize::from(outer.total_len)),
+        (17, inner_len + 32)
+    );
+    let udp = &out[34..42];
+    let sport = u16::from_be_bytes([udp[0], udp[1]]);
+    assert!((32768..=60999).contains(&sport), "source port {sport}");
+    assert_eq!(
+        &udp[2..],
+        &[0x17, 0xc0, 0, (inner_len + 12) as u8, 0, 0][..]
+    );
+    assert_eq!(&out[42..46], &[0, 4, 0, 0], "GUE: version 0, IPIP");
+    assert_eq!(&out[46..], &syn[14..]);
+    // The same flow, the same source port.
+    let (_, again, _) = lab.run(&syn);
+    assert_eq!(&again[34..36], &udp[..2]);
+    // Too big for GUE's 32 bytes: 1468 left.
+    let mut big = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+        .ipv4(CLIENT.octets(), VIP.octets(), 64)
+        .tcp(40002, 80, 1, 64240)
+        .ack(1)
+        .write(&mut big, &[0x55; 1469 - 40])
+        .unwrap();
+    big[14 + 6] |= 0x40; // DF
+    let c = etherparse::Ipv4HeaderSlice::from_slice(&big[14..])
+        .unwrap()
+        .to_header()
+        .calc_header_checksum();
+    big[14 + 10..14 + 12].copy_from_slice(&c.to_be_bytes());
+    let (action, out, moved) = lab.run(&big);
+    assert_eq!(action, XDP_TX, "{moved:?}");
+    assert_eq!(moved, [(Counter::LbTunFragNeeded.name(), 1)]);
+    assert_eq!(&out[34..36], &[3, 4]);
+    assert_eq!(u16::from_be_bytes([out[40], out[41]]), 1468);
+    // GRE.
+    lab.xdp.maps.set_real(0, real(LB_TUN_GRE, 0)).unwrap();
+    let (action, out, _) = lab.run(&syn);
+    assert_eq!(action, XDP_TX);
+    let outer = Ipv4HeaderSlice::from_slice(&out[14..]).unwrap().to_header();
+    assert_eq!(outer.header_checksum, outer.calc_header_checksum());
+    assert_eq!(
+        (outer.protocol.0, usize::from(outer.total_len)),
+        (47, inner_len + 24)
+    );
+    assert_eq!(&out[34..38], &[0, 0, 0x08, 0x00], "GRE: no flags, IPv4");
+    assert_eq!(&out[38..], &syn[14..]);
+}

@@ -56,8 +56,8 @@ struct RealState {
     path: Option<check::Path>,
     /// NAT: its port (the virtual server's address and port become its own).
     nat_port: Option<u16>,
-    /// TUN: reached through an IPIP tunnel (its path is to the next hop).
-    tunnel: bool,
+    /// TUN: reached through a tunnel (its path is to the next hop).
+    tunnel: Option<model::Tunnel>,
     /// As keepalived's `rs->alive`: every checker up.
     alive: bool,
     /// Over its `uthreshold` (IPVS's IP_VS_DEST_F_OVERLOAD): no new flows until it is down to
@@ -646,8 +646,13 @@ fn overloaded(was: bool, conns: u32, real: &model::RealServer) -> bool {
 fn real_entry(r: &RealState, up: bool, addr: [u8; 4]) -> Real {
     let method = match (r.nat_port, r.tunnel) {
         (Some(_), _) => LB_REAL_NAT,
-        (None, true) => LB_REAL_TUN,
-        (None, false) => 0,
+        (None, Some(_)) => LB_REAL_TUN,
+        (None, None) => 0,
+    };
+    // NAT's port, or a GUE tunnel's.
+    let port = match r.tunnel {
+        Some(model::Tunnel::Gue(p)) => p,
+        _ => r.nat_port.unwrap_or(0),
     };
     let path = r.path.unwrap_or_default();
     Real {
@@ -659,10 +664,10 @@ fn real_entry(r: &RealState, up: bool, addr: [u8; 4]) -> Real {
         ifindex: path.ifindex,
         out_mac: path.out_mac,
         // Network order, as the kernel compares it with the wire.
-        port: u16::from_ne_bytes(r.nat_port.unwrap_or(0).to_be_bytes()),
+        port: u16::from_ne_bytes(port.to_be_bytes()),
         tun_src: path.src,
         mtu: path.mtu,
-        _pad: 0,
+        tun_type: r.tunnel.map_or(0, model::Tunnel::number),
     }
 }
 
@@ -990,8 +995,8 @@ impl Balancer {
                     .collect();
                 // Carried over a reload when the neighbour table has forgotten it (not for a
                 // tunnel: its next hop is looked up).
-                let path = check::path_to(real.addr, real.tun).or_else(|| {
-                    let mac = carried.mac(real.addr).filter(|_| !real.tun)?;
+                let path = check::path_to(real.addr, real.tun.is_some()).or_else(|| {
+                    let mac = carried.mac(real.addr).filter(|_| real.tun.is_none())?;
                     Some(check::Path {
                         mac,
                         ..Default::default()
@@ -1044,7 +1049,7 @@ impl Balancer {
                 if real.checks.is_empty() {
                     tasks.push(
                         helpers
-                            .spawn(resolve((real.addr, real.tun), index, tx.clone()))
+                            .spawn(resolve((real.addr, real.tun.is_some()), index, tx.clone()))
                             .abort_handle(),
                     );
                 }
@@ -1054,10 +1059,10 @@ impl Balancer {
                 let (fresh_since, _) = start_count(index, old_sorry.map(|i| (i, 0, None)));
                 tasks.push(
                     helpers
-                        .spawn(resolve((addr, vs.sorry_tun), index, tx.clone()))
+                        .spawn(resolve((addr, vs.sorry_tun.is_some()), index, tx.clone()))
                         .abort_handle(),
                 );
-                let path = check::path_to(addr, vs.sorry_tun);
+                let path = check::path_to(addr, vs.sorry_tun.is_some());
                 RealState {
                     index,
                     fresh_since,
@@ -1113,15 +1118,26 @@ impl Balancer {
                 svc.vs.name(),
                 {
                     let reals = &svc.vs.reals;
-                    let dr = reals.is_empty() || reals.iter().any(|r| !r.nat && !r.tun);
+                    let dr = reals.is_empty() || reals.iter().any(|r| !r.nat && r.tun.is_none());
                     let nat = reals.iter().any(|r| r.nat);
-                    let tun = reals.iter().any(|r| r.tun);
-                    [(dr, "direct routing"), (nat, "NAT"), (tun, "IPIP tunnel")]
+                    let mut methods: Vec<String> = [(dr, "direct routing"), (nat, "NAT")]
                         .iter()
                         .filter(|(used, _)| *used)
-                        .map(|(_, name)| *name)
-                        .collect::<Vec<_>>()
-                        .join(" and ")
+                        .map(|(_, name)| name.to_string())
+                        .collect();
+                    for t in [
+                        model::Tunnel::Ipip,
+                        model::Tunnel::Gue(0),
+                        model::Tunnel::Gre,
+                    ] {
+                        if reals
+                            .iter()
+                            .any(|r| r.tun.is_some_and(|u| u.number() == t.number()))
+                        {
+                            methods.push(format!("{} tunnel", t.name()));
+                        }
+                    }
+                    methods.join(" and ")
                 },
                 svc.vs.algo.name(),
                 if svc.vs.ops {
@@ -1597,7 +1613,7 @@ impl Balancer {
                         serde_json::json!({
                             "address": real.addr.to_string(),
                             "port": real.port,
-                            "forwarding": if real.nat { "NAT" } else if real.tun { "TUN" } else { "DR" },
+                            "forwarding": if real.nat { "NAT" } else if real.tun.is_some() { "TUN" } else { "DR" },
                             "weight": r.weight,
                             "alive": r.alive,
                             "mac": r.path.map(|p| p.mac).map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
@@ -1799,7 +1815,7 @@ mod tests {
             uthreshold: upper,
             lthreshold: lower,
             nat: false,
-            tun: false,
+            tun: None,
             smtp_alert: None,
         };
         // None: never.

@@ -541,9 +541,9 @@ pub struct RealServer {
     /// Reached by NAT (`lb_kind NAT`, or its own `lvs_method NAT`): its address and port
     /// replace the virtual server's, and its replies come back through this node.
     pub nat: bool,
-    /// Reached through an IPIP tunnel (`lb_kind TUN`, or its own `lvs_method TUN`): the
-    /// packet is wrapped for it, and it answers the client directly.
-    pub tun: bool,
+    /// Reached through a tunnel (`lb_kind TUN`, or its own `lvs_method TUN`): the packet is
+    /// wrapped for it, and it answers the client directly.
+    pub tun: Option<Tunnel>,
     /// Its own `smtp_alert`, if written.
     pub smtp_alert: Option<bool>,
 }
@@ -577,8 +577,8 @@ pub struct VirtualService {
     pub sorry: Option<(Ipv4Addr, u16)>,
     /// The sorry server is reached by NAT (`sorry_server_lvs_method`, else `lb_kind`).
     pub sorry_nat: bool,
-    /// The sorry server is reached through an IPIP tunnel.
-    pub sorry_tun: bool,
+    /// The sorry server is reached through a tunnel.
+    pub sorry_tun: Option<Tunnel>,
     /// `sorry_server_inhibit`: keepalived's wording for it (Enabling/Disabling).
     pub sorry_inhibit: bool,
     /// `omega`: at shutdown, `notify_down` for each live server and `quorum_down` run.
@@ -620,13 +620,46 @@ pub enum Method {
     Dr,
     /// Masquerading: its address and port replace the virtual server's.
     Nat,
-    /// An IPIP tunnel to it.
-    Tun,
+    /// A tunnel to it.
+    Tun(Tunnel),
+}
+
+/// IPVS's tunnel types (keepalived's `type`), without checksums.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tunnel {
+    /// IPv4 in IPv4 (RFC 2003), keepalived's default.
+    #[default]
+    Ipip,
+    /// Generic UDP Encapsulation to this UDP port (the packet behind a UDP header and a
+    /// 4-byte GUE header).
+    Gue(u16),
+    /// GRE (RFC 2784) with no key, sequence or checksum.
+    Gre,
+}
+
+impl Tunnel {
+    /// IPVS's number for it (IP_VS_CONN_F_TUNNEL_TYPE_*), as the XDP program reads it.
+    pub fn number(self) -> u16 {
+        match self {
+            Tunnel::Ipip => 0,
+            Tunnel::Gue(_) => 1,
+            Tunnel::Gre => 2,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tunnel::Ipip => "IPIP",
+            Tunnel::Gue(_) => "GUE",
+            Tunnel::Gre => "GRE",
+        }
+    }
 }
 
 /// A server's method as its `lb_kind` / `lvs_method` / `sorry_server_lvs_method` line says
 /// (keepalived's `TUN [type ipip|gue|gre] [port N] [nocsum|csum|remcsum]`), else `default`.
-/// Err: why the XDP backend does not run it (after the keyword).
+/// Err: why the XDP backend does not run it (after the keyword); what keepalived itself
+/// refuses (a gue tunnel without a port, …) the config check reports.
 fn method(line: Option<&RawBlock>, default: Method) -> Result<Method, String> {
     let Some(b) = line else {
         return Ok(default);
@@ -636,28 +669,29 @@ fn method(line: Option<&RawBlock>, default: Method) -> Result<Method, String> {
         Some("DR") => Ok(Method::Dr),
         Some("NAT") => Ok(Method::Nat),
         Some("TUN") => {
-            // keepalived's default tunnel is IPIP, without checksums.
+            let (mut kind, mut port) = ("ipip", None);
             let mut args = b.args.iter().skip(1).map(String::as_str);
             while let Some(a) = args.next() {
                 match a {
-                    "type" => match args.next() {
-                        Some("ipip") => {}
-                        t => {
-                            return Err(format!(
-                                "TUN type {} is not supported by the XDP backend (ipip tunnels only)",
-                                t.unwrap_or("")
-                            ));
-                        }
-                    },
+                    "type" => kind = args.next().unwrap_or(""),
+                    "port" => port = args.next().and_then(|p| p.parse::<u16>().ok()),
                     "nocsum" => {}
-                    other => {
+                    "csum" | "remcsum" => {
                         return Err(format!(
-                            "TUN {other} is not supported by the XDP backend (ipip tunnels without checksum options only)"
+                            "TUN {a} is not supported by the XDP backend (tunnels without checksums only)"
                         ));
                     }
+                    other => return Err(format!("TUN option {other} is not known")),
                 }
             }
-            Ok(Method::Tun)
+            match (kind, port) {
+                ("ipip", None) => Ok(Method::Tun(Tunnel::Ipip)),
+                ("gre", None) => Ok(Method::Tun(Tunnel::Gre)),
+                ("gue", Some(p)) if p != 0 => Ok(Method::Tun(Tunnel::Gue(p))),
+                ("gue", _) => Err("TUN type gue wants a port from 1 to 65535".into()),
+                ("ipip" | "gre", Some(_)) => Err(format!("TUN type {kind} takes no port")),
+                (t, _) => Err(format!("TUN type {t} is not known (ipip, gue or gre)")),
+            }
         }
         Some(m) => Err(format!("{m} is not supported by the XDP backend")),
     }
@@ -864,7 +898,11 @@ pub fn service(
         // A real server's own forwarding method (IPVS takes one per server).
         let m = method(find(rc, "lvs_method"), vs_method)
             .map_err(|why| format!("real_server {a}: lvs_method {why}"))?;
-        let (nat, tun) = (m == Method::Nat, m == Method::Tun);
+        let nat = m == Method::Nat;
+        let tun = match m {
+            Method::Tun(t) => Some(t),
+            _ => None,
+        };
         let rport = server_port(nat, group.is_some(), rport, port);
         let weight = int(rc, "weight").unwrap_or(1).min(u64::from(u32::MAX)) as u32;
         let inhibit_on_failure = find(rc, "inhibit_on_failure")
@@ -1066,7 +1104,7 @@ pub fn service(
                     .is_some_and(|b| matches!(arg(b, 0), None | Some("true" | "on" | "yes"))),
                 fast_recovery: find(c, "fast_recovery")
                     .is_some_and(|b| matches!(arg(b, 0), None | Some("true" | "on" | "yes"))),
-                tunnel: tun,
+                tunnel: tun.is_some(),
             };
             // keepalived's deprecated SMTP_CHECK `host` blocks: a checker per host, each with
             // the host's connect_ip / connect_port (default the real server's) and
@@ -1137,7 +1175,11 @@ pub fn service(
         }
         Err(_) => Method::Dr,
     };
-    let (sorry_nat, sorry_tun) = (sorry_method == Method::Nat, sorry_method == Method::Tun);
+    let sorry_nat = sorry_method == Method::Nat;
+    let sorry_tun = match sorry_method {
+        Method::Tun(t) => Some(t),
+        _ => None,
+    };
     let sorry = match find(o, "sorry_server") {
         Some(b) => {
             let (Some(a), Some(p)) = (arg(b, 0), arg(b, 1)) else {
@@ -1219,13 +1261,13 @@ mod tests {
         );
     }
 
-    /// keepalived's `TUN [type ipip] [nocsum]`: an IPIP tunnel, at the virtual server's port
-    /// (a port written otherwise is reset, as for DR); its checkers know their frames go to
-    /// the next hop.
+    /// keepalived's `TUN [type ipip|gue|gre] [port N] [nocsum]`: a tunnel, at the virtual
+    /// server's port (a port written otherwise is reset, as for DR); its checkers know their
+    /// frames go to the next hop.
     #[test]
     fn tun_servers() {
         let vs = services(
-            "virtual_server 10.0.0.1 80 {\n  lb_kind TUN\n  protocol TCP\n  sorry_server 10.0.0.9 8080\n  real_server 10.0.0.2 8080 {\n    TCP_CHECK {\n    }\n  }\n  real_server 10.0.0.3 80 {\n    lvs_method DR\n  }\n  real_server 10.0.0.4 80 {\n    lvs_method TUN type ipip nocsum\n  }\n}\n",
+            "virtual_server 10.0.0.1 80 {\n  lb_kind TUN\n  protocol TCP\n  sorry_server 10.0.0.9 8080\n  sorry_server_lvs_method TUN type gre\n  real_server 10.0.0.2 8080 {\n    TCP_CHECK {\n    }\n  }\n  real_server 10.0.0.3 80 {\n    lvs_method DR\n  }\n  real_server 10.0.0.4 80 {\n    lvs_method TUN type ipip nocsum\n  }\n  real_server 10.0.0.5 80 {\n    lvs_method TUN type gue port 6080 nocsum\n  }\n}\n",
         );
         let v = vs[0].as_ref().unwrap();
         assert_eq!(
@@ -1233,12 +1275,17 @@ mod tests {
                 .iter()
                 .map(|r| (r.tun, r.nat, r.port))
                 .collect::<Vec<_>>(),
-            [(true, false, 80), (false, false, 80), (true, false, 80)]
+            [
+                (Some(Tunnel::Ipip), false, 80),
+                (None, false, 80),
+                (Some(Tunnel::Ipip), false, 80),
+                (Some(Tunnel::Gue(6080)), false, 80)
+            ]
         );
         assert!(v.reals[0].checks[0].tunnel);
         assert_eq!(
             (v.sorry, v.sorry_tun),
-            (Some(("10.0.0.9".parse().unwrap(), 80)), true)
+            (Some(("10.0.0.9".parse().unwrap(), 80)), Some(Tunnel::Gre))
         );
     }
 
@@ -1246,7 +1293,7 @@ mod tests {
     fn granularity_thresholds_and_forwarding_methods() {
         let vs = services(
             "virtual_server 10.0.0.1 80 {\n  lb_kind DR\n  persistence_timeout 60\n  persistence_granularity 255.255.255.0\n  real_server 10.0.0.2 80 {\n    uthreshold 100\n    lthreshold 50\n  }\n  real_server 10.0.0.3 80 {\n  }\n}\n\
-             virtual_server 10.0.0.1 81 {\n  lb_kind DR\n  real_server 10.0.0.2 81 {\n    lvs_method TUN type gue port 6080\n  }\n}\n\
+             virtual_server 10.0.0.1 81 {\n  lb_kind DR\n  real_server 10.0.0.2 81 {\n    lvs_method TUN type gue\n  }\n}\n\
              virtual_server 10.0.0.1 82 {\n  lb_kind DR\n  sorry_server 10.0.0.9 8082\n  sorry_server_lvs_method NAT\n  real_server 10.0.0.2 82 {\n    lvs_method DR\n  }\n}\n\
              virtual_server 10.0.0.1 83 {\n  lb_kind NAT\n  sorry_server 10.0.0.9 8083\n  sorry_server_lvs_method TUN csum\n  real_server 10.0.0.2 83 {\n  }\n}\n\
              virtual_server 10.0.0.1 84 {\n  real_server 10.0.0.2 8084 {\n  }\n  real_server 10.0.0.3 8085 {\n    lvs_method DR\n  }\n  real_server 10.0.0.4 0 {\n  }\n}\n",
@@ -1263,7 +1310,7 @@ mod tests {
         );
         assert_eq!(
             vs[1].as_ref().unwrap_err(),
-            "real_server 10.0.0.2: lvs_method TUN type gue is not supported by the XDP backend (ipip tunnels only)"
+            "real_server 10.0.0.2: lvs_method TUN type gue wants a port from 1 to 65535"
         );
         // A NAT sorry server keeps its port; a DR real server in the same virtual server
         // keeps the virtual server's.
@@ -1275,7 +1322,7 @@ mod tests {
         assert!(!v.reals[0].nat);
         assert_eq!(
             vs[3].as_ref().unwrap_err(),
-            "sorry_server_lvs_method TUN csum is not supported by the XDP backend (ipip tunnels without checksum options only)"
+            "sorry_server_lvs_method TUN csum is not supported by the XDP backend (tunnels without checksums only)"
         );
         // No lb_kind: NAT (keepalived's default); each server its own port, DR the VS's, a
         // port of 0 the VS's.
@@ -1365,10 +1412,13 @@ mod tests {
         };
         assert!(vs("lb_kind DR\nlb_algo rr\nprotocol TCP").is_ok());
         assert!(vs("lb_kind NAT\nlb_algo rr").unwrap().reals[0].nat);
-        assert!(vs("lb_kind TUN\nlb_algo rr").unwrap().reals[0].tun);
         assert_eq!(
-            vs("lb_kind TUN type gre\nlb_algo rr").unwrap_err(),
-            "lb_kind TUN type gre is not supported by the XDP backend (ipip tunnels only)"
+            vs("lb_kind TUN\nlb_algo rr").unwrap().reals[0].tun,
+            Some(Tunnel::Ipip)
+        );
+        assert_eq!(
+            vs("lb_kind TUN type gre csum\nlb_algo rr").unwrap_err(),
+            "lb_kind TUN csum is not supported by the XDP backend (tunnels without checksums only)"
         );
         assert!(
             vs("lb_kind DR\nlb_algo wlcx")
