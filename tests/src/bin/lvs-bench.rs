@@ -2,7 +2,7 @@
 //!
 //! 1. ns per packet through BPF_PROG_TEST_RUN (the program alone): a flow's packet forwarded
 //!    to its real server, a new flow scheduled, traffic for a backup director and for other
-//!    ports passed.
+//!    ports passed; a NAT flow's packet and its reply, a TUN flow's packet wrapped in IPIP.
 //! 2. Seed 003 in namespaces (`vrrp_tests::lvs`): wrk from the client, 2 threads and 32
 //!    connections for `LVS_SECONDS` (default 10) each run: requests/s and p99 latency
 //!    through the VIP balanced by the master director's XDP program, against nginx on the
@@ -197,6 +197,41 @@ fn test_run_rows() -> Result<Vec<(String, f64, f64, f64)>> {
         }
         nat_out.push(back.duration.as_nanos() as f64);
     }
+    // TUN: real server 3 behind port 8082, wrapped in IPIP for 10.9.0.13 (a single run
+    // each: a repetition would wrap the wrapped packet).
+    xdp.maps.set_real(
+        3,
+        Real {
+            mac: [2, 0, 0, 0, 0, 0x99],
+            flags: LB_REAL_UP | agent_common::LB_REAL_TUN,
+            addr: [10, 9, 0, 13],
+            weight: 1,
+            tun_src: [192, 0, 2, 10],
+            mtu: 1500,
+            ..Default::default()
+        },
+    )?;
+    let tun_ring = sched::ring(Algo::Rr, &[(3, 1)]);
+    xdp.maps.set_ring(4096, &tun_ring)?;
+    xdp.maps.set_service(
+        ServiceKey { port: 8082, ..key },
+        Service {
+            id: 2,
+            ring_base: 4096,
+            ring_len: tun_ring.len() as u32,
+            entry: 2,
+            ..service
+        },
+    )?;
+    let mut tun = Vec::new();
+    for k in 0..SINGLE_RUNS {
+        let f = frame(1024 + (k % 60000) as u16, 8082);
+        let first = xdp.test_run(Program::VrrpLb, &f)?;
+        if first.action != 3 {
+            bail!("TUN: the first packet was not forwarded ({})", first.action);
+        }
+        tun.push(xdp.test_run(Program::VrrpLb, &f)?.duration.as_nanos() as f64);
+    }
     push("single runs: trivial pass program (floor)", floor);
     push("single runs: a new flow scheduled (rr) → XDP_TX", new);
     push(
@@ -206,6 +241,10 @@ fn test_run_rows() -> Result<Vec<(String, f64, f64, f64)>> {
     push(
         "single runs: a NAT server's reply → the client, the VIP's address and port back → XDP_TX",
         median_min_max(nat_out).context("no samples")?,
+    );
+    push(
+        "single runs: a TUN flow's packet → wrapped in IPIP for its real server (tail call) → XDP_TX",
+        median_min_max(tun).context("no samples")?,
     );
     Ok(rows)
 }
