@@ -27,9 +27,9 @@ use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 
 use crate::{
     maps::{
-        self, LB_CONNS, LB_CONNS_BASE, LB_ENTRY_STATS, LB_FLOWS, LB_HANDOFF, LB_LOCALITY, LB_NAT,
-        LB_NAT_ON, LB_NAT_SCRATCH, LB_PERSIST, LB_PROGS, LB_REAL_STATS, LB_REALS, LB_RING, LB_RR,
-        LB_SERVICES, VIPS,
+        self, LB_CONNS, LB_CONNS_BASE, LB_ENTRY_STATS, LB_FLOWS, LB_HANDOFF, LB_ICMP_BUCKET,
+        LB_LOCALITY, LB_NAT, LB_NAT_ON, LB_NAT_SCRATCH, LB_PERSIST, LB_PROGS, LB_REAL_STATS,
+        LB_REALS, LB_RING, LB_RR, LB_SERVICES, VIPS,
     },
     parse::{L2, ptr_at},
 };
@@ -800,6 +800,12 @@ fn tun_too_big(ctx: &XdpContext, l2: &L2, ihl: usize, real: &Real) -> Option<u32
         maps::bump(Counter::LbTunTooBig);
         return Some(xdp_action::XDP_DROP);
     }
+    // At most Linux's icmp_msgs_per_sec (1000 a second, bursts of 50) per CPU: big packets
+    // with forged sources do not make this node send ICMP at their rate.
+    if !icmp_allowed() {
+        maps::bump(Counter::LbTunTooBig);
+        return Some(xdp_action::XDP_DROP);
+    }
     let quote = ptr_at::<[u8; 28]>(ctx, l2.l3)?;
     let eth = ptr_at::<EthHdr>(ctx, 0)?;
     // SAFETY: ptr_at checked both lie inside the frame; copied out before the frame changes.
@@ -841,6 +847,31 @@ fn tun_too_big(ctx: &XdpContext, l2: &L2, ihl: usize, real: &Real) -> Option<u32
     }
     maps::bump(Counter::LbTunFragNeeded);
     Some(xdp_action::XDP_TX)
+}
+
+/// A token from this CPU's ICMP bucket (one a millisecond, at most 50 saved).
+#[inline(always)]
+fn icmp_allowed() -> bool {
+    const NS_PER_TOKEN: u64 = 1_000_000;
+    const BURST: u64 = 50;
+    let Some(bucket) = LB_ICMP_BUCKET.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU slot, only this CPU's program uses it; helper without arguments.
+    unsafe {
+        let b = &mut *bucket;
+        let now = bpf_ktime_get_ns();
+        let earned = now.wrapping_sub(b[1]) / NS_PER_TOKEN;
+        if earned > 0 {
+            b[0] = (b[0] + earned).min(BURST);
+            b[1] = now;
+        }
+        if b[0] == 0 {
+            return false;
+        }
+        b[0] -= 1;
+    }
+    true
 }
 
 /// A client's packet to a TUN real server, wrapped for the tunnel (IPVS's ip_vs_tunnel_xmit:

@@ -94,6 +94,10 @@ pub static LB_NAT_SCRATCH: PerCpuArray<NatEntry> = PerCpuArray::with_max_entries
 /// The real server and the address's counter slot `vrrp_lb_xdp` hands to `vrrp_lb_nat`.
 #[map]
 pub static LB_HANDOFF: PerCpuArray<[u32; 2]> = PerCpuArray::with_max_entries(1, 0);
+/// The ICMP "fragmentation needed" answers TUN may still send on this CPU, and when the
+/// bucket was last filled (ns): Linux's icmp_msgs_per_sec / icmp_msgs_burst.
+#[map]
+pub static LB_ICMP_BUCKET: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 /// The programs `vrrp_lb_xdp` tail-calls (filled by the agent when it loads them).
 #[map]
 pub static LB_PROGS: ProgramArray = ProgramArray::with_max_entries(1, 0);

@@ -981,6 +981,15 @@ fn tun_wraps_the_packet_for_the_server_and_answers_one_too_big() {
     let (action, _, moved) = lab.run(&big(false));
     assert_eq!(action, XDP_DROP);
     assert_eq!(moved, [(Counter::LbTunTooBig.name(), 1)]);
+    // A flood of them is answered at Linux's ICMP rate (bursts of 50 per CPU, then one a
+    // millisecond), the rest dropped: 400 in a row take far less than the 300 ms that would
+    // earn them all.
+    let frame = big(true);
+    let started = std::time::Instant::now();
+    let answered = (0..400).filter(|_| lab.run(&frame).0 == XDP_TX).count();
+    let ms = started.elapsed().as_millis() as usize;
+    assert!(answered >= 50, "{answered} answered");
+    assert!(answered < 400 || ms >= 300, "all 400 answered in {ms} ms");
 }
 
 /// TUN's other types, as IPVS wraps them: GUE (UDP to the tunnel's port from a port the
