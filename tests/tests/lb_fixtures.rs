@@ -846,37 +846,40 @@ fn nat_rewrites_both_ways_with_valid_checksums() {
     assert_eq!(parsed(&out), (CLIENT, rip, 40001, 8080));
 }
 
+const NEXT_HOP: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
+const TUN_SERVER: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 13);
+const TUN_SOURCE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+
+/// A TUN real server behind NEXT_HOP on a 1500-byte path, of `tun_type` (`port`: GUE's).
+fn tun_real(tun_type: u16, port: u16) -> Real {
+    Real {
+        mac: NEXT_HOP,
+        flags: agent_common::LB_REAL_UP | agent_common::LB_REAL_TUN,
+        addr: TUN_SERVER.octets(),
+        weight: 1,
+        tun_src: TUN_SOURCE.octets(),
+        mtu: 1500,
+        tun_type,
+        port: u16::from_ne_bytes(port.to_be_bytes()),
+        ..Default::default()
+    }
+}
+
 /// TUN: a client's packet is wrapped in an IPv4 header from the tunnel's source to the
 /// server (protocol IPIP, the inner TOS, TTL and DF, a valid checksum) and sent to the next
 /// hop; the packet inside is the client's, untouched. One that would not fit the tunnel's
 /// MTU gets an ICMP "fragmentation needed" back under DF, and is dropped without.
 #[test]
 fn tun_wraps_the_packet_for_the_server_and_answers_one_too_big() {
-    use agent_common::LB_REAL_TUN;
+    use agent_common::LB_TUN_IPIP;
     use etherparse::{Icmpv4Type, Ipv4HeaderSlice, SlicedPacket, icmpv4::DestUnreachableHeader};
     if skip_unless_root("tun_wraps_the_packet_for_the_server_and_answers_one_too_big") {
         return;
     }
     const XDP_DROP: u32 = 1;
-    const NEXT_HOP: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
-    let rip = Ipv4Addr::new(10, 9, 0, 13);
-    let src = Ipv4Addr::new(192, 0, 2, 10);
+    let (rip, src) = (TUN_SERVER, TUN_SOURCE);
     let mut lab = Lab::new();
-    lab.xdp
-        .maps
-        .set_real(
-            0,
-            Real {
-                mac: NEXT_HOP,
-                flags: LB_REAL_UP | LB_REAL_TUN,
-                addr: rip.octets(),
-                weight: 1,
-                tun_src: src.octets(),
-                mtu: 1500,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    lab.xdp.maps.set_real(0, tun_real(LB_TUN_IPIP, 0)).unwrap();
     lab.service(HTTP, 0, Algo::Rr, &[(0, 1)], 0);
     let syn = tcp(CLIENT, 40000, 80);
     let (action, out, moved) = lab.run(&syn);
@@ -997,26 +1000,13 @@ fn tun_wraps_the_packet_for_the_server_and_answers_one_too_big() {
 /// for IPv4), with the MTU left inside each in the ICMP answer to a packet too big.
 #[test]
 fn tun_gue_and_gre_wrap_as_ipvs_does() {
-    use agent_common::{LB_REAL_TUN, LB_TUN_GRE, LB_TUN_GUE};
+    use agent_common::{LB_TUN_GRE, LB_TUN_GUE};
     use etherparse::Ipv4HeaderSlice;
     if skip_unless_root("tun_gue_and_gre_wrap_as_ipvs_does") {
         return;
     }
-    const NEXT_HOP: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
-    let rip = Ipv4Addr::new(10, 9, 0, 13);
-    let src = Ipv4Addr::new(192, 0, 2, 10);
+    let real = tun_real;
     let mut lab = Lab::new();
-    let real = |tun_type: u16, port: u16| Real {
-        mac: NEXT_HOP,
-        flags: LB_REAL_UP | LB_REAL_TUN,
-        addr: rip.octets(),
-        weight: 1,
-        tun_src: src.octets(),
-        mtu: 1500,
-        tun_type,
-        port: u16::from_ne_bytes(port.to_be_bytes()),
-        ..Default::default()
-    };
     lab.service(HTTP, 0, Algo::Rr, &[(0, 1)], 0);
     let syn = tcp(CLIENT, 40000, 80);
     // GUE to port 6080.

@@ -91,6 +91,18 @@ pub struct Step {
     pub wait: Duration,
 }
 
+impl Step {
+    /// Nothing changed, nothing said, the next check after `delay_loop`.
+    fn quiet(check: &Check) -> Step {
+        Step {
+            now_up: None,
+            detail: None,
+            line: None,
+            wait: check.delay_loop,
+        }
+    }
+}
+
 /// One checker's state, keepalived's `is_up`, `has_run`, `retry_it` and `cur_weight`.
 #[derive(Clone, Debug)]
 pub struct State {
@@ -157,12 +169,7 @@ impl State {
         fast_recovery: bool,
         result: Result<(), String>,
     ) -> Step {
-        let mut step = Step {
-            now_up: None,
-            detail: None,
-            line: None,
-            wait: check.delay_loop,
-        };
+        let mut step = Step::quiet(check);
         match result {
             Ok(()) => {
                 // REGISTER_CHECKER_NEW.
@@ -263,12 +270,7 @@ impl State {
             // `record_misc` has its own lines.
             CheckKind::Misc(_) => "MISC_CHECK",
         };
-        let mut step = Step {
-            now_up: None,
-            detail: None,
-            line: None,
-            wait: check.delay_loop,
-        };
+        let mut step = Step::quiet(check);
         match result {
             Ok(()) => {
                 if !self.is_up || !self.has_run {
@@ -356,12 +358,7 @@ impl State {
         (name, vs, script): (&str, &str, &str),
         outcome: Outcome,
     ) -> Step {
-        let mut step = Step {
-            now_up: None,
-            detail: None,
-            line: None,
-            wait: check.delay_loop,
-        };
+        let mut step = Step::quiet(check);
         let code = match outcome {
             Outcome::Exited(c) => Some(c),
             Outcome::Ok => Some(0),

@@ -157,20 +157,25 @@ fn test_run_rows() -> Result<Vec<(String, f64, f64, f64)>> {
         port: u16::from_ne_bytes(8080u16.to_be_bytes()),
         ..Default::default()
     };
-    xdp.maps.set_real(2, nat_real)?;
+    // Service `id` on `port` of the VIP, its ring (at id × 2048) naming only real `real`.
+    let only = |xdp: &mut XdpProgram, id: u32, port: u16, real: Real| -> Result<()> {
+        xdp.maps.set_real(id + 1, real)?;
+        let ring = sched::ring(Algo::Rr, &[(id + 1, 1)]);
+        xdp.maps.set_ring(id * 2048, &ring)?;
+        xdp.maps.set_service(
+            ServiceKey { port, ..key },
+            Service {
+                id,
+                ring_base: id * 2048,
+                ring_len: ring.len() as u32,
+                entry: id,
+                ..service
+            },
+        )?;
+        Ok(())
+    };
+    only(&mut xdp, 1, 8080, nat_real)?;
     xdp.maps.set_nat_on(true)?;
-    let nat_ring = sched::ring(Algo::Rr, &[(2, 1)]);
-    xdp.maps.set_ring(2048, &nat_ring)?;
-    xdp.maps.set_service(
-        ServiceKey { port: 8080, ..key },
-        Service {
-            id: 1,
-            ring_base: 2048,
-            ring_len: nat_ring.len() as u32,
-            entry: 1,
-            ..service
-        },
-    )?;
     let reply = |dport: u16| {
         let mut out = Vec::new();
         etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0x15], [2, 0, 0, 0, 0, 0x11])
@@ -199,30 +204,16 @@ fn test_run_rows() -> Result<Vec<(String, f64, f64, f64)>> {
     }
     // TUN: real server 3 behind port 8082, wrapped in IPIP for 10.9.0.13 (a single run
     // each: a repetition would wrap the wrapped packet).
-    xdp.maps.set_real(
-        3,
-        Real {
-            mac: [2, 0, 0, 0, 0, 0x99],
-            flags: LB_REAL_UP | agent_common::LB_REAL_TUN,
-            addr: [10, 9, 0, 13],
-            weight: 1,
-            tun_src: [192, 0, 2, 10],
-            mtu: 1500,
-            ..Default::default()
-        },
-    )?;
-    let tun_ring = sched::ring(Algo::Rr, &[(3, 1)]);
-    xdp.maps.set_ring(4096, &tun_ring)?;
-    xdp.maps.set_service(
-        ServiceKey { port: 8082, ..key },
-        Service {
-            id: 2,
-            ring_base: 4096,
-            ring_len: tun_ring.len() as u32,
-            entry: 2,
-            ..service
-        },
-    )?;
+    let tun_real = Real {
+        mac: [2, 0, 0, 0, 0, 0x99],
+        flags: LB_REAL_UP | agent_common::LB_REAL_TUN,
+        addr: [10, 9, 0, 13],
+        weight: 1,
+        tun_src: [192, 0, 2, 10],
+        mtu: 1500,
+        ..Default::default()
+    };
+    only(&mut xdp, 2, 8082, tun_real)?;
     let mut tun = Vec::new();
     for k in 0..SINGLE_RUNS {
         let f = frame(1024 + (k % 60000) as u16, 8082);
