@@ -814,6 +814,12 @@ fn tun_too_big(ctx: &XdpContext, l2: &L2, ihl: usize, real: &Real) -> Option<u32
         [quote[12], quote[13], quote[14], quote[15]],
         [quote[16], quote[17], quote[18], quote[19]],
     );
+    // No ICMP error to a source that is no single host (RFC 1122 3.2.2: 0.0.0.0/8,
+    // multicast, class E and broadcast), as Linux's icmp_send refuses.
+    if client[0] == 0 || client[0] >= 224 {
+        maps::bump(Counter::LbTunTooBig);
+        return Some(xdp_action::XDP_DROP);
+    }
     // Ethernet, IP, ICMP (8), the quote (28).
     let want = l2.l3 + 20 + 8 + 28;
     let have = ctx.data_end() - ctx.data();
@@ -905,6 +911,15 @@ fn tun_to_real(ctx: &XdpContext, l2: &L2, real: &Real) -> Option<u32> {
         LB_TUN_GUE => IPPROTO_UDP,
         LB_TUN_GRE => IPPROTO_GRE,
         _ => IPPROTO_IPIP,
+    };
+    // With DF the outer packet is never fragmented and its ID means nothing (RFC 6864); a
+    // packet that may be fragmented gets one of its own, as IPVS's ip_select_ident gives (the
+    // client's would be shared by every client's packets between the same two tunnel ends).
+    let id = if frag != 0 {
+        id
+    } else {
+        // SAFETY: helper without arguments.
+        (unsafe { bpf_get_prandom_u32() } as u16).to_ne_bytes()
     };
     let header = ipv4_header(
         (tos, len.checked_add(overhead)?, id, frag),

@@ -984,6 +984,12 @@ fn tun_wraps_the_packet_for_the_server_and_answers_one_too_big() {
     let (action, _, moved) = lab.run(&big(false));
     assert_eq!(action, XDP_DROP);
     assert_eq!(moved, [(Counter::LbTunTooBig.name(), 1)]);
+    // From a multicast source: no ICMP error goes there (RFC 1122).
+    let mut forged = big(true);
+    forged[26..30].copy_from_slice(&[224, 0, 0, 5]);
+    let (action, _, moved) = lab.run(&forged);
+    assert_eq!(action, XDP_DROP);
+    assert_eq!(moved, [(Counter::LbTunTooBig.name(), 1)]);
     // A flood of them is answered at Linux's ICMP rate (bursts of 50 per CPU, then one a
     // millisecond), the rest dropped: 400 in a row take far less than the 300 ms that would
     // earn them all.

@@ -154,28 +154,39 @@ impl State {
         self.url_it
     }
 
-    /// After HTTP_GET or SSL_GET checked its url [`Self::url`] of `urls`, as keepalived's
-    /// check_http.c epilog: one url per check, the next after `delay_loop`, the server up
-    /// once every url has answered in a row; a failure retried `retry` times
-    /// `delay_before_retry` apart, then the server is down and only the failed url is
-    /// checked (every `delay_loop`, at least `delay_before_retry`) until it answers; then all
-    /// of them again from the first. With `fast_recovery`, a server that has not run or is
-    /// down with no failed url is checked again at once. The error: the failure's line
-    /// ([`Failure::line`]), said under `log_all_failures`.
-    pub fn record_http(
-        &mut self,
-        check: &Check,
-        (name, urls): (&str, usize),
-        fast_recovery: bool,
-        result: Result<(), String>,
-    ) -> Step {
+    /// After HTTP_GET or SSL_GET checked its url [`Self::url`], as keepalived's check_http.c
+    /// epilog: one url per check, the next after `delay_loop`, the server up once every url
+    /// has answered in a row; a failure retried `retry` times `delay_before_retry` apart,
+    /// then the server is down and only the failed url is checked (every `delay_loop`, at
+    /// least `delay_before_retry`) until it answers; then all of them again from the first.
+    /// With `fast_recovery`, a server that has not run or is down with no failed url is
+    /// checked again at once. The error: the failure's line ([`Failure::line`]), said under
+    /// `log_all_failures`.
+    pub fn record_http(&mut self, check: &Check, name: &str, result: Result<(), String>) -> Step {
+        let urls = match &check.kind {
+            CheckKind::Http(urls) | CheckKind::Https(urls) => urls.as_slice(),
+            _ => &[],
+        };
+        let fast_recovery = check.fast_recovery;
         let mut step = Step::quiet(check);
         match result {
             Ok(()) => {
+                // http_handle_response: each url that answers while the server is down is
+                // said, by the last test it passed.
+                if !self.is_up
+                    && let Some(url) = urls.get(self.url_it)
+                {
+                    let what = match (&url.regex, &url.digest) {
+                        (Some(_), _) => "Regex match",
+                        (None, Some(_)) => "MD5 digest",
+                        (None, None) => "HTTP status code",
+                    };
+                    step.detail = Some(format!("{what} success to {name} url({})", url.path));
+                }
                 // REGISTER_CHECKER_NEW.
                 self.url_it += 1;
                 self.retry_it = 0;
-                let done = self.url_it >= urls;
+                let done = self.url_it >= urls.len();
                 if done && self.failed_url.is_none() {
                     if !self.is_up || !self.has_run {
                         step.line = Some(format!("Remote Web server {name} succeed on service."));
@@ -199,7 +210,9 @@ impl State {
                     step.detail = Some(reason);
                 }
                 self.has_run = true;
-                self.retry_it += 1;
+                // (keepalived's unsigned counter wraps at a `retry` of 4294967295; this one
+                // stays there: such a server is never taken down either way.)
+                self.retry_it = self.retry_it.saturating_add(1);
                 if self.retry_it > check.retry {
                     if self.is_up {
                         step.line = Some(if check.retry > 0 {
@@ -221,12 +234,20 @@ impl State {
                     check.delay_before_retry
                 };
             }
-            // Down already (REGISTER_CHECKER_FAILED): this url again later. (keepalived
-            // may have no failed url here after a reload; with fast_recovery it would then
-            // check again at once, in a loop.)
+            // Down already (REGISTER_CHECKER_FAILED): this url again, after
+            // delay_before_retry (at least delay_loop while a failed url is waited for).
+            // keepalived may have no failed url here (another url failed after the failed
+            // one answered, or after a reload): with fast_recovery it would then check again
+            // at once, in a loop, so this url is taken as the failed one.
             Err(_) => {
-                self.failed_url.get_or_insert(self.url_it);
-                step.wait = check.delay_before_retry.max(check.delay_loop);
+                if fast_recovery {
+                    self.failed_url.get_or_insert(self.url_it);
+                }
+                step.wait = if self.failed_url.is_some() {
+                    check.delay_before_retry.max(check.delay_loop)
+                } else {
+                    check.delay_before_retry
+                };
             }
         }
         if fast_recovery && (!self.has_run || (!self.is_up && self.failed_url.is_none())) {
@@ -261,9 +282,8 @@ impl State {
             // `run_file` reports without lines.
             CheckKind::File(_) => "FILE_CHECK",
             // keepalived's SSL_GET shares HTTP_GET's code; both go url by url.
-            CheckKind::Http(urls) | CheckKind::Https(urls) => {
-                let urls = urls.len().max(1);
-                return self.record_http(check, (name, urls), check.fast_recovery, result);
+            CheckKind::Http(_) | CheckKind::Https(_) => {
+                return self.record_http(check, name, result);
             }
             CheckKind::Smtp(_) => "SMTP_CHECK",
             CheckKind::Dns(_) => "DNS_CHECK",
@@ -1161,31 +1181,34 @@ pub fn next_hop(addr: std::net::Ipv4Addr) -> Option<std::net::Ipv4Addr> {
 }
 
 /// /proc/net/route's longest match for `addr` (the lower metric on a tie): its gateway, or
-/// `addr` when the route has none. Addresses there are the kernel's words in hex, in host
-/// (little-endian) order.
+/// `addr` when the route has none. None when that route rejects (unreachable, prohibit,
+/// blackhole). Addresses there are the kernel's network-order words printed as numbers of
+/// this host's byte order; the metric is printed signed.
 pub fn parse_route_table(table: &str, addr: std::net::Ipv4Addr) -> Option<std::net::Ipv4Addr> {
     const RTF_UP: u32 = 0x1;
     const RTF_GATEWAY: u32 = 0x2;
-    let want = u32::from_le_bytes(addr.octets());
+    const RTF_REJECT: u32 = 0x200;
+    let want = u32::from_ne_bytes(addr.octets());
     let hex = |f: &str| u32::from_str_radix(f, 16).ok();
-    table
+    let (_, _, flags, hop) = table
         .lines()
         .skip(1)
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
             let (dest, gw, flags) = (hex(f.get(1)?)?, hex(f.get(2)?)?, hex(f.get(3)?)?);
-            let (metric, mask) = (f.get(6)?.parse::<u32>().ok()?, hex(f.get(7)?)?);
-            (flags & RTF_UP != 0 && want & mask == dest & mask).then(|| {
+            let (metric, mask) = (f.get(6)?.parse::<i64>().ok()? as u32, hex(f.get(7)?)?);
+            (want & mask == dest & mask).then(|| {
                 let hop = if flags & RTF_GATEWAY != 0 && gw != 0 {
-                    std::net::Ipv4Addr::from(gw.to_le_bytes())
+                    std::net::Ipv4Addr::from(gw.to_ne_bytes())
                 } else {
                     addr
                 };
-                (mask.count_ones(), std::cmp::Reverse(metric), hop)
+                (mask.count_ones(), std::cmp::Reverse(metric), flags, hop)
             })
         })
-        .max_by_key(|(len, metric, _)| (*len, *metric))
-        .map(|(_, _, hop)| hop)
+        .max_by_key(|(len, metric, ..)| (*len, *metric))?;
+    // A blackhole route has no flags at all.
+    (flags & RTF_UP != 0 && flags & RTF_REJECT == 0).then_some(hop)
 }
 
 /// The MAC of `addr` from the neighbour table, or None after asking the kernel to resolve it
@@ -1305,11 +1328,7 @@ pub async fn run(
                     .await
                     .map_err(|f| f.line(&check.kind, &name, &vs_name));
                 let ok = result.is_ok();
-                let fast = check.fast_recovery;
-                (
-                    state.record_http(&check, (&name, urls.len()), fast, result),
-                    ok,
-                )
+                (state.record_http(&check, &name, result), ok)
             }
             _ => {
                 let result = check_once(&check)
@@ -1461,6 +1480,11 @@ mod tests {
         // up once they have all answered, a delay_loop later.
         let st = s.record(&c, NAME, true);
         assert_eq!((st.now_up, st.wait), (None, Duration::from_secs(6)));
+        // Each url that answers while the server is down is said (http_handle_response).
+        assert_eq!(
+            st.detail.as_deref(),
+            Some("HTTP status code success to [10.0.0.2]:tcp:80 url(/)")
+        );
         assert_eq!(s.record(&c, NAME, true).now_up, Some(true));
         // A success in the middle of retries resets them.
         s.record(&c, NAME, false);
@@ -1497,7 +1521,7 @@ mod tests {
         let loop_ = Duration::from_secs(6);
         let ok = |s: &mut State| {
             let url = s.url();
-            let st = s.record_http(&c, (NAME, 3), false, Ok(()));
+            let st = s.record_http(&c, NAME, Ok(()));
             (url, st.now_up, st.wait)
         };
         // Starting: /a, /b, /c a delay_loop apart; up after /c.
@@ -1508,7 +1532,7 @@ mod tests {
         // /b fails: retried after delay_before_retry, then down.
         let fail = |s: &mut State, c: &Check| {
             let url = s.url();
-            let st = s.record_http(c, (NAME, 3), false, Err(String::new()));
+            let st = s.record_http(c, NAME, Err(String::new()));
             (url, st.now_up, st.wait)
         };
         assert_eq!(fail(&mut s, &c), (1, None, Duration::from_secs(3)));
@@ -1525,17 +1549,17 @@ mod tests {
         let mut s = State::start(&c, None);
         for url in 0..2 {
             assert_eq!(s.url(), url);
-            let st = s.record_http(&c, (NAME, 3), true, Ok(()));
+            let st = s.record_http(&c, NAME, Ok(()));
             assert_eq!((st.now_up, st.wait), (None, Duration::ZERO));
         }
-        let st = s.record_http(&c, (NAME, 3), true, Ok(()));
+        let st = s.record_http(&c, NAME, Ok(()));
         assert_eq!((st.now_up, st.wait), (Some(true), loop_));
         // Down, its failed url answers: the others follow at once.
-        s.record_http(&c, (NAME, 3), true, Err(String::new()));
-        let st = s.record_http(&c, (NAME, 3), true, Err(String::new()));
+        s.record_http(&c, NAME, Err(String::new()));
+        let st = s.record_http(&c, NAME, Err(String::new()));
         assert_eq!((st.now_up, st.wait), (Some(false), loop_));
         let waits: Vec<_> = (0..4)
-            .map(|_| s.record_http(&c, (NAME, 3), true, Ok(())))
+            .map(|_| s.record_http(&c, NAME, Ok(())))
             .map(|st| (st.now_up, st.wait))
             .collect();
         assert_eq!(
@@ -1940,6 +1964,60 @@ mod tests {
             "SSL error : Cant load CA file..."
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A TUN server's next hop from /proc/net/route: the longest match's gateway, or the
+    /// server on a link; none behind a reject or blackhole route.
+    #[test]
+    fn next_hops_from_the_route_table() {
+        // As this host prints them: network-order words as numbers of its own byte order.
+        let word = |a: &str| {
+            format!(
+                "{:08X}",
+                u32::from_ne_bytes(a.parse::<std::net::Ipv4Addr>().unwrap().octets())
+            )
+        };
+        let route = |iface: &str, dest: &str, gw: &str, flags: u32, metric: i64, mask: &str| {
+            format!(
+                "{iface}\t{}\t{}\t{flags:04X}\t0\t0\t{metric}\t{}\t0\t0\t0\n",
+                word(dest),
+                word(gw),
+                word(mask)
+            )
+        };
+        let table = [
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+                .to_string(),
+            route("eth0", "0.0.0.0", "192.168.2.1", 0x3, 100, "0.0.0.0"),
+            route("eth0", "0.0.0.0", "192.168.2.2", 0x3, 50, "0.0.0.0"),
+            route("eth0", "192.168.2.0", "0.0.0.0", 0x1, 100, "255.255.255.0"),
+            route("eth1", "10.0.0.0", "10.0.0.254", 0x3, 0, "255.0.0.0"),
+            route("eth1", "10.1.0.0", "0.0.0.0", 0x1, -1, "255.255.255.0"),
+            route("lo", "10.9.0.0", "0.0.0.0", 0x201, 0, "255.255.255.0"),
+            route("lo", "10.8.0.0", "0.0.0.0", 0x0, 0, "255.255.255.0"),
+            "garbage line\n".to_string(),
+        ]
+        .concat();
+        let hop = |a: &str| parse_route_table(&table, a.parse().unwrap()).map(|h| h.to_string());
+        assert_eq!(
+            hop("192.168.2.5").as_deref(),
+            Some("192.168.2.5"),
+            "on the link"
+        );
+        assert_eq!(
+            hop("8.8.8.8").as_deref(),
+            Some("192.168.2.2"),
+            "the lower metric"
+        );
+        assert_eq!(
+            hop("10.1.0.7").as_deref(),
+            Some("10.1.0.7"),
+            "the longer prefix"
+        );
+        assert_eq!(hop("10.2.0.7").as_deref(), Some("10.0.0.254"));
+        assert_eq!(hop("10.9.0.1"), None, "unreachable");
+        assert_eq!(hop("10.8.0.1"), None, "blackhole");
+        assert_eq!(parse_route_table("", "10.0.0.1".parse().unwrap()), None);
     }
 
     /// keepalived's log_all_failures: each failure said as it happens (TCP only while the

@@ -1332,7 +1332,8 @@ impl Balancer {
                         r.checks_up[k],
                     ));
                 }
-                if let Some(p) = r.path {
+                // A tunnel's path is its next hop's: not the server's MAC.
+                if let (Some(p), None) = (r.path, r.tunnel) {
                     c.macs.push((real.addr, p.mac));
                 }
             }

@@ -669,20 +669,21 @@ fn method(line: Option<&RawBlock>, default: Method) -> Result<Method, String> {
         Some("DR") => Ok(Method::Dr),
         Some("NAT") => Ok(Method::Nat),
         Some("TUN") => {
-            let (mut kind, mut port) = ("ipip", None);
+            // keepalived takes the last of each option.
+            let (mut kind, mut port, mut csum) = ("ipip", None, "nocsum");
             let mut args = b.args.iter().skip(1).map(String::as_str);
             while let Some(a) = args.next() {
                 match a {
                     "type" => kind = args.next().unwrap_or(""),
                     "port" => port = args.next().and_then(|p| p.parse::<u16>().ok()),
-                    "nocsum" => {}
-                    "csum" | "remcsum" => {
-                        return Err(format!(
-                            "TUN {a} is not supported by the XDP backend (tunnels without checksums only)"
-                        ));
-                    }
+                    "nocsum" | "csum" | "remcsum" => csum = a,
                     other => return Err(format!("TUN option {other} is not known")),
                 }
+            }
+            if csum != "nocsum" {
+                return Err(format!(
+                    "TUN {csum} is not supported by the XDP backend (tunnels without checksums only)"
+                ));
             }
             match (kind, port) {
                 ("ipip", None) => Ok(Method::Tun(Tunnel::Ipip)),
@@ -1415,6 +1416,14 @@ mod tests {
         assert_eq!(
             vs("lb_kind TUN\nlb_algo rr").unwrap().reals[0].tun,
             Some(Tunnel::Ipip)
+        );
+        // keepalived takes the last checksum option.
+        assert_eq!(
+            vs("lb_kind TUN type gre csum nocsum\nlb_algo rr")
+                .unwrap()
+                .reals[0]
+                .tun,
+            Some(Tunnel::Gre)
         );
         assert_eq!(
             vs("lb_kind TUN type gre csum\nlb_algo rr").unwrap_err(),
