@@ -107,7 +107,8 @@ struct Cli {
 #[derive(clap::Subcommand, Debug)]
 enum Command {
     /// Show the running agent's instances (state, priorities, master, last advert, VIPs,
-    /// trackers, counters) and its XDP mode and counters. Root only.
+    /// trackers, counters), its virtual servers and their real servers, and its XDP mode and
+    /// counters. Root only.
     Status {
         /// The raw JSON instead of a table.
         #[arg(long)]

@@ -1718,6 +1718,21 @@ fn tun_wraps_the_client_s_packets_for_the_real_server() {
             .then_some(())
     })
     .unwrap_or_else(|| panic!("r1 not serving: {}", seed.lab.status("a")));
+    // `vrrp-agent status` shows them in its table.
+    let agent_path = agent().to_string_lossy().into_owned();
+    let table = seed
+        .lab
+        .lab
+        .host("a")
+        .ns
+        .run(&[agent_path.as_str(), "status"])
+        .unwrap();
+    for line in [
+        "VS [192.168.11.200]:tcp:8080 (rr, while this node holds the VIP): 192.168.11.200:8080",
+        "    192.168.11.113:8080 TUN weight 1: alive, in the schedule, MAC ",
+    ] {
+        assert!(table.contains(line), "{line:?} not in\n{table}");
+    }
 
     // A connection to the VIP: its SYN reaches r1 in the tunnel (no answer comes back).
     let _ = seed.get(client(0));

@@ -196,6 +196,54 @@ pub fn render(v: &Value) -> String {
             );
         }
     }
+    // The virtual servers (LVS), each real server under its virtual server.
+    for vs in v["virtual_servers"].as_array().into_iter().flatten() {
+        let addresses: Vec<String> = vs["addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(s)
+            .collect();
+        let _ = writeln!(
+            t,
+            "VS {} ({}{}): {}",
+            s(&vs["service"]),
+            s(&vs["algo"]),
+            if vs["follows_vip"].as_bool() == Some(true) {
+                ", while this node holds the VIP"
+            } else {
+                ""
+            },
+            addresses.join(" ")
+        );
+        for r in vs["real_servers"].as_array().into_iter().flatten() {
+            let open = match r["open_flows"].as_u64() {
+                Some(n) => format!(", {n} open flows"),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                t,
+                "    {}:{} {} weight {}: {}, {}, MAC {}; {} packets, {} bytes{open}",
+                s(&r["address"]),
+                s(&r["port"]),
+                s(&r["forwarding"]),
+                s(&r["weight"]),
+                if r["alive"].as_bool() == Some(true) {
+                    "alive"
+                } else {
+                    "down"
+                },
+                if r["serving"].as_bool() == Some(true) {
+                    "in the schedule"
+                } else {
+                    "not in the schedule"
+                },
+                s(&r["mac"]),
+                s(&r["packets"]),
+                s(&r["bytes"]),
+            );
+        }
+    }
     // Indexing a `Value` gives Null for a missing key; indexing the `Map` that `as_object`
     // returns panics instead (the status fuzz target found this), so only `Value`s are indexed.
     match &v["xdp"] {
@@ -261,5 +309,21 @@ mod tests {
         assert!(render(&v).contains("XDP: \n"));
         let v = parse_answer(b"{}").unwrap();
         assert!(render(&v).contains("XDP: not loaded"));
+    }
+
+    #[test]
+    fn virtual_servers_and_their_real_servers_are_in_the_table() {
+        let answer = br#"{"virtual_servers":[{"service":"[192.168.11.200]:tcp:80","algo":"rr","follows_vip":true,
+            "addresses":["192.168.11.200:80"],"real_servers":[
+            {"address":"192.168.11.113","port":80,"forwarding":"DR","weight":1,"alive":true,"mac":"02:00:00:00:00:13","serving":true,"open_flows":null,"packets":12,"bytes":3456},
+            {"address":"192.168.11.114","port":80,"forwarding":"TUN","weight":0,"alive":false,"mac":null,"serving":false,"open_flows":2,"packets":0,"bytes":0}]}]}"#;
+        let text = render(&parse_answer(answer).unwrap());
+        for line in [
+            "VS [192.168.11.200]:tcp:80 (rr, while this node holds the VIP): 192.168.11.200:80\n",
+            "    192.168.11.113:80 DR weight 1: alive, in the schedule, MAC 02:00:00:00:00:13; 12 packets, 3456 bytes\n",
+            "    192.168.11.114:80 TUN weight 0: down, not in the schedule, MAC -; 0 packets, 0 bytes, 2 open flows\n",
+        ] {
+            assert!(text.contains(line), "{line:?} not in\n{text}");
+        }
     }
 }
