@@ -1,8 +1,9 @@
 //! A property of the XDP program over random frames, through BPF_PROG_TEST_RUN: whatever comes
 //! in, it never aborts, never changes a frame it passes or drops, and only ever transmits a
-//! correct ARP reply (RFC 826) to an ARP request for an armed VIP, or a frame for a virtual
+//! correct ARP reply (RFC 826) to an ARP request for an armed VIP, a frame for a virtual
 //! server (TCP to VIP:80, UDP to VIP:53) sent on to one of its real servers with nothing but
-//! the MACs changed.
+//! the MACs changed, or for the TUN virtual server (TCP to VIP:82) the frame wrapped in IPIP
+//! for its server or an ICMP "fragmentation needed" back to its sender.
 //!
 //! Frames are random bytes, and valid frames (adverts of every kind, ARP requests, tagged and
 //! IPv6) with random bytes overwritten, cut or extended. The generator is seeded: a failure
@@ -65,11 +66,14 @@ fn seeds() -> Vec<Vec<u8>> {
         to_vip(17, 53),
         to_vip(6, 80),
         to_vip(6, 81),
+        to_vip(6, 82),
     ]
 }
 
 /// Real servers of the virtual servers the test configures.
 const REAL_MACS: [[u8; 6]; 2] = [[2, 0, 0, 0, 0, 0x13], [2, 0, 0, 0, 0, 0x14]];
+/// The next hop toward the TUN real server (10.9.0.13).
+const TUN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
 /// The program's own MAC as the client addresses it.
 const OWN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
 
@@ -134,27 +138,58 @@ fn add_services(xdp: &mut vrrp_agent::xdp::XdpProgram) {
         };
         xdp.maps.set_service(key, service).unwrap();
     }
+    // TCP VIP:82 to real server 2 through an IPIP tunnel.
+    let tun = Real {
+        mac: TUN_MAC,
+        flags: LB_REAL_UP | agent_common::LB_REAL_TUN,
+        addr: [10, 9, 0, 13],
+        weight: 1,
+        tun_src: [192, 0, 2, 10],
+        mtu: 1500,
+        ..Default::default()
+    };
+    xdp.maps.set_real(2, tun).unwrap();
+    xdp.maps.set_ring(2048, &[2]).unwrap();
+    let key = ServiceKey {
+        addr: VIP.octets(),
+        port: 82,
+        proto: 6,
+        _pad: 0,
+    };
+    let service = Service {
+        id: 2,
+        flags: LB_SVC_FOLLOW_VIP,
+        ring_base: 2048,
+        ring_len: 1,
+        persist_ns: 0,
+        persist_mask: [255; 4],
+        entry: 2,
+    };
+    xdp.maps.set_service(key, service).unwrap();
 }
 
 /// Whether the program may send `input` on to a real server: untagged IPv4, a header length
-/// of at least 20, not a fragment, TCP to VIP:80 or UDP to VIP:53, its ports in the frame.
+/// of at least 20, not a fragment, TCP to VIP:80 or VIP:82 (TUN) or UDP to VIP:53, its ports
+/// in the frame.
 fn forwardable(input: &[u8]) -> bool {
-    let Some(ip) = input.get(14..34) else {
-        return false;
-    };
+    forward_port(input).is_some()
+}
+
+/// The virtual server's port `input` may be sent on for (see [`forwardable`]).
+fn forward_port(input: &[u8]) -> Option<u16> {
+    let ip = input.get(14..34)?;
     if input[12..14] != [0x08, 0x00] {
-        return false;
+        return None;
     }
     let ihl = usize::from(ip[0] & 0x0f) * 4;
     let frag = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff;
-    let Some(ports) = input.get(14 + ihl..14 + ihl + 4) else {
-        return false;
-    };
+    let ports = input.get(14 + ihl..14 + ihl + 4)?;
     let dport = u16::from_be_bytes([ports[2], ports[3]]);
-    ihl >= 20
+    (ihl >= 20
         && frag == 0
         && ip[16..20] == VIP.octets()
-        && matches!((ip[9], dport), (6, 80) | (17, 53))
+        && matches!((ip[9], dport), (6, 80) | (6, 82) | (17, 53)))
+    .then_some(dport)
 }
 
 fn frame(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
@@ -240,6 +275,24 @@ fn check(input: &[u8], action: u32, output: &[u8], lb: bool) -> Option<String> {
     match action {
         XDP_PASS | XDP_DROP if output != input => Some("frame changed but not sent".into()),
         XDP_PASS | XDP_DROP => None,
+        // TUN: wrapped for the server (the input whole after an IPIP header to it), or an ICMP
+        // "fragmentation needed" back where it came from.
+        XDP_TX if lb && forward_port(input) == Some(82) => {
+            let wrapped = output.len() == input.len() + 20
+                && output[..6] == TUN_MAC
+                && output[6..12] == input[..6]
+                && output[12..14] == [0x08, 0x00]
+                && output[14 + 9] == 4
+                && output[30..34] == [10, 9, 0, 13]
+                && output[34..] == input[14..];
+            let icmp = output.len() == 14 + 56
+                && output[..6] == input[6..12]
+                && output[6..12] == input[..6]
+                && output[14 + 9] == 1
+                && output[34..36] == [3, 4]
+                && output[42..70] == input[14..42];
+            (!wrapped && !icmp).then(|| format!("wrong TUN forward {}", hex(output)))
+        }
         XDP_TX if lb && forwardable(input) => {
             let ok = output.len() == input.len()
                 && REAL_MACS.iter().any(|m| output[..6] == m[..])
