@@ -1702,6 +1702,22 @@ fn tun_wraps_the_client_s_packets_for_the_real_server() {
          virtual_server {VIP} 8081 {{\n  lb_algo rr\n  lb_kind TUN type gre nocsum\n  protocol TCP\n\
          \x20 real_server 192.168.11.113 8081 {{\n  }}\n}}\n"
     );
+    // The route to r1 sets an MTU of its own (the kernel's route, not the interface, says
+    // what fits).
+    seed.lab
+        .lab
+        .host("a")
+        .ns
+        .ip(&[
+            "route",
+            "add",
+            "192.168.11.113/32",
+            "dev",
+            "eth0",
+            "mtu",
+            "1400",
+        ])
+        .unwrap();
     seed.lab.start("a", Daemon::Agent, &config).unwrap();
     seed.lab.wait_sole_holder("a", VIP, LONG).unwrap();
     seed.lab
@@ -1802,7 +1818,7 @@ fn tun_wraps_the_client_s_packets_for_the_real_server() {
         assert!(seed.lab.log("a").contains(line), "{line}");
     }
 
-    // 1500 bytes with DF do not fit a 1500-byte path in a tunnel: the client learns 1480.
+    // 1500 bytes with DF do not fit the 1400-byte route in a tunnel: the client learns 1380.
     let mtu = seed
         .lab
         .lab
@@ -1850,7 +1866,7 @@ fn tun_wraps_the_client_s_packets_for_the_real_server() {
             })
         })
         .unwrap();
-    assert_eq!(mtu, Some(1480), "{}", seed.lab.status("a"));
+    assert_eq!(mtu, Some(1380), "{}", seed.lab.status("a"));
     let st = seed.lab.status("a");
     assert!(
         st["xdp"]["counters"]["lb_tun_frag_needed"]

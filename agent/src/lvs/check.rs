@@ -1151,19 +1151,35 @@ pub fn path_to(addr: std::net::Ipv4Addr, tunnel: bool) -> Option<Path> {
             ..Path::default()
         });
     }
-    let hop = next_hop(addr)?;
+    // The kernel's own route (policy rules, a route's `mtu`, its `src`); /proc/net/route's
+    // main table and the interface's MTU if netlink cannot say.
+    let route = route_to(addr);
+    let hop = match &route {
+        Some(r) => r.hop,
+        None => next_hop(addr)?,
+    };
     let mac = mac_or_resolve(hop)?;
     let (ifindex, out_mac) = neighbour_via(hop)?;
     let dev = crate::iface::name(ifindex)?;
-    let mtu = std::fs::read_to_string(format!("/sys/class/net/{dev}/mtu"))
+    let dev_mtu: u32 = std::fs::read_to_string(format!("/sys/class/net/{dev}/mtu"))
         .ok()?
         .trim()
         .parse()
         .ok()?;
-    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-    s.connect((addr, 9)).ok()?;
-    let std::net::IpAddr::V4(src) = s.local_addr().ok()?.ip() else {
-        return None;
+    let route_mtu = route.as_ref().and_then(|r| r.mtu).filter(|m| *m > 0);
+    let mtu = route_mtu
+        .map_or(dev_mtu, |m| m.min(dev_mtu))
+        .min(u32::from(u16::MAX)) as u16;
+    let src = match route.and_then(|r| r.src) {
+        Some(src) => src,
+        None => {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+            s.connect((addr, 9)).ok()?;
+            let std::net::IpAddr::V4(src) = s.local_addr().ok()?.ip() else {
+                return None;
+            };
+            src
+        }
     };
     Some(Path {
         mac,
@@ -1172,6 +1188,71 @@ pub fn path_to(addr: std::net::Ipv4Addr, tunnel: bool) -> Option<Path> {
         src: src.octets(),
         mtu,
     })
+}
+
+/// The kernel's route to an address, as `ip route get` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The gateway, or the address itself on a link.
+    pub hop: std::net::Ipv4Addr,
+    /// The source address it would send from.
+    pub src: Option<std::net::Ipv4Addr>,
+    /// The route's own `mtu`, if it sets one.
+    pub mtu: Option<u32>,
+}
+
+/// RTM_GETROUTE for `addr` (what the kernel would do sending there: policy rules and all).
+/// None when it has no usable route, or netlink cannot be asked.
+pub fn route_to(addr: std::net::Ipv4Addr) -> Option<Route> {
+    use netlink_packet_core::{NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+    use netlink_packet_route::{
+        AddressFamily, RouteNetlinkMessage,
+        route::{RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteType},
+    };
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = AddressFamily::Inet;
+    msg.header.destination_prefix_length = 32;
+    msg.attributes
+        .push(RouteAttribute::Destination(RouteAddress::Inet(addr)));
+    let mut req = NetlinkMessage::from(RouteNetlinkMessage::GetRoute(msg));
+    req.header.flags = NLM_F_REQUEST;
+    req.header.sequence_number = 1;
+    req.finalize();
+    let mut buf = vec![0u8; req.buffer_len()];
+    req.serialize(&mut buf);
+    let mut sock = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).ok()?;
+    sock.bind_auto().ok()?;
+    sock.connect(&netlink_sys::SocketAddr::new(0, 0)).ok()?;
+    sock.send(&buf, 0).ok()?;
+    // The kernel answers while handling the request: the reply is there, or an error is.
+    let (reply, _) = sock.recv_from_full().ok()?;
+    let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply).ok()?;
+    let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(route)) = reply.payload else {
+        return None;
+    };
+    if route.header.kind != RouteType::Unicast {
+        return None;
+    }
+    let mut found = Route {
+        hop: addr,
+        src: None,
+        mtu: None,
+    };
+    for a in route.attributes {
+        match a {
+            RouteAttribute::Gateway(RouteAddress::Inet(gw)) => found.hop = gw,
+            RouteAttribute::PrefSource(RouteAddress::Inet(src)) => found.src = Some(src),
+            RouteAttribute::Metrics(metrics) => {
+                for m in metrics {
+                    if let RouteMetric::Mtu(mtu) = m {
+                        found.mtu = Some(mtu);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(found)
 }
 
 /// The next hop toward `addr` in the main routing table: the gateway of its longest
