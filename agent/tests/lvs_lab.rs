@@ -18,7 +18,11 @@ use vrrp_tests::{
 
 const LONG: Duration = Duration::from_secs(30);
 
+/// The VRRP instance every test's director runs, holding the VIP (`vrrp_tests::lvs::VIP`).
+const INSTANCE: &str = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {\n    192.168.11.200\n  }\n}\n";
+
 fn topology() -> vrrp_tests::lvs::Seed {
+    assert!(INSTANCE.contains(VIP), "INSTANCE holds the VIP");
     vrrp_tests::lvs::topology(agent())
 }
 
@@ -164,7 +168,7 @@ fn misc_check_weights_notify_scripts_and_tcp_check_drive_the_schedule() {
     let note = script("note.sh", &format!("echo \"$@\" >> {d}/notes"));
     let config = format!(
         "global_defs {{\n  enable_script_security\n  script_user root\n  checker_log_all_failures\n}}\n\
-         vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+         {INSTANCE}\
          virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo wrr\n  lb_kind DR\n  protocol TCP\n  omega\n\
          \x20 real_server 192.168.11.113 80 {{\n    weight 1\n    notify_up \"{note} up r1\"\n    notify_down \"{note} down r1\"\n\
          \x20   MISC_CHECK {{\n      misc_path {chk}\n      misc_dynamic\n    }}\n  }}\n\
@@ -322,7 +326,7 @@ fn losing_quorum_hands_the_service_to_the_sorry_server_and_back() {
     };
     let config = format!(
         "global_defs {{\n  enable_script_security\n  script_user root\n}}\n\
-         vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+         {INSTANCE}\
          virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  quorum 2\n\
          \x20 quorum_up \"{note} quorum up\"\n  quorum_down \"{note} quorum down\"\n  sorry_server 192.168.11.115 80\n{}{}}}\n",
         real("192.168.11.113"),
@@ -415,7 +419,7 @@ fn a_virtual_server_group_is_served_on_each_of_its_entries() {
     let config = |last_port: u32| {
         let entries: String = (80..=last_port).map(|p| format!("  {VIP} {p}\n")).collect();
         format!(
-            "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+            "{INSTANCE}\
              virtual_server_group web {{\n{entries}}}\n\
              virtual_server group web {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{}{}}}\n",
             real("192.168.11.113"),
@@ -511,7 +515,7 @@ fn wlc_by_default_spreads_open_connections_by_weight() {
         )
     };
     let config = format!(
-        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+        "{INSTANCE}\
          virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_kind DR\n  protocol TCP\n{}{}}}\n",
         real("192.168.11.113", 3),
         real("192.168.11.114", 1)
@@ -582,7 +586,7 @@ fn an_http_get_digest_takes_out_a_server_whose_page_differs_and_so_does_a_regex(
         )
     };
     let config = format!(
-        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+        "{INSTANCE}\
          virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{}{}}}\n",
         real("192.168.11.113"),
         real("192.168.11.114")
@@ -625,7 +629,7 @@ fn an_http_get_digest_takes_out_a_server_whose_page_differs_and_so_does_a_regex(
             )
         };
         format!(
-            "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+            "{INSTANCE}\
              virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{}{}}}\n",
             real("192.168.11.113"),
             real("192.168.11.114")
@@ -718,7 +722,7 @@ fn ssl_get_checks_real_servers_over_tls() {
         )
     };
     let config = format!(
-        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+        "{INSTANCE}\
          virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{}{}}}\n",
         real("192.168.11.113"),
         real("192.168.11.114")
@@ -770,7 +774,7 @@ fn ssl_get_presents_the_ssl_block_s_client_certificate() {
             )
         };
         format!(
-            "{ssl}vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+            "{ssl}{INSTANCE}\
              virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{}{}}}\n",
             real("192.168.11.113"),
             real("192.168.11.114")
@@ -1035,7 +1039,7 @@ fn smtp_and_dns_checks_take_out_the_server_that_does_not_answer() {
 fn smtp_and_dns_checks(seed: &mut vrrp_tests::lvs::Seed) {
     use std::io::{BufRead, BufReader};
     let config = format!(
-        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+        "{INSTANCE}\
          virtual_server {VIP} 25 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
            real_server 192.168.11.113 25 {{\n    SMTP_CHECK {{\n      retry 0\n      helo_name lab.example\n      host {{\n        connect_ip 192.168.11.113\n        connect_timeout 1\n      }}\n    }}\n  }}\n\
            real_server 192.168.11.114 25 {{\n    SMTP_CHECK {{\n      connect_timeout 1\n      retry 0\n      host {{\n        connect_ip 192.168.11.113\n      }}\n    }}\n  }}\n}}\n\
@@ -1141,7 +1145,7 @@ fn ping_and_udp_checks_follow_what_the_real_servers_answer() {
         },
         || {
             let config = format!(
-                "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+                "{INSTANCE}\
                  virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
                    real_server 192.168.11.113 80 {{\n    PING_CHECK {{\n      connect_timeout 1\n      retry 2\n    }}\n  }}\n\
                    real_server 192.168.11.114 80 {{\n    PING_CHECK {{\n      connect_timeout 1\n      retry 2\n    }}\n  }}\n}}\n\
@@ -1209,7 +1213,7 @@ fn file_check_follows_its_track_file() {
         "track_file r1_weight {{\n  file {}\n  weight 2\n}}\n\
          track_file r2_state {{\n  file {}\n  weight 0\n}}\n\
          track_file r1_extra {{\n  file {}\n  weight 3\n}}\n\
-         vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+         {INSTANCE}\
          virtual_server {VIP} 80 {{\n  lb_algo wrr\n  lb_kind DR\n  protocol TCP\n\
            real_server 192.168.11.113 80 {{\n    FILE_CHECK {{\n      track_file r1_weight\n    }}\n    FILE_CHECK {{\n      track_file r1_extra\n    }}\n  }}\n\
            real_server 192.168.11.114 80 {{\n    FILE_CHECK {{\n      track_file r2_state\n    }}\n  }}\n}}\n",
@@ -1280,7 +1284,7 @@ fn a_real_server_over_its_uthreshold_takes_no_new_connections() {
     }
     let mut seed = topology();
     let config = format!(
-        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+        "{INSTANCE}\
          virtual_server {VIP} 80 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
            real_server 192.168.11.113 80 {{\n    uthreshold 2\n    lthreshold 1\n  }}\n\
            real_server 192.168.11.114 80 {{\n  }}\n}}\n"
@@ -1421,7 +1425,7 @@ fn lblc_and_lblcr_keep_the_vip_on_its_server() {
     let mut seed = topology();
     for (k, algo) in ["lblc", "lblcr"].into_iter().enumerate() {
         let config = format!(
-            "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+            "{INSTANCE}\
              virtual_server {VIP} 80 {{\n  lb_algo {algo}\n  lb_kind DR\n  protocol TCP\n\
                real_server 192.168.11.113 80 {{\n    weight 100\n  }}\n\
                real_server 192.168.11.114 80 {{\n    weight 100\n  }}\n}}\n"
@@ -1484,7 +1488,7 @@ fn ops_schedules_each_datagram_of_a_udp_flow() {
     let stop = AtomicBool::new(false);
     let config = |ops: &str| {
         format!(
-            "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+            "{INSTANCE}\
              virtual_server {VIP} 53 {{\n  lb_algo rr\n  lb_kind DR\n  protocol UDP\n{ops}\
                real_server 192.168.11.113 53 {{\n  }}\n\
                real_server 192.168.11.114 53 {{\n  }}\n}}\n"
@@ -1610,7 +1614,7 @@ fn nat_serves_a_client_through_the_director_both_ways() {
         )
     };
     let config = format!(
-        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+        "{INSTANCE}\
          virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n{}{}}}\n",
         real("192.168.11.113"),
         real("192.168.11.114")
@@ -1634,13 +1638,21 @@ fn nat_serves_a_client_through_the_director_both_ways() {
         "{pages:?}\n{}",
         seed.lab.log("a")
     );
-    let st = seed.lab.status("a");
-    let replies = st["xdp"]["counters"]["lb_nat_reply"].as_u64().unwrap_or(0);
-    assert!(replies > 0, "{st}");
-    let log = seed.lab.log("a");
-    assert!(!log.contains("where the XDP program does not run"), "{log}");
+    nat_replies_were_translated(&seed);
     seed.stop_nginx("r1");
     seed.stop_nginx("r2");
+}
+
+/// A raw IPv4 socket of `protocol` in the calling thread's namespace. A raw socket is a
+/// datagram socket: std's UdpSocket reads it (recv, with a timeout).
+fn raw_socket(protocol: libc::c_int) -> std::net::UdpSocket {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket(2); the descriptor is owned at once.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, protocol);
+        assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+        std::net::UdpSocket::from_raw_fd(fd)
+    }
 }
 
 /// `lb_kind TUN`: the client's packets reach the real server wrapped in IPIP from the
@@ -1650,49 +1662,31 @@ fn nat_serves_a_client_through_the_director_both_ways() {
 /// the director's XDP program answers with.
 #[test]
 fn tun_wraps_the_client_s_packets_for_the_real_server() {
-    use std::os::fd::FromRawFd;
     if skip_unless_root("tun_wraps_the_client_s_packets_for_the_real_server") {
         return;
     }
     let mut seed = topology();
-    // SAFETY: plain socket(2); the descriptor is owned at once. A raw socket is a datagram
-    // socket: std's UdpSocket reads it (recv) with a timeout.
-    let ipip = seed
-        .lab
-        .lab
-        .host("r1")
-        .ns
-        .enter(|| unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 4);
-            assert!(fd >= 0, "{}", std::io::Error::last_os_error());
-            std::net::UdpSocket::from_raw_fd(fd)
-        })
-        .unwrap();
-    ipip.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    // GUE arrives on a UDP port; GRE on its own raw socket.
-    let (gue, gre) = seed
+    // What r1 receives the tunnels on: IPIP and GRE on raw sockets of their protocols, GUE
+    // on its UDP port; each read with a timeout.
+    let (ipip, gue, gre) = seed
         .lab
         .lab
         .host("r1")
         .ns
         .enter(|| {
-            let gue = std::net::UdpSocket::bind("0.0.0.0:6080").unwrap();
-            // SAFETY: as above.
-            let gre = unsafe {
-                let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 47);
-                assert!(fd >= 0, "{}", std::io::Error::last_os_error());
-                std::net::UdpSocket::from_raw_fd(fd)
-            };
-            (gue, gre)
+            (
+                raw_socket(4),
+                std::net::UdpSocket::bind("0.0.0.0:6080").unwrap(),
+                raw_socket(47),
+            )
         })
         .unwrap();
-    for s in [&gue, &gre] {
+    for s in [&ipip, &gue, &gre] {
         s.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
     }
     let config = format!(
-        "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+        "{INSTANCE}\
          virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind TUN\n  protocol TCP\n\
          \x20 real_server 192.168.11.113 80 {{\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n}}\n\
          virtual_server {VIP} 53 {{\n  lb_algo rr\n  lb_kind TUN type ipip\n  protocol UDP\n\
@@ -1879,6 +1873,16 @@ fn tun_wraps_the_client_s_packets_for_the_real_server() {
     seed.stop_nginx("r2");
 }
 
+/// Director a's XDP program translated NAT replies, and no NAT server was said to be on an
+/// interface without it.
+fn nat_replies_were_translated(seed: &vrrp_tests::lvs::Seed) {
+    let st = seed.lab.status("a");
+    let replies = st["xdp"]["counters"]["lb_nat_reply"].as_u64().unwrap_or(0);
+    assert!(replies > 0, "{st}");
+    let log = seed.lab.log("a");
+    assert!(!log.contains("where the XDP program does not run"), "{log}");
+}
+
 /// NAT, two-armed as in keepalived's NAT setups: real server r3 sits on an inner segment
 /// behind the director's eth1, where a second VRRP instance holds its gateway address. The
 /// client's packets are redirected from eth0 to eth1 with r3's address, r3's replies from
@@ -1955,7 +1959,7 @@ fn nat_reaches_a_real_server_behind_another_interface() {
         },
         || {
             let config = format!(
-                "vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+                "{INSTANCE}\
                  vrrp_instance VI_2 {{\n  interface eth1\n  virtual_router_id 52\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    10.2.0.254/24\n  }}\n}}\n\
                  virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n\
                    real_server 10.2.0.3 80 {{\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n}}\n"
@@ -1968,13 +1972,7 @@ fn nat_reaches_a_real_server_behind_another_interface() {
             .unwrap_or_else(|| panic!("{}\n{}", seed.lab.status("a"), seed.lab.log("a")));
             let page = poll(LONG, || seed.get(client(0)));
             assert_eq!(page.as_deref(), Some("r3"), "{}", seed.lab.log("a"));
-            let st = seed.lab.status("a");
-            assert!(
-                st["xdp"]["counters"]["lb_nat_reply"].as_u64().unwrap_or(0) > 0,
-                "{st}"
-            );
-            let log = seed.lab.log("a");
-            assert!(!log.contains("where the XDP program does not run"), "{log}");
+            nat_replies_were_translated(&seed);
         },
     );
     seed.stop_nginx("r1");
@@ -2004,7 +2002,7 @@ fn checkers_mail_their_alerts() {
             .collect();
         format!(
             "global_defs {{\n  router_id lab\n  notification_email {{\n    ops@lab\n  }}\n  notification_email_from lvs@lab\n  smtp_server 127.0.0.1 2525\n}}\n\
-             vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority 150\n  advert_int 1\n  virtual_ipaddress {{\n    {VIP}\n  }}\n}}\n\
+             {INSTANCE}\
              virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  quorum 2\n  smtp_alert\n  omega\n{reals}}}\n"
         )
     };

@@ -136,3 +136,24 @@ pub fn peer6() -> Wire {
 pub fn vips() -> Vec<IpAddr> {
     vec![v4("192.0.2.10"), v4("192.0.2.11")]
 }
+
+/// The next hop toward the fixtures' TUN real server, the server, and the tunnel's source.
+pub const TUN_NEXT_HOP: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
+pub const TUN_SERVER: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 13);
+pub const TUN_SOURCE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+
+/// A TUN real server behind [`TUN_NEXT_HOP`] on a 1500-byte path, up, of `tun_type`
+/// (`LB_TUN_*`; `port`: GUE's, host order).
+pub fn tun_real(tun_type: u16, port: u16) -> agent_common::Real {
+    agent_common::Real {
+        mac: TUN_NEXT_HOP,
+        flags: agent_common::LB_REAL_UP | agent_common::LB_REAL_TUN,
+        addr: TUN_SERVER.octets(),
+        weight: 1,
+        tun_src: TUN_SOURCE.octets(),
+        mtu: 1500,
+        tun_type,
+        port: u16::from_ne_bytes(port.to_be_bytes()),
+        ..Default::default()
+    }
+}

@@ -846,24 +846,7 @@ fn nat_rewrites_both_ways_with_valid_checksums() {
     assert_eq!(parsed(&out), (CLIENT, rip, 40001, 8080));
 }
 
-const NEXT_HOP: [u8; 6] = [0x02, 0, 0, 0, 0, 0x99];
-const TUN_SERVER: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 13);
-const TUN_SOURCE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
-
-/// A TUN real server behind NEXT_HOP on a 1500-byte path, of `tun_type` (`port`: GUE's).
-fn tun_real(tun_type: u16, port: u16) -> Real {
-    Real {
-        mac: NEXT_HOP,
-        flags: agent_common::LB_REAL_UP | agent_common::LB_REAL_TUN,
-        addr: TUN_SERVER.octets(),
-        weight: 1,
-        tun_src: TUN_SOURCE.octets(),
-        mtu: 1500,
-        tun_type,
-        port: u16::from_ne_bytes(port.to_be_bytes()),
-        ..Default::default()
-    }
-}
+use vrrp_tests::fixture::{TUN_NEXT_HOP as NEXT_HOP, TUN_SERVER, TUN_SOURCE, tun_real};
 
 /// TUN: a client's packet is wrapped in an IPv4 header from the tunnel's source to the
 /// server (protocol IPIP, the inner TOS, TTL and DF, a valid checksum) and sent to the next

@@ -72,8 +72,8 @@ fn seeds() -> Vec<Vec<u8>> {
 
 /// Real servers of the virtual servers the test configures.
 const REAL_MACS: [[u8; 6]; 2] = [[2, 0, 0, 0, 0, 0x13], [2, 0, 0, 0, 0, 0x14]];
-/// The next hop toward the TUN real server (10.9.0.13).
-const TUN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x99];
+/// The next hop toward the TUN real server.
+const TUN_MAC: [u8; 6] = vrrp_tests::fixture::TUN_NEXT_HOP;
 /// The program's own MAC as the client addresses it.
 const OWN_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
 
@@ -139,15 +139,7 @@ fn add_services(xdp: &mut vrrp_agent::xdp::XdpProgram) {
         xdp.maps.set_service(key, service).unwrap();
     }
     // TCP VIP:82 to real server 2 through an IPIP tunnel.
-    let tun = Real {
-        mac: TUN_MAC,
-        flags: LB_REAL_UP | agent_common::LB_REAL_TUN,
-        addr: [10, 9, 0, 13],
-        weight: 1,
-        tun_src: [192, 0, 2, 10],
-        mtu: 1500,
-        ..Default::default()
-    };
+    let tun = vrrp_tests::fixture::tun_real(agent_common::LB_TUN_IPIP, 0);
     xdp.maps.set_real(2, tun).unwrap();
     xdp.maps.set_ring(2048, &[2]).unwrap();
     let key = ServiceKey {
@@ -283,7 +275,7 @@ fn check(input: &[u8], action: u32, output: &[u8], lb: bool) -> Option<String> {
                 && output[6..12] == input[..6]
                 && output[12..14] == [0x08, 0x00]
                 && output[14 + 9] == 4
-                && output[30..34] == [10, 9, 0, 13]
+                && output[30..34] == vrrp_tests::fixture::TUN_SERVER.octets()
                 && output[34..] == input[14..];
             let icmp = output.len() == 14 + 56
                 && output[..6] == input[6..12]

@@ -89,10 +89,24 @@ pub(crate) fn bind_to_device(fd: &impl AsRawFd, ifname: &str) -> io::Result<()> 
 
 /// bind(2) to an IPv4 address, port 0.
 pub(crate) fn bind_v4(fd: &impl AsRawFd, a: Ipv4Addr) -> io::Result<()> {
+    with_sockaddr_v4(fd, a, libc::bind)
+}
+
+/// connect(2) to an IPv4 address, port 0 (a raw socket: only its packets arrive).
+pub(crate) fn connect_v4(fd: &impl AsRawFd, a: Ipv4Addr) -> io::Result<()> {
+    with_sockaddr_v4(fd, a, libc::connect)
+}
+
+/// `call` (bind or connect) with `a` as a sockaddr_in.
+fn with_sockaddr_v4(
+    fd: &impl AsRawFd,
+    a: Ipv4Addr,
+    call: unsafe extern "C" fn(libc::c_int, *const libc::sockaddr, libc::socklen_t) -> libc::c_int,
+) -> io::Result<()> {
     let sa = sockaddr_v4(a);
     // SAFETY: sa is a live sockaddr_in of the size passed.
     check(unsafe {
-        libc::bind(
+        call(
             fd.as_raw_fd(),
             (&sa as *const libc::sockaddr_in).cast(),
             size_of::<libc::sockaddr_in>() as libc::socklen_t,

@@ -910,7 +910,7 @@ pub async fn ping_once(check: &Check) -> Result<(), Failure> {
 }
 
 async fn ping(addr: std::net::Ipv4Addr, src: &super::model::Source) -> std::io::Result<bool> {
-    use crate::io::socket::{check as cvt, setsockopt, sockaddr_v4};
+    use crate::io::socket::{check as cvt, connect_v4, setsockopt};
     use std::os::fd::{FromRawFd, OwnedFd};
     use tokio::io::{Interest, unix::AsyncFd};
     // SAFETY: plain socket(2); the descriptor is owned at once.
@@ -928,15 +928,7 @@ async fn ping(addr: std::net::Ipv4Addr, src: &super::model::Source) -> std::io::
     if let Some(from) = src.addr {
         crate::io::socket::bind_v4(&fd, from)?;
     }
-    let sa = sockaddr_v4(addr);
-    // SAFETY: sa is a live sockaddr_in of the size passed.
-    cvt(unsafe {
-        libc::connect(
-            fd.as_raw_fd(),
-            (&sa as *const libc::sockaddr_in).cast(),
-            size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    })?;
+    connect_v4(&fd, addr)?;
     let (id, seq) = (rand_id(), rand_id());
     let echo = icmp_echo(id, seq, &super::model::filler(128));
     // SAFETY: echo is live for the call, its length passed with it.
@@ -1092,35 +1084,35 @@ pub fn status_code(response: &[u8]) -> Option<u16> {
     (100..=599).contains(&code).then_some(code)
 }
 
-/// The MAC the kernel's neighbour table has for `addr` (complete entries only), from
-/// /proc/net/arp of this network namespace.
-pub fn neighbour_mac(addr: std::net::Ipv4Addr) -> Option<[u8; 6]> {
+/// The neighbour table's complete entry for `addr` (/proc/net/arp of this network
+/// namespace): its MAC and the interface it is on. Without one, the kernel is asked to
+/// resolve it (a datagram to the discard port makes it ARP; a later look finds the answer).
+fn neighbour_or_resolve(addr: std::net::Ipv4Addr) -> Option<([u8; 6], String)> {
     let table = std::fs::read_to_string("/proc/net/arp").ok()?;
-    parse_arp_table(&table, addr)
+    let found = parse_arp_table(&table, addr).map(|(mac, dev)| (mac, dev.to_string()));
+    if found.is_none()
+        && let Ok(s) = std::net::UdpSocket::bind("0.0.0.0:0")
+    {
+        let _ = s.send_to(b"", (addr, 9));
+    }
+    found
 }
 
-/// The interface the neighbour table has `addr` on: its index and its own MAC (NAT sends a
-/// real server's frames there, from that address).
-pub fn neighbour_via(addr: std::net::Ipv4Addr) -> Option<(u32, [u8; 6])> {
-    let table = std::fs::read_to_string("/proc/net/arp").ok()?;
-    let dev = table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        (f.first()?.parse() == Ok(addr)).then(|| f.get(5).map(|d| d.to_string()))?
-    })?;
+/// A neighbour's interface by its name: its index and its own MAC (NAT and TUN send a real
+/// server's frames from there).
+fn interface(dev: &str) -> Option<(u32, [u8; 6])> {
     // An interface name from the kernel's own table; still checked before it names a path.
     if dev.is_empty() || dev.contains('/') || dev.starts_with('.') {
         return None;
     }
-    let name = std::ffi::CString::new(dev.as_str()).ok()?;
-    // SAFETY: name is a live NUL-terminated string.
-    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    let ifindex = crate::iface::index(dev)?;
     let text = std::fs::read_to_string(format!("/sys/class/net/{dev}/address")).ok()?;
     let mut mac = [0u8; 6];
     let mut parts = text.trim().split(':');
     for b in &mut mac {
         *b = u8::from_str_radix(parts.next()?, 16).ok()?;
     }
-    (ifindex != 0).then_some((ifindex, mac))
+    Some((ifindex, mac))
 }
 
 /// Where a real server's frames go: the MAC they are sent to (the server's; for a TUN
@@ -1142,8 +1134,8 @@ pub struct Path {
 /// the MAC is known; else None, after asking the kernel to resolve it.
 pub fn path_to(addr: std::net::Ipv4Addr, tunnel: bool) -> Option<Path> {
     if !tunnel {
-        let mac = mac_or_resolve(addr)?;
-        let (ifindex, out_mac) = neighbour_via(addr).unwrap_or_default();
+        let (mac, dev) = neighbour_or_resolve(addr)?;
+        let (ifindex, out_mac) = interface(&dev).unwrap_or_default();
         return Some(Path {
             mac,
             ifindex,
@@ -1158,9 +1150,8 @@ pub fn path_to(addr: std::net::Ipv4Addr, tunnel: bool) -> Option<Path> {
         Some(r) => r.hop,
         None => next_hop(addr)?,
     };
-    let mac = mac_or_resolve(hop)?;
-    let (ifindex, out_mac) = neighbour_via(hop)?;
-    let dev = crate::iface::name(ifindex)?;
+    let (mac, dev) = neighbour_or_resolve(hop)?;
+    let (ifindex, out_mac) = interface(&dev)?;
     let dev_mtu: u32 = std::fs::read_to_string(format!("/sys/class/net/{dev}/mtu"))
         .ok()?
         .trim()
@@ -1292,22 +1283,13 @@ pub fn parse_route_table(table: &str, addr: std::net::Ipv4Addr) -> Option<std::n
     (flags & RTF_UP != 0 && flags & RTF_REJECT == 0).then_some(hop)
 }
 
-/// The MAC of `addr` from the neighbour table, or None after asking the kernel to resolve it
-/// (a datagram to the discard port makes it ARP; the next look finds the answer).
-pub fn mac_or_resolve(addr: std::net::Ipv4Addr) -> Option<[u8; 6]> {
-    let mac = neighbour_mac(addr);
-    if mac.is_none()
-        && let Ok(s) = std::net::UdpSocket::bind("0.0.0.0:0")
-    {
-        let _ = s.send_to(b"", (addr, 9));
-    }
-    mac
-}
-
-fn parse_arp_table(table: &str, addr: std::net::Ipv4Addr) -> Option<[u8; 6]> {
+/// /proc/net/arp's complete entry for `addr`: its MAC and its interface's name.
+fn parse_arp_table(table: &str, addr: std::net::Ipv4Addr) -> Option<([u8; 6], &str)> {
     for line in table.lines().skip(1) {
         let f: Vec<&str> = line.split_whitespace().collect();
-        let (Some(ip), Some(flags), Some(mac)) = (f.first(), f.get(2), f.get(3)) else {
+        let (Some(ip), Some(flags), Some(mac), Some(dev)) =
+            (f.first(), f.get(2), f.get(3), f.get(5))
+        else {
             continue;
         };
         // ATF_COM: resolved.
@@ -1321,7 +1303,7 @@ fn parse_arp_table(table: &str, addr: std::net::Ipv4Addr) -> Option<[u8; 6]> {
         for b in &mut out {
             *b = u8::from_str_radix(parts.next()?, 16).ok()?;
         }
-        return Some(out);
+        return Some((out, dev));
     }
     None
 }
@@ -2464,7 +2446,7 @@ mod tests {
         let a = |s: &str| s.parse().unwrap();
         assert_eq!(
             parse_arp_table(table, a("10.0.0.2")),
-            Some([2, 0, 0, 0, 0, 0x0b])
+            Some(([2, 0, 0, 0, 0, 0x0b], "eth0"))
         );
         assert_eq!(parse_arp_table(table, a("10.0.0.3")), None, "incomplete");
         assert_eq!(parse_arp_table(table, a("10.0.0.4")), None);

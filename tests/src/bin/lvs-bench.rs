@@ -204,15 +204,7 @@ fn test_run_rows() -> Result<Vec<(String, f64, f64, f64)>> {
     }
     // TUN: real server 3 behind port 8082, wrapped in IPIP for 10.9.0.13 (a single run
     // each: a repetition would wrap the wrapped packet).
-    let tun_real = Real {
-        mac: [2, 0, 0, 0, 0, 0x99],
-        flags: LB_REAL_UP | agent_common::LB_REAL_TUN,
-        addr: [10, 9, 0, 13],
-        weight: 1,
-        tun_src: [192, 0, 2, 10],
-        mtu: 1500,
-        ..Default::default()
-    };
+    let tun_real = vrrp_tests::fixture::tun_real(agent_common::LB_TUN_IPIP, 0);
     only(&mut xdp, 2, 8082, tun_real)?;
     let mut tun = Vec::new();
     for k in 0..SINGLE_RUNS {
