@@ -52,6 +52,13 @@ pub const LB_CONNS_MAP: &str = "LB_CONNS";
 /// `PerCpuArray<u64>`, indexed by real server: each CPU's `opened` when the agent last
 /// wrote `Real::conns` (the kernel adds what it opened since).
 pub const LB_CONNS_BASE_MAP: &str = "LB_CONNS_BASE";
+/// `HashMap<ServiceKey6, Service>`: the IPv6 virtual servers (ids, rings, real servers and
+/// counters shared with the IPv4 ones).
+pub const LB_SERVICES6_MAP: &str = "LB_SERVICES6";
+/// `LruHashMap<FlowKey6, Flow>`: IPv6 flows' real servers, as [`LB_FLOWS_MAP`].
+pub const LB_FLOWS6_MAP: &str = "LB_FLOWS6";
+/// `LruHashMap<PersistKey6, Persist>`: IPv6 clients' persistence, as [`LB_PERSIST_MAP`].
+pub const LB_PERSIST6_MAP: &str = "LB_PERSIST6";
 
 /// Name of the VRRP filter / ARP responder program.
 pub const VRRP_PROGRAM: &str = "vrrp_xdp";
@@ -64,6 +71,12 @@ pub const LB_NAT_PROGRAM: &str = "vrrp_lb_nat";
 /// `ProgramArray`: the programs `vrrp_lb_xdp` tail-calls.
 pub const LB_PROGS_MAP: &str = "LB_PROGS";
 pub const LB_PROG_NAT: u32 = 0;
+/// The balancer for IPv6 (TCP/UDP right after the fixed header), a program of its own that
+/// `vrrp_lb_xdp` tail-calls (`LB_PROGS` slot [`LB_PROG_V6`]).
+pub const LB_V6_PROGRAM: &str = "vrrp_lb_v6";
+pub const LB_PROG_V6: u32 = 1;
+/// Slots of `LB_PROGS`.
+pub const LB_PROGS_MAX: u32 = 2;
 /// `PerCpuArray<[u32; 2]>`: the real server and counter slot handed to `vrrp_lb_nat`.
 pub const LB_HANDOFF_MAP: &str = "LB_HANDOFF";
 /// Name of a program that passes everything: the benchmark floor, and the peer program that
@@ -80,6 +93,10 @@ pub const LB_REALS_MAX: u32 = 8192;
 pub const LB_RING_SIZE: u32 = 1 << 18;
 pub const LB_FLOWS_MAX: u32 = 1 << 18;
 pub const LB_PERSIST_MAX: u32 = 1 << 16;
+/// IPv6 flows and persistence entries (their keys are 2.5 times the IPv4 ones; the tables
+/// are allocated whole at load).
+pub const LB_FLOWS6_MAX: u32 = 1 << 17;
+pub const LB_PERSIST6_MAX: u32 = 1 << 15;
 pub const LB_LOCALITY_MAX: u32 = 1 << 16;
 /// lblcr: servers a destination's set holds at most.
 pub const LB_LOCALITY_SET: usize = 4;
@@ -374,6 +391,17 @@ impl VipKey {
         }
     }
 
+    #[inline(always)]
+    pub const fn v6(ifindex: u32, vlan: u16, addr: [u8; 16]) -> Self {
+        VipKey {
+            ifindex,
+            vlan,
+            family: FAMILY_V6,
+            _pad: 0,
+            addr,
+        }
+    }
+
     /// The IPv4 address of a [`FAMILY_V4`] key.
     #[inline(always)]
     pub const fn addr_v4(&self) -> [u8; 4] {
@@ -469,6 +497,21 @@ pub struct Service {
     pub persist_mask: [u8; 4],
     /// The address's own slot in `LB_ENTRY_STATS` (below `LB_SERVICES_MAX`).
     pub entry: u32,
+    /// An IPv6 service's `persistence_granularity` (a prefix length there, as keepalived
+    /// reads it) as a mask; all ones without it.
+    pub persist_mask6: [u8; 16],
+}
+
+/// An IPv6 virtual server: `virtual_server IPV6 PORT` with its `protocol`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey6 {
+    pub addr: [u8; 16],
+    /// Host order.
+    pub port: u16,
+    /// IPPROTO_TCP (6) or IPPROTO_UDP (17).
+    pub proto: u8,
+    pub _pad: u8,
 }
 
 /// The real server may be given new flows and keeps its flows.
@@ -583,6 +626,26 @@ pub struct FlowKey {
     pub _pad: [u8; 3],
 }
 
+/// A TCP or UDP flow over IPv6, as the client sent it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey6 {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    /// Network order, as on the wire.
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PersistKey6 {
+    pub service: u32,
+    pub client: [u8; 16],
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PersistKey {
@@ -652,6 +715,9 @@ mod pod {
     unsafe impl aya::Pod for super::Flow {}
     unsafe impl aya::Pod for super::ConnCount {}
     unsafe impl aya::Pod for super::NatReply {}
+    unsafe impl aya::Pod for super::ServiceKey6 {}
+    unsafe impl aya::Pod for super::FlowKey6 {}
+    unsafe impl aya::Pod for super::PersistKey6 {}
 }
 
 // Layout checks: a change here is a change to the kernel ABI between the two halves.
@@ -664,7 +730,10 @@ const _: () = {
     assert!(core::mem::size_of::<VipValue>() == 8);
     assert!(core::mem::size_of::<PeerKey>() == 24);
     assert!(core::mem::size_of::<ServiceKey>() == 8);
-    assert!(core::mem::size_of::<Service>() == 32);
+    assert!(core::mem::size_of::<Service>() == 48);
+    assert!(core::mem::size_of::<ServiceKey6>() == 20);
+    assert!(core::mem::size_of::<FlowKey6>() == 40);
+    assert!(core::mem::size_of::<PersistKey6>() == 20);
     assert!(core::mem::size_of::<Real>() == 40);
     assert!(core::mem::size_of::<NatReply>() == 24);
     assert!(core::mem::size_of::<NatEntry>() == 40);

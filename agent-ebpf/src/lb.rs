@@ -5,16 +5,18 @@
 //! answers the client directly), or, for a NAT server, with its address and port (in
 //! `vrrp_lb_nat`, tail-called), its replies getting the VIP's back. Only while this node
 //! holds the VIP, when the service follows one; otherwise, and for anything else, the kernel
-//! gets the frame.
+//! gets the frame. IPv6 virtual servers (direct routing) are `vrrp_lb_v6`, tail-called, with
+//! flow and persistence tables of their own.
 
 use agent_common::{
-    Counter, FLOW_CLOSED, FLOW_OPEN, FLOW_UNCOUNTED, Flow, FlowKey, LB_LEAST_MAX, LB_LOCALITY_SET,
-    LB_PROG_NAT, LB_REAL_NAT, LB_REAL_TUN, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH,
-    LB_SVC_HASH_DST, LB_SVC_HASH_PORT, LB_SVC_LBLC, LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ,
-    LB_SVC_OPS, LB_SVC_OVF, LB_SVC_SED, LB_SVC_SPARE, LB_SVC_TWOS, LB_SVC_WEIGHTED, LB_TUN_GRE,
-    LB_TUN_GUE, Locality, LocalityKey, NatReply, Persist, PersistKey, Real, Service, ServiceKey,
-    VipKey,
+    Counter, FLOW_CLOSED, FLOW_OPEN, FLOW_UNCOUNTED, Flow, FlowKey, FlowKey6, LB_LEAST_MAX,
+    LB_LOCALITY_SET, LB_PROG_NAT, LB_PROG_V6, LB_REAL_NAT, LB_REAL_TUN, LB_REAL_UP,
+    LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_HASH_PORT, LB_SVC_LBLC, LB_SVC_LBLCR,
+    LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OPS, LB_SVC_OVF, LB_SVC_SED, LB_SVC_SPARE, LB_SVC_TWOS,
+    LB_SVC_WEIGHTED, LB_TUN_GRE, LB_TUN_GUE, Locality, LocalityKey, NatReply, Persist, PersistKey,
+    PersistKey6, Real, Service, ServiceKey, ServiceKey6, VipKey,
 };
+use aya_ebpf::maps::LruHashMap;
 use aya_ebpf::{
     bindings::xdp_action,
     helpers::{
@@ -23,13 +25,18 @@ use aya_ebpf::{
     },
     programs::XdpContext,
 };
-use network_types::{eth::EthHdr, ip::Ipv4Hdr};
+use core::borrow::Borrow;
+use network_types::{
+    eth::EthHdr,
+    ip::{Ipv4Hdr, Ipv6Hdr},
+};
 
 use crate::{
     maps::{
-        self, LB_CONNS, LB_CONNS_BASE, LB_ENTRY_STATS, LB_FLOWS, LB_HANDOFF, LB_ICMP_BUCKET,
-        LB_LOCALITY, LB_NAT, LB_NAT_ON, LB_NAT_SCRATCH, LB_PERSIST, LB_PROGS, LB_REAL_STATS,
-        LB_REALS, LB_RING, LB_RR, LB_SERVICES, VIPS,
+        self, LB_CONNS, LB_CONNS_BASE, LB_ENTRY_STATS, LB_FLOWS, LB_FLOWS6, LB_HANDOFF,
+        LB_ICMP_BUCKET, LB_LOCALITY, LB_NAT, LB_NAT_ON, LB_NAT_SCRATCH, LB_PERSIST, LB_PERSIST6,
+        LB_PROGS, LB_REAL_STATS, LB_REALS, LB_RING, LB_RR, LB_SERVICES, LB_SERVICES6, LB_V6_KEYS,
+        VIPS,
     },
     parse::{L2, ptr_at},
 };
@@ -290,6 +297,161 @@ fn schedule(svc: &Service, src: [u8; 4], dst: [u8; 4], sport: u16, now: u64) -> 
     LB_RING.get(svc.ring_base + slot).copied()
 }
 
+// ===== address families =====
+
+/// The flow and persistence tables of an address family: IPv4 and IPv6 share services' ids,
+/// rings, real servers and counters, and have tables of their own.
+trait Family {
+    type FlowKey: 'static;
+    type PersistKey: 'static;
+    fn flows() -> &'static LruHashMap<Self::FlowKey, Flow>;
+    fn persists() -> &'static LruHashMap<Self::PersistKey, Persist>;
+}
+
+struct V4;
+struct V6;
+
+impl Family for V4 {
+    type FlowKey = FlowKey;
+    type PersistKey = PersistKey;
+    #[inline(always)]
+    fn flows() -> &'static LruHashMap<FlowKey, Flow> {
+        &LB_FLOWS
+    }
+    #[inline(always)]
+    fn persists() -> &'static LruHashMap<PersistKey, Persist> {
+        &LB_PERSIST
+    }
+}
+
+impl Family for V6 {
+    type FlowKey = FlowKey6;
+    type PersistKey = PersistKey6;
+    #[inline(always)]
+    fn flows() -> &'static LruHashMap<FlowKey6, Flow> {
+        &LB_FLOWS6
+    }
+    #[inline(always)]
+    fn persists() -> &'static LruHashMap<PersistKey6, Persist> {
+        &LB_PERSIST6
+    }
+}
+
+/// An IPv6 address as the hashing schedules (sh, dh, lblc) see it: IPVS folds its four
+/// words into one (ip_vs_sh_hashkey).
+#[inline(always)]
+fn fold(addr: &[u8; 16]) -> [u8; 4] {
+    let word = |i: usize| u32::from_ne_bytes([addr[i], addr[i + 1], addr[i + 2], addr[i + 3]]);
+    (word(0) ^ word(4) ^ word(8) ^ word(12)).to_ne_bytes()
+}
+
+/// A virtual server's TCP/UDP packet of `flow` (`persist`: its client's persistence entry,
+/// when the service has persistence; `src`, `dst` its addresses as the hashing schedules see
+/// them, `ports` as on the wire, `flags` the TCP flags): its real server — the one its flow
+/// already has, the client's persistent one, or the next by the service's schedule. None: no
+/// server can take it. (The keys are references for IPv6: copies of them would not fit the
+/// program's stack.)
+#[inline(always)]
+fn pick<F: Family>(
+    svc: &Service,
+    (flow, persist): (
+        impl Borrow<F::FlowKey> + Copy,
+        Option<impl Borrow<F::PersistKey> + Copy>,
+    ),
+    (src, dst): ([u8; 4], [u8; 4]),
+    ports: [u8; 4],
+    (proto, flags): (u8, u8),
+) -> Option<(u32, &'static Real)> {
+    // SAFETY: helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // The flow's real server while it stays up; a new flow (or one whose server went) gets
+    // the client's persistent one, or the schedule's next.
+    let pinned = F::flows().get_ptr_mut(flow);
+    // SAFETY: the value stays valid for this run (an LRU map frees entries after an RCU
+    // grace period); only this flow's packets write it.
+    let kept = pinned.and_then(|f| {
+        let f = unsafe { &mut *f };
+        let real = usable(f.real)?;
+        Some((f, real))
+    });
+    match kept {
+        Some((f, real)) => {
+            // A client's FIN or RST closes the flow for lc/wlc (it keeps its server for the
+            // rest of the exchange); the time it was seen moves once a second at most.
+            if f.closed == FLOW_OPEN && flags & (TCP_FIN | TCP_RST) != 0 {
+                f.closed = FLOW_CLOSED;
+                if let Some(c) = LB_CONNS.get_ptr_mut(f.real) {
+                    // SAFETY: per-CPU slot, only this CPU's program writes it.
+                    unsafe { (*c).closed += 1 };
+                }
+            }
+            if now.wrapping_sub(f.last_ns) > 1_000_000_000 {
+                f.last_ns = now;
+                // A client's connection keeps its persistence alive (IPVS keeps a template
+                // while it controls connections): renewed with the flow, once a second.
+                if let Some(k) = persist {
+                    let value = Persist {
+                        real: f.real,
+                        _pad: 0,
+                        last_ns: now,
+                    };
+                    let _ = F::persists().insert(k, value, 0);
+                }
+            }
+            Some((f.real, real))
+        }
+        None => {
+            let kept = persist.and_then(|k| {
+                // SAFETY: the value is copied out at once.
+                let p = unsafe { F::persists().get(k) }.copied()?;
+                (now.wrapping_sub(p.last_ns) < svc.persist_ns).then_some(p.real)
+            });
+            let chosen = match kept.and_then(|i| Some((i, usable(i)?))) {
+                Some(found) => found,
+                None => {
+                    let sport = u16::from_be_bytes([ports[0], ports[1]]);
+                    let i = schedule(svc, src, dst, sport, now)?;
+                    (i, usable(i)?)
+                }
+            };
+            if let Some(k) = persist {
+                let value = Persist {
+                    real: chosen.0,
+                    _pad: 0,
+                    last_ns: now,
+                };
+                let _ = F::persists().insert(k, value, 0);
+            }
+            // Counted from the client's SYN only (a plain one: no ACK, RST or FIN).
+            let value = Flow {
+                real: chosen.0,
+                closed: if proto != IPPROTO_TCP
+                    || flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) == TCP_SYN
+                {
+                    FLOW_OPEN
+                } else {
+                    FLOW_UNCOUNTED
+                },
+                last_ns: now,
+            };
+            // ops (UDP only): no flow is kept, so each datagram is scheduled. The flag is read
+            // here, not earlier: a flag held from the start would split every path before
+            // this one in two for the verifier (it nearly doubled its work).
+            // SAFETY: `svc` points into the map value, valid for this run.
+            let ops = unsafe { core::ptr::read_volatile(&svc.flags) } & LB_SVC_OPS != 0;
+            if !ops
+                && F::flows().insert(flow, value, 0).is_ok()
+                && value.closed == FLOW_OPEN
+                && let Some(c) = LB_CONNS.get_ptr_mut(chosen.0)
+            {
+                // SAFETY: per-CPU slot, only this CPU's program writes it.
+                unsafe { (*c).opened += 1 };
+            }
+            Some(chosen)
+        }
+    }
+}
+
 /// TCP or UDP over IPv4 (`ip` checked to lie in the frame, `ihl` its header length): forwarded
 /// when it is for an active virtual server, passed otherwise.
 #[inline(always)]
@@ -341,107 +503,13 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
         proto,
         _pad: [0; 3],
     };
-    // SAFETY: helper without arguments.
-    let now = unsafe { bpf_ktime_get_ns() };
-    // The flow's real server while it stays up; a new flow (or one whose server went) gets
-    // the client's persistent one, or the schedule's next.
-    let pinned = LB_FLOWS.get_ptr_mut(flow);
-    // SAFETY: the value stays valid for this run (an LRU map frees entries after an RCU
-    // grace period); only this flow's packets write it.
-    let kept = pinned.and_then(|f| {
-        let f = unsafe { &mut *f };
-        let real = usable(f.real)?;
-        Some((f, real))
+    let persist = (svc.persist_ns != 0).then_some(PersistKey {
+        service: svc.id,
+        client: masked(src, svc.persist_mask),
     });
-    let (index, real) = match kept {
-        Some((f, real)) => {
-            // A client's FIN or RST closes the flow for lc/wlc (it keeps its server for the
-            // rest of the exchange); the time it was seen moves once a second at most.
-            if f.closed == FLOW_OPEN && flags & (TCP_FIN | TCP_RST) != 0 {
-                f.closed = FLOW_CLOSED;
-                if let Some(c) = LB_CONNS.get_ptr_mut(f.real) {
-                    // SAFETY: per-CPU slot, only this CPU's program writes it.
-                    unsafe { (*c).closed += 1 };
-                }
-            }
-            if now.wrapping_sub(f.last_ns) > 1_000_000_000 {
-                f.last_ns = now;
-                // A client's connection keeps its persistence alive (IPVS keeps a template
-                // while it controls connections): renewed with the flow, once a second.
-                if svc.persist_ns != 0 {
-                    let key = PersistKey {
-                        service: svc.id,
-                        client: masked(src, svc.persist_mask),
-                    };
-                    let value = Persist {
-                        real: f.real,
-                        _pad: 0,
-                        last_ns: now,
-                    };
-                    let _ = LB_PERSIST.insert(key, value, 0);
-                }
-            }
-            (f.real, real)
-        }
-        None => {
-            let persist = (svc.persist_ns != 0).then_some(PersistKey {
-                service: svc.id,
-                client: masked(src, svc.persist_mask),
-            });
-            let kept = persist.and_then(|k| {
-                // SAFETY: the value is copied out at once.
-                let p = unsafe { LB_PERSIST.get(k) }.copied()?;
-                (now.wrapping_sub(p.last_ns) < svc.persist_ns).then_some(p.real)
-            });
-            let chosen = match kept.and_then(|i| Some((i, usable(i)?))) {
-                Some(found) => found,
-                None => {
-                    let Some(i) =
-                        schedule(svc, src, dst, u16::from_be_bytes([ports[0], ports[1]]), now)
-                    else {
-                        return Some(pass(Counter::LbPassNoReal));
-                    };
-                    match usable(i) {
-                        Some(real) => (i, real),
-                        None => return Some(pass(Counter::LbPassNoReal)),
-                    }
-                }
-            };
-            if let Some(k) = persist {
-                let value = Persist {
-                    real: chosen.0,
-                    _pad: 0,
-                    last_ns: now,
-                };
-                let _ = LB_PERSIST.insert(k, value, 0);
-            }
-            // Counted from the client's SYN only (a plain one: no ACK, RST or FIN).
-            let value = Flow {
-                real: chosen.0,
-                closed: if proto != IPPROTO_TCP
-                    || flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) == TCP_SYN
-                {
-                    FLOW_OPEN
-                } else {
-                    FLOW_UNCOUNTED
-                },
-                last_ns: now,
-            };
-            // ops (UDP only): no flow is kept, so each datagram is scheduled. The flag is read
-            // here, not earlier: a flag held from the start would split every path before
-            // this one in two for the verifier (it nearly doubled its work).
-            // SAFETY: `svc` points into the map value, valid for this run.
-            let ops = unsafe { core::ptr::read_volatile(&svc.flags) } & LB_SVC_OPS != 0;
-            if !ops
-                && LB_FLOWS.insert(flow, value, 0).is_ok()
-                && value.closed == FLOW_OPEN
-                && let Some(c) = LB_CONNS.get_ptr_mut(chosen.0)
-            {
-                // SAFETY: per-CPU slot, only this CPU's program writes it.
-                unsafe { (*c).opened += 1 };
-            }
-            chosen
-        }
+    let picked = pick::<V4>(svc, (flow, persist), (src, dst), ports, (proto, flags));
+    let Some((index, real)) = picked else {
+        return Some(pass(Counter::LbPassNoReal));
     };
     if real.flags & (LB_REAL_NAT | LB_REAL_TUN) != 0 {
         // NAT and TUN are a program of their own: the verifier walks the code after a
@@ -458,6 +526,87 @@ pub fn ipv4(ctx: &XdpContext, l2: &L2, ip: &Ipv4Hdr, ihl: usize) -> Option<u32> 
         return Some(pass(Counter::LbPassNoReal));
     }
     forward::<false>(ctx, l2, ihl, (index, real), svc.entry)
+}
+
+/// TCP or UDP right after the IPv6 header (`vrrp_lb_xdp` checked it): handed to
+/// `vrrp_lb_v6`, a program of its own (the verifier checks it apart from the IPv4 paths).
+/// Returns only when there is no such program.
+#[inline(always)]
+pub fn to_ipv6(ctx: &XdpContext) {
+    // SAFETY: the tail call does not return when it succeeds.
+    unsafe { LB_PROGS.tail_call(ctx, LB_PROG_V6) };
+}
+
+/// The IPv6 balancer (`vrrp_lb_v6`): TCP or UDP right after the fixed header for an active
+/// IPv6 virtual server goes to its real server by direct routing; anything else (extension
+/// headers, fragments, other addresses) to the kernel.
+#[inline(always)]
+// The keys are passed by reference on purpose: by value they would be copied to the stack.
+#[allow(clippy::needless_borrows_for_generic_args)]
+pub fn ipv6(ctx: &XdpContext) -> u32 {
+    let forwarded = (|| {
+        let l2 = crate::parse::ethernet(ctx)?;
+        let ip = ptr_at::<Ipv6Hdr>(ctx, l2.l3)?;
+        // SAFETY: ptr_at checked the header lies inside the frame; only read here.
+        let ip = unsafe { &*ip };
+        let proto = ip.next_hdr;
+        if proto != IPPROTO_TCP && proto != IPPROTO_UDP {
+            return None;
+        }
+        let l4 = l2.l3 + Ipv6Hdr::LEN;
+        let ports = ptr_at::<[u8; 4]>(ctx, l4)?;
+        // SAFETY: ptr_at checked the four bytes lie inside the frame.
+        let ports = unsafe { *ports };
+        let flags = if proto == IPPROTO_TCP {
+            tcp_flags(ctx, l4)
+        } else {
+            0
+        };
+        // The keys are put together in per-CPU scratch: the program's 512-byte stack would
+        // not hold them.
+        let keys = LB_V6_KEYS.get_ptr_mut(0)?;
+        // SAFETY: per-CPU scratch, only this run of the program uses it.
+        let keys = unsafe { &mut *keys };
+        keys.service = ServiceKey6 {
+            addr: ip.dst_addr,
+            port: u16::from_be_bytes([ports[2], ports[3]]),
+            proto,
+            _pad: 0,
+        };
+        // SAFETY: the value is only read, and entries are replaced whole by the agent.
+        let svc = unsafe { LB_SERVICES6.get(&keys.service) }?;
+        if svc.flags & LB_SVC_FOLLOW_VIP != 0 {
+            keys.vip = VipKey::v6(l2.ifindex, l2.vlan, ip.dst_addr);
+            // SAFETY: only the presence of the entry is read.
+            if unsafe { VIPS.get(&keys.vip) }.is_none() {
+                return Some(pass(Counter::LbPassInactive));
+            }
+        }
+        keys.flow = FlowKey6 {
+            src: ip.src_addr,
+            dst: ip.dst_addr,
+            sport: u16::from_ne_bytes([ports[0], ports[1]]),
+            dport: u16::from_ne_bytes([ports[2], ports[3]]),
+            proto,
+            _pad: [0; 3],
+        };
+        keys.persist.service = svc.id;
+        for i in 0..16 {
+            keys.persist.client[i] = ip.src_addr[i] & svc.persist_mask6[i];
+        }
+        let persist = (svc.persist_ns != 0).then_some(&keys.persist);
+        let folded = (fold(&ip.src_addr), fold(&ip.dst_addr));
+        let picked = pick::<V6>(svc, (&keys.flow, persist), folded, ports, (proto, flags));
+        let Some((index, real)) = picked else {
+            return Some(pass(Counter::LbPassNoReal));
+        };
+        // The agent gives IPv6 services direct-routing servers only.
+        if real.flags & (LB_REAL_NAT | LB_REAL_TUN) != 0 {
+            return Some(pass(Counter::LbPassNoReal));
+        }
+        forward::<false>(ctx, &l2, 0, (index, real), svc.entry)
+    })();
+    forwarded.unwrap_or_else(|| pass(Counter::PassOther))
 }
 
 /// The NAT half (`vrrp_lb_nat`, tail-called by `vrrp_lb_xdp` with the server and counter

@@ -46,13 +46,19 @@ fn run<const LB: bool>(ctx: &XdpContext) -> u32 {
     };
     match l2.ether_type {
         ETH_P_IP => vrrp::ipv4::<LB>(ctx, &l2),
-        ETH_P_IPV6 => vrrp::ipv6(ctx, &l2),
+        ETH_P_IPV6 => vrrp::ipv6::<LB>(ctx, &l2),
         ETH_P_ARP => arp::respond(ctx, &l2),
         _ => {
             maps::bump(Counter::PassOther);
             xdp_action::XDP_PASS
         }
     }
+}
+
+/// The balancer's IPv6 virtual servers, tail-called by `vrrp_lb_xdp` (never attached).
+#[xdp]
+pub fn vrrp_lb_v6(ctx: XdpContext) -> u32 {
+    lb::ipv6(&ctx)
 }
 
 /// Passes everything. The benchmark floor, and the peer-side program that native-mode

@@ -1,10 +1,11 @@
 //! The program's maps (layouts and names in agent-common) and the counting helpers.
 
 use agent_common::{
-    COUNTER_COUNT, ConnCount, Counter, Flow, FlowKey, IFACE_CONFIG_MAX, IfaceConfig, LB_FLOWS_MAX,
-    LB_LOCALITY_MAX, LB_PERSIST_MAX, LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX, Locality,
-    LocalityKey, NatEntry, NatReply, PEERS_MAX_ENTRIES, PeerKey, Persist, PersistKey, Real,
-    Service, ServiceKey, Traffic, VIPS_MAX_ENTRIES, VRID_MAX_ENTRIES, VipKey, VipValue, VridConfig,
+    COUNTER_COUNT, ConnCount, Counter, Flow, FlowKey, FlowKey6, IFACE_CONFIG_MAX, IfaceConfig,
+    LB_FLOWS_MAX, LB_FLOWS6_MAX, LB_LOCALITY_MAX, LB_PERSIST_MAX, LB_PERSIST6_MAX, LB_PROGS_MAX,
+    LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX, Locality, LocalityKey, NatEntry, NatReply,
+    PEERS_MAX_ENTRIES, PeerKey, Persist, PersistKey, PersistKey6, Real, Service, ServiceKey,
+    ServiceKey6, Traffic, VIPS_MAX_ENTRIES, VRID_MAX_ENTRIES, VipKey, VipValue, VridConfig,
     VridKey, VridStats, VrrpVerdict,
 };
 use aya_ebpf::{
@@ -100,7 +101,18 @@ pub static LB_HANDOFF: PerCpuArray<[u32; 2]> = PerCpuArray::with_max_entries(1, 
 pub static LB_ICMP_BUCKET: PerCpuArray<[u64; 2]> = PerCpuArray::with_max_entries(1, 0);
 /// The programs `vrrp_lb_xdp` tail-calls (filled by the agent when it loads them).
 #[map]
-pub static LB_PROGS: ProgramArray = ProgramArray::with_max_entries(1, 0);
+pub static LB_PROGS: ProgramArray = ProgramArray::with_max_entries(LB_PROGS_MAX, 0);
+#[map]
+pub static LB_SERVICES6: HashMap<ServiceKey6, Service> =
+    HashMap::with_max_entries(LB_SERVICES_MAX, 0);
+#[map]
+pub static LB_FLOWS6: LruHashMap<FlowKey6, Flow> = LruHashMap::with_max_entries(LB_FLOWS6_MAX, 0);
+#[map]
+pub static LB_PERSIST6: LruHashMap<PersistKey6, Persist> =
+    LruHashMap::with_max_entries(LB_PERSIST6_MAX, 0);
+/// Where `vrrp_lb_v6` puts its keys together (they do not fit its stack).
+#[map]
+pub static LB_V6_KEYS: PerCpuArray<V6Keys> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 pub static LB_PERSIST: LruHashMap<PersistKey, Persist> =
     LruHashMap::with_max_entries(LB_PERSIST_MAX, 0);
@@ -117,3 +129,12 @@ pub static LB_ENTRY_STATS: PerCpuArray<Traffic> = PerCpuArray::with_max_entries(
 pub static LB_CONNS: PerCpuArray<ConnCount> = PerCpuArray::with_max_entries(LB_REALS_MAX, 0);
 #[map]
 pub static LB_CONNS_BASE: PerCpuArray<u64> = PerCpuArray::with_max_entries(LB_REALS_MAX, 0);
+
+/// An IPv6 packet's keys (see [`LB_V6_KEYS`]).
+#[repr(C)]
+pub struct V6Keys {
+    pub service: ServiceKey6,
+    pub vip: VipKey,
+    pub flow: FlowKey6,
+    pub persist: PersistKey6,
+}

@@ -20,6 +20,8 @@ use crate::{
 };
 
 const IPPROTO_VRRP: u8 = 112;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
 /// RFC 5798 §5.1.1.3 / §5.1.2.3: sent with TTL / hop limit 255, and receivers MUST check it.
 const VRRP_TTL: u8 = 255;
 const VRRP_TYPE_ADVERT: u8 = 1;
@@ -147,7 +149,7 @@ pub fn ipv4<const LB: bool>(ctx: &XdpContext, l2: &L2) -> u32 {
 }
 
 #[inline(always)]
-pub fn ipv6(ctx: &XdpContext, l2: &L2) -> u32 {
+pub fn ipv6<const LB: bool>(ctx: &XdpContext, l2: &L2) -> u32 {
     let Some(ip) = ptr_at::<Ipv6Hdr>(ctx, l2.l3) else {
         return pass_other();
     };
@@ -155,6 +157,10 @@ pub fn ipv6(ctx: &XdpContext, l2: &L2) -> u32 {
     let ip = unsafe { &*ip };
     // VRRP directly after the fixed header only; extension headers pass to the kernel.
     if ip.next_hdr != IPPROTO_VRRP {
+        // TCP/UDP maybe for an IPv6 virtual server: the balancer's IPv6 program decides.
+        if LB && (ip.next_hdr == IPPROTO_TCP || ip.next_hdr == IPPROTO_UDP) {
+            crate::lb::to_ipv6(ctx);
+        }
         return pass_other();
     }
     let len = u16::from_be_bytes(ip.payload_len) as usize;

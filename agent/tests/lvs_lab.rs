@@ -1643,6 +1643,17 @@ fn nat_serves_a_client_through_the_director_both_ways() {
     seed.stop_nginx("r2");
 }
 
+/// `vrrp-agent status` (the table) as the agent on `router` answers it.
+fn status_table(seed: &vrrp_tests::lvs::Seed, router: &str) -> String {
+    let agent_path = agent().to_string_lossy().into_owned();
+    seed.lab
+        .lab
+        .host(router)
+        .ns
+        .run(&[agent_path.as_str(), "status"])
+        .unwrap()
+}
+
 /// A raw IPv4 socket of `protocol` in the calling thread's namespace. A raw socket is a
 /// datagram socket: std's UdpSocket reads it (recv, with a timeout).
 fn raw_socket(protocol: libc::c_int) -> std::net::UdpSocket {
@@ -1729,14 +1740,7 @@ fn tun_wraps_the_client_s_packets_for_the_real_server() {
     })
     .unwrap_or_else(|| panic!("r1 not serving: {}", seed.lab.status("a")));
     // `vrrp-agent status` shows them in its table.
-    let agent_path = agent().to_string_lossy().into_owned();
-    let table = seed
-        .lab
-        .lab
-        .host("a")
-        .ns
-        .run(&[agent_path.as_str(), "status"])
-        .unwrap();
+    let table = status_table(&seed, "a");
     for line in [
         "VS [192.168.11.200]:tcp:8080 (rr, while this node holds the VIP): 192.168.11.200:8080",
         "    192.168.11.113:8080 TUN weight 1: alive, in the schedule, MAC ",
@@ -2065,5 +2069,128 @@ fn checkers_mail_their_alerts() {
         smtp.mails()
     );
     seed.stop_nginx("r1");
+    seed.stop_nginx("r2");
+}
+
+/// An IPv6 virtual server, by direct routing as seed 003's: the VIP 2001:db8:11::200 held by
+/// a VRRPv3 instance over IPv6, the real servers holding it on their loopback (IPv6 answers
+/// neighbour solicitations only for an interface's own addresses, so they need no sysctl),
+/// r1 checked by HTTP_GET and r2 by PING_CHECK (ICMPv6), both `alpha` (down until their
+/// first success). Clients get both pages from the VIP by rr; nginx stopping on r1 takes it
+/// out with keepalived's lines, everyone then gets r2.
+#[test]
+fn an_ipv6_virtual_server_is_balanced_by_direct_routing() {
+    if skip_unless_root("an_ipv6_virtual_server_is_balanced_by_direct_routing") {
+        return;
+    }
+    const VIP6: &str = "2001:db8:11::200";
+    let mut seed = topology();
+    let addr = |host: &str, cidr: &str, dev: &str| {
+        seed.lab
+            .lab
+            .host(host)
+            .ns
+            .ip(&["addr", "add", cidr, "dev", dev, "nodad"])
+            .unwrap();
+    };
+    addr("a", "2001:db8:11::11/64", "eth0");
+    addr("r1", "2001:db8:11::113/64", "eth0");
+    addr("r2", "2001:db8:11::114/64", "eth0");
+    addr("r1", &format!("{VIP6}/128"), "lo");
+    addr("r2", &format!("{VIP6}/128"), "lo");
+    let clients: Vec<String> = (0..4).map(|k| format!("2001:db8:11::10{k}")).collect();
+    for c in &clients {
+        addr("client", &format!("{c}/64"), "eth0");
+    }
+    let config = format!(
+        "global_defs {{\n  vrrp_version 3\n}}\n\
+         vrrp_instance VI_6 {{\n  interface eth0\n  virtual_router_id 52\n  priority 150\n  advert_int 1\n\
+         \x20 virtual_ipaddress {{\n    {VIP6}\n  }}\n}}\n\
+         virtual_server {VIP6} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
+         \x20 real_server 2001:db8:11::113 80 {{\n    HTTP_GET {{\n      url {{\n        path /\n      }}\n\
+         \x20     connect_timeout 1\n      retry 1\n      delay_before_retry 1\n      alpha\n    }}\n  }}\n\
+         \x20 real_server 2001:db8:11::114 80 {{\n    PING_CHECK {{\n      connect_timeout 1\n      alpha\n    }}\n  }}\n}}\n"
+    );
+    seed.lab.start("a", Daemon::Agent, &config).unwrap();
+    seed.lab.wait_sole_holder("a", VIP6, LONG).unwrap();
+    seed.lab
+        .wait_log("a", &format!("VS [{VIP6}]:tcp:80 served by XDP"), LONG)
+        .unwrap();
+    let want = |r1: bool, r2: bool| {
+        vec![
+            ("2001:db8:11::113".to_string(), r1),
+            ("2001:db8:11::114".to_string(), r2),
+        ]
+    };
+    let wait_serving = |r1: bool, r2: bool| {
+        poll(LONG, || (seed.serving("a") == want(r1, r2)).then_some(())).unwrap_or_else(|| {
+            panic!(
+                "a serves {:?}\n{}\n{}",
+                seed.serving("a"),
+                seed.lab.status("a"),
+                seed.lab.logs()
+            )
+        })
+    };
+    // Both checks succeeded (alpha: neither was up before).
+    wait_serving(true, true);
+    let get = |src: &str| {
+        let out = seed
+            .lab
+            .lab
+            .host("client")
+            .ns
+            .output(&[
+                "curl",
+                "-s",
+                "-g",
+                "-m",
+                "2",
+                "--interface",
+                src,
+                &format!("http://[{VIP6}]/"),
+            ])
+            .unwrap();
+        if out.status.success() {
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        } else {
+            "none".to_string()
+        }
+    };
+    let pages: Vec<String> = clients.iter().map(|c| get(c)).collect();
+    assert!(
+        pages.contains(&"r1".to_string()) && pages.contains(&"r2".to_string()),
+        "{pages:?}\n{}\n{}",
+        seed.lab.status("a"),
+        seed.lab.logs()
+    );
+    let st = seed.lab.status("a");
+    assert!(
+        st["xdp"]["counters"]["lb_forwarded"].as_u64().unwrap_or(0) >= 4,
+        "{st}"
+    );
+    assert_eq!(
+        st["virtual_servers"][0]["address_traffic"][0]["address"],
+        format!("[{VIP6}]:80"),
+        "{st}"
+    );
+    let table = status_table(&seed, "a");
+    assert!(
+        table.contains("[2001:db8:11::113]:80 DR weight 1: alive, in the schedule"),
+        "{table}"
+    );
+
+    // nginx on r1 stops: its HTTP_GET takes it out, everyone gets r2.
+    seed.stop_nginx("r1");
+    seed.lab
+        .wait_log(
+            "a",
+            &format!("Removing service [2001:db8:11::113]:tcp:80 from VS [{VIP6}]:tcp:80"),
+            LONG,
+        )
+        .unwrap();
+    wait_serving(false, true);
+    let pages: Vec<String> = clients.iter().map(|c| get(c)).collect();
+    assert_eq!(pages, vec!["r2"; 4], "{}", seed.lab.logs());
     seed.stop_nginx("r2");
 }

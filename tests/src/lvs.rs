@@ -197,7 +197,7 @@ pub fn add_real(lab: &mut VrrpLab, name: &str, mac: [u8; 6], cidr: &str) {
     std::fs::write(
         lab.dir().join(format!("nginx-{name}.conf")),
         format!(
-            "user root;\nworker_processes 1;\npid {d}/nginx-{name}.pid;\nerror_log {d}/nginx-{name}.err;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body-{name};\n  server {{\n    listen 80;\n    listen 81;\n    listen 443 ssl;\n    ssl_certificate {d}/{name}.crt;\n    ssl_certificate_key {d}/{name}.key;\n    location / {{ return 200 \"{name}\\n\"; }}\n  }}\n  server {{\n    listen 80;\n    server_name vhost.example;\n    location / {{ return 200 \"vhost-{name}\\n\"; }}\n  }}\n  server {{\n    listen 8443 ssl;\n    ssl_certificate {d}/{name}.crt;\n    ssl_certificate_key {d}/{name}.key;\n    ssl_client_certificate {d}/client-ca.crt;\n    ssl_verify_client on;\n    location / {{ return 200 \"{name}\\n\"; }}\n  }}\n}}\n"
+            "user root;\nworker_processes 1;\npid {d}/nginx-{name}.pid;\nerror_log {d}/nginx-{name}.err;\nevents {{}}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/body-{name};\n  server {{\n    listen 80;\n    listen [::]:80;\n    listen 81;\n    listen 443 ssl;\n    ssl_certificate {d}/{name}.crt;\n    ssl_certificate_key {d}/{name}.key;\n    location / {{ return 200 \"{name}\\n\"; }}\n  }}\n  server {{\n    listen 80;\n    server_name vhost.example;\n    location / {{ return 200 \"vhost-{name}\\n\"; }}\n  }}\n  server {{\n    listen 8443 ssl;\n    ssl_certificate {d}/{name}.crt;\n    ssl_certificate_key {d}/{name}.key;\n    ssl_client_certificate {d}/client-ca.crt;\n    ssl_verify_client on;\n    location / {{ return 200 \"{name}\\n\"; }}\n  }}\n}}\n"
         ),
     )
     .unwrap();

@@ -2,17 +2,17 @@
 //! forwarded to which real server (only the MACs rewritten), which pass untouched, and the
 //! counters. The schedules are the agent's own (`lvs::sched`). Needs root.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use agent_common::{
     Counter, LB_REAL_UP, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_LBLC,
     LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OPS, LB_SVC_OVF, LB_SVC_SED, LB_SVC_SPARE,
-    LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service, ServiceKey, VipKey, VipValue,
+    LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service, ServiceKey, ServiceKey6, VipKey, VipValue,
 };
 use etherparse::PacketBuilder;
 use vrrp_agent::{
     lvs::{model::Algo, sched},
-    xdp::{Counters, Program, XdpProgram},
+    xdp::{Counters, Program, XdpProgram, maps::SvcKey},
 };
 use vrrp_tests::skip_unless_root;
 
@@ -126,11 +126,14 @@ impl Lab {
 
     /// This node MASTER for the VIP (armed in the VIPS map) or not.
     fn hold_vip(&mut self, held: bool) {
-        self.hold(VIP, held);
+        self.hold(VIP.into(), held);
     }
 
-    fn hold(&mut self, vip: Ipv4Addr, held: bool) {
-        let key = VipKey::v4(self.lo, 0, vip.octets());
+    fn hold(&mut self, vip: IpAddr, held: bool) {
+        let key = match vip {
+            IpAddr::V4(a) => VipKey::v4(self.lo, 0, a.octets()),
+            IpAddr::V6(a) => VipKey::v6(self.lo, 0, a.octets()),
+        };
         if held {
             let value = VipValue {
                 mac: DIRECTOR_MAC,
@@ -163,6 +166,27 @@ impl Lab {
         reals: &[(u32, u32)],
         (persist_s, persist_mask): (u64, [u8; 4]),
     ) {
+        self.enter(key, (id, algo), reals, (persist_s, persist_mask, [255; 16]));
+    }
+
+    /// An IPv6 service, with persistence under a prefix's mask.
+    fn service6(
+        &mut self,
+        key: ServiceKey6,
+        (id, algo): (u32, Algo),
+        reals: &[(u32, u32)],
+        (persist_s, persist_mask6): (u64, [u8; 16]),
+    ) {
+        self.enter(key, (id, algo), reals, (persist_s, [255; 4], persist_mask6));
+    }
+
+    fn enter(
+        &mut self,
+        key: impl Into<SvcKey>,
+        (id, algo): (u32, Algo),
+        reals: &[(u32, u32)],
+        (persist_s, persist_mask, persist_mask6): (u64, [u8; 4], [u8; 16]),
+    ) {
         let ring = sched::ring(algo, reals);
         let base = id * 2048;
         self.xdp.maps.set_ring(base, &ring).unwrap();
@@ -188,6 +212,7 @@ impl Lab {
             persist_ns: persist_s * 1_000_000_000,
             persist_mask,
             entry: self.next_entry,
+            persist_mask6,
         };
         self.next_entry += 1;
         self.xdp.maps.set_service(key, service).unwrap();
@@ -558,7 +583,7 @@ fn tcp_to(dst: Ipv4Addr, sport: u16) -> Vec<u8> {
 fn locality_lab(algo: Algo, spare: bool) -> (Lab, ServiceKey) {
     let mut lab = Lab::new();
     let vip2 = Ipv4Addr::new(192, 0, 2, 201);
-    lab.hold(vip2, true);
+    lab.hold(vip2.into(), true);
     lab.real_with(0, REALS[0], true, 2, 0);
     lab.real_with(1, REALS[1], true, 2, 0);
     lab.extra_flags = if spare { LB_SVC_SPARE } else { 0 };
@@ -688,7 +713,7 @@ fn each_address_of_a_group_counts_its_own_traffic() {
     }
     let mut lab = Lab::new();
     let vip2 = Ipv4Addr::new(192, 0, 2, 201);
-    lab.hold(vip2, true);
+    lab.hold(vip2.into(), true);
     let other = ServiceKey {
         addr: vip2.octets(),
         ..HTTP
@@ -716,7 +741,7 @@ fn each_address_of_a_group_counts_its_own_traffic() {
         .sum();
     assert_eq!(reals, 5);
     // Passed traffic counts nowhere.
-    lab.hold(vip2, false);
+    lab.hold(vip2.into(), false);
     lab.passes(&b, Counter::LbPassInactive);
     assert_eq!(entry(&lab, 1).packets, 2);
     // A slot given to another address counts from zero.
@@ -1052,4 +1077,129 @@ fn tun_gue_and_gre_wrap_as_ipvs_does() {
     );
     assert_eq!(&out[34..38], &[0, 0, 0x08, 0x00], "GRE: no flags, IPv4");
     assert_eq!(&out[38..], &syn[14..]);
+}
+
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x200);
+
+/// A TCP SYN from `src` to VIP6, with `ext` as the IPv6 next header in front of TCP when
+/// given (an extension header of 8 bytes, next header TCP).
+fn tcp6(src: Ipv6Addr, sport: u16, dport: u16, ext: Option<u8>) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+        .ipv6(src.octets(), VIP6.octets(), 64)
+        .tcp(sport, dport, 1, 64240)
+        .syn()
+        .write(&mut out, b"")
+        .unwrap();
+    if let Some(next) = ext {
+        // Next header 6 (TCP), length 0 (8 bytes); for a fragment header, offset 0 and M set.
+        let header = [6, 0, 0, 1, 0, 0, 0, 7];
+        out.splice(54..54, header);
+        out[20] = next;
+        let len = u16::from_be_bytes([out[18], out[19]]) + 8;
+        out[18..20].copy_from_slice(&len.to_be_bytes());
+    }
+    out
+}
+
+fn client6(k: u16) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, k)
+}
+
+/// IPv6 virtual servers (`vrrp_lb_v6`, tail-called): new flows by rr, each flow kept on its
+/// server, nothing but the MACs changed; passed while this node does not hold the VIP, for
+/// other ports and protocols, behind extension headers (a fragment header among them); with
+/// persistence under a /64 (`persistence_granularity 64`), a client's neighbours in its /64
+/// share its server and another /64 is scheduled on its own; sh hashes the client
+/// consistently.
+#[test]
+fn ipv6_virtual_servers_are_balanced_by_direct_routing() {
+    if skip_unless_root("ipv6_virtual_servers_are_balanced_by_direct_routing") {
+        return;
+    }
+    let mut lab = Lab::new();
+    lab.hold(VIP6.into(), true);
+    let http6 = ServiceKey6 {
+        addr: VIP6.octets(),
+        port: 80,
+        proto: 6,
+        _pad: 0,
+    };
+    lab.service6(http6, (3, Algo::Rr), &[(0, 1), (1, 1)], (0, [255; 16]));
+    let firsts: Vec<usize> = (0..6)
+        .map(|k| lab.forwarded_to(&tcp6(client6(1), 40000 + k, 80, None)))
+        .collect();
+    assert_eq!(firsts, [0, 1, 0, 1, 0, 1], "in turn");
+    for k in 0..6 {
+        assert_eq!(
+            lab.forwarded_to(&tcp6(client6(1), 40000 + k, 80, None)),
+            firsts[k as usize],
+            "the flow keeps its server"
+        );
+    }
+    lab.passes(&tcp6(client6(1), 40000, 22, None), Counter::PassOther);
+    for ext in [0, 60, 44] {
+        lab.passes(&tcp6(client6(1), 40000, 80, Some(ext)), Counter::PassOther);
+    }
+    let mut udp = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+        .ipv6(client6(1).octets(), VIP6.octets(), 64)
+        .udp(40000, 80)
+        .write(&mut udp, b"query")
+        .unwrap();
+    lab.passes(&udp, Counter::PassOther);
+    // Cut short before its ports: the kernel's.
+    let whole = tcp6(client6(1), 40000, 80, None);
+    lab.passes(&whole[..56], Counter::PassOther);
+    lab.hold(VIP6.into(), false);
+    lab.passes(&tcp6(client6(1), 40000, 80, None), Counter::LbPassInactive);
+    lab.hold(VIP6.into(), true);
+
+    // persistence_granularity 64.
+    let mask64 = {
+        let mut m = [0u8; 16];
+        m[..8].fill(255);
+        m
+    };
+    lab.service6(
+        http6,
+        (3, Algo::Rr),
+        &[(0, 1), (1, 1), (2, 1)],
+        (50, mask64),
+    );
+    let first = lab.forwarded_to(&tcp6(client6(7), 41000, 80, None));
+    for k in 8..12 {
+        assert_eq!(
+            lab.forwarded_to(&tcp6(client6(k), 41000, 80, None)),
+            first,
+            "the same /64"
+        );
+    }
+    let elsewhere = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 7);
+    assert_ne!(
+        lab.forwarded_to(&tcp6(elsewhere, 41000, 80, None)),
+        first,
+        "another /64"
+    );
+
+    // sh: the same client on the same server whatever its port, and clients spread.
+    lab.service6(
+        http6,
+        (3, Algo::Sh),
+        &[(0, 1), (1, 1), (2, 1)],
+        (0, [255; 16]),
+    );
+    let servers: Vec<usize> = (1..=30)
+        .map(|k| {
+            let on = lab.forwarded_to(&tcp6(client6(100 + k), 42000, 80, None));
+            assert_eq!(
+                lab.forwarded_to(&tcp6(client6(100 + k), 42001, 80, None)),
+                on
+            );
+            on
+        })
+        .collect();
+    for r in 0..3 {
+        assert!(servers.contains(&r), "{servers:?}");
+    }
 }

@@ -134,6 +134,7 @@ fn add_services(xdp: &mut vrrp_agent::xdp::XdpProgram) {
             ring_len: 2,
             persist_ns: 0,
             persist_mask: [255; 4],
+            persist_mask6: [255; 16],
             entry: id as u32,
         };
         xdp.maps.set_service(key, service).unwrap();
@@ -155,6 +156,7 @@ fn add_services(xdp: &mut vrrp_agent::xdp::XdpProgram) {
         ring_len: 1,
         persist_ns: 0,
         persist_mask: [255; 4],
+        persist_mask6: [255; 16],
         entry: 2,
     };
     xdp.maps.set_service(key, service).unwrap();

@@ -354,6 +354,26 @@ fn checker(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
 
 /// A `virtual_server` block: its keywords, its real servers and checkers, and what keepalived
 /// completes or refuses once it is read.
+/// keepalived's FMT_VS: `[ADDR]:PROTO:PORT` (its protocol, UDP without one), `[GROUP]:0`,
+/// `FWM N`.
+fn fmt_vs(stmt: &Stmt) -> String {
+    match (stmt.arg(0), stmt.arg(1)) {
+        (Some("group"), Some(g)) => format!("[{g}]:0"),
+        (Some("fwmark"), Some(m)) => format!("FWM {m}"),
+        (Some(a), port) => {
+            let proto = stmt
+                .children()
+                .iter()
+                .rfind(|c| c.keyword == "protocol")
+                .and_then(|c| c.arg(0))
+                .unwrap_or("UDP")
+                .to_ascii_lowercase();
+            format!("[{a}]:{proto}:{}", port.unwrap_or("0"))
+        }
+        (None, _) => String::new(),
+    }
+}
+
 pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
     let name = stmt
         .args
@@ -381,11 +401,18 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
         .iter()
         .filter(|c| c.keyword == "real_server")
         .collect();
-    if reals.is_empty() {
+    // keepalived's check_data.c says it after reading the file (no line), in FMT_VS.
+    let no_reals = |diags: &mut Diags| {
         diags.config(
-            Some(&stmt.loc),
-            format!("Virtual server {name} has no real servers - ignoring"),
+            None,
+            format!(
+                "Virtual server {} has no real servers - ignoring",
+                fmt_vs(stmt)
+            ),
         );
+    };
+    if reals.is_empty() {
+        no_reals(diags);
         return;
     }
     if header
@@ -439,7 +466,16 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
             .and_then(|c| c.arg(0).map(str::to_string))
     };
     let mut seen: Vec<Vec<&str>> = Vec::new();
-    for rs in reals {
+    let mut skipped = 0;
+    let family = |a: Option<&str>| a?.parse::<std::net::IpAddr>().ok().map(|a| a.is_ipv6());
+    // keepalived's virtual server family: its address's (a group's or fwmark's comes from
+    // its servers, not checked here).
+    let vs6 = if header.len() >= 2 && !matches!(header[0], "fwmark" | "group") {
+        family(header.first().copied())
+    } else {
+        None
+    };
+    for rs in &reals {
         let address: Vec<&str> = rs.args.iter().map(|a| a.text.as_str()).collect();
         if seen.contains(&address) {
             diags.config(
@@ -455,6 +491,21 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
         let method = child_arg(rs, "lvs_method")
             .or_else(|| child_arg(stmt, "lb_kind"))
             .or_else(|| child_arg(stmt, "lvs_method"));
+        // keepalived's rs_end_handler: a server of the other family is dropped (a tunnelled
+        // one may differ).
+        if method.as_deref() != Some("TUN")
+            && let (Some(vs6), Some(rs6)) = (vs6, family(address.first().copied()))
+            && vs6 != rs6
+        {
+            skipped += 1;
+            diags.config(
+                Some(rs.end.as_ref().unwrap_or(&rs.loc)),
+                format!(
+                    "Address family of virtual server and real server {} don't match - skipping real server.",
+                    address[0]
+                ),
+            );
+        }
         if header.len() >= 2
             && !matches!(header[0], "fwmark" | "group")
             && method.as_deref().is_some_and(|m| m != "NAT")
@@ -472,6 +523,9 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
         }
         seen.push(address);
     }
+    if skipped == reals.len() {
+        no_reals(diags);
+    }
     let sorry = stmt
         .children()
         .iter()
@@ -479,6 +533,20 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
     let sorry_method = child_arg(stmt, "sorry_server_lvs_method")
         .or_else(|| child_arg(stmt, "lb_kind"))
         .or_else(|| child_arg(stmt, "lvs_method"));
+    // keepalived's vs_end_handler: a sorry server of the other family is dropped.
+    if let Some(sorry) = sorry
+        && sorry_method.as_deref() != Some("TUN")
+        && let (Some(vs6), Some(s6)) = (vs6, family(sorry.arg(0)))
+        && vs6 != s6
+    {
+        diags.config(
+            Some(stmt.end.as_ref().unwrap_or(&stmt.loc)),
+            format!(
+                "Address family of virtual server and sorry server {} don't match - skipping sorry server.",
+                sorry.arg(0).unwrap_or_default()
+            ),
+        );
+    }
     if let Some(sorry) = sorry
         && header.len() >= 2
         && !matches!(header[0], "fwmark" | "group")

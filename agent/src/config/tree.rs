@@ -15,6 +15,9 @@ pub struct Stmt {
     pub args: Vec<Token>,
     /// Present when the keyword opened a block.
     pub block: Option<Vec<Stmt>>,
+    /// Where its block ends (the line of its `}`, or where the input ended): keepalived
+    /// reports what it checks at a block's end there.
+    pub end: Option<Loc>,
 }
 
 impl Stmt {
@@ -146,11 +149,25 @@ fn block(cursor: &mut Cursor<'_>, diags: &mut Diags, opened: Option<&Loc>) -> Ve
         } else {
             None
         };
+        // The cursor is just past the `}`: its line is the last one read.
+        let end = has_block.then(|| {
+            let at = cursor
+                .line
+                .min(cursor.lines.len())
+                .saturating_sub(usize::from(
+                    cursor.token == 0 || cursor.line >= cursor.lines.len(),
+                ));
+            cursor
+                .lines
+                .get(at)
+                .map_or_else(|| loc.clone(), |l| l.loc.clone())
+        });
         stmts.push(Stmt {
             loc,
             keyword,
             args,
             block,
+            end,
         });
     }
     if opened.is_some() {
@@ -270,5 +287,21 @@ mod tests {
         assert_eq!(shape(&t), "a {b {c}}");
         assert_eq!(d.list.len(), 1);
         assert_eq!(d.list[0].message, "There are 1 missing '}'s or extra '{'s");
+    }
+
+    /// A block's end is the line of its `}` (keepalived reports a block's end checks there),
+    /// the last line when it is never closed; a statement without a block has none.
+    #[test]
+    fn a_block_s_end_is_the_line_of_its_closing_brace() {
+        let (stmts, _) =
+            tree("a {\n  b 1\n\n  c {\n    d\n  } e\n}\nf {\n  g\n} h {\n}\nk {\n  m\n");
+        let end = |s: &Stmt| s.end.as_ref().map(|l| l.line);
+        assert_eq!(end(&stmts[0]), Some(7));
+        let a = stmts[0].children();
+        assert_eq!(end(&a[0]), None, "b has no block");
+        assert_eq!(end(&a[1]), Some(6), "c closes on the line e follows");
+        assert_eq!(end(&stmts[1]), Some(10));
+        assert_eq!(end(&stmts[2]), Some(11), "h opens after f's brace");
+        assert_eq!(end(&stmts[3]), Some(13), "never closed: the last line");
     }
 }

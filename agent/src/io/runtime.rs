@@ -699,10 +699,7 @@ impl Runtime {
         let ifaces: Vec<u32> = prog.attachments().iter().map(|a| a.ifindex).collect();
         self.lvs = Some(crate::lvs::Balancer::start(
             &self.config,
-            (
-                |a| vips.contains(&std::net::IpAddr::V4(a)),
-                |a| held.contains(&std::net::IpAddr::V4(a)),
-            ),
+            (|a| vips.contains(&a), |a| held.contains(&a)),
             &mut prog.maps,
             &self.helpers,
             carried,
@@ -1637,10 +1634,12 @@ impl Runtime {
                     return;
                 };
                 for vip in &slot.vips {
-                    let IpAddr::V4(a) = vip.addr.addr else {
-                        continue;
+                    // IPv4: ARP is answered for it; both: virtual servers on it are served.
+                    let a = vip.addr.addr;
+                    let key = match a {
+                        IpAddr::V4(a) => VipKey::v4(vip.xdp_ifindex, 0, a.octets()),
+                        IpAddr::V6(a) => VipKey::v6(vip.xdp_ifindex, 0, a.octets()),
                     };
-                    let key = VipKey::v4(vip.xdp_ifindex, 0, a.octets());
                     let r = if arm {
                         prog.maps.arm_vip(
                             key,
@@ -1660,7 +1659,7 @@ impl Runtime {
                 if self.lvs.is_some() {
                     let held = self.held_vips();
                     if let Some(lvs) = self.lvs.as_mut() {
-                        lvs.held_changed(|a| held.contains(&IpAddr::V4(a)));
+                        lvs.held_changed(|a| held.contains(&a));
                     }
                 }
             }

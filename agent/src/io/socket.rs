@@ -89,28 +89,45 @@ pub(crate) fn bind_to_device(fd: &impl AsRawFd, ifname: &str) -> io::Result<()> 
 
 /// bind(2) to an IPv4 address, port 0.
 pub(crate) fn bind_v4(fd: &impl AsRawFd, a: Ipv4Addr) -> io::Result<()> {
-    with_sockaddr_v4(fd, a, libc::bind)
+    with_sockaddr(fd, a.into(), libc::bind)
 }
 
-/// connect(2) to an IPv4 address, port 0 (a raw socket: only its packets arrive).
-pub(crate) fn connect_v4(fd: &impl AsRawFd, a: Ipv4Addr) -> io::Result<()> {
-    with_sockaddr_v4(fd, a, libc::connect)
+/// bind(2) to an address of either family, port 0.
+pub(crate) fn bind_ip(fd: &impl AsRawFd, a: std::net::IpAddr) -> io::Result<()> {
+    with_sockaddr(fd, a, libc::bind)
 }
 
-/// `call` (bind or connect) with `a` as a sockaddr_in.
-fn with_sockaddr_v4(
+/// connect(2) to an address, port 0 (a raw socket: only its packets arrive).
+pub(crate) fn connect_ip(fd: &impl AsRawFd, a: std::net::IpAddr) -> io::Result<()> {
+    with_sockaddr(fd, a, libc::connect)
+}
+
+/// `call` (bind or connect) with `a` as a sockaddr_in or sockaddr_in6.
+fn with_sockaddr(
     fd: &impl AsRawFd,
-    a: Ipv4Addr,
+    a: std::net::IpAddr,
     call: unsafe extern "C" fn(libc::c_int, *const libc::sockaddr, libc::socklen_t) -> libc::c_int,
 ) -> io::Result<()> {
-    let sa = sockaddr_v4(a);
-    // SAFETY: sa is a live sockaddr_in of the size passed.
+    // SAFETY: each sockaddr is live for the call and passed with its own size.
     check(unsafe {
-        call(
-            fd.as_raw_fd(),
-            (&sa as *const libc::sockaddr_in).cast(),
-            size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
+        match a {
+            std::net::IpAddr::V4(a) => {
+                let sa = sockaddr_v4(a);
+                call(
+                    fd.as_raw_fd(),
+                    (&sa as *const libc::sockaddr_in).cast(),
+                    size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            }
+            std::net::IpAddr::V6(a) => {
+                let sa = sockaddr_v6(a, 0);
+                call(
+                    fd.as_raw_fd(),
+                    (&sa as *const libc::sockaddr_in6).cast(),
+                    size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                )
+            }
+        }
     })
     .map(drop)
 }

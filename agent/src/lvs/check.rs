@@ -487,7 +487,11 @@ pub async fn http_url(check: &Check, url: &super::model::Url) -> Result<(), Fail
 
 /// The checker's TCP connection from its `bindto` / `bind_port` / `bind_if` / `fwmark`.
 async fn tcp_connect(check: &Check) -> std::io::Result<TcpStream> {
-    let socket = tokio::net::TcpSocket::new_v4()?;
+    let socket = if check.addr.is_ipv6() {
+        tokio::net::TcpSocket::new_v6()?
+    } else {
+        tokio::net::TcpSocket::new_v4()?
+    };
     let src = &check.source;
     originate(&socket, src)?;
     if src.addr.is_some() || src.port.is_some() {
@@ -495,7 +499,7 @@ async fn tcp_connect(check: &Check) -> std::io::Result<TcpStream> {
             socket.set_reuseaddr(true)?;
         }
         socket.bind(SocketAddr::from((
-            src.addr.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+            src.addr.unwrap_or(unspecified(check.addr)),
             src.port.unwrap_or(0),
         )))?;
     }
@@ -508,12 +512,21 @@ async fn tcp_connect(check: &Check) -> std::io::Result<TcpStream> {
 async fn udp_socket(check: &Check) -> std::io::Result<tokio::net::UdpSocket> {
     let src = &check.source;
     let sock = tokio::net::UdpSocket::bind((
-        src.addr.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+        src.addr.unwrap_or(unspecified(check.addr)),
         src.port.unwrap_or(0),
     ))
     .await?;
     originate(&sock, src)?;
     Ok(sock)
+}
+
+/// The unspecified address of `addr`'s family (a checker's socket binds there without
+/// `bindto`).
+fn unspecified(addr: std::net::IpAddr) -> std::net::IpAddr {
+    match addr {
+        std::net::IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    }
 }
 
 /// `fwmark` (SO_MARK) and `bind_if` (SO_BINDTODEVICE) on a checker's socket. An interface
@@ -711,7 +724,7 @@ async fn tls(
     // No SNI for an address (rustls sends none), the virtualhost's name under enable_sni.
     let name = match sni.map(|n| rustls::pki_types::ServerName::try_from(n.to_string())) {
         Some(Ok(n)) => n,
-        _ => rustls::pki_types::ServerName::IpAddress(std::net::IpAddr::V4(check.addr).into()),
+        _ => rustls::pki_types::ServerName::IpAddress(check.addr.into()),
     };
     let connector = tokio_rustls::TlsConnector::from(config);
     match tokio::time::timeout(check.connect_timeout, connector.connect(name, stream)).await {
@@ -909,28 +922,46 @@ pub async fn ping_once(check: &Check) -> Result<(), Failure> {
     }
 }
 
-async fn ping(addr: std::net::Ipv4Addr, src: &super::model::Source) -> std::io::Result<bool> {
-    use crate::io::socket::{check as cvt, connect_v4, setsockopt};
+async fn ping(addr: std::net::IpAddr, src: &super::model::Source) -> std::io::Result<bool> {
+    use crate::io::socket::{bind_ip, check as cvt, connect_ip, setsockopt};
     use std::os::fd::{FromRawFd, OwnedFd};
     use tokio::io::{Interest, unix::AsyncFd};
+    let v6 = addr.is_ipv6();
+    let (family, proto) = if v6 {
+        (libc::AF_INET6, libc::IPPROTO_ICMPV6)
+    } else {
+        (libc::AF_INET, libc::IPPROTO_ICMP)
+    };
     // SAFETY: plain socket(2); the descriptor is owned at once.
     let fd = unsafe {
         OwnedFd::from_raw_fd(cvt(libc::socket(
-            libc::AF_INET,
+            family,
             libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            libc::IPPROTO_ICMP,
+            proto,
         ))?)
     };
-    // Everything but echo replies is filtered out in the kernel (ICMP_FILTER, 1, blocks the
-    // types whose bits are set).
-    setsockopt(&fd, libc::SOL_RAW, 1, &!(1u32 << 0))?;
+    // Everything but echo replies is filtered out in the kernel: ICMP_FILTER (1) blocks the
+    // types whose bits are set; ICMPV6_FILTER (1) is a 256-bit set of blocked types, echo
+    // reply being 129.
+    if v6 {
+        let mut blocked = [u32::MAX; 8];
+        blocked[129 >> 5] &= !(1u32 << (129 & 31));
+        setsockopt(&fd, libc::IPPROTO_ICMPV6, 1, &blocked)?;
+    } else {
+        setsockopt(&fd, libc::SOL_RAW, 1, &!(1u32 << 0))?;
+    }
     originate(&fd, src)?;
     if let Some(from) = src.addr {
-        crate::io::socket::bind_v4(&fd, from)?;
+        bind_ip(&fd, from)?;
     }
-    connect_v4(&fd, addr)?;
+    connect_ip(&fd, addr)?;
     let (id, seq) = (rand_id(), rand_id());
-    let echo = icmp_echo(id, seq, &super::model::filler(128));
+    // The kernel fills in an ICMPv6 checksum (it covers a pseudo-header only it knows).
+    let echo = if v6 {
+        icmp6_echo(id, seq, &super::model::filler(128))
+    } else {
+        icmp_echo(id, seq, &super::model::filler(128))
+    };
     // SAFETY: echo is live for the call, its length passed with it.
     cvt(unsafe { libc::send(fd.as_raw_fd(), echo.as_ptr().cast(), echo.len(), 0) } as libc::c_int)?;
     // SAFETY: the OwnedFd stays open and the same until the AsyncFd drops it.
@@ -958,7 +989,12 @@ async fn ping(addr: std::net::Ipv4Addr, src: &super::model::Source) -> std::io::
             Ok(r) => r?,
             Err(_would_block) => continue,
         };
-        if is_echo_reply(&buf[..n], id, seq) {
+        let reply = if v6 {
+            is_echo6_reply(&buf[..n], id, seq)
+        } else {
+            is_echo_reply(&buf[..n], id, seq)
+        };
+        if reply {
             return Ok(true);
         }
     }
@@ -973,6 +1009,26 @@ pub fn icmp_echo(id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
     let sum = crate::vrrp::packet::internet_checksum(&m);
     m[2..4].copy_from_slice(&sum.to_be_bytes());
     m
+}
+
+/// An ICMPv6 echo request (RFC 4443 §4.1), its checksum left for the kernel.
+pub fn icmp6_echo(id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
+    let mut m = vec![128, 0, 0, 0];
+    m.extend_from_slice(&id.to_be_bytes());
+    m.extend_from_slice(&seq.to_be_bytes());
+    m.extend_from_slice(payload);
+    m
+}
+
+/// Whether `message` (an ICMPv6 message as a raw socket reads it: no IPv6 header) is the
+/// echo reply (type 129) to (`id`, `seq`).
+pub fn is_echo6_reply(message: &[u8], id: u16, seq: u16) -> bool {
+    message.get(..8).is_some_and(|icmp| {
+        icmp[0] == 129
+            && icmp[1] == 0
+            && u16::from_be_bytes([icmp[4], icmp[5]]) == id
+            && u16::from_be_bytes([icmp[6], icmp[7]]) == seq
+    })
 }
 
 /// Whether `packet` (an IPv4 datagram as a raw socket reads it) is the echo reply to
@@ -1130,9 +1186,108 @@ pub struct Path {
     pub mtu: u16,
 }
 
+/// The IPv6 neighbour table's usable entry for `addr` (RTM_GETNEIGH, as `ip -6 neigh`): its
+/// MAC and interface index. Without one, the kernel is asked to resolve it (a datagram to
+/// the discard port makes it send a neighbour solicitation).
+fn neighbour6_or_resolve(addr: std::net::Ipv6Addr) -> Option<([u8; 6], u32)> {
+    let found = neighbour6(addr);
+    if found.is_none()
+        && let Ok(s) = std::net::UdpSocket::bind("[::]:0")
+    {
+        let _ = s.send_to(b"", (addr, 9));
+    }
+    found
+}
+
+fn neighbour6(addr: std::net::Ipv6Addr) -> Option<([u8; 6], u32)> {
+    use netlink_packet_core::{NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+    use netlink_packet_route::{
+        AddressFamily, RouteNetlinkMessage,
+        neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState},
+    };
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = AddressFamily::Inet6;
+    let mut req = NetlinkMessage::from(RouteNetlinkMessage::GetNeighbour(msg));
+    req.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    req.header.sequence_number = 1;
+    req.finalize();
+    let mut buf = vec![0u8; req.buffer_len()];
+    req.serialize(&mut buf);
+    let mut sock = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).ok()?;
+    sock.bind_auto().ok()?;
+    sock.connect(&netlink_sys::SocketAddr::new(0, 0)).ok()?;
+    sock.send(&buf, 0).ok()?;
+    let mut found = None;
+    // The dump comes in as many datagrams as it needs, up to its NLMSG_DONE.
+    loop {
+        let (reply, _) = sock.recv_from_full().ok()?;
+        let mut at = 0;
+        while at < reply.len() {
+            let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply[at..]).ok()?;
+            let len = m.header.length as usize;
+            if len == 0 {
+                return None;
+            }
+            at += len.next_multiple_of(4);
+            match m.payload {
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(n)) => {
+                    // Usable: resolved, or still believed (stale, being checked again).
+                    let usable = matches!(
+                        n.header.state,
+                        NeighbourState::Reachable
+                            | NeighbourState::Stale
+                            | NeighbourState::Delay
+                            | NeighbourState::Probe
+                            | NeighbourState::Permanent
+                    );
+                    let mut dst = None;
+                    let mut mac = None;
+                    for a in n.attributes {
+                        match a {
+                            NeighbourAttribute::Destination(NeighbourAddress::Inet6(d)) => {
+                                dst = Some(d);
+                            }
+                            NeighbourAttribute::LinkLayerAddress(l) => {
+                                mac = <[u8; 6]>::try_from(l.as_slice()).ok();
+                            }
+                            _ => {}
+                        }
+                    }
+                    if usable
+                        && dst == Some(addr)
+                        && let Some(mac) = mac
+                        && found.is_none()
+                    {
+                        found = Some((mac, n.header.ifindex));
+                    }
+                }
+                NetlinkPayload::Done(_) => return found,
+                NetlinkPayload::Error(_) => return None,
+                _ => {}
+            }
+        }
+    }
+}
+
 /// The path to real server `addr` (through an IPIP tunnel: to the next hop toward it), once
 /// the MAC is known; else None, after asking the kernel to resolve it.
-pub fn path_to(addr: std::net::Ipv4Addr, tunnel: bool) -> Option<Path> {
+pub fn path_to(addr: std::net::IpAddr, tunnel: bool) -> Option<Path> {
+    let addr = match addr {
+        std::net::IpAddr::V4(a) => a,
+        // IPv6 servers are reached by direct routing: the server's own MAC.
+        std::net::IpAddr::V6(a) => {
+            let (mac, ifindex) = neighbour6_or_resolve(a)?;
+            let out_mac = crate::iface::name(ifindex)
+                .and_then(|dev| interface(&dev))
+                .map_or([0; 6], |i| i.1);
+            return Some(Path {
+                mac,
+                ifindex,
+                out_mac,
+                ..Path::default()
+            });
+        }
+    };
     if !tunnel {
         let (mac, dev) = neighbour_or_resolve(addr)?;
         let (ifindex, out_mac) = interface(&dev).unwrap_or_default();
@@ -1715,6 +1870,21 @@ mod tests {
         assert!(!is_echo_reply(&reply, 0x1234, 7), "a request");
         assert!(!is_echo_reply(&reply[..24], 0x1234, 7), "cut short");
         assert!(!is_echo_reply(&[], 0x1234, 7));
+    }
+
+    /// ICMPv6 (RFC 4443 §4.1): request type 128 (its checksum the kernel's), reply type 129
+    /// read without an IPv6 header.
+    #[test]
+    fn the_icmpv6_echo_and_its_reply() {
+        let echo = icmp6_echo(0x1234, 7, &crate::lvs::model::filler(128));
+        assert_eq!(echo.len(), 136);
+        assert_eq!(&echo[..8], [128, 0, 0, 0, 0x12, 0x34, 0, 7]);
+        let mut reply = echo.clone();
+        reply[0] = 129;
+        assert!(is_echo6_reply(&reply, 0x1234, 7));
+        assert!(!is_echo6_reply(&reply, 0x1234, 8), "another sequence");
+        assert!(!is_echo6_reply(&echo, 0x1234, 7), "a request");
+        assert!(!is_echo6_reply(&reply[..7], 0x1234, 7), "cut short");
     }
 
     /// Why an HTTP_GET failed, in keepalived's words (what log_all_failures says).

@@ -12,13 +12,13 @@ pub mod key;
 pub mod model;
 pub mod sched;
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use agent_common::{
-    FLOW_CLOSED, FLOW_OPEN, Flow, FlowKey, LB_LEAST_MAX, LB_REAL_NAT, LB_REAL_TUN, LB_REAL_UP,
-    LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST,
+    FLOW_CLOSED, FLOW_OPEN, Flow, LB_LEAST_MAX, LB_REAL_NAT, LB_REAL_TUN, LB_REAL_UP, LB_REALS_MAX,
+    LB_RING_SIZE, LB_SERVICES_MAX, LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST,
     LB_SVC_HASH_PORT, LB_SVC_LBLC, LB_SVC_LBLCR, LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OPS, LB_SVC_OVF,
-    LB_SVC_SED, LB_SVC_SPARE, LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service, ServiceKey,
+    LB_SVC_SED, LB_SVC_SPARE, LB_SVC_TWOS, LB_SVC_WEIGHTED, Real, Service,
 };
 use log::{info, warn};
 use tokio::{
@@ -30,7 +30,7 @@ use tokio::{
 use crate::{
     config::model::Config,
     track::exec::{self, RunAs},
-    xdp::maps::{FlowTable, Maps},
+    xdp::maps::{AnyFlowKey, FlowTable, Maps, SvcKey},
 };
 use model::{Algo, VirtualService};
 
@@ -68,7 +68,7 @@ struct RealState {
 struct Svc {
     vs: VirtualService,
     /// Each address and port it answers on, with the flags of its entry.
-    keys: Vec<(ServiceKey, u32)>,
+    keys: Vec<(SvcKey, u32)>,
     /// Each address's slot for its own counters (`LB_ENTRY_STATS`), as `keys`.
     entries: Vec<u32>,
     id: u32,
@@ -98,17 +98,17 @@ struct Svc {
 /// not use, so nothing still pointing there is taken over.
 #[derive(Default)]
 pub struct Carried {
-    checks: Vec<(String, Ipv4Addr, u16, model::Check, bool)>,
-    macs: Vec<(Ipv4Addr, [u8; 6])>,
+    checks: Vec<(String, IpAddr, u16, model::Check, bool)>,
+    macs: Vec<(IpAddr, [u8; 6])>,
     /// (virtual server, address, port) → (index, flows counted as expired, since when it
     /// has had the index, if it was new to it).
-    reals: Vec<(String, Ipv4Addr, u16, u32, u64, Option<std::time::Duration>)>,
+    reals: Vec<(String, IpAddr, u16, u32, u64, Option<std::time::Duration>)>,
     /// Virtual server → its sorry server's index.
     sorries: Vec<(String, u32)>,
     /// Virtual server → (id, ring slice halves, the half in use).
     services: Vec<(String, u32, [u32; 2], usize)>,
     /// Each address's counter slot.
-    entries: Vec<(ServiceKey, u32)>,
+    entries: Vec<(SvcKey, u32)>,
 }
 
 impl Carried {
@@ -153,7 +153,7 @@ impl Carried {
         }
     }
 
-    fn entry(&self, key: &ServiceKey) -> Option<u32> {
+    fn entry(&self, key: &SvcKey) -> Option<u32> {
         self.entries.iter().find(|(k, _)| k == key).map(|e| e.1)
     }
 
@@ -166,7 +166,7 @@ impl Carried {
             .map(|(.., up)| *up)
     }
 
-    fn mac(&self, addr: Ipv4Addr) -> Option<[u8; 6]> {
+    fn mac(&self, addr: IpAddr) -> Option<[u8; 6]> {
         self.macs.iter().find(|(a, _)| *a == addr).map(|(_, m)| *m)
     }
 }
@@ -184,10 +184,10 @@ struct InUse {
 enum Sweep {
     /// The table could not be opened a second time: no sweeps.
     Off,
-    Idle(FlowTable),
+    Idle(Box<FlowTable>),
     /// On a helper thread; with each server's count (opened − closed) when it began.
     Running(
-        tokio::sync::oneshot::Receiver<(FlowTable, std::collections::HashMap<u32, u64>)>,
+        tokio::sync::oneshot::Receiver<(Box<FlowTable>, std::collections::HashMap<u32, u64>)>,
         Vec<(u32, u64)>,
     ),
 }
@@ -195,10 +195,10 @@ enum Sweep {
 /// The sweep's verdict on `flows` at `now`: the flows to remove (idle past their timeout, or
 /// older than their index's owner, `since`), and the open flows left per real server index.
 fn tally(
-    flows: &[(FlowKey, Flow)],
+    flows: &[(AnyFlowKey, Flow)],
     since: &std::collections::HashMap<u32, std::time::Duration>,
     (now, timeouts): (std::time::Duration, Timeouts),
-) -> (Vec<FlowKey>, std::collections::HashMap<u32, u64>) {
+) -> (Vec<AnyFlowKey>, std::collections::HashMap<u32, u64>) {
     let mut gone = Vec::new();
     let mut open: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
     for (key, flow) in flows {
@@ -207,7 +207,7 @@ fn tally(
             gone.push(*key);
             continue;
         }
-        let limit = match (flow.closed, key.proto) {
+        let limit = match (flow.closed, key.proto()) {
             (FLOW_CLOSED, _) => timeouts.tcp_fin,
             (_, 17) => timeouts.udp,
             _ => timeouts.tcp,
@@ -463,7 +463,7 @@ impl Svc {
             ),
         };
         let serving: Vec<u32> = usable.iter().map(|(i, _)| *i).collect();
-        let entry = |r: &RealState, up: bool| real_entry(r, up, [0; 4]);
+        let entry = |r: &RealState, up: bool| real_entry(r, up, IpAddr::from([0u8; 4]));
         let addrs = self
             .reals
             .iter()
@@ -471,7 +471,7 @@ impl Svc {
             .chain(self.sorry.iter().zip(self.vs.sorry.iter().map(|s| s.0)));
         for (r, addr) in addrs {
             if keeping.contains(&r.index)
-                && let Err(e) = maps.set_real(r.index, real_entry(r, true, addr.octets()))
+                && let Err(e) = maps.set_real(r.index, real_entry(r, true, addr))
             {
                 warn!("{}: {e}", self.vs.name());
             }
@@ -497,8 +497,15 @@ impl Svc {
                             ring_base: self.bases[half],
                             ring_len: ring.len() as u32,
                             persist_ns,
-                            persist_mask: self.vs.persist_mask.octets(),
+                            persist_mask: match self.vs.persist_mask {
+                                IpAddr::V4(m) => m.octets(),
+                                IpAddr::V6(_) => [255; 4],
+                            },
                             entry,
+                            persist_mask6: match self.vs.persist_mask {
+                                IpAddr::V6(m) => m.octets(),
+                                IpAddr::V4(_) => [255; 16],
+                            },
                         },
                     )
                 })
@@ -642,8 +649,12 @@ fn overloaded(was: bool, conns: u32, real: &model::RealServer) -> bool {
     }
 }
 
-/// A real server's kernel entry.
-fn real_entry(r: &RealState, up: bool, addr: [u8; 4]) -> Real {
+/// A real server's kernel entry (its address matters to NAT, which is IPv4 only).
+fn real_entry(r: &RealState, up: bool, addr: IpAddr) -> Real {
+    let addr = match addr {
+        IpAddr::V4(a) => a.octets(),
+        IpAddr::V6(_) => [0; 4],
+    };
     let method = match (r.nat_port, r.tunnel) {
         (Some(_), _) => LB_REAL_NAT,
         (None, Some(_)) => LB_REAL_TUN,
@@ -734,7 +745,7 @@ impl Balancer {
     /// this node holds it); `held`: whether this node holds it now.
     pub fn start(
         config: &Config,
-        (vip, held): (impl Fn(Ipv4Addr) -> bool, impl Fn(Ipv4Addr) -> bool),
+        (vip, held): (impl Fn(IpAddr) -> bool, impl Fn(IpAddr) -> bool),
         maps: &mut Maps,
         helpers: &Handle,
         carried: &Carried,
@@ -864,16 +875,11 @@ impl Balancer {
                 );
                 continue;
             }
-            let keys: Vec<(ServiceKey, u32)> = vs
+            let keys: Vec<(SvcKey, u32)> = vs
                 .entries
                 .iter()
                 .map(|(addr, port)| {
-                    let key = ServiceKey {
-                        addr: addr.octets(),
-                        port: *port,
-                        proto: vs.proto.number(),
-                        _pad: 0,
-                    };
+                    let key = SvcKey::new(*addr, *port, vs.proto.number());
                     // Served only while this node holds the address, when it is a VIP.
                     let follow = if vip(*addr) { LB_SVC_FOLLOW_VIP } else { 0 };
                     (key, flags | follow)
@@ -884,10 +890,9 @@ impl Balancer {
                 .find(|(k, _)| services.iter().any(|s| s.keys.iter().any(|(o, _)| o == k)))
             {
                 warn!(
-                    "VS {}: {}:{} is served by another virtual server already; not served",
+                    "VS {}: {} is served by another virtual server already; not served",
                     vs.name(),
-                    Ipv4Addr::from(taken.0.addr),
-                    taken.0.port
+                    taken.0.socket()
                 );
                 continue;
             }
@@ -975,7 +980,7 @@ impl Balancer {
             // that is no VIP is always served here, so its checkers always run.
             let gate = (vs.ha_suspend && keys.iter().any(|(_, f)| f & LB_SVC_FOLLOW_VIP != 0))
                 .then(|| {
-                    let on = keys.iter().any(|(k, _)| held(Ipv4Addr::from(k.addr)));
+                    let on = keys.iter().any(|(k, _)| held(k.addr()));
                     tokio::sync::watch::channel(on).0
                 });
             let mut reals = Vec::new();
@@ -1166,7 +1171,7 @@ impl Balancer {
                     warn!("{e}: idle flows will not be swept from the balancer's table");
                     Sweep::Off
                 },
-                Sweep::Idle,
+                |t| Sweep::Idle(Box::new(t)),
             )
         } else {
             Sweep::Off
@@ -1345,10 +1350,10 @@ impl Balancer {
     /// checkers of `ha_suspend` services start or stop with their address, with keepalived's
     /// lines (`Activating healthchecker for service … for VS …`, `Suspending healthchecker
     /// …`).
-    pub fn held_changed(&mut self, held: impl Fn(Ipv4Addr) -> bool) {
+    pub fn held_changed(&mut self, held: impl Fn(IpAddr) -> bool) {
         for svc in &self.services {
             let Some(gate) = &svc.gate else { continue };
-            let on = svc.keys.iter().any(|(k, _)| held(Ipv4Addr::from(k.addr)));
+            let on = svc.keys.iter().any(|(k, _)| held(k.addr()));
             if *gate.borrow() == on {
                 continue;
             }
@@ -1378,11 +1383,11 @@ impl Balancer {
 
     /// Whether some service would follow a VIP it does not follow now, or the other way
     /// round (a reload changed the VRRP instances' addresses).
-    pub fn follows_changed(&self, vip: impl Fn(Ipv4Addr) -> bool) -> bool {
+    pub fn follows_changed(&self, vip: impl Fn(IpAddr) -> bool) -> bool {
         self.services
             .iter()
             .flat_map(|s| &s.keys)
-            .any(|(k, f)| (f & LB_SVC_FOLLOW_VIP != 0) != vip(Ipv4Addr::from(k.addr)))
+            .any(|(k, f)| (f & LB_SVC_FOLLOW_VIP != 0) != vip(k.addr()))
     }
 
     /// Whether any service counts open flows (lc, wlc): then [`Self::count_flows`] runs
@@ -1417,7 +1422,7 @@ impl Balancer {
                 let overloaded = overloaded(r.overloaded, r.conns, real);
                 crossed |= overloaded != r.overloaded;
                 r.overloaded = overloaded;
-                let _ = maps.set_real(r.index, real_entry(r, r.entered_up, real.addr.octets()));
+                let _ = maps.set_real(r.index, real_entry(r, r.entered_up, real.addr));
                 let _ = maps.set_conns_base(r.index, per_cpu.iter().map(|c| c.opened).collect());
             }
             if crossed || svc.spare_now() != svc.spare {
@@ -1510,7 +1515,7 @@ impl Balancer {
         let services = new.map_or(&[][..], |n| &n.services[..]);
         for (k, _) in self.services.iter().flat_map(|s| &s.keys) {
             if !services.iter().any(|s| s.keys.iter().any(|(o, _)| o == k)) {
-                let _ = maps.remove_service(k);
+                let _ = maps.remove_service(*k);
             }
         }
         let kept = |index: u32| {
@@ -1525,7 +1530,7 @@ impl Balancer {
             .flat_map(|s| s.reals.iter().chain(&s.sorry))
         {
             if !kept(r.index) {
-                let _ = maps.set_real(r.index, real_entry(r, false, [0; 4]));
+                let _ = maps.set_real(r.index, real_entry(r, false, IpAddr::from([0u8; 4])));
             }
         }
         // keepalived's alert for a live server the reload removed.
@@ -1591,7 +1596,7 @@ impl Balancer {
         if let Some(maps) = maps {
             for s in &self.services {
                 for (k, _) in &s.keys {
-                    let _ = maps.remove_service(k);
+                    let _ = maps.remove_service(*k);
                 }
             }
             let _ = maps.set_nat_on(false);
@@ -1629,12 +1634,12 @@ impl Balancer {
                     "service": s.vs.name(),
                     "algo": s.vs.algo.name(),
                     "follows_vip": s.keys.iter().any(|(_, f)| f & LB_SVC_FOLLOW_VIP != 0),
-                    "addresses": s.vs.entries.iter().map(|(a, p)| format!("{a}:{p}")).collect::<Vec<_>>(),
+                    "addresses": s.vs.entries.iter().map(|&e| std::net::SocketAddr::from(e).to_string()).collect::<Vec<_>>(),
                     // What each address was sent (a group's entries each their own).
                     "address_traffic": s.keys.iter().zip(&s.entries).map(|((k, _), &e)| {
                         let t = maps.entry_traffic(e).unwrap_or_default();
                         serde_json::json!({
-                            "address": format!("{}:{}", Ipv4Addr::from(k.addr), k.port),
+                            "address": k.socket().to_string(),
                             "packets": t.packets,
                             "bytes": t.bytes,
                         })
@@ -1650,7 +1655,7 @@ impl Balancer {
 /// A real server without checkers: up, its MAC looked for until the neighbour table has it,
 /// then looked at again every few seconds.
 async fn resolve(
-    (addr, tunnel): (Ipv4Addr, bool),
+    (addr, tunnel): (IpAddr, bool),
     real: u32,
     tx: mpsc::UnboundedSender<check::Report>,
 ) {
@@ -1751,13 +1756,31 @@ mod tests {
     fn the_sweep_removes_idle_and_stale_flows_and_counts_the_open_ones() {
         use std::time::Duration;
         let s = |n: u64| Duration::from_secs(n);
-        let key = |sport: u16, proto: u8| FlowKey {
-            src: [192, 0, 2, 1],
-            dst: [192, 0, 2, 200],
-            sport,
-            dport: 80,
-            proto,
-            _pad: [0; 3],
+        // IPv4 and IPv6 flows alike (even ports IPv6).
+        let key = |sport: u16, proto: u8| {
+            if sport.is_multiple_of(2) {
+                AnyFlowKey::V6(agent_common::FlowKey6 {
+                    src: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                    dst: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0],
+                    sport,
+                    dport: 80,
+                    proto,
+                    _pad: [0; 3],
+                })
+            } else {
+                AnyFlowKey::V4(agent_common::FlowKey {
+                    src: [192, 0, 2, 1],
+                    dst: [192, 0, 2, 200],
+                    sport,
+                    dport: 80,
+                    proto,
+                    _pad: [0; 3],
+                })
+            }
+        };
+        let sport = |k: &AnyFlowKey| match k {
+            AnyFlowKey::V4(k) => k.sport,
+            AnyFlowKey::V6(k) => k.sport,
         };
         let flow = |real: u32, closed: u32, last: Duration| Flow {
             real,
@@ -1784,7 +1807,7 @@ mod tests {
         let since = [(2, now - s(5))].into_iter().collect();
         let defaults = Timeouts::of(&Config::default());
         let (gone, open) = tally(&flows, &since, (now, defaults));
-        let gone: Vec<u16> = gone.iter().map(|k| k.sport).collect();
+        let gone: Vec<u16> = gone.iter().map(sport).collect();
         assert_eq!(gone, [2, 4, 6, 8]);
         let mut open: Vec<(u32, u64)> = open.into_iter().collect();
         open.sort();
@@ -1799,14 +1822,14 @@ mod tests {
         let t = Timeouts::of(&loaded.config);
         assert_eq!((t.tcp, t.tcp_fin, t.udp), (s(60), s(120), s(300)));
         let (gone, _) = tally(&flows, &since, (now, t));
-        let gone: Vec<u16> = gone.iter().map(|k| k.sport).collect();
+        let gone: Vec<u16> = gone.iter().map(sport).collect();
         assert_eq!(gone, [1, 2, 4, 6, 8], "open TCP quiet for 60 s and more");
     }
 
     #[test]
     fn ipvs_overload_thresholds() {
         let real = |upper: u32, lower: u32| model::RealServer {
-            addr: Ipv4Addr::new(10, 0, 0, 2),
+            addr: IpAddr::from([10, 0, 0, 2]),
             port: 80,
             weight: 1,
             inhibit_on_failure: false,

@@ -3,7 +3,10 @@
 //! keepalived's defaults. What the XDP backend does not run is refused per virtual server
 //! with the reason, and the rest of the configuration runs.
 
-use std::{net::Ipv4Addr, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    time::Duration,
+};
 
 use crate::config::model::{RawBlock, VirtualServer};
 
@@ -243,7 +246,7 @@ pub enum HttpProtocol {
 /// `bind_if`, and `fwmark` (SO_MARK on its packets).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Source {
-    pub addr: Option<Ipv4Addr>,
+    pub addr: Option<IpAddr>,
     pub port: Option<u16>,
     pub interface: Option<String>,
     pub fwmark: Option<u32>,
@@ -482,7 +485,7 @@ fn url_regex(u: &RawBlock) -> Result<Option<UrlRegex>, String> {
 pub struct Check {
     pub kind: CheckKind,
     /// `connect_ip`/`connect_port`, default the real server's.
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     /// `bindto`, `bind_port`, `bind_if`, `fwmark`.
     pub source: Source,
@@ -525,7 +528,7 @@ impl Check {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct RealServer {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub weight: u32,
     pub inhibit_on_failure: bool,
@@ -551,11 +554,11 @@ pub struct RealServer {
 #[derive(Clone, Debug, PartialEq)]
 pub struct VirtualService {
     /// The first (or only) address and port: what checks and sorry servers default to.
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     /// Every address and port it answers on: one, or a `virtual_server_group`'s entries
-    /// (ranges expanded).
-    pub entries: Vec<(Ipv4Addr, u16)>,
+    /// (ranges expanded), all of one family.
+    pub entries: Vec<(IpAddr, u16)>,
     /// `virtual_server group NAME`.
     pub group: Option<String>,
     pub proto: Proto,
@@ -563,8 +566,9 @@ pub struct VirtualService {
     /// `sh-port` / `mh-port`: the client's port is hashed too.
     pub hash_port: bool,
     pub persistence: Option<Duration>,
-    /// `persistence_granularity` (255.255.255.255 without it).
-    pub persist_mask: Ipv4Addr,
+    /// `persistence_granularity`: an IPv4 netmask (255.255.255.255 without it), or for an
+    /// IPv6 service a prefix length as the mask (all ones without it).
+    pub persist_mask: IpAddr,
     pub reals: Vec<RealServer>,
     /// Weight of live real servers the service needs (keepalived's `quorum`, default 1) and
     /// the margin around it (`hysteresis`, default 0).
@@ -574,7 +578,7 @@ pub struct VirtualService {
     pub quorum_up: Option<Vec<String>>,
     pub quorum_down: Option<Vec<String>>,
     /// `sorry_server IP PORT`: takes the traffic while quorum is lost.
-    pub sorry: Option<(Ipv4Addr, u16)>,
+    pub sorry: Option<(IpAddr, u16)>,
     /// The sorry server is reached by NAT (`sorry_server_lvs_method`, else `lb_kind`).
     pub sorry_nat: bool,
     /// The sorry server is reached through a tunnel.
@@ -609,7 +613,7 @@ impl VirtualService {
 }
 
 /// keepalived's `inet_sockaddrtotrio`: `[ADDR]:PROTO:PORT`.
-pub fn trio(addr: Ipv4Addr, proto: Proto, port: u16) -> String {
+pub fn trio(addr: IpAddr, proto: Proto, port: u16) -> String {
     format!("[{addr}]:{}:{port}", proto.name())
 }
 
@@ -759,20 +763,20 @@ fn command(args: &[String]) -> Vec<String> {
 }
 
 /// The virtual server as the XDP backend runs it, or why it cannot.
-/// One `IP PORT` line: the address and port, IPv4 only.
-fn entry(a: &str, p: &str) -> Result<(Ipv4Addr, u16), String> {
+/// One `IP PORT` line: the address and port.
+fn entry(a: &str, p: &str) -> Result<(IpAddr, u16), String> {
     Ok((
-        a.parse::<Ipv4Addr>().map_err(|_| {
-            format!("address {a}: only IPv4 virtual servers are run by the XDP backend")
-        })?,
+        a.parse::<IpAddr>()
+            .map_err(|_| format!("address {a} is not an IP address"))?,
         p.parse::<u16>()
             .map_err(|_| format!("port {p} is not a port"))?,
     ))
 }
 
 /// A `virtual_server_group`'s entries: `IP PORT`, and keepalived's ranges `A.B.C.D-E PORT`
-/// (the last octet from D to E). `fwmark` entries cannot be seen from XDP.
-fn group_entries(group: &RawBlock) -> Result<Vec<(Ipv4Addr, u16)>, String> {
+/// (the last octet from D to E) and `X:..:Y-Z PORT` (the last group, hexadecimal). `fwmark`
+/// entries cannot be seen from XDP.
+fn group_entries(group: &RawBlock) -> Result<Vec<(IpAddr, u16)>, String> {
     let mut out = Vec::new();
     for e in &group.children {
         if e.keyword == "fwmark" {
@@ -784,15 +788,32 @@ fn group_entries(group: &RawBlock) -> Result<Vec<(Ipv4Addr, u16)>, String> {
         match e.keyword.split_once('-') {
             Some((first, last)) => {
                 let (start, port) = entry(first, port)?;
-                let last: u8 = last
-                    .parse()
-                    .map_err(|_| format!("range {}: the end is not 0-255", e.keyword))?;
-                let [a, b, c, d] = start.octets();
-                if last < d {
-                    return Err(format!("range {}: the end is before the start", e.keyword));
-                }
-                for o in d..=last {
-                    out.push((Ipv4Addr::new(a, b, c, o), port));
+                let before = || format!("range {}: the end is before the start", e.keyword);
+                match start {
+                    IpAddr::V4(start) => {
+                        let last: u8 = last
+                            .parse()
+                            .map_err(|_| format!("range {}: the end is not 0-255", e.keyword))?;
+                        let [a, b, c, d] = start.octets();
+                        if last < d {
+                            return Err(before());
+                        }
+                        for o in d..=last {
+                            out.push((Ipv4Addr::new(a, b, c, o).into(), port));
+                        }
+                    }
+                    IpAddr::V6(start) => {
+                        let last = u16::from_str_radix(last, 16)
+                            .map_err(|_| format!("range {}: the end is not 0-ffff", e.keyword))?;
+                        let mut seg = start.segments();
+                        if last < seg[7] {
+                            return Err(before());
+                        }
+                        for g in seg[7]..=last {
+                            seg[7] = g;
+                            out.push((Ipv6Addr::from(seg).into(), port));
+                        }
+                    }
                 }
             }
             None => out.push(entry(&e.keyword, port)?),
@@ -800,6 +821,9 @@ fn group_entries(group: &RawBlock) -> Result<Vec<(Ipv4Addr, u16)>, String> {
     }
     if out.is_empty() {
         return Err("the group has no entries".into());
+    }
+    if out.iter().any(|(a, _)| a.is_ipv6() != out[0].0.is_ipv6()) {
+        return Err("the group has IPv4 and IPv6 entries: one family per virtual server".into());
     }
     Ok(out)
 }
@@ -873,9 +897,31 @@ pub fn service(
         .any(|b| b.keyword == "sh-port" || b.keyword == "mh-port");
     // keepalived's pgr_handler: an IPv4 netmask (not necessarily solid, as ipvsadm takes it);
     // one it reports invalid is ignored.
-    let persist_mask = find(o, "persistence_granularity")
-        .and_then(|b| arg(b, 0)?.parse::<Ipv4Addr>().ok())
-        .unwrap_or(Ipv4Addr::BROADCAST);
+    let granularity = find(o, "persistence_granularity").and_then(|b| arg(b, 0));
+    let persist_mask = match addr {
+        IpAddr::V4(_) => granularity
+            .and_then(|g| g.parse::<Ipv4Addr>().ok())
+            .unwrap_or(Ipv4Addr::BROADCAST)
+            .into(),
+        // keepalived's pgr_handler for IPv6: a prefix length 1..=128.
+        IpAddr::V6(_) => {
+            let bits = granularity
+                .and_then(|g| g.parse::<u32>().ok())
+                .filter(|b| (1..=128).contains(b))
+                .unwrap_or(128);
+            Ipv6Addr::from(u128::MAX << (128 - bits)).into()
+        }
+    };
+    let v6 = addr.is_ipv6();
+    // The XDP backend forwards IPv6 by direct routing only.
+    let dr_only = |m: Method, whose: &str| -> Result<(), String> {
+        if v6 && m != Method::Dr {
+            return Err(format!(
+                "{whose}: IPv6 virtual servers are run by direct routing only by the XDP backend (lb_kind DR)"
+            ));
+        }
+        Ok(())
+    };
     let persistence = find(o, "persistence_timeout").map(|b| {
         // keepalived: the keyword alone means 6 minutes.
         Duration::from_secs(arg(b, 0).and_then(|v| v.parse().ok()).unwrap_or(360))
@@ -889,9 +935,14 @@ pub fn service(
         let (Some(a), p) = (arg(rb, 0), arg(rb, 1)) else {
             continue;
         };
-        let raddr: Ipv4Addr = a
+        let raddr: IpAddr = a
             .parse()
-            .map_err(|_| format!("real_server {a}: only IPv4 is run by the XDP backend"))?;
+            .map_err(|_| format!("real_server {a} is not an IP address"))?;
+        // keepalived: "Address family of virtual server and real server … don't match -
+        // skipping real server." (the config check says it).
+        if raddr.is_ipv6() != v6 {
+            continue;
+        }
         let rport: u16 = p.map_or(Ok(port), |p| {
             p.parse().map_err(|_| format!("real_server port {p}"))
         })?;
@@ -899,6 +950,7 @@ pub fn service(
         // A real server's own forwarding method (IPVS takes one per server).
         let m = method(find(rc, "lvs_method"), vs_method)
             .map_err(|why| format!("real_server {a}: lvs_method {why}"))?;
+        dr_only(m, &format!("real_server {a}"))?;
         let nat = m == Method::Nat;
         let tun = match m {
             Method::Tun(t) => Some(t),
@@ -1186,11 +1238,18 @@ pub fn service(
             let (Some(a), Some(p)) = (arg(b, 0), arg(b, 1)) else {
                 return Err("sorry_server wants IP PORT".to_string());
             };
-            let a: Ipv4Addr = a
+            let a: IpAddr = a
                 .parse()
-                .map_err(|_| format!("sorry_server {a}: only IPv4 is run by the XDP backend"))?;
+                .map_err(|_| format!("sorry_server {a} is not an IP address"))?;
             let p: u16 = p.parse().map_err(|_| format!("sorry_server port {p}"))?;
-            Some((a, server_port(sorry_nat, group.is_some(), p, port)))
+            // keepalived: "Address family of virtual server and sorry server … don't match -
+            // skipping sorry server." (the config check says it).
+            if a.is_ipv6() != v6 {
+                None
+            } else {
+                dr_only(sorry_method, &format!("sorry_server {a}"))?;
+                Some((a, server_port(sorry_nat, group.is_some(), p, port)))
+            }
         }
         None => None,
     };
@@ -1301,6 +1360,7 @@ mod tests {
         );
         let first = vs[0].as_ref().unwrap();
         assert_eq!(first.persist_mask, Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(first.persist_mask, IpAddr::from([255, 255, 255, 0]));
         assert_eq!(
             (first.reals[0].uthreshold, first.reals[0].lthreshold),
             (100, 50)
@@ -1387,7 +1447,7 @@ mod tests {
         );
         let vs = s[0].as_ref().unwrap();
         assert_eq!(vs.name(), "[web]:0", "keepalived's FMT_VS for a group");
-        let a = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+        let a = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(
             vs.entries,
             [
@@ -1400,6 +1460,65 @@ mod tests {
         assert_eq!(
             s[1].as_ref().unwrap_err(),
             "virtual_server_group nope is not configured"
+        );
+    }
+
+    /// IPv6 virtual servers: direct routing only (keepalived's default NAT and TUN refused
+    /// with the reason), `persistence_granularity` a prefix length, real servers of the
+    /// other family skipped as keepalived skips them, a group's IPv6 range over its last
+    /// group (hexadecimal), one family per group.
+    #[test]
+    fn ipv6_virtual_servers() {
+        let s = services(
+            "virtual_server 2001:db8::200 80 {\n lb_kind DR\n protocol TCP\n persistence_timeout 60\n persistence_granularity 48\n sorry_server 2001:db8::9 80\n real_server 2001:db8::2 80 {\n  PING_CHECK {\n   bindto 2001:db8::1\n  }\n }\n real_server 10.0.0.3 80 {\n }\n}\n\
+             virtual_server 2001:db8::200 81 {\n real_server 2001:db8::2 81 {\n }\n}\n\
+             virtual_server 2001:db8::200 82 {\n lb_kind DR\n real_server 2001:db8::2 82 {\n  lvs_method TUN\n }\n}\n\
+             virtual_server 2001:db8::200 83 {\n lb_kind DR\n sorry_server 10.0.0.9 83\n real_server 2001:db8::2 83 {\n }\n}\n\
+             virtual_server_group six {\n 2001:db8::a-c 80\n}\n\
+             virtual_server group six {\n lb_kind DR\n real_server 2001:db8::2 80 {\n }\n}\n\
+             virtual_server_group mixed {\n 2001:db8::a 80\n 10.0.0.1 80\n}\n\
+             virtual_server group mixed {\n lb_kind DR\n real_server 2001:db8::2 80 {\n }\n}\n\
+             virtual_server 2001:db8::200 84 {\n lb_kind DR\n persistence_granularity 129\n real_server 2001:db8::2 84 {\n }\n}\n",
+        );
+        let v = s[0].as_ref().unwrap();
+        assert_eq!(v.name(), "[2001:db8::200]:tcp:80");
+        assert_eq!(
+            v.persist_mask,
+            "ffff:ffff:ffff::".parse::<IpAddr>().unwrap(),
+            "a /48"
+        );
+        assert_eq!(v.reals.len(), 1, "10.0.0.3 skipped");
+        assert_eq!(v.real_name(&v.reals[0]), "[2001:db8::2]:tcp:80");
+        let check = &v.reals[0].checks[0];
+        assert_eq!(check.kind, CheckKind::Ping);
+        assert_eq!(check.addr, "2001:db8::2".parse::<IpAddr>().unwrap());
+        assert_eq!(check.source.addr, "2001:db8::1".parse().ok());
+        assert_eq!(v.sorry, Some(("2001:db8::9".parse().unwrap(), 80)));
+        let dr_only =
+            "IPv6 virtual servers are run by direct routing only by the XDP backend (lb_kind DR)";
+        assert_eq!(
+            s[1].as_ref().unwrap_err(),
+            &format!("real_server 2001:db8::2: {dr_only}")
+        );
+        assert_eq!(
+            s[2].as_ref().unwrap_err(),
+            &format!("real_server 2001:db8::2: {dr_only}")
+        );
+        assert_eq!(s[3].as_ref().unwrap().sorry, None, "skipped");
+        let a = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            s[4].as_ref().unwrap().entries,
+            [
+                (a("2001:db8::a"), 80),
+                (a("2001:db8::b"), 80),
+                (a("2001:db8::c"), 80)
+            ]
+        );
+        assert!(s[5].as_ref().unwrap_err().contains("IPv4 and IPv6"));
+        // A granularity keepalived reports invalid is ignored: the whole address.
+        assert_eq!(
+            s[6].as_ref().unwrap().persist_mask,
+            IpAddr::from([255u8; 16])
         );
     }
 

@@ -223,9 +223,8 @@ pub fn render(v: &Value) -> String {
             };
             let _ = writeln!(
                 t,
-                "    {}:{} {} weight {}: {}, {}, MAC {}; {} packets, {} bytes{open}",
-                s(&r["address"]),
-                s(&r["port"]),
+                "    {} {} weight {}: {}, {}, MAC {}; {} packets, {} bytes{open}",
+                super::host_port(&s(&r["address"]), &s(&r["port"])),
                 s(&r["forwarding"]),
                 s(&r["weight"]),
                 if r["alive"].as_bool() == Some(true) {

@@ -196,7 +196,7 @@ pub fn render(snapshot: &Value) -> String {
         }
         let (mut packets, mut bytes) = (0u64, 0u64);
         for rs in vs["real_servers"].as_array().into_iter().flatten() {
-            let real = format!("{}:{}", text(&rs["address"]), text(&rs["port"]));
+            let real = super::host_port(&text(&rs["address"]), &text(&rs["port"]));
             let l = labels(&[("service", &service), ("real_server", &real)]);
             let (p, b) = (
                 rs["packets"].as_u64().unwrap_or(0),

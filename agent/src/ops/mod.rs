@@ -8,6 +8,15 @@ pub mod systemd;
 use std::{io, sync::Arc, time::Duration};
 
 use log::debug;
+
+/// `ADDR:PORT` as status and metrics show a real server, an IPv6 address in brackets.
+pub(crate) fn host_port(addr: &str, port: &str) -> String {
+    if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
+    }
+}
 use tokio::sync::Semaphore;
 
 /// At most this many connections are served at once; more are closed at once (anyone who

@@ -2,17 +2,19 @@
 //! ever see totals.
 
 use agent_common::{
-    COUNTER_COUNT, COUNTERS_MAP, ConnCount, Counter, Flow, FlowKey, IFACE_CONFIG_MAP, IfaceConfig,
-    LB_CONNS_BASE_MAP, LB_CONNS_MAP, LB_ENTRY_STATS_MAP, LB_FLOWS_MAP, LB_LOCALITY_MAP,
-    LB_NAT_ON_MAP, LB_REAL_STATS_MAP, LB_REALS_MAP, LB_RING_MAP, LB_SERVICES_MAP, Locality,
-    LocalityKey, PEERS_MAP, PeerKey, Real, Service, ServiceKey, Traffic, VIPS_MAP, VRID_CONFIG_MAP,
-    VRID_STATS_MAP, VRRP_VERDICTS, VipKey, VipValue, VridConfig, VridKey, VridState, VridStats,
-    VrrpVerdict,
+    COUNTER_COUNT, COUNTERS_MAP, ConnCount, Counter, Flow, FlowKey, FlowKey6, IFACE_CONFIG_MAP,
+    IfaceConfig, LB_CONNS_BASE_MAP, LB_CONNS_MAP, LB_ENTRY_STATS_MAP, LB_FLOWS_MAP, LB_FLOWS6_MAP,
+    LB_LOCALITY_MAP, LB_NAT_ON_MAP, LB_REAL_STATS_MAP, LB_REALS_MAP, LB_RING_MAP, LB_SERVICES_MAP,
+    LB_SERVICES6_MAP, Locality, LocalityKey, PEERS_MAP, PeerKey, Real, Service, ServiceKey,
+    ServiceKey6, Traffic, VIPS_MAP, VRID_CONFIG_MAP, VRID_STATS_MAP, VRRP_VERDICTS, VipKey,
+    VipValue, VridConfig, VridKey, VridState, VridStats, VrrpVerdict,
 };
 use aya::{
     Ebpf, Pod,
     maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, PerCpuHashMap},
 };
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::XdpError;
 
@@ -24,6 +26,7 @@ pub struct Maps {
     peers: HashMap<MapData, PeerKey, u8>,
     counters: PerCpuArray<MapData, u64>,
     lb_services: HashMap<MapData, ServiceKey, Service>,
+    lb_services6: HashMap<MapData, ServiceKey6, Service>,
     lb_ring: Array<MapData, u32>,
     lb_reals: Array<MapData, Real>,
     lb_real_stats: PerCpuArray<MapData, Traffic>,
@@ -32,20 +35,112 @@ pub struct Maps {
     lb_conns: PerCpuArray<MapData, ConnCount>,
     lb_conns_base: PerCpuArray<MapData, u64>,
     lb_flows: HashMap<MapData, FlowKey, Flow>,
+    lb_flows6: HashMap<MapData, FlowKey6, Flow>,
     lb_locality: HashMap<MapData, LocalityKey, Locality>,
 }
 
-/// The flow table, through its own descriptor (see [`Maps::flow_table`]).
-pub struct FlowTable(HashMap<MapData, FlowKey, Flow>);
+/// A virtual server's address, port and protocol, as the map of its family holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SvcKey {
+    V4(ServiceKey),
+    V6(ServiceKey6),
+}
+
+impl SvcKey {
+    pub fn new(addr: IpAddr, port: u16, proto: u8) -> SvcKey {
+        match addr {
+            IpAddr::V4(a) => SvcKey::V4(ServiceKey {
+                addr: a.octets(),
+                port,
+                proto,
+                _pad: 0,
+            }),
+            IpAddr::V6(a) => SvcKey::V6(ServiceKey6 {
+                addr: a.octets(),
+                port,
+                proto,
+                _pad: 0,
+            }),
+        }
+    }
+
+    pub fn addr(&self) -> IpAddr {
+        match self {
+            SvcKey::V4(k) => Ipv4Addr::from(k.addr).into(),
+            SvcKey::V6(k) => Ipv6Addr::from(k.addr).into(),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        match self {
+            SvcKey::V4(k) => k.port,
+            SvcKey::V6(k) => k.port,
+        }
+    }
+
+    /// `ADDR:PORT`, IPv6 in brackets.
+    pub fn socket(&self) -> std::net::SocketAddr {
+        (self.addr(), self.port()).into()
+    }
+}
+
+impl From<ServiceKey> for SvcKey {
+    fn from(k: ServiceKey) -> SvcKey {
+        SvcKey::V4(k)
+    }
+}
+
+impl From<&ServiceKey> for SvcKey {
+    fn from(k: &ServiceKey) -> SvcKey {
+        SvcKey::V4(*k)
+    }
+}
+
+impl From<ServiceKey6> for SvcKey {
+    fn from(k: ServiceKey6) -> SvcKey {
+        SvcKey::V6(k)
+    }
+}
+
+/// A flow of either family (see [`FlowTable`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AnyFlowKey {
+    V4(FlowKey),
+    V6(FlowKey6),
+}
+
+impl AnyFlowKey {
+    /// IPPROTO_TCP or IPPROTO_UDP.
+    pub fn proto(&self) -> u8 {
+        match self {
+            AnyFlowKey::V4(k) => k.proto,
+            AnyFlowKey::V6(k) => k.proto,
+        }
+    }
+}
+
+/// The flow tables (IPv4 and IPv6), through descriptors of their own (see
+/// [`Maps::flow_table`]).
+pub struct FlowTable(
+    HashMap<MapData, FlowKey, Flow>,
+    HashMap<MapData, FlowKey6, Flow>,
+);
 
 impl FlowTable {
     /// Every flow, read whole.
-    pub fn flows(&self) -> Vec<(FlowKey, Flow)> {
-        self.0.iter().filter_map(Result::ok).collect()
+    pub fn flows(&self) -> Vec<(AnyFlowKey, Flow)> {
+        let v4 = self.0.iter().filter_map(Result::ok);
+        let v6 = self.1.iter().filter_map(Result::ok);
+        v4.map(|(k, f)| (AnyFlowKey::V4(k), f))
+            .chain(v6.map(|(k, f)| (AnyFlowKey::V6(k), f)))
+            .collect()
     }
 
-    pub fn remove(&mut self, key: &FlowKey) -> Result<(), XdpError> {
-        remove(&mut self.0, key, LB_FLOWS_MAP)
+    pub fn remove(&mut self, key: &AnyFlowKey) -> Result<(), XdpError> {
+        match key {
+            AnyFlowKey::V4(k) => remove(&mut self.0, k, LB_FLOWS_MAP),
+            AnyFlowKey::V6(k) => remove(&mut self.1, k, LB_FLOWS6_MAP),
+        }
     }
 }
 
@@ -129,6 +224,7 @@ impl Maps {
             peers: take(ebpf, PEERS_MAP)?,
             counters: take(ebpf, COUNTERS_MAP)?,
             lb_services: take(ebpf, LB_SERVICES_MAP)?,
+            lb_services6: take(ebpf, LB_SERVICES6_MAP)?,
             lb_ring: take(ebpf, LB_RING_MAP)?,
             lb_reals: take(ebpf, LB_REALS_MAP)?,
             lb_real_stats: take(ebpf, LB_REAL_STATS_MAP)?,
@@ -137,6 +233,7 @@ impl Maps {
             lb_conns: take(ebpf, LB_CONNS_MAP)?,
             lb_conns_base: take(ebpf, LB_CONNS_BASE_MAP)?,
             lb_flows: take(ebpf, LB_FLOWS_MAP)?,
+            lb_flows6: take(ebpf, LB_FLOWS6_MAP)?,
             lb_locality: take(ebpf, LB_LOCALITY_MAP)?,
         })
     }
@@ -218,14 +315,28 @@ impl Maps {
     }
 
     /// A virtual server the balancer forwards for (its ring and reals written first).
-    pub fn set_service(&mut self, key: ServiceKey, service: Service) -> Result<(), XdpError> {
-        self.lb_services
-            .insert(key, service, 0)
-            .map_err(map_err(LB_SERVICES_MAP))
+    pub fn set_service(
+        &mut self,
+        key: impl Into<SvcKey>,
+        service: Service,
+    ) -> Result<(), XdpError> {
+        match key.into() {
+            SvcKey::V4(k) => self
+                .lb_services
+                .insert(k, service, 0)
+                .map_err(map_err(LB_SERVICES_MAP)),
+            SvcKey::V6(k) => self
+                .lb_services6
+                .insert(k, service, 0)
+                .map_err(map_err(LB_SERVICES6_MAP)),
+        }
     }
 
-    pub fn remove_service(&mut self, key: &ServiceKey) -> Result<(), XdpError> {
-        remove(&mut self.lb_services, key, LB_SERVICES_MAP)
+    pub fn remove_service(&mut self, key: impl Into<SvcKey>) -> Result<(), XdpError> {
+        match key.into() {
+            SvcKey::V4(k) => remove(&mut self.lb_services, &k, LB_SERVICES_MAP),
+            SvcKey::V6(k) => remove(&mut self.lb_services6, &k, LB_SERVICES6_MAP),
+        }
     }
 
     /// Writes a service's schedule at `base` (its slice of the ring).
@@ -301,24 +412,10 @@ impl Maps {
     /// (reading 256 k entries one system call at a time must not hold up the VRRP loop).
     pub fn flow_table(&self) -> Result<FlowTable, XdpError> {
         use aya::maps::IterableMap;
-        use std::os::fd::AsFd;
-        let fd = self
-            .lb_flows
-            .map()
-            .fd()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|io_error| XdpError::Map {
-                map: LB_FLOWS_MAP,
-                source: MapError::SyscallError(aya::sys::SyscallError {
-                    call: "dup",
-                    io_error,
-                }),
-            })?;
-        let data = MapData::from_fd(fd).map_err(map_err(LB_FLOWS_MAP))?;
-        HashMap::try_from(Map::LruHashMap(data))
-            .map(FlowTable)
-            .map_err(map_err(LB_FLOWS_MAP))
+        Ok(FlowTable(
+            second_handle(self.lb_flows.map(), LB_FLOWS_MAP)?,
+            second_handle(self.lb_flows6.map(), LB_FLOWS6_MAP)?,
+        ))
     }
 
     /// The global counters, summed over CPUs.
@@ -420,4 +517,25 @@ impl VridCounters {
     pub fn bytes(&self, verdict: VrrpVerdict) -> u64 {
         self.bytes[verdict as usize]
     }
+}
+
+/// A second descriptor of an LRU hash map, as a map of its own.
+fn second_handle<K: Pod, V: Pod>(
+    map: &MapData,
+    name: &'static str,
+) -> Result<HashMap<MapData, K, V>, XdpError> {
+    use std::os::fd::AsFd;
+    let fd = map
+        .fd()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|io_error| XdpError::Map {
+            map: name,
+            source: MapError::SyscallError(aya::sys::SyscallError {
+                call: "dup",
+                io_error,
+            }),
+        })?;
+    let data = MapData::from_fd(fd).map_err(map_err(name))?;
+    HashMap::try_from(Map::LruHashMap(data)).map_err(map_err(name))
 }

@@ -10,7 +10,8 @@ pub mod maps;
 use std::fmt;
 
 use agent_common::{
-    LB_NAT_PROGRAM, LB_PROG_NAT, LB_PROGS_MAP, PASS_PROGRAM, VRRP_LB_PROGRAM, VRRP_PROGRAM,
+    LB_NAT_PROGRAM, LB_PROG_NAT, LB_PROG_V6, LB_PROGS_MAP, LB_V6_PROGRAM, PASS_PROGRAM,
+    VRRP_LB_PROGRAM, VRRP_PROGRAM,
 };
 use aya::{
     Ebpf, EbpfError,
@@ -186,7 +187,7 @@ impl XdpProgram {
     }
 
     /// Loads (verifies) `program` unless it is loaded already. The balancer's comes with
-    /// the NAT program it tail-calls, entered in `LB_PROGS`.
+    /// the NAT and IPv6 programs it tail-calls, entered in `LB_PROGS`.
     pub fn ensure_loaded(&mut self, program: Program) -> Result<(), XdpError> {
         let xdp = program_mut(&mut self.ebpf, program)?;
         if xdp.fd().is_ok() {
@@ -197,28 +198,29 @@ impl XdpProgram {
             source: Box::new(source),
         })?;
         if program == Program::VrrpLb {
-            self.load_nat()?;
+            self.load_tail(LB_NAT_PROGRAM, LB_PROG_NAT)?;
+            self.load_tail(LB_V6_PROGRAM, LB_PROG_V6)?;
         }
         Ok(())
     }
 
-    /// `vrrp_lb_nat`, loaded and entered in `LB_PROGS` (the entry lasts while the object
-    /// holds the map).
-    fn load_nat(&mut self) -> Result<(), XdpError> {
+    /// A program `vrrp_lb_xdp` tail-calls (`vrrp_lb_nat`, `vrrp_lb_v6`), loaded and entered
+    /// in `LB_PROGS` at `slot` (the entry lasts while the object holds the map).
+    fn load_tail(&mut self, name: &'static str, slot: u32) -> Result<(), XdpError> {
         let program_err = |source| XdpError::Program {
-            name: LB_NAT_PROGRAM,
+            name,
             source: Box::new(source),
         };
-        let nat: &mut Xdp = self
+        let tail: &mut Xdp = self
             .ebpf
-            .program_mut(LB_NAT_PROGRAM)
-            .ok_or(XdpError::MissingProgram(LB_NAT_PROGRAM))?
+            .program_mut(name)
+            .ok_or(XdpError::MissingProgram(name))?
             .try_into()
             .map_err(program_err)?;
-        if nat.fd().is_err() {
-            nat.load().map_err(program_err)?;
+        if tail.fd().is_err() {
+            tail.load().map_err(program_err)?;
         }
-        let fd = nat
+        let fd = tail
             .fd()
             .map_err(program_err)?
             .try_clone()
@@ -237,12 +239,10 @@ impl XdpProgram {
             map: LB_PROGS_MAP,
             source,
         })?;
-        progs
-            .set(LB_PROG_NAT, &fd, 0)
-            .map_err(|source| XdpError::Map {
-                map: LB_PROGS_MAP,
-                source,
-            })
+        progs.set(slot, &fd, 0).map_err(|source| XdpError::Map {
+            map: LB_PROGS_MAP,
+            source,
+        })
     }
 
     /// Puts `to` where `from` is attached, on every interface (loading `to` first if it is

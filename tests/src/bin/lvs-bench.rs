@@ -84,6 +84,7 @@ fn test_run_rows() -> Result<Vec<(String, f64, f64, f64)>> {
         ring_len: ring.len() as u32,
         persist_ns: 0,
         persist_mask: [255; 4],
+        persist_mask6: [255; 16],
         entry: 0,
     };
     xdp.maps.set_service(key, service)?;

@@ -354,7 +354,7 @@ impl Runtime {
             || self
                 .lvs
                 .as_ref()
-                .is_some_and(|l| l.follows_changed(|a| vips.contains(&std::net::IpAddr::V4(a))));
+                .is_some_and(|l| l.follows_changed(|a| vips.contains(&a)));
         self.config = new;
         if let (false, Some(lvs), Some(prog)) = (lvs_changed, self.lvs.as_mut(), &self.xdp) {
             // The same balancer: it hears of interfaces the program runs on now (NAT's
@@ -702,10 +702,11 @@ impl Runtime {
         let Some(prog) = self.xdp.as_mut() else {
             return;
         };
-        let std::net::IpAddr::V4(a) = v.addr.addr else {
-            return;
+        let a = v.addr.addr;
+        let key = match a {
+            std::net::IpAddr::V4(a) => agent_common::VipKey::v4(v.xdp_ifindex, 0, a.octets()),
+            std::net::IpAddr::V6(a) => agent_common::VipKey::v6(v.xdp_ifindex, 0, a.octets()),
         };
-        let key = agent_common::VipKey::v4(v.xdp_ifindex, 0, a.octets());
         let r = if arm {
             prog.maps.arm_vip(
                 key,
