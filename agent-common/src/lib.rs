@@ -370,7 +370,7 @@ pub struct VridStats {
 pub struct VipKey {
     pub ifindex: u32,
     pub vlan: u16,
-    /// [`FAMILY_V4`] or [`FAMILY_V6`] (IPv6 NS→NA will use the same map).
+    /// [`FAMILY_V4`] or [`FAMILY_V6`] (IPv6 VIPs: only the balancer looks them up).
     pub family: u8,
     pub _pad: u8,
     /// The address; IPv4 in the first 4 bytes, the rest zero.

@@ -1,8 +1,8 @@
 //! A property of the XDP program over random frames, through BPF_PROG_TEST_RUN: whatever comes
 //! in, it never aborts, never changes a frame it passes or drops, and only ever transmits a
 //! correct ARP reply (RFC 826) to an ARP request for an armed VIP, a frame for a virtual
-//! server (TCP to VIP:80, UDP to VIP:53) sent on to one of its real servers with nothing but
-//! the MACs changed, or for the TUN virtual server (TCP to VIP:82) the frame wrapped in IPIP
+//! server (TCP to VIP:80, UDP to VIP:53, TCP to [VIP6]:80 over IPv6) sent on to one of its
+//! real servers with nothing but the MACs changed, or for the TUN virtual server (TCP to VIP:82) the frame wrapped in IPIP
 //! for its server or an ICMP "fragmentation needed" back to its sender.
 //!
 //! Frames are random bytes, and valid frames (adverts of every kind, ARP requests, tagged and
@@ -11,7 +11,7 @@
 //! `XDP_PROPERTY_SECONDS` run longer (`cargo xtask fuzz xdp_frames SECONDS`). Needs root.
 
 use std::{
-    net::{IpAddr, Ipv4Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     time::{Duration, Instant},
 };
 
@@ -67,7 +67,31 @@ fn seeds() -> Vec<Vec<u8>> {
         to_vip(6, 80),
         to_vip(6, 81),
         to_vip(6, 82),
+        to_vip6(6, 80),
+        to_vip6(17, 80),
     ]
+}
+
+/// The IPv6 virtual server's address (TCP port 80).
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x200);
+
+/// TCP (6) or UDP (17) from a client to VIP6's `port`.
+fn to_vip6(proto: u8, port: u16) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(CLIENT_MAC, OWN_MAC).ipv6(
+        Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1).octets(),
+        VIP6.octets(),
+        64,
+    );
+    let mut out = Vec::new();
+    if proto == 6 {
+        b.tcp(40000, port, 1, 64240)
+            .syn()
+            .write(&mut out, b"")
+            .unwrap();
+    } else {
+        b.udp(40000, port).write(&mut out, b"query").unwrap();
+    }
+    out
 }
 
 /// Real servers of the virtual servers the test configures.
@@ -160,6 +184,32 @@ fn add_services(xdp: &mut vrrp_agent::xdp::XdpProgram) {
         entry: 2,
     };
     xdp.maps.set_service(key, service).unwrap();
+    // TCP [VIP6]:80 by rotation over the first two, served while VIP6 is armed.
+    let key = agent_common::ServiceKey6 {
+        addr: VIP6.octets(),
+        port: 80,
+        proto: 6,
+        _pad: 0,
+    };
+    let service = Service {
+        id: 3,
+        flags: LB_SVC_FOLLOW_VIP,
+        ring_base: 0,
+        ring_len: 2,
+        persist_ns: 0,
+        persist_mask: [255; 4],
+        persist_mask6: [255; 16],
+        entry: 3,
+    };
+    xdp.maps.set_service(key, service).unwrap();
+    let lo = vrrp_agent::xdp::ifindex("lo").unwrap();
+    let value = agent_common::VipValue {
+        mac: OWN_MAC,
+        _pad: [0; 2],
+    };
+    xdp.maps
+        .arm_vip(agent_common::VipKey::v6(lo, 0, VIP6.octets()), value)
+        .unwrap();
 }
 
 /// Whether the program may send `input` on to a real server: untagged IPv4, a header length
@@ -169,8 +219,15 @@ fn forwardable(input: &[u8]) -> bool {
     forward_port(input).is_some()
 }
 
-/// The virtual server's port `input` may be sent on for (see [`forwardable`]).
+/// The virtual server's port `input` may be sent on for (see [`forwardable`]); over IPv6:
+/// untagged, TCP right after the header to [VIP6]:80, its ports in the frame.
 fn forward_port(input: &[u8]) -> Option<u16> {
+    if input.get(12..14)? == [0x86, 0xdd] {
+        let ip = input.get(14..54)?;
+        let ports = input.get(54..58)?;
+        let dport = u16::from_be_bytes([ports[2], ports[3]]);
+        return (ip[6] == 6 && ip[24..40] == VIP6.octets() && dport == 80).then_some(dport);
+    }
     let ip = input.get(14..34)?;
     if input[12..14] != [0x08, 0x00] {
         return None;

@@ -127,6 +127,43 @@ fn test_run_rows() -> Result<Vec<(String, f64, f64, f64)>> {
         "a flow's packet → its real server (XDP_TX)",
         repeated(&xdp, Program::VrrpLb, &frame(40000, 80))?,
     );
+    // IPv6: the same servers behind [2001:db8::200]:80 (vrrp_lb_v6, tail-called).
+    let vip6 = [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0];
+    xdp.maps.set_service(
+        agent_common::ServiceKey6 {
+            addr: vip6,
+            port: 80,
+            proto: 6,
+            _pad: 0,
+        },
+        Service {
+            id: 3,
+            entry: 3,
+            ..service
+        },
+    )?;
+    xdp.maps.arm_vip(
+        VipKey::v6(lo, 0, vip6),
+        VipValue {
+            mac: [2, 0, 0, 0, 0, 0x11],
+            _pad: [0; 2],
+        },
+    )?;
+    let mut frame6 = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 0xc1], [2, 0, 0, 0, 0, 0x11])
+        .ipv6(
+            [0x20, 1, 0xd, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99],
+            vip6,
+            64,
+        )
+        .tcp(40000, 80, 1, 64240)
+        .syn()
+        .write(&mut frame6, b"")
+        .expect("frame");
+    push(
+        "an IPv6 flow's packet → its real server (tail call, XDP_TX)",
+        repeated(&xdp, Program::VrrpLb, &frame6)?,
+    );
     arm(&mut xdp, false)?;
     push(
         "VIP not held (backup director) → PASS",
