@@ -1151,6 +1151,10 @@ fn ipv6_virtual_servers_are_balanced_by_direct_routing() {
     // Cut short before its ports: the kernel's.
     let whole = tcp6(client6(1), 40000, 80, None);
     lab.passes(&whole[..56], Counter::PassOther);
+    // Tagged (VLAN 100): the program reads past the tag, and the VIP is held untagged only.
+    let mut tagged = tcp6(client6(1), 40000, 80, None);
+    tagged.splice(12..12, [0x81, 0x00, 0x00, 100]);
+    lab.passes(&tagged, Counter::LbPassInactive);
     lab.hold(VIP6.into(), false);
     lab.passes(&tcp6(client6(1), 40000, 80, None), Counter::LbPassInactive);
     lab.hold(VIP6.into(), true);

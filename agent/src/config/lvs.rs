@@ -232,7 +232,13 @@ fn block_contents(
                 }
                 block_contents("url", owner, stmt.children(), track_files, diags);
             }
-            _ if CHECKERS.contains(&kw) => checker(stmt, track_files, diags),
+            _ if CHECKERS.contains(&kw) => {
+                // A real server's checkers connect to it (its address the owner's first word).
+                let server = (block == "real_server")
+                    .then(|| owner.split_whitespace().next()?.parse().ok())
+                    .flatten();
+                checker(stmt, server, track_files, diags)
+            }
             _ => {}
         }
     }
@@ -249,10 +255,26 @@ fn real_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
 }
 
 /// What a checker block must have once it is read.
-fn checker(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
+/// `server`: the real server's address, where the checker connects unless told otherwise.
+fn checker(
+    stmt: &Stmt,
+    server: Option<std::net::IpAddr>,
+    track_files: &[String],
+    diags: &mut Diags,
+) {
     let kw = stmt.keyword.as_str();
     block_contents(kw, kw, stmt.children(), track_files, diags);
     let has = |k: &str| stmt.children().iter().any(|c| c.keyword == k);
+    // keepalived's check_api.c: a connect_ip and a bindto of different families, the later
+    // one skipped.
+    let children = stmt.children();
+    let (.., skipped) = crate::lvs::model::endpoints(
+        server,
+        children.iter().map(|c| (c.keyword.as_str(), c.arg(0))),
+    );
+    for (i, line) in skipped {
+        diags.config(Some(&children[i].loc), line);
+    }
     // keepalived's check_file.c: the track_file must be one read already; the weight an int
     // with an optional reverse / noreverse.
     let mut file_known = false;
@@ -352,11 +374,9 @@ fn checker(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
     }
 }
 
-/// A `virtual_server` block: its keywords, its real servers and checkers, and what keepalived
-/// completes or refuses once it is read.
-/// keepalived's FMT_VS: `[ADDR]:PROTO:PORT` (its protocol, UDP without one), `[GROUP]:0`,
-/// `FWM N`.
-fn fmt_vs(stmt: &Stmt) -> String {
+/// keepalived's FMT_VS: `[ADDR]:PROTO:PORT` (its protocol; `unset` without one: `none`
+/// before keepalived defaults it to UDP, `udp` after), `[GROUP]:0`, `FWM N`.
+fn fmt_vs(stmt: &Stmt, unset: &str) -> String {
     match (stmt.arg(0), stmt.arg(1)) {
         (Some("group"), Some(g)) => format!("[{g}]:0"),
         (Some("fwmark"), Some(m)) => format!("FWM {m}"),
@@ -366,14 +386,23 @@ fn fmt_vs(stmt: &Stmt) -> String {
                 .iter()
                 .rfind(|c| c.keyword == "protocol")
                 .and_then(|c| c.arg(0))
-                .unwrap_or("UDP")
+                .unwrap_or(unset)
                 .to_ascii_lowercase();
-            format!("[{a}]:{proto}:{}", port.unwrap_or("0"))
+            format!("[{}]:{proto}:{}", canonical(a), port.unwrap_or("0"))
         }
         (None, _) => String::new(),
     }
 }
 
+/// An address as keepalived prints it (inet_ntop: `2001:DB8::0200` is `2001:db8::200`); as
+/// written when it is none.
+fn canonical(a: &str) -> String {
+    a.parse::<std::net::IpAddr>()
+        .map_or_else(|_| a.to_string(), |ip| ip.to_string())
+}
+
+/// A `virtual_server` block: its keywords, its real servers and checkers, and what keepalived
+/// completes or refuses once it is read.
 pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
     let name = stmt
         .args
@@ -407,7 +436,7 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
             None,
             format!(
                 "Virtual server {} has no real servers - ignoring",
-                fmt_vs(stmt)
+                fmt_vs(stmt, "none")
             ),
         );
     };
@@ -415,58 +444,12 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
         no_reals(diags);
         return;
     }
-    if header
-        .first()
-        .is_some_and(|h| !matches!(*h, "fwmark" | "group"))
-    {
-        if !has(&["protocol"]) {
-            diags.config(
-                Some(&stmt.loc),
-                format!("Virtual server {name}: no protocol set - defaulting to UDP"),
-            );
-        }
-        let proto = stmt
-            .children()
-            .iter()
-            .rfind(|c| c.keyword == "protocol")
-            .and_then(|c| c.arg(0));
-        if has(&["ops"]) && proto.is_some_and(|p| p != "UDP") {
-            diags.config(
-                Some(&stmt.loc),
-                format!("Virtual server {name}: one packet scheduling requires UDP - resetting"),
-            );
-        }
-        if header.get(1).is_none_or(|p| *p == "0")
-            && !has(&["persistence_timeout", "persistence_granularity"])
-        {
-            diags.config(
-                Some(&stmt.loc),
-                format!(
-                    "Virtual server {name}: zero port only valid for persistent services - setting"
-                ),
-            );
-        }
-    }
-    if !has(&["lb_algo", "lvs_sched"]) {
-        diags.config(
-            Some(&stmt.loc),
-            format!("Virtual server {name}: no scheduler set, setting default 'wlc'"),
-        );
-    }
-    if !has(&["lb_kind", "lvs_method"]) {
-        diags.config(
-            Some(&stmt.loc),
-            format!("Virtual server {name}: no forwarding method set, setting default NAT"),
-        );
-    }
     let child_arg = |s: &Stmt, k: &str| {
         s.children()
             .iter()
             .rfind(|c| c.keyword == k)
             .and_then(|c| c.arg(0).map(str::to_string))
     };
-    let mut seen: Vec<Vec<&str>> = Vec::new();
-    let mut skipped = 0;
     let family = |a: Option<&str>| a?.parse::<std::net::IpAddr>().ok().map(|a| a.is_ipv6());
     // keepalived's virtual server family: its address's (a group's or fwmark's comes from
     // its servers, not checked here).
@@ -475,57 +458,27 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
     } else {
         None
     };
-    for rs in &reals {
-        let address: Vec<&str> = rs.args.iter().map(|a| a.text.as_str()).collect();
-        if seen.contains(&address) {
-            diags.config(
-                Some(&rs.loc),
-                format!(
-                    "VS {name}: real server {} is duplicated - removing second rs",
-                    address.join(" ")
-                ),
-            );
-        }
-        // keepalived's check_data.c: a real server forwarded without NAT keeps the virtual
-        // server's port, and one written with another is reset to it.
+    // keepalived's rs_end_handler, while it reads: a server of the other family is dropped
+    // (a tunnelled one may differ). A virtual server left with none is dropped before the
+    // checks below.
+    let mut reals = reals;
+    reals.retain(|rs| {
         let method = child_arg(rs, "lvs_method")
             .or_else(|| child_arg(stmt, "lb_kind"))
             .or_else(|| child_arg(stmt, "lvs_method"));
-        // keepalived's rs_end_handler: a server of the other family is dropped (a tunnelled
-        // one may differ).
-        if method.as_deref() != Some("TUN")
-            && let (Some(vs6), Some(rs6)) = (vs6, family(address.first().copied()))
-            && vs6 != rs6
-        {
-            skipped += 1;
+        let other = method.as_deref() != Some("TUN")
+            && matches!((vs6, family(rs.arg(0))), (Some(v), Some(r)) if v != r);
+        if other {
             diags.config(
                 Some(rs.end.as_ref().unwrap_or(&rs.loc)),
                 format!(
                     "Address family of virtual server and real server {} don't match - skipping real server.",
-                    address[0]
+                    canonical(rs.arg(0).unwrap_or_default())
                 ),
             );
         }
-        if header.len() >= 2
-            && !matches!(header[0], "fwmark" | "group")
-            && method.as_deref().is_some_and(|m| m != "NAT")
-            && let Some(rport) = address.get(1)
-            && *rport != "0"
-            && *rport != header[1]
-        {
-            diags.config(
-                Some(&rs.loc),
-                format!(
-                    "WARNING - virtual server {name} and real server {} ports don't match - resetting",
-                    address.join(" ")
-                ),
-            );
-        }
-        seen.push(address);
-    }
-    if skipped == reals.len() {
-        no_reals(diags);
-    }
+        !other
+    });
     let sorry = stmt
         .children()
         .iter()
@@ -543,9 +496,112 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
             Some(stmt.end.as_ref().unwrap_or(&stmt.loc)),
             format!(
                 "Address family of virtual server and sorry server {} don't match - skipping sorry server.",
-                sorry.arg(0).unwrap_or_default()
+                canonical(sorry.arg(0).unwrap_or_default())
             ),
         );
+    }
+    if reals.is_empty() {
+        no_reals(diags);
+        return;
+    }
+    // What follows is keepalived's check_data.c, after the file is read: no line, the
+    // virtual server in FMT_VS (its protocol `none` until it is defaulted) and real servers
+    // in FMT_RS.
+    let vs = fmt_vs(stmt, "udp");
+    let fmt_rs = |address: &[&str]| {
+        let proto = stmt
+            .children()
+            .iter()
+            .rfind(|c| c.keyword == "protocol")
+            .and_then(|c| c.arg(0))
+            .unwrap_or("udp")
+            .to_ascii_lowercase();
+        format!(
+            "[{}]:{proto}:{}",
+            canonical(address.first().copied().unwrap_or_default()),
+            address.get(1).copied().unwrap_or("0")
+        )
+    };
+    if header
+        .first()
+        .is_some_and(|h| !matches!(*h, "fwmark" | "group"))
+    {
+        if !has(&["protocol"]) {
+            diags.config(
+                None,
+                format!(
+                    "Virtual server {}: no protocol set - defaulting to UDP",
+                    fmt_vs(stmt, "none")
+                ),
+            );
+        }
+        let proto = stmt
+            .children()
+            .iter()
+            .rfind(|c| c.keyword == "protocol")
+            .and_then(|c| c.arg(0));
+        if has(&["ops"]) && proto.is_some_and(|p| p != "UDP") {
+            diags.config(
+                None,
+                format!("Virtual server {vs}: one packet scheduling requires UDP - resetting"),
+            );
+        }
+        if header.get(1).is_none_or(|p| *p == "0")
+            && !has(&["persistence_timeout", "persistence_granularity"])
+        {
+            diags.config(
+                None,
+                format!(
+                    "Virtual server {vs}: zero port only valid for persistent services - setting"
+                ),
+            );
+        }
+    }
+    if !has(&["lb_algo", "lvs_sched"]) {
+        diags.config(
+            None,
+            format!("Virtual server {vs}: no scheduler set, setting default 'wlc'"),
+        );
+    }
+    if !has(&["lb_kind", "lvs_method"]) {
+        diags.config(
+            None,
+            format!("Virtual server {vs}: no forwarding method set, setting default NAT"),
+        );
+    }
+    let mut seen: Vec<Vec<&str>> = Vec::new();
+    for rs in &reals {
+        let address: Vec<&str> = rs.args.iter().map(|a| a.text.as_str()).collect();
+        if seen.contains(&address) {
+            diags.config(
+                None,
+                format!(
+                    "VS {vs}: real server {} is duplicated - removing second rs",
+                    fmt_rs(&address)
+                ),
+            );
+        }
+        // keepalived's check_data.c: a real server forwarded without NAT keeps the virtual
+        // server's port, and one written with another is reset to it.
+        let method = child_arg(rs, "lvs_method")
+            .or_else(|| child_arg(stmt, "lb_kind"))
+            .or_else(|| child_arg(stmt, "lvs_method"));
+        if header.len() >= 2
+            && !matches!(header[0], "fwmark" | "group")
+            && method.as_deref().is_some_and(|m| m != "NAT")
+            && let Some(rport) = address.get(1)
+            && *rport != "0"
+            && *rport != header[1]
+        {
+            diags.config(
+                None,
+                format!(
+                    "WARNING - virtual server {vs} and real server {} ports don't match - resetting",
+                    fmt_rs(&address)
+                ),
+            );
+        }
+        seen.push(address);
     }
     if let Some(sorry) = sorry
         && header.len() >= 2
@@ -556,10 +612,8 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
         && p != header[1]
     {
         diags.config(
-            Some(&sorry.loc),
-            format!(
-                "WARNING - virtual server {name} and sorry server ports don't match - resetting"
-            ),
+            None,
+            format!("WARNING - virtual server {vs} and sorry server ports don't match - resetting"),
         );
     }
 }

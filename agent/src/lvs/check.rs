@@ -469,8 +469,39 @@ pub async fn check_once(check: &Check) -> Result<(), Failure> {
     }
 }
 
+/// keepalived's line for a url whose page's Content-Length is not the bytes that came
+/// (`lengths`), said the first time the difference is seen (`last`: the url's last one, 0
+/// when they matched).
+fn length_mismatch(
+    last: &mut i64,
+    (length, received): (usize, usize),
+    url: &super::model::Url,
+    (real_name, vs_name): (&str, &str),
+) -> Option<String> {
+    let diff = length as i64 - received as i64;
+    let seen = std::mem::replace(last, diff);
+    (diff != 0 && seen != diff).then(|| {
+        format!(
+            "http_check for RS {real_name} VS {vs_name} url {}{}: content_length ({length}) does not match received bytes ({received})",
+            url.own_virtualhost.as_deref().unwrap_or(""),
+            url.path
+        )
+    })
+}
+
 /// HTTP_GET / SSL_GET of one url: connect (and the TLS handshake), ask, judge the answer.
 pub async fn http_url(check: &Check, url: &super::model::Url) -> Result<(), Failure> {
+    http_url_measured(check, url, &mut None).await
+}
+
+/// As [`http_url`], with `lengths` set once the status code is judged good (where
+/// keepalived compares them): the page's `Content-Length` (the bytes received without one)
+/// and the bytes received.
+pub async fn http_url_measured(
+    check: &Check,
+    url: &super::model::Url,
+    lengths: &mut Option<(usize, usize)>,
+) -> Result<(), Failure> {
     let stream = match tokio::time::timeout(check.connect_timeout, tcp_connect(check)).await {
         Err(_) => return Err(Failure::Http("Timeout connecting")),
         Ok(Err(_)) => return Err(Failure::Http("Error connecting")),
@@ -479,9 +510,9 @@ pub async fn http_url(check: &Check, url: &super::model::Url) -> Result<(), Fail
     match &check.kind {
         CheckKind::Https(_) => {
             let s = tls(stream, check, url.sni.as_deref()).await?;
-            http_exchange(s, check, url).await
+            http_exchange(s, check, url, lengths).await
         }
-        _ => http_exchange(stream, check, url).await,
+        _ => http_exchange(stream, check, url, lengths).await,
     }
 }
 
@@ -548,16 +579,18 @@ async fn http_exchange<S>(
     mut stream: S,
     check: &Check,
     url: &super::model::Url,
+    lengths: &mut Option<(usize, usize)>,
 ) -> Result<(), Failure>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    // keepalived's request_template: the `Host:` a virtualhost, else ADDR:PORT.
+    // keepalived's request_template: the `Host:` a virtualhost, else ADDR:PORT (an IPv6
+    // address in brackets, RFC 2732, as its request_template_ipv6).
     use super::model::HttpProtocol;
     let host = url
         .virtualhost
         .clone()
-        .unwrap_or_else(|| format!("{}:{}", check.addr, check.port));
+        .unwrap_or_else(|| SocketAddr::from((check.addr, check.port)).to_string());
     let (minor, close) = match url.protocol {
         HttpProtocol::V10 => (0, ""),
         HttpProtocol::V10C => (0, "Connection: close\r\n"),
@@ -575,14 +608,17 @@ where
         Ok(Err(_)) => return fail("Cannot send get request to"),
         Ok(Ok(())) => {}
     }
-    // Without a digest or a regex the status line is all that is judged: read until it is complete (at
-    // most keepalived's 4 KB buffer). With one, the whole answer (each read within
-    // connect_timeout, as keepalived times them; at most MAX_PAGE, the server being no more
-    // trusted than anything else).
+    // Without a digest or a regex the headers are all that is judged: read until they are
+    // complete, and on to the end when they give a Content-Length (keepalived compares it
+    // with what came). With one, the whole answer (each read within connect_timeout, as
+    // keepalived times them; at most MAX_PAGE, the server being no more trusted than
+    // anything else).
     let whole = url.digest.is_some() || url.regex.is_some();
+    let more =
+        |buf: &[u8]| whole || body_at(buf).is_none_or(|at| content_length(&buf[..at]).is_some());
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 4096];
-    while (whole || !buf.contains(&b'\n')) && buf.len() < MAX_PAGE {
+    while more(&buf) && buf.len() < MAX_PAGE {
         match tokio::time::timeout(t, stream.read(&mut chunk)).await {
             Ok(Ok(0)) => break,
             Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
@@ -605,6 +641,11 @@ where
     }) {
         return fail("HTTP status code error to");
     }
+    // keepalived's http_handle_response: a Content-Length other than the bytes that came is
+    // reported (by the caller, once per difference), and the digest covers no more than it.
+    let length = body_at(&buf).and_then(|at| content_length(&buf[..at]));
+    let received = body(&buf).map_or(0, <[u8]>::len);
+    *lengths = Some((length.unwrap_or(received), received));
     // Then the digest, then the regex (keepalived's order).
     if let Some(want) = &url.digest
         && body_md5(&buf).as_deref() != Some(want.as_str())
@@ -1118,14 +1159,38 @@ const MAX_PAGE: usize = 16 << 20;
 /// hex as keepalived's genhash prints it.
 pub fn body_md5(response: &[u8]) -> Option<String> {
     use md5::{Digest as _, Md5};
-    let sum = Md5::digest(body(response)?);
+    let at = body_at(response)?;
+    let body = &response[at..];
+    // keepalived hashes no more than the Content-Length.
+    let len = content_length(&response[..at]).map_or(body.len(), |l| l.min(body.len()));
+    let sum = Md5::digest(&body[..len]);
     Some(sum.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// An HTTP response's body: what follows the blank line ending the headers.
 fn body(response: &[u8]) -> Option<&[u8]> {
-    let at = response.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    Some(&response[at..])
+    Some(&response[body_at(response)?..])
+}
+
+/// Where an HTTP response's body starts, once its headers are complete.
+fn body_at(response: &[u8]) -> Option<usize> {
+    Some(response.windows(4).position(|w| w == b"\r\n\r\n")? + 4)
+}
+
+/// The `Content-Length` of an HTTP response's headers, if it has a valid one (keepalived's
+/// extract_content_length: the header's name in any case, a decimal number).
+fn content_length(headers: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(headers).ok()?;
+    text.split("\r\n").skip(1).find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        if !name.trim().eq_ignore_ascii_case("content-length") {
+            return None;
+        }
+        let value = value.trim();
+        (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| value.parse().ok())
+            .flatten()
+    })
 }
 
 /// The status code of an HTTP response's status line (`HTTP/1.1 200 OK`).
@@ -1186,6 +1251,20 @@ pub struct Path {
     pub mtu: u16,
 }
 
+/// A NETLINK_ROUTE socket connected to the kernel, each read bounded by a second: the kernel
+/// answers while it handles a request, and a checker must never wait on it for ever.
+fn rtnetlink_socket() -> Option<netlink_sys::Socket> {
+    let mut sock = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).ok()?;
+    sock.bind_auto().ok()?;
+    sock.connect(&netlink_sys::SocketAddr::new(0, 0)).ok()?;
+    let second = libc::timeval {
+        tv_sec: 1,
+        tv_usec: 0,
+    };
+    crate::io::socket::setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &second).ok()?;
+    Some(sock)
+}
+
 /// The IPv6 neighbour table's usable entry for `addr` (RTM_GETNEIGH, as `ip -6 neigh`): its
 /// MAC and interface index. Without one, the kernel is asked to resolve it (a datagram to
 /// the discard port makes it send a neighbour solicitation).
@@ -1213,9 +1292,7 @@ fn neighbour6(addr: std::net::Ipv6Addr) -> Option<([u8; 6], u32)> {
     req.finalize();
     let mut buf = vec![0u8; req.buffer_len()];
     req.serialize(&mut buf);
-    let mut sock = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).ok()?;
-    sock.bind_auto().ok()?;
-    sock.connect(&netlink_sys::SocketAddr::new(0, 0)).ok()?;
+    let sock = rtnetlink_socket()?;
     sock.send(&buf, 0).ok()?;
     let mut found = None;
     // The dump comes in as many datagrams as it needs, up to its NLMSG_DONE.
@@ -1366,9 +1443,7 @@ pub fn route_to(addr: std::net::Ipv4Addr) -> Option<Route> {
     req.finalize();
     let mut buf = vec![0u8; req.buffer_len()];
     req.serialize(&mut buf);
-    let mut sock = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).ok()?;
-    sock.bind_auto().ok()?;
-    sock.connect(&netlink_sys::SocketAddr::new(0, 0)).ok()?;
+    let sock = rtnetlink_socket()?;
     sock.send(&buf, 0).ok()?;
     // The kernel answers while handling the request: the reply is there, or an error is.
     let (reply, _) = sock.recv_from_full().ok()?;
@@ -1489,6 +1564,9 @@ pub async fn run(
     // same checker of the same server goes on from where it was (keepalived's
     // migrate_checkers): up or down, with no warmup.
     let mut state = State::start(&check, carried);
+    // HTTP_GET / SSL_GET: each url's last Content-Length mismatch (keepalived's
+    // url->len_mismatch).
+    let mut len_mismatch: Vec<i64> = Vec::new();
     // keepalived's warmup: the first check at a random moment within it, so checks of many
     // servers spread out. Meanwhile the server's MAC is looked for, so a server that starts up
     // takes traffic from the start.
@@ -1541,10 +1619,20 @@ pub async fn run(
                 (state.record_result(&check, &name, r), ok)
             }
             CheckKind::Http(urls) | CheckKind::Https(urls) if !urls.is_empty() => {
-                let url = &urls[state.url().min(urls.len() - 1)];
-                let result = http_url(&check, url)
+                let at = state.url().min(urls.len() - 1);
+                let url = &urls[at];
+                let mut lengths = None;
+                let result = http_url_measured(&check, url, &mut lengths)
                     .await
                     .map_err(|f| f.line(&check.kind, &name, &vs_name));
+                // keepalived reports a length mismatch the first time it sees that
+                // difference for the url.
+                len_mismatch.resize(urls.len(), 0);
+                if let Some(line) = lengths.and_then(|l| {
+                    length_mismatch(&mut len_mismatch[at], l, url, (&real_name, &vs_name))
+                }) {
+                    info!("{line}");
+                }
                 let ok = result.is_ok();
                 (state.record_http(&check, &name, result), ok)
             }
@@ -1719,6 +1807,7 @@ mod tests {
             digest: None,
             regex: None,
             virtualhost: None,
+            own_virtualhost: None,
             sni: None,
             protocol: Default::default(),
         }
@@ -1900,6 +1989,7 @@ mod tests {
             digest: digest.map(str::to_string),
             regex: None,
             virtualhost: None,
+            own_virtualhost: None,
             sni: None,
             protocol: Default::default(),
         };
@@ -1952,6 +2042,7 @@ mod tests {
             digest: None,
             regex: None,
             virtualhost: virtualhost.map(str::to_string),
+            own_virtualhost: None,
             sni: None,
             protocol,
         };
@@ -2598,6 +2689,92 @@ mod tests {
             Some("7c92cf1eee8d99cc85f8355a3d6e4b86")
         );
         assert_eq!(body_md5(b"HTTP/1.1 200 OK\r\n"), None, "no end of headers");
+        // keepalived hashes no more than the Content-Length.
+        assert_eq!(
+            body_md5(b"HTTP/1.1 200 OK\r\ncontent-LENGTH:  2 \r\n\r\nr1 and more").as_deref(),
+            Some("7c92cf1eee8d99cc85f8355a3d6e4b86")
+        );
+        assert_eq!(
+            content_length(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n"),
+            Some(12)
+        );
+        for bad in ["-1", "", "1x", "99999999999999999999999"] {
+            let h = format!("HTTP/1.1 200 OK\r\nContent-Length: {bad}\r\n\r\n");
+            assert_eq!(content_length(h.as_bytes()), None, "{bad:?}");
+        }
+        assert_eq!(
+            content_length(b"Content-Length: 3\r\n\r\n"),
+            None,
+            "a status line first"
+        );
+    }
+
+    /// HTTP_GET over IPv6: `Host: [ADDR]:PORT` (RFC 2732, keepalived's
+    /// request_template_ipv6), and the page's Content-Length against the bytes that came,
+    /// which keepalived reports.
+    #[tokio::test]
+    async fn http_get_over_ipv6_and_content_length() {
+        use crate::lvs::model::Url;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(server) = tokio::net::TcpListener::bind("[::1]:0").await else {
+            return; // no IPv6 loopback here
+        };
+        let port = server.local_addr().unwrap().port();
+        let url = Url {
+            path: "/".into(),
+            status: vec![(200, 299)],
+            digest: None,
+            regex: None,
+            virtualhost: None,
+            own_virtualhost: None,
+            sni: None,
+            protocol: Default::default(),
+        };
+        let mut c = check(CheckKind::Http(vec![url.clone()]), 0);
+        c.addr = "::1".parse().unwrap();
+        c.port = port;
+        for (answer, want) in [
+            (
+                &b"HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\nr1"[..],
+                Some((10, 2)),
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nr1",
+                Some((2, 2)),
+            ),
+            (b"HTTP/1.0 200 OK\r\n\r\nr1", Some((2, 2))),
+            (b"HTTP/1.0 503 No\r\nContent-Length: 10\r\n\r\n", None),
+        ] {
+            let serve = async {
+                let (mut conn, _) = server.accept().await.unwrap();
+                let mut buf = vec![0u8; 1024];
+                let n = conn.read(&mut buf).await.unwrap();
+                conn.write_all(answer).await.unwrap();
+                String::from_utf8_lossy(&buf[..n]).into_owned()
+            };
+            let mut lengths = None;
+            let (_, request) = tokio::join!(http_url_measured(&c, &url, &mut lengths), serve);
+            assert!(
+                request.contains(&format!("\r\nHost: [::1]:{port}\r\n")),
+                "{request}"
+            );
+            assert_eq!(lengths, want, "{answer:?}");
+        }
+        // keepalived says a difference the first time it sees it, again when it changes or
+        // comes back after the lengths matched.
+        let mut last = 0;
+        let names = ("[::1]:tcp:80", "[::2]:tcp:80");
+        let said = |last: &mut i64, l| length_mismatch(last, l, &url, names);
+        assert_eq!(
+            said(&mut last, (10, 2)).as_deref(),
+            Some(
+                "http_check for RS [::1]:tcp:80 VS [::2]:tcp:80 url /: content_length (10) does not match received bytes (2)"
+            )
+        );
+        assert_eq!(said(&mut last, (10, 2)), None, "the same difference");
+        assert!(said(&mut last, (10, 3)).is_some(), "another one");
+        assert_eq!(said(&mut last, (3, 3)), None);
+        assert!(said(&mut last, (10, 3)).is_some(), "back after a match");
     }
 
     #[test]

@@ -823,6 +823,13 @@ impl Balancer {
                         continue;
                     }
                 };
+            if vs.addr.is_ipv6() && !maps.ipv6_balancer() {
+                warn!(
+                    "VS {}: the IPv6 balancer (vrrp_lb_v6) did not load; not served",
+                    vs.name()
+                );
+                continue;
+            }
             if config.global.checker_log_all_failures {
                 for check in vs.reals.iter_mut().flat_map(|r| r.checks.iter_mut()) {
                     check.log_all_failures = true;

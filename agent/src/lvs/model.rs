@@ -225,6 +225,9 @@ pub struct Url {
     /// The request's `Host:`: the first `virtualhost` of the url, the HTTP_GET, the real
     /// server, the virtual server (keepalived's order); without one, `ADDR:PORT`.
     pub virtualhost: Option<String>,
+    /// The url's own `virtualhost` (keepalived names the url by it in its length-mismatch
+    /// line).
+    pub own_virtualhost: Option<String>,
     /// SSL_GET under `enable_sni`: the first `virtualhost` of the url, the SSL_GET, the
     /// virtual server (keepalived's order for SNI: not the real server's).
     pub sni: Option<String>,
@@ -252,10 +255,56 @@ pub struct Source {
     pub fwmark: Option<u32>,
 }
 
+/// A checker's `connect_ip` and `bindto` as keepalived reads them, in the block's order
+/// (`keywords`: each keyword and its first argument), the connection first aimed at the real
+/// server (`server`): one of the other family than the other one is skipped. The
+/// `connect_ip` and `bindto` that stand, and for each one skipped its position and
+/// keepalived's line.
+pub(crate) fn endpoints<'a>(
+    server: Option<IpAddr>,
+    keywords: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+) -> (Option<IpAddr>, Option<IpAddr>, Vec<(usize, String)>) {
+    let (mut connect, mut bind) = (None::<IpAddr>, None::<IpAddr>);
+    // Where the checker connects so far: the real server until a connect_ip says otherwise
+    // (or is skipped: then none, and any bindto goes).
+    let mut dst = server;
+    let mut skipped = Vec::new();
+    let differ = |a: IpAddr, b: Option<IpAddr>| b.is_some_and(|b| b.is_ipv6() != a.is_ipv6());
+    for (i, (keyword, value)) in keywords.enumerate() {
+        let Some(a) = value.and_then(|v| v.parse::<IpAddr>().ok()) else {
+            continue;
+        };
+        let shown = canonical(a);
+        match keyword {
+            "connect_ip" if differ(a, bind) => {
+                skipped.push((i, format!("connect_ip address {shown} does not match address family of bindto - skipping")));
+                (connect, dst) = (None, None);
+            }
+            "connect_ip" => (connect, dst) = (Some(a), Some(a)),
+            "bindto" if differ(a, dst) => {
+                skipped.push((i, format!("bindto address {shown} does not match address family of connect_ip - skipping")));
+                bind = None;
+            }
+            "bindto" => bind = Some(a),
+            _ => {}
+        }
+    }
+    (connect, bind, skipped)
+}
+
+/// An address as keepalived prints it (inet_ntop).
+fn canonical(a: IpAddr) -> String {
+    a.to_string()
+}
+
 impl Source {
-    fn from_block(c: &[RawBlock]) -> Source {
+    fn from_block(c: &[RawBlock], server: IpAddr) -> Source {
+        let (_, bindto, _) = endpoints(
+            Some(server),
+            c.iter().map(|b| (b.keyword.as_str(), arg(b, 0))),
+        );
         Source {
-            addr: find(c, "bindto").and_then(|b| arg(b, 0)?.parse().ok()),
+            addr: bindto,
             port: int(c, "bind_port")
                 .filter(|p| (1..=65535).contains(p))
                 .map(|p| p as u16),
@@ -809,6 +858,15 @@ fn group_entries(group: &RawBlock) -> Result<Vec<(IpAddr, u16)>, String> {
                         if last < seg[7] {
                             return Err(before());
                         }
+                        // Each address is an entry of the balancer's maps: a range past
+                        // their size is refused before it is expanded.
+                        let max = agent_common::LB_SERVICES_MAX as usize;
+                        if out.len() + usize::from(last - seg[7]) >= max {
+                            return Err(format!(
+                                "range {}: the group has more than {max} addresses",
+                                e.keyword
+                            ));
+                        }
                         for g in seg[7]..=last {
                             seg[7] = g;
                             out.push((Ipv6Addr::from(seg).into(), port));
@@ -938,18 +996,23 @@ pub fn service(
         let raddr: IpAddr = a
             .parse()
             .map_err(|_| format!("real_server {a} is not an IP address"))?;
-        // keepalived: "Address family of virtual server and real server … don't match -
-        // skipping real server." (the config check says it).
+        let rc = &rb.children;
+        // A real server's own forwarding method (IPVS takes one per server).
+        let m = method(find(rc, "lvs_method"), vs_method)
+            .map_err(|why| format!("real_server {a}: lvs_method {why}"))?;
         if raddr.is_ipv6() != v6 {
+            // keepalived: "Address family of virtual server and real server … don't match -
+            // skipping real server." (the config check says it); a tunnelled one it keeps.
+            if matches!(m, Method::Tun(_)) {
+                return Err(format!(
+                    "real_server {a}: a tunnel to a server of the other address family is not run by the XDP backend"
+                ));
+            }
             continue;
         }
         let rport: u16 = p.map_or(Ok(port), |p| {
             p.parse().map_err(|_| format!("real_server port {p}"))
         })?;
-        let rc = &rb.children;
-        // A real server's own forwarding method (IPVS takes one per server).
-        let m = method(find(rc, "lvs_method"), vs_method)
-            .map_err(|why| format!("real_server {a}: lvs_method {why}"))?;
         dr_only(m, &format!("real_server {a}"))?;
         let nat = m == Method::Nat;
         let tun = match m {
@@ -1006,6 +1069,7 @@ pub fn service(
                                 status,
                                 digest,
                                 regex,
+                                own_virtualhost: vhost(&[&u.children]),
                                 virtualhost,
                                 sni,
                                 protocol,
@@ -1119,11 +1183,14 @@ pub fn service(
                 CheckKind::Dns(_) => (3, secs(c, "delay_loop").unwrap_or(delay_loop)),
             };
             let check = Check {
-                addr: find(c, "connect_ip")
-                    .and_then(|b| arg(b, 0)?.parse().ok())
-                    .unwrap_or(raddr),
+                addr: endpoints(
+                    Some(raddr),
+                    c.iter().map(|b| (b.keyword.as_str(), arg(b, 0))),
+                )
+                .0
+                .unwrap_or(raddr),
                 port: int(c, "connect_port").map_or(rport, |p| p as u16),
-                source: Source::from_block(c),
+                source: Source::from_block(c, raddr),
                 proto,
                 connect_timeout: positive(secs(c, "connect_timeout"))
                     .or_else(|| positive(secs(rc, "connect_timeout")))
@@ -1188,11 +1255,14 @@ pub fn service(
                 .map(|h| {
                     let hc = &h.children;
                     Check {
-                        addr: find(hc, "connect_ip")
-                            .and_then(|b| arg(b, 0)?.parse().ok())
-                            .unwrap_or(raddr),
+                        addr: endpoints(
+                            Some(raddr),
+                            hc.iter().map(|b| (b.keyword.as_str(), arg(b, 0))),
+                        )
+                        .0
+                        .unwrap_or(raddr),
                         port: int(hc, "connect_port").map_or(rport, |p| p as u16),
-                        source: Source::from_block(hc),
+                        source: Source::from_block(hc, raddr),
                         connect_timeout: positive(secs(hc, "connect_timeout"))
                             .unwrap_or(server_timeout),
                         ..check.clone()
@@ -1220,6 +1290,11 @@ pub fn service(
             smtp_alert: flag(rc, "smtp_alert"),
         });
     }
+    // keepalived drops a virtual server left without real servers ("has no real servers -
+    // ignoring", said by the config check).
+    if reals.is_empty() {
+        return Err("it has no real servers".to_string());
+    }
     // A method of a sorry server that is not there changes nothing.
     let sorry_method = match method(find(o, "sorry_server_lvs_method"), vs_method) {
         Ok(m) => m,
@@ -1243,8 +1318,13 @@ pub fn service(
                 .map_err(|_| format!("sorry_server {a} is not an IP address"))?;
             let p: u16 = p.parse().map_err(|_| format!("sorry_server port {p}"))?;
             // keepalived: "Address family of virtual server and sorry server … don't match -
-            // skipping sorry server." (the config check says it).
+            // skipping sorry server." (the config check says it); a tunnelled one it keeps.
             if a.is_ipv6() != v6 {
+                if matches!(sorry_method, Method::Tun(_)) {
+                    return Err(format!(
+                        "sorry_server {a}: a tunnel to a server of the other address family is not run by the XDP backend"
+                    ));
+                }
                 None
             } else {
                 dr_only(sorry_method, &format!("sorry_server {a}"))?;
@@ -1421,6 +1501,7 @@ mod tests {
                 digest: None,
                 regex: None,
                 virtualhost: None,
+                own_virtualhost: None,
                 sni: None,
                 protocol: HttpProtocol::V10,
             }])
@@ -1519,6 +1600,30 @@ mod tests {
         assert_eq!(
             s[6].as_ref().unwrap().persist_mask,
             IpAddr::from([255u8; 16])
+        );
+        // A tunnel to a server of the other family (keepalived keeps it, IPVS crosses
+        // families) is not run; a virtual server left with no real server is dropped.
+        let s = services(
+            "virtual_server 2001:db8::200 85 {\n lb_kind DR\n real_server 10.0.0.4 85 {\n  lvs_method TUN\n }\n real_server 2001:db8::2 85 {\n }\n}\n\
+             virtual_server 2001:db8::200 86 {\n lb_kind DR\n real_server 10.0.0.4 86 {\n }\n}\n\
+             virtual_server 2001:db8::200 87 {\n lb_kind DR\n real_server 2001:db8::2 87 {\n  TCP_CHECK {\n   bindto 10.0.0.1\n  }\n  TCP_CHECK {\n   bindto 2001:db8::1\n   connect_ip 10.0.0.3\n  }\n  TCP_CHECK {\n   connect_ip 10.0.0.3\n   bindto 10.0.0.1\n  }\n }\n}\n",
+        );
+        assert!(s[0].as_ref().unwrap_err().contains("other address family"));
+        assert_eq!(s[1].as_ref().unwrap_err(), "it has no real servers");
+        // keepalived's check_api.c: a bindto of the other family than where the checker
+        // connects (the real server, or its connect_ip) is skipped, and the other way round.
+        let ends: Vec<(String, Option<IpAddr>)> = s[2].as_ref().unwrap().reals[0]
+            .checks
+            .iter()
+            .map(|c| (c.addr.to_string(), c.source.addr))
+            .collect();
+        assert_eq!(
+            ends,
+            [
+                ("2001:db8::2".to_string(), None),
+                ("2001:db8::2".to_string(), "2001:db8::1".parse().ok()),
+                ("10.0.0.3".to_string(), "10.0.0.1".parse().ok()),
+            ]
         );
     }
 

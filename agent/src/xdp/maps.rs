@@ -36,6 +36,8 @@ pub struct Maps {
     lb_conns_base: PerCpuArray<MapData, u64>,
     lb_flows: HashMap<MapData, FlowKey, Flow>,
     lb_flows6: HashMap<MapData, FlowKey6, Flow>,
+    /// `vrrp_lb_v6` is loaded and in `LB_PROGS`: IPv6 virtual servers can be served.
+    ipv6_balancer: bool,
     lb_locality: HashMap<MapData, LocalityKey, Locality>,
 }
 
@@ -234,8 +236,18 @@ impl Maps {
             lb_conns_base: take(ebpf, LB_CONNS_BASE_MAP)?,
             lb_flows: take(ebpf, LB_FLOWS_MAP)?,
             lb_flows6: take(ebpf, LB_FLOWS6_MAP)?,
+            ipv6_balancer: false,
             lb_locality: take(ebpf, LB_LOCALITY_MAP)?,
         })
+    }
+
+    /// Whether IPv6 virtual servers can be served (their program is loaded).
+    pub fn ipv6_balancer(&self) -> bool {
+        self.ipv6_balancer
+    }
+
+    pub(super) fn set_ipv6_balancer(&mut self, loaded: bool) {
+        self.ipv6_balancer = loaded;
     }
 
     /// Empties lblc / lblcr's table of destinations and their servers: a new balancer may

@@ -199,7 +199,13 @@ impl XdpProgram {
         })?;
         if program == Program::VrrpLb {
             self.load_tail(LB_NAT_PROGRAM, LB_PROG_NAT)?;
-            self.load_tail(LB_V6_PROGRAM, LB_PROG_V6)?;
+            // IPv6 virtual servers are a program of their own: one this kernel refuses leaves
+            // the rest running (their traffic then goes to the kernel), said here and for each
+            // IPv6 virtual server.
+            match self.load_tail(LB_V6_PROGRAM, LB_PROG_V6) {
+                Ok(()) => self.maps.set_ipv6_balancer(true),
+                Err(e) => warn!("{e}: IPv6 virtual servers cannot be served"),
+            }
         }
         Ok(())
     }
