@@ -380,18 +380,24 @@ fn fmt_vs(stmt: &Stmt, unset: &str) -> String {
     match (stmt.arg(0), stmt.arg(1)) {
         (Some("group"), Some(g)) => format!("[{g}]:0"),
         (Some("fwmark"), Some(m)) => format!("FWM {m}"),
-        (Some(a), port) => {
-            let proto = stmt
-                .children()
-                .iter()
-                .rfind(|c| c.keyword == "protocol")
-                .and_then(|c| c.arg(0))
-                .unwrap_or(unset)
-                .to_ascii_lowercase();
-            format!("[{}]:{proto}:{}", canonical(a), port.unwrap_or("0"))
-        }
+        (Some(a), port) => trio(a, port, &proto_of(stmt, unset)),
         (None, _) => String::new(),
     }
+}
+
+/// A virtual server's `protocol` as keepalived prints it (`unset` without one).
+fn proto_of(stmt: &Stmt, unset: &str) -> String {
+    stmt.children()
+        .iter()
+        .rfind(|c| c.keyword == "protocol")
+        .and_then(|c| c.arg(0))
+        .unwrap_or(unset)
+        .to_ascii_lowercase()
+}
+
+/// keepalived's inet_sockaddrtotrio: `[ADDR]:PROTO:PORT`.
+fn trio(addr: &str, port: Option<&str>, proto: &str) -> String {
+    format!("[{}]:{proto}:{}", canonical(addr), port.unwrap_or("0"))
 }
 
 /// An address as keepalived prints it (inet_ntop: `2001:DB8::0200` is `2001:db8::200`); as
@@ -509,17 +515,10 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
     // in FMT_RS.
     let vs = fmt_vs(stmt, "udp");
     let fmt_rs = |address: &[&str]| {
-        let proto = stmt
-            .children()
-            .iter()
-            .rfind(|c| c.keyword == "protocol")
-            .and_then(|c| c.arg(0))
-            .unwrap_or("udp")
-            .to_ascii_lowercase();
-        format!(
-            "[{}]:{proto}:{}",
-            canonical(address.first().copied().unwrap_or_default()),
-            address.get(1).copied().unwrap_or("0")
+        trio(
+            address.first().copied().unwrap_or_default(),
+            address.get(1).copied(),
+            &proto_of(stmt, "udp"),
         )
     };
     if header
