@@ -2116,6 +2116,18 @@ fn an_ipv6_virtual_server_is_balanced_by_direct_routing() {
     seed.lab
         .wait_log("a", &format!("VS [{VIP6}]:tcp:80 served by XDP"), LONG)
         .unwrap();
+    // As keepalived adds it: a /128 VIP deprecated (preferred_lft 0), so the director's own
+    // connections — its checks of r1 and r2 — keep 2001:db8:11::11 as their source (from
+    // the VIP, which the real servers hold too, their answers would never come back).
+    let shown = seed
+        .lab
+        .lab
+        .host("a")
+        .ns
+        .run(&["ip", "-6", "addr", "show", "dev", "eth0"])
+        .unwrap();
+    let vip_line = shown.lines().find(|l| l.contains(VIP6)).unwrap_or_default();
+    assert!(vip_line.contains("deprecated"), "{shown}");
     let want = |r1: bool, r2: bool| {
         vec![
             ("2001:db8:11::113".to_string(), r1),

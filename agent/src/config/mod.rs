@@ -536,7 +536,7 @@ mod keyword_families {
         check(
             &inst(vips),
             "/instances/0/virtual_ipaddress/1",
-            json!({"at": "/t/keepalived.conf:6", "addr": "10.0.0.2", "prefix": 24, "brd": "10.0.0.255", "dev": "eth1", "scope": "link", "label": "eth1:1", "peer": null, "no_track": false, "other": []}),
+            json!({"at": "/t/keepalived.conf:6", "addr": "10.0.0.2", "prefix": 24, "brd": "10.0.0.255", "dev": "eth1", "scope": "link", "label": "eth1:1", "peer": null, "no_track": false, "preferred_lft": null, "other": []}),
             5,
         );
         check(

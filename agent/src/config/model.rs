@@ -302,7 +302,11 @@ pub struct VirtualAddress {
     pub label: Option<String>,
     pub peer: Option<IpAddr>,
     pub no_track: bool,
-    /// Options read but not modelled yet (e.g. `home`, `-nodad`, `preferred_lft`).
+    /// `preferred_lft N|forever` (forever: u32::MAX, the kernel's infinity). Without it an
+    /// IPv6 /128 VIP is added deprecated (0), as keepalived adds it, so connections from
+    /// this node (health checks) do not take it as their source; other IPv6 VIPs forever.
+    pub preferred_lft: Option<u32>,
+    /// Options read but not modelled yet (e.g. `home`, `-nodad`).
     pub other: Vec<String>,
     pub at: Loc,
 }

@@ -1153,6 +1153,7 @@ fn addresses(stmt: &Stmt, owner: &str, diags: &mut Diags) -> Vec<VirtualAddress>
             label: None,
             peer: None,
             no_track: false,
+            preferred_lft: None,
             other: Vec::new(),
             at: c.loc.clone(),
         };
@@ -1182,7 +1183,18 @@ fn addresses(stmt: &Stmt, owner: &str, diags: &mut Diags) -> Vec<VirtualAddress>
                 "no_track" => vip.no_track = true,
                 "home" | "-nodad" | "nodad" | "noprefixroute" | "autojoin" | "mngtmpaddr"
                 | "use_vmac" => vip.other.push(word.to_string()),
-                "preferred_lft" | "valid_lft" | "metric" | "track_group" => {
+                "preferred_lft" => match value(word, diags) {
+                    Some("forever") => vip.preferred_lft = Some(u32::MAX),
+                    Some(v) => match v.parse::<u32>() {
+                        Ok(n) => vip.preferred_lft = Some(n),
+                        // keepalived's words; the address is added as without it.
+                        Err(_) => {
+                            diags.config(Some(&c.loc), format!("preferred_lft {v} is invalid"))
+                        }
+                    },
+                    None => {}
+                },
+                "valid_lft" | "metric" | "track_group" => {
                     vip.other.push(word.to_string());
                     if let Some(v) = value(word, diags) {
                         vip.other.push(v.to_string());

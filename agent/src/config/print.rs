@@ -179,6 +179,13 @@ impl Out {
             if v.no_track {
                 l.push_str(" no_track");
             }
+            match v.preferred_lft {
+                Some(u32::MAX) => l.push_str(" preferred_lft forever"),
+                Some(n) => {
+                    let _ = write!(l, " preferred_lft {n}");
+                }
+                None => {}
+            }
             for o in &v.other {
                 let _ = write!(l, " {}", word(o));
             }

@@ -229,6 +229,7 @@ fn generate(rng: &mut Rng) -> Config {
                 label: rng.maybe(Rng::name),
                 peer: None,
                 no_track: rng.chance(),
+                preferred_lft: rng.maybe(|r| r.range(0, 1000) as u32),
                 other: Vec::new(),
                 at: loc(),
             });

@@ -576,6 +576,7 @@ impl Runtime {
                 label: None,
                 peer: None,
                 no_track: false,
+                preferred_lft: None,
                 other: Vec::new(),
                 at: ic.at.clone(),
             };

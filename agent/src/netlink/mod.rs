@@ -116,6 +116,21 @@ pub fn scope(name: &str) -> Result<AddressScope, NetlinkError> {
     })
 }
 
+/// The kernel's infinite address lifetime.
+const INFINITY_LIFE_TIME: u32 = u32::MAX;
+
+/// How long an IPv6 VIP stays preferred: its `preferred_lft`, else keepalived's default —
+/// 0 (deprecated: never chosen as a source address, RFC 6724, so this node's own
+/// connections, health checks among them, keep their address) for a /128, forever for
+/// others.
+pub fn preferred_lft(vip: &VirtualAddress) -> u32 {
+    vip.preferred_lft.unwrap_or(if vip.prefix == 128 {
+        0
+    } else {
+        INFINITY_LIFE_TIME
+    })
+}
+
 /// The address message for `vip` on interface `index` (for adding and for deleting).
 fn address_message(index: u32, vip: &VirtualAddress) -> Result<AddressMessage, NetlinkError> {
     let mut m = AddressMessage::default();
@@ -242,7 +257,14 @@ impl Netlink {
 
     /// Adds a virtual address; one already there is fine (keepalived logs nothing either).
     pub async fn add_address(&self, index: u32, vip: &VirtualAddress) -> Result<(), NetlinkError> {
-        let msg = address_message(index, vip)?;
+        let mut msg = address_message(index, vip)?;
+        // keepalived's IFA_CACHEINFO for an IPv6 VIP that is not preferred for ever.
+        if vip.addr.is_ipv6() && preferred_lft(vip) != INFINITY_LIFE_TIME {
+            let mut info = netlink_packet_route::address::CacheInfo::default();
+            info.ifa_preferred = preferred_lft(vip);
+            info.ifa_valid = INFINITY_LIFE_TIME;
+            msg.attributes.push(AddressAttribute::CacheInfo(info));
+        }
         let mut req = self.handle.address().add(index, vip.addr, vip.prefix);
         *req.message_mut() = msg;
         match req.execute().await {
