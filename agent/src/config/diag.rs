@@ -92,6 +92,8 @@ pub struct Diags {
     /// keepalived stopped reading here (a keyword missing its value, a required file missing),
     /// with this exit status; so do we.
     pub stopped: Option<i32>,
+    /// Said once the whole file is read (see [`Self::after_reading`]).
+    later: Vec<Diagnostic>,
 }
 
 impl Diags {
@@ -111,6 +113,27 @@ impl Diags {
 
     pub fn note(&mut self, loc: Option<&Loc>, message: impl Into<String>) {
         self.push(Class::Note, loc, message);
+    }
+
+    /// A config error keepalived finds when it checks what it read, after the whole file
+    /// (check_data.c's validation): no line, said after everything found while reading.
+    pub fn after_reading(&mut self, message: impl Into<String>) {
+        if self.stopped.is_none() {
+            self.later.push(Diagnostic {
+                class: Class::Config,
+                loc: None,
+                col: None,
+                message: message.into(),
+            });
+        }
+    }
+
+    /// The file is read: what [`Self::after_reading`] held is said now.
+    pub fn read_to_end(&mut self) {
+        if self.stopped.is_none() {
+            self.list.append(&mut self.later);
+        }
+        self.later.clear();
     }
 
     /// Reported, and reading stops with exit status `code` (keepalived exits on the spot).

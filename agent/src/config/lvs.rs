@@ -40,7 +40,7 @@ const SPECS: &[(&str, &str, Spec, &str, Missing)] = &[
     ("virtual_server", "lb_algo", Spec::Enum(&[ "rr", "wrr", "lc", "wlc", "lblc", "sh", "mh", "dh", "fo", "ovf", "lblcr", "sed", "nq", "twos", ]), "Invalid lvs_scheduler '%s' - ignoring", Missing::Fatal),
     ("virtual_server", "lvs_sched", Spec::Enum(&[ "rr", "wrr", "lc", "wlc", "lblc", "sh", "mh", "dh", "fo", "ovf", "lblcr", "sed", "nq", "twos", ]), "Invalid lvs_scheduler '%s' - ignoring", Missing::Fatal),
     ("virtual_server", "persistence_timeout", Spec::Int(1, 2678400), "persistence_timeout invalid", Missing::Allowed),
-    ("virtual_server", "protocol", Spec::Enum(&["TCP", "UDP", "SCTP"]), "Unknown protocol %s - ignoring", Missing::Fatal),
+    ("virtual_server", "protocol", Spec::EnumCi(&["TCP", "UDP", "SCTP"]), "Unknown protocol %s - ignoring", Missing::Fatal),
     ("virtual_server", "smtp_alert", Spec::Bool, "Invalid virtual_server smtp_alert parameter %s", Missing::Error("")),
     ("virtual_server", "quorum", Spec::Int(1, 4294967295), "Quorum %s must be in [1, %u]. Setting to 1.", Missing::Fatal),
     ("virtual_server", "hysteresis", Spec::Int(0, 4294967295), "Hysteresis %s must be in [0, %u] - ignoring", Missing::Fatal),
@@ -224,13 +224,20 @@ fn block_contents(
             ),
             "real_server" => real_server(stmt, track_files, diags),
             "url" => {
+                block_contents("url", owner, stmt.children(), track_files, diags);
+                // keepalived's url_check: the digest 32 hex digits (another one is ignored).
+                if let Some(d) = stmt.children().iter().find(|c| c.keyword == "digest")
+                    && let Some(why) = digest_error(d.arg(0).unwrap_or_default())
+                {
+                    diags.config(Some(&d.loc), why);
+                }
+                // Checked at the block's end, as keepalived's url_end_handler.
                 if !stmt.children().iter().any(|c| c.keyword == "path") {
                     diags.config(
-                        Some(&stmt.loc),
+                        Some(stmt.end.as_ref().unwrap_or(&stmt.loc)),
                         "HTTP/SSL_GET checker url has no path - ignoring",
                     );
                 }
-                block_contents("url", owner, stmt.children(), track_files, diags);
             }
             _ if CHECKERS.contains(&kw) => {
                 // A real server's checkers connect to it (its address the owner's first word).
@@ -266,15 +273,24 @@ fn checker(
     block_contents(kw, kw, stmt.children(), track_files, diags);
     let has = |k: &str| stmt.children().iter().any(|c| c.keyword == k);
     // keepalived's check_api.c: a connect_ip and a bindto of different families, the later
-    // one skipped.
-    let children = stmt.children();
-    let (.., skipped) = crate::lvs::model::endpoints(
-        server,
-        children.iter().map(|c| (c.keyword.as_str(), c.arg(0))),
-    );
-    for (i, line) in skipped {
-        diags.config(Some(&children[i].loc), line);
+    // one skipped. SMTP_CHECK's own connection starts aimed nowhere, its `host` blocks at
+    // the real server.
+    let mut endpoints = |children: &[Stmt], server| {
+        let (.., skipped) = crate::lvs::model::endpoints(
+            server,
+            children.iter().map(|c| (c.keyword.as_str(), c.arg(0))),
+        );
+        for (i, line) in skipped {
+            diags.config(Some(&children[i].loc), line);
+        }
+    };
+    let smtp = kw == "SMTP_CHECK";
+    for c in stmt.children() {
+        if smtp && c.keyword == "host" {
+            endpoints(c.children(), server);
+        }
     }
+    endpoints(stmt.children(), if smtp { None } else { server });
     // keepalived's check_file.c: the track_file must be one read already; the weight an int
     // with an optional reverse / noreverse.
     let mut file_known = false;
@@ -310,8 +326,13 @@ fn checker(
             }
         }
     }
+    // keepalived's end handlers: a url without a path does not count.
+    let has_url = stmt
+        .children()
+        .iter()
+        .any(|c| c.keyword == "url" && c.children().iter().any(|p| p.keyword == "path"));
     let missing = match kw {
-        "HTTP_GET" | "SSL_GET" if !has("url") => {
+        "HTTP_GET" | "SSL_GET" if !has_url => {
             Some("HTTP/SSL_GET checker has no urls specified - ignoring".to_string())
         }
         "MISC_CHECK" if !has("misc_path") => {
@@ -326,7 +347,8 @@ fn checker(
         _ => None,
     };
     if let Some(message) = missing {
-        diags.config(Some(&stmt.loc), message);
+        // At the block's end, where keepalived's end handler says it.
+        diags.config(Some(stmt.end.as_ref().unwrap_or(&stmt.loc)), message);
     }
     if kw == "UDP_CHECK" {
         // keepalived's check_udp.c: hex strings, and lengths that cannot both hold.
@@ -364,14 +386,31 @@ fn checker(
             len("max_reply_length").unwrap_or(255),
         );
         if min > max {
+            // keepalived checks it at the block's end.
             diags.config(
-                Some(&stmt.loc),
+                Some(stmt.end.as_ref().unwrap_or(&stmt.loc)),
                 format!(
                     "UDP_CHECK min_reply length {min} > max_reply_length {max} - will always fail"
                 ),
             );
         }
     }
+}
+
+/// What keepalived says of a url's `digest` it ignores: it must be 32 hexadecimal digits
+/// (an MD5 sum).
+pub(crate) fn digest_error(digest: &str) -> Option<String> {
+    if digest.len() != 32 {
+        return Some(format!(
+            "digest '{digest}' character length should be 32 rather than {}",
+            digest.len()
+        ));
+    }
+    let bad = digest.bytes().position(|b| !b.is_ascii_hexdigit())? / 2 * 2;
+    Some(format!(
+        "Unable to interpret hex digit in '{digest}' at offset {bad}/{}",
+        bad + 1
+    ))
 }
 
 /// keepalived's FMT_VS: `[ADDR]:PROTO:PORT` (its protocol; `unset` without one: `none`
@@ -385,14 +424,23 @@ fn fmt_vs(stmt: &Stmt, unset: &str) -> String {
     }
 }
 
-/// A virtual server's `protocol` as keepalived prints it (`unset` without one).
+/// A virtual server's `protocol` as keepalived prints it (`unset` without one, or with one
+/// it ignored as unknown).
 fn proto_of(stmt: &Stmt, unset: &str) -> String {
+    protocol(stmt).map_or_else(|| unset.to_string(), str::to_ascii_lowercase)
+}
+
+/// A virtual server's `protocol`, the last one keepalived knew (in any case).
+fn protocol(stmt: &Stmt) -> Option<&str> {
     stmt.children()
         .iter()
-        .rfind(|c| c.keyword == "protocol")
-        .and_then(|c| c.arg(0))
-        .unwrap_or(unset)
-        .to_ascii_lowercase()
+        .filter(|c| c.keyword == "protocol")
+        .filter_map(|c| c.arg(0))
+        .rfind(|p| {
+            ["TCP", "UDP", "SCTP"]
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(p))
+        })
 }
 
 /// keepalived's inet_sockaddrtotrio: `[ADDR]:PROTO:PORT`.
@@ -438,13 +486,10 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
         .collect();
     // keepalived's check_data.c says it after reading the file (no line), in FMT_VS.
     let no_reals = |diags: &mut Diags| {
-        diags.config(
-            None,
-            format!(
-                "Virtual server {} has no real servers - ignoring",
-                fmt_vs(stmt, "none")
-            ),
-        );
+        diags.after_reading(format!(
+            "Virtual server {} has no real servers - ignoring",
+            fmt_vs(stmt, "none")
+        ));
     };
     if reals.is_empty() {
         no_reals(diags);
@@ -525,60 +570,53 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
         .first()
         .is_some_and(|h| !matches!(*h, "fwmark" | "group"))
     {
-        if !has(&["protocol"]) {
-            diags.config(
-                None,
-                format!(
-                    "Virtual server {}: no protocol set - defaulting to UDP",
-                    fmt_vs(stmt, "none")
-                ),
-            );
+        if protocol(stmt).is_none() {
+            diags.after_reading(format!(
+                "Virtual server {}: no protocol set - defaulting to UDP",
+                fmt_vs(stmt, "none")
+            ));
         }
-        let proto = stmt
-            .children()
-            .iter()
-            .rfind(|c| c.keyword == "protocol")
-            .and_then(|c| c.arg(0));
-        if has(&["ops"]) && proto.is_some_and(|p| p != "UDP") {
-            diags.config(
-                None,
-                format!("Virtual server {vs}: one packet scheduling requires UDP - resetting"),
-            );
+        // Without a protocol keepalived has made it UDP by now.
+        if has(&["ops"]) && protocol(stmt).is_some_and(|p| !p.eq_ignore_ascii_case("UDP")) {
+            diags.after_reading(format!(
+                "Virtual server {vs}: one packet scheduling requires UDP - resetting"
+            ));
         }
         if header.get(1).is_none_or(|p| *p == "0")
             && !has(&["persistence_timeout", "persistence_granularity"])
         {
-            diags.config(
-                None,
-                format!(
-                    "Virtual server {vs}: zero port only valid for persistent services - setting"
-                ),
-            );
+            diags.after_reading(format!(
+                "Virtual server {vs}: zero port only valid for persistent services - setting"
+            ));
         }
     }
     if !has(&["lb_algo", "lvs_sched"]) {
-        diags.config(
-            None,
-            format!("Virtual server {vs}: no scheduler set, setting default 'wlc'"),
-        );
+        diags.after_reading(format!(
+            "Virtual server {vs}: no scheduler set, setting default 'wlc'"
+        ));
     }
-    if !has(&["lb_kind", "lvs_method"]) {
-        diags.config(
-            None,
-            format!("Virtual server {vs}: no forwarding method set, setting default NAT"),
-        );
+    // keepalived defaults the method when a real (or the sorry) server has none of its own
+    // and the virtual server none it knew (an unknown one was ignored).
+    let method_set = |s: &Stmt, keys: &[&str]| {
+        s.children().iter().any(|c| {
+            keys.contains(&c.keyword.as_str()) && matches!(c.arg(0), Some("DR" | "NAT" | "TUN"))
+        })
+    };
+    let server_without = reals.iter().any(|r| !method_set(r, &["lvs_method"]))
+        || (sorry.is_some() && !method_set(stmt, &["sorry_server_lvs_method"]));
+    if !method_set(stmt, &["lb_kind", "lvs_method"]) && server_without {
+        diags.after_reading(format!(
+            "Virtual server {vs}: no forwarding method set, setting default NAT"
+        ));
     }
     let mut seen: Vec<Vec<&str>> = Vec::new();
     for rs in &reals {
         let address: Vec<&str> = rs.args.iter().map(|a| a.text.as_str()).collect();
         if seen.contains(&address) {
-            diags.config(
-                None,
-                format!(
-                    "VS {vs}: real server {} is duplicated - removing second rs",
-                    fmt_rs(&address)
-                ),
-            );
+            diags.after_reading(format!(
+                "VS {vs}: real server {} is duplicated - removing second rs",
+                fmt_rs(&address)
+            ));
         }
         // keepalived's check_data.c: a real server forwarded without NAT keeps the virtual
         // server's port, and one written with another is reset to it.
@@ -592,13 +630,10 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
             && *rport != "0"
             && *rport != header[1]
         {
-            diags.config(
-                None,
-                format!(
-                    "WARNING - virtual server {vs} and real server {} ports don't match - resetting",
-                    fmt_rs(&address)
-                ),
-            );
+            diags.after_reading(format!(
+                "WARNING - virtual server {vs} and real server {} ports don't match - resetting",
+                fmt_rs(&address)
+            ));
         }
         seen.push(address);
     }
@@ -610,9 +645,8 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
         && p != "0"
         && p != header[1]
     {
-        diags.config(
-            None,
-            format!("WARNING - virtual server {vs} and sorry server ports don't match - resetting"),
-        );
+        diags.after_reading(format!(
+            "WARNING - virtual server {vs} and sorry server ports don't match - resetting"
+        ));
     }
 }

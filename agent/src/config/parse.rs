@@ -127,6 +127,7 @@ pub fn build(stmts: &[Stmt], diags: &mut Diags) -> Config {
         global_defs(stmt.children(), &mut config.global, diags);
     }
     top_level(stmts, &mut config, diags);
+    diags.read_to_end();
     config
 }
 

@@ -20,6 +20,8 @@ pub enum Spec {
     Addr,
     /// One of these words.
     Enum(&'static [&'static str]),
+    /// One of these words in any case (keepalived's strcasecmp).
+    EnumCi(&'static [&'static str]),
 }
 
 /// What keepalived does when the argument is missing.
@@ -165,6 +167,9 @@ pub fn check_in(
         },
         Spec::Word => None,
         Spec::Enum(words) => (!words.contains(&value)).then(String::new),
+        Spec::EnumCi(words) => {
+            (!words.iter().any(|w| w.eq_ignore_ascii_case(value))).then(String::new)
+        }
         Spec::Addr => value
             .split(['-', '/'])
             .next()

@@ -478,7 +478,8 @@ fn length_mismatch(
     url: &super::model::Url,
     (real_name, vs_name): (&str, &str),
 ) -> Option<String> {
-    let diff = length as i64 - received as i64;
+    // keepalived's ssize_t difference (a Content-Length past i64 wraps, never panics).
+    let diff = (length as i64).wrapping_sub(received as i64);
     let seen = std::mem::replace(last, diff);
     (diff != 0 && seen != diff).then(|| {
         format!(
@@ -608,29 +609,57 @@ where
         Ok(Err(_)) => return fail("Cannot send get request to"),
         Ok(Ok(())) => {}
     }
-    // Without a digest or a regex the headers are all that is judged: read until they are
-    // complete, and on to the end when they give a Content-Length (keepalived compares it
-    // with what came). With one, the whole answer (each read within connect_timeout, as
-    // keepalived times them; at most MAX_PAGE, the server being no more trusted than
-    // anything else).
+    // keepalived reads the answer to its end. Here: the headers always; with a digest or a
+    // regex the body too (kept); without, the body is only counted, and only when the
+    // headers give a Content-Length (keepalived compares them), so a server that keeps the
+    // connection open after its headers is not waited for. Each read within connect_timeout,
+    // as keepalived times them; at most MAX_PAGE in all, the server being no more trusted
+    // than anything else.
     let whole = url.digest.is_some() || url.regex.is_some();
-    let more =
-        |buf: &[u8]| whole || body_at(buf).is_none_or(|at| content_length(&buf[..at]).is_some());
+    // The headers, and under `whole` the body after them.
     let mut buf = Vec::with_capacity(512);
+    let mut header_end: Option<usize> = None;
+    let mut length: Option<usize> = None;
+    let (mut total, mut counted, mut complete) = (0usize, 0usize, false);
     let mut chunk = [0u8; 4096];
-    while more(&buf) && buf.len() < MAX_PAGE {
-        match tokio::time::timeout(t, stream.read(&mut chunk)).await {
-            Ok(Ok(0)) => break,
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+    while (whole || header_end.is_none() || length.is_some()) && total < MAX_PAGE {
+        let n = match tokio::time::timeout(t, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) => {
+                complete = true;
+                break;
+            }
+            Ok(Ok(n)) => n,
             // A TLS server that closes without close_notify has still sent its page.
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                complete = true;
+                break;
+            }
             // keepalived's first read is http_response_thread's, the rest http_read_thread's.
-            Err(_) if buf.is_empty() => return fail("Timeout WEB read"),
+            Err(_) if total == 0 => return fail("Timeout WEB read"),
             Err(_) => return fail("Timeout HTTP read"),
             Ok(Err(_)) => return fail("Read error with"),
+        };
+        total += n;
+        if header_end.is_some() && !whole {
+            counted += n;
+            continue;
+        }
+        // Only the new bytes (and the three before them) are searched for the headers' end.
+        let from = buf.len().saturating_sub(3);
+        buf.extend_from_slice(&chunk[..n]);
+        if header_end.is_none()
+            && let Some(p) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n")
+        {
+            let end = from + p + 4;
+            header_end = Some(end);
+            length = content_length(&buf[..end]);
+            if !whole {
+                counted = buf.len() - end;
+                buf.truncate(end);
+            }
         }
     }
-    if buf.is_empty() {
+    if total == 0 {
         // keepalived's words, its trailing space too.
         return fail("Read, no data received from ");
     }
@@ -643,9 +672,17 @@ where
     }
     // keepalived's http_handle_response: a Content-Length other than the bytes that came is
     // reported (by the caller, once per difference), and the digest covers no more than it.
-    let length = body_at(&buf).and_then(|at| content_length(&buf[..at]));
-    let received = body(&buf).map_or(0, <[u8]>::len);
-    *lengths = Some((length.unwrap_or(received), received));
+    // An answer cut at MAX_PAGE is not compared.
+    let received = if whole {
+        header_end.map_or(0, |e| buf.len() - e)
+    } else {
+        counted
+    };
+    *lengths = match length {
+        Some(l) if complete => Some((l, received)),
+        Some(_) => None,
+        None => Some((received, received)),
+    };
     // Then the digest, then the regex (keepalived's order).
     if let Some(want) = &url.digest
         && body_md5(&buf).as_deref() != Some(want.as_str())
@@ -1177,20 +1214,19 @@ fn body_at(response: &[u8]) -> Option<usize> {
     Some(response.windows(4).position(|w| w == b"\r\n\r\n")? + 4)
 }
 
-/// The `Content-Length` of an HTTP response's headers, if it has a valid one (keepalived's
-/// extract_content_length: the header's name in any case, a decimal number).
+/// The `Content-Length` of an HTTP response's headers, as keepalived's
+/// extract_content_length reads it: the first `Content-Length:` (that case exactly), blanks,
+/// a decimal number ending the line.
 fn content_length(headers: &[u8]) -> Option<usize> {
-    let text = std::str::from_utf8(headers).ok()?;
-    text.split("\r\n").skip(1).find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        if !name.trim().eq_ignore_ascii_case("content-length") {
-            return None;
-        }
-        let value = value.trim();
-        (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| value.parse().ok())
-            .flatten()
-    })
+    const NAME: &[u8] = b"Content-Length:";
+    let at = headers.windows(NAME.len()).position(|w| w == NAME)? + NAME.len();
+    let rest = &headers[at..];
+    let rest = &rest[rest.iter().position(|b| !matches!(b, b' ' | b'\t'))?..];
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || !matches!(rest.get(digits), None | Some(b'\r' | b'\n')) {
+        return None;
+    }
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
 }
 
 /// The status code of an HTTP response's status line (`HTTP/1.1 200 OK`).
@@ -2691,21 +2727,22 @@ mod tests {
         assert_eq!(body_md5(b"HTTP/1.1 200 OK\r\n"), None, "no end of headers");
         // keepalived hashes no more than the Content-Length.
         assert_eq!(
-            body_md5(b"HTTP/1.1 200 OK\r\ncontent-LENGTH:  2 \r\n\r\nr1 and more").as_deref(),
+            body_md5(b"HTTP/1.1 200 OK\r\nContent-Length:  2\r\n\r\nr1 and more").as_deref(),
             Some("7c92cf1eee8d99cc85f8355a3d6e4b86")
         );
         assert_eq!(
             content_length(b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n"),
             Some(12)
         );
-        for bad in ["-1", "", "1x", "99999999999999999999999"] {
+        // keepalived's extract_content_length: that case exactly, nothing after the number.
+        for bad in ["-1", "", "1x", "2 ", "99999999999999999999999"] {
             let h = format!("HTTP/1.1 200 OK\r\nContent-Length: {bad}\r\n\r\n");
             assert_eq!(content_length(h.as_bytes()), None, "{bad:?}");
         }
         assert_eq!(
-            content_length(b"Content-Length: 3\r\n\r\n"),
+            content_length(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n"),
             None,
-            "a status line first"
+            "another case"
         );
     }
 

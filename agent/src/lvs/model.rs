@@ -274,7 +274,8 @@ pub(crate) fn endpoints<'a>(
         let Some(a) = value.and_then(|v| v.parse::<IpAddr>().ok()) else {
             continue;
         };
-        let shown = canonical(a);
+        // keepalived prints the address as written.
+        let shown = value.unwrap_or_default();
         match keyword {
             "connect_ip" if differ(a, bind) => {
                 skipped.push((i, format!("connect_ip address {shown} does not match address family of bindto - skipping")));
@@ -292,17 +293,10 @@ pub(crate) fn endpoints<'a>(
     (connect, bind, skipped)
 }
 
-/// An address as keepalived prints it (inet_ntop).
-fn canonical(a: IpAddr) -> String {
-    a.to_string()
-}
-
 impl Source {
-    fn from_block(c: &[RawBlock], server: IpAddr) -> Source {
-        let (_, bindto, _) = endpoints(
-            Some(server),
-            c.iter().map(|b| (b.keyword.as_str(), arg(b, 0))),
-        );
+    /// `server`: where the checker connects before its own `connect_ip` (see [`endpoints`]).
+    fn from_block(c: &[RawBlock], server: Option<IpAddr>) -> Source {
+        let (_, bindto, _) = endpoints(server, c.iter().map(|b| (b.keyword.as_str(), arg(b, 0))));
         Source {
             addr: bindto,
             port: int(c, "bind_port")
@@ -911,7 +905,18 @@ pub fn service(
     };
     let (addr, port) = entries[0];
     let o = &vs.other;
-    let proto = match find(o, "protocol").and_then(|b| arg(b, 0)) {
+    // keepalived's proto_handler: any case; an unknown one ignored ("Unknown protocol …
+    // - ignoring"), so the last known one stands.
+    let known = o
+        .iter()
+        .filter(|b| b.keyword == "protocol")
+        .filter_map(|b| arg(b, 0))
+        .rfind(|p| {
+            ["TCP", "UDP", "SCTP"]
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(p))
+        });
+    let proto = match known.map(str::to_ascii_uppercase).as_deref() {
         Some("TCP") => Proto::Tcp,
         // keepalived: "no protocol set - defaulting to UDP" (the kernel's default).
         Some("UDP") | None => Proto::Udp,
@@ -1044,8 +1049,11 @@ pub fn service(
                             if status.is_empty() {
                                 status.push((200, 299));
                             }
+                            // keepalived ignores a digest that is not 32 hex digits (the
+                            // config check says why).
                             let digest = find(&u.children, "digest")
                                 .and_then(|b| arg(b, 0))
+                                .filter(|d| crate::config::lvs::digest_error(d).is_none())
                                 .map(str::to_ascii_lowercase);
                             let vhost = |blocks: &[&[RawBlock]]| {
                                 blocks
@@ -1182,15 +1190,15 @@ pub fn service(
                 // keepalived's DNS_CHECK waits a delay_loop before a retry.
                 CheckKind::Dns(_) => (3, secs(c, "delay_loop").unwrap_or(delay_loop)),
             };
+            // keepalived's smtp_check_handler starts its own connection aimed nowhere (its
+            // `host` blocks at the real server): any bindto goes there.
+            let aimed = (cb.keyword != "SMTP_CHECK").then_some(raddr);
             let check = Check {
-                addr: endpoints(
-                    Some(raddr),
-                    c.iter().map(|b| (b.keyword.as_str(), arg(b, 0))),
-                )
-                .0
-                .unwrap_or(raddr),
+                addr: endpoints(aimed, c.iter().map(|b| (b.keyword.as_str(), arg(b, 0))))
+                    .0
+                    .unwrap_or(raddr),
                 port: int(c, "connect_port").map_or(rport, |p| p as u16),
-                source: Source::from_block(c, raddr),
+                source: Source::from_block(c, aimed),
                 proto,
                 connect_timeout: positive(secs(c, "connect_timeout"))
                     .or_else(|| positive(secs(rc, "connect_timeout")))
@@ -1262,7 +1270,7 @@ pub fn service(
                         .0
                         .unwrap_or(raddr),
                         port: int(hc, "connect_port").map_or(rport, |p| p as u16),
-                        source: Source::from_block(hc, raddr),
+                        source: Source::from_block(hc, Some(raddr)),
                         connect_timeout: positive(secs(hc, "connect_timeout"))
                             .unwrap_or(server_timeout),
                         ..check.clone()
@@ -1624,6 +1632,24 @@ mod tests {
                 ("2001:db8::2".to_string(), "2001:db8::1".parse().ok()),
                 ("10.0.0.3".to_string(), "10.0.0.1".parse().ok()),
             ]
+        );
+    }
+
+    /// keepalived ignores a url `digest` that is not 32 hexadecimal digits (the url is still
+    /// checked, without one), and takes `protocol` in any case, an unknown one ignored.
+    #[test]
+    fn digests_and_protocols_as_keepalived_reads_them() {
+        let s = services(
+            "virtual_server 10.0.0.1 80 {\n lb_kind DR\n protocol tcp\n protocol xyz\n real_server 10.0.0.2 80 {\n  HTTP_GET {\n   url {\n    path /a\n    digest 00\n   }\n   url {\n    path /b\n    digest 0123456789ABCDEF0123456789abcdef\n   }\n  }\n }\n}\n",
+        );
+        let v = s[0].as_ref().unwrap();
+        assert_eq!(v.proto, Proto::Tcp);
+        let CheckKind::Http(urls) = &v.reals[0].checks[0].kind else {
+            panic!("{:?}", v.reals[0].checks[0].kind);
+        };
+        assert_eq!(
+            urls.iter().map(|u| u.digest.clone()).collect::<Vec<_>>(),
+            [None, Some("0123456789abcdef0123456789abcdef".to_string())]
         );
     }
 
