@@ -59,6 +59,11 @@ pub const LB_SERVICES6_MAP: &str = "LB_SERVICES6";
 pub const LB_FLOWS6_MAP: &str = "LB_FLOWS6";
 /// `LruHashMap<PersistKey6, Persist>`: IPv6 clients' persistence, as [`LB_PERSIST_MAP`].
 pub const LB_PERSIST6_MAP: &str = "LB_PERSIST6";
+/// `LruHashMap<FlowKey6, NatReply6>`: IPv6 NAT real servers' flows, as [`LB_NAT_MAP`].
+pub const LB_NAT6_MAP: &str = "LB_NAT6";
+/// `Array<[u8; 16]>`, indexed by real server: an IPv6 NAT server's address (its
+/// [`Real::addr`] holds IPv4 only).
+pub const LB_REAL_ADDR6_MAP: &str = "LB_REAL_ADDR6";
 
 /// Name of the VRRP filter / ARP responder program.
 pub const VRRP_PROGRAM: &str = "vrrp_xdp";
@@ -75,8 +80,11 @@ pub const LB_PROG_NAT: u32 = 0;
 /// `vrrp_lb_xdp` tail-calls (`LB_PROGS` slot [`LB_PROG_V6`]).
 pub const LB_V6_PROGRAM: &str = "vrrp_lb_v6";
 pub const LB_PROG_V6: u32 = 1;
+/// IPv6 NAT forwarding, tail-called by `vrrp_lb_v6` (`LB_PROGS` slot [`LB_PROG_NAT6`]).
+pub const LB_NAT6_PROGRAM: &str = "vrrp_lb_nat6";
+pub const LB_PROG_NAT6: u32 = 2;
 /// Slots of `LB_PROGS`.
-pub const LB_PROGS_MAX: u32 = 2;
+pub const LB_PROGS_MAX: u32 = 3;
 /// `PerCpuArray<[u32; 2]>`: the real server and counter slot handed to `vrrp_lb_nat`.
 pub const LB_HANDOFF_MAP: &str = "LB_HANDOFF";
 /// Name of a program that passes everything: the benchmark floor, and the peer program that
@@ -577,6 +585,27 @@ pub struct NatReply {
     pub our_mac: [u8; 6],
 }
 
+/// An IPv6 NAT real server's flow seen from its side (`LB_NAT6`), as [`NatReply`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatReply6 {
+    pub vip: [u8; 16],
+    /// Network order.
+    pub vport: u16,
+    pub _pad: u16,
+    pub ifindex: u32,
+    pub client_mac: [u8; 6],
+    pub our_mac: [u8; 6],
+}
+
+/// One [`NatReply6`] entry being written (in per-CPU scratch).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatEntry6 {
+    pub key: FlowKey6,
+    pub value: NatReply6,
+}
+
 /// One [`NatReply`] entry being written (in per-CPU scratch, passed to the map by reference).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -718,6 +747,7 @@ mod pod {
     unsafe impl aya::Pod for super::ServiceKey6 {}
     unsafe impl aya::Pod for super::FlowKey6 {}
     unsafe impl aya::Pod for super::PersistKey6 {}
+    unsafe impl aya::Pod for super::NatReply6 {}
 }
 
 // Layout checks: a change here is a change to the kernel ABI between the two halves.
@@ -734,6 +764,8 @@ const _: () = {
     assert!(core::mem::size_of::<ServiceKey6>() == 20);
     assert!(core::mem::size_of::<FlowKey6>() == 40);
     assert!(core::mem::size_of::<PersistKey6>() == 20);
+    assert!(core::mem::size_of::<NatReply6>() == 36);
+    assert!(core::mem::size_of::<NatEntry6>() == 76);
     assert!(core::mem::size_of::<Real>() == 40);
     assert!(core::mem::size_of::<NatReply>() == 24);
     assert!(core::mem::size_of::<NatEntry>() == 40);

@@ -10,11 +10,11 @@
 
 use agent_common::{
     Counter, FLOW_CLOSED, FLOW_OPEN, FLOW_UNCOUNTED, Flow, FlowKey, FlowKey6, LB_LEAST_MAX,
-    LB_LOCALITY_SET, LB_PROG_NAT, LB_PROG_V6, LB_REAL_NAT, LB_REAL_TUN, LB_REAL_UP,
+    LB_LOCALITY_SET, LB_PROG_NAT, LB_PROG_NAT6, LB_PROG_V6, LB_REAL_NAT, LB_REAL_TUN, LB_REAL_UP,
     LB_SVC_FOLLOW_VIP, LB_SVC_HASH, LB_SVC_HASH_DST, LB_SVC_HASH_PORT, LB_SVC_LBLC, LB_SVC_LBLCR,
     LB_SVC_LEAST, LB_SVC_NQ, LB_SVC_OPS, LB_SVC_OVF, LB_SVC_SED, LB_SVC_SPARE, LB_SVC_TWOS,
-    LB_SVC_WEIGHTED, LB_TUN_GRE, LB_TUN_GUE, Locality, LocalityKey, NatReply, Persist, PersistKey,
-    PersistKey6, Real, Service, ServiceKey, ServiceKey6, VipKey,
+    LB_SVC_WEIGHTED, LB_TUN_GRE, LB_TUN_GUE, Locality, LocalityKey, NatReply, NatReply6, Persist,
+    PersistKey, PersistKey6, Real, Service, ServiceKey, ServiceKey6, VipKey,
 };
 use aya_ebpf::maps::LruHashMap;
 use aya_ebpf::{
@@ -34,9 +34,9 @@ use network_types::{
 use crate::{
     maps::{
         self, LB_CONNS, LB_CONNS_BASE, LB_ENTRY_STATS, LB_FLOWS, LB_FLOWS6, LB_HANDOFF,
-        LB_ICMP_BUCKET, LB_LOCALITY, LB_NAT, LB_NAT_ON, LB_NAT_SCRATCH, LB_PERSIST, LB_PERSIST6,
-        LB_PROGS, LB_REAL_STATS, LB_REALS, LB_RING, LB_RR, LB_SERVICES, LB_SERVICES6, LB_V6_KEYS,
-        VIPS,
+        LB_ICMP_BUCKET, LB_LOCALITY, LB_NAT, LB_NAT_ON, LB_NAT_SCRATCH, LB_NAT6, LB_NAT6_SCRATCH,
+        LB_PERSIST, LB_PERSIST6, LB_PROGS, LB_REAL_ADDR6, LB_REAL_STATS, LB_REALS, LB_RING, LB_RR,
+        LB_SERVICES, LB_SERVICES6, LB_V6_KEYS, VIPS,
     },
     parse::{L2, ptr_at},
 };
@@ -574,7 +574,22 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
             _pad: 0,
         };
         // SAFETY: the value is only read, and entries are replaced whole by the agent.
-        let svc = unsafe { LB_SERVICES6.get(&keys.service) }?;
+        let Some(svc) = (unsafe { LB_SERVICES6.get(&keys.service) }) else {
+            // Not for a virtual server: maybe a NAT real server's reply (looked up only while
+            // there are NAT servers).
+            if LB_NAT_ON.get(0).is_some_and(|on| *on != 0) {
+                keys.flow = FlowKey6 {
+                    src: ip.src_addr,
+                    dst: ip.dst_addr,
+                    sport: u16::from_ne_bytes([ports[0], ports[1]]),
+                    dport: u16::from_ne_bytes([ports[2], ports[3]]),
+                    proto,
+                    _pad: [0; 3],
+                };
+                return nat6_reply(ctx, &l2, &keys.flow);
+            }
+            return None;
+        };
         if svc.flags & LB_SVC_FOLLOW_VIP != 0 {
             keys.vip = VipKey::v6(l2.ifindex, l2.vlan, ip.dst_addr);
             // SAFETY: only the presence of the entry is read.
@@ -600,13 +615,147 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
         let Some((index, real)) = picked else {
             return Some(pass(Counter::LbPassNoReal));
         };
-        // The agent gives IPv6 services direct-routing servers only.
-        if real.flags & (LB_REAL_NAT | LB_REAL_TUN) != 0 {
+        if real.flags & LB_REAL_NAT != 0 {
+            // NAT is a program of its own (`vrrp_lb_nat6`), as for IPv4.
+            let slot = LB_HANDOFF.get_ptr_mut(0)?;
+            // SAFETY: per-CPU scratch, only this run of the program uses it; the tail call
+            // does not return when it succeeds.
+            unsafe {
+                *slot = [index, svc.entry];
+                LB_PROGS.tail_call(ctx, LB_PROG_NAT6);
+            }
+            return Some(pass(Counter::LbPassNoReal));
+        }
+        // The agent gives IPv6 services no tunnelled servers.
+        if real.flags & LB_REAL_TUN != 0 {
             return Some(pass(Counter::LbPassNoReal));
         }
         forward::<false>(ctx, &l2, 0, (index, real), svc.entry)
     })();
     forwarded.unwrap_or_else(|| pass(Counter::PassOther))
+}
+
+/// IPv6 NAT (`vrrp_lb_nat6`, tail-called by `vrrp_lb_v6` with the server and counter slot in
+/// `LB_HANDOFF`): the frame is parsed again, the packet gets the server's address and port,
+/// and its reply flow is entered in `LB_NAT6`.
+#[inline(always)]
+pub fn nat6(ctx: &XdpContext) -> u32 {
+    let forwarded = (|| {
+        let l2 = crate::parse::ethernet(ctx)?;
+        let eth = ptr_at::<EthHdr>(ctx, 0)?;
+        let ip = ptr_at::<Ipv6Hdr>(ctx, l2.l3)?;
+        let l4 = l2.l3 + Ipv6Hdr::LEN;
+        let ports = ptr_at::<[u8; 4]>(ctx, l4)?;
+        // SAFETY: per-CPU scratch written by the caller just before the tail call.
+        let [index, entry] = unsafe { *LB_HANDOFF.get_ptr_mut(0)? };
+        let real = LB_REALS.get(index)?;
+        let addr = LB_REAL_ADDR6.get(index)?;
+        // A tagged frame would keep its tag on another interface: only the one it came in on.
+        if l2.vlan != 0 && real.ifindex != 0 && real.ifindex != l2.ifindex {
+            return None;
+        }
+        let scratch = LB_NAT6_SCRATCH.get_ptr_mut(0)?;
+        // SAFETY: ptr_at checked each lies inside the frame, only read here; the scratch is
+        // per CPU, only this run of the program uses it.
+        let (eth, ip, ports, scratch) = unsafe { (&*eth, &*ip, *ports, &mut *scratch) };
+        let proto = ip.next_hdr;
+        scratch.key = FlowKey6 {
+            src: *addr,
+            dst: ip.src_addr,
+            sport: real.port,
+            dport: u16::from_ne_bytes([ports[0], ports[1]]),
+            proto,
+            _pad: [0; 3],
+        };
+        scratch.value = NatReply6 {
+            vip: ip.dst_addr,
+            vport: u16::from_ne_bytes([ports[2], ports[3]]),
+            _pad: 0,
+            ifindex: l2.ifindex,
+            client_mac: eth.src_addr,
+            our_mac: eth.dst_addr,
+        };
+        let our_mac = eth.dst_addr;
+        // Written when it is new or changed (as for IPv4).
+        // SAFETY: the value is only compared.
+        #[allow(clippy::needless_borrows_for_generic_args)]
+        if unsafe { LB_NAT6.get(&scratch.key) } != Some(&scratch.value) {
+            LB_NAT6.insert(&scratch.key, &scratch.value, 0).ok()?;
+        }
+        rewrite6(ctx, (l2.l3, proto), 24, addr, 2, real.port.to_ne_bytes())?;
+        let src_mac = if real.ifindex == 0 || real.ifindex == l2.ifindex {
+            our_mac
+        } else {
+            real.out_mac
+        };
+        let action = send(ctx, &l2, real.ifindex, real.mac, src_mac)?;
+        count(ctx, index, entry);
+        Some(action)
+    })();
+    forwarded.unwrap_or_else(|| pass(Counter::LbPassNoReal))
+}
+
+/// An IPv6 NAT real server's reply (`key`, its flow, found in `LB_NAT6`): its source becomes
+/// the virtual server's address and port again, and it goes back the way the client's
+/// packets came.
+#[inline(always)]
+fn nat6_reply(ctx: &XdpContext, l2: &L2, key: &FlowKey6) -> Option<u32> {
+    // SAFETY: the value is copied out at once.
+    let back = unsafe { LB_NAT6.get(key) }.copied()?;
+    if l2.vlan != 0 && back.ifindex != l2.ifindex {
+        return None;
+    }
+    rewrite6(
+        ctx,
+        (l2.l3, key.proto),
+        8,
+        &back.vip,
+        0,
+        back.vport.to_ne_bytes(),
+    )?;
+    maps::bump(Counter::LbNatReply);
+    send(ctx, l2, back.ifindex, back.client_mac, back.our_mac)
+}
+
+/// An IPv6 packet's address at `at` (8: source, 24: destination) and port at `port_at` (0:
+/// source, 2: destination) replaced, its TCP or UDP checksum updated (RFC 1624; IPv6 has no
+/// header checksum, and its UDP checksum is never 0).
+#[inline(always)]
+fn rewrite6(
+    ctx: &XdpContext,
+    (l3, proto): (usize, u8),
+    at: usize,
+    addr: &[u8; 16],
+    port_at: usize,
+    port: [u8; 2],
+) -> Option<()> {
+    let l4 = l3 + Ipv6Hdr::LEN;
+    let field = ptr_at::<[u8; 16]>(ctx, l3 + at)?;
+    let ports = ptr_at::<[u8; 4]>(ctx, l4)?;
+    let check_at = if proto == IPPROTO_TCP { 16 } else { 6 };
+    let l4_check = ptr_at::<[u8; 2]>(ctx, l4 + check_at)?;
+    // SAFETY: ptr_at checked each lies inside the frame; nothing else aliases them.
+    let (field, ports, l4_check) = unsafe { (&mut *field, &mut *ports, &mut *l4_check) };
+    let old_port = [ports[port_at], ports[port_at + 1]];
+    let mut c = *l4_check;
+    for i in 0..4 {
+        let w = i * 4;
+        c = csum_replace_addr(
+            c,
+            [field[w], field[w + 1], field[w + 2], field[w + 3]],
+            [addr[w], addr[w + 1], addr[w + 2], addr[w + 3]],
+        );
+    }
+    c = csum_replace(c, old_port, port);
+    *l4_check = if proto == IPPROTO_UDP && c == [0, 0] {
+        [0xff, 0xff]
+    } else {
+        c
+    };
+    *field = *addr;
+    ports[port_at] = port[0];
+    ports[port_at + 1] = port[1];
+    Some(())
 }
 
 /// The NAT half (`vrrp_lb_nat`, tail-called by `vrrp_lb_xdp` with the server and counter
@@ -661,9 +810,16 @@ fn forward<const NAT: bool>(
         eth.dst_addr = real.mac;
         xdp_action::XDP_TX
     };
-    // Counted for the real server and for the address it came to (each looked up and
-    // checked on its own: the optimiser would otherwise test both pointers at once, with an
-    // OR the verifier refuses).
+    count(ctx, index, entry);
+    Some(action)
+}
+
+/// A packet forwarded to real server `index`, counted for it and for the virtual server's
+/// address (`entry`).
+#[inline(always)]
+fn count(ctx: &XdpContext, index: u32, entry: u32) {
+    // Each looked up and checked on its own: the optimiser would otherwise test both
+    // pointers at once, with an OR the verifier refuses.
     let len = (ctx.data_end() - ctx.data()) as u64;
     if let Some(t) = LB_REAL_STATS.get_ptr_mut(index) {
         // SAFETY: per-CPU slot, only this CPU's program writes it.
@@ -680,7 +836,6 @@ fn forward<const NAT: bool>(
         }
     }
     maps::bump(Counter::LbForwarded);
-    Some(action)
 }
 
 // ===== NAT =====

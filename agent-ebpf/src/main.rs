@@ -61,6 +61,12 @@ pub fn vrrp_lb_v6(ctx: XdpContext) -> u32 {
     lb::ipv6(&ctx)
 }
 
+/// The balancer's IPv6 NAT forwarding, tail-called by `vrrp_lb_v6` (never attached).
+#[xdp]
+pub fn vrrp_lb_nat6(ctx: XdpContext) -> u32 {
+    lb::nat6(&ctx)
+}
+
 /// Passes everything. The benchmark floor, and the peer-side program that native-mode
 /// `XDP_TX` on a veth needs to deliver frames.
 #[xdp]

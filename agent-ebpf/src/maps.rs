@@ -3,10 +3,10 @@
 use agent_common::{
     COUNTER_COUNT, ConnCount, Counter, Flow, FlowKey, FlowKey6, IFACE_CONFIG_MAX, IfaceConfig,
     LB_FLOWS_MAX, LB_FLOWS6_MAX, LB_LOCALITY_MAX, LB_PERSIST_MAX, LB_PERSIST6_MAX, LB_PROGS_MAX,
-    LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX, Locality, LocalityKey, NatEntry, NatReply,
-    PEERS_MAX_ENTRIES, PeerKey, Persist, PersistKey, PersistKey6, Real, Service, ServiceKey,
-    ServiceKey6, Traffic, VIPS_MAX_ENTRIES, VRID_MAX_ENTRIES, VipKey, VipValue, VridConfig,
-    VridKey, VridStats, VrrpVerdict,
+    LB_REALS_MAX, LB_RING_SIZE, LB_SERVICES_MAX, Locality, LocalityKey, NatEntry, NatEntry6,
+    NatReply, NatReply6, PEERS_MAX_ENTRIES, PeerKey, Persist, PersistKey, PersistKey6, Real,
+    Service, ServiceKey, ServiceKey6, Traffic, VIPS_MAX_ENTRIES, VRID_MAX_ENTRIES, VipKey,
+    VipValue, VridConfig, VridKey, VridStats, VrrpVerdict,
 };
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
@@ -110,6 +110,13 @@ pub static LB_FLOWS6: LruHashMap<FlowKey6, Flow> = LruHashMap::with_max_entries(
 #[map]
 pub static LB_PERSIST6: LruHashMap<PersistKey6, Persist> =
     LruHashMap::with_max_entries(LB_PERSIST6_MAX, 0);
+#[map]
+pub static LB_NAT6: LruHashMap<FlowKey6, NatReply6> =
+    LruHashMap::with_max_entries(LB_FLOWS6_MAX, 0);
+#[map]
+pub static LB_NAT6_SCRATCH: PerCpuArray<NatEntry6> = PerCpuArray::with_max_entries(1, 0);
+#[map]
+pub static LB_REAL_ADDR6: Array<[u8; 16]> = Array::with_max_entries(LB_REALS_MAX, 0);
 /// Where `vrrp_lb_v6` puts its keys together (they do not fit its stack).
 #[map]
 pub static LB_V6_KEYS: PerCpuArray<V6Keys> = PerCpuArray::with_max_entries(1, 0);

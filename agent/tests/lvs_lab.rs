@@ -2083,19 +2083,8 @@ fn an_ipv6_virtual_server_is_balanced_by_direct_routing() {
     if skip_unless_root("an_ipv6_virtual_server_is_balanced_by_direct_routing") {
         return;
     }
-    const VIP6: &str = "2001:db8:11::200";
-    let mut seed = topology();
-    let addr = |host: &str, cidr: &str, dev: &str| {
-        seed.lab
-            .lab
-            .host(host)
-            .ns
-            .ip(&["addr", "add", cidr, "dev", dev, "nodad"])
-            .unwrap();
-    };
-    addr("a", "2001:db8:11::11/64", "eth0");
-    addr("r1", "2001:db8:11::113/64", "eth0");
-    addr("r2", "2001:db8:11::114/64", "eth0");
+    let mut seed = ipv6_topology();
+    let addr = |host: &str, cidr: &str, dev: &str| add6(&seed, host, cidr, dev);
     addr("r1", &format!("{VIP6}/128"), "lo");
     addr("r2", &format!("{VIP6}/128"), "lo");
     let clients: Vec<String> = (0..4).map(|k| format!("2001:db8:11::10{k}")).collect();
@@ -2103,9 +2092,7 @@ fn an_ipv6_virtual_server_is_balanced_by_direct_routing() {
         addr("client", &format!("{c}/64"), "eth0");
     }
     let config = format!(
-        "global_defs {{\n  vrrp_version 3\n}}\n\
-         vrrp_instance VI_6 {{\n  interface eth0\n  virtual_router_id 52\n  priority 150\n  advert_int 1\n\
-         \x20 virtual_ipaddress {{\n    {VIP6}\n  }}\n}}\n\
+        "{INSTANCE6}\
          virtual_server {VIP6} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
          \x20 real_server 2001:db8:11::113 80 {{\n    HTTP_GET {{\n      url {{\n        path /\n      }}\n\
          \x20     connect_timeout 1\n      retry 1\n      delay_before_retry 1\n      alpha\n    }}\n  }}\n\
@@ -2146,29 +2133,7 @@ fn an_ipv6_virtual_server_is_balanced_by_direct_routing() {
     };
     // Both checks succeeded (alpha: neither was up before).
     wait_serving(true, true);
-    let get = |src: &str| {
-        let out = seed
-            .lab
-            .lab
-            .host("client")
-            .ns
-            .output(&[
-                "curl",
-                "-s",
-                "-g",
-                "-m",
-                "2",
-                "--interface",
-                src,
-                &format!("http://[{VIP6}]/"),
-            ])
-            .unwrap();
-        if out.status.success() {
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        } else {
-            "none".to_string()
-        }
-    };
+    let get = |src: &str| get6(&seed, src);
     let pages: Vec<String> = clients.iter().map(|c| get(c)).collect();
     assert!(
         pages.contains(&"r1".to_string()) && pages.contains(&"r2".to_string()),
@@ -2204,5 +2169,120 @@ fn an_ipv6_virtual_server_is_balanced_by_direct_routing() {
     wait_serving(false, true);
     let pages: Vec<String> = clients.iter().map(|c| get(c)).collect();
     assert_eq!(pages, vec!["r2"; 4], "{}", seed.lab.logs());
+    seed.stop_nginx("r2");
+}
+
+const VIP6: &str = "2001:db8:11::200";
+
+/// The VRRPv3 instance of the IPv6 tests' director, holding [`VIP6`].
+const INSTANCE6: &str = "global_defs {\n  vrrp_version 3\n}\nvrrp_instance VI_6 {\n  interface eth0\n  virtual_router_id 52\n  priority 150\n  advert_int 1\n  virtual_ipaddress {\n    2001:db8:11::200\n  }\n}\n";
+
+/// Seed 003's lab with IPv6 on its LAN: a at 2001:db8:11::11, r1 ::113, r2 ::114.
+fn ipv6_topology() -> vrrp_tests::lvs::Seed {
+    assert!(INSTANCE6.contains(VIP6), "INSTANCE6 holds VIP6");
+    let seed = topology();
+    add6(&seed, "a", "2001:db8:11::11/64", "eth0");
+    add6(&seed, "r1", "2001:db8:11::113/64", "eth0");
+    add6(&seed, "r2", "2001:db8:11::114/64", "eth0");
+    seed
+}
+
+/// An IPv6 address on `host`'s `dev`, usable at once (no duplicate address detection).
+fn add6(seed: &vrrp_tests::lvs::Seed, host: &str, cidr: &str, dev: &str) {
+    seed.lab
+        .lab
+        .host(host)
+        .ns
+        .ip(&["addr", "add", cidr, "dev", dev, "nodad"])
+        .unwrap();
+}
+
+/// The page the client gets from [`VIP6`] on a new connection from `src` ("none" if none).
+fn get6(seed: &vrrp_tests::lvs::Seed, src: &str) -> String {
+    let out = seed
+        .lab
+        .lab
+        .host("client")
+        .ns
+        .output(&[
+            "curl",
+            "-s",
+            "-g",
+            "-m",
+            "2",
+            "--interface",
+            src,
+            &format!("http://[{VIP6}]/"),
+        ])
+        .unwrap();
+    if out.status.success() {
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    } else {
+        "none".to_string()
+    }
+}
+
+/// IPv6 NAT (keepalived's default method), one-armed: the client is on another prefix
+/// (2001:db8:99::/64), the real servers (no VIP of their own) route it through the VIP. The
+/// director's `vrrp_lb_nat6` gives the client's packets a real server's address, and its
+/// `vrrp_lb_v6` gives the replies the VIP's back: the client gets both pages from the VIP.
+#[test]
+fn ipv6_nat_serves_a_client_through_the_director_both_ways() {
+    if skip_unless_root("ipv6_nat_serves_a_client_through_the_director_both_ways") {
+        return;
+    }
+    let mut seed = ipv6_topology();
+    add6(&seed, "client", "2001:db8:99::1/64", "eth0");
+    let client = &seed.lab.lab.host("client").ns;
+    client
+        .ip(&["-6", "route", "add", "2001:db8:11::/64", "dev", "eth0"])
+        .unwrap();
+    for r in ["r1", "r2"] {
+        let ns = &seed.lab.lab.host(r).ns;
+        ns.ip(&["-6", "route", "add", "2001:db8:99::/64", "via", VIP6])
+            .unwrap();
+        // Replies cross the director's XDP program: complete checksums, as on a wire.
+        let out = ns.output(&["ethtool", "-K", "eth0", "tx", "off"]).unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let real = |addr: &str| {
+        format!(
+            "  real_server {addr} 80 {{\n    TCP_CHECK {{\n      connect_timeout 1\n      alpha\n    }}\n  }}\n"
+        )
+    };
+    let config = format!(
+        "{INSTANCE6}\
+         virtual_server {VIP6} 80 {{\n  delay_loop 1\n  lb_algo rr\n  protocol TCP\n{}{}}}\n",
+        real("2001:db8:11::113"),
+        real("2001:db8:11::114")
+    );
+    seed.lab.start("a", Daemon::Agent, &config).unwrap();
+    seed.lab.wait_sole_holder("a", VIP6, LONG).unwrap();
+    seed.lab
+        .wait_log(
+            "a",
+            &format!("VS [{VIP6}]:tcp:80 served by XDP (NAT, rr, 2 real servers"),
+            LONG,
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", seed.lab.log("a")));
+    let want = vec![
+        ("2001:db8:11::113".to_string(), true),
+        ("2001:db8:11::114".to_string(), true),
+    ];
+    poll(LONG, || (seed.serving("a") == want).then_some(()))
+        .unwrap_or_else(|| panic!("a serves {:?}\n{}", seed.serving("a"), seed.lab.logs()));
+    let pages: Vec<String> = (0..4).map(|_| get6(&seed, "2001:db8:99::1")).collect();
+    assert!(
+        pages.contains(&"r1".to_string()) && pages.contains(&"r2".to_string()),
+        "{pages:?}\n{}\n{}",
+        seed.lab.status("a"),
+        seed.lab.log("a")
+    );
+    nat_replies_were_translated(&seed);
+    seed.stop_nginx("r1");
     seed.stop_nginx("r2");
 }

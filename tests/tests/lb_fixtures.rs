@@ -1207,3 +1207,121 @@ fn ipv6_virtual_servers_are_balanced_by_direct_routing() {
         assert!(servers.contains(&r), "{servers:?}");
     }
 }
+
+/// IPv6 NAT (`vrrp_lb_nat6`): the client's packet gets the real server's address and port,
+/// its reply the VIP's back, each with a valid TCP / UDP checksum (IPv6's pseudo-header
+/// holds both addresses); replies are looked for only while some server is reached by NAT.
+#[test]
+fn ipv6_nat_rewrites_both_ways_with_valid_checksums() {
+    use agent_common::LB_REAL_NAT;
+    use etherparse::{SlicedPacket, TransportSlice};
+    if skip_unless_root("ipv6_nat_rewrites_both_ways_with_valid_checksums") {
+        return;
+    }
+    let rip = Ipv6Addr::new(0x2001, 0xdb8, 9, 0, 0, 0, 0, 13);
+    let mut lab = Lab::new();
+    lab.hold(VIP6.into(), true);
+    lab.xdp
+        .maps
+        .set_real(
+            0,
+            Real {
+                mac: REALS[0],
+                flags: LB_REAL_UP | LB_REAL_NAT,
+                weight: 1,
+                port: u16::from_ne_bytes(8080u16.to_be_bytes()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    lab.xdp.maps.set_real_addr6(0, rip.octets()).unwrap();
+    for (port, proto) in [(80, 6), (53, 17)] {
+        let key = ServiceKey6 {
+            addr: VIP6.octets(),
+            port,
+            proto,
+            _pad: 0,
+        };
+        lab.service6(
+            key,
+            (5 + u32::from(proto), Algo::Rr),
+            &[(0, 1)],
+            (0, [255; 16]),
+        );
+    }
+    // Checksums as a receiver checks them; (src, dst, sport, dport).
+    let parsed = |frame: &[u8]| {
+        let p = SlicedPacket::from_ethernet(frame).unwrap();
+        let Some(etherparse::NetSlice::Ipv6(ip)) = &p.net else {
+            panic!("not IPv6")
+        };
+        let h = ip.header().to_header();
+        let ports = match &p.transport {
+            Some(TransportSlice::Tcp(t)) => {
+                let sum = t.to_header().calc_checksum_ipv6(&h, t.payload()).unwrap();
+                assert_eq!(t.checksum(), sum, "TCP checksum");
+                (t.source_port(), t.destination_port())
+            }
+            Some(TransportSlice::Udp(u)) => {
+                let sum = u.to_header().calc_checksum_ipv6(&h, u.payload()).unwrap();
+                assert_eq!(u.checksum(), sum, "UDP checksum");
+                (u.source_port(), u.destination_port())
+            }
+            _ => panic!("not TCP/UDP"),
+        };
+        (
+            Ipv6Addr::from(h.source),
+            Ipv6Addr::from(h.destination),
+            ports.0,
+            ports.1,
+        )
+    };
+    let client = client6(1);
+    let (action, out, moved) = lab.run(&tcp6(client, 40000, 80, None));
+    assert_eq!(action, XDP_TX, "{moved:?}");
+    assert_eq!(moved, [(Counter::LbForwarded.name(), 1)]);
+    assert_eq!((&out[..6], &out[6..12]), (&REALS[0][..], &DIRECTOR_MAC[..]));
+    assert_eq!(parsed(&out), (client, rip, 40000, 8080));
+    let reply = |sport: u16, udp: bool| {
+        let mut frame = Vec::new();
+        let b = PacketBuilder::ethernet2(REALS[0], DIRECTOR_MAC).ipv6(
+            rip.octets(),
+            client.octets(),
+            64,
+        );
+        if udp {
+            b.udp(sport, 40000).write(&mut frame, b"answer").unwrap();
+        } else {
+            b.tcp(sport, 40000, 7, 64240)
+                .syn()
+                .ack(2)
+                .write(&mut frame, b"hello")
+                .unwrap();
+        }
+        frame
+    };
+    lab.passes(&reply(8080, false), Counter::PassOther);
+    lab.xdp.maps.set_nat_on(true).unwrap();
+    let (action, out, moved) = lab.run(&reply(8080, false));
+    assert_eq!(action, XDP_TX, "{moved:?}");
+    assert_eq!(moved, [(Counter::LbNatReply.name(), 1)]);
+    assert_eq!(
+        (&out[..6], &out[6..12]),
+        (&CLIENT_MAC[..], &DIRECTOR_MAC[..])
+    );
+    assert_eq!(parsed(&out), (VIP6, client, 80, 40000));
+    lab.passes(&reply(8081, false), Counter::PassOther);
+    // UDP both ways.
+    let mut query = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, DIRECTOR_MAC)
+        .ipv6(client.octets(), VIP6.octets(), 64)
+        .udp(40000, 53)
+        .write(&mut query, b"query")
+        .unwrap();
+    let (action, out, _) = lab.run(&query);
+    assert_eq!(action, XDP_TX);
+    assert_eq!(parsed(&out), (client, rip, 40000, 8080));
+    let (action, out, _) = lab.run(&reply(8080, true));
+    assert_eq!(action, XDP_TX);
+    assert_eq!(parsed(&out), (VIP6, client, 53, 40000));
+}

@@ -470,6 +470,14 @@ impl Svc {
             .zip(self.vs.reals.iter().map(|r| r.addr))
             .chain(self.sorry.iter().zip(self.vs.sorry.iter().map(|s| s.0)));
         for (r, addr) in addrs {
+            // An IPv6 NAT server's address is in a map of its own.
+            if let IpAddr::V6(a) = addr
+                && r.nat_port.is_some()
+                && keeping.contains(&r.index)
+                && let Err(e) = maps.set_real_addr6(r.index, a.octets())
+            {
+                warn!("{}: {e}", self.vs.name());
+            }
             if keeping.contains(&r.index)
                 && let Err(e) = maps.set_real(r.index, real_entry(r, true, addr))
             {

@@ -976,11 +976,11 @@ pub fn service(
         }
     };
     let v6 = addr.is_ipv6();
-    // The XDP backend forwards IPv6 by direct routing only.
-    let dr_only = |m: Method, whose: &str| -> Result<(), String> {
-        if v6 && m != Method::Dr {
+    // The XDP backend forwards IPv6 by direct routing or NAT, not through tunnels.
+    let no_tunnel6 = |m: Method, whose: &str| -> Result<(), String> {
+        if v6 && matches!(m, Method::Tun(_)) {
             return Err(format!(
-                "{whose}: IPv6 virtual servers are run by direct routing only by the XDP backend (lb_kind DR)"
+                "{whose}: IPv6 virtual servers are run by direct routing or NAT only by the XDP backend (lb_kind DR or NAT)"
             ));
         }
         Ok(())
@@ -1018,7 +1018,7 @@ pub fn service(
         let rport: u16 = p.map_or(Ok(port), |p| {
             p.parse().map_err(|_| format!("real_server port {p}"))
         })?;
-        dr_only(m, &format!("real_server {a}"))?;
+        no_tunnel6(m, &format!("real_server {a}"))?;
         let nat = m == Method::Nat;
         let tun = match m {
             Method::Tun(t) => Some(t),
@@ -1335,7 +1335,7 @@ pub fn service(
                 }
                 None
             } else {
-                dr_only(sorry_method, &format!("sorry_server {a}"))?;
+                no_tunnel6(sorry_method, &format!("sorry_server {a}"))?;
                 Some((a, server_port(sorry_nat, group.is_some(), p, port)))
             }
         }
@@ -1583,15 +1583,11 @@ mod tests {
         assert_eq!(check.addr, "2001:db8::2".parse::<IpAddr>().unwrap());
         assert_eq!(check.source.addr, "2001:db8::1".parse().ok());
         assert_eq!(v.sorry, Some(("2001:db8::9".parse().unwrap(), 80)));
-        let dr_only =
-            "IPv6 virtual servers are run by direct routing only by the XDP backend (lb_kind DR)";
-        assert_eq!(
-            s[1].as_ref().unwrap_err(),
-            &format!("real_server 2001:db8::2: {dr_only}")
-        );
+        // keepalived's default method, NAT, is run; a tunnel is not.
+        assert!(s[1].as_ref().unwrap().reals[0].nat);
         assert_eq!(
             s[2].as_ref().unwrap_err(),
-            &format!("real_server 2001:db8::2: {dr_only}")
+            "real_server 2001:db8::2: IPv6 virtual servers are run by direct routing or NAT only by the XDP backend (lb_kind DR or NAT)"
         );
         assert_eq!(s[3].as_ref().unwrap().sorry, None, "skipped");
         let a = |s: &str| s.parse::<IpAddr>().unwrap();

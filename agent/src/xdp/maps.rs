@@ -4,10 +4,10 @@
 use agent_common::{
     COUNTER_COUNT, COUNTERS_MAP, ConnCount, Counter, Flow, FlowKey, FlowKey6, IFACE_CONFIG_MAP,
     IfaceConfig, LB_CONNS_BASE_MAP, LB_CONNS_MAP, LB_ENTRY_STATS_MAP, LB_FLOWS_MAP, LB_FLOWS6_MAP,
-    LB_LOCALITY_MAP, LB_NAT_ON_MAP, LB_REAL_STATS_MAP, LB_REALS_MAP, LB_RING_MAP, LB_SERVICES_MAP,
-    LB_SERVICES6_MAP, Locality, LocalityKey, PEERS_MAP, PeerKey, Real, Service, ServiceKey,
-    ServiceKey6, Traffic, VIPS_MAP, VRID_CONFIG_MAP, VRID_STATS_MAP, VRRP_VERDICTS, VipKey,
-    VipValue, VridConfig, VridKey, VridState, VridStats, VrrpVerdict,
+    LB_LOCALITY_MAP, LB_NAT_ON_MAP, LB_REAL_ADDR6_MAP, LB_REAL_STATS_MAP, LB_REALS_MAP,
+    LB_RING_MAP, LB_SERVICES_MAP, LB_SERVICES6_MAP, Locality, LocalityKey, PEERS_MAP, PeerKey,
+    Real, Service, ServiceKey, ServiceKey6, Traffic, VIPS_MAP, VRID_CONFIG_MAP, VRID_STATS_MAP,
+    VRRP_VERDICTS, VipKey, VipValue, VridConfig, VridKey, VridState, VridStats, VrrpVerdict,
 };
 use aya::{
     Ebpf, Pod,
@@ -27,6 +27,7 @@ pub struct Maps {
     counters: PerCpuArray<MapData, u64>,
     lb_services: HashMap<MapData, ServiceKey, Service>,
     lb_services6: HashMap<MapData, ServiceKey6, Service>,
+    lb_real_addr6: Array<MapData, [u8; 16]>,
     lb_ring: Array<MapData, u32>,
     lb_reals: Array<MapData, Real>,
     lb_real_stats: PerCpuArray<MapData, Traffic>,
@@ -227,6 +228,7 @@ impl Maps {
             counters: take(ebpf, COUNTERS_MAP)?,
             lb_services: take(ebpf, LB_SERVICES_MAP)?,
             lb_services6: take(ebpf, LB_SERVICES6_MAP)?,
+            lb_real_addr6: take(ebpf, LB_REAL_ADDR6_MAP)?,
             lb_ring: take(ebpf, LB_RING_MAP)?,
             lb_reals: take(ebpf, LB_REALS_MAP)?,
             lb_real_stats: take(ebpf, LB_REAL_STATS_MAP)?,
@@ -239,6 +241,13 @@ impl Maps {
             ipv6_balancer: false,
             lb_locality: take(ebpf, LB_LOCALITY_MAP)?,
         })
+    }
+
+    /// An IPv6 NAT real server's address (written before its entry is marked up).
+    pub fn set_real_addr6(&mut self, index: u32, addr: [u8; 16]) -> Result<(), XdpError> {
+        self.lb_real_addr6
+            .set(index, addr, 0)
+            .map_err(map_err(LB_REAL_ADDR6_MAP))
     }
 
     /// Whether IPv6 virtual servers can be served (their program is loaded).

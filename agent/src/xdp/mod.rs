@@ -10,8 +10,8 @@ pub mod maps;
 use std::fmt;
 
 use agent_common::{
-    LB_NAT_PROGRAM, LB_PROG_NAT, LB_PROG_V6, LB_PROGS_MAP, LB_V6_PROGRAM, PASS_PROGRAM,
-    VRRP_LB_PROGRAM, VRRP_PROGRAM,
+    LB_NAT_PROGRAM, LB_NAT6_PROGRAM, LB_PROG_NAT, LB_PROG_NAT6, LB_PROG_V6, LB_PROGS_MAP,
+    LB_V6_PROGRAM, PASS_PROGRAM, VRRP_LB_PROGRAM, VRRP_PROGRAM,
 };
 use aya::{
     Ebpf, EbpfError,
@@ -202,7 +202,10 @@ impl XdpProgram {
             // IPv6 virtual servers are a program of their own: one this kernel refuses leaves
             // the rest running (their traffic then goes to the kernel), said here and for each
             // IPv6 virtual server.
-            match self.load_tail(LB_V6_PROGRAM, LB_PROG_V6) {
+            let v6 = self
+                .load_tail(LB_V6_PROGRAM, LB_PROG_V6)
+                .and_then(|()| self.load_tail(LB_NAT6_PROGRAM, LB_PROG_NAT6));
+            match v6 {
                 Ok(()) => self.maps.set_ipv6_balancer(true),
                 Err(e) => warn!("{e}: IPv6 virtual servers cannot be served"),
             }
