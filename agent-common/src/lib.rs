@@ -85,7 +85,8 @@ pub const LB_NAT6_PROGRAM: &str = "vrrp_lb_nat6";
 pub const LB_PROG_NAT6: u32 = 2;
 /// Slots of `LB_PROGS`.
 pub const LB_PROGS_MAX: u32 = 3;
-/// `PerCpuArray<[u32; 2]>`: the real server and counter slot handed to `vrrp_lb_nat`.
+/// `PerCpuArray<[u32; 2]>`: the real server and counter slot handed to `vrrp_lb_nat` or
+/// `vrrp_lb_nat6`.
 pub const LB_HANDOFF_MAP: &str = "LB_HANDOFF";
 /// Name of a program that passes everything: the benchmark floor, and the peer program that
 /// native-mode `XDP_TX` on a veth needs.

@@ -538,7 +538,8 @@ pub fn to_ipv6(ctx: &XdpContext) {
 }
 
 /// The IPv6 balancer (`vrrp_lb_v6`): TCP or UDP right after the fixed header for an active
-/// IPv6 virtual server goes to its real server by direct routing; anything else (extension
+/// IPv6 virtual server goes to its real server (direct routing here, NAT in `vrrp_lb_nat6`),
+/// a NAT server's reply back to its client; anything else (extension
 /// headers, fragments, other addresses) to the kernel.
 #[inline(always)]
 // The keys are passed by reference on purpose: by value they would be copied to the stack.
@@ -659,6 +660,9 @@ pub fn nat6(ctx: &XdpContext) -> u32 {
         // per CPU, only this run of the program uses it.
         let (eth, ip, ports, scratch) = unsafe { (&*eth, &*ip, *ports, &mut *scratch) };
         let proto = ip.next_hdr;
+        // The checksum must be in the frame before the reply flow is entered.
+        let check_at = if proto == IPPROTO_TCP { 16 } else { 6 };
+        ptr_at::<[u8; 2]>(ctx, l4 + check_at)?;
         scratch.key = FlowKey6 {
             src: *addr,
             dst: ip.src_addr,
@@ -737,6 +741,9 @@ fn rewrite6(
     // SAFETY: ptr_at checked each lies inside the frame; nothing else aliases them.
     let (field, ports, l4_check) = unsafe { (&mut *field, &mut *ports, &mut *l4_check) };
     let old_port = [ports[port_at], ports[port_at + 1]];
+    // A UDP checksum of 0 (none: IPv6 allows it only on some tunnels, RFC 6935) stays 0, as
+    // IPv4's rewrite leaves it.
+    let keep = proto == IPPROTO_UDP && *l4_check == [0, 0];
     let mut c = *l4_check;
     for i in 0..4 {
         let w = i * 4;
@@ -747,7 +754,9 @@ fn rewrite6(
         );
     }
     c = csum_replace(c, old_port, port);
-    *l4_check = if proto == IPPROTO_UDP && c == [0, 0] {
+    *l4_check = if keep {
+        [0, 0]
+    } else if proto == IPPROTO_UDP && c == [0, 0] {
         [0xff, 0xff]
     } else {
         c

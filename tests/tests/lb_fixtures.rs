@@ -1324,4 +1324,11 @@ fn ipv6_nat_rewrites_both_ways_with_valid_checksums() {
     let (action, out, _) = lab.run(&reply(8080, true));
     assert_eq!(action, XDP_TX);
     assert_eq!(parsed(&out), (VIP6, client, 53, 40000));
+    // A UDP checksum of 0 (none) stays 0, as IPv4's.
+    let mut bare = query.clone();
+    bare[60..62].copy_from_slice(&[0, 0]);
+    let (action, out, _) = lab.run(&bare);
+    assert_eq!(action, XDP_TX);
+    assert_eq!(&out[60..62], [0, 0]);
+    assert_eq!(&out[38..54], rip.octets());
 }

@@ -470,13 +470,15 @@ impl Svc {
             .zip(self.vs.reals.iter().map(|r| r.addr))
             .chain(self.sorry.iter().zip(self.vs.sorry.iter().map(|s| s.0)));
         for (r, addr) in addrs {
-            // An IPv6 NAT server's address is in a map of its own.
+            // An IPv6 NAT server's address is in a map of its own: one that cannot be written
+            // leaves the server out (its packets would go to an earlier owner's address).
             if let IpAddr::V6(a) = addr
                 && r.nat_port.is_some()
                 && keeping.contains(&r.index)
                 && let Err(e) = maps.set_real_addr6(r.index, a.octets())
             {
                 warn!("{}: {e}", self.vs.name());
+                continue;
             }
             if keeping.contains(&r.index)
                 && let Err(e) = maps.set_real(r.index, real_entry(r, true, addr))
@@ -657,7 +659,8 @@ fn overloaded(was: bool, conns: u32, real: &model::RealServer) -> bool {
     }
 }
 
-/// A real server's kernel entry (its address matters to NAT, which is IPv4 only).
+/// A real server's kernel entry (its IPv4 address, for NAT; an IPv6 one is in
+/// `LB_REAL_ADDR6`).
 fn real_entry(r: &RealState, up: bool, addr: IpAddr) -> Real {
     let addr = match addr {
         IpAddr::V4(a) => a.octets(),
@@ -834,6 +837,14 @@ impl Balancer {
             if vs.addr.is_ipv6() && !maps.ipv6_balancer() {
                 warn!(
                     "VS {}: the IPv6 balancer (vrrp_lb_v6) did not load; not served",
+                    vs.name()
+                );
+                continue;
+            }
+            let nat6 = vs.reals.iter().any(|r| r.nat) || (vs.sorry.is_some() && vs.sorry_nat);
+            if vs.addr.is_ipv6() && nat6 && !maps.ipv6_nat() {
+                warn!(
+                    "VS {}: IPv6 NAT (vrrp_lb_nat6) did not load; not served",
                     vs.name()
                 );
                 continue;

@@ -1552,7 +1552,7 @@ mod tests {
         );
     }
 
-    /// IPv6 virtual servers: direct routing only (keepalived's default NAT and TUN refused
+    /// IPv6 virtual servers: direct routing or NAT (keepalived's default; TUN refused
     /// with the reason), `persistence_granularity` a prefix length, real servers of the
     /// other family skipped as keepalived skips them, a group's IPv6 range over its last
     /// group (hexadecimal), one family per group.

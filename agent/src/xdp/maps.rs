@@ -39,6 +39,8 @@ pub struct Maps {
     lb_flows6: HashMap<MapData, FlowKey6, Flow>,
     /// `vrrp_lb_v6` is loaded and in `LB_PROGS`: IPv6 virtual servers can be served.
     ipv6_balancer: bool,
+    /// `vrrp_lb_nat6` too: IPv6 NAT servers can be.
+    ipv6_nat: bool,
     lb_locality: HashMap<MapData, LocalityKey, Locality>,
 }
 
@@ -239,6 +241,7 @@ impl Maps {
             lb_flows: take(ebpf, LB_FLOWS_MAP)?,
             lb_flows6: take(ebpf, LB_FLOWS6_MAP)?,
             ipv6_balancer: false,
+            ipv6_nat: false,
             lb_locality: take(ebpf, LB_LOCALITY_MAP)?,
         })
     }
@@ -257,6 +260,15 @@ impl Maps {
 
     pub(super) fn set_ipv6_balancer(&mut self, loaded: bool) {
         self.ipv6_balancer = loaded;
+    }
+
+    /// Whether IPv6 NAT servers can be served (`vrrp_lb_nat6` is loaded).
+    pub fn ipv6_nat(&self) -> bool {
+        self.ipv6_nat
+    }
+
+    pub(super) fn set_ipv6_nat(&mut self, loaded: bool) {
+        self.ipv6_nat = loaded;
     }
 
     /// Empties lblc / lblcr's table of destinations and their servers: a new balancer may

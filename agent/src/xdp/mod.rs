@@ -202,18 +202,22 @@ impl XdpProgram {
             // IPv6 virtual servers are a program of their own: one this kernel refuses leaves
             // the rest running (their traffic then goes to the kernel), said here and for each
             // IPv6 virtual server.
-            let v6 = self
-                .load_tail(LB_V6_PROGRAM, LB_PROG_V6)
-                .and_then(|()| self.load_tail(LB_NAT6_PROGRAM, LB_PROG_NAT6));
-            match v6 {
-                Ok(()) => self.maps.set_ipv6_balancer(true),
+            match self.load_tail(LB_V6_PROGRAM, LB_PROG_V6) {
+                Ok(()) => {
+                    self.maps.set_ipv6_balancer(true);
+                    // And IPv6 NAT's, which `vrrp_lb_v6` tail-calls.
+                    match self.load_tail(LB_NAT6_PROGRAM, LB_PROG_NAT6) {
+                        Ok(()) => self.maps.set_ipv6_nat(true),
+                        Err(e) => warn!("{e}: IPv6 NAT servers cannot be served"),
+                    }
+                }
                 Err(e) => warn!("{e}: IPv6 virtual servers cannot be served"),
             }
         }
         Ok(())
     }
 
-    /// A program `vrrp_lb_xdp` tail-calls (`vrrp_lb_nat`, `vrrp_lb_v6`), loaded and entered
+    /// A tail-called program (`vrrp_lb_nat`, `vrrp_lb_v6`, `vrrp_lb_nat6`), loaded and entered
     /// in `LB_PROGS` at `slot` (the entry lasts while the object holds the map).
     fn load_tail(&mut self, name: &'static str, slot: u32) -> Result<(), XdpError> {
         let program_err = |source| XdpError::Program {
