@@ -82,8 +82,8 @@ impl Seed {
         self.get_url(src, &format!("http://{VIP}/"))
     }
 
-    /// As [`Self::get`], for `url`.
-    pub fn get_url(&self, src: Ipv4Addr, url: &str) -> Option<String> {
+    /// As [`Self::get`], for `url` (an IPv6 address in brackets), from `src`.
+    pub fn get_url(&self, src: impl std::fmt::Display, url: &str) -> Option<String> {
         let out = self
             .lab
             .lab
@@ -92,6 +92,7 @@ impl Seed {
             .output(&[
                 "curl",
                 "-s",
+                "-g",
                 "-m",
                 "2",
                 "--interface",

@@ -2751,22 +2751,12 @@ mod tests {
     /// which keepalived reports.
     #[tokio::test]
     async fn http_get_over_ipv6_and_content_length() {
-        use crate::lvs::model::Url;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let Ok(server) = tokio::net::TcpListener::bind("[::1]:0").await else {
             return; // no IPv6 loopback here
         };
         let port = server.local_addr().unwrap().port();
-        let url = Url {
-            path: "/".into(),
-            status: vec![(200, 299)],
-            digest: None,
-            regex: None,
-            virtualhost: None,
-            own_virtualhost: None,
-            sni: None,
-            protocol: Default::default(),
-        };
+        let url = web_url("/");
         let mut c = check(CheckKind::Http(vec![url.clone()]), 0);
         c.addr = "::1".parse().unwrap();
         c.port = port;
