@@ -1287,6 +1287,23 @@ pub struct Path {
     pub mtu: u16,
 }
 
+/// `message` (with `flags`) sent to the kernel on a socket of its own, whose answer is then
+/// read from it.
+fn rtnetlink_ask(
+    message: netlink_packet_route::RouteNetlinkMessage,
+    flags: u16,
+) -> Option<netlink_sys::Socket> {
+    let mut req = netlink_packet_core::NetlinkMessage::from(message);
+    req.header.flags = flags;
+    req.header.sequence_number = 1;
+    req.finalize();
+    let mut buf = vec![0u8; req.buffer_len()];
+    req.serialize(&mut buf);
+    let sock = rtnetlink_socket()?;
+    sock.send(&buf, 0).ok()?;
+    Some(sock)
+}
+
 /// A NETLINK_ROUTE socket connected to the kernel, each read bounded by a second: the kernel
 /// answers while it handles a request, and a checker must never wait on it for ever.
 fn rtnetlink_socket() -> Option<netlink_sys::Socket> {
@@ -1322,14 +1339,10 @@ fn neighbour6(addr: std::net::Ipv6Addr) -> Option<([u8; 6], u32)> {
     };
     let mut msg = NeighbourMessage::default();
     msg.header.family = AddressFamily::Inet6;
-    let mut req = NetlinkMessage::from(RouteNetlinkMessage::GetNeighbour(msg));
-    req.header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    req.header.sequence_number = 1;
-    req.finalize();
-    let mut buf = vec![0u8; req.buffer_len()];
-    req.serialize(&mut buf);
-    let sock = rtnetlink_socket()?;
-    sock.send(&buf, 0).ok()?;
+    let sock = rtnetlink_ask(
+        RouteNetlinkMessage::GetNeighbour(msg),
+        NLM_F_REQUEST | NLM_F_DUMP,
+    )?;
     let mut found = None;
     // The dump comes in as many datagrams as it needs, up to its NLMSG_DONE.
     loop {
@@ -1473,14 +1486,7 @@ pub fn route_to(addr: std::net::Ipv4Addr) -> Option<Route> {
     msg.header.destination_prefix_length = 32;
     msg.attributes
         .push(RouteAttribute::Destination(RouteAddress::Inet(addr)));
-    let mut req = NetlinkMessage::from(RouteNetlinkMessage::GetRoute(msg));
-    req.header.flags = NLM_F_REQUEST;
-    req.header.sequence_number = 1;
-    req.finalize();
-    let mut buf = vec![0u8; req.buffer_len()];
-    req.serialize(&mut buf);
-    let sock = rtnetlink_socket()?;
-    sock.send(&buf, 0).ok()?;
+    let sock = rtnetlink_ask(RouteNetlinkMessage::GetRoute(msg), NLM_F_REQUEST)?;
     // The kernel answers while handling the request: the reply is there, or an error is.
     let (reply, _) = sock.recv_from_full().ok()?;
     let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply).ok()?;
