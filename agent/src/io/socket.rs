@@ -89,30 +89,37 @@ pub(crate) fn bind_to_device(fd: &impl AsRawFd, ifname: &str) -> io::Result<()> 
 
 /// bind(2) to an IPv4 address, port 0.
 pub(crate) fn bind_v4(fd: &impl AsRawFd, a: Ipv4Addr) -> io::Result<()> {
-    with_sockaddr(fd, a.into(), libc::bind)
+    with_sockaddr(fd, (a, 0).into(), libc::bind)
 }
 
 /// bind(2) to an address of either family, port 0.
 pub(crate) fn bind_ip(fd: &impl AsRawFd, a: std::net::IpAddr) -> io::Result<()> {
+    with_sockaddr(fd, (a, 0).into(), libc::bind)
+}
+
+/// bind(2) to an address and port.
+pub(crate) fn bind_at(fd: &impl AsRawFd, a: std::net::SocketAddr) -> io::Result<()> {
     with_sockaddr(fd, a, libc::bind)
 }
 
 /// connect(2) to an address, port 0 (a raw socket: only its packets arrive).
 pub(crate) fn connect_ip(fd: &impl AsRawFd, a: std::net::IpAddr) -> io::Result<()> {
-    with_sockaddr(fd, a, libc::connect)
+    with_sockaddr(fd, (a, 0).into(), libc::connect)
 }
 
-/// `call` (bind or connect) with `a` as a sockaddr_in or sockaddr_in6.
+/// `call` (bind or connect) with `at` as a sockaddr_in or sockaddr_in6.
 fn with_sockaddr(
     fd: &impl AsRawFd,
-    a: std::net::IpAddr,
+    at: std::net::SocketAddr,
     call: unsafe extern "C" fn(libc::c_int, *const libc::sockaddr, libc::socklen_t) -> libc::c_int,
 ) -> io::Result<()> {
+    let port = at.port().to_be();
     // SAFETY: each sockaddr is live for the call and passed with its own size.
     check(unsafe {
-        match a {
+        match at.ip() {
             std::net::IpAddr::V4(a) => {
-                let sa = sockaddr_v4(a);
+                let mut sa = sockaddr_v4(a);
+                sa.sin_port = port;
                 call(
                     fd.as_raw_fd(),
                     (&sa as *const libc::sockaddr_in).cast(),
@@ -120,7 +127,8 @@ fn with_sockaddr(
                 )
             }
             std::net::IpAddr::V6(a) => {
-                let sa = sockaddr_v6(a, 0);
+                let mut sa = sockaddr_v6(a, 0);
+                sa.sin6_port = port;
                 call(
                     fd.as_raw_fd(),
                     (&sa as *const libc::sockaddr_in6).cast(),

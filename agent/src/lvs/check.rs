@@ -542,14 +542,31 @@ async fn tcp_connect(check: &Check) -> std::io::Result<TcpStream> {
 
 /// The checker's UDP socket, bound as its connection options say.
 async fn udp_socket(check: &Check) -> std::io::Result<tokio::net::UdpSocket> {
+    use std::os::fd::{FromRawFd, OwnedFd};
     let src = &check.source;
-    let sock = tokio::net::UdpSocket::bind((
-        src.addr.unwrap_or(unspecified(check.addr)),
-        src.port.unwrap_or(0),
-    ))
-    .await?;
-    originate(&sock, src)?;
-    Ok(sock)
+    let family = if check.addr.is_ipv6() {
+        libc::AF_INET6
+    } else {
+        libc::AF_INET
+    };
+    // SAFETY: plain socket(2); the descriptor is owned at once.
+    let fd = unsafe {
+        OwnedFd::from_raw_fd(crate::io::socket::check(libc::socket(
+            family,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        ))?)
+    };
+    // The device first (`bind_if`), then the address: a link-local `bindto` needs it.
+    originate(&fd, src)?;
+    crate::io::socket::bind_at(
+        &fd,
+        SocketAddr::from((
+            src.addr.unwrap_or(unspecified(check.addr)),
+            src.port.unwrap_or(0),
+        )),
+    )?;
+    tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(fd))
 }
 
 /// The unspecified address of `addr`'s family (a checker's socket binds there without
@@ -2068,6 +2085,39 @@ mod tests {
         c.port = closed.local_addr().unwrap().port();
         drop(closed);
         assert_eq!(check_once(&c).await, Err(Failure::Http("Error connecting")));
+    }
+
+    /// A UDP checker's socket: bound to its `bindto` / `bind_port`, its device (`bind_if`,
+    /// as root) set before the address, as a link-local `bindto` needs; without them, the
+    /// unspecified address of the server's family.
+    #[tokio::test]
+    async fn a_udp_checker_s_socket_is_bound_as_its_options_say() {
+        use crate::lvs::model::Source;
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        let free = std::net::UdpSocket::bind("127.0.0.2:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut c = check(CheckKind::Tcp, 0);
+        c.addr = "127.0.0.1".parse().unwrap();
+        c.source = Source {
+            addr: Some("127.0.0.2".parse().unwrap()),
+            port: Some(free),
+            interface: root.then(|| "lo".to_string()),
+            fwmark: None,
+        };
+        let s = udp_socket(&c).await.unwrap();
+        assert_eq!(
+            s.local_addr().unwrap(),
+            SocketAddr::from(([127, 0, 0, 2], free))
+        );
+        c.source = Source::default();
+        c.addr = "::1".parse().unwrap();
+        if let Ok(s) = udp_socket(&c).await {
+            assert!(s.local_addr().unwrap().is_ipv6());
+        }
     }
 
     /// HTTP_GET's request as keepalived writes it (`Host:` the virtualhost, `http_protocol`),
