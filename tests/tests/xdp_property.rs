@@ -82,6 +82,15 @@ fn to_vip6(proto: u8, port: u16) -> Vec<u8> {
         VIP6.octets(),
         64,
     );
+    segment(b, proto, port)
+}
+
+/// A TCP SYN (6) or a UDP datagram (17) from port 40000 to `port`, after the IP header `b` builds.
+fn segment(
+    b: etherparse::PacketBuilderStep<etherparse::IpHeaders>,
+    proto: u8,
+    port: u16,
+) -> Vec<u8> {
     let mut out = Vec::new();
     if proto == 6 {
         b.tcp(40000, port, 1, 64240)
@@ -108,16 +117,7 @@ fn to_vip(proto: u8, port: u16) -> Vec<u8> {
         VIP.octets(),
         64,
     );
-    let mut out = Vec::new();
-    if proto == 6 {
-        b.tcp(40000, port, 1, 64240)
-            .syn()
-            .write(&mut out, b"")
-            .unwrap();
-    } else {
-        b.udp(40000, port).write(&mut out, b"query").unwrap();
-    }
-    out
+    segment(b, proto, port)
 }
 
 /// Virtual servers TCP VIP:80 and UDP VIP:53, rr over the two real servers, served while the

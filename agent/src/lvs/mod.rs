@@ -841,8 +841,7 @@ impl Balancer {
                 );
                 continue;
             }
-            let nat6 = vs.reals.iter().any(|r| r.nat) || (vs.sorry.is_some() && vs.sorry_nat);
-            if vs.addr.is_ipv6() && nat6 && !maps.ipv6_nat() {
+            if vs.addr.is_ipv6() && vs.uses_nat() && !maps.ipv6_nat() {
                 warn!(
                     "VS {}: IPv6 NAT (vrrp_lb_nat6) did not load; not served",
                     vs.name()
@@ -1185,9 +1184,7 @@ impl Balancer {
             );
             services.push(svc);
         }
-        let nat = services
-            .iter()
-            .any(|s| s.vs.reals.iter().any(|r| r.nat) || (s.vs.sorry.is_some() && s.vs.sorry_nat));
+        let nat = services.iter().any(|s| s.vs.uses_nat());
         if let Err(e) = maps.set_nat_on(nat) {
             warn!("{e}: NAT replies are not translated");
         }

@@ -650,6 +650,12 @@ impl VirtualService {
         }
     }
 
+    /// Whether a real server or the sorry server is reached by NAT (then replies are looked
+    /// for in the data path).
+    pub fn uses_nat(&self) -> bool {
+        self.reals.iter().any(|r| r.nat) || (self.sorry.is_some() && self.sorry_nat)
+    }
+
     pub fn real_name(&self, r: &RealServer) -> String {
         trio(r.addr, self.proto, r.port)
     }
