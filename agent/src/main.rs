@@ -86,6 +86,11 @@ struct Cli {
     #[arg(long)]
     no_xdp: bool,
 
+    /// What runs the virtual servers: the XDP balancer, with IPVS (where the kernel has it)
+    /// for what XDP cannot run (auto); XDP only; or IPVS only, as keepalived.
+    #[arg(long, value_name = "BACKEND", value_enum, default_value_t)]
+    lvs_backend: vrrp_agent::lvs::BackendChoice,
+
     /// The control socket's name (an abstract unix socket, one per network namespace).
     #[arg(long, value_name = "NAME", default_value = vrrp_agent::ops::control::DEFAULT_SOCKET)]
     socket: String,
@@ -324,6 +329,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                     log_detail: cli.log_detail,
                     no_xdp: cli.no_xdp,
                     lvs: !cli.vrrp_only,
+                    lvs_backend: cli.lvs_backend,
                 },
             )
             .await?;

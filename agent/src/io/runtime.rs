@@ -75,6 +75,8 @@ pub struct Options {
     pub no_xdp: bool,
     /// Run the virtual servers (off with keepalived's -P, VRRP only).
     pub lvs: bool,
+    /// `--lvs-backend`.
+    pub lvs_backend: crate::lvs::BackendChoice,
 }
 
 /// A virtual address with the interface it goes on.
@@ -680,28 +682,47 @@ impl Runtime {
         if self.config.virtual_servers.is_empty() || !self.opts.lvs {
             return;
         }
+        use crate::lvs::BackendChoice;
         let (vips, held) = (self.vips(), self.held_vips());
-        let Some(prog) = self.xdp.as_mut() else {
-            warn!(
-                "{} virtual_server(s) configured: the balancer is the XDP program, which is off (--no-xdp); not served",
-                self.config.virtual_servers.len()
-            );
-            return;
+        let count = self.config.virtual_servers.len();
+        let backend = self.opts.lvs_backend;
+        // The XDP balancer, unless IPVS runs everything; under auto, IPVS is what is left
+        // without it.
+        let prog = match self.xdp.as_mut() {
+            _ if backend == BackendChoice::Ipvs => None,
+            Some(prog) => match prog.replace(Program::Vrrp, Program::VrrpLb) {
+                // A reload brought the first virtual servers: the program with the balancer
+                // takes over the interfaces.
+                Ok(()) => Some(prog),
+                Err(e) if backend == BackendChoice::Xdp => {
+                    warn!(
+                        "{count} virtual_server(s) configured: the balancer's XDP program is not attached ({e}); not served"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    warn!(
+                        "The balancer's XDP program is not attached ({e}): IPVS runs the virtual servers"
+                    );
+                    None
+                }
+            },
+            None if backend == BackendChoice::Xdp => {
+                warn!(
+                    "{count} virtual_server(s) configured: the balancer is the XDP program, which is off (--no-xdp); not served"
+                );
+                return;
+            }
+            None => None,
         };
-        // A reload brought the first virtual servers: the program with the balancer takes
-        // over the interfaces.
-        if let Err(e) = prog.replace(Program::Vrrp, Program::VrrpLb) {
-            warn!(
-                "{} virtual_server(s) configured: the balancer's XDP program is not attached ({e}); not served",
-                self.config.virtual_servers.len()
-            );
-            return;
-        }
-        let ifaces: Vec<u32> = prog.attachments().iter().map(|a| a.ifindex).collect();
+        let ifaces: Vec<u32> = prog
+            .as_ref()
+            .map(|p| p.attachments().iter().map(|a| a.ifindex).collect())
+            .unwrap_or_default();
         self.lvs = Some(crate::lvs::Balancer::start(
             &self.config,
             (|a| vips.contains(&a), |a| held.contains(&a)),
-            &mut prog.maps,
+            (prog.map(|p| &mut p.maps), backend),
             &self.helpers,
             carried,
             (&ifaces, self.opts.log_detail),
@@ -940,8 +961,8 @@ impl Runtime {
                     }
                 }
                 Some(report) = lvs_report(&mut self.lvs) => {
-                    if let (Some(lvs), Some(prog)) = (self.lvs.as_mut(), self.xdp.as_mut()) {
-                        lvs.report(report, &mut prog.maps);
+                    if let Some(lvs) = self.lvs.as_mut() {
+                        lvs.report(report, self.xdp.as_mut().map(|p| &mut p.maps));
                     }
                 }
                 Some(update) = self.tracking.rx.recv() => {
@@ -1349,9 +1370,9 @@ impl Runtime {
                 .unwrap_or_default();
             json!({"attachments": attachments, "counters": counters})
         });
-        let virtual_servers = match (&self.lvs, &self.xdp) {
-            (Some(lvs), Some(prog)) => lvs.describe(&prog.maps),
-            _ => json!([]),
+        let virtual_servers = match &self.lvs {
+            Some(lvs) => lvs.describe(self.xdp.as_ref().map(|p| &p.maps)),
+            None => json!([]),
         };
         json!({
             "version": env!("CARGO_PKG_VERSION"),

@@ -8,6 +8,7 @@
 //! either schedule, never a mix.
 
 pub mod check;
+mod ipvs;
 pub mod key;
 pub mod model;
 pub mod sched;
@@ -87,6 +88,27 @@ struct Svc {
     gate: Option<tokio::sync::watch::Sender<bool>>,
     /// `LB_SVC_SPARE` as last published (lblc / lblcr).
     spare: bool,
+    /// Run by IPVS (then it has no place in the XDP maps).
+    ipvs: Option<ipvs::IpvsSvc>,
+}
+
+/// `--lvs-backend`: what runs the virtual servers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// The XDP balancer, and IPVS (where the kernel has it) for what XDP cannot run.
+    #[default]
+    Auto,
+    /// The XDP balancer only.
+    Xdp,
+    /// IPVS only, as keepalived.
+    Ipvs,
+}
+
+/// Where a service's changes are entered: the XDP maps, IPVS, or both (each service uses
+/// one).
+pub struct Sinks<'a> {
+    pub maps: Option<&'a mut Maps>,
+    ipvs: Option<&'a crate::netlink::ipvs::Ipvs>,
 }
 
 /// What a reload carries from the running balancer into the new one, keyed by virtual
@@ -169,6 +191,141 @@ impl Carried {
     fn mac(&self, addr: IpAddr) -> Option<[u8; 6]> {
         self.macs.iter().find(|(a, _)| *a == addr).map(|(_, m)| *m)
     }
+
+    /// Each of `real`'s checkers' state carried over (if it was running), and its state to
+    /// start with (carried, else down under `alpha`, else up).
+    fn checks_up(&self, vs: &str, real: &model::RealServer) -> (Vec<Option<bool>>, Vec<bool>) {
+        let carried: Vec<Option<bool>> = real
+            .checks
+            .iter()
+            .map(|c| self.check(vs, real, c))
+            .collect();
+        let up = real
+            .checks
+            .iter()
+            .zip(&carried)
+            .map(|(c, up)| up.unwrap_or(!c.alpha))
+            .collect();
+        (carried, up)
+    }
+}
+
+/// What starting a real server's checkers needs.
+struct Spawn<'a> {
+    helpers: &'a Handle,
+    tx: &'a mpsc::UnboundedSender<check::Report>,
+    run_as: RunAs,
+    carried: &'a Carried,
+}
+
+impl Spawn<'_> {
+    /// Starts `real`'s checkers, each reporting as (`index`, its position).
+    fn checks(
+        &self,
+        (vs, real): (&VirtualService, &model::RealServer),
+        index: u32,
+        carried_up: &[Option<bool>],
+        gate: Option<&tokio::sync::watch::Sender<bool>>,
+    ) -> Vec<AbortHandle> {
+        let mut tasks = Vec::new();
+        for (c, chk) in real.checks.iter().enumerate() {
+            let who = match &chk.kind {
+                model::CheckKind::Misc(m) => match &m.user {
+                    Some((u, grp)) => exec::run_as(Some(u), grp.as_deref(), self.run_as),
+                    None => Some(self.run_as),
+                },
+                _ => Some(self.run_as),
+            };
+            let Some(who) = who else {
+                // keepalived drops the checker; its server then has one fewer.
+                warn!(
+                    "Failed to set uid/gid for misc checker script of {} - removing",
+                    vs.real_name(real)
+                );
+                continue;
+            };
+            tasks.push(
+                self.helpers
+                    .spawn(check::run(
+                        chk.clone(),
+                        (index, c),
+                        (vs.real_name(real), vs.name()),
+                        (who, carried_up[c]),
+                        gate.map(|g| g.subscribe()),
+                        self.tx.clone(),
+                    ))
+                    .abort_handle(),
+            );
+        }
+        tasks
+    }
+}
+
+/// A virtual server run by IPVS: its servers' states and checkers (not yet entered). Its
+/// servers report under indices from `next` on.
+fn ipvs_service(
+    vs: VirtualService,
+    (vip, held): (&impl Fn(IpAddr) -> bool, &impl Fn(IpAddr) -> bool),
+    next: &mut u32,
+    spawn: &Spawn,
+) -> (Svc, Vec<AbortHandle>) {
+    let name = vs.name();
+    let mut tasks = Vec::new();
+    // keepalived's ha_suspend, as for the XDP balancer.
+    let gate = (vs.ha_suspend && vs.entries.iter().any(|(a, _)| vip(*a))).then(|| {
+        let on = vs.entries.iter().any(|(a, _)| held(*a));
+        tokio::sync::watch::channel(on).0
+    });
+    let mut reals = Vec::new();
+    for real in &vs.reals {
+        let index = *next;
+        *next = next.wrapping_add(1);
+        let (carried_up, checks_up) = spawn.carried.checks_up(&name, real);
+        tasks.extend(spawn.checks((&vs, real), index, &carried_up, gate.as_ref()));
+        reals.push(ipvs::real_state(index, checks_up, real));
+    }
+    let sorry = vs.sorry.map(|(addr, port)| {
+        let index = *next;
+        *next = next.wrapping_add(1);
+        let real = model::RealServer {
+            addr,
+            port,
+            weight: 1,
+            inhibit_on_failure: false,
+            checks: Vec::new(),
+            notify_up: None,
+            notify_down: None,
+            uthreshold: 0,
+            lthreshold: 0,
+            nat: vs.sorry_nat,
+            tun: vs.sorry_tun,
+            tun_flags: vs.sorry_tun_flags,
+            smtp_alert: None,
+        };
+        ipvs::real_state(index, Vec::new(), &real)
+    });
+    let quorum_up = reals
+        .iter()
+        .filter(|r| r.alive)
+        .map(|r| u64::from(r.weight))
+        .sum::<u64>()
+        >= vs.quorum + vs.hysteresis;
+    let svc = Svc {
+        keys: Vec::new(),
+        entries: Vec::new(),
+        id: 0,
+        bases: [0, 0],
+        half: 0,
+        reals,
+        serving: Vec::new(),
+        sorry,
+        quorum_up,
+        gate,
+        spare: false,
+        ipvs: Some(ipvs::IpvsSvc::of(&vs)),
+        vs,
+    };
+    (svc, tasks)
 }
 
 /// Real server indices, service ids, ring slices (base, length) and address counter slots of
@@ -328,6 +485,8 @@ pub struct Balancer {
     mail: Option<Mail>,
     /// How long an idle flow counts as open (`lvs_timeouts`).
     timeouts: Timeouts,
+    /// The kernel's IPVS, when a service runs there.
+    ipvs: Option<crate::netlink::ipvs::Ipvs>,
 }
 
 /// The checkers' mail alerts, as keepalived's smtp_alert for real and virtual servers.
@@ -413,8 +572,9 @@ impl Svc {
     /// Its schedule counts open flows (lc, wlc, sed, nq, ovf), or a real server has a
     /// connection threshold.
     fn counts_flows(&self) -> bool {
-        self.keys.iter().any(|(_, f)| f & LB_SVC_LEAST != 0)
-            || self.vs.reals.iter().any(|r| r.uthreshold > 0)
+        self.ipvs.is_none()
+            && (self.keys.iter().any(|(_, f)| f & LB_SVC_LEAST != 0)
+                || self.vs.reals.iter().any(|r| r.uthreshold > 0))
     }
 
     /// Some server it schedules has fewer open flows than half its weight (IPVS's test for
@@ -436,10 +596,19 @@ impl Svc {
         (r.alive || real.inhibit_on_failure) && r.path.is_some()
     }
 
+    /// Enters the servers usable now where the service runs.
+    fn publish(&mut self, sinks: &mut Sinks) {
+        match (&self.ipvs, sinks.ipvs, sinks.maps.as_deref_mut()) {
+            (Some(_), Some(ipvs), _) => self.publish_ipvs(ipvs),
+            (None, _, Some(maps)) => self.publish_xdp(maps),
+            _ => {}
+        }
+    }
+
     /// Writes the schedule over the servers usable now. Reals that keep or take flows are
     /// entered before the schedule names them; those that stopped are marked after it no
     /// longer does.
-    fn publish(&mut self, maps: &mut Maps) {
+    fn publish_xdp(&mut self, maps: &mut Maps) {
         // Quorum lost with a sorry server: it alone takes the traffic (keepalived takes the
         // live servers out of the pool meanwhile).
         let sorry = self
@@ -757,7 +926,7 @@ impl Balancer {
     pub fn start(
         config: &Config,
         (vip, held): (impl Fn(IpAddr) -> bool, impl Fn(IpAddr) -> bool),
-        maps: &mut Maps,
+        (mut maps, backend): (Option<&mut Maps>, BackendChoice),
         helpers: &Handle,
         carried: &Carried,
         (xdp_ifaces, log_detail): (&[u32], bool),
@@ -791,14 +960,20 @@ impl Balancer {
                 xdp_ifaces: xdp_ifaces.to_vec(),
                 mail: None,
                 timeouts: Timeouts::of(config),
+                ipvs: None,
             };
         }
         // lblc / lblcr's destinations: what an earlier balancer entered may name indices this
         // one gives to other servers (what the running one enters meanwhile may not: new
         // servers and services get places it does not use).
-        if let Err(e) = maps.clear_locality() {
+        if let Some(Err(e)) = maps.as_deref_mut().map(|m| m.clear_locality()) {
             warn!("{e}: lblc/lblcr destinations kept from before");
         }
+        // Opened when a service is to run there; why not, if it cannot be.
+        let mut ipvs_handle: Option<Result<crate::netlink::ipvs::Ipvs, String>> = None;
+        // IPVS services' real servers report under indices past the maps' (never taken
+        // there).
+        let mut next_ipvs_index = LB_REALS_MAX;
         let used = carried.in_use();
         let mut indices = Indices::new(used.reals, LB_REALS_MAX);
         let mut ids = Indices::new(used.ids, LB_SERVICES_MAX);
@@ -822,26 +997,50 @@ impl Balancer {
                     "The SMTP_CHECK host block is deprecated. Please define additional checkers."
                 );
             }
-            let mut vs =
-                match model::service(raw, &config.virtual_server_groups, &config.track_files) {
-                    Ok(vs) => vs,
-                    Err(e) => {
-                        warn!(
-                            "virtual_server {} ({}): {e}; not served",
-                            raw.address.join(" "),
-                            raw.at
-                        );
-                        continue;
+            let model_of =
+                |b| model::service(raw, &config.virtual_server_groups, &config.track_files, b);
+            // XDP first (under auto), IPVS for what it cannot run or when it is off.
+            let xdp = (backend != BackendChoice::Ipvs && maps.is_some())
+                .then(|| model_of(model::Backend::Xdp));
+            let chosen = match (backend, xdp) {
+                (_, Some(Ok(vs))) => Ok((vs, false)),
+                (BackendChoice::Xdp, Some(Err(e))) => Err(e),
+                (BackendChoice::Xdp, None) => Err("the XDP balancer is off".to_string()),
+                (_, xdp) => model_of(model::Backend::Ipvs).and_then(|vs| {
+                    let handle = ipvs_handle.get_or_insert_with(|| {
+                        crate::netlink::ipvs::Ipvs::open().map_err(|e| e.to_string())
+                    });
+                    match (handle, xdp) {
+                        (Ok(_), _) => Ok((vs, true)),
+                        (Err(why), Some(Err(e))) => Err(format!("{e} ({why})")),
+                        (Err(why), _) => Err(why.clone()),
                     }
-                };
-            if vs.addr.is_ipv6() && !maps.ipv6_balancer() {
+                }),
+            };
+            let (mut vs, on_ipvs) = match chosen {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(
+                        "virtual_server {} ({}): {e}; not served",
+                        raw.address.join(" "),
+                        raw.at
+                    );
+                    continue;
+                }
+            };
+            if !on_ipvs && vs.addr.is_ipv6() && maps.as_deref().is_some_and(|m| !m.ipv6_balancer())
+            {
                 warn!(
                     "VS {}: the IPv6 balancer (vrrp_lb_v6) did not load; not served",
                     vs.name()
                 );
                 continue;
             }
-            if vs.addr.is_ipv6() && vs.uses_nat() && !maps.ipv6_nat() {
+            if !on_ipvs
+                && vs.addr.is_ipv6()
+                && vs.uses_nat()
+                && maps.as_deref().is_some_and(|m| !m.ipv6_nat())
+            {
                 warn!(
                     "VS {}: IPv6 NAT (vrrp_lb_nat6) did not load; not served",
                     vs.name()
@@ -853,6 +1052,41 @@ impl Balancer {
                     check.log_all_failures = true;
                 }
             }
+            if on_ipvs {
+                if let Some(Ok(handle)) = &ipvs_handle {
+                    let spawn = Spawn {
+                        helpers,
+                        tx: &tx,
+                        run_as,
+                        carried,
+                    };
+                    let svc = ipvs_service(vs, (&vip, &held), &mut next_ipvs_index, &spawn);
+                    let (svc, spawned) = svc;
+                    tasks.extend(spawned);
+                    if svc
+                        .ipvs
+                        .as_ref()
+                        .is_some_and(|e| e.enter(handle, &svc.vs.name()))
+                    {
+                        let mut svc = svc;
+                        if let (Some(mail), Some(body)) = (&mail, svc.update_quorum(true, run_as)) {
+                            svc.quorum_mail(mail, helpers, body);
+                        }
+                        svc.publish_ipvs(handle);
+                        info!(
+                            "VS {} served by IPVS ({}, {} real servers)",
+                            svc.vs.name(),
+                            svc.vs.algo.name(),
+                            svc.vs.reals.len()
+                        );
+                        services.push(svc);
+                    }
+                }
+                continue;
+            }
+            let Some(maps) = maps.as_deref_mut() else {
+                continue;
+            };
             let slots = sched::max_len(vs.algo) as u32;
             // A rotation or a list names each server at least once: more than its slots do
             // not fit (hash tables fit any number).
@@ -1012,17 +1246,7 @@ impl Balancer {
             for (k, real) in vs.reals.iter().enumerate() {
                 let index = got[k];
                 let (fresh_since, expired) = start_count(index, old_reals[k]);
-                let carried_up: Vec<Option<bool>> = real
-                    .checks
-                    .iter()
-                    .map(|c| carried.check(&vs_name, real, c))
-                    .collect();
-                let checks_up: Vec<bool> = real
-                    .checks
-                    .iter()
-                    .zip(&carried_up)
-                    .map(|(c, up)| up.unwrap_or(!c.alpha))
-                    .collect();
+                let (carried_up, checks_up) = carried.checks_up(&vs_name, real);
                 // Carried over a reload when the neighbour table has forgotten it (not for a
                 // tunnel: its next hop is looked up).
                 let path = check::path_to(real.addr, real.tun.is_some()).or_else(|| {
@@ -1047,35 +1271,13 @@ impl Balancer {
                     tunnel: real.tun,
                     overloaded: false,
                 });
-                for (c, chk) in real.checks.iter().enumerate() {
-                    let who = match &chk.kind {
-                        model::CheckKind::Misc(m) => match &m.user {
-                            Some((u, grp)) => exec::run_as(Some(u), grp.as_deref(), run_as),
-                            None => Some(run_as),
-                        },
-                        _ => Some(run_as),
-                    };
-                    let Some(who) = who else {
-                        // keepalived drops the checker; its server then has one fewer.
-                        warn!(
-                            "Failed to set uid/gid for misc checker script of {} - removing",
-                            vs.real_name(real)
-                        );
-                        continue;
-                    };
-                    tasks.push(
-                        helpers
-                            .spawn(check::run(
-                                chk.clone(),
-                                (index, c),
-                                (vs.real_name(real), vs.name()),
-                                (who, carried_up[c]),
-                                gate.as_ref().map(|g| g.subscribe()),
-                                tx.clone(),
-                            ))
-                            .abort_handle(),
-                    );
-                }
+                let spawn = Spawn {
+                    helpers,
+                    tx: &tx,
+                    run_as,
+                    carried,
+                };
+                tasks.extend(spawn.checks((&vs, real), index, &carried_up, gate.as_ref()));
                 if real.checks.is_empty() {
                     tasks.push(
                         helpers
@@ -1138,11 +1340,12 @@ impl Balancer {
                 vs,
                 gate,
                 spare: false,
+                ipvs: None,
             };
             if let (Some(mail), Some(body)) = (&mail, svc.update_quorum(true, run_as)) {
                 svc.quorum_mail(mail, helpers, body);
             }
-            svc.publish(maps);
+            svc.publish_xdp(maps);
             info!(
                 "VS {} served by XDP ({}, {}, {}{} real servers{})",
                 svc.vs.name(),
@@ -1184,20 +1387,21 @@ impl Balancer {
             );
             services.push(svc);
         }
-        let nat = services.iter().any(|s| s.vs.uses_nat());
-        if let Err(e) = maps.set_nat_on(nat) {
+        let nat = services.iter().any(|s| s.ipvs.is_none() && s.vs.uses_nat());
+        if let Some(Err(e)) = maps.as_deref_mut().map(|m| m.set_nat_on(nat)) {
             warn!("{e}: NAT replies are not translated");
         }
-        let sweep = if services.iter().any(|s| s.counts_flows()) {
-            maps.flow_table().map_or_else(
-                |e| {
-                    warn!("{e}: idle flows will not be swept from the balancer's table");
-                    Sweep::Off
-                },
-                |t| Sweep::Idle(Box::new(t)),
-            )
-        } else {
-            Sweep::Off
+        let sweep = match maps.as_deref_mut() {
+            Some(maps) if services.iter().any(|s| s.counts_flows()) => {
+                maps.flow_table().map_or_else(
+                    |e| {
+                        warn!("{e}: idle flows will not be swept from the balancer's table");
+                        Sweep::Off
+                    },
+                    |t| Sweep::Idle(Box::new(t)),
+                )
+            }
+            _ => Sweep::Off,
         };
         Balancer {
             services,
@@ -1210,17 +1414,22 @@ impl Balancer {
             xdp_ifaces: xdp_ifaces.to_vec(),
             mail,
             timeouts: Timeouts::of(config),
+            ipvs: ipvs_handle.and_then(Result::ok),
         }
     }
 
     /// A checker's report: keepalived's "Adding/Removing service … VS …" when its server's
     /// state changes, and the schedule follows.
-    pub fn report(&mut self, r: check::Report, maps: &mut Maps) {
+    pub fn report(&mut self, r: check::Report, maps: Option<&mut Maps>) {
+        let mut sinks = Sinks {
+            maps,
+            ipvs: self.ipvs.as_ref(),
+        };
         for svc in &mut self.services {
             if let Some(s) = svc.sorry.as_mut().filter(|s| s.index == r.real) {
                 if r.path.is_some() && r.path != s.path {
                     s.path = r.path;
-                    svc.publish(maps);
+                    svc.publish(&mut sinks);
                 }
                 return;
             }
@@ -1325,7 +1534,7 @@ impl Balancer {
                 if let (Some(mail), Some(body)) = (&self.mail, body) {
                     svc.quorum_mail(mail, &self.helpers, body);
                 }
-                svc.publish(maps);
+                svc.publish(&mut sinks);
             }
             return;
         }
@@ -1336,6 +1545,21 @@ impl Balancer {
         let mut c = Carried::default();
         for s in &self.services {
             let name = s.vs.name();
+            if s.ipvs.is_some() {
+                // Only its checkers' states: it has no places in the maps.
+                for (r, real) in s.reals.iter().zip(&s.vs.reals) {
+                    for (k, check) in real.checks.iter().enumerate() {
+                        c.checks.push((
+                            name.clone(),
+                            real.addr,
+                            real.port,
+                            check.clone(),
+                            r.checks_up[k],
+                        ));
+                    }
+                }
+                continue;
+            }
             c.services.push((name.clone(), s.id, s.bases, s.half));
             c.entries
                 .extend(s.keys.iter().zip(&s.entries).map(|((k, _), &e)| (*k, e)));
@@ -1376,7 +1600,7 @@ impl Balancer {
     pub fn held_changed(&mut self, held: impl Fn(IpAddr) -> bool) {
         for svc in &self.services {
             let Some(gate) = &svc.gate else { continue };
-            let on = svc.keys.iter().any(|(k, _)| held(k.addr()));
+            let on = svc.vs.entries.iter().any(|(a, _)| held(*a));
             if *gate.borrow() == on {
                 continue;
             }
@@ -1449,7 +1673,7 @@ impl Balancer {
                 let _ = maps.set_conns_base(r.index, per_cpu.iter().map(|c| c.opened).collect());
             }
             if crossed || svc.spare_now() != svc.spare {
-                svc.publish(maps);
+                svc.publish_xdp(maps);
             }
         }
     }
@@ -1534,8 +1758,21 @@ impl Balancer {
         for t in &self.tasks {
             t.abort();
         }
-        let Some(maps) = maps else { return };
         let services = new.map_or(&[][..], |n| &n.services[..]);
+        // IPVS services the new configuration does not have are taken out; those it keeps
+        // it has entered again already (their connections go on).
+        if let Some(ipvs) = &self.ipvs {
+            let kept = |id: &crate::netlink::ipvs::ServiceId| {
+                services
+                    .iter()
+                    .filter_map(|s| s.ipvs.as_ref())
+                    .any(|e| e.services.iter().any(|n| n.id == *id))
+            };
+            for s in &self.services {
+                s.remove_ipvs(ipvs, kept);
+            }
+        }
+        let Some(maps) = maps else { return };
         for (k, _) in self.services.iter().flat_map(|s| &s.keys) {
             if !services.iter().any(|s| s.keys.iter().any(|(o, _)| o == k)) {
                 let _ = maps.remove_service(*k);
@@ -1624,21 +1861,32 @@ impl Balancer {
             }
             let _ = maps.set_nat_on(false);
         }
+        // keepalived takes its virtual servers out of IPVS when it stops.
+        if let Some(ipvs) = &self.ipvs {
+            for s in &self.services {
+                s.remove_ipvs(ipvs, |_| false);
+            }
+        }
         mails
     }
 
     /// The services as `vrrp-agent status` shows them.
-    pub fn describe(&self, maps: &Maps) -> serde_json::Value {
+    pub fn describe(&self, maps: Option<&Maps>) -> serde_json::Value {
         let list: Vec<serde_json::Value> = self
             .services
             .iter()
             .map(|s| {
+                if let Some(entry) = &s.ipvs {
+                    return self.describe_ipvs(s, entry);
+                }
                 let reals: Vec<serde_json::Value> = s
                     .reals
                     .iter()
                     .zip(&s.vs.reals)
                     .map(|(r, real)| {
-                        let t = maps.real_traffic(r.index).unwrap_or_default();
+                        let t = maps
+                            .and_then(|m| m.real_traffic(r.index).ok())
+                            .unwrap_or_default();
                         serde_json::json!({
                             "address": real.addr.to_string(),
                             "port": real.port,
@@ -1655,12 +1903,13 @@ impl Balancer {
                     .collect();
                 serde_json::json!({
                     "service": s.vs.name(),
+                    "backend": "xdp",
                     "algo": s.vs.algo.name(),
                     "follows_vip": s.keys.iter().any(|(_, f)| f & LB_SVC_FOLLOW_VIP != 0),
                     "addresses": s.vs.entries.iter().map(|&e| std::net::SocketAddr::from(e).to_string()).collect::<Vec<_>>(),
                     // What each address was sent (a group's entries each their own).
                     "address_traffic": s.keys.iter().zip(&s.entries).map(|((k, _), &e)| {
-                        let t = maps.entry_traffic(e).unwrap_or_default();
+                        let t = maps.and_then(|m| m.entry_traffic(e).ok()).unwrap_or_default();
                         serde_json::json!({
                             "address": k.socket().to_string(),
                             "packets": t.packets,
@@ -1672,6 +1921,48 @@ impl Balancer {
             })
             .collect();
         serde_json::Value::Array(list)
+    }
+
+    /// An IPVS service as `vrrp-agent status` shows it: as an XDP one, with IPVS's counters.
+    fn describe_ipvs(&self, s: &Svc, entry: &ipvs::IpvsSvc) -> serde_json::Value {
+        let counts = self
+            .ipvs
+            .as_ref()
+            .map(|i| s.ipvs_counts(i))
+            .unwrap_or_default();
+        let reals: Vec<serde_json::Value> = s
+            .reals
+            .iter()
+            .zip(&s.vs.reals)
+            .map(|(r, real)| {
+                let c = counts
+                    .iter()
+                    .find(|(i, _)| *i == r.index)
+                    .map(|(_, c)| *c)
+                    .unwrap_or_default();
+                serde_json::json!({
+                    "address": real.addr.to_string(),
+                    "port": real.port,
+                    "forwarding": if real.nat { "NAT" } else if real.tun.is_some() { "TUN" } else { "DR" },
+                    "weight": r.weight,
+                    "alive": r.alive,
+                    "serving": s.serving.contains(&r.index),
+                    "active_connections": c.active,
+                    "inactive_connections": c.inactive,
+                    "connections": c.conns,
+                    "packets": c.in_packets,
+                    "bytes": c.in_bytes,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "service": s.vs.name(),
+            "backend": "ipvs",
+            "algo": s.vs.algo.name(),
+            "follows_vip": false,
+            "addresses": entry.services.iter().map(|e| crate::netlink::ipvs::id_name(&e.id)).collect::<Vec<_>>(),
+            "real_servers": reals,
+        })
     }
 }
 

@@ -590,6 +590,9 @@ pub struct RealServer {
     /// Reached through a tunnel (`lb_kind TUN`, or its own `lvs_method TUN`): the packet is
     /// wrapped for it, and it answers the client directly.
     pub tun: Option<Tunnel>,
+    /// IPVS's tunnel checksum flags (`TUN … csum` 1, `remcsum` 2; the XDP balancer sends
+    /// tunnels without checksums only).
+    pub tun_flags: u16,
     /// Its own `smtp_alert`, if written.
     pub smtp_alert: Option<bool>,
 }
@@ -602,6 +605,8 @@ pub struct VirtualService {
     /// Every address and port it answers on: one, or a `virtual_server_group`'s entries
     /// (ranges expanded), all of one family.
     pub entries: Vec<(IpAddr, u16)>,
+    /// `virtual_server fwmark N`, or a group's `fwmark N` entries (IPVS only).
+    pub fwmarks: Vec<u32>,
     /// `virtual_server group NAME`.
     pub group: Option<String>,
     pub proto: Proto,
@@ -626,6 +631,13 @@ pub struct VirtualService {
     pub sorry_nat: bool,
     /// The sorry server is reached through a tunnel.
     pub sorry_tun: Option<Tunnel>,
+    /// IPVS's checksum flags for a tunnelled sorry server.
+    pub sorry_tun_flags: u16,
+    /// `sh-fallback` / `mh-fallback` (IPVS's SCHED1 flag; the XDP balancer skips a down
+    /// server's slot anyway).
+    pub hash_fallback: bool,
+    /// `persistence_engine NAME` (IPVS's, sip).
+    pub persistence_engine: Option<String>,
     /// `sorry_server_inhibit`: keepalived's wording for it (Enabling/Disabling).
     pub sorry_inhibit: bool,
     /// `omega`: at shutdown, `notify_down` for each live server and `quorum_down` run.
@@ -644,9 +656,11 @@ impl VirtualService {
     /// `[192.168.11.200]:tcp:80`, keepalived's FMT_VS (`[NAME]:0` for a group, as
     /// keepalived prints it).
     pub fn name(&self) -> String {
-        match &self.group {
-            Some(g) => format!("[{g}]:0"),
-            None => trio(self.addr, self.proto, self.port),
+        match (&self.group, self.fwmarks.first()) {
+            (Some(g), _) => format!("[{g}]:0"),
+            // keepalived's FMT_VS for a mark.
+            (None, Some(m)) => format!("FWM {m}"),
+            (None, None) => trio(self.addr, self.proto, self.port),
         }
     }
 
@@ -713,7 +727,7 @@ impl Tunnel {
 /// (keepalived's `TUN [type ipip|gue|gre] [port N] [nocsum|csum|remcsum]`), else `default`.
 /// Err: why the XDP backend does not run it (after the keyword); what keepalived itself
 /// refuses (a gue tunnel without a port, …) the config check reports.
-fn method(line: Option<&RawBlock>, default: Method) -> Result<Method, String> {
+fn method(line: Option<&RawBlock>, default: Method, ipvs: bool) -> Result<Method, String> {
     let Some(b) = line else {
         return Ok(default);
     };
@@ -733,7 +747,7 @@ fn method(line: Option<&RawBlock>, default: Method) -> Result<Method, String> {
                     other => return Err(format!("TUN option {other} is not known")),
                 }
             }
-            if csum != "nocsum" {
+            if csum != "nocsum" && !ipvs {
                 return Err(format!(
                     "TUN {csum} is not supported by the XDP backend (tunnels without checksums only)"
                 ));
@@ -748,6 +762,24 @@ fn method(line: Option<&RawBlock>, default: Method) -> Result<Method, String> {
             }
         }
         Some(m) => Err(format!("{m} is not supported by the XDP backend")),
+    }
+}
+
+/// IPVS's tunnel checksum flags for a `TUN … csum|remcsum` line (the last one written).
+fn tun_flags(line: Option<&RawBlock>) -> u16 {
+    match line.map(|b| &b.args[..]).unwrap_or_default() {
+        [first, rest @ ..] if first == "TUN" => {
+            match rest
+                .iter()
+                .rfind(|a| ["nocsum", "csum", "remcsum"].contains(&a.as_str()))
+                .map(String::as_str)
+            {
+                Some("csum") => 1,
+                Some("remcsum") => 2,
+                _ => 0,
+            }
+        }
+        _ => 0,
     }
 }
 
@@ -823,15 +855,20 @@ fn entry(a: &str, p: &str) -> Result<(IpAddr, u16), String> {
 }
 
 /// A `virtual_server_group`'s entries: `IP PORT`, and keepalived's ranges `A.B.C.D-E PORT`
-/// (the last octet from D to E) and `X:..:Y-Z PORT` (the last group, hexadecimal). `fwmark`
-/// entries cannot be seen from XDP.
-fn group_entries(group: &RawBlock) -> Result<Vec<(IpAddr, u16)>, String> {
+/// (the last octet from D to E) and `X:..:Y-Z PORT` (the last group, hexadecimal), and its
+/// `fwmark N` entries (which IPVS runs: XDP cannot see marks).
+fn group_entries(group: &RawBlock, ipvs: bool) -> Result<(Vec<(IpAddr, u16)>, Vec<u32>), String> {
     let mut out = Vec::new();
+    let mut marks = Vec::new();
     for e in &group.children {
         if e.keyword == "fwmark" {
-            return Err(
-                "fwmark entries are not run by the XDP backend (marks are set after it)".into(),
-            );
+            if !ipvs {
+                return Err(
+                    "fwmark entries are not run by the XDP backend (marks are set after it)".into(),
+                );
+            }
+            marks.push(fwmark(arg(e, 0))?);
+            continue;
         }
         let port = arg(e, 0).unwrap_or("0");
         match e.keyword.split_once('-') {
@@ -877,40 +914,78 @@ fn group_entries(group: &RawBlock) -> Result<Vec<(IpAddr, u16)>, String> {
             None => out.push(entry(&e.keyword, port)?),
         }
     }
-    if out.is_empty() {
+    if out.is_empty() && marks.is_empty() {
         return Err("the group has no entries".into());
     }
     if out.iter().any(|(a, _)| a.is_ipv6() != out[0].0.is_ipv6()) {
         return Err("the group has IPv4 and IPv6 entries: one family per virtual server".into());
     }
-    Ok(out)
+    Ok((out, marks))
+}
+
+/// A firewall mark: keepalived takes 1..=2^32-1.
+fn fwmark(v: Option<&str>) -> Result<u32, String> {
+    v.and_then(|m| m.parse::<u32>().ok())
+        .filter(|m| *m != 0)
+        .ok_or_else(|| format!("fwmark {} is not a mark", v.unwrap_or("")))
+}
+
+/// Where a virtual server is run: the XDP balancer, or IPVS (more of keepalived's options,
+/// where the kernel has it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Xdp,
+    Ipvs,
 }
 
 pub fn service(
     vs: &VirtualServer,
     groups: &[RawBlock],
     track_files: &[crate::config::model::TrackFile],
+    backend: Backend,
 ) -> Result<VirtualService, String> {
-    let (entries, group) = match vs.address.as_slice() {
+    let ipvs = backend == Backend::Ipvs;
+    let o = &vs.other;
+    let ((entries, fwmarks), group) = match vs.address.as_slice() {
         [kind, name] if kind == "group" => {
             let g = groups
                 .iter()
                 .rev()
                 .find(|g| arg(g, 0) == Some(name.as_str()))
                 .ok_or_else(|| format!("virtual_server_group {name} is not configured"))?;
-            (group_entries(g)?, Some(name.clone()))
+            (group_entries(g, ipvs)?, Some(name.clone()))
         }
-        [kind, ..] if kind == "fwmark" => {
+        [kind, ..] if kind == "fwmark" && !ipvs => {
             return Err(
                 "virtual_server fwmark is not run by the XDP backend (marks are set after it)"
                     .to_string(),
             );
         }
-        [a, p] => (vec![entry(a, p)?], None),
+        [kind, mark] if kind == "fwmark" => ((Vec::new(), vec![fwmark(Some(mark))?]), None),
+        [a, p] => ((vec![entry(a, p)?], Vec::new()), None),
         _ => return Err("virtual_server wants IP PORT".to_string()),
     };
-    let (addr, port) = entries[0];
-    let o = &vs.other;
+    // A service of marks only has the family its `ip_family` says, else its first real
+    // server's (as keepalived decides it).
+    let (addr, port) = match entries.first() {
+        Some(e) => *e,
+        None => {
+            let first_real = vs
+                .real_servers
+                .iter()
+                .find_map(|r| arg(r, 0)?.parse::<IpAddr>().ok());
+            let v6 = match find(o, "ip_family").and_then(|b| arg(b, 0)) {
+                Some(f) => f == "inet6",
+                None => first_real.is_some_and(|a| a.is_ipv6()),
+            };
+            let any: IpAddr = if v6 {
+                Ipv6Addr::UNSPECIFIED.into()
+            } else {
+                Ipv4Addr::UNSPECIFIED.into()
+            };
+            (any, 0)
+        }
+    };
     // keepalived's proto_handler: any case; an unknown one ignored ("Unknown protocol …
     // - ignoring"), so the last known one stands.
     let known = o
@@ -932,6 +1007,7 @@ pub fn service(
     let vs_method = method(
         find(o, "lb_kind").or_else(|| find(o, "lvs_method")),
         Method::Nat,
+        ipvs,
     )
     .map_err(|why| format!("lb_kind {why}"))?;
     // IPVS's one-packet scheduling: UDP only (keepalived resets it on TCP with a warning).
@@ -984,7 +1060,7 @@ pub fn service(
     let v6 = addr.is_ipv6();
     // The XDP backend forwards IPv6 by direct routing or NAT, not through tunnels.
     let no_tunnel6 = |m: Method, whose: &str| -> Result<(), String> {
-        if v6 && matches!(m, Method::Tun(_)) {
+        if v6 && !ipvs && matches!(m, Method::Tun(_)) {
             return Err(format!(
                 "{whose}: IPv6 virtual servers are run by direct routing or NAT only by the XDP backend (lb_kind DR or NAT)"
             ));
@@ -1009,14 +1085,14 @@ pub fn service(
             .map_err(|_| format!("real_server {a} is not an IP address"))?;
         let rc = &rb.children;
         // A real server's own forwarding method (IPVS takes one per server).
-        let m = method(find(rc, "lvs_method"), vs_method)
+        let m = method(find(rc, "lvs_method"), vs_method, ipvs)
             .map_err(|why| format!("real_server {a}: lvs_method {why}"))?;
         if raddr.is_ipv6() != v6 {
             // keepalived: "Address family of virtual server and real server … don't match -
             // skipping real server." (the config check says it); a tunnelled one it keeps.
             if matches!(m, Method::Tun(_)) {
                 return Err(format!(
-                    "real_server {a}: a tunnel to a server of the other address family is not run by the XDP backend"
+                    "real_server {a}: a tunnel to a server of the other address family is not run"
                 ));
             }
             continue;
@@ -1294,6 +1370,10 @@ pub fn service(
             port: rport,
             nat,
             tun,
+            tun_flags: tun_flags(
+                find(rc, "lvs_method")
+                    .or_else(|| find(o, "lb_kind").or_else(|| find(o, "lvs_method"))),
+            ),
             weight,
             inhibit_on_failure,
             checks,
@@ -1310,7 +1390,7 @@ pub fn service(
         return Err("it has no real servers".to_string());
     }
     // A method of a sorry server that is not there changes nothing.
-    let sorry_method = match method(find(o, "sorry_server_lvs_method"), vs_method) {
+    let sorry_method = match method(find(o, "sorry_server_lvs_method"), vs_method, ipvs) {
         Ok(m) => m,
         Err(why) if find(o, "sorry_server").is_some() => {
             return Err(format!("sorry_server_lvs_method {why}"));
@@ -1336,7 +1416,7 @@ pub fn service(
             if a.is_ipv6() != v6 {
                 if matches!(sorry_method, Method::Tun(_)) {
                     return Err(format!(
-                        "sorry_server {a}: a tunnel to a server of the other address family is not run by the XDP backend"
+                        "sorry_server {a}: a tunnel to a server of the other address family is not run"
                     ));
                 }
                 None
@@ -1349,6 +1429,17 @@ pub fn service(
     };
     Ok(VirtualService {
         entries,
+        fwmarks,
+        sorry_tun_flags: tun_flags(
+            find(o, "sorry_server_lvs_method")
+                .or_else(|| find(o, "lb_kind").or_else(|| find(o, "lvs_method"))),
+        ),
+        hash_fallback: o
+            .iter()
+            .any(|b| b.keyword == "sh-fallback" || b.keyword == "mh-fallback"),
+        persistence_engine: find(o, "persistence_engine")
+            .and_then(|b| arg(b, 0))
+            .map(str::to_string),
         group,
         // keepalived's ranges: quorum 1..=2^32-1 (else 1), hysteresis 0..=2^32-1 (else 0).
         quorum: int(o, "quorum")
@@ -1395,7 +1486,7 @@ mod tests {
             .config
             .virtual_servers
             .iter()
-            .map(|v| service(v, groups, &loaded.config.track_files))
+            .map(|v| service(v, groups, &loaded.config.track_files, Backend::Xdp))
             .collect()
     }
 

@@ -15,6 +15,7 @@ use thiserror::Error;
 
 use crate::config::model::VirtualAddress;
 
+pub mod ipvs;
 pub mod route;
 pub mod rule;
 

@@ -204,11 +204,13 @@ pub fn render(v: &Value) -> String {
             .flatten()
             .map(s)
             .collect();
+        let ipvs = vs["backend"].as_str() == Some("ipvs");
         let _ = writeln!(
             t,
-            "VS {} ({}{}): {}",
+            "VS {} ({}{}{}): {}",
             s(&vs["service"]),
             s(&vs["algo"]),
+            if ipvs { ", by IPVS" } else { "" },
             if vs["follows_vip"].as_bool() == Some(true) {
                 ", while this node holds the VIP"
             } else {
@@ -217,13 +219,20 @@ pub fn render(v: &Value) -> String {
             addresses.join(" ")
         );
         for r in vs["real_servers"].as_array().into_iter().flatten() {
-            let open = match r["open_flows"].as_u64() {
-                Some(n) => format!(", {n} open flows"),
-                None => String::new(),
+            let open = match (r["open_flows"].as_u64(), r["active_connections"].as_u64()) {
+                (Some(n), _) => format!(", {n} open flows"),
+                (None, Some(n)) => format!(", {n} active connections"),
+                (None, None) => String::new(),
+            };
+            // IPVS finds the server's MAC itself.
+            let mac = if ipvs {
+                String::new()
+            } else {
+                format!(", MAC {}", s(&r["mac"]))
             };
             let _ = writeln!(
                 t,
-                "    {} {} weight {}: {}, {}, MAC {}; {} packets, {} bytes{open}",
+                "    {} {} weight {}: {}, {}{mac}; {} packets, {} bytes{open}",
                 super::host_port(&s(&r["address"]), &s(&r["port"])),
                 s(&r["forwarding"]),
                 s(&r["weight"]),
@@ -237,7 +246,6 @@ pub fn render(v: &Value) -> String {
                 } else {
                     "not in the schedule"
                 },
-                s(&r["mac"]),
                 s(&r["packets"]),
                 s(&r["bytes"]),
             );

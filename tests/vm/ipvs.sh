@@ -1,0 +1,157 @@
+#!/bin/sh
+# The IPVS backend end to end, run inside a VM whose kernel has IPVS (see
+# agent/tests/ipvs_vm.rs): a director running vrrp-agent with --lvs-backend auto, two real
+# servers (busybox httpd, the VIP on lo as in seed 003) and a client, each in a network
+# namespace on one bridge. Prints `VM-RESULT PASS`, or `VM-RESULT FAIL why`.
+#
+# $1: the vrrp-agent binary.
+AGENT=$1
+WORK=$(mktemp -d)
+fail() {
+    echo "VM-RESULT FAIL $*"
+    echo "--- agent log"; cat "$WORK/agent.log" 2>/dev/null
+    echo "--- ipvsadm"; ipvsadm -Ln 2>&1
+    exit 1
+}
+ok() { echo "CHECK ok: $*"; }
+# Polls `cmd` (a shell string) until it succeeds, for up to $2 seconds.
+until_ok() {
+    n=0
+    while ! sh -c "$1" >/dev/null 2>&1; do
+        n=$((n + 1))
+        [ "$n" -ge $(($2 * 5)) ] && return 1
+        sleep 0.2
+    done
+}
+
+ip link add br0 type bridge && ip link set br0 up || fail "bridge"
+host() { # name address
+    ip netns add "$1"
+    ip link add "v-$1" type veth peer name eth0 netns "$1"
+    ip link set "v-$1" master br0 up
+    ip -n "$1" addr add "$2/24" dev eth0
+    ip -n "$1" link set eth0 up
+    ip -n "$1" link set lo up
+}
+host dir 10.0.0.2
+host rs1 10.0.0.11
+host rs2 10.0.0.12
+host cl 10.0.0.50
+for rs in rs1 rs2; do
+    ip -n $rs addr add 10.0.0.100/32 dev lo
+    ip netns exec $rs sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+    mkdir -p "$WORK/$rs"
+    echo "page of $rs" > "$WORK/$rs/index.html"
+done
+serve() { # real server, port (its pid in $WORK/NAME-PORT.pid)
+    ip netns exec "$1" busybox httpd -f -p "$2" -h "$WORK/$1" &
+    echo $! > "$WORK/$1-$2.pid"
+    until_ok "ip netns exec $1 curl -s -o /dev/null http://127.0.0.1:$2/" 10
+}
+for rs in rs1 rs2; do serve $rs 80 && serve $rs 8080 || fail "httpd on $rs"; done
+
+# Packets to the VIP's port 8080 are marked 7: the fwmark service takes them.
+ip netns exec dir nft -f - <<'NFT' || fail "nft"
+table ip lvs {
+    chain pre {
+        type filter hook prerouting priority mangle;
+        ip daddr 10.0.0.100 tcp dport 8080 meta mark set 7
+    }
+}
+NFT
+
+cat > "$WORK/keepalived.conf" <<'CONF'
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    advert_int 1
+    virtual_ipaddress {
+        10.0.0.100/24
+    }
+}
+virtual_server 10.0.0.100 80 {
+    delay_loop 1
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    real_server 10.0.0.11 80 {
+        TCP_CHECK {
+            connect_timeout 1
+            retry 0
+        }
+    }
+    real_server 10.0.0.12 80 {
+        TCP_CHECK {
+            connect_timeout 1
+            retry 0
+        }
+    }
+}
+virtual_server fwmark 7 {
+    delay_loop 1
+    lb_algo wrr
+    lb_kind DR
+    # keepalived clears a DR server's port under a mark: the checker names its own.
+    real_server 10.0.0.11 {
+        weight 2
+        TCP_CHECK {
+            connect_port 8080
+            connect_timeout 1
+        }
+    }
+}
+CONF
+ip netns exec dir "$AGENT" -f "$WORK/keepalived.conf" --dont-fork --log-console \
+    --pid "$WORK/agent.pid" --socket vm-ipvs > "$WORK/agent.log" 2>&1 &
+AGENT_PID=$!
+
+until_ok "ip netns exec dir ipvsadm -Ln | grep -q 'FWM  7 wrr'" 30 || fail "the fwmark service is not in IPVS"
+ok "FWM 7 entered"
+until_ok "ip netns exec dir ipvsadm -Ln | grep -A3 'TCP  10.0.0.100:80 rr' | grep -q 10.0.0.12:80" 30 ||
+    fail "the TCP service's servers are not in IPVS"
+ok "TCP 10.0.0.100:80 entered with its servers"
+until_ok "ip -n dir addr show dev eth0 | grep -q 10.0.0.100" 30 || fail "the VIP is not on the director"
+ok "the VIP is held"
+
+get() { # port
+    ip netns exec cl curl -s --max-time 3 "http://10.0.0.100:$1/"
+}
+pages() { # port, requests
+    i=0; out=""
+    while [ $i -lt "$2" ]; do out="$out$(get "$1");"; i=$((i + 1)); done
+    echo "$out"
+}
+p=$(pages 80 6)
+case "$p" in *"page of rs1"*) ;; *) fail "rs1 never answered: $p" ;; esac
+case "$p" in *"page of rs2"*) ;; *) fail "rs2 never answered: $p" ;; esac
+ok "requests spread over both real servers: $p"
+
+# rs2's server stops: its checker takes it out, every request goes to rs1.
+kill "$(cat "$WORK/rs2-80.pid")"
+until_ok "! ip netns exec dir ipvsadm -Ln | grep -q 10.0.0.12:80" 20 || fail "rs2 was not taken out"
+p=$(pages 80 4)
+case "$p" in *"page of rs2"*|*";;"*) fail "requests did not all go to rs1: $p" ;; esac
+ok "rs2 down: taken out, requests go to rs1: $p"
+grep -q "Removing service \[10.0.0.12\]:tcp:80 from VS \[10.0.0.100\]:tcp:80" "$WORK/agent.log" ||
+    fail "no keepalived line for the removal"
+ok "keepalived's Removing line"
+
+serve rs2 80 || fail "httpd on rs2 again"
+until_ok "ip netns exec dir ipvsadm -Ln | grep -q 10.0.0.12:80" 20 || fail "rs2 did not come back"
+ok "rs2 back"
+
+p=$(get 8080)
+[ "$p" = "page of rs1" ] || fail "the fwmark service did not answer: $p"
+ok "the fwmark service answers"
+
+ip netns exec dir "$AGENT" status --socket vm-ipvs > "$WORK/status" 2>&1 || fail "status: $(cat "$WORK/status")"
+grep -q "by IPVS" "$WORK/status" || fail "status does not say IPVS: $(cat "$WORK/status")"
+ok "status: $(grep 'by IPVS' "$WORK/status" | head -1)"
+
+kill -TERM $AGENT_PID
+wait $AGENT_PID
+[ -z "$(ip netns exec dir ipvsadm -Ln | grep -E 'TCP|FWM')" ] || fail "services left in IPVS after stop"
+ok "stopped: its services are out of IPVS"
+echo "VM-RESULT PASS"
