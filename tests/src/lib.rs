@@ -15,6 +15,7 @@ pub mod netns;
 pub mod probe;
 pub mod routers;
 pub mod smtp;
+pub mod vm;
 
 pub use capture::{Capture, Sender};
 pub use lab::{Host, Lab};

@@ -150,6 +150,14 @@ ip netns exec dir "$AGENT" status --socket vm-ipvs > "$WORK/status" 2>&1 || fail
 grep -q "by IPVS" "$WORK/status" || fail "status does not say IPVS: $(cat "$WORK/status")"
 ok "status: $(grep 'by IPVS' "$WORK/status" | head -1)"
 
+# A reload that drops the fwmark service and weighs rs1 3: the TCP service stays (its
+# connections go on), the mark's goes.
+sed -i -e '/^virtual_server fwmark 7/,$d' -e '0,/real_server 10.0.0.11 80 {/s//real_server 10.0.0.11 80 {\n        weight 3/' "$WORK/keepalived.conf"
+kill -HUP $AGENT_PID
+until_ok "! ip netns exec dir ipvsadm -Ln | grep -q FWM" 20 || fail "the reload left the fwmark service"
+until_ok "ip netns exec dir ipvsadm -Ln | grep -E '10.0.0.11:80 +Route +3 '" 20 || fail "the reload did not weigh rs1 3"
+ok "reloaded: the fwmark service is gone, rs1 weighs 3"
+
 kill -TERM $AGENT_PID
 wait $AGENT_PID
 [ -z "$(ip netns exec dir ipvsadm -Ln | grep -E 'TCP|FWM')" ] || fail "services left in IPVS after stop"

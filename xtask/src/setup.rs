@@ -30,6 +30,12 @@ const APT_PACKAGES: &[&str] = &[
     "wrk",
     // Self-signed certificates for the SSL_GET lab test.
     "openssl",
+    // The IPVS backend's test boots Debian's kernel (this one has no IPVS) under qemu, with
+    // busybox as its initramfs, depmod for its modules, and ipvsadm to look at IPVS.
+    "qemu-system-x86",
+    "busybox-static",
+    "kmod",
+    "ipvsadm",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -44,6 +50,7 @@ pub fn run() -> Result<()> {
     bpf_linker()?;
     cargo_fuzz()?;
     cargo_deb()?;
+    vm_kernel()?;
     eprintln!(
         "xtask: setup complete ({:.2} s)",
         started.elapsed().as_secs_f64()
@@ -97,6 +104,57 @@ fn apt() -> Result<()> {
     ];
     args.extend(missing);
     apt(&args)
+}
+
+/// Debian's kernel (it has IPVS as modules) for the VM tests, in `target/vm/kernel`: the
+/// package `linux-image-amd64` depends on, downloaded and unpacked (not installed), its
+/// modules indexed by depmod.
+fn vm_kernel() -> Result<()> {
+    let vm = crate::root().join("target/vm");
+    let kernel = vm.join("kernel");
+    let has_image = std::fs::read_dir(kernel.join("boot")).is_ok_and(|d| {
+        d.filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().starts_with("vmlinuz-"))
+    });
+    if has_image {
+        return Ok(());
+    }
+    let depends = output(Command::new("apt-cache").args(["depends", "linux-image-amd64"]))
+        .unwrap_or_default();
+    let Some(package) = depends
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Depends: "))
+        .find(|p| p.starts_with("linux-image-"))
+        .map(str::to_string)
+    else {
+        bail!("apt-cache names no kernel package for linux-image-amd64");
+    };
+    eprintln!("xtask: fetching {package} for the VM tests");
+    let _ = std::fs::remove_dir_all(&vm);
+    std::fs::create_dir_all(&vm)?;
+    let download = || {
+        Command::new("apt-get")
+            .args(["download", "-q", &package])
+            .current_dir(&vm)
+            .stdin(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !download() {
+        exec(Command::new("apt-get").args(["update", "-q"]))?;
+        if !download() {
+            bail!("apt-get download {package} failed");
+        }
+    }
+    let deb = std::fs::read_dir(&vm)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .context("the downloaded package")?;
+    exec(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&kernel))?;
+    std::fs::remove_file(&deb)?;
+    let version = package.trim_start_matches("linux-image-");
+    exec(Command::new("depmod").arg("-b").arg(&kernel).arg(version))
 }
 
 fn rust_toolchains() -> Result<()> {
