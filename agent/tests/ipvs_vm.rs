@@ -40,7 +40,10 @@ fn ipvs_runs_the_virtual_servers_where_the_kernel_has_it() {
         Duration::from_secs(600),
     )
     .unwrap_or_else(|e| panic!("{e:#}"));
-    for line in out.lines().filter(|l| l.starts_with("CHECK ok")) {
+    for line in out
+        .lines()
+        .filter(|l| l.starts_with("CHECK ok") || l.starts_with("INFO"))
+    {
         eprintln!("{line}");
     }
     assert!(out.contains("VM-RESULT PASS"), "{out}");

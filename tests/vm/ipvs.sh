@@ -162,4 +162,5 @@ kill -TERM $AGENT_PID
 wait $AGENT_PID
 [ -z "$(ip netns exec dir ipvsadm -Ln | grep -E 'TCP|FWM')" ] || fail "services left in IPVS after stop"
 ok "stopped: its services are out of IPVS"
+grep -E "XDP|IPVS" "$WORK/agent.log" | sed 's/^/INFO /'
 echo "VM-RESULT PASS"

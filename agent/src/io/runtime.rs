@@ -216,6 +216,9 @@ pub struct Runtime {
     rx_sockets: HashMap<(u32, bool), (Arc<RxSocket>, tokio::task::AbortHandle)>,
     /// The virtual servers served by the XDP balancer (none without XDP).
     lvs: Option<crate::lvs::Balancer>,
+    /// The kernel refused the balancer's XDP program (under `--lvs-backend auto`): VRRP's
+    /// program runs alone and IPVS runs the virtual servers.
+    lb_refused: bool,
     /// Mails the balancer sent as it stopped (omega's), waited for before the agent exits.
     lvs_mails: Vec<tokio::task::JoinHandle<()>>,
     /// Receive sockets whose filter could not be set (said once each).
@@ -263,6 +266,7 @@ impl Runtime {
             rx_sockets: HashMap::new(),
             filter_warned: Default::default(),
             lvs: None,
+            lb_refused: false,
             lvs_mails: Vec::new(),
             recreated: Default::default(),
             follow_warned: false,
@@ -605,11 +609,25 @@ impl Runtime {
         // (a reload, a dump asked for at start-up): that is tried again, not given up on.
         let mut tries = 0;
         let mut prog = loop {
-            match XdpProgram::load_only(&[self.vrrp_program()]) {
+            let program = self.vrrp_program();
+            match XdpProgram::load_only(&[program]) {
                 Ok(p) => break p,
                 Err(e) if tries < 4 && e.interrupted() => {
                     tries += 1;
                     log::debug!("XDP load interrupted ({e}); trying again");
+                }
+                // An older kernel's verifier may refuse the balancer (Debian 12's 6.1 does:
+                // its verifier counts the balancer's call frames
+                // past the 512-byte stack): VRRP keeps its XDP program,
+                // IPVS runs the virtual servers.
+                Err(e)
+                    if program == Program::VrrpLb
+                        && self.opts.lvs_backend == crate::lvs::BackendChoice::Auto =>
+                {
+                    warn!(
+                        "The balancer's XDP program is refused ({e}); VRRP's is loaded alone and IPVS runs the virtual servers"
+                    );
+                    self.lb_refused = true;
                 }
                 Err(e) => {
                     warn!("XDP program not loaded, running without it: {e}");
@@ -628,7 +646,11 @@ impl Runtime {
     /// The program for the instances' interfaces: with the balancer when there are virtual
     /// servers to serve, else without it (a seventh of the verifier's work at start-up).
     fn vrrp_program(&self) -> Program {
-        if self.opts.lvs && !self.config.virtual_servers.is_empty() {
+        if self.opts.lvs
+            && !self.config.virtual_servers.is_empty()
+            && self.opts.lvs_backend != crate::lvs::BackendChoice::Ipvs
+            && !self.lb_refused
+        {
             Program::VrrpLb
         } else {
             Program::Vrrp
@@ -689,7 +711,7 @@ impl Runtime {
         // The XDP balancer, unless IPVS runs everything; under auto, IPVS is what is left
         // without it.
         let prog = match self.xdp.as_mut() {
-            _ if backend == BackendChoice::Ipvs => None,
+            _ if backend == BackendChoice::Ipvs || self.lb_refused => None,
             Some(prog) => match prog.replace(Program::Vrrp, Program::VrrpLb) {
                 // A reload brought the first virtual servers: the program with the balancer
                 // takes over the interfaces.

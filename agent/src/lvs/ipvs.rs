@@ -260,3 +260,165 @@ pub(super) fn real_state(index: u32, checks_up: Vec<bool>, real: &model::RealSer
         overloaded: false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, ReadOptions, validate::Unchecked};
+
+    fn services(text: &str, backend: model::Backend) -> Vec<Result<model::VirtualService, String>> {
+        let loaded = config::load_str(
+            std::path::Path::new("/t/k.conf"),
+            text.as_bytes(),
+            &ReadOptions::default(),
+            &Unchecked,
+        );
+        let c = &loaded.config;
+        c.virtual_servers
+            .iter()
+            .map(|v| model::service(v, &c.virtual_server_groups, &c.track_files, backend))
+            .collect()
+    }
+
+    fn ipvs_only(text: &str) -> model::VirtualService {
+        let xdp = services(text, model::Backend::Xdp).remove(0);
+        assert!(xdp.is_err(), "XDP runs it: {xdp:?}");
+        services(text, model::Backend::Ipvs).remove(0).unwrap()
+    }
+
+    /// `virtual_server fwmark N`: one IPVS service of the mark, its family its servers',
+    /// keepalived's `FWM N` name, the persistence flag and timeout, an all-ones netmask.
+    #[test]
+    fn a_fwmark_service_is_entered_as_a_mark() {
+        let vs = ipvs_only(
+            "virtual_server fwmark 7 {\n  lb_algo wrr\n  lb_kind DR\n  persistence_timeout 50\n  real_server 10.0.0.11 {\n    weight 2\n  }\n}\n",
+        );
+        assert_eq!(vs.name(), "FWM 7");
+        let e = IpvsSvc::of(&vs);
+        assert_eq!(
+            e.services,
+            [ipvs::Service {
+                id: ServiceId::Fwmark { v6: false, mark: 7 },
+                sched: "wrr".into(),
+                flags: ipvs::SVC_F_PERSISTENT,
+                timeout: 50,
+                netmask: u32::MAX,
+                pe: None,
+            }]
+        );
+        let v6 = ipvs_only(
+            "virtual_server fwmark 9 {\n  lb_kind DR\n  persistence_timeout\n  persistence_granularity 64\n  real_server 2001:db8::5 {\n  }\n}\n",
+        );
+        let e = IpvsSvc::of(&v6);
+        assert_eq!(e.services[0].id, ServiceId::Fwmark { v6: true, mark: 9 });
+        // keepalived's default persistence (6 minutes); IPv6's granularity a prefix length.
+        assert_eq!((e.services[0].timeout, e.services[0].netmask), (360, 64));
+    }
+
+    /// A group's address entries and marks are each a service of their own.
+    #[test]
+    fn a_group_with_marks_is_a_service_per_entry() {
+        let vs = ipvs_only(
+            "virtual_server_group G {\n  10.0.0.100 80\n  fwmark 3\n}\nvirtual_server group G {\n  lb_algo sh\n  sh-port\n  sh-fallback\n  lb_kind DR\n  protocol TCP\n  real_server 10.0.0.11 80 {\n  }\n}\n",
+        );
+        let e = IpvsSvc::of(&vs);
+        let ids: Vec<ServiceId> = e.services.iter().map(|s| s.id).collect();
+        assert_eq!(
+            ids,
+            [
+                ServiceId::Addr {
+                    proto: 6,
+                    addr: "10.0.0.100".parse().unwrap(),
+                    port: 80
+                },
+                ServiceId::Fwmark { v6: false, mark: 3 }
+            ]
+        );
+        assert_eq!(e.services[0].flags, ipvs::SVC_F_SCHED1 | ipvs::SVC_F_SCHED2);
+        assert_eq!(e.services[0].sched, "sh");
+    }
+
+    fn svc(text: &str) -> Svc {
+        let vs = services(text, model::Backend::Ipvs).remove(0).unwrap();
+        let reals = vs
+            .reals
+            .iter()
+            .enumerate()
+            .map(|(i, r)| real_state(i as u32, vec![true; r.checks.len()], r))
+            .collect();
+        let sorry = vs.sorry.map(|_| {
+            let mut s = real_state(99, Vec::new(), &vs.reals[0]);
+            s.weight = 1;
+            s
+        });
+        Svc {
+            keys: Vec::new(),
+            entries: Vec::new(),
+            id: 0,
+            bases: [0, 0],
+            half: 0,
+            reals,
+            serving: Vec::new(),
+            sorry,
+            quorum_up: true,
+            gate: None,
+            spare: false,
+            ipvs: Some(IpvsSvc::of(&vs)),
+            vs,
+        }
+    }
+
+    /// keepalived's pool: live servers at their weight with their thresholds, a down one at
+    /// weight 0 under inhibit_on_failure and else out; quorum lost, the sorry server alone.
+    #[test]
+    fn destinations_follow_the_servers_states() {
+        let mut s = svc(
+            "virtual_server 10.0.0.100 80 {\n  lb_kind TUN type gue port 6080 csum\n  protocol TCP\n  sorry_server 10.0.0.99 80\n  real_server 10.0.0.11 80 {\n    weight 3\n    uthreshold 100\n    lthreshold 50\n  }\n  real_server 10.0.0.12 80 {\n    inhibit_on_failure\n  }\n  real_server 10.0.0.13 80 {\n  }\n}\n",
+        );
+        let d = s.ipvs_dests();
+        assert_eq!(d.len(), 3);
+        assert_eq!(
+            (
+                d[0].1.fwd,
+                d[0].1.tun_type,
+                d[0].1.tun_port,
+                d[0].1.tun_flags
+            ),
+            (ipvs::FWD_TUNNEL, ipvs::TUN_GUE, 6080, 1)
+        );
+        assert_eq!(
+            (d[0].1.weight, d[0].1.u_thresh, d[0].1.l_thresh),
+            (3, 100, 50)
+        );
+        s.reals[1].alive = false;
+        s.reals[2].alive = false;
+        let d = s.ipvs_dests();
+        let addrs: Vec<(String, u32)> = d
+            .iter()
+            .map(|(_, d)| (d.addr.unwrap().to_string(), d.weight))
+            .collect();
+        assert_eq!(addrs, [("10.0.0.11".into(), 3), ("10.0.0.12".into(), 0)]);
+        s.quorum_up = false;
+        let d = s.ipvs_dests();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].0, 99);
+        assert_eq!(
+            (d[0].1.addr, d[0].1.weight),
+            (Some("10.0.0.99".parse().unwrap()), 1)
+        );
+    }
+
+    /// NAT keeps the server's own port; direct routing takes the service's.
+    #[test]
+    fn forwarding_methods() {
+        let s = svc(
+            "virtual_server 10.0.0.100 80 {\n  lb_kind NAT\n  protocol TCP\n  real_server 10.0.1.11 8080 {\n  }\n  real_server 10.0.0.12 8080 {\n    lvs_method DR\n  }\n}\n",
+        );
+        let d: Vec<(u32, u16)> = s
+            .ipvs_dests()
+            .iter()
+            .map(|(_, d)| (d.fwd, d.port))
+            .collect();
+        assert_eq!(d, [(ipvs::FWD_MASQ, 8080), (ipvs::FWD_DROUTE, 80)]);
+    }
+}

@@ -2154,6 +2154,7 @@ mod tests {
             lthreshold: lower,
             nat: false,
             tun: None,
+            tun_flags: 0,
             smtp_alert: None,
         };
         // None: never.
