@@ -61,6 +61,9 @@ table ip lvs {
 NFT
 
 cat > "$WORK/keepalived.conf" <<'CONF'
+global_defs {
+    lvs_timeouts tcp 1000 tcpfin 60 udp 200
+}
 vrrp_instance VI_1 {
     state MASTER
     interface eth0
@@ -114,6 +117,9 @@ until_ok "ip netns exec dir ipvsadm -Ln | grep -A3 'TCP  10.0.0.100:80 rr' | gre
 ok "TCP 10.0.0.100:80 entered with its servers"
 until_ok "ip -n dir addr show dev eth0 | grep -q 10.0.0.100" 30 || fail "the VIP is not on the director"
 ok "the VIP is held"
+ip netns exec dir ipvsadm -L --timeout | grep -q "(tcp tcpfin udp): 1000 60 200" ||
+    fail "lvs_timeouts not in IPVS: $(ip netns exec dir ipvsadm -L --timeout)"
+ok "lvs_timeouts set in IPVS"
 
 get() { # port
     ip netns exec cl curl -s --max-time 3 "http://10.0.0.100:$1/"

@@ -875,11 +875,21 @@ impl Timeouts {
     /// IPVS's defaults, or keepalived's global `lvs_timeouts tcp N tcpfin N udp N` (0, or a
     /// value keepalived reports invalid, leaves the default, as it leaves the kernel's).
     fn of(config: &Config) -> Timeouts {
-        let mut t = Timeouts {
-            tcp: std::time::Duration::from_secs(900),
-            tcp_fin: std::time::Duration::from_secs(120),
-            udp: std::time::Duration::from_secs(300),
+        let [tcp, tcp_fin, udp] = Timeouts::written(config);
+        let or = |v: u32, default: u64| {
+            std::time::Duration::from_secs(if v == 0 { default } else { u64::from(v) })
         };
+        Timeouts {
+            tcp: or(tcp, 900),
+            tcp_fin: or(tcp_fin, 120),
+            udp: or(udp, 300),
+        }
+    }
+
+    /// The valid values `lvs_timeouts` gives (tcp, tcpfin, udp; 0 where it gives none), as
+    /// keepalived sends them to IPVS.
+    fn written(config: &Config) -> [u32; 3] {
+        let mut t = [0u32; 3];
         let words = config
             .global
             .other
@@ -891,15 +901,15 @@ impl Timeouts {
         let mut words = words.iter();
         while let Some(option) = words.next() {
             let slot = match option.as_str() {
-                "tcp" => &mut t.tcp,
-                "tcpfin" => &mut t.tcp_fin,
-                "udp" => &mut t.udp,
+                "tcp" => &mut t[0],
+                "tcpfin" => &mut t[1],
+                "udp" => &mut t[2],
                 _ => continue,
             };
-            if let Some(Ok(s)) = words.next().map(|v| v.parse::<u64>())
+            if let Some(Ok(s)) = words.next().map(|v| v.parse::<u32>())
                 && (1..=LVS_MAX_TIMEOUT).contains(&s)
             {
-                *slot = std::time::Duration::from_secs(s);
+                *slot = s;
             }
         }
         t
@@ -907,7 +917,7 @@ impl Timeouts {
 }
 
 /// keepalived's LVS_MAX_TIMEOUT (31 days).
-const LVS_MAX_TIMEOUT: u64 = 86400 * 31;
+const LVS_MAX_TIMEOUT: u32 = 86400 * 31;
 
 /// Starts a notify script and does not wait for it.
 fn run(script: &Option<Vec<String>>, run_as: RunAs) {
@@ -1414,7 +1424,15 @@ impl Balancer {
             xdp_ifaces: xdp_ifaces.to_vec(),
             mail,
             timeouts: Timeouts::of(config),
-            ipvs: ipvs_handle.and_then(Result::ok),
+            ipvs: ipvs_handle.and_then(Result::ok).inspect(|ipvs| {
+                // keepalived's lvs_timeouts, for IPVS's connections.
+                let t = Timeouts::written(config);
+                if t != [0; 3]
+                    && let Err(e) = ipvs.set_timeouts(t)
+                {
+                    warn!("{e}");
+                }
+            }),
         }
     }
 

@@ -45,9 +45,13 @@ const CMD_NEW_DEST: u8 = 5;
 const CMD_SET_DEST: u8 = 6;
 const CMD_DEL_DEST: u8 = 7;
 const CMD_GET_DEST: u8 = 8;
+const CMD_SET_CONFIG: u8 = 12;
 
 const CMD_ATTR_SERVICE: u16 = 1;
 const CMD_ATTR_DEST: u16 = 2;
+const CMD_ATTR_TIMEOUT_TCP: u16 = 4;
+const CMD_ATTR_TIMEOUT_TCP_FIN: u16 = 5;
+const CMD_ATTR_TIMEOUT_UDP: u16 = 6;
 
 const SVC_ATTR_AF: u16 = 1;
 const SVC_ATTR_PROTOCOL: u16 = 2;
@@ -598,6 +602,16 @@ impl Ipvs {
         put_dest(&mut m, d, true);
         self.ask(m, &format!("entering {} in {}", dest_name(d), id_name(id)))
             .map(drop)
+    }
+
+    /// IPVS's connection timeouts, seconds (`ipvsadm --set TCP TCPFIN UDP`; 0 leaves one as
+    /// it is).
+    pub fn set_timeouts(&self, [tcp, tcp_fin, udp]: [u32; 3]) -> Result<(), IpvsError> {
+        let mut m = self.request(CMD_SET_CONFIG, NLM_F_ACK);
+        m.u32(CMD_ATTR_TIMEOUT_TCP, tcp)
+            .u32(CMD_ATTR_TIMEOUT_TCP_FIN, tcp_fin)
+            .u32(CMD_ATTR_TIMEOUT_UDP, udp);
+        self.ask(m, "setting IPVS's timeouts").map(drop)
     }
 
     pub fn del_dest(&self, id: &ServiceId, d: &Dest) -> Result<(), IpvsError> {
