@@ -22,6 +22,11 @@ pub static VRID_CONFIG: HashMap<VridKey, VridConfig> =
 #[map]
 pub static VRID_STATS: PerCpuHashMap<VridKey, VridStats> =
     PerCpuHashMap::with_max_entries(VRID_MAX_ENTRIES, 0);
+/// One all-zero VridStats, never written: what a new VRID's entry starts from. A value built
+/// on the stack would take 176 of its 512 bytes and a call to memset, and older verifiers
+/// (6.1's) count a called function's frame on top of the program's.
+#[map]
+pub static VRID_STATS_ZERO: Array<VridStats> = Array::with_max_entries(1, 0);
 #[map]
 pub static VIPS: HashMap<VipKey, VipValue> = HashMap::with_max_entries(VIPS_MAX_ENTRIES, 0);
 #[map]
@@ -51,7 +56,8 @@ pub fn vrid_stats(key: &VridKey) -> Option<&'static mut VridStats> {
     let stats = match VRID_STATS.get_ptr_mut(key) {
         Some(stats) => stats,
         None => {
-            let _ = VRID_STATS.insert(key, VridStats::default(), BPF_NOEXIST as u64);
+            let zero = VRID_STATS_ZERO.get(0)?;
+            let _ = VRID_STATS.insert(key, zero, BPF_NOEXIST as u64);
             VRID_STATS.get_ptr_mut(key)?
         }
     };
