@@ -111,7 +111,8 @@ poweroff -f
 /// does not power off within `timeout`.
 pub fn run(script: &Path, args: &[&Path], modules: &[&str], timeout: Duration) -> Result<String> {
     let kernel = kernel()?;
-    let dir = tempdir("vrrp-vm")?;
+    let dir = TempDir::new("vrrp-vm")?;
+    let dir = &dir.0;
     let root = dir.join("initramfs");
     for d in ["bin", "lower", "rw", "newroot", "proc", "sys", "dev"] {
         std::fs::create_dir_all(root.join(d))?;
@@ -179,12 +180,16 @@ pub fn run(script: &Path, args: &[&Path], modules: &[&str], timeout: Duration) -
     let mut child = qemu
         .spawn()
         .context("starting qemu-system-x86_64 (the qemu-system-x86 package)")?;
-    let mut stdout = child.stdout.take().context("qemu's output")?;
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let _ = stdout.read_to_end(&mut out);
-        out
-    });
+    // Both streams are read as it runs (a full pipe would stop it).
+    let read = |mut from: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = from.read_to_end(&mut out);
+            out
+        })
+    };
+    let reader = read(Box::new(child.stdout.take().context("qemu's output")?));
+    let errors = read(Box::new(child.stderr.take().context("qemu's errors")?));
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(s) = child.try_wait()? {
@@ -197,8 +202,8 @@ pub fn run(script: &Path, args: &[&Path], modules: &[&str], timeout: Duration) -
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let out = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
-    let _ = std::fs::remove_dir_all(&dir);
+    let mut out = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
+    out.push_str(&String::from_utf8_lossy(&errors.join().unwrap_or_default()));
     match status {
         None => bail!("the VM did not finish within {timeout:?}:\n{out}"),
         Some(s) if !s.success() => bail!("qemu failed ({s}):\n{out}"),
@@ -206,14 +211,25 @@ pub fn run(script: &Path, args: &[&Path], modules: &[&str], timeout: Duration) -
     }
 }
 
-fn tempdir(prefix: &str) -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+/// A directory of its own, removed when dropped (whatever way `run` returns).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> Result<TempDir> {
+        let dir = std::env::temp_dir().join(format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&dir)?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

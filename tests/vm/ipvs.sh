@@ -109,11 +109,11 @@ virtual_server fwmark 7 {
     delay_loop 1
     lb_algo wrr
     lb_kind DR
-    # keepalived clears a DR server's port under a mark: the checker names its own.
-    real_server 10.0.0.11 {
+    # keepalived clears a DR server's port under a mark (IPVS has it as :0); its checker
+    # connects to the port written.
+    real_server 10.0.0.11 8080 {
         weight 2
         TCP_CHECK {
-            connect_port 8080
             connect_timeout 1
         }
     }

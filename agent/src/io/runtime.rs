@@ -726,6 +726,8 @@ impl Runtime {
                     warn!(
                         "The balancer's XDP program is not attached ({e}): IPVS runs the virtual servers"
                     );
+                    // Interfaces added later get VRRP's program, not this one again.
+                    self.lb_refused = true;
                     None
                 }
             },

@@ -32,8 +32,11 @@ impl IpvsSvc {
                     .iter()
                     .map(|&mark| ServiceId::Fwmark { v6, mark }),
             );
+        let timeout = vs
+            .persistence
+            .map_or(0, |d| d.as_secs().min(u64::from(u32::MAX)) as u32);
         let mut flags = 0;
-        if vs.persistence.is_some() {
+        if timeout > 0 {
             flags |= ipvs::SVC_F_PERSISTENT;
         }
         if vs.ops {
@@ -51,9 +54,6 @@ impl IpvsSvc {
             IpAddr::V4(m) => u32::from_ne_bytes(m.octets()),
             IpAddr::V6(m) => u128::from(m).count_ones(),
         };
-        let timeout = vs
-            .persistence
-            .map_or(0, |d| d.as_secs().min(u64::from(u32::MAX)) as u32);
         IpvsSvc {
             services: ids
                 .map(|id| ipvs::Service {
@@ -62,14 +62,16 @@ impl IpvsSvc {
                     flags,
                     timeout,
                     netmask,
-                    pe: vs.persistence_engine.clone(),
+                    // keepalived sends the engine with persistence only.
+                    pe: vs.persistence_engine.clone().filter(|_| timeout > 0),
                 })
                 .collect(),
         }
     }
 
     /// Enters each service, or sets what an existing one (an earlier run's, or the one a
-    /// reload replaces) schedules with.
+    /// reload replaces) schedules with. All or none: when one cannot be, those this call
+    /// added are taken out again.
     pub fn enter(&self, ipvs: &Ipvs, name: &str) -> bool {
         let there = match ipvs.services() {
             Ok(list) => list,
@@ -78,15 +80,29 @@ impl IpvsSvc {
                 return false;
             }
         };
-        let mut ok = true;
+        let mut added = Vec::new();
         for s in &self.services {
             let exists = there.iter().any(|t| t.id == s.id);
             if let Err(e) = ipvs.put_service(s, exists) {
                 warn!("VS {name}: {e}");
-                ok = false;
+                for id in &added {
+                    let _ = ipvs.del_service(id);
+                }
+                return false;
+            }
+            if !exists {
+                added.push(s.id);
             }
         }
-        ok
+        true
+    }
+
+    /// One of its services that `other` has too.
+    pub fn shared_with(&self, other: &IpvsSvc) -> Option<ServiceId> {
+        self.services
+            .iter()
+            .find(|s| other.services.iter().any(|o| o.id == s.id))
+            .map(|s| s.id)
     }
 }
 
@@ -122,22 +138,24 @@ fn dest(
 impl Svc {
     /// What IPVS holds for the service now, as keepalived keeps it: each live server at its
     /// weight (IPVS gives a weight 0 server no new connections), a down one at weight 0 under
-    /// `inhibit_on_failure` and else out; while quorum is lost with a sorry server, the sorry
-    /// server alone.
+    /// `inhibit_on_failure` and else out. While quorum is lost with a sorry server, the live
+    /// servers are taken out ("Removing alive servers from the pool") and the sorry server is
+    /// in at weight 1; while quorum holds, it is out, or in at weight 0 under
+    /// `sorry_server_inhibit`.
     pub(super) fn ipvs_dests(&self) -> Vec<(u32, Dest)> {
         let vs = &self.vs;
-        if let (Some(s), Some((addr, port)), false) = (&self.sorry, vs.sorry, self.quorum_up) {
-            let d = dest(
-                (addr, port),
-                (vs.sorry_nat, vs.sorry_tun, vs.sorry_tun_flags),
-                1,
-            );
-            return vec![(s.index, d)];
-        }
-        self.reals
+        let sorry_mode = self.sorry.is_some() && !self.quorum_up;
+        let mut out: Vec<(u32, Dest)> = self
+            .reals
             .iter()
             .zip(&vs.reals)
-            .filter(|(r, real)| r.alive || real.inhibit_on_failure)
+            .filter(|(r, real)| {
+                if sorry_mode {
+                    !r.alive && real.inhibit_on_failure
+                } else {
+                    r.alive || real.inhibit_on_failure
+                }
+            })
             .map(|(r, real)| {
                 let mut d = dest(
                     (real.addr, real.port),
@@ -148,7 +166,18 @@ impl Svc {
                 d.l_thresh = real.lthreshold;
                 (r.index, d)
             })
-            .collect()
+            .collect();
+        if let (Some(s), Some((addr, port))) = (&self.sorry, vs.sorry)
+            && (sorry_mode || vs.sorry_inhibit)
+        {
+            let d = dest(
+                (addr, port),
+                (vs.sorry_nat, vs.sorry_tun, vs.sorry_tun_flags),
+                u32::from(sorry_mode),
+            );
+            out.push((s.index, d));
+        }
+        out
     }
 
     /// Makes each of its IPVS services hold [`Self::ipvs_dests`]: what is missing added, what
@@ -399,13 +428,18 @@ mod tests {
             .collect();
         assert_eq!(addrs, [("10.0.0.11".into(), 3), ("10.0.0.12".into(), 0)]);
         s.quorum_up = false;
+        let d: Vec<(u32, String, u32)> = s
+            .ipvs_dests()
+            .iter()
+            .map(|(i, d)| (*i, d.addr.unwrap().to_string(), d.weight))
+            .collect();
+        // The live server out, the inhibited one kept at 0, the sorry server in.
+        assert_eq!(d, [(1, "10.0.0.12".into(), 0), (99, "10.0.0.99".into(), 1)]);
+        // sorry_server_inhibit: while quorum holds, the sorry server is in at weight 0.
+        s.quorum_up = true;
+        s.vs.sorry_inhibit = true;
         let d = s.ipvs_dests();
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].0, 99);
-        assert_eq!(
-            (d[0].1.addr, d[0].1.weight),
-            (Some("10.0.0.99".parse().unwrap()), 1)
-        );
+        assert_eq!((d.last().unwrap().0, d.last().unwrap().1.weight), (99, 0));
     }
 
     /// NAT keeps the server's own port; direct routing takes the service's.

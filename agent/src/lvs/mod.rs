@@ -264,7 +264,7 @@ impl Spawn<'_> {
 /// A virtual server run by IPVS: its servers' states and checkers (not yet entered). Its
 /// servers report under indices from `next` on.
 fn ipvs_service(
-    vs: VirtualService,
+    (vs, entry): (VirtualService, ipvs::IpvsSvc),
     (vip, held): (&impl Fn(IpAddr) -> bool, &impl Fn(IpAddr) -> bool),
     next: &mut u32,
     spawn: &Spawn,
@@ -322,7 +322,7 @@ fn ipvs_service(
         quorum_up,
         gate,
         spare: false,
-        ipvs: Some(ipvs::IpvsSvc::of(&vs)),
+        ipvs: Some(entry),
         vs,
     };
     (svc, tasks)
@@ -1064,33 +1064,44 @@ impl Balancer {
             }
             if on_ipvs {
                 if let Some(Ok(handle)) = &ipvs_handle {
+                    // Two virtual servers cannot share an IPVS service (each would take the
+                    // other's servers out).
+                    let entry = ipvs::IpvsSvc::of(&vs);
+                    let name = vs.name();
+                    if let Some(id) = services
+                        .iter()
+                        .filter_map(|s| s.ipvs.as_ref())
+                        .find_map(|o| entry.shared_with(o))
+                    {
+                        warn!(
+                            "VS {name}: {} is served by another virtual server already; not served",
+                            crate::netlink::ipvs::id_name(&id)
+                        );
+                        continue;
+                    }
+                    if !entry.enter(handle, &name) {
+                        warn!("VS {name}: not entered in IPVS; not served");
+                        continue;
+                    }
                     let spawn = Spawn {
                         helpers,
                         tx: &tx,
                         run_as,
                         carried,
                     };
-                    let svc = ipvs_service(vs, (&vip, &held), &mut next_ipvs_index, &spawn);
-                    let (svc, spawned) = svc;
+                    let (mut svc, spawned) =
+                        ipvs_service((vs, entry), (&vip, &held), &mut next_ipvs_index, &spawn);
                     tasks.extend(spawned);
-                    if svc
-                        .ipvs
-                        .as_ref()
-                        .is_some_and(|e| e.enter(handle, &svc.vs.name()))
-                    {
-                        let mut svc = svc;
-                        if let (Some(mail), Some(body)) = (&mail, svc.update_quorum(true, run_as)) {
-                            svc.quorum_mail(mail, helpers, body);
-                        }
-                        svc.publish_ipvs(handle);
-                        info!(
-                            "VS {} served by IPVS ({}, {} real servers)",
-                            svc.vs.name(),
-                            svc.vs.algo.name(),
-                            svc.vs.reals.len()
-                        );
-                        services.push(svc);
+                    if let (Some(mail), Some(body)) = (&mail, svc.update_quorum(true, run_as)) {
+                        svc.quorum_mail(mail, helpers, body);
                     }
+                    svc.publish_ipvs(handle);
+                    info!(
+                        "VS {name} served by IPVS ({}, {} real servers)",
+                        svc.vs.algo.name(),
+                        svc.vs.reals.len()
+                    );
+                    services.push(svc);
                 }
                 continue;
             }
@@ -1471,7 +1482,7 @@ impl Balancer {
             let mut changed = false;
             // Where its frames go, as the checker found it (a new MAC, interface, or for a
             // tunnel next hop, source or MTU).
-            if r.path.is_some() && r.path != state.path {
+            if svc.ipvs.is_none() && r.path.is_some() && r.path != state.path {
                 let via = r
                     .path
                     .and_then(|p| (p.ifindex != 0).then_some((p.ifindex, p.out_mac)));
@@ -1790,32 +1801,51 @@ impl Balancer {
                 s.remove_ipvs(ipvs, kept);
             }
         }
-        let Some(maps) = maps else { return };
-        for (k, _) in self.services.iter().flat_map(|s| &s.keys) {
-            if !services.iter().any(|s| s.keys.iter().any(|(o, _)| o == k)) {
-                let _ = maps.remove_service(*k);
-            }
-        }
         let kept = |index: u32| {
             services
                 .iter()
+                .filter(|s| s.ipvs.is_none())
                 .flat_map(|s| s.reals.iter().chain(&s.sorry))
                 .any(|r| r.index == index)
         };
-        for r in self
-            .services
-            .iter()
-            .flat_map(|s| s.reals.iter().chain(&s.sorry))
-        {
-            if !kept(r.index) {
-                let _ = maps.set_real(r.index, real_entry(r, false, IpAddr::from([0u8; 4])));
+        if let Some(maps) = maps {
+            for (k, _) in self.services.iter().flat_map(|s| &s.keys) {
+                if !services.iter().any(|s| s.keys.iter().any(|(o, _)| o == k)) {
+                    let _ = maps.remove_service(*k);
+                }
+            }
+            for r in self
+                .services
+                .iter()
+                .filter(|s| s.ipvs.is_none())
+                .flat_map(|s| s.reals.iter().chain(&s.sorry))
+            {
+                if !kept(r.index) {
+                    let _ = maps.set_real(r.index, real_entry(r, false, IpAddr::from([0u8; 4])));
+                }
             }
         }
+        // An IPVS service's servers are known by their address and port (their indices are
+        // new at each start).
+        let kept_in = |s: &Svc, r: &RealState, real: &model::RealServer| {
+            if s.ipvs.is_none() {
+                return kept(r.index);
+            }
+            let name = s.vs.name();
+            services.iter().any(|n| {
+                n.ipvs.is_some()
+                    && n.vs.name() == name
+                    && n.vs
+                        .reals
+                        .iter()
+                        .any(|o| (o.addr, o.port) == (real.addr, real.port))
+            })
+        };
         // keepalived's alert for a live server the reload removed.
         let Some(mail) = &self.mail else { return };
         for s in &self.services {
             for (r, real) in s.reals.iter().zip(&s.vs.reals) {
-                if r.alive && !kept(r.index) && real.smtp_alert.unwrap_or(mail.real_default) {
+                if r.alive && !kept_in(s, r, real) && real.smtp_alert.unwrap_or(mail.real_default) {
                     mail.send(
                         &self.helpers,
                         format!(

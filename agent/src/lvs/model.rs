@@ -1011,7 +1011,8 @@ pub fn service(
     )
     .map_err(|why| format!("lb_kind {why}"))?;
     // IPVS's one-packet scheduling: UDP only (keepalived resets it on TCP with a warning).
-    let ops = proto == Proto::Udp && find(o, "ops").is_some();
+    // (A service of marks only keeps it whatever the protocol.)
+    let ops = (proto == Proto::Udp || entries.is_empty()) && find(o, "ops").is_some();
     let algo_name = find(o, "lb_algo")
         .or_else(|| find(o, "lvs_sched"))
         .and_then(|b| arg(b, 0))
@@ -1105,6 +1106,13 @@ pub fn service(
         let tun = match m {
             Method::Tun(t) => Some(t),
             _ => None,
+        };
+        // keepalived clears a DR server's port under a mark, after its checkers took the
+        // written one.
+        let check_port = if entries.is_empty() {
+            rport
+        } else {
+            server_port(nat, group.is_some(), rport, port)
         };
         let rport = server_port(nat, group.is_some(), rport, port);
         let weight = int(rc, "weight").unwrap_or(1).min(u64::from(u32::MAX)) as u32;
@@ -1279,7 +1287,7 @@ pub fn service(
                 addr: endpoints(aimed, c.iter().map(|b| (b.keyword.as_str(), arg(b, 0))))
                     .0
                     .unwrap_or(raddr),
-                port: int(c, "connect_port").map_or(rport, |p| p as u16),
+                port: int(c, "connect_port").map_or(check_port, |p| p as u16),
                 source: Source::from_block(c, aimed),
                 proto,
                 connect_timeout: positive(secs(c, "connect_timeout"))
@@ -1351,7 +1359,7 @@ pub fn service(
                         )
                         .0
                         .unwrap_or(raddr),
-                        port: int(hc, "connect_port").map_or(rport, |p| p as u16),
+                        port: int(hc, "connect_port").map_or(check_port, |p| p as u16),
                         source: Source::from_block(hc, Some(raddr)),
                         connect_timeout: positive(secs(hc, "connect_timeout"))
                             .unwrap_or(server_timeout),

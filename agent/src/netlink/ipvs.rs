@@ -513,7 +513,13 @@ impl Ipvs {
         self.sock.send(&m.finish(seq), 0)?;
         let mut out = Vec::new();
         loop {
-            let (datagram, _) = self.sock.recv_from_full()?;
+            // With a receive timeout, a signal (a script's SIGCHLD, SIGHUP) is not restarted
+            // over: read again.
+            let (datagram, _) = match self.sock.recv_from_full() {
+                Ok(d) => d,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
             let mut data = &datagram[..];
             while data.len() >= 16 {
                 let len = u32::from_ne_bytes(data[0..4].try_into().unwrap_or_default()) as usize;
@@ -529,7 +535,8 @@ impl Ipvs {
                     continue;
                 }
                 match kind {
-                    NLMSG_ERROR => {
+                    // A dump's end carries its error, if it failed on the way.
+                    NLMSG_ERROR | NLMSG_DONE => {
                         let code = body
                             .get(..4)
                             .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
@@ -542,7 +549,6 @@ impl Ipvs {
                         }
                         return Ok(out);
                     }
-                    NLMSG_DONE => return Ok(out),
                     _ => {
                         out.push(body.get(4..).unwrap_or_default().to_vec());
                         if !dump {
