@@ -616,10 +616,8 @@ impl Runtime {
                     tries += 1;
                     log::debug!("XDP load interrupted ({e}); trying again");
                 }
-                // An older kernel's verifier may refuse the balancer (Debian 12's 6.1 does:
-                // its verifier counts the balancer's call frames
-                // past the 512-byte stack): VRRP keeps its XDP program,
-                // IPVS runs the virtual servers.
+                // An older kernel's verifier may refuse the balancer (its limits are
+                // tighter): VRRP keeps its XDP program, IPVS runs the virtual servers.
                 Err(e)
                     if program == Program::VrrpLb
                         && self.opts.lvs_backend == crate::lvs::BackendChoice::Auto =>

@@ -1412,7 +1412,7 @@ impl Balancer {
         if let Some(Err(e)) = maps.as_deref_mut().map(|m| m.set_nat_on(nat)) {
             warn!("{e}: NAT replies are not translated");
         }
-        let sweep = match maps.as_deref_mut() {
+        let sweep = match maps {
             Some(maps) if services.iter().any(|s| s.counts_flows()) => {
                 maps.flow_table().map_or_else(
                     |e| {

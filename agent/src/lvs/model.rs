@@ -857,7 +857,7 @@ fn entry(a: &str, p: &str) -> Result<(IpAddr, u16), String> {
 /// A `virtual_server_group`'s entries: `IP PORT`, and keepalived's ranges `A.B.C.D-E PORT`
 /// (the last octet from D to E) and `X:..:Y-Z PORT` (the last group, hexadecimal), and its
 /// `fwmark N` entries (which IPVS runs: XDP cannot see marks).
-fn group_entries(group: &RawBlock, ipvs: bool) -> Result<(Vec<(IpAddr, u16)>, Vec<u32>), String> {
+fn group_entries(group: &RawBlock, ipvs: bool) -> Result<Entries, String> {
     let mut out = Vec::new();
     let mut marks = Vec::new();
     for e in &group.children {
@@ -922,6 +922,9 @@ fn group_entries(group: &RawBlock, ipvs: bool) -> Result<(Vec<(IpAddr, u16)>, Ve
     }
     Ok((out, marks))
 }
+
+/// A virtual server's addresses and ports, and its marks.
+type Entries = (Vec<(IpAddr, u16)>, Vec<u32>);
 
 /// A firewall mark: keepalived takes 1..=2^32-1.
 fn fwmark(v: Option<&str>) -> Result<u32, String> {
