@@ -136,6 +136,36 @@ fn dest(
 }
 
 impl Svc {
+    /// A service run by IPVS, with its servers' states (it has no places in the maps);
+    /// quorum as keepalived's set_quorum_states finds it.
+    pub(super) fn of_ipvs(
+        (vs, entry): (model::VirtualService, IpvsSvc),
+        reals: Vec<RealState>,
+        sorry: Option<RealState>,
+        gate: Option<tokio::sync::watch::Sender<bool>>,
+    ) -> Svc {
+        let live: u64 = reals
+            .iter()
+            .filter(|r| r.alive)
+            .map(|r| u64::from(r.weight))
+            .sum();
+        Svc {
+            keys: Vec::new(),
+            entries: Vec::new(),
+            id: 0,
+            bases: [0, 0],
+            half: 0,
+            reals,
+            serving: Vec::new(),
+            sorry,
+            quorum_up: live >= vs.quorum + vs.hysteresis,
+            gate,
+            spare: false,
+            ipvs: Some(entry),
+            vs,
+        }
+    }
+
     /// What IPVS holds for the service now, as keepalived keeps it: each live server at its
     /// weight (IPVS gives a weight 0 server no new connections), a down one at weight 0 under
     /// `inhibit_on_failure` and else out. While quorum is lost with a sorry server, the live
@@ -380,21 +410,8 @@ mod tests {
             s.weight = 1;
             s
         });
-        Svc {
-            keys: Vec::new(),
-            entries: Vec::new(),
-            id: 0,
-            bases: [0, 0],
-            half: 0,
-            reals,
-            serving: Vec::new(),
-            sorry,
-            quorum_up: true,
-            gate: None,
-            spare: false,
-            ipvs: Some(IpvsSvc::of(&vs)),
-            vs,
-        }
+        let entry = IpvsSvc::of(&vs);
+        Svc::of_ipvs((vs, entry), reals, sorry, None)
     }
 
     /// keepalived's pool: live servers at their weight with their thresholds, a down one at

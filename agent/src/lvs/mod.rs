@@ -304,28 +304,7 @@ fn ipvs_service(
         };
         ipvs::real_state(index, Vec::new(), &real)
     });
-    let quorum_up = reals
-        .iter()
-        .filter(|r| r.alive)
-        .map(|r| u64::from(r.weight))
-        .sum::<u64>()
-        >= vs.quorum + vs.hysteresis;
-    let svc = Svc {
-        keys: Vec::new(),
-        entries: Vec::new(),
-        id: 0,
-        bases: [0, 0],
-        half: 0,
-        reals,
-        serving: Vec::new(),
-        sorry,
-        quorum_up,
-        gate,
-        spare: false,
-        ipvs: Some(entry),
-        vs,
-    };
-    (svc, tasks)
+    (Svc::of_ipvs((vs, entry), reals, sorry, gate), tasks)
 }
 
 /// Real server indices, service ids, ring slices (base, length) and address counter slots of
@@ -1574,19 +1553,19 @@ impl Balancer {
         let mut c = Carried::default();
         for s in &self.services {
             let name = s.vs.name();
-            if s.ipvs.is_some() {
-                // Only its checkers' states: it has no places in the maps.
-                for (r, real) in s.reals.iter().zip(&s.vs.reals) {
-                    for (k, check) in real.checks.iter().enumerate() {
-                        c.checks.push((
-                            name.clone(),
-                            real.addr,
-                            real.port,
-                            check.clone(),
-                            r.checks_up[k],
-                        ));
-                    }
+            for (r, real) in s.reals.iter().zip(&s.vs.reals) {
+                for (k, check) in real.checks.iter().enumerate() {
+                    c.checks.push((
+                        name.clone(),
+                        real.addr,
+                        real.port,
+                        check.clone(),
+                        r.checks_up[k],
+                    ));
                 }
+            }
+            // An IPVS service has no places in the maps.
+            if s.ipvs.is_some() {
                 continue;
             }
             c.services.push((name.clone(), s.id, s.bases, s.half));
@@ -1604,15 +1583,6 @@ impl Balancer {
                     r.expired,
                     r.fresh_since,
                 ));
-                for (k, check) in real.checks.iter().enumerate() {
-                    c.checks.push((
-                        name.clone(),
-                        real.addr,
-                        real.port,
-                        check.clone(),
-                        r.checks_up[k],
-                    ));
-                }
                 // A tunnel's path is its next hop's: not the server's MAC.
                 if let (Some(p), None) = (r.path, r.tunnel) {
                     c.macs.push((real.addr, p.mac));
