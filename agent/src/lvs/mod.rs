@@ -1905,18 +1905,12 @@ impl Balancer {
                         let t = maps
                             .and_then(|m| m.real_traffic(r.index).ok())
                             .unwrap_or_default();
-                        serde_json::json!({
-                            "address": real.addr.to_string(),
-                            "port": real.port,
-                            "forwarding": if real.nat { "NAT" } else if real.tun.is_some() { "TUN" } else { "DR" },
-                            "weight": r.weight,
-                            "alive": r.alive,
+                        real_json(s, r, real, serde_json::json!({
                             "mac": r.path.map(|p| p.mac).map(|m| m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
-                            "serving": s.serving.contains(&r.index),
                             "open_flows": s.counts_flows().then_some(r.conns),
                             "packets": t.packets,
                             "bytes": t.bytes,
-                        })
+                        }))
                     })
                     .collect();
                 serde_json::json!({
@@ -1958,19 +1952,18 @@ impl Balancer {
                     .find(|(i, _)| *i == r.index)
                     .map(|(_, c)| *c)
                     .unwrap_or_default();
-                serde_json::json!({
-                    "address": real.addr.to_string(),
-                    "port": real.port,
-                    "forwarding": if real.nat { "NAT" } else if real.tun.is_some() { "TUN" } else { "DR" },
-                    "weight": r.weight,
-                    "alive": r.alive,
-                    "serving": s.serving.contains(&r.index),
-                    "active_connections": c.active,
-                    "inactive_connections": c.inactive,
-                    "connections": c.conns,
-                    "packets": c.in_packets,
-                    "bytes": c.in_bytes,
-                })
+                real_json(
+                    s,
+                    r,
+                    real,
+                    serde_json::json!({
+                        "active_connections": c.active,
+                        "inactive_connections": c.inactive,
+                        "connections": c.conns,
+                        "packets": c.in_packets,
+                        "bytes": c.in_bytes,
+                    }),
+                )
             })
             .collect();
         serde_json::json!({
@@ -1982,6 +1975,34 @@ impl Balancer {
             "real_servers": reals,
         })
     }
+}
+
+/// A real server as `vrrp-agent status` shows it, whatever runs it, with its backend's own
+/// fields (`more`, an object).
+fn real_json(
+    s: &Svc,
+    r: &RealState,
+    real: &model::RealServer,
+    more: serde_json::Value,
+) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    m.insert("address".into(), real.addr.to_string().into());
+    m.insert("port".into(), real.port.into());
+    let method = if real.nat {
+        "NAT"
+    } else if real.tun.is_some() {
+        "TUN"
+    } else {
+        "DR"
+    };
+    m.insert("forwarding".into(), method.into());
+    m.insert("weight".into(), r.weight.into());
+    m.insert("alive".into(), r.alive.into());
+    m.insert("serving".into(), s.serving.contains(&r.index).into());
+    if let serde_json::Value::Object(more) = more {
+        m.extend(more);
+    }
+    serde_json::Value::Object(m)
 }
 
 /// A real server without checkers: up, its MAC looked for until the neighbour table has it,
