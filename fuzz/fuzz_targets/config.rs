@@ -13,12 +13,19 @@ fuzz_target!(|data: &[u8]| {
     let loaded = config::load_str(Path::new("/fuzz/keepalived.conf"), data, &opts, &Unchecked);
     let _ = loaded.exit_code();
     // What the LVS side makes of the virtual servers: a service, or the reason it is not run.
+    // (For either backend: IPVS takes marks and more.)
+    use vrrp_agent::lvs::model::{Backend, service};
     for vs in &loaded.config.virtual_servers {
-        let _ = vrrp_agent::lvs::model::service(
-            vs,
-            &loaded.config.virtual_server_groups,
-            &loaded.config.track_files,
-        );
+        for backend in [Backend::Xdp, Backend::Ipvs] {
+            if let Ok(s) = service(
+                vs,
+                &loaded.config.virtual_server_groups,
+                &loaded.config.track_files,
+                backend,
+            ) {
+                let _ = s.name();
+            }
+        }
     }
     // What was read prints and reads back without panicking too.
     let printed = config::print::print(&loaded.config);
