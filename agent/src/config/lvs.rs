@@ -465,6 +465,23 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
         .collect::<Vec<_>>()
         .join(" ");
     block_contents("virtual_server", &name, stmt.children(), track_files, diags);
+    // keepalived's lbflags_handler: a scheduler flag is looked at against the scheduler set
+    // so far; under neither sh nor mh it is ignored with this line.
+    let mut sched: Option<&str> = None;
+    for c in stmt.children() {
+        match c.keyword.as_str() {
+            "lb_algo" | "lvs_sched" => sched = c.arg(0).or(sched),
+            k @ ("sh-port" | "sh-fallback" | "mh-port" | "mh-fallback")
+                if !matches!(sched, Some("sh" | "mh")) =>
+            {
+                diags.config(
+                    Some(&c.loc),
+                    format!("{k} only applies to sh scheduler - ignoring"),
+                );
+            }
+            _ => {}
+        }
+    }
     let header: Vec<&str> = stmt.args.iter().map(|a| a.text.as_str()).collect();
     if matches!(header.first(), Some(&"fwmark" | &"group")) && header.len() < 2 {
         // keepalived 2.2.7 crashes here; we say what is missing instead.

@@ -397,6 +397,28 @@ mod tests {
         assert_eq!(e.services[0].sched, "sh");
     }
 
+    /// keepalived's lbflags_handler: a flag counts against the scheduler written before it,
+    /// `sh-*` under sh, `mh-*` under mh.
+    #[test]
+    fn scheduler_flags_follow_the_scheduler_written_before_them() {
+        let flags = |body: &str| {
+            let text = format!(
+                "virtual_server fwmark 1 {{\n{body}\n  lb_kind DR\n  real_server 10.0.0.11 80 {{\n  }}\n}}\n"
+            );
+            IpvsSvc::of(&services(&text, model::Backend::Ipvs).remove(0).unwrap()).services[0].flags
+        };
+        assert_eq!(flags("  sh-port\n  lb_algo sh"), 0);
+        assert_eq!(
+            flags("  lb_algo sh\n  sh-port\n  mh-fallback"),
+            ipvs::SVC_F_SCHED2
+        );
+        assert_eq!(
+            flags("  lb_algo mh\n  mh-fallback\n  sh-port"),
+            ipvs::SVC_F_SCHED1
+        );
+        assert_eq!(flags("  lb_algo rr\n  sh-port"), 0);
+    }
+
     fn svc(text: &str) -> Svc {
         let vs = services(text, model::Backend::Ipvs).remove(0).unwrap();
         let reals = vs

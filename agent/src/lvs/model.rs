@@ -923,6 +923,22 @@ fn group_entries(group: &RawBlock, ipvs: bool) -> Result<Entries, String> {
     Ok((out, marks))
 }
 
+/// `sh-port`/`mh-port` and `sh-fallback`/`mh-fallback` as keepalived's lbflags_handler takes
+/// them: each against the scheduler written before it, `sh-*` under sh and `mh-*` under mh
+/// (others ignored).
+fn sched_flags(o: &[RawBlock]) -> (bool, bool) {
+    let (mut sched, mut port, mut fallback) = (None, false, false);
+    for b in o {
+        match (b.keyword.as_str(), sched) {
+            ("lb_algo" | "lvs_sched", _) => sched = arg(b, 0).or(sched),
+            ("sh-port", Some("sh")) | ("mh-port", Some("mh")) => port = true,
+            ("sh-fallback", Some("sh")) | ("mh-fallback", Some("mh")) => fallback = true,
+            _ => {}
+        }
+    }
+    (port, fallback)
+}
+
 /// A virtual server's addresses and ports, and its marks.
 type Entries = (Vec<(IpAddr, u16)>, Vec<u32>);
 
@@ -1041,9 +1057,7 @@ pub fn service(
             ));
         }
     };
-    let hash_port = o
-        .iter()
-        .any(|b| b.keyword == "sh-port" || b.keyword == "mh-port");
+    let (hash_port, hash_fallback) = sched_flags(o);
     // keepalived's pgr_handler: an IPv4 netmask (not necessarily solid, as ipvsadm takes it);
     // one it reports invalid is ignored.
     let granularity = find(o, "persistence_granularity").and_then(|b| arg(b, 0));
@@ -1445,9 +1459,7 @@ pub fn service(
             find(o, "sorry_server_lvs_method")
                 .or_else(|| find(o, "lb_kind").or_else(|| find(o, "lvs_method"))),
         ),
-        hash_fallback: o
-            .iter()
-            .any(|b| b.keyword == "sh-fallback" || b.keyword == "mh-fallback"),
+        hash_fallback,
         persistence_engine: find(o, "persistence_engine")
             .and_then(|b| arg(b, 0))
             .map(str::to_string),
