@@ -214,7 +214,7 @@ pub struct Runtime {
     helpers: tokio::runtime::Handle,
     /// The receive sockets, one per interface and family, each read by its own task.
     rx_sockets: HashMap<(u32, bool), (Arc<RxSocket>, tokio::task::AbortHandle)>,
-    /// The virtual servers served by the XDP balancer (none without XDP).
+    /// The virtual servers, served by the XDP balancer or IPVS (`--lvs-backend`).
     lvs: Option<crate::lvs::Balancer>,
     /// The kernel refused the balancer's XDP program (under `--lvs-backend auto`): VRRP's
     /// program runs alone and IPVS runs the virtual servers.

@@ -1,5 +1,6 @@
 //! The LVS side: `virtual_server` blocks served by the XDP direct-routing balancer
-//! (`agent-ebpf/src/lb.rs`), their real servers' health checked with keepalived's checkers.
+//! (`agent-ebpf/src/lb.rs`), or by IPVS where the kernel has it (`ipvs`, `--lvs-backend`),
+//! their real servers' health checked with keepalived's checkers.
 //!
 //! The balancer owns the services' entries in the XDP maps. A real server takes new flows
 //! while all its checkers say up, its weight is above 0 and its MAC is known (the kernel
