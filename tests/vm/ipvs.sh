@@ -76,6 +76,7 @@ NFT
 cat > "$WORK/keepalived.conf" <<'CONF'
 global_defs {
     lvs_timeouts tcp 1000 tcpfin 60 udp 200
+    lvs_sync_daemon eth0 VI_1
 }
 vrrp_instance VI_1 {
     state MASTER
@@ -146,6 +147,11 @@ ok "the VIP is held"
 ip netns exec dir ipvsadm -L --timeout | grep -q "(tcp tcpfin udp): 1000 60 200" ||
     fail "lvs_timeouts not in IPVS: $(ip netns exec dir ipvsadm -L --timeout)"
 ok "lvs_timeouts set in IPVS"
+# The sync daemon follows VI_1, master here (its sync id the VRID).
+until_ok "ip netns exec dir ipvsadm -L --daemon | grep -q 'master sync daemon (mcast=eth0, syncid=51,'" 20 ||
+    fail "no master sync daemon: $(ip netns exec dir ipvsadm -L --daemon)"
+ip netns exec dir ipvsadm -L --daemon | grep -q backup && fail "a backup sync daemon runs beside the master"
+ok "lvs_sync_daemon: $(ip netns exec dir ipvsadm -L --daemon)"
 
 get() { # port
     ip netns exec cl curl -s --max-time 3 "http://10.0.0.100:$1/"
@@ -197,6 +203,7 @@ ok "reloaded: the fwmark service is gone, rs1 weighs 3"
 kill -TERM $AGENT_PID
 wait $AGENT_PID
 [ -z "$(ip netns exec dir ipvsadm -Ln | grep -E 'TCP|FWM')" ] || fail "services left in IPVS after stop"
+[ -z "$(ip netns exec dir ipvsadm -L --daemon)" ] || fail "a sync daemon left after stop"
 ok "stopped: its services are out of IPVS"
 grep -E "XDP|IPVS" "$WORK/agent.log" | sed 's/^/INFO /'
 echo "VM-RESULT PASS"

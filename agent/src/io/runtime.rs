@@ -219,6 +219,8 @@ pub struct Runtime {
     /// The kernel refused the balancer's XDP program (under `--lvs-backend auto`): VRRP's
     /// program runs alone and IPVS runs the virtual servers.
     lb_refused: bool,
+    /// keepalived's `lvs_sync_daemon`: IPVS's connection sync daemon, following its instance.
+    syncd: Option<crate::lvs::syncd::SyncDaemon>,
     /// Mails the balancer sent as it stopped (omega's), waited for before the agent exits.
     lvs_mails: Vec<tokio::task::JoinHandle<()>>,
     /// Receive sockets whose filter could not be set (said once each).
@@ -267,6 +269,7 @@ impl Runtime {
             filter_warned: Default::default(),
             lvs: None,
             lb_refused: false,
+            syncd: None,
             lvs_mails: Vec::new(),
             recreated: Default::default(),
             follow_warned: false,
@@ -769,12 +772,44 @@ impl Runtime {
     }
 
     /// The balancer taken out of the data path (`shutdown`: the agent stops; else a reload
-    /// that changes it).
+    /// that changes it), and IPVS's sync daemon stopped.
     fn stop_lvs(&mut self, shutdown: bool) {
         if let Some(lvs) = self.lvs.take() {
             let mails = lvs.stop(self.xdp.as_mut().map(|p| &mut p.maps), shutdown);
             self.lvs_mails.extend(mails);
         }
+        if let Some(s) = self.syncd.take() {
+            s.stop();
+        }
+    }
+
+    /// keepalived's `lvs_sync_daemon`, when configured: started as backup for its instance
+    /// (master if the instance already is), or in both roles without one.
+    fn start_syncd(&mut self) {
+        let Some(config) = crate::lvs::syncd::SyncConfig::of(&self.config) else {
+            return;
+        };
+        let vrid = match &config.instance {
+            Some(name) => {
+                let Some(inst) = self.config.instances.iter().find(|i| i.name == *name) else {
+                    warn!("lvs_sync_daemon: vrrp instance {name} is not configured; not started");
+                    return;
+                };
+                inst.virtual_router_id
+            }
+            None => None,
+        };
+        let Some(mut syncd) = crate::lvs::syncd::SyncDaemon::start(config, vrid) else {
+            return;
+        };
+        if let Some(name) = syncd.instance().map(str::to_string) {
+            let master = self
+                .slots
+                .iter()
+                .any(|s| *s.name == *name && s.inst.state() == State::Master);
+            syncd.follow(&name, master);
+        }
+        self.syncd = Some(syncd);
     }
 
     /// Each receive socket's classic BPF filter, from the VRID entries of the instances it
@@ -862,6 +897,7 @@ impl Runtime {
         }
         self.refresh_socket_filters();
         self.start_lvs(&Default::default());
+        self.start_syncd();
         self.start_all().await;
         // Loading the XDP program parses the kernel's BTF (tens of MB, freed since): give
         // that memory back to the system, or it stays in the resident set for good.
@@ -1674,6 +1710,18 @@ impl Runtime {
             }
             Action::ArmXdp | Action::DisarmXdp => {
                 let arm = action == Action::ArmXdp;
+                // keepalived's lvs_sync_daemon follows its instance in and out of master.
+                if let Some(s) = self.syncd.as_mut() {
+                    s.follow(&name, arm);
+                }
+                // ha_suspend: checkers follow the VIPs this node holds.
+                if self.lvs.is_some() {
+                    let held = self.held_vips();
+                    if let Some(lvs) = self.lvs.as_mut() {
+                        lvs.held_changed(|a| held.contains(&a));
+                    }
+                }
+                let slot = &self.slots[k];
                 let Some(prog) = self.xdp.as_mut() else {
                     return;
                 };
@@ -1697,13 +1745,6 @@ impl Runtime {
                     };
                     if let Err(e) = r {
                         warn!("({name}) XDP VIP {a}: {e}");
-                    }
-                }
-                // ha_suspend: checkers follow the VIPs this node holds.
-                if self.lvs.is_some() {
-                    let held = self.held_vips();
-                    if let Some(lvs) = self.lvs.as_mut() {
-                        lvs.held_changed(|a| held.contains(&a));
                     }
                 }
             }

@@ -13,6 +13,7 @@ mod ipvs;
 pub mod key;
 pub mod model;
 pub mod sched;
+pub mod syncd;
 
 use std::net::IpAddr;
 

@@ -45,10 +45,13 @@ const CMD_NEW_DEST: u8 = 5;
 const CMD_SET_DEST: u8 = 6;
 const CMD_DEL_DEST: u8 = 7;
 const CMD_GET_DEST: u8 = 8;
+const CMD_NEW_DAEMON: u8 = 9;
+const CMD_DEL_DAEMON: u8 = 10;
 const CMD_SET_CONFIG: u8 = 12;
 
 const CMD_ATTR_SERVICE: u16 = 1;
 const CMD_ATTR_DEST: u16 = 2;
+const CMD_ATTR_DAEMON: u16 = 3;
 const CMD_ATTR_TIMEOUT_TCP: u16 = 4;
 const CMD_ATTR_TIMEOUT_TCP_FIN: u16 = 5;
 const CMD_ATTR_TIMEOUT_UDP: u16 = 6;
@@ -77,6 +80,18 @@ const DEST_ATTR_STATS64: u16 = 12;
 const DEST_ATTR_TUN_TYPE: u16 = 13;
 const DEST_ATTR_TUN_PORT: u16 = 14;
 const DEST_ATTR_TUN_FLAGS: u16 = 15;
+
+const DAEMON_ATTR_STATE: u16 = 1;
+const DAEMON_ATTR_MCAST_IFN: u16 = 2;
+const DAEMON_ATTR_SYNC_ID: u16 = 3;
+const DAEMON_ATTR_SYNC_MAXLEN: u16 = 4;
+const DAEMON_ATTR_MCAST_GROUP: u16 = 5;
+const DAEMON_ATTR_MCAST_GROUP6: u16 = 6;
+const DAEMON_ATTR_MCAST_PORT: u16 = 7;
+const DAEMON_ATTR_MCAST_TTL: u16 = 8;
+/// IP_VS_STATE_MASTER / IP_VS_STATE_BACKUP.
+const STATE_MASTER: u32 = 1;
+const STATE_BACKUP: u32 = 2;
 
 const STATS_ATTR_CONNS: u16 = 1;
 const STATS_ATTR_INPKTS: u16 = 2;
@@ -183,6 +198,18 @@ impl Dest {
             other.tun_flags,
         )
     }
+}
+
+/// IPVS's connection sync daemon (`ipvsadm --start-daemon`), as keepalived's
+/// `lvs_sync_daemon` configures it: 0 for an option leaves the kernel's default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Daemon {
+    pub ifname: String,
+    pub syncid: u32,
+    pub maxlen: u16,
+    pub port: u16,
+    pub ttl: u8,
+    pub group: Option<IpAddr>,
 }
 
 // ===== attributes =====
@@ -332,6 +359,38 @@ fn put_dest(m: &mut Msg, d: &Dest, full: bool) {
             if d.tun_type != TUN_IPIP {
                 m.u16(DEST_ATTR_TUN_FLAGS, d.tun_flags);
             }
+        }
+    }
+    m.end();
+}
+
+/// A sync daemon's attributes: its role, and for a start its settings (those left 0 not
+/// sent, as keepalived's ipvs_syncd_cmd).
+fn put_daemon(m: &mut Msg, master: bool, d: Option<&Daemon>) {
+    m.begin(CMD_ATTR_DAEMON).u32(
+        DAEMON_ATTR_STATE,
+        if master { STATE_MASTER } else { STATE_BACKUP },
+    );
+    if let Some(d) = d {
+        m.string(DAEMON_ATTR_MCAST_IFN, &d.ifname)
+            .u32(DAEMON_ATTR_SYNC_ID, d.syncid);
+        if d.maxlen != 0 {
+            m.u16(DAEMON_ATTR_SYNC_MAXLEN, d.maxlen);
+        }
+        if d.port != 0 {
+            m.u16(DAEMON_ATTR_MCAST_PORT, d.port);
+        }
+        if d.ttl != 0 {
+            m.u8(DAEMON_ATTR_MCAST_TTL, d.ttl);
+        }
+        match d.group {
+            Some(IpAddr::V4(g)) => {
+                m.put(DAEMON_ATTR_MCAST_GROUP, &g.octets());
+            }
+            Some(IpAddr::V6(g)) => {
+                m.put(DAEMON_ATTR_MCAST_GROUP6, &g.octets());
+            }
+            None => {}
         }
     }
     m.end();
@@ -620,6 +679,24 @@ impl Ipvs {
         self.ask(m, "setting IPVS's timeouts").map(drop)
     }
 
+    /// Starts the sync daemon in the master (sends the connections) or backup (receives
+    /// them) role.
+    pub fn start_daemon(&self, master: bool, d: &Daemon) -> Result<(), IpvsError> {
+        let mut m = self.request(CMD_NEW_DAEMON, NLM_F_ACK);
+        put_daemon(&mut m, master, Some(d));
+        let role = if master { "master" } else { "backup" };
+        self.ask(m, &format!("starting IPVS's {role} sync daemon"))
+            .map(drop)
+    }
+
+    pub fn stop_daemon(&self, master: bool) -> Result<(), IpvsError> {
+        let mut m = self.request(CMD_DEL_DAEMON, NLM_F_ACK);
+        put_daemon(&mut m, master, None);
+        let role = if master { "master" } else { "backup" };
+        self.ask(m, &format!("stopping IPVS's {role} sync daemon"))
+            .map(drop)
+    }
+
     pub fn del_dest(&self, id: &ServiceId, d: &Dest) -> Result<(), IpvsError> {
         let mut m = self.request(CMD_DEL_DEST, NLM_F_ACK);
         put_service_id(&mut m, id);
@@ -758,6 +835,39 @@ mod tests {
         assert_eq!(attrs(&[5, 0, 1, 0, 9, 0, 0, 0]), vec![(1, &[9u8][..])]);
         assert_eq!(parse_service(&[4, 0, 1, 0]), None);
         assert_eq!(parse_dest(&[]), None);
+    }
+
+    /// A daemon's start carries its role, interface and sync id, and only the options set;
+    /// its stop, the role alone.
+    #[test]
+    fn sync_daemon_requests() {
+        let d = Daemon {
+            ifname: "eth0".into(),
+            syncid: 51,
+            port: 8848,
+            group: Some("224.0.0.81".parse().unwrap()),
+            ..Default::default()
+        };
+        let mut m = Msg::new(0x22, NLM_F_ACK, CMD_NEW_DAEMON, 1);
+        put_daemon(&mut m, true, Some(&d));
+        let buf = m.finish(1);
+        let inner = attrs(get(&attrs(&buf[20..]), CMD_ATTR_DAEMON).unwrap());
+        assert_eq!(get_u32(&inner, DAEMON_ATTR_STATE), Some(STATE_MASTER));
+        assert_eq!(get(&inner, DAEMON_ATTR_MCAST_IFN).unwrap(), b"eth0\0");
+        assert_eq!(get_u32(&inner, DAEMON_ATTR_SYNC_ID), Some(51));
+        assert_eq!(get_u16(&inner, DAEMON_ATTR_MCAST_PORT), Some(8848));
+        assert_eq!(
+            get(&inner, DAEMON_ATTR_MCAST_GROUP).unwrap(),
+            &[224, 0, 0, 81]
+        );
+        assert!(get(&inner, DAEMON_ATTR_SYNC_MAXLEN).is_none());
+        assert!(get(&inner, DAEMON_ATTR_MCAST_TTL).is_none());
+        let mut m = Msg::new(0x22, NLM_F_ACK, CMD_DEL_DAEMON, 1);
+        put_daemon(&mut m, false, None);
+        let buf = m.finish(2);
+        let inner = attrs(get(&attrs(&buf[20..]), CMD_ATTR_DAEMON).unwrap());
+        assert_eq!(inner.len(), 1);
+        assert_eq!(get_u32(&inner, DAEMON_ATTR_STATE), Some(STATE_BACKUP));
     }
 
     #[test]

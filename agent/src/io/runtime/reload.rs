@@ -370,6 +370,15 @@ impl Runtime {
             }
         }
         self.start(&created_ks, &new_groups).await;
+        // A changed lvs_sync_daemon: the daemon is started again with it (keepalived stops
+        // and starts it when ipvs_syncd_changed).
+        let wanted = crate::lvs::syncd::SyncConfig::of(&self.config);
+        if wanted.as_ref() != self.syncd.as_ref().map(|s| s.config()) {
+            if let Some(s) = self.syncd.take() {
+                s.stop();
+            }
+            self.start_syncd();
+        }
         Ok(())
     }
 
