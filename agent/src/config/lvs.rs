@@ -5,6 +5,7 @@
 
 use super::{
     diag::Diags,
+    model::RawBlock,
     specs::{self, Missing, Spec},
     tree::Stmt,
 };
@@ -457,7 +458,7 @@ fn canonical(a: &str) -> String {
 
 /// A `virtual_server` block: its keywords, its real servers and checkers, and what keepalived
 /// completes or refuses once it is read.
-pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
+pub fn virtual_server(stmt: &Stmt, track_files: &[String], groups: &[RawBlock], diags: &mut Diags) {
     let name = stmt
         .args
         .iter()
@@ -576,13 +577,37 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
     // virtual server in FMT_VS (its protocol `none` until it is defaulted) and real servers
     // in FMT_RS.
     let vs = fmt_vs(stmt, "udp");
+    // Marks: `virtual_server fwmark N`, or a group (defined before) with fwmark entries, and
+    // whether that group has addresses too.
+    let group = match header.as_slice() {
+        ["group", name, ..] => groups
+            .iter()
+            .rev()
+            .find(|g| g.args.first().is_some_and(|a| a == name)),
+        _ => None,
+    };
+    let group_marks = group.is_some_and(|g| g.children.iter().any(|e| e.keyword == "fwmark"));
+    let group_addrs = group.is_some_and(|g| g.children.iter().any(|e| e.keyword != "fwmark"));
+    let fwmark = header.first() == Some(&"fwmark");
+    // keepalived resets the protocol of a service of marks only to none.
+    let marks_only = fwmark || (group_marks && !group_addrs);
+    let rs_proto = if marks_only {
+        "none".to_string()
+    } else {
+        proto_of(stmt, "udp")
+    };
     let fmt_rs = |address: &[&str]| {
         trio(
             address.first().copied().unwrap_or_default(),
             address.get(1).copied(),
-            &proto_of(stmt, "udp"),
+            &rs_proto,
         )
     };
+    if has(&["ha_suspend"]) && (fwmark || group_marks) {
+        diags.after_reading(format!(
+            "Virtual server {vs}: cannot use ha_suspend with fwmarks - clearing ha_suspend"
+        ));
+    }
     if header
         .first()
         .is_some_and(|h| !matches!(*h, "fwmark" | "group"))
@@ -606,6 +631,11 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
                 "Virtual server {vs}: zero port only valid for persistent services - setting"
             ));
         }
+    }
+    if marks_only && protocol(stmt).is_some() {
+        diags.after_reading(format!(
+            "Warning: Virtual server {vs}: protocol specified for fwmark - protocol will be ignored"
+        ));
     }
     if !has(&["lb_algo", "lvs_sched"]) {
         diags.after_reading(format!(
@@ -652,7 +682,35 @@ pub fn virtual_server(stmt: &Stmt, track_files: &[String], diags: &mut Diags) {
                 fmt_rs(&address)
             ));
         }
+        // Under a mark, a server forwarded without NAT has no port of its own.
+        if (fwmark || group_marks)
+            && method.as_deref().is_some_and(|m| m != "NAT")
+            && address.get(1).is_some_and(|p| *p != "0")
+        {
+            diags.after_reading(format!(
+                "WARNING - fwmark virtual server {vs}, real server {} has port specified - {}",
+                fmt_rs(&address),
+                if fwmark {
+                    "clearing"
+                } else {
+                    "port will be ignored"
+                }
+            ));
+        }
         seen.push(address);
+    }
+    if let Some(sorry) = sorry
+        && (fwmark || group_marks)
+        && sorry_method.as_deref().is_some_and(|m| m != "NAT")
+        && sorry.arg(1).is_some_and(|p| p != "0")
+    {
+        diags.after_reading(if fwmark {
+            format!("WARNING - virtual server {vs}, sorry server has port specified - clearing")
+        } else {
+            format!(
+                "WARNING - fwmark virtual server {vs}, sorry server has port specified - port will be ignored"
+            )
+        });
     }
     if let Some(sorry) = sorry
         && header.len() >= 2

@@ -174,7 +174,7 @@ fn top_level(stmts: &[Stmt], config: &mut Config, diags: &mut Diags) {
             "virtual_server" => {
                 let names: Vec<String> =
                     config.track_files.iter().map(|t| t.name.clone()).collect();
-                super::lvs::virtual_server(stmt, &names, diags);
+                super::lvs::virtual_server(stmt, &names, &config.virtual_server_groups, diags);
                 config.virtual_servers.push(virtual_server(stmt));
             }
             "bfd_instance" => config.bfd_instances.push(raw(stmt)),

@@ -365,6 +365,14 @@ mod tests {
                 pe: None,
             }]
         );
+        // A DR server's port is cleared (keepalived's `[ADDR]:none:0`), its checker keeps the
+        // one written.
+        let vs = ipvs_only(
+            "virtual_server fwmark 7 {\n  lb_kind DR\n  protocol TCP\n  real_server 10.0.0.11 8080 {\n    TCP_CHECK {\n    }\n  }\n}\n",
+        );
+        let real = &vs.reals[0];
+        assert_eq!(vs.real_name(real), "[10.0.0.11]:none:0");
+        assert_eq!((real.port, real.checks[0].port), (0, 8080));
         let v6 = ipvs_only(
             "virtual_server fwmark 9 {\n  lb_kind DR\n  persistence_timeout\n  persistence_granularity 64\n  real_server 2001:db8::5 {\n  }\n}\n",
         );

@@ -14,6 +14,8 @@ use crate::config::model::{RawBlock, VirtualServer};
 pub enum Proto {
     Tcp,
     Udp,
+    /// A service of marks only: keepalived ignores its protocol (and prints `none`).
+    None,
 }
 
 impl Proto {
@@ -21,6 +23,7 @@ impl Proto {
         match self {
             Proto::Tcp => 6,
             Proto::Udp => 17,
+            Proto::None => 0,
         }
     }
 
@@ -29,6 +32,7 @@ impl Proto {
         match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
+            Proto::None => "none",
         }
     }
 }
@@ -1017,6 +1021,8 @@ pub fn service(
                 .any(|k| k.eq_ignore_ascii_case(p))
         });
     let proto = match known.map(str::to_ascii_uppercase).as_deref() {
+        // keepalived: "protocol specified for fwmark - protocol will be ignored".
+        _ if entries.is_empty() => Proto::None,
         Some("TCP") => Proto::Tcp,
         // keepalived: "no protocol set - defaulting to UDP" (the kernel's default).
         Some("UDP") | None => Proto::Udp,
@@ -1031,7 +1037,7 @@ pub fn service(
     .map_err(|why| format!("lb_kind {why}"))?;
     // IPVS's one-packet scheduling: UDP only (keepalived resets it on TCP with a warning).
     // (A service of marks only keeps it whatever the protocol.)
-    let ops = (proto == Proto::Udp || entries.is_empty()) && find(o, "ops").is_some();
+    let ops = matches!(proto, Proto::Udp | Proto::None) && find(o, "ops").is_some();
     let algo_name = find(o, "lb_algo")
         .or_else(|| find(o, "lvs_sched"))
         .and_then(|b| arg(b, 0))
