@@ -574,19 +574,20 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
             proto,
             _pad: 0,
         };
+        // The packet's flow: a service's, or a NAT real server's reply.
+        keys.flow = FlowKey6 {
+            src: ip.src_addr,
+            dst: ip.dst_addr,
+            sport: u16::from_ne_bytes([ports[0], ports[1]]),
+            dport: u16::from_ne_bytes([ports[2], ports[3]]),
+            proto,
+            _pad: [0; 3],
+        };
         // SAFETY: the value is only read, and entries are replaced whole by the agent.
         let Some(svc) = (unsafe { LB_SERVICES6.get(&keys.service) }) else {
             // Not for a virtual server: maybe a NAT real server's reply (looked up only while
             // there are NAT servers).
             if LB_NAT_ON.get(0).is_some_and(|on| *on != 0) {
-                keys.flow = FlowKey6 {
-                    src: ip.src_addr,
-                    dst: ip.dst_addr,
-                    sport: u16::from_ne_bytes([ports[0], ports[1]]),
-                    dport: u16::from_ne_bytes([ports[2], ports[3]]),
-                    proto,
-                    _pad: [0; 3],
-                };
                 return nat6_reply(ctx, &l2, &keys.flow);
             }
             return None;
@@ -598,14 +599,6 @@ pub fn ipv6(ctx: &XdpContext) -> u32 {
                 return Some(pass(Counter::LbPassInactive));
             }
         }
-        keys.flow = FlowKey6 {
-            src: ip.src_addr,
-            dst: ip.dst_addr,
-            sport: u16::from_ne_bytes([ports[0], ports[1]]),
-            dport: u16::from_ne_bytes([ports[2], ports[3]]),
-            proto,
-            _pad: [0; 3],
-        };
         keys.persist.service = svc.id;
         for i in 0..16 {
             keys.persist.client[i] = ip.src_addr[i] & svc.persist_mask6[i];

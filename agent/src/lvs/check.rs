@@ -1316,22 +1316,9 @@ fn rtnetlink_ask(
     req.finalize();
     let mut buf = vec![0u8; req.buffer_len()];
     req.serialize(&mut buf);
-    let sock = rtnetlink_socket()?;
+    // Its reads are bounded: a checker never waits on the kernel for ever.
+    let sock = crate::netlink::socket(netlink_sys::protocols::NETLINK_ROUTE).ok()?;
     sock.send(&buf, 0).ok()?;
-    Some(sock)
-}
-
-/// A NETLINK_ROUTE socket connected to the kernel, each read bounded by a second: the kernel
-/// answers while it handles a request, and a checker must never wait on it for ever.
-fn rtnetlink_socket() -> Option<netlink_sys::Socket> {
-    let mut sock = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_ROUTE).ok()?;
-    sock.bind_auto().ok()?;
-    sock.connect(&netlink_sys::SocketAddr::new(0, 0)).ok()?;
-    let second = libc::timeval {
-        tv_sec: 1,
-        tv_usec: 0,
-    };
-    crate::io::socket::setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &second).ok()?;
     Some(sock)
 }
 

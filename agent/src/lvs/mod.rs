@@ -108,8 +108,8 @@ pub enum BackendChoice {
 
 /// Where a service's changes are entered: the XDP maps, IPVS, or both (each service uses
 /// one).
-pub struct Sinks<'a> {
-    pub maps: Option<&'a mut Maps>,
+struct Sinks<'a> {
+    maps: Option<&'a mut Maps>,
     ipvs: Option<&'a crate::netlink::ipvs::Ipvs>,
 }
 

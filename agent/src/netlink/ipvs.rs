@@ -520,14 +520,7 @@ impl Ipvs {
     /// Finds the IPVS family, loading the module first if the kernel does not know it yet
     /// (keepalived runs `modprobe ip_vs` too).
     pub fn open() -> Result<Ipvs, IpvsError> {
-        let mut sock = netlink_sys::Socket::new(netlink_sys::protocols::NETLINK_GENERIC)?;
-        sock.bind_auto()?;
-        sock.connect(&netlink_sys::SocketAddr::new(0, 0))?;
-        let second = libc::timeval {
-            tv_sec: 1,
-            tv_usec: 0,
-        };
-        crate::io::socket::setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &second)?;
+        let sock = super::socket(netlink_sys::protocols::NETLINK_GENERIC)?;
         let mut ipvs = Ipvs {
             sock,
             family: GENL_ID_CTRL,

@@ -50,6 +50,20 @@ pub struct Link {
     pub parent: Option<u32>,
 }
 
+/// A netlink socket of `protocol` connected to the kernel, each read bounded by a second: the
+/// kernel answers while it handles a request, and no caller must wait on it for ever.
+pub fn socket(protocol: isize) -> std::io::Result<netlink_sys::Socket> {
+    let mut sock = netlink_sys::Socket::new(protocol)?;
+    sock.bind_auto()?;
+    sock.connect(&netlink_sys::SocketAddr::new(0, 0))?;
+    let second = libc::timeval {
+        tv_sec: 1,
+        tv_usec: 0,
+    };
+    crate::io::socket::setsockopt(&sock, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &second)?;
+    Ok(sock)
+}
+
 /// A link came up or went down.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkChange {
